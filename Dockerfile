@@ -1,0 +1,12 @@
+# Kindling API and worker image. Node 24 runs the TypeScript sources directly (type stripping), so there is no
+# build step; the generated protobuf code is committed in src/gen.
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY src ./src
+COPY workers ./workers
+USER node
+EXPOSE 8080
+CMD ["node", "src/main.ts", "api"]

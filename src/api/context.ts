@@ -1,0 +1,12 @@
+// Typed per-request values, the only way handlers learn who is calling (no module globals).
+import { createContextKey } from "@connectrpc/connect";
+
+export type Role = "ADMIN" | "SERVICE" | "END_USER" | "GUEST";
+
+export type Principal =
+  | { readonly role: "ADMIN" | "SERVICE"; readonly tenantId: string; readonly credentialId: string }
+  | { readonly role: "END_USER"; readonly tenantId: string; readonly memberExternalId: string; readonly credentialId: string }
+  | { readonly role: "GUEST"; readonly tenantId: string; readonly credentialId: string };
+
+/** Set by the auth interceptor before any handler runs; handlers read it with `principalOf(context)`. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "authenticated caller" });

@@ -1,0 +1,92 @@
+// The one place where errors become Connect/gRPC errors. Handlers and repositories throw typed errors (or
+// DomainError from the domain core); this mapper gives each a code, a stable UPPER_SNAKE reason in a
+// google.rpc.ErrorInfo detail, field violations in a google.rpc.BadRequest detail, and keeps the original as cause.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DomainError } from "../domain/domain-error.ts";
+import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+export const ERROR_DOMAIN = "kindling.dev";
+
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+  readonly reason?: string;
+}
+
+/** An expected failure with an API meaning. `reason` is part of the contract: never rename one. */
+export class ApiError extends Error {
+  readonly code: Code;
+  readonly reason: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly violations: readonly FieldViolation[];
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    code: Code,
+    reason: string,
+    message: string,
+    extra: { metadata?: Record<string, string>; violations?: FieldViolation[]; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = "ApiError";
+    this.code = code;
+    this.reason = reason;
+    this.metadata = extra.metadata ?? {};
+    this.violations = extra.violations ?? [];
+    this.retryAfterMs = extra.retryAfterMs;
+  }
+}
+
+export const notFound = (what: string, metadata: Record<string, string> = {}) =>
+  new ApiError(Code.NotFound, `${what.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_NOT_FOUND`, `${what} not found`, { metadata });
+export const failedPrecondition = (reason: string, message: string, metadata: Record<string, string> = {}) =>
+  new ApiError(Code.FailedPrecondition, reason, message, { metadata });
+export const invalidArgument = (reason: string, message: string, violations: FieldViolation[] = []) =>
+  new ApiError(Code.InvalidArgument, reason, message, { violations });
+export const permissionDenied = (message: string) => new ApiError(Code.PermissionDenied, "PERMISSION_DENIED", message);
+export const unauthenticated = (message: string) => new ApiError(Code.Unauthenticated, "UNAUTHENTICATED", message);
+
+function withDetails(code: Code, message: string, reason: string, extra: {
+  metadata?: Readonly<Record<string, string>>;
+  violations?: readonly FieldViolation[];
+  retryAfterMs?: number | undefined;
+  cause?: unknown;
+}): ConnectError {
+  const details: ConstructorParameters<typeof ConnectError>[3] = [
+    { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata: { ...extra.metadata } }) },
+  ];
+  if (extra.violations && extra.violations.length > 0) {
+    details.push({
+      desc: BadRequestSchema,
+      value: create(BadRequestSchema, {
+        fieldViolations: extra.violations.map((v) => create(BadRequest_FieldViolationSchema, { field: v.field, description: v.description, reason: v.reason ?? "" })),
+      }),
+    });
+  }
+  if (extra.retryAfterMs !== undefined) {
+    const ms = Math.max(0, Math.ceil(extra.retryAfterMs));
+    details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 } }) });
+  }
+  return new ConnectError(message, code, undefined, details, extra.cause);
+}
+
+/** Maps anything thrown by a handler to a ConnectError. Unknown errors become INTERNAL without leaking details. */
+export function toConnectError(error: unknown): ConnectError {
+  if (error instanceof ApiError) {
+    return withDetails(error.code, error.message, error.reason, { ...error, cause: error });
+  }
+  if (error instanceof DomainError) {
+    return withDetails(Code.InvalidArgument, error.message, error.reason, {
+      violations: [{ field: error.field, description: error.message, reason: error.reason }],
+      cause: error,
+    });
+  }
+  if (error instanceof ConnectError) {
+    // Errors raised by Connect itself (malformed request, unsupported codec, too large) get a reason too.
+    if (error.findDetails(ErrorInfoSchema).length > 0) return error;
+    const reason = error.code === Code.ResourceExhausted ? "REQUEST_TOO_LARGE" : Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+    return withDetails(error.code, error.rawMessage, reason, { cause: error });
+  }
+  return withDetails(Code.Internal, "internal error", "INTERNAL", { cause: error });
+}

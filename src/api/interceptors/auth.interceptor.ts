@@ -1,0 +1,103 @@
+// Authentication and the permission matrix (PRODUCT §2, the Gamopanda doc's Admin / End user / Guest table).
+//   - `apikey` + `secretkey` headers, or `Authorization: Bearer <keyId>.<secret>`: an API key with role ADMIN or
+//     SERVICE (server-to-server).
+//   - `Authorization: Bearer <JWT>`: an end user; tenant (`tenant_id` claim) and member (`sub`) come from the
+//     token, verified with the tenant's configured HS256 secret or RS256/ES256 public key (as in the Phoenix doc).
+//   - neither, with `x-kindling-tenant: <tenant id>`: a guest, who may read live definitions only.
+// Which roles may call which method is declared beside each service (see routes.ts); handlers additionally
+// restrict end users to their own member.
+import { Code, type Interceptor } from "@connectrpc/connect";
+import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
+import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
+import { principalKey, type Principal, type Role } from "../context.ts";
+import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
+import type { EndUserJwtConfig } from "../../db/entities/index.ts";
+
+export interface CredentialStore {
+  findApiKey(keyId: string): Promise<{ tenantId: string; role: "ADMIN" | "SERVICE"; secretHash: string; revoked: boolean } | undefined>;
+  findTenantJwtConfig(tenantId: string): Promise<EndUserJwtConfig | null | undefined>;
+  tenantExists(tenantId: string): Promise<boolean>;
+}
+
+/** Roles allowed per fully-qualified method name (`kindling.v1.DefinitionService/CreateDefinition`). */
+export type PermissionMatrix = ReadonlyMap<string, readonly Role[]>;
+
+const VERIFIED_TTL_MS = 60_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function createAuthInterceptor(store: CredentialStore, permissions: PermissionMatrix, now: () => number = Date.now): Interceptor {
+  // Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
+  const verified = new Map<string, { principal: Principal; until: number }>();
+
+  async function apiKeyPrincipal(keyId: string, secret: string): Promise<Principal> {
+    const fingerprint = secretFingerprint(keyId, secret);
+    const cached = verified.get(fingerprint);
+    if (cached && cached.until > now()) return cached.principal;
+    const key = await store.findApiKey(keyId);
+    if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
+    const principal: Principal = { role: key.role, tenantId: key.tenantId, credentialId: keyId };
+    if (verified.size > 10_000) verified.clear();
+    verified.set(fingerprint, { principal, until: now() + VERIFIED_TTL_MS });
+    return principal;
+  }
+
+  async function endUserPrincipal(token: string): Promise<Principal> {
+    let claims: JWTPayload;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      throw unauthenticated("malformed bearer token");
+    }
+    const tenantId = typeof claims["tenant_id"] === "string" ? claims["tenant_id"] : undefined;
+    if (!tenantId || !UUID.test(tenantId)) throw unauthenticated("token has no valid tenant_id claim");
+    const config = await store.findTenantJwtConfig(tenantId);
+    if (!config) throw unauthenticated("tenant does not accept end-user tokens");
+    const key = config.algorithm === "HS256" ? new TextEncoder().encode(config.key) : await importSPKI(config.key, config.algorithm);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: [config.algorithm],
+        ...(config.issuer ? { issuer: config.issuer } : {}),
+        ...(config.audience ? { audience: config.audience } : {}),
+        currentDate: new Date(now()),
+      }));
+    } catch (error) {
+      throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: ${(error as Error).message}`, { cause: error });
+    }
+    if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthenticated("token has no sub (member external id)");
+    return { role: "END_USER", tenantId, memberExternalId: payload.sub, credentialId: `jwt:${tenantId}:${payload.sub}` };
+  }
+
+  async function authenticate(header: Headers): Promise<Principal> {
+    const apiKey = header.get("apikey");
+    const secretKey = header.get("secretkey");
+    if (apiKey !== null || secretKey !== null) {
+      if (!apiKey || !secretKey) throw unauthenticated("send both apikey and secretkey headers");
+      return apiKeyPrincipal(apiKey, secretKey);
+    }
+    const authorization = header.get("authorization");
+    if (authorization !== null) {
+      const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+      if (!match?.[1]) throw unauthenticated("Authorization must be `Bearer <token>`");
+      const service = parseServiceToken(match[1]);
+      return service ? apiKeyPrincipal(service.keyId, service.secret) : endUserPrincipal(match[1]);
+    }
+    const tenantId = header.get("x-kindling-tenant");
+    if (tenantId !== null) {
+      if (!UUID.test(tenantId) || !(await store.tenantExists(tenantId))) throw unauthenticated("unknown tenant in x-kindling-tenant");
+      return { role: "GUEST", tenantId, credentialId: `guest:${tenantId}` };
+    }
+    throw unauthenticated("missing credentials: send apikey/secretkey, a bearer token, or x-kindling-tenant for guest access");
+  }
+
+  return (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const allowed = permissions.get(method);
+    // Infrastructure services (health, reflection) are registered without a matrix entry and stay open.
+    if (allowed === undefined) return next(req);
+    const principal = await authenticate(req.header);
+    if (!allowed.includes(principal.role)) throw permissionDenied(`${principal.role.toLowerCase().replace("_", " ")} may not call ${req.method.name}`);
+    req.contextValues.set(principalKey, principal);
+    return next(req);
+  };
+}

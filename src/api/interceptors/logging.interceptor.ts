@@ -1,0 +1,32 @@
+// One structured line per request: tenant, method, status code and latency.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../../observability/logger.ts";
+import { principalKey } from "../context.ts";
+
+export function createLoggingInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const log = (code: string, err?: unknown) => {
+      const principal = req.contextValues.get(principalKey);
+      const entry = {
+        method: `${req.service.typeName}/${req.method.name}`,
+        protocol: req.header.get("content-type") ?? undefined,
+        tenant: principal?.tenantId,
+        role: principal?.role,
+        code,
+        ms: Math.round((performance.now() - started) * 100) / 100,
+      };
+      if (code === "internal" || code === "unknown") logger.error({ ...entry, err }, "request failed");
+      else logger.info(entry, "request");
+    };
+    try {
+      const res = await next(req);
+      log("ok");
+      return res;
+    } catch (error) {
+      const code = error instanceof ConnectError ? Code[error.code] : "unknown";
+      log(code.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), error instanceof ConnectError ? error.cause ?? error : error);
+      throw error;
+    }
+  };
+}

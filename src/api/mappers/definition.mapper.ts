@@ -1,0 +1,120 @@
+// kindling.v1.StreakDefinition <-> stored row <-> the domain's StreakRules.
+import { create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs, type Duration } from "@bufbuild/protobuf/wkt";
+import {
+  CalendarPeriod,
+  ConditionType,
+  DefinitionState,
+  RewardKind,
+  StreakDefinitionSchema,
+  type StreakDefinition as StreakDefinitionMessage,
+} from "../../gen/kindling/v1/definition_pb.js";
+import type { DefinitionState as StoredState, StreakDefinition } from "../../db/entities/index.ts";
+import type { Milestone, Period, RewardKind as DomainRewardKind, StreakRules } from "../../domain/rules.ts";
+
+const stateToProto: Record<StoredState, DefinitionState> = {
+  DRAFT: DefinitionState.DRAFT,
+  LIVE: DefinitionState.LIVE,
+  PAUSED: DefinitionState.PAUSED,
+  ARCHIVED: DefinitionState.ARCHIVED,
+};
+
+export function definitionStateFromProto(state: DefinitionState): StoredState {
+  const found = (Object.entries(stateToProto) as [StoredState, DefinitionState][]).find(([, v]) => v === state);
+  if (!found) throw new Error(`unmapped definition state ${state}`);
+  return found[0];
+}
+
+/** Fields the server owns; they are never taken from a request and never stored inside the spec document. */
+const serverOwned = ["id", "state", "createTime", "updateTime", "etag"] as const;
+
+/** The client-supplied part of a definition, as stored in the `spec` column. */
+export function specFromMessage(message: StreakDefinitionMessage): Record<string, unknown> {
+  const copy = create(StreakDefinitionSchema, message);
+  for (const key of serverOwned) (copy as Record<string, unknown>)[key] = create(StreakDefinitionSchema)[key];
+  return toJson(StreakDefinitionSchema, copy) as Record<string, unknown>;
+}
+
+export function etagOf(row: Pick<StreakDefinition, "id" | "version">): string {
+  return `W/"${row.version}"`;
+}
+
+export function messageFromRow(row: StreakDefinition): StreakDefinitionMessage {
+  const message = fromJson(StreakDefinitionSchema, row.spec as JsonObject, { ignoreUnknownFields: true });
+  message.id = row.id;
+  message.state = stateToProto[row.state];
+  message.createTime = timestampFromMs(row.createdAt.getTime());
+  message.updateTime = timestampFromMs(row.updatedAt.getTime());
+  message.etag = etagOf(row);
+  return message;
+}
+
+const seconds = (d: Duration | undefined): number | undefined =>
+  d === undefined ? undefined : Number(d.seconds) + Math.round(d.nanos / 1e9);
+
+const periods: Partial<Record<CalendarPeriod, Period>> = {
+  [CalendarPeriod.DAILY]: "DAILY",
+  [CalendarPeriod.WEEKLY]: "WEEKLY",
+  [CalendarPeriod.MONTHLY]: "MONTHLY",
+};
+
+const rewardKinds: Partial<Record<RewardKind, DomainRewardKind>> = {
+  [RewardKind.POINTS]: "POINTS",
+  [RewardKind.COUPON]: "COUPON",
+  [RewardKind.BADGE]: "BADGE",
+  [RewardKind.FREEZE]: "FREEZE",
+  [RewardKind.CUSTOM]: "CUSTOM",
+};
+
+/**
+ * The domain's rules for a definition. Defaults that a streak product is expected to have are filled here:
+ * UTC, 00:00 reset and Monday week start for calendar windows (as the Phoenix doc's example), and the Loyalteez
+ * multiplier tiers when none are configured.
+ */
+export function rulesFromMessage(m: StreakDefinitionMessage): StreakRules {
+  const w = m.window?.kind;
+  const window: StreakRules["window"] =
+    w?.case === "rolling"
+      ? { type: "ROLLING", minSpacingSeconds: seconds(w.value.minSpacingDuration) ?? 0, maxGapSeconds: seconds(w.value.maxGapDuration) ?? 0 }
+      : {
+          type: "CALENDAR",
+          period: (w?.case === "calendar" ? periods[w.value.period] : undefined) ?? ("UNSPECIFIED" as Period),
+          timezone: w?.case === "calendar" && w.value.timeZone !== "" ? w.value.timeZone : "UTC",
+          useMemberTimezone: w?.case === "calendar" ? w.value.useMemberTimeZone : false,
+          resetTime: w?.case === "calendar" && w.value.resetTime !== "" ? w.value.resetTime : "00:00",
+          weekStart: w?.case === "calendar" && w.value.weekStart !== 0 ? w.value.weekStart : 1,
+        };
+  const conditionType = m.condition?.type === ConditionType.SUM ? "SUM" : m.condition?.type === ConditionType.DISTINCT ? "DISTINCT" : "COUNT";
+  const milestones: Milestone[] = m.milestones.map((ms) => {
+    const r = ms.reward;
+    const kind = r ? rewardKinds[r.kind] : undefined;
+    return {
+      threshold: ms.threshold,
+      repeatable: ms.repeatable,
+      ...(r && kind
+        ? {
+            reward: {
+              kind,
+              ...(kind === "POINTS" ? { value: r.points } : kind === "FREEZE" ? { value: r.freezeCount || 1 } : {}),
+              ...(r.name ? { name: r.name } : {}),
+              ...(r.value ? { description: r.value } : {}),
+            },
+          }
+        : {}),
+      ...(r?.badge ? { badge: { name: r.badge.name, ...(r.badge.imageUrl ? { imageUrl: r.badge.imageUrl } : {}) } } : {}),
+    };
+  });
+  return {
+    window,
+    condition: { type: conditionType, min: m.condition?.min ?? 1 },
+    graceSeconds: seconds(m.graceDuration) ?? 0,
+    milestones,
+    multiplierTiers: m.multiplierTiers.map((t) => ({ minCount: t.minCount, multiplier: t.multiplier })),
+    completionTarget: m.completionTarget,
+    ...(m.freezePolicy ? { freezePolicy: { maxHeld: m.freezePolicy.maxHeld, initial: m.freezePolicy.initialGrant } } : {}),
+    ...(m.repairDuration ? { repairWindowSeconds: seconds(m.repairDuration) } : {}),
+    ...(m.atRiskLeadDuration ? { atRiskLeadSeconds: seconds(m.atRiskLeadDuration) } : {}),
+  };
+}
+
+export const msOf = (t: Parameters<typeof timestampMs>[0] | undefined): number | undefined => (t ? timestampMs(t) : undefined);

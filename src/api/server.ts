@@ -1,0 +1,175 @@
+// One port, every protocol: gRPC, gRPC-Web and Connect (JSON and binary, GET for NO_SIDE_EFFECTS methods) over
+// HTTP/2 — cleartext with prior knowledge, as gRPC clients speak it — and HTTP/1.1 for browsers and curl.
+// Plain /healthz (process alive) and /readyz (dependencies answer) sit beside them for load balancers.
+//
+// Node's cleartext HTTP/2 server cannot downgrade to HTTP/1.1 (allowHTTP1 needs TLS and ALPN), so a plain TCP
+// listener reads the first bytes of each connection and hands it to the HTTP/2 or the HTTP/1.1 server: an HTTP/2
+// client always opens with the fixed preface "PRI * HTTP/2.0".
+import http from "node:http";
+import http2 from "node:http2";
+import net, { type AddressInfo, type Socket } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { createRegistry, type DescFile } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor, ServiceImpl, ContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { createHealthService, createHealthState } from "./services/health.service.ts";
+import { createReflectionAnswerer, createReflectionServices } from "./services/reflection.service.ts";
+import type { Logger } from "../observability/logger.ts";
+
+type NodeServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeServerResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export interface ServiceRegistration {
+  readonly service: DescService;
+  readonly register: (router: ConnectRouter) => void;
+}
+
+/** Pairs a service with its implementation while the types still line up; the list itself is heterogeneous. */
+export function serviceRegistration<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
+  return { service, register: (router) => router.service(service, impl) };
+}
+
+export interface ApiServerOptions {
+  readonly logger: Logger;
+  readonly services: readonly ServiceRegistration[];
+  readonly interceptors?: readonly Interceptor[];
+  readonly contextValues?: (req: NodeServerRequest) => ContextValues;
+  readonly maxRequestBytes: number;
+  /** Readiness of dependencies (database reachable); /readyz and gRPC health report it. */
+  readonly checkReady: () => Promise<boolean>;
+  readonly shutdownGraceMs: number;
+}
+
+export interface ApiServer {
+  listen(port: number, host: string): Promise<{ port: number; url: string }>;
+  /** Stops accepting, drains in-flight requests up to the grace period, then closes what is left. */
+  close(): Promise<void>;
+}
+
+export function createApiServer(options: ApiServerOptions): ApiServer {
+  const { logger } = options;
+  const health = createHealthState();
+  const shutdown = new AbortController();
+  const kindlingNames = options.services.map((s) => s.service.typeName);
+  const reflectionNames = [reflectionV1.ServerReflection.typeName, reflectionV1alpha.ServerReflection.typeName];
+  const allNames = [...kindlingNames, Health.typeName, ...reflectionNames];
+  const files: DescFile[] = [
+    ...options.services.map((s) => s.service.file),
+    file_grpc_health_v1_health,
+    reflectionV1.file_grpc_reflection_v1_reflection,
+    reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+  ];
+  const reflection = createReflectionServices(createReflectionAnswerer(createRegistry(...files), files, allNames));
+
+  const routes = (router: ConnectRouter) => {
+    for (const registration of options.services) registration.register(router);
+    router.service(Health, createHealthService(health, kindlingNames));
+    router.service(reflectionV1.ServerReflection, reflection.v1);
+    router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
+  };
+
+  const connectHandler = connectNodeAdapter({
+    routes,
+    interceptors: [...(options.interceptors ?? [])],
+    readMaxBytes: options.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
+    ...(options.contextValues ? { contextValues: options.contextValues } : {}),
+  });
+
+  const handle = (req: NodeServerRequest, res: NodeServerResponse) => {
+    if (req.url === "/healthz") {
+      sendJson(res, 200, { status: "ok" });
+      return;
+    }
+    if (req.url === "/readyz") {
+      void options.checkReady().then(
+        (ready) => {
+          const ok = ready && health.isServing();
+          sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not_ready" });
+        },
+        () => sendJson(res, 503, { status: "not_ready" }),
+      );
+      return;
+    }
+    connectHandler(req, res);
+  };
+
+  const h2 = http2.createServer({}, handle);
+  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, handle);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<Socket>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    sniff(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
+  });
+
+  return {
+    async listen(port, host) {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      const address = server.address() as AddressInfo;
+      const ready = await options.checkReady().catch(() => false);
+      health.set(ready);
+      const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+      const url = `http://${shownHost}:${address.port}`;
+      logger.info({ url, ready }, "api listening");
+      return { port: address.port, url };
+    },
+    async close() {
+      health.set(false);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      h1.close();
+      const timer = setTimeout(() => {
+        shutdown.abort();
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+      }, options.shutdownGraceMs);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+      shutdown.abort();
+      logger.info("api stopped");
+    },
+  };
+}
+
+/** Reads until the bytes seen so far either diverge from the HTTP/2 preface or complete it, then replays them. */
+function sniff(socket: Socket, dispatch: (isHttp2: boolean) => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, HTTP2_PREFACE.length);
+    const matches = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+    if (matches && n < HTTP2_PREFACE.length) return;
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(seen);
+    dispatch(matches);
+    socket.resume();
+  };
+  socket.on("data", onData);
+}
+
+function sendJson(res: NodeServerResponse, status: number, body: unknown): void {
+  // Both response classes share this surface; TypeScript cannot call a method on the union directly.
+  const r = res as http.ServerResponse;
+  r.writeHead(status, { "content-type": "application/json" });
+  r.end(JSON.stringify(body));
+}

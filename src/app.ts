@@ -1,0 +1,107 @@
+// Wires the process together for each role and owns its lifecycle: resources are started in order and released
+// in reverse on SIGINT/SIGTERM, so Ctrl-C leaves no embedded PostgreSQL or Temporal dev server behind.
+import { join } from "node:path";
+import type { KindlingConfig } from "./config/config.ts";
+import type { Logger } from "./observability/logger.ts";
+import { createOrm, migrate, type Orm } from "./db/orm.ts";
+import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
+import { createApiServer } from "./api/server.ts";
+import { createApi } from "./api/routes.ts";
+
+// `migrate-keep` migrates and keeps the embedded database running for a one-off command (create-tenant).
+export type Role = "all" | "api" | "worker" | "migrate" | "migrate-keep";
+
+type Cleanup = { name: string; run: () => Promise<void> };
+
+export interface Started {
+  readonly apiUrl?: string;
+  readonly temporalUiUrl?: string;
+  readonly databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts every part the role needs. Exported for tests and the benchmark, which run the real stack in-process. */
+export async function startKindling(config: KindlingConfig, logger: Logger, role: Role): Promise<Started> {
+  const cleanups: Cleanup[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup.run();
+      } catch (error) {
+        logger.error({ err: error, component: cleanup.name }, "cleanup failed");
+      }
+    }
+    cleanups.length = 0;
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (databaseUrl === undefined) {
+      const started = Date.now();
+      const pg = await startEmbeddedPostgres({
+        dataDir: join(config.dataDir, "postgres"),
+        port: config.embeddedPostgresPort,
+        logger: logger.child({ component: "embedded-postgres" }),
+      });
+      cleanups.push({ name: "embedded-postgres", run: () => pg.stop() });
+      databaseUrl = pg.databaseUrl;
+      logger.info({ ms: Date.now() - started, reused: pg.reusedCluster, port: pg.port }, "embedded postgres ready");
+    }
+    const orm: Orm = await createOrm(databaseUrl);
+    cleanups.push({ name: "database", run: () => orm.close() });
+    const applied = await migrate(orm);
+    if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
+    if (role === "migrate") {
+      await stop();
+      return { databaseUrl, stop: async () => {} };
+    }
+    if (role === "migrate-keep") return { databaseUrl, stop };
+
+    let apiUrl: string | undefined;
+    if (role === "all" || role === "api") {
+      const apiLogger = logger.child({ component: "api" });
+      const { services, interceptors } = createApi({ orm, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond });
+      const api = createApiServer({
+        logger: apiLogger,
+        services,
+        interceptors,
+        maxRequestBytes: config.maxRequestBytes,
+        shutdownGraceMs: config.shutdownGraceMs,
+        checkReady: async () => {
+          await orm.em.getConnection().execute("select 1");
+          return true;
+        },
+      });
+      const listening = await api.listen(config.port, config.host);
+      cleanups.push({ name: "api", run: () => api.close() });
+      apiUrl = listening.url;
+    }
+    return { apiUrl, databaseUrl, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Runs a role until SIGINT/SIGTERM; returns the exit code. */
+export async function runKindling(config: KindlingConfig, logger: Logger, role: Role): Promise<number> {
+  const started = await startKindling(config, logger, role);
+  if (role === "migrate") return 0;
+  const lines = ["", "Kindling is running."];
+  if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`);
+  if (started.temporalUiUrl) lines.push(`  Temporal UI:                   ${started.temporalUiUrl}`);
+  lines.push("  Press Ctrl-C to stop.", "");
+  process.stdout.write(`${lines.join("\n")}\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  logger.info({ signal }, "shutting down");
+  // A second signal while draining means "now".
+  const force = () => process.exit(130);
+  process.once("SIGINT", force);
+  process.once("SIGTERM", force);
+  await started.stop();
+  logger.info("stopped");
+  return 0;
+}

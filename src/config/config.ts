@@ -1,0 +1,138 @@
+// The one typed loader for every Kindling setting. Each variable is parsed once at start-up; a bad value stops the
+// process with a message that names the variable, so a mistyped deployment never starts half-configured.
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
+export interface KindlingConfig {
+  /** PostgreSQL URL; undefined means "start the embedded PostgreSQL". */
+  readonly databaseUrl: string | undefined;
+  /** Temporal frontend host:port; undefined means "start the local Temporal dev server". */
+  readonly temporalAddress: string | undefined;
+  readonly temporalNamespace: string;
+  readonly temporalTaskQueue: string;
+  /** Host the API listens on. */
+  readonly host: string;
+  /** Port serving gRPC, gRPC-Web and Connect (HTTP/2 and HTTP/1.1). */
+  readonly port: number;
+  /** Embedded PostgreSQL port (0 picks a free one). */
+  readonly embeddedPostgresPort: number;
+  /** Embedded Temporal frontend and Web UI ports (0 picks free ones). */
+  readonly embeddedTemporalPort: number;
+  readonly embeddedTemporalUiPort: number;
+  readonly logLevel: LogLevel;
+  /** Where embedded services keep their data between runs. */
+  readonly dataDir: string;
+  /** Where downloaded or built binaries (Temporal CLI, test server) are cached; outside the repository. */
+  readonly cacheDir: string;
+  /** Largest request body accepted, in bytes. */
+  readonly maxRequestBytes: number;
+  /** Requests per second allowed per credential before RESOURCE_EXHAUSTED (0 disables the limit). */
+  readonly rateLimitPerSecond: number;
+  /** Grace period for in-flight requests on SIGINT/SIGTERM, in milliseconds. */
+  readonly shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function optionalString(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === "" ? undefined : raw.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be a URL like ${protocols[0]}//user:password@host:5432/db, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(" or ")}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+function hostPort(env: Env, name: string): string | undefined {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(raw)) throw new ConfigError(name, `must be host:port, got "${raw}"`);
+  return raw;
+}
+
+const logLevels: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+function logLevel(env: Env, name: string): LogLevel {
+  const raw = optionalString(env, name)?.toLowerCase() ?? "info";
+  if (!(logLevels as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${logLevels.join(", ")}, got "${raw}"`);
+  }
+  return raw as LogLevel;
+}
+
+function name(env: Env, variable: string, fallback: string): string {
+  const raw = optionalString(env, variable) ?? fallback;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(raw)) throw new ConfigError(variable, `is not a valid name: "${raw}"`);
+  return raw;
+}
+
+/** Reads the configuration from an environment (process.env by default). Throws ConfigError on the first bad value. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KindlingConfig {
+  return {
+    databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    temporalAddress: hostPort(env, "TEMPORAL_ADDRESS"),
+    temporalNamespace: name(env, "TEMPORAL_NAMESPACE", "default"),
+    temporalTaskQueue: name(env, "TEMPORAL_TASK_QUEUE", "kindling"),
+    host: optionalString(env, "HOST") ?? "127.0.0.1",
+    port: integer(env, "PORT", 8080, 0, 65535),
+    embeddedPostgresPort: integer(env, "EMBEDDED_POSTGRES_PORT", 54329, 0, 65535),
+    embeddedTemporalPort: integer(env, "EMBEDDED_TEMPORAL_PORT", 7233, 0, 65535),
+    embeddedTemporalUiPort: integer(env, "EMBEDDED_TEMPORAL_UI_PORT", 8233, 0, 65535),
+    logLevel: logLevel(env, "LOG_LEVEL"),
+    dataDir: resolve(cwd, optionalString(env, "KINDLING_DATA_DIR") ?? ".kindling/data"),
+    cacheDir: resolve(optionalString(env, "KINDLING_CACHE_DIR") ?? resolve(homedir(), ".cache", "kindling")),
+    maxRequestBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+    rateLimitPerSecond: integer(env, "RATE_LIMIT_PER_SECOND", 1000, 0, 10_000_000),
+    shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+  };
+}
+
+/** The documented settings, for the README's configuration table and `--help`. */
+export const configVariables = [
+  ["DATABASE_URL", "PostgreSQL URL. Unset: an embedded PostgreSQL keeps its data in KINDLING_DATA_DIR."],
+  ["TEMPORAL_ADDRESS", "Temporal frontend host:port. Unset: a local Temporal dev server (with Web UI) is started."],
+  ["TEMPORAL_NAMESPACE", "Temporal namespace (default `default`)."],
+  ["TEMPORAL_TASK_QUEUE", "Task queue the worker polls (default `kindling`)."],
+  ["HOST", "Interface the API binds (default 127.0.0.1; 0.0.0.0 in containers)."],
+  ["PORT", "Port for gRPC, gRPC-Web and Connect (default 8080)."],
+  ["EMBEDDED_POSTGRES_PORT", "Port of the embedded PostgreSQL (default 54329; 0 picks a free port)."],
+  ["EMBEDDED_TEMPORAL_PORT", "Port of the embedded Temporal frontend (default 7233; 0 picks a free port)."],
+  ["EMBEDDED_TEMPORAL_UI_PORT", "Port of the embedded Temporal Web UI (default 8233; 0 picks a free port)."],
+  ["LOG_LEVEL", "trace, debug, info, warn, error, fatal or silent (default info)."],
+  ["KINDLING_DATA_DIR", "Data of the embedded services (default ./.kindling/data)."],
+  ["KINDLING_CACHE_DIR", "Cache for Temporal binaries (default ~/.cache/kindling)."],
+  ["MAX_REQUEST_BYTES", "Largest accepted request body (default 4 MiB)."],
+  ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],
+  ["SHUTDOWN_GRACE_MS", "How long SIGINT/SIGTERM waits for in-flight requests (default 10000)."],
+] as const;

@@ -1,0 +1,28 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+/** Immutable streak log: never updated or deleted (PRODUCT §2). */
+const ActivitySchema = defineEntity({
+  name: "Activity",
+  tableName: "activity",
+  uniques: [{ name: "activity_idempotency_key", properties: ["tenantId", "memberId", "uniqueIdentifier"] }],
+  indexes: [{ properties: ["tenantId", "memberId", "occurredAt"] }],
+  properties: {
+    id: p.uuid().primary(),
+    tenantId: p.uuid(),
+    memberId: p.uuid(),
+    /** Set when the activity names one definition; null when it fans out by event type. */
+    definitionId: p.uuid().nullable(),
+    eventType: p.string().length(128).nullable(),
+    occurredAt: p.datetime(),
+    value: p.double().default(0),
+    distinctKey: p.string().length(256).nullable(),
+    uniqueIdentifier: p.string().length(256),
+    platform: p.string().length(64).nullable(),
+    metadata: p.json<Record<string, string>>().default("{}"),
+    recordedAt: p.datetime().onCreate(() => new Date()),
+  },
+});
+
+export class Activity extends ActivitySchema.class {}
+ActivitySchema.setClass(Activity);
+export { ActivitySchema };

@@ -1,0 +1,37 @@
+export * from "./tenant.entity.ts";
+export * from "./api-key.entity.ts";
+export * from "./member.entity.ts";
+export * from "./streak-definition.entity.ts";
+export * from "./activity.entity.ts";
+export * from "./member-streak.entity.ts";
+export * from "./reward.entity.ts";
+export * from "./streak-event.entity.ts";
+export * from "./outbox-message.entity.ts";
+export * from "./webhook-subscription.entity.ts";
+export * from "./webhook-delivery.entity.ts";
+
+import { ActivitySchema } from "./activity.entity.ts";
+import { ApiKeySchema } from "./api-key.entity.ts";
+import { MemberStreakSchema } from "./member-streak.entity.ts";
+import { MemberSchema } from "./member.entity.ts";
+import { OutboxMessageSchema } from "./outbox-message.entity.ts";
+import { RewardSchema } from "./reward.entity.ts";
+import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
+import { StreakEventSchema } from "./streak-event.entity.ts";
+import { TenantSchema } from "./tenant.entity.ts";
+import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
+import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
+
+export const allEntities = [
+  TenantSchema,
+  ApiKeySchema,
+  MemberSchema,
+  StreakDefinitionSchema,
+  ActivitySchema,
+  MemberStreakSchema,
+  RewardSchema,
+  StreakEventSchema,
+  OutboxMessageSchema,
+  WebhookSubscriptionSchema,
+  WebhookDeliverySchema,
+];

@@ -1,0 +1,41 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
+
+/**
+ * One member's streak on one definition. `state` is the domain's MemberStreakState document; the scalar columns
+ * beside it are projections of it, kept so that window-close sweeps are set-based SQL over an index
+ * (definition_id, break_at) instead of one workflow or one row read per member.
+ */
+const MemberStreakSchema = defineEntity({
+  name: "MemberStreak",
+  tableName: "member_streak",
+  uniques: [{ properties: ["tenantId", "memberId", "definitionId"] }],
+  indexes: [
+    { name: "member_streak_break_sweep", properties: ["definitionId", "breakAt"] },
+    { name: "member_streak_at_risk_sweep", properties: ["definitionId", "atRiskAt"] },
+  ],
+  properties: {
+    id: p.uuid().primary(),
+    tenantId: p.uuid(),
+    memberId: p.uuid(),
+    definitionId: p.uuid(),
+    status: p.string().length(16).$type<MemberStreakStatus>(),
+    currentCount: p.integer().default(0),
+    longestCount: p.integer().default(0),
+    state: p.json<Record<string, unknown>>(),
+    windowCloseAt: p.datetime().nullable(),
+    atRiskAt: p.datetime().nullable(),
+    breakAt: p.datetime().nullable(),
+    /** Window key for which the at-risk reminder was already emitted: it goes out once per member and window. */
+    atRiskNotifiedWindow: p.string().length(64).nullable(),
+    lastActivityAt: p.datetime().nullable(),
+    version: p.integer().default(1),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+  },
+});
+
+export class MemberStreak extends MemberStreakSchema.class {}
+MemberStreakSchema.setClass(MemberStreak);
+export { MemberStreakSchema };

@@ -1,0 +1,25 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+const MemberSchema = defineEntity({
+  name: "Member",
+  tableName: "member",
+  uniques: [{ properties: ["tenantId", "externalId"] }],
+  properties: {
+    id: p.uuid().primary(),
+    tenantId: p.uuid(),
+    /** The tenant's own identifier (customerId, user_id, userIdentifier, ownedBy.externalId). */
+    externalId: p.string().length(256),
+    firstName: p.string().length(256).nullable(),
+    lastName: p.string().length(256).nullable(),
+    email: p.string().length(320).nullable(),
+    phone: p.string().length(16).nullable(),
+    timeZone: p.string().length(64).nullable(),
+    locale: p.string().length(35).nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+  },
+});
+
+export class Member extends MemberSchema.class {}
+MemberSchema.setClass(Member);
+export { MemberSchema };

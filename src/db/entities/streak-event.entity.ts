@@ -1,0 +1,37 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+export type StreakEventType =
+  | "streak.incremented"
+  | "streak.broken"
+  | "streak.milestone_reached"
+  | "streak.at_risk"
+  | "streak.completed"
+  | "streak.freeze_used"
+  | "reward.issued"
+  | "reward.claimed"
+  | "reward.expired"
+  | "reward.failed";
+
+/** Persisted event; the bigserial id is the stream cursor for WatchEvents and webhook delivery. */
+const StreakEventSchema = defineEntity({
+  name: "StreakEvent",
+  tableName: "streak_event",
+  indexes: [{ properties: ["tenantId", "id"] }, { properties: ["tenantId", "memberId", "id"] }],
+  uniques: [{ name: "streak_event_dedupe", properties: ["tenantId", "dedupeKey"] }],
+  properties: {
+    id: p.bigint("string").primary().autoincrement(),
+    tenantId: p.uuid(),
+    type: p.string().length(32).$type<StreakEventType>(),
+    memberId: p.uuid().nullable(),
+    definitionId: p.uuid().nullable(),
+    /** Makes emitting idempotent: a re-run sweep or activity emits the same key and inserts nothing. */
+    dedupeKey: p.string().length(256),
+    payload: p.json<Record<string, unknown>>(),
+    occurredAt: p.datetime(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+  },
+});
+
+export class StreakEvent extends StreakEventSchema.class {}
+StreakEventSchema.setClass(StreakEvent);
+export { StreakEventSchema };

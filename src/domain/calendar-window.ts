@@ -1,0 +1,144 @@
+import { DateTime, IANAZone } from "luxon";
+import type { CalendarWindowSpec, Period } from "./rules.ts";
+
+/** One window: `[startMs, endMs)` in epoch milliseconds, with its stable key. */
+export interface WindowBounds {
+  readonly key: string;
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+export interface LocalTime {
+  readonly hour: number;
+  readonly minute: number;
+}
+
+const RESET_TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+export function parseResetTime(text: string): LocalTime | null {
+  const m = RESET_TIME.exec(text);
+  if (m === null) return null;
+  return { hour: Number(m[1]), minute: Number(m[2]) };
+}
+
+export function isValidZone(zone: string): boolean {
+  return typeof zone === "string" && zone.length > 0 && IANAZone.isValidZone(zone);
+}
+
+/** Local wall-clock reading of an instant, expressed as if it were UTC, so wall times compare as numbers. */
+function wallClockMs(instant: number, zone: string): number {
+  return DateTime.fromMillis(instant, { zone }).setZone("UTC", { keepLocalTime: true }).toMillis();
+}
+
+/**
+ * The first instant on local `date` at which the zone's clock reads `time` or later. When `time` exists twice
+ * (clocks fall back) that is its first occurrence; when it does not exist (clocks spring forward over it) it is
+ * the instant the clock jumps past it. Luxon resolves both cases differently (later offset, shifted forward),
+ * so they are corrected here.
+ */
+function boundaryInstant(date: DateTime, time: LocalTime, zone: string): number {
+  const target = DateTime.utc(date.year, date.month, date.day, time.hour, time.minute).toMillis();
+  const guess = DateTime.fromObject(
+    { year: date.year, month: date.month, day: date.day, hour: time.hour, minute: time.minute },
+    { zone },
+  );
+  if (guess.setZone("UTC", { keepLocalTime: true }).toMillis() === target) {
+    return Math.min(...guess.getPossibleOffsets().map((d) => d.toMillis()));
+  }
+  // The wall time falls in a gap: search for the transition, which lies within the two days before the guess.
+  let lo = guess.toMillis() - 2 * 86_400_000;
+  let hi = guess.toMillis();
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (wallClockMs(mid, zone) >= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/** The local date on which the period containing `date` starts (dates are plain UTC calendar dates). */
+function periodAnchor(period: Period, weekStart: number, date: DateTime): DateTime {
+  switch (period) {
+    case "DAILY":
+      return date;
+    case "WEEKLY":
+      return date.minus({ days: (date.weekday - weekStart + 7) % 7 });
+    case "MONTHLY":
+      return date.startOf("month");
+  }
+}
+
+function stepAnchor(period: Period, date: DateTime, steps: number): DateTime {
+  switch (period) {
+    case "DAILY":
+      return date.plus({ days: steps });
+    case "WEEKLY":
+      return date.plus({ weeks: steps });
+    case "MONTHLY":
+      return date.plus({ months: steps });
+  }
+}
+
+function keyOf(period: Period, anchor: DateTime): string {
+  return period === "MONTHLY" ? anchor.toFormat("yyyy-MM") : (anchor.toISODate() as string);
+}
+
+// Folds recompute the same windows over and over; results are pure functions of their inputs, so a bounded
+// memo is safe (also inside Temporal workflows, where it only ever holds deterministic values).
+const memo = new Map<string, WindowBounds>();
+const MEMO_LIMIT = 20_000;
+
+function remember(cacheKey: string, bounds: WindowBounds): WindowBounds {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(cacheKey, bounds);
+  return bounds;
+}
+
+/**
+ * The calendar window containing `instantMs` in `zone`: windows start at the reset time on the period's first
+ * local day (every day, the week-start weekday, the 1st of the month) and end where the next one starts, so
+ * consecutive windows touch and every instant belongs to exactly one.
+ */
+export function windowFor(spec: CalendarWindowSpec, instantMs: number, zone: string): WindowBounds {
+  const cacheKey = `${zone}|${spec.period}|${spec.resetTime}|${spec.weekStart}|${instantMs}`;
+  const hit = memo.get(cacheKey);
+  if (hit !== undefined) return hit;
+  const time = parseResetTime(spec.resetTime);
+  if (time === null) throw new RangeError(`invalid reset time ${spec.resetTime}; validate rules first`);
+  const local = DateTime.fromMillis(instantMs, { zone });
+  if (!local.isValid) throw new RangeError(`invalid zone ${zone}; validate rules first`);
+  let anchor = periodAnchor(spec.period, spec.weekStart, DateTime.utc(local.year, local.month, local.day));
+  let start = boundaryInstant(anchor, time, zone);
+  while (instantMs < start) {
+    anchor = stepAnchor(spec.period, anchor, -1);
+    start = boundaryInstant(anchor, time, zone);
+  }
+  let end = boundaryInstant(stepAnchor(spec.period, anchor, 1), time, zone);
+  // A fall-back transition at midnight can show an instant under yesterday's date after today's boundary.
+  while (instantMs >= end) {
+    anchor = stepAnchor(spec.period, anchor, 1);
+    start = end;
+    end = boundaryInstant(stepAnchor(spec.period, anchor, 1), time, zone);
+  }
+  return remember(cacheKey, { key: keyOf(spec.period, anchor), startMs: start, endMs: end });
+}
+
+/** The window right after `w` (they touch: its start is `w.endMs`). */
+export function nextWindow(spec: CalendarWindowSpec, w: WindowBounds, zone: string): WindowBounds {
+  return windowFor(spec, w.endMs, zone);
+}
+
+/** The window right before `w`. */
+export function previousWindow(spec: CalendarWindowSpec, w: WindowBounds, zone: string): WindowBounds {
+  return windowFor(spec, w.startMs - 1, zone);
+}
+
+/** The zone a member's calendar windows use: their own when the definition says so and it is known. */
+export function effectiveZone(spec: CalendarWindowSpec, memberZone: string | null | undefined): string {
+  return spec.useMemberTimezone === true && memberZone != null && isValidZone(memberZone) ? memberZone : spec.timezone;
+}
+
+/** Rolling windows are keyed by the instant they open, in UTC ISO-8601, e.g. `2025-01-15T08:30:00.000Z`. */
+export function rollingKey(openMs: number): string {
+  return new Date(openMs).toISOString();
+}

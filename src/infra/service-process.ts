@@ -1,0 +1,165 @@
+import { spawn } from "node:child_process";
+import type { ServiceLogger } from "./service-logger.ts";
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServiceProcessOptions {
+  // Names the service in log lines and errors ("postgres", "temporal").
+  name: string;
+  command: string;
+  args: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  logger: ServiceLogger;
+  // The service's own graceful-stop signal: PostgreSQL's "fast shutdown" is SIGINT, Temporal's is SIGTERM.
+  stopSignal: NodeJS.Signals;
+  stopTimeoutMs?: number;
+}
+
+export interface ServiceProcess {
+  readonly pid: number;
+  readonly exited: Promise<ProcessExit>;
+  hasExited(): boolean;
+  // The last lines the process printed, for error messages when it dies during start-up.
+  outputTail(): string;
+  // Idempotent; resolves once the process (and anything left in its process group) is gone.
+  stop(): Promise<ProcessExit>;
+}
+
+const TAIL_LINES = 40;
+
+// Starts a long-running service binary in its own process group.
+//
+// Why a process group: a terminal's Ctrl-C goes to the whole foreground group, which would kill PostgreSQL and
+// Temporal while the API is still draining requests and the worker is finishing tasks. Detached, they stop only
+// when Kindling stops them, after the drain. The group also lets stop() clean up anything a launcher left behind.
+//
+// Why an 'exit' hook: if Kindling exits without calling stop() (uncaught error, process.exit), the service still
+// gets its graceful-stop signal, so nothing is left running. Only a SIGKILL of Kindling itself can orphan it,
+// which embedded-postgres.ts detects on the next start.
+export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProcess {
+  const { name, logger, stopSignal } = options;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
+  const child = spawn(options.command, [...options.args], {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
+  });
+  const pid = child.pid;
+  const tail: string[] = [];
+  let exit: ProcessExit | undefined;
+
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exit = { code, signal };
+      process.removeListener("exit", onParentExit);
+      resolve(exit);
+    });
+    // A spawn failure (ENOENT, EACCES) emits 'error' and never 'exit'.
+    child.once("error", (error) => {
+      tail.push(`spawn failed: ${error.message}`);
+      if (exit === undefined) {
+        exit = { code: null, signal: null };
+        process.removeListener("exit", onParentExit);
+        resolve(exit);
+      }
+    });
+  });
+
+  const onParentExit = (): void => {
+    if (exit !== undefined || pid === undefined) return;
+    try {
+      process.kill(pid, stopSignal);
+    } catch {
+      // Already gone.
+    }
+  };
+  process.on("exit", onParentExit);
+
+  for (const stream of [child.stdout, child.stderr]) {
+    let pending = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) forwardLine(line);
+    });
+    stream.on("end", () => {
+      if (pending !== "") forwardLine(pending);
+      pending = "";
+    });
+  }
+
+  function forwardLine(rawLine: string): void {
+    const line = rawLine.trimEnd();
+    if (line === "") return;
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+    const fields = { service: name };
+    if (/\b(FATAL|PANIC|ERROR)\b|"level":"(error|fatal|panic)"/i.test(line)) logger.error(fields, line);
+    else if (/\bWARN(ING)?\b|"level":"warn"/i.test(line)) logger.warn(fields, line);
+    else logger.info(fields, line);
+  }
+
+  // Started services must not keep a finished Node process alive on their own; stop() re-references the child
+  // so that awaiting it does keep the event loop running.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) (stream as { unref?: () => void }).unref?.();
+
+  let stopping: Promise<ProcessExit> | undefined;
+  async function stop(): Promise<ProcessExit> {
+    stopping ??= (async () => {
+      if (exit === undefined && pid !== undefined) {
+        child.ref();
+        signal(pid, stopSignal);
+        const timedOut = await Promise.race([
+          exited.then(() => false),
+          new Promise<boolean>((resolve) => setTimeout(resolve, stopTimeoutMs, true).unref()),
+        ]);
+        if (timedOut) {
+          logger.warn({ service: name, pid }, `${name} did not stop within ${stopTimeoutMs} ms; killing it`);
+          signal(-pid, "SIGKILL");
+        }
+      }
+      const result = await exited;
+      // Anything the service forked into its group and left behind.
+      if (pid !== undefined) signal(-pid, "SIGKILL");
+      return result;
+    })();
+    return await stopping;
+  }
+
+  return {
+    pid: pid ?? -1,
+    exited,
+    hasExited: () => exit !== undefined,
+    outputTail: () => tail.join("\n"),
+    stop,
+  };
+}
+
+function signal(target: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(target, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
+
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

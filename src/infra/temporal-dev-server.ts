@@ -1,0 +1,153 @@
+// A local Temporal for `npm start` without TEMPORAL_ADDRESS and for the integration tests: the CLI's
+// `temporal server start-dev`, with its Web UI, persisting to a SQLite file, Kindling's search attributes
+// registered, and the process stopped (with its whole process group) when Kindling stops.
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Connection } from "@temporalio/client";
+import { KINDLING_SEARCH_ATTRIBUTES } from "../workflows/search-attributes.ts";
+import { findFreePort } from "./free-port.ts";
+import { silentLogger, type ServiceLogger } from "./service-logger.ts";
+import { spawnServiceProcess, type ServiceProcess } from "./service-process.ts";
+
+export interface TemporalDevServerOptions {
+  // The `temporal` CLI, usually from resolveTemporalCli().
+  executablePath: string;
+  // Where the SQLite state lives (`temporal.db`), so workflows and timers survive restarts. Omitted: in memory.
+  dataDir?: string;
+  // Frontend gRPC port; 0 (the default) picks a free one.
+  port?: number;
+  // Web UI port; 0 (the default) picks a free one. Ignored when `ui` is false.
+  uiPort?: number;
+  ui?: boolean;
+  // Bind address for the frontend and the UI. Loopback by default: the dev server has no authentication.
+  ip?: string;
+  // Created at start-up (the `default` namespace always exists as well).
+  namespace?: string;
+  logger?: ServiceLogger;
+  startTimeoutMs?: number;
+}
+
+export interface TemporalDevServer {
+  // host:port of the frontend, as TEMPORAL_ADDRESS expects it.
+  address: string;
+  namespace: string;
+  // The Web UI, or undefined when started headless.
+  uiUrl: string | undefined;
+  // The SQLite file, or undefined when in memory.
+  dbFilename: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const logger = options.logger ?? silentLogger;
+  const ip = options.ip ?? "127.0.0.1";
+  const namespace = options.namespace ?? "default";
+  const ui = options.ui ?? true;
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  let dbFilename: string | undefined;
+  if (options.dataDir !== undefined) {
+    await mkdir(resolve(options.dataDir), { recursive: true });
+    dbFilename = join(resolve(options.dataDir), "temporal.db");
+  }
+
+  const autoPorts = (options.port ?? 0) === 0 || (ui && (options.uiPort ?? 0) === 0);
+  const attempts = autoPorts ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port || (await findFreePort(ip));
+    const uiPort = ui ? options.uiPort || (await findFreePort(ip)) : undefined;
+    const address = `${ip}:${port}`;
+    const args = [
+      "server",
+      "start-dev",
+      "--ip", ip,
+      "--port", String(port),
+      "--namespace", namespace,
+      "--log-level", "warn",
+      ...(uiPort === undefined ? ["--headless"] : ["--ui-port", String(uiPort)]),
+      ...(dbFilename === undefined ? [] : ["--db-filename", dbFilename]),
+      ...KINDLING_SEARCH_ATTRIBUTES.flatMap(({ name, type }) => ["--search-attribute", `${name}=${type}`]),
+    ];
+    const server = spawnServiceProcess({
+      name: "temporal",
+      command: options.executablePath,
+      args,
+      logger,
+      stopSignal: "SIGTERM",
+    });
+    const uiUrl = uiPort === undefined ? undefined : `http://${ip}:${uiPort}`;
+    try {
+      await waitUntilServing({ address, namespace, uiUrl, server, timeoutMs: startTimeoutMs });
+    } catch (error) {
+      await server.stop();
+      const addressInUse = /address already in use|bind:/i.test(server.outputTail());
+      if (addressInUse && attempt < attempts) continue;
+      throw error;
+    }
+    logger.info({ service: "temporal", address, namespace, uiUrl, dbFilename }, "Temporal dev server is ready");
+    return {
+      address,
+      namespace,
+      uiUrl,
+      dbFilename,
+      stop: async () => {
+        await server.stop();
+      },
+    };
+  }
+}
+
+interface WaitInput {
+  address: string;
+  namespace: string;
+  uiUrl: string | undefined;
+  server: ServiceProcess;
+  timeoutMs: number;
+}
+
+// Ready means what Kindling needs, not just an open port: the namespace answers, the search attributes exist, and
+// the UI serves its page (operators are told its URL the moment start-up finishes).
+async function waitUntilServing({ address, namespace, uiUrl, server, timeoutMs }: WaitInput): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  const failIfExited = (): void => {
+    if (server.hasExited()) throw new Error(`Temporal dev server exited during start-up:\n${server.outputTail()}`);
+  };
+  let frontendReady = false;
+  while (Date.now() < deadline) {
+    failIfExited();
+    try {
+      if (!frontendReady) {
+        await checkFrontend(address, namespace);
+        frontendReady = true;
+      }
+      if (uiUrl !== undefined) {
+        const response = await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) });
+        await response.body?.cancel();
+        if (!response.ok) throw new Error(`UI answered HTTP ${response.status}`);
+      }
+      return;
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolveSleep) => setTimeout(resolveSleep, 100));
+    }
+  }
+  failIfExited();
+  throw new Error(
+    `Temporal dev server at ${address} was not ready within ${timeoutMs} ms (last error: ${String(lastError)}):\n` +
+      server.outputTail(),
+  );
+}
+
+async function checkFrontend(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+  try {
+    await connection.workflowService.describeNamespace({ namespace });
+    const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = KINDLING_SEARCH_ATTRIBUTES.filter(({ name }) => customAttributes?.[name] === undefined);
+    if (missing.length > 0) {
+      throw new Error(`search attributes not registered yet: ${missing.map(({ name }) => name).join(", ")}`);
+    }
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,135 @@
+import { spawn } from "node:child_process";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  createTemporaryDataRoot,
+  startEmbeddedPostgres,
+  type EmbeddedPostgres,
+} from "../../src/infra/embedded-postgres.ts";
+import { isProcessAlive } from "../../src/infra/service-process.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+
+describe("shared PostgreSQL", () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase({ label: "infra" });
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it("answers real queries in a database of this file's own", async () => {
+    const rows = await withClient(database.url, async (client) => {
+      await client.query("CREATE TABLE greeting (id int PRIMARY KEY, text text NOT NULL)");
+      await client.query("INSERT INTO greeting VALUES (1, 'hello'), (2, 'world')");
+      return (await client.query<{ text: string; db: string }>(
+        "SELECT string_agg(text, ' ' ORDER BY id) AS text, current_database() AS db FROM greeting",
+      )).rows;
+    });
+    expect(rows).toEqual([{ text: "hello world", db: database.name }]);
+  });
+
+  it("drops the database on teardown", async () => {
+    const other = await createTestDatabase({ label: "dropped" });
+    await other.drop();
+    await expect(withClient(other.url, async () => undefined)).rejects.toThrow(/does not exist/);
+  });
+});
+
+describe("startEmbeddedPostgres", () => {
+  let root: string;
+  let dataDir: string;
+  const started: EmbeddedPostgres[] = [];
+  beforeEach(async () => {
+    root = await createTemporaryDataRoot("kindling-pg-test-");
+    dataDir = join(root, "postgres");
+  });
+  afterEach(async () => {
+    for (const server of started.splice(0)) await server.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+  const start = async (): Promise<EmbeddedPostgres> => {
+    const server = await startEmbeddedPostgres({ dataDir, database: "kindling_persisted" });
+    started.push(server);
+    return server;
+  };
+
+  it("keeps data across a stop and reuses the cluster on the next start", async () => {
+    const firstStartedAt = performance.now();
+    const first = await start();
+    const firstStartMs = performance.now() - firstStartedAt;
+    expect(first.reusedCluster).toBe(false);
+    await withClient(first.databaseUrl, async (client) => {
+      await client.query("CREATE TABLE kept (value text)");
+      await client.query("INSERT INTO kept VALUES ('survives restarts')");
+    });
+    const clusterVersion = await readFile(join(dataDir, "PG_VERSION"), "utf8");
+    await first.stop();
+    started.length = 0;
+
+    const secondStartedAt = performance.now();
+    const second = await start();
+    const secondStartMs = performance.now() - secondStartedAt;
+    expect(second.reusedCluster).toBe(true);
+    expect(await readFile(join(dataDir, "PG_VERSION"), "utf8")).toBe(clusterVersion);
+    const rows = await withClient(second.databaseUrl, async (client) => (await client.query("SELECT value FROM kept")).rows);
+    expect(rows).toEqual([{ value: "survives restarts" }]);
+    console.info(
+      `[measure] embedded PostgreSQL start: first (initdb) ${Math.round(firstStartMs)} ms, ` +
+        `second (reused cluster) ${Math.round(secondStartMs)} ms`,
+    );
+  });
+
+  it("starts over a stale postmaster.pid whose pid now belongs to an unrelated process", async () => {
+    const first = await start();
+    await first.stop();
+    started.length = 0;
+    // The crashed postmaster's pid, reused by something else: PostgreSQL alone would refuse to start.
+    const unrelated = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const lockFile = join(dataDir, "postmaster.pid");
+      await writeFile(lockFile, `${unrelated.pid}\n${dataDir}\n1700000000\n5432\n\n127.0.0.1\n  5432001  0\nready\n`);
+      const second = await start();
+      expect(second.reusedCluster).toBe(true);
+      expect(await withClient(second.databaseUrl, async (client) => (await client.query("SELECT 1 AS one")).rows)).toEqual([
+        { one: 1 },
+      ]);
+    } finally {
+      unrelated.kill("SIGKILL");
+    }
+  });
+
+  it("stops a postmaster orphaned by a Kindling process that was killed, then starts cleanly", async () => {
+    const holder = spawn(process.execPath, [join(import.meta.dirname, "fixtures", "hold-postgres.fixture.ts"), dataDir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("ready")) resolve();
+      });
+      holder.once("exit", (code) => reject(new Error(`holder exited early with ${code}`)));
+    });
+    const orphanPid = Number.parseInt((await readFile(join(dataDir, "postmaster.pid"), "utf8")).split("\n")[0] ?? "", 10);
+    holder.kill("SIGKILL");
+    await new Promise((resolve) => holder.once("exit", resolve));
+    expect(isProcessAlive(orphanPid)).toBe(true);
+
+    const server = await start();
+    expect(isProcessAlive(orphanPid)).toBe(false);
+    expect(await withClient(server.databaseUrl, async (client) => (await client.query("SELECT 1 AS one")).rows)).toEqual([
+      { one: 1 },
+    ]);
+  });
+});
+
+async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}

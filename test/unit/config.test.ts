@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config/config.ts";
+
+describe("loadConfig", () => {
+  it("defaults/embedded_services_when_urls_are_unset", () => {
+    const c = loadConfig({}, "/srv/app");
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.temporalAddress).toBeUndefined();
+    expect(c.port).toBe(8080);
+    expect(c.dataDir).toBe("/srv/app/.kindling/data");
+    expect(c.temporalNamespace).toBe("default");
+  });
+
+  it("accepts/explicit_values", () => {
+    const c = loadConfig({ DATABASE_URL: "postgres://u:p@db:5432/k", TEMPORAL_ADDRESS: "temporal:7233", PORT: "9000", LOG_LEVEL: "DEBUG" }, "/");
+    expect(c).toMatchObject({ databaseUrl: "postgres://u:p@db:5432/k", temporalAddress: "temporal:7233", port: 9000, logLevel: "debug" });
+  });
+
+  it.each([
+    ["PORT", "eighty", /PORT must be a whole number/],
+    ["PORT", "70000", /PORT must be between 0 and 65535/],
+    ["DATABASE_URL", "mysql://x@y/z", /DATABASE_URL must use postgres:/],
+    ["DATABASE_URL", "not a url", /DATABASE_URL must be a URL/],
+    ["TEMPORAL_ADDRESS", "http://temporal", /TEMPORAL_ADDRESS must be host:port/],
+    ["LOG_LEVEL", "loud", /LOG_LEVEL must be one of/],
+    ["TEMPORAL_NAMESPACE", "bad namespace!", /TEMPORAL_NAMESPACE is not a valid name/],
+  ])("rejects/%s=%s_naming_the_variable", (name, value, message) => {
+    let thrown: unknown;
+    try {
+      loadConfig({ [name]: value });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).variable).toBe(name);
+    expect((thrown as ConfigError).message).toMatch(message);
+  });
+});

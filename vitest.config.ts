@@ -1,0 +1,39 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects so `npm test` can report them separately: `unit` is pure (no servers), `integration` runs
+// against a real PostgreSQL and a real Temporal started once per run by test/support/global-setup.ts.
+export default defineConfig({
+  test: {
+    coverage: {
+      provider: "v8",
+      include: ["src/domain/**/*.ts"],
+      reporter: ["text-summary", "json-summary"],
+      thresholds: { lines: 95 },
+    },
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/domain/**/*.test.ts", "test/unit/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: [
+            "test/db/**/*.test.ts",
+            "test/api/**/*.test.ts",
+            "test/workflows/**/*.test.ts",
+            "test/replay/**/*.test.ts",
+            "test/e2e/**/*.test.ts",
+            "test/infra/**/*.test.ts",
+          ],
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
