@@ -7,6 +7,7 @@ import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
+import pg from "pg";
 
 // `migrate-keep` migrates and keeps the embedded database running for a one-off command (create-tenant).
 export type Role = "all" | "api" | "worker" | "migrate" | "migrate-keep";
@@ -59,7 +60,11 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     let apiUrl: string | undefined;
     if (role === "all" || role === "api") {
       const apiLogger = logger.child({ component: "api" });
-      const { services, interceptors } = createApi({ orm, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond });
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: config.databasePoolSize });
+      cleanups.push({ name: "pool", run: () => pool.end() });
+      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond });
+      const unlisten = await catalog.listen();
+      cleanups.push({ name: "definition-listener", run: unlisten });
       const api = createApiServer({
         logger: apiLogger,
         services,

@@ -4,6 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError } from "../domain/domain-error.ts";
+import { TargetDefinitionError } from "../engine/activity-ingestor.ts";
 import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 export const ERROR_DOMAIN = "kindling.dev";
@@ -75,6 +76,11 @@ function withDetails(code: Code, message: string, reason: string, extra: {
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ApiError) {
     return withDetails(error.code, error.message, error.reason, { ...error, cause: error });
+  }
+  if (error instanceof TargetDefinitionError) {
+    return error.found
+      ? withDetails(Code.FailedPrecondition, error.message, "DEFINITION_NOT_LIVE", { metadata: { definition_id: error.definitionId }, cause: error })
+      : withDetails(Code.NotFound, error.message, "DEFINITION_NOT_FOUND", { metadata: { definition_id: error.definitionId }, cause: error });
   }
   if (error instanceof DomainError) {
     return withDetails(Code.InvalidArgument, error.message, error.reason, {

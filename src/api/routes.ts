@@ -6,8 +6,16 @@ import type { Orm } from "../db/orm.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Role } from "./context.ts";
 import { serviceRegistration, type ServiceRegistration } from "./server.ts";
+import type { Pool } from "pg";
 import { DefinitionService } from "../gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../gen/kindling/v1/activity_service_pb.js";
+import { MemberStreakService } from "../gen/kindling/v1/member_streak_service_pb.js";
 import { createDefinitionService } from "./services/definition.service.ts";
+import { createActivityService } from "./services/activity.service.ts";
+import { createMemberStreakService } from "./services/member-streak.service.ts";
+import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definition-catalog.ts";
+import { createActivityIngestor } from "../engine/activity-ingestor.ts";
+import { createProgressReader } from "../engine/progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
 import { createLoggingInterceptor } from "./interceptors/logging.interceptor.ts";
 import { createAuthInterceptor, type PermissionMatrix } from "./interceptors/auth.interceptor.ts";
@@ -17,6 +25,8 @@ import { createCredentialStore } from "../db/repositories/credential.repository.
 
 export interface ApiDeps {
   readonly orm: Orm;
+  /** Pool for the hot paths (recording, progress reads) that bypass the ORM. */
+  readonly pool: Pool;
   readonly logger: Logger;
   readonly rateLimitPerSecond: number;
   readonly now?: () => number;
@@ -41,6 +51,23 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       ArchiveDefinition: ADMIN,
     },
   ],
+  [
+    ActivityService,
+    {
+      // Gamopanda: streak logs are written by the tenant's backend only; end users have no access.
+      RecordActivity: SERVER,
+      RecordActivities: SERVER,
+      GetActivity: SERVER,
+      ListActivities: SERVER,
+    },
+  ],
+  [
+    MemberStreakService,
+    {
+      GetMemberStreak: ["ADMIN", "SERVICE", "END_USER"],
+      ListMemberStreaks: ["ADMIN", "SERVICE", "END_USER"],
+    },
+  ],
 ];
 
 function permissionMatrix(): PermissionMatrix {
@@ -52,16 +79,19 @@ function permissionMatrix(): PermissionMatrix {
       matrix.set(`${service.typeName}/${method.name}`, allowed);
     }
   }
-  // Keep the matrix honest: SERVER is used once more services land.
-  void SERVER;
   return matrix;
 }
 
-export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; interceptors: Interceptor[] } {
+export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; interceptors: Interceptor[]; catalog: DefinitionCatalog } {
   const now = deps.now ?? Date.now;
   const em = () => deps.orm.em.fork();
+  const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
+  const ingestor = createActivityIngestor({ pool: deps.pool, catalog, now });
+  const reader = createProgressReader(deps.pool, catalog);
   const services: ServiceRegistration[] = [
-    serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: async () => {} })),
+    serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
+    serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
+    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
   ];
   const interceptors = [
     createErrorInterceptor(),
@@ -70,5 +100,5 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
     createRateLimitInterceptor(deps.rateLimitPerSecond, now),
     createValidationInterceptor(),
   ];
-  return { services, interceptors };
+  return { services, interceptors, catalog };
 }

@@ -26,6 +26,8 @@ export interface KindlingConfig {
   readonly dataDir: string;
   /** Where downloaded or built binaries (Temporal CLI, test server) are cached; outside the repository. */
   readonly cacheDir: string;
+  /** Connections in the hot-path pool (recording activity, reading progress). */
+  readonly databasePoolSize: number;
   /** Largest request body accepted, in bytes. */
   readonly maxRequestBytes: number;
   /** Requests per second allowed per credential before RESOURCE_EXHAUSTED (0 disables the limit). */
@@ -112,6 +114,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: logLevel(env, "LOG_LEVEL"),
     dataDir: resolve(cwd, optionalString(env, "KINDLING_DATA_DIR") ?? ".kindling/data"),
     cacheDir: resolve(optionalString(env, "KINDLING_CACHE_DIR") ?? resolve(homedir(), ".cache", "kindling")),
+    databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 20, 1, 1000),
     maxRequestBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
     rateLimitPerSecond: integer(env, "RATE_LIMIT_PER_SECOND", 1000, 0, 10_000_000),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
@@ -132,6 +135,7 @@ export const configVariables = [
   ["LOG_LEVEL", "trace, debug, info, warn, error, fatal or silent (default info)."],
   ["KINDLING_DATA_DIR", "Data of the embedded services (default ./.kindling/data)."],
   ["KINDLING_CACHE_DIR", "Cache for Temporal binaries (default ~/.cache/kindling)."],
+  ["DATABASE_POOL_SIZE", "Connections in the API's hot-path pool (default 20)."],
   ["MAX_REQUEST_BYTES", "Largest accepted request body (default 4 MiB)."],
   ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],
   ["SHUTDOWN_GRACE_MS", "How long SIGINT/SIGTERM waits for in-flight requests (default 10000)."],

@@ -25,35 +25,19 @@ export function isValidZone(zone: string): boolean {
   return typeof zone === "string" && zone.length > 0 && IANAZone.isValidZone(zone);
 }
 
-/** Local wall-clock reading of an instant, expressed as if it were UTC, so wall times compare as numbers. */
-function wallClockMs(instant: number, zone: string): number {
-  return DateTime.fromMillis(instant, { zone }).setZone("UTC", { keepLocalTime: true }).toMillis();
-}
-
 /**
- * The first instant on local `date` at which the zone's clock reads `time` or later. When `time` exists twice
- * (clocks fall back) that is its first occurrence; when it does not exist (clocks spring forward over it) it is
- * the instant the clock jumps past it. Luxon resolves both cases differently (later offset, shifted forward),
- * so they are corrected here.
+ * The instant local `date` reaches `time`, resolved like RFC 5545 and TC39 Temporal's "compatible" mode: a time
+ * that exists twice (clocks fall back) is its first occurrence; a time that does not exist (clocks spring
+ * forward over it) is shifted forward by the gap, e.g. 02:30 on a 02:00→03:00 night becomes 03:30. This keeps
+ * every day 23, 24 or 25 hours long (for 1-hour shifts) instead of splitting the lost hour across two days.
  */
 function boundaryInstant(date: DateTime, time: LocalTime, zone: string): number {
-  const target = DateTime.utc(date.year, date.month, date.day, time.hour, time.minute).toMillis();
   const guess = DateTime.fromObject(
     { year: date.year, month: date.month, day: date.day, hour: time.hour, minute: time.minute },
     { zone },
   );
-  if (guess.setZone("UTC", { keepLocalTime: true }).toMillis() === target) {
-    return Math.min(...guess.getPossibleOffsets().map((d) => d.toMillis()));
-  }
-  // The wall time falls in a gap: search for the transition, which lies within the two days before the guess.
-  let lo = guess.toMillis() - 2 * 86_400_000;
-  let hi = guess.toMillis();
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (wallClockMs(mid, zone) >= target) hi = mid;
-    else lo = mid;
-  }
-  return hi;
+  // Luxon already shifts a skipped time forward; for a repeated time it picks the later offset, so take the first.
+  return Math.min(...guess.getPossibleOffsets().map((d) => d.toMillis()), guess.toMillis());
 }
 
 /** The local date on which the period containing `date` starts (dates are plain UTC calendar dates). */

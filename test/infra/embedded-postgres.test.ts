@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -100,6 +101,30 @@ describe("startEmbeddedPostgres", () => {
       unrelated.kill("SIGKILL");
     }
   });
+
+  // Root only: as root the cluster runs as the `postgres` user, who cannot enter a 0700 directory such as /root.
+  it.runIf(process.getuid?.() === 0)(
+    "as root, keeps a cluster whose data directory the postgres user cannot reach in /var/lib, linked from it",
+    async () => {
+      const privateDir = await mkdtemp(join(tmpdir(), "kindling-private-"));
+      const requested = join(privateDir, "data", "postgres");
+      let clusterDir: string | undefined;
+      try {
+        const first = await startEmbeddedPostgres({ dataDir: requested });
+        clusterDir = first.clusterDir;
+        await first.stop();
+        expect(clusterDir).toMatch(/^\/var\/lib\/kindling\/postgres\//);
+        expect((await lstat(requested)).isSymbolicLink()).toBe(true);
+
+        const second = await startEmbeddedPostgres({ dataDir: requested });
+        await second.stop();
+        expect([second.reusedCluster, second.clusterDir]).toEqual([true, clusterDir]);
+      } finally {
+        await rm(privateDir, { recursive: true, force: true });
+        if (clusterDir !== undefined) await rm(clusterDir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("stops a postmaster orphaned by a Kindling process that was killed, then starts cleanly", async () => {
     const holder = spawn(process.execPath, [join(import.meta.dirname, "fixtures", "hold-postgres.fixture.ts"), dataDir], {

@@ -86,6 +86,16 @@ describe("env, PATH and cache", () => {
     ).rejects.toThrow(/TEMPORAL_TEST_SERVER_PATH=.*missing is not an executable file/);
   });
 
+  it("takes the cache root from the caller (the config's KINDLING_CACHE_DIR) when given", async () => {
+    const cached = await executable(join(root, "configured", "temporal", "bin", "temporal"), "echo cache");
+    const resolved = await resolveTemporalCli({
+      env: { PATH: join(root, "empty") },
+      cacheRoot: join(root, "configured"),
+      sources: ["cache"],
+    });
+    expect(resolved.path).toBe(cached);
+  });
+
   it("ignores non-executable files on PATH", async () => {
     await mkdir(join(root, "path-bin"), { recursive: true });
     await writeFile(join(root, "path-bin", "temporal"), "not executable");

@@ -40,7 +40,8 @@ it("rejects a corrupted entry instead of writing a broken binary silently", asyn
   const zip = join(dir, "pkg.whl");
   await writeZip(zip, [{ name: "pkg-1.0.data/scripts/tool", data: binary, method: "stored" }]);
   const bytes = await readFile(zip);
-  bytes[30 + "pkg-1.0.data/scripts/tool".length + 1000] ^= 0xff;
+  const flipped = 30 + "pkg-1.0.data/scripts/tool".length + 1000;
+  bytes.writeUInt8((bytes.readUInt8(flipped) ^ 0xff) & 0xff, flipped);
   await writeFile(zip, bytes);
   await expect(extractZipEntry(zip, () => true, join(dir, "tool"))).rejects.toThrow(/corrupt/);
 });

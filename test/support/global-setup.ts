@@ -66,7 +66,7 @@ async function provideDatabase(cleanups: Array<() => Promise<void>>): Promise<st
     dataDir: join(root, "postgres"),
     settings: EPHEMERAL_POSTGRES_SETTINGS,
   });
-  cleanups.push(postgres.stop);
+  cleanups.push(() => postgres.stop());
   return postgres.adminUrl;
 }
 
@@ -78,6 +78,6 @@ async function provideTemporal(
   const cli = await resolveTemporalCli();
   // In memory and headless: a test run needs neither history across runs nor the UI.
   const server = await startTemporalDevServer({ executablePath: cli.path, namespace: TEST_NAMESPACE, ui: false });
-  cleanups.push(server.stop);
+  cleanups.push(() => server.stop());
   return { address: server.address, namespace: server.namespace };
 }

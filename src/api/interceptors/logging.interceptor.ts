@@ -1,5 +1,6 @@
 // One structured line per request: tenant, method, status code and latency.
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, type Interceptor } from "@connectrpc/connect";
+import { toConnectError } from "../errors.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { principalKey } from "../context.ts";
 
@@ -24,8 +25,9 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
       log("ok");
       return res;
     } catch (error) {
-      const code = error instanceof ConnectError ? Code[error.code] : "unknown";
-      log(code.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), error instanceof ConnectError ? error.cause ?? error : error);
+      // Mapping is pure, so the code logged is the one the client will see from the error interceptor.
+      const mapped = toConnectError(error);
+      log(Code[mapped.code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), error);
       throw error;
     }
   };

@@ -10,7 +10,9 @@ import {
   type StreakDefinition as StreakDefinitionMessage,
 } from "../../gen/kindling/v1/definition_pb.js";
 import type { DefinitionState as StoredState, StreakDefinition } from "../../db/entities/index.ts";
-import type { Milestone, Period, RewardKind as DomainRewardKind, StreakRules } from "../../domain/rules.ts";
+import { LOYALTEEZ_MULTIPLIER_TIERS, type Milestone, type Period, type RewardKind as DomainRewardKind, type StreakRules } from "../../domain/rules.ts";
+import type { DisplayConfig, DisplayTexts } from "../../domain/display-templates.ts";
+import type { Display } from "../../gen/kindling/v1/definition_pb.js";
 
 const stateToProto: Record<StoredState, DefinitionState> = {
   DRAFT: DefinitionState.DRAFT,
@@ -109,12 +111,33 @@ export function rulesFromMessage(m: StreakDefinitionMessage): StreakRules {
     condition: { type: conditionType, min: m.condition?.min ?? 1 },
     graceSeconds: seconds(m.graceDuration) ?? 0,
     milestones,
-    multiplierTiers: m.multiplierTiers.map((t) => ({ minCount: t.minCount, multiplier: t.multiplier })),
+    multiplierTiers: m.multiplierTiers.length > 0 ? m.multiplierTiers.map((t) => ({ minCount: t.minCount, multiplier: t.multiplier })) : LOYALTEEZ_MULTIPLIER_TIERS,
     completionTarget: m.completionTarget,
     ...(m.freezePolicy ? { freezePolicy: { maxHeld: m.freezePolicy.maxHeld, initial: m.freezePolicy.initialGrant } } : {}),
     ...(m.repairDuration ? { repairWindowSeconds: seconds(m.repairDuration) } : {}),
     ...(m.atRiskLeadDuration ? { atRiskLeadSeconds: seconds(m.atRiskLeadDuration) } : {}),
+    ...(m.display ? { display: displayFromMessage(m.display) } : {}),
   };
+}
+
+/** Empty strings mean "not set" in proto3, so they are left out and the domain's fallback chain fills them. */
+export function displayFromMessage(d: Display): DisplayConfig {
+  const texts: Record<string, DisplayTexts> = {};
+  for (const l of d.localizations) {
+    const entries: [keyof DisplayTexts, string][] = [
+      ["title", l.title], ["description", l.description], ["icon", l.iconUrl],
+      ["inProgressLabel", l.inProgressLabel], ["completedLabel", l.completedLabel], ["notStartedLabel", l.notStartedLabel],
+      ["brokenLabel", l.brokenLabel], ["viewDetailsButtonText", l.viewDetailsButtonText],
+      ["nonMilestoneNextToBeAchievedMessage", l.nonMilestoneNextToBeAchievedMessage],
+      ["nonMilestoneAchievedMessage", l.nonMilestoneAchievedMessage],
+      ["completedStreakMessage", l.completedStreakMessage],
+      ["brokenStreakMessage", l.brokenStreakMessage],
+      ["milestoneNextToBeAchievedMessage", l.milestoneNextToBeAchievedMessage],
+      ["milestoneAchievedMessage", l.milestoneAchievedMessage],
+    ];
+    texts[l.language] = Object.fromEntries(entries.filter(([, v]) => v !== "")) as DisplayTexts;
+  }
+  return { ...(d.defaultLanguage ? { defaultLanguage: d.defaultLanguage } : {}), texts };
 }
 
 export const msOf = (t: Parameters<typeof timestampMs>[0] | undefined): number | undefined => (t ? timestampMs(t) : undefined);

@@ -13,8 +13,11 @@ const ActivitySchema = defineEntity({
     /** Set when the activity names one definition; null when it fans out by event type. */
     definitionId: p.uuid().nullable(),
     eventType: p.string().length(128).nullable(),
+    /** Definitions that counted it (fan-out result), fixed when it was recorded. */
+    appliedDefinitionIds: p.array().default([]),
     occurredAt: p.datetime(),
-    value: p.double().default(0),
+    /** Null when the activity carried no value (COUNT streaks); SUM streaks require one. */
+    value: p.double().nullable(),
     distinctKey: p.string().length(256).nullable(),
     uniqueIdentifier: p.string().length(256),
     platform: p.string().length(64).nullable(),

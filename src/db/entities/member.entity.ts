@@ -15,6 +15,8 @@ const MemberSchema = defineEntity({
     phone: p.string().length(16).nullable(),
     timeZone: p.string().length(64).nullable(),
     locale: p.string().length(35).nullable(),
+    /** Built-in points ledger balance, credited by POINTS rewards fulfilled by the PROVIDER mode. */
+    pointsBalance: p.double().default(0),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

@@ -17,6 +17,10 @@ const RewardSchema = defineEntity({
     threshold: p.integer(),
     cycle: p.integer().default(0),
     repetition: p.integer().default(0),
+    /** The streak count that crossed the milestone, the multiplier at that moment, and the activity that did it. */
+    streakCount: p.integer().default(0),
+    multiplier: p.double().default(1),
+    activityId: p.uuid().nullable(),
     kind: p.string().length(16),
     name: p.string().length(256).default(""),
     value: p.string().length(256).default(""),

@@ -2,10 +2,13 @@ import { defineEntity, p } from "@mikro-orm/core";
 
 export type DefinitionState = "DRAFT" | "LIVE" | "PAUSED" | "ARCHIVED";
 
-/** A closed pause, kept so that windows which closed during it stay neutral (PRODUCT §3 Pause). */
+/**
+ * A pause of the definition, kept so that windows which closed during it stay neutral (PRODUCT §3 Pause).
+ * Same shape as the domain's PauseInterval: epoch ms, `to` null while still paused.
+ */
 export interface PauseInterval {
-  readonly fromMs: number;
-  readonly toMs: number | null;
+  readonly from: number;
+  readonly to: number | null;
 }
 
 const StreakDefinitionSchema = defineEntity({

@@ -28,6 +28,6 @@ export async function listDefinitions(em: EntityManager, q: DefinitionListQuery)
 
 /** Closes the open pause interval (on resume) or opens one (on pause). */
 export function withPauseChange(pauses: readonly PauseInterval[], at: number, pausing: boolean): PauseInterval[] {
-  if (pausing) return [...pauses, { fromMs: at, toMs: null }];
-  return pauses.map((p) => (p.toMs === null ? { fromMs: p.fromMs, toMs: at } : p));
+  if (pausing) return [...pauses, { from: at, to: null }];
+  return pauses.map((p) => (p.to === null ? { from: p.from, to: at } : p));
 }

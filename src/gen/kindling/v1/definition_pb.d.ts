@@ -565,7 +565,7 @@ export declare type ProviderConfig = Message<"kindling.v1.ProviderConfig"> & {
     case: "pointsLedger";
   } | {
     /**
-     * The tenant's own HTTPS endpoint.
+     * The tenant's own HTTP endpoint.
      *
      * @generated from field: kindling.v1.WebhookProvider webhook = 4;
      */
@@ -671,7 +671,7 @@ export declare const PointsLedgerProviderSchema: GenMessage<PointsLedgerProvider
  */
 export declare type WebhookProvider = Message<"kindling.v1.WebhookProvider"> & {
   /**
-   * The HTTPS URL to call. Required; at most 2048 characters.
+   * The http(s) URL to call (https outside development). Required; at most 2048 characters.
    *
    * @generated from field: string url = 1;
    */

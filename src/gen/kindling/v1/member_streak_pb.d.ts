@@ -258,7 +258,7 @@ export declare type MemberStreakProgress = Message<"kindling.v1.MemberStreakProg
   condition?: Condition | undefined;
 
   /**
-   * The definition's milestones.
+   * The definition's milestones. Provider settings (ProviderConfig) are left out for callers other than ADMIN.
    *
    * @generated from field: repeated kindling.v1.Milestone milestones = 32;
    */
@@ -321,6 +321,14 @@ export declare type MemberStreakProgress = Message<"kindling.v1.MemberStreakProg
    * @generated from field: google.protobuf.Timestamp update_time = 40;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The total number of satisfied windows across all of the member's streaks and cycles for this definition
+   * (Loyalteez totalStreakDays).
+   *
+   * @generated from field: uint32 total_count = 41;
+   */
+  totalCount: number;
 };
 
 /**

@@ -1,0 +1,133 @@
+// The domain's ProgressView plus reward facts -> kindling.v1.MemberStreakProgress (the superset of the
+// Gameball, Phoenix, Gamopanda and Loyalteez progress payloads).
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  DisplayMessageKind,
+  MemberStreakProgressSchema,
+  MemberStreakState,
+  type MemberStreakProgress,
+} from "../../gen/kindling/v1/member_streak_pb.js";
+import { DefinitionState, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
+import { progressView, type ProgressView } from "../../domain/progress-view.ts";
+import { advance, type MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
+import type { StreakStatus } from "../../domain/streak-chain.ts";
+import type { MessageKey } from "../../domain/display-templates.ts";
+import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
+
+export interface RewardFacts {
+  readonly unclaimed: readonly { id: string; threshold: number; kind: string; points: number; value: string; claimDeadlineAt: number | null }[];
+  readonly total: number;
+}
+
+export interface StoredMemberStreak {
+  readonly id: string;
+  readonly state: DomainState;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+const statusToProto: Record<StreakStatus, MemberStreakState> = {
+  NOT_STARTED: MemberStreakState.NOT_STARTED,
+  IN_PROGRESS: MemberStreakState.IN_PROGRESS,
+  COMPLETED: MemberStreakState.COMPLETED,
+  BROKEN: MemberStreakState.BROKEN,
+};
+
+const definitionStateToProto = { DRAFT: DefinitionState.DRAFT, LIVE: DefinitionState.LIVE, PAUSED: DefinitionState.PAUSED, ARCHIVED: DefinitionState.ARCHIVED } as const;
+
+const messageKinds: Record<MessageKey, DisplayMessageKind> = {
+  nonMilestoneNextToBeAchievedMessage: DisplayMessageKind.NON_MILESTONE_NEXT_TO_BE_ACHIEVED,
+  nonMilestoneAchievedMessage: DisplayMessageKind.NON_MILESTONE_ACHIEVED,
+  completedStreakMessage: DisplayMessageKind.COMPLETED_STREAK,
+  brokenStreakMessage: DisplayMessageKind.BROKEN_STREAK,
+  milestoneNextToBeAchievedMessage: DisplayMessageKind.MILESTONE_NEXT_TO_BE_ACHIEVED,
+  milestoneAchievedMessage: DisplayMessageKind.MILESTONE_ACHIEVED,
+};
+
+const rewardKinds: Record<string, RewardKind> = {
+  POINTS: RewardKind.POINTS, COUPON: RewardKind.COUPON, BADGE: RewardKind.BADGE, FREEZE: RewardKind.FREEZE, CUSTOM: RewardKind.CUSTOM,
+};
+
+const ts = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : timestampFromMs(ms));
+
+/** The stored state brought up to `now` (reads are correct even if no sweep has run) and its view. */
+export function viewOf(def: CatalogDefinition, stored: StoredMemberStreak, now: number, language: string | undefined): { state: DomainState; view: ProgressView } {
+  const state = advance(def.rules, stored.state, now, { pausedIntervals: def.pauses }).state;
+  return { state, view: progressView(def.rules, state, now, { pausedIntervals: def.pauses, ...(language ? { language } : {}) }) };
+}
+
+export function progressMessage(
+  def: CatalogDefinition,
+  memberExternalId: string,
+  stored: StoredMemberStreak,
+  rewards: RewardFacts,
+  now: number,
+  language: string | undefined,
+): MemberStreakProgress {
+  const { state, view } = viewOf(def, stored, now, language);
+  const next = view.nextMilestone;
+  const nextMessage = next ? def.message.milestones.find((m) => m.threshold === next.threshold) : undefined;
+  const d = view.display;
+  return create(MemberStreakProgressSchema, {
+    id: stored.id,
+    memberExternalId,
+    definitionId: def.id,
+    definitionName: def.message.name,
+    definitionState: definitionStateToProto[def.state],
+    state: statusToProto[view.status],
+    currentCount: view.current,
+    longestCount: view.longest,
+    currentWindowKey: view.windowKey ?? "",
+    windowStartTime: ts(view.windowStartAt),
+    windowCloseTime: ts(view.windowEndAt),
+    secondsUntilWindowClose: view.secondsUntilWindowClose === null ? undefined : BigInt(Math.max(0, Math.floor(view.secondsUntilWindowClose))),
+    currentWindowProgress: { count: view.windowProgress.count, sum: view.windowProgress.sum, distinctKeys: [...view.windowProgress.distinct] },
+    currentWindowSatisfied: view.windowSatisfied,
+    checkedInThisWindow: view.checkedInThisWindow,
+    atRisk: view.atRisk,
+    lastActivityTime: ts(view.lastActivityAt),
+    earnedMilestones: [...view.earnedThresholds],
+    nextMilestone: nextMessage,
+    periodsToNextMilestone: view.periodsToNextMilestone ?? undefined,
+    nextRemainingValue: view.remainingValue,
+    multiplier: view.multiplier,
+    unclaimedMilestones: rewards.unclaimed.map((r) => ({
+      threshold: r.threshold,
+      rewardId: r.id,
+      kind: rewardKinds[r.kind] ?? RewardKind.UNSPECIFIED,
+      points: r.points,
+      value: r.value,
+      claimDeadlineTime: ts(r.claimDeadlineAt),
+    })),
+    totalRewardsEarned: rewards.total,
+    // Gameball's "currently active reward tier": the reward of the milestone the member is working towards.
+    ongoingReward: nextMessage?.reward
+      ? { name: nextMessage.reward.name || nextMessage.name, kind: nextMessage.reward.kind, value: nextMessage.reward.value || (nextMessage.reward.points ? String(nextMessage.reward.points) : "") }
+      : undefined,
+    badges: view.badges.map((b) => ({ milestoneThreshold: b.milestoneDay, name: b.name, imageUrl: b.imageUrl ?? "", earned: b.earned, earnedTime: ts(b.earnedAt) })),
+    campaignEndTime: ts(def.endAt),
+    freezesHeld: view.freezesHeld,
+    display: {
+      language: d.language,
+      title: d.title ?? "",
+      description: d.description ?? "",
+      iconUrl: d.icon ?? "",
+      statusLabel: d.statusLabel,
+      viewDetailsButtonText: d.viewDetailsButtonText,
+      messageKind: messageKinds[d.messageKey],
+      message: d.message,
+    },
+    window: def.message.window,
+    condition: def.message.condition,
+    milestones: def.message.milestones,
+    completionTarget: def.message.completionTarget,
+    completionsCount: view.completions,
+    cycle: view.cycle,
+    brokenTime: ts(state.lastBreak?.brokenAt ?? null),
+    previousCount: state.lastReset?.previousStreak ?? state.lastBreak?.previousStreak ?? 0,
+    repairDeadlineTime: ts(view.repairableUntil),
+    createTime: ts(stored.createdAt),
+    updateTime: ts(stored.updatedAt),
+  });
+}

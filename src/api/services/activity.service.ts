@@ -1,0 +1,128 @@
+// ActivityService handlers: request -> ingestor input, result -> self-contained response.
+import { create } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Pool } from "pg";
+import { ActivityService, RecordActivitiesResultSchema, type RecordActivityResponse } from "../../gen/kindling/v1/activity_service_pb.js";
+import type { ActivityInput } from "../../gen/kindling/v1/activity_pb.js";
+import { DefinitionState } from "../../gen/kindling/v1/definition_pb.js";
+import type { ActivityIngestor, RecordActivityInput, RecordActivityResult } from "../../engine/activity-ingestor.ts";
+import type { ProgressReader } from "../../engine/progress-reader.ts";
+import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
+import { activityMessage, streakResultMessage } from "../mappers/activity.mapper.ts";
+import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { notFound, toConnectError } from "../errors.ts";
+import { principalOf } from "./definition.service.ts";
+import { listActivities, findActivity } from "../../db/repositories/activity.repository.ts";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Code } from "@connectrpc/connect";
+
+export interface ActivityServiceDeps {
+  readonly ingestor: ActivityIngestor;
+  readonly reader: ProgressReader;
+  readonly catalog: DefinitionCatalog;
+  readonly pool: Pool;
+  readonly now: () => number;
+}
+
+export function toIngestInput(tenantId: string, a: ActivityInput, now: number): RecordActivityInput {
+  const member = a.memberRef;
+  const target = a.target;
+  return {
+    tenantId,
+    memberExternalId: member.case === "member" ? member.value.externalId : (member.value ?? ""),
+    profile:
+      member.case === "member"
+        ? {
+            firstName: member.value.firstName, lastName: member.value.lastName, email: member.value.email,
+            phone: member.value.phoneNumber, timeZone: member.value.timeZone, locale: member.value.locale,
+          }
+        : undefined,
+    target: target.case === "eventType" ? { eventType: target.value } : { definitionId: target.value ?? "" },
+    occurredAt: a.occurTime ? timestampMs(a.occurTime) : now,
+    value: a.value,
+    distinctKey: a.distinctKey || undefined,
+    uniqueIdentifier: a.uniqueIdentifier,
+    metadata: a.metadata,
+    platform: a.platform || undefined,
+  };
+}
+
+export function createActivityService(deps: ActivityServiceDeps): ServiceImpl<typeof ActivityService> {
+  async function respond(tenantId: string, result: RecordActivityResult, language: string, includeDefinition: boolean, now: number): Promise<RecordActivityResponse> {
+    const facts = await deps.reader.rewardFacts(tenantId, result.member.id, result.streaks.map((s) => s.definition.id));
+    return {
+      $typeName: "kindling.v1.RecordActivityResponse",
+      activity: activityMessage(result.activity),
+      duplicate: result.duplicate,
+      results: result.streaks.map((s) =>
+        streakResultMessage(s, result.member.externalId, facts(s.definition.id), now, language || undefined, includeDefinition, () => ({
+          ...s.definition.message,
+          state: s.definition.state === "LIVE" ? DefinitionState.LIVE : DefinitionState.PAUSED,
+        })),
+      ),
+    };
+  }
+
+  return {
+    async recordActivity(req, context) {
+      const principal = principalOf(context);
+      const now = deps.now();
+      const result = await deps.ingestor.record(toIngestInput(principal.tenantId, req.activity!, now));
+      return respond(principal.tenantId, result, req.language, req.includeDefinition, now);
+    },
+
+    async recordActivities(req, context) {
+      const principal = principalOf(context);
+      const results = [];
+      // Each item is its own transaction: one bad item (unknown definition) never undoes the others.
+      for (const item of req.activities) {
+        const now = deps.now();
+        try {
+          const result = await deps.ingestor.record(toIngestInput(principal.tenantId, item, now));
+          if (req.omitProgress) {
+            results.push(create(RecordActivitiesResultSchema, { activity: activityMessage(result.activity), duplicate: result.duplicate }));
+          } else {
+            const response = await respond(principal.tenantId, result, req.language, false, now);
+            results.push(create(RecordActivitiesResultSchema, { activity: response.activity, duplicate: response.duplicate, results: response.results }));
+          }
+        } catch (error) {
+          const mapped = toConnectError(error);
+          if (mapped.code === Code.Internal) throw error;
+          const reason = mapped.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
+          results.push(create(RecordActivitiesResultSchema, { error: { code: Code[mapped.code], reason, message: mapped.rawMessage } }));
+        }
+      }
+      return { results };
+    },
+
+    async getActivity(req, context) {
+      const principal = principalOf(context);
+      const row = await findActivity(deps.pool, principal.tenantId, req.activityId);
+      if (!row) throw notFound("activity", { activity_id: req.activityId });
+      return { activity: activityMessage(row) };
+    },
+
+    async listActivities(req, context) {
+      const principal = principalOf(context);
+      const limit = pageSize(req.pageSize);
+      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
+      const rows = await listActivities(deps.pool, {
+        tenantId: principal.tenantId,
+        memberExternalId: req.memberExternalId || undefined,
+        definitionId: req.definitionId || undefined,
+        eventType: req.eventType || undefined,
+        from: req.startTime ? timestampMs(req.startTime) : undefined,
+        to: req.endTime ? timestampMs(req.endTime) : undefined,
+        limit: limit + 1,
+        after,
+      });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        activities: page.map(activityMessage),
+        nextPageToken: rows.length > limit && last ? encodePageToken([last.occurredAt, last.id]) : "",
+      };
+    },
+  };
+}

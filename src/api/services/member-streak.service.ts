@@ -1,0 +1,79 @@
+// MemberStreakService: "where does this member stand" in one call, from PostgreSQL alone.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { MemberStreakService } from "../../gen/kindling/v1/member_streak_service_pb.js";
+import { MemberStreakState } from "../../gen/kindling/v1/member_streak_pb.js";
+import type { ProgressReader } from "../../engine/progress-reader.ts";
+import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
+import { initialState } from "../../domain/streak-machine.ts";
+import { progressMessage } from "../mappers/progress.mapper.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { principalOf } from "./definition.service.ts";
+import { Code } from "@connectrpc/connect";
+import type { Principal } from "../context.ts";
+
+export interface MemberStreakServiceDeps {
+  readonly reader: ProgressReader;
+  readonly catalog: DefinitionCatalog;
+  readonly now: () => number;
+}
+
+/** End users may read only their own member (PRODUCT §2); others may read any member of their tenant. */
+export function assertOwnMember(principal: Principal, memberExternalId: string): void {
+  if (principal.role === "END_USER" && principal.memberExternalId !== memberExternalId) {
+    throw new ApiError(Code.PermissionDenied, "MEMBER_MISMATCH", "end users may only access their own member");
+  }
+}
+
+export function createMemberStreakService(deps: MemberStreakServiceDeps): ServiceImpl<typeof MemberStreakService> {
+  const visible = (principal: Principal, state: string) => principal.role === "ADMIN" || principal.role === "SERVICE" || state === "LIVE" || state === "PAUSED";
+
+  async function read(context: HandlerContext, memberExternalId: string, definitionId?: string) {
+    const principal = principalOf(context);
+    assertOwnMember(principal, memberExternalId);
+    const rows = await deps.reader.read(principal.tenantId, memberExternalId, definitionId);
+    return { principal, rows };
+  }
+
+  return {
+    async getMemberStreak(req, context) {
+      const { principal, rows } = await read(context, req.memberExternalId, req.definitionId);
+      const found = rows.streaks.find((s) => s.definition.id === req.definitionId && visible(principal, s.definition.state));
+      if (!found) {
+        throw notFound("member streak", { member_external_id: req.memberExternalId, definition_id: req.definitionId });
+      }
+      const now = deps.now();
+      return { streak: progressMessage(found.definition, req.memberExternalId, found.row, rows.rewards(found.definition.id), now, req.language || undefined) };
+    },
+
+    async listMemberStreaks(req, context) {
+      const { principal, rows } = await read(context, req.memberExternalId);
+      const now = deps.now();
+      const language = req.language || undefined;
+      const progress = rows.streaks
+        .filter((s) => visible(principal, s.definition.state))
+        .map((s) => progressMessage(s.definition, req.memberExternalId, s.row, rows.rewards(s.definition.id), now, language));
+      if (req.includeNotStarted) {
+        const have = new Set(progress.map((p) => p.definitionId));
+        for (const def of await deps.catalog.live(principal.tenantId)) {
+          if (have.has(def.id)) continue;
+          progress.push(progressMessage(def, req.memberExternalId, { id: "", state: initialState(def.rules), createdAt: now, updatedAt: now }, { unclaimed: [], total: 0 }, now, language));
+        }
+      }
+      const filtered = req.states.length > 0 ? progress.filter((p) => req.states.includes(p.state)) : progress;
+      filtered.sort((a, b) => (a.definitionId < b.definitionId ? -1 : a.definitionId > b.definitionId ? 1 : 0));
+      const after = decodePageToken(req.pageToken, 1)?.[0];
+      const start = after === undefined ? 0 : filtered.findIndex((p) => p.definitionId > String(after));
+      const limit = pageSize(req.pageSize);
+      const page = start < 0 ? [] : filtered.slice(start, start + limit);
+      const last = page.at(-1);
+      return {
+        streaks: page,
+        nextPageToken: last && start + limit < filtered.length ? encodePageToken([last.definitionId]) : "",
+        totalSize: filtered.length,
+      };
+    },
+  };
+}
+
+export { MemberStreakState };

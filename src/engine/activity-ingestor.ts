@@ -1,0 +1,352 @@
+// Recording an activity: one PostgreSQL transaction that upserts the member, stores the immutable activity,
+// applies it to every definition it feeds through the domain core, and writes what follows from that — rewards,
+// events and outbox rows for Temporal — so either all of it happens or none of it does.
+//
+// This is the hot path, so it talks to PostgreSQL through `pg` directly rather than the ORM (STYLE.md allows it
+// where the ORM costs too much): a handful of statements per activity and no unit-of-work bookkeeping. The rows
+// it writes are the same tables the entities in src/db/entities map, and the integration tests read them back
+// through the ORM.
+//
+// Correctness under concurrency: the member-streak row is locked (SELECT … FOR UPDATE) before it is read, so two
+// activities of one member serialise on it and neither update is lost. Rows are locked in definition-id order,
+// so fan-out to several definitions cannot deadlock against another fan-out. Idempotency is the unique key
+// (tenant, member, unique_identifier): a duplicate inserts nothing and answers with the current state.
+import { randomUUID } from "node:crypto";
+import type { Pool, PoolClient } from "pg";
+import { applyActivity, advance, deadlines, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
+
+export interface MemberProfile {
+  readonly firstName?: string | undefined;
+  readonly lastName?: string | undefined;
+  readonly email?: string | undefined;
+  readonly phone?: string | undefined;
+  readonly timeZone?: string | undefined;
+  readonly locale?: string | undefined;
+}
+
+export interface RecordActivityInput {
+  readonly tenantId: string;
+  readonly memberExternalId: string;
+  /** Present when the request carried an inline member upsert (Gamopanda `ownedBy`). */
+  readonly profile?: MemberProfile | undefined;
+  readonly target: { readonly definitionId: string } | { readonly eventType: string };
+  readonly occurredAt: number;
+  readonly value?: number | undefined;
+  readonly distinctKey?: string | undefined;
+  readonly uniqueIdentifier: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly platform?: string | undefined;
+}
+
+export interface ActivityRecord {
+  readonly id: string;
+  readonly memberId: string;
+  readonly memberExternalId: string;
+  readonly definitionId: string | null;
+  readonly eventType: string | null;
+  readonly appliedDefinitionIds: readonly string[];
+  readonly occurredAt: number;
+  readonly value: number | null;
+  readonly distinctKey: string | null;
+  readonly uniqueIdentifier: string;
+  readonly metadata: Record<string, string>;
+  readonly platform: string | null;
+  readonly recordedAt: number;
+}
+
+export type NotAppliedReason =
+  | "TOO_LATE" | "IN_FUTURE" | "INVALID_VALUE" | "DEFINITION_PAUSED" | "BEFORE_START" | "AFTER_END" | "DUPLICATE"
+  | "MISSING_VALUE" | "MISSING_DISTINCT_KEY";
+
+/** Client clocks drift: an event dated up to this far ahead of the server is taken as "now". */
+export const FUTURE_TOLERANCE_MS = 5 * 60_000;
+
+export interface StreakOutcome {
+  readonly definition: CatalogDefinition;
+  readonly memberStreakId: string;
+  readonly applied: boolean;
+  readonly notAppliedReason: NotAppliedReason | null;
+  readonly outcome: ApplyOutcome | null;
+  readonly state: MemberStreakState;
+  readonly effects: readonly StreakEffect[];
+  /** Rewards this activity created (empty for duplicates). */
+  readonly rewards: readonly PlannedReward[];
+}
+
+export interface RecordActivityResult {
+  readonly activity: ActivityRecord;
+  readonly duplicate: boolean;
+  readonly member: { readonly id: string; readonly externalId: string; readonly timeZone: string | null };
+  readonly streaks: readonly StreakOutcome[];
+}
+
+export class TargetDefinitionError extends Error {
+  readonly definitionId: string;
+  readonly found: boolean;
+  constructor(definitionId: string, found: boolean) {
+    super(found ? `definition ${definitionId} is not live` : `definition ${definitionId} not found`);
+    this.name = "TargetDefinitionError";
+    this.definitionId = definitionId;
+    this.found = found;
+  }
+}
+
+export interface ActivityIngestor {
+  record(input: RecordActivityInput): Promise<RecordActivityResult>;
+}
+
+export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number }): ActivityIngestor {
+  const { pool, catalog } = deps;
+
+  async function targets(input: RecordActivityInput): Promise<CatalogDefinition[]> {
+    if ("definitionId" in input.target) {
+      const def = await catalog.get(input.tenantId, input.target.definitionId);
+      if (!def || (def.state !== "LIVE" && def.state !== "PAUSED")) throw new TargetDefinitionError(input.target.definitionId, def !== undefined);
+      return [def];
+    }
+    return [...(await catalog.byEventType(input.tenantId, input.target.eventType))].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  return {
+    async record(input) {
+      const defs = await targets(input);
+      const now = deps.now();
+      const client = await pool.connect();
+      try {
+        await client.query("begin");
+        const result = await recordInTransaction(client, input, defs, now);
+        await client.query("commit");
+        return result;
+      } catch (error) {
+        await client.query("rollback").catch(() => undefined);
+        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+  };
+}
+
+async function upsertMember(client: PoolClient, input: RecordActivityInput): Promise<{ id: string; timeZone: string | null }> {
+  const p = input.profile;
+  if (p) {
+    const { rows } = await client.query<{ id: string; time_zone: string | null }>(
+      `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
+       on conflict (tenant_id, external_id) do update set
+         first_name = coalesce(excluded.first_name, member.first_name),
+         last_name = coalesce(excluded.last_name, member.last_name),
+         email = coalesce(excluded.email, member.email),
+         phone = coalesce(excluded.phone, member.phone),
+         time_zone = coalesce(excluded.time_zone, member.time_zone),
+         locale = coalesce(excluded.locale, member.locale),
+         updated_at = now()
+       returning id, time_zone`,
+      [randomUUID(), input.tenantId, input.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
+    );
+    return { id: rows[0]!.id, timeZone: rows[0]!.time_zone };
+  }
+  // Members are created on first sight (Phoenix and Loyalteez identify users by their own ids only). One round
+  // trip either way: insert-if-absent, else read the existing row.
+  const { rows } = await client.query<{ id: string; time_zone: string | null }>(
+    `with created as (
+       insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
+       values ($1, $2, $3, 0, now(), now())
+       on conflict (tenant_id, external_id) do nothing
+       returning id, time_zone)
+     select id, time_zone from created
+     union all
+     select id, time_zone from member where tenant_id = $2 and external_id = $3
+     limit 1`,
+    [randomUUID(), input.tenantId, input.memberExternalId],
+  );
+  return { id: rows[0]!.id, timeZone: rows[0]!.time_zone };
+}
+
+interface ActivityRow {
+  id: string; member_id: string; definition_id: string | null; event_type: string | null; applied_definition_ids: string[]; occurred_at: Date; value: number | null;
+  distinct_key: string | null; unique_identifier: string; metadata: Record<string, string>; platform: string | null; recorded_at: Date;
+}
+
+function activityRecord(row: ActivityRow, externalId: string): ActivityRecord {
+  return {
+    id: row.id, memberId: row.member_id, memberExternalId: externalId, definitionId: row.definition_id, eventType: row.event_type,
+    appliedDefinitionIds: row.applied_definition_ids,
+    occurredAt: row.occurred_at.getTime(), value: row.value, distinctKey: row.distinct_key, uniqueIdentifier: row.unique_identifier,
+    metadata: row.metadata, platform: row.platform, recordedAt: row.recorded_at.getTime(),
+  };
+}
+
+const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, metadata, platform, recorded_at";
+
+/** Thrown inside the transaction when the idempotency key already exists; the caller rolls back and re-reads. */
+class DuplicateActivity extends Error {}
+
+async function recordInTransaction(client: PoolClient, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
+  const member = await upsertMember(client, input);
+  const memberRef = { id: member.id, externalId: input.memberExternalId, timeZone: member.timeZone };
+  const activityId = randomUUID();
+  const streaks: StreakOutcome[] = [];
+  const events: PlannedEvent[] = [];
+  const rewards: PlannedReward[] = [];
+  // Streaks first, the activity row last: that row's unique key decides "duplicate", and inserting it last lets
+  // it carry the definitions that counted it without a second write. A duplicate rolls all of this back.
+  for (const def of defs) {
+    const row = await lockMemberStreak(client, input.tenantId, member.id, def);
+    const opts = { pausedIntervals: def.pauses };
+    const gate = gateReason(def, input);
+    let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[] };
+    if (gate) {
+      // Not counted, but windows that closed meanwhile still finalise, so the stored state is never stale.
+      const advanced = advance(def.rules, row.state, now, opts);
+      next = { state: advanced.state, outcome: null, effects: advanced.effects };
+    } else {
+      next = applyActivity(
+        def.rules,
+        row.state,
+        { id: input.uniqueIdentifier, occurredAt: input.occurredAt, value: input.value ?? 0, distinctKey: input.distinctKey ?? null, memberTimezone: member.timeZone },
+        { now, pausedIntervals: def.pauses, futureToleranceMs: FUTURE_TOLERANCE_MS },
+      );
+    }
+    if (next.outcome?.kind === "DUPLICATE") throw new DuplicateActivity();
+    const notApplied: NotAppliedReason | null = gate ?? (next.outcome?.kind === "NOT_APPLIED" ? next.outcome.reason : null);
+    await saveMemberStreak(client, row.id, def, next.state, now);
+    const planned = planRewards(def, { tenantId: input.tenantId, memberId: member.id, memberStreakId: row.id, activityId }, next.effects, now);
+    rewards.push(...planned);
+    events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id }, next.effects, planned, now));
+    streaks.push({ definition: def, memberStreakId: row.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: planned });
+  }
+  const inserted = await client.query<ActivityRow>(
+    `insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     on conflict on constraint activity_idempotency_key do nothing
+     returning ${ACTIVITY_COLUMNS}`,
+    [
+      activityId, input.tenantId, member.id,
+      "definitionId" in input.target ? input.target.definitionId : null,
+      "eventType" in input.target ? input.target.eventType : null,
+      streaks.filter((s) => s.applied).map((s) => s.definition.id),
+      new Date(input.occurredAt), input.value ?? null, input.distinctKey ?? null, input.uniqueIdentifier,
+      input.platform ?? null, JSON.stringify(input.metadata), new Date(now),
+    ],
+  );
+  if (inserted.rows.length === 0) throw new DuplicateActivity();
+  await insertRewardsAndOutbox(client, rewards);
+  await insertEvents(client, events);
+  return { activity: activityRecord(inserted.rows[0]!, input.memberExternalId), duplicate: false, member: memberRef, streaks };
+}
+
+/** The answer to a duplicate: the stored activity and the current states, read without changing anything. */
+async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
+  const { rows } = await pool.query<ActivityRow & { time_zone: string | null }>(
+    `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}, m.time_zone
+       from activity a join member m on m.id = a.member_id
+      where a.tenant_id = $1 and m.tenant_id = $1 and m.external_id = $2 and a.unique_identifier = $3`,
+    [input.tenantId, input.memberExternalId, input.uniqueIdentifier],
+  );
+  const row = rows[0];
+  if (!row) throw new Error("duplicate activity vanished: activities are never deleted");
+  const streaks = await currentStreaks(pool, input.tenantId, row.member_id, defs, now);
+  return {
+    activity: activityRecord(row, input.memberExternalId),
+    duplicate: true,
+    member: { id: row.member_id, externalId: input.memberExternalId, timeZone: row.time_zone },
+    streaks,
+  };
+}
+
+function gateReason(def: CatalogDefinition, input: RecordActivityInput): NotAppliedReason | null {
+  if (def.state === "PAUSED") return "DEFINITION_PAUSED";
+  if (def.startAt !== null && input.occurredAt < def.startAt) return "BEFORE_START";
+  if (def.endAt !== null && input.occurredAt >= def.endAt) return "AFTER_END";
+  // Gamopanda: activityValue is required when the streak sums values; a DISTINCT streak needs the key it counts.
+  if (def.rules.condition.type === "SUM" && input.value === undefined) return "MISSING_VALUE";
+  if (def.rules.condition.type === "DISTINCT" && !input.distinctKey) return "MISSING_DISTINCT_KEY";
+  return null;
+}
+
+async function lockMemberStreak(client: PoolClient, tenantId: string, memberId: string, def: CatalogDefinition): Promise<{ id: string; state: MemberStreakState }> {
+  const select = () =>
+    client.query<{ id: string; state: MemberStreakState }>(
+      "select id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3 for update",
+      [tenantId, memberId, def.id],
+    );
+  const found = await select();
+  if (found.rows[0]) return found.rows[0];
+  const state = initialState(def.rules);
+  const created = await client.query<{ id: string }>(
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, 0, 0, $6, 1, now(), now())
+     on conflict (tenant_id, member_id, definition_id) do nothing returning id`,
+    [randomUUID(), tenantId, memberId, def.id, state.status, JSON.stringify(state)],
+  );
+  if (created.rows[0]) return { id: created.rows[0].id, state };
+  // Another transaction created it between our select and insert; its row is committed or we wait for it.
+  const again = await select();
+  return again.rows[0]!;
+}
+
+async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
+  const d = deadlines(def.rules, state, { pausedIntervals: def.pauses });
+  const ms = (v: number | null) => (v === null ? null : new Date(v));
+  await client.query(
+    `update member_streak set state = $2, status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
+       at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10
+     where id = $1`,
+    [id, JSON.stringify(state), state.status, state.current, state.longest, ms(d.windowCloseAt), ms(d.atRiskAt), ms(d.breakAt), ms(state.lastActivityAt), new Date(now)],
+  );
+}
+
+/** Current states for a duplicate's answer: read without locking and evaluated at `now`, changing nothing. */
+async function currentStreaks(client: Pick<Pool, "query">, tenantId: string, memberId: string, defs: readonly CatalogDefinition[], now: number): Promise<StreakOutcome[]> {
+  if (defs.length === 0) return [];
+  const { rows } = await client.query<{ id: string; definition_id: string; state: MemberStreakState }>(
+    "select id, definition_id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = any($3::uuid[])",
+    [tenantId, memberId, defs.map((d) => d.id)],
+  );
+  return defs.flatMap((def) => {
+    const row = rows.find((r) => r.definition_id === def.id);
+    if (!row) return [];
+    const state = advance(def.rules, row.state, now, { pausedIntervals: def.pauses }).state;
+    return [{ definition: def, memberStreakId: row.id, applied: false, notAppliedReason: "DUPLICATE" as const, outcome: { kind: "DUPLICATE" as const }, state, effects: [], rewards: [] }];
+  });
+}
+
+async function insertRewardsAndOutbox(client: PoolClient, rewards: readonly PlannedReward[]): Promise<void> {
+  for (const r of rewards) {
+    const inserted = await client.query(
+      `insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
+         claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, 0, $16, $16)
+       on conflict on constraint reward_grant_once do nothing returning id`,
+      [r.id, r.tenantId, r.memberId, r.definitionId, r.threshold, r.cycle, r.repetition, r.kind, r.name, r.value, r.points, r.state, r.mode,
+        r.claimDeadlineAt === null ? null : new Date(r.claimDeadlineAt), r.issuedAt === null ? null : new Date(r.issuedAt), new Date(r.createdAt),
+        r.streakCount, r.multiplier, r.activityId],
+    );
+    if (inserted.rowCount === 0 || !r.needsWorkflow) continue;
+    await client.query(
+      `insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
+       values ($1, 'reward.lifecycle', $2, $3, now(), 0) on conflict (dedupe_key) do nothing`,
+      [r.tenantId, `reward:${r.id}`, JSON.stringify({ rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId })],
+    );
+  }
+}
+
+export async function insertEvents(client: Pick<PoolClient, "query">, events: readonly PlannedEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const values: unknown[] = [];
+  const tuples = events.map((e, i) => {
+    values.push(e.tenantId, e.type, e.memberId, e.definitionId, e.dedupeKey, JSON.stringify(e.payload), new Date(e.occurredAt));
+    const b = i * 7;
+    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, now())`;
+  });
+  await client.query(
+    `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+     values ${tuples.join(", ")} on conflict on constraint streak_event_dedupe do nothing`,
+    values,
+  );
+}

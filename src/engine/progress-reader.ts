@@ -1,0 +1,90 @@
+// Progress reads in at most two queries: the member's streak rows (joined to the member by external id), then
+// the member's rewards. Definitions come from the catalog cache. Nothing here writes: a streak whose window has
+// passed is reported broken from the stored state and `now` alone, before any sweep has finalised it.
+import type { Pool } from "pg";
+import type { MemberStreakState } from "../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+
+export interface StreakRow {
+  readonly id: string;
+  readonly memberId: string;
+  readonly definitionId: string;
+  readonly state: MemberStreakState;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface RewardRow {
+  readonly id: string;
+  readonly definitionId: string;
+  readonly threshold: number;
+  readonly kind: string;
+  readonly points: number;
+  readonly value: string;
+  readonly state: string;
+  readonly claimDeadlineAt: number | null;
+}
+
+export interface RewardFactsByDefinition {
+  unclaimed: RewardRow[];
+  total: number;
+}
+
+export interface MemberProgressRows {
+  readonly memberId: string | null;
+  readonly streaks: readonly { row: StreakRow; definition: CatalogDefinition }[];
+  readonly rewards: (definitionId: string) => RewardFactsByDefinition;
+}
+
+export interface ProgressReader {
+  /** Streak rows of one member, optionally of one definition, with reward facts. */
+  read(tenantId: string, memberExternalId: string, definitionId?: string): Promise<MemberProgressRows>;
+  rewardFacts(tenantId: string, memberId: string, definitionIds: readonly string[]): Promise<(definitionId: string) => RewardFactsByDefinition>;
+}
+
+export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): ProgressReader {
+  async function rewardFacts(tenantId: string, memberId: string, definitionIds: readonly string[]) {
+    const byDefinition = new Map<string, RewardFactsByDefinition>();
+    if (definitionIds.length > 0) {
+      const { rows } = await pool.query<{ id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null }>(
+        `select id, definition_id, threshold, kind, points, value, state, claim_deadline_at
+           from reward where tenant_id = $1 and member_id = $2 and definition_id = any($3::uuid[]) order by threshold, created_at`,
+        [tenantId, memberId, definitionIds],
+      );
+      for (const r of rows) {
+        const facts = byDefinition.get(r.definition_id) ?? { unclaimed: [], total: 0 };
+        if (r.state !== "FAILED" && r.state !== "EXPIRED") facts.total += 1;
+        if (r.state === "AVAILABLE") {
+          facts.unclaimed.push({ id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null });
+        }
+        byDefinition.set(r.definition_id, facts);
+      }
+    }
+    return (definitionId: string) => byDefinition.get(definitionId) ?? { unclaimed: [], total: 0 };
+  }
+
+  return {
+    rewardFacts,
+    async read(tenantId, memberExternalId, definitionId) {
+      const { rows } = await pool.query<{ member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null }>(
+        `select m.id as member_id, s.id, s.definition_id, s.state, s.created_at, s.updated_at
+           from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id ${definitionId ? "and s.definition_id = $3" : ""}
+          where m.tenant_id = $1 and m.external_id = $2`,
+        definitionId ? [tenantId, memberExternalId, definitionId] : [tenantId, memberExternalId],
+      );
+      const memberId = rows[0]?.member_id ?? null;
+      const streaks: { row: StreakRow; definition: CatalogDefinition }[] = [];
+      for (const r of rows) {
+        if (r.id === null || r.definition_id === null || r.state === null) continue;
+        const definition = await catalog.get(tenantId, r.definition_id);
+        if (!definition) continue;
+        streaks.push({
+          row: { id: r.id, memberId: r.member_id, definitionId: r.definition_id, state: r.state, createdAt: r.created_at!.getTime(), updatedAt: r.updated_at!.getTime() },
+          definition,
+        });
+      }
+      const facts = memberId && streaks.length > 0 ? await rewardFacts(tenantId, memberId, streaks.map((s) => s.definition.id)) : () => ({ unclaimed: [], total: 0 });
+      return { memberId, streaks, rewards: facts };
+    },
+  };
+}
