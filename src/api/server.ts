@@ -162,7 +162,9 @@ function sniff(socket: Socket, dispatch: (isHttp2: boolean) => void): void {
     socket.pause();
     socket.unshift(seen);
     dispatch(matches);
-    socket.resume();
+    // The HTTP/2 session reads the native handle itself (and drains what was unshifted); resuming the JS stream
+    // there would race it for bytes. The HTTP/1.1 server reads through the stream, which must flow again.
+    if (!matches) socket.resume();
   };
   socket.on("data", onData);
 }

@@ -17,6 +17,7 @@ import { applyActivity, advance, deadlines, initialState, type ApplyOutcome, typ
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
+import { enqueueOutbox } from "./outbox.ts";
 
 export interface MemberProfile {
   readonly firstName?: string | undefined;
@@ -164,7 +165,14 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput): Pro
      limit 1`,
     [randomUUID(), input.tenantId, input.memberExternalId],
   );
-  return { id: rows[0]!.id, timeZone: rows[0]!.time_zone };
+  if (rows[0]) return { id: rows[0].id, timeZone: rows[0].time_zone };
+  // A concurrent first activity of the same member inserted it after this statement's snapshot was taken: the
+  // insert waited for that commit and did nothing, and the select could not see the row yet. A new statement can.
+  const again = await client.query<{ id: string; time_zone: string | null }>(
+    "select id, time_zone from member where tenant_id = $1 and external_id = $2",
+    [input.tenantId, input.memberExternalId],
+  );
+  return { id: again.rows[0]!.id, timeZone: again.rows[0]!.time_zone };
 }
 
 interface ActivityRow {
@@ -328,11 +336,7 @@ async function insertRewardsAndOutbox(client: PoolClient, rewards: readonly Plan
         r.streakCount, r.multiplier, r.activityId],
     );
     if (inserted.rowCount === 0 || !r.needsWorkflow) continue;
-    await client.query(
-      `insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
-       values ($1, 'reward.lifecycle', $2, $3, now(), 0) on conflict (dedupe_key) do nothing`,
-      [r.tenantId, `reward:${r.id}`, JSON.stringify({ rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId })],
-    );
+    await enqueueOutbox(client, r.tenantId, "reward.lifecycle", `reward:${r.id}`, { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId });
   }
 }
 
