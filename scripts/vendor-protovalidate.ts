@@ -9,6 +9,8 @@ import { dirname, join } from "node:path";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { isFieldSet } from "@bufbuild/protobuf";
 import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
   FieldDescriptorProtoSchema,
   type DescriptorProto,
   type EnumDescriptorProto,
@@ -19,20 +21,16 @@ const scalarNames: Record<number, string> = {
   1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32", 8: "bool",
   9: "string", 12: "bytes", 13: "uint32", 15: "sfixed32", 16: "sfixed64", 17: "sint32", 18: "sint64",
 };
-const TYPE_MESSAGE = 11;
-const TYPE_ENUM = 14;
-const LABEL_REPEATED = 3;
-const LABEL_REQUIRED = 2;
 
 function typeName(field: FieldDescriptorProto): string {
-  if (field.type === TYPE_MESSAGE || field.type === TYPE_ENUM) return field.typeName;
+  if (field.type === FieldDescriptorProto_Type.MESSAGE || field.type === FieldDescriptorProto_Type.ENUM) return field.typeName;
   const name = scalarNames[field.type];
   if (name === undefined) throw new Error(`unsupported field type ${field.type} on ${field.name}`);
   return name;
 }
 
 function fieldLine(field: FieldDescriptorProto, inOneof: boolean): string {
-  const label = inOneof ? "" : field.label === LABEL_REPEATED ? "repeated " : field.label === LABEL_REQUIRED ? "required " : "optional ";
+  const label = inOneof ? "" : field.label === FieldDescriptorProto_Label.REPEATED ? "repeated " : field.label === FieldDescriptorProto_Label.REQUIRED ? "required " : "optional ";
   const packed = field.options?.packed === false ? " [packed = false]" : "";
   return `${label}${typeName(field)} ${field.name} = ${field.number}${packed};`;
 }

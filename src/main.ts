@@ -4,7 +4,7 @@
 // production roles, scaled independently; both are stateless.
 import { ConfigError, loadConfig } from "./config/config.ts";
 import { createLogger } from "./observability/logger.ts";
-import { runKindling, type Role } from "./app.ts";
+import { runKindling } from "./app.ts";
 import { runCreateTenant } from "./cli/create-tenant.command.ts";
 
 const usage = "usage: node src/main.ts <all|api|worker|migrate|create-tenant NAME>";
@@ -27,7 +27,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case "api":
     case "worker":
     case "migrate":
-      return runKindling(config, logger, command as Role);
+      return runKindling(config, logger, command);
     case "create-tenant":
       return runCreateTenant(config, logger, rest);
     default:

@@ -126,7 +126,7 @@ export function progressView(rules: StreakRules, stored: MemberStreakState, now:
       r.frontier.alive && f !== null && f.endMs < Number.MAX_SAFE_INTEGER ? Math.max(0, Math.ceil((f.endMs - now) / 1000)) : null;
   }
   const inWindow =
-    window === null ? [] : state.tail.filter((e) => e.at >= (window as WindowBounds).startMs && e.at < (window as WindowBounds).endMs);
+    window === null ? [] : state.tail.filter((e) => e.at >= (window).startMs && e.at < (window).endMs);
   const progress = evaluateCondition(rules.condition, inWindow);
   const counted = window !== null && state.lastCredited?.key === window.key;
   const satisfied = progress.satisfied || counted;

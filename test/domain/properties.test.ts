@@ -30,7 +30,7 @@ const rulesArb: fc.Arbitrary<StreakRules> = fc
   .map(({ rolling, period, zone, reset, cond, grace, completion, freezes, repairSec }) => ({
     window: rolling
       ? { type: "ROLLING" as const, minSpacingSeconds: 20 * 3600, maxGapSeconds: 36 * 3600 }
-      : { type: "CALENDAR" as const, period: period as "DAILY" | "WEEKLY", timezone: zone, resetTime: reset, weekStart: 1 + (reset.length % 7) },
+      : { type: "CALENDAR" as const, period: period, timezone: zone, resetTime: reset, weekStart: 1 + (reset.length % 7) },
     condition: cond,
     graceSeconds: grace,
     completionTarget: completion,
@@ -151,7 +151,7 @@ describe("properties", () => {
     fc.assert(
       fc.property(rulesArb, historyArb, fc.array(fc.integer({ min: 0, max: 24 * 24 }), { maxLength: 4 }), (rules0, history, repairHours) => {
         const rules = { ...rules0, repairWindowSeconds: 4 * 86400 };
-        const events = arrivals(rules, history).map((a) => ({ t: a.arrive, a: a as Arrival | null }));
+        const events = arrivals(rules, history).map((a) => ({ t: a.arrive, a: a }));
         const all = [...events, ...repairHours.map((h) => ({ t: T0 + h * HOUR, a: null }))].sort((x, y) => x.t - y.t);
         let state = initialState(rules);
         const granted: string[] = [];
@@ -221,7 +221,7 @@ describe("(b) windows in every IANA zone with DST", () => {
         fc.constantFrom(...resets),
         fc.integer({ min: 1, max: 7 }),
         (zone, t, period, resetTime, weekStart) => {
-          const spec = { type: "CALENDAR" as const, period: period as "DAILY" | "WEEKLY" | "MONTHLY", timezone: zone, resetTime, weekStart };
+          const spec = { type: "CALENDAR" as const, period: period, timezone: zone, resetTime, weekStart };
           const w = windowFor(spec, t, zone);
           expect(w.startMs).toBeLessThanOrEqual(t);
           expect(t).toBeLessThan(w.endMs);

@@ -1,7 +1,7 @@
 import { describe, expect } from "vitest";
 import { t, play, daily, ms, types, DAY, HOUR } from "./helpers.ts";
 import type { Step } from "./helpers.ts";
-import { LOYALTEEZ_DAILY_RULES, progressView, initialState, applyActivity } from "../../src/domain/index.ts";
+import { LOYALTEEZ_DAILY_RULES, progressView } from "../../src/domain/index.ts";
 import type { StreakRules } from "../../src/domain/index.ts";
 
 const days = (first: string, n: number, value = 1, hour = "12:00", zone = "UTC"): Step[] =>

@@ -53,7 +53,7 @@ export async function startTestApi(options: StartTestApiOptions = {}): Promise<T
     };
     const admin = await newTenant("test tenant");
     const url = started.apiUrl!;
-    const stop = started.stop;
+    const running = started;
     return {
       url,
       databaseUrl: db.url,
@@ -76,7 +76,7 @@ export async function startTestApi(options: StartTestApiOptions = {}): Promise<T
         return createClient(service, transport);
       },
       async close() {
-        await stop();
+        await running.stop();
         await readyOrm.close();
         await db.drop();
       },

@@ -7,6 +7,7 @@ import {
   DefinitionState,
   RewardKind,
   StreakDefinitionSchema,
+  Weekday,
   type StreakDefinition as StreakDefinitionMessage,
 } from "../../gen/kindling/v1/definition_pb.js";
 import type { DefinitionState as StoredState, StreakDefinition } from "../../db/entities/index.ts";
@@ -84,7 +85,7 @@ export function rulesFromMessage(m: StreakDefinitionMessage): StreakRules {
           timezone: w?.case === "calendar" && w.value.timeZone !== "" ? w.value.timeZone : "UTC",
           useMemberTimezone: w?.case === "calendar" ? w.value.useMemberTimeZone : false,
           resetTime: w?.case === "calendar" && w.value.resetTime !== "" ? w.value.resetTime : "00:00",
-          weekStart: w?.case === "calendar" && w.value.weekStart !== 0 ? w.value.weekStart : 1,
+          weekStart: w?.case === "calendar" && w.value.weekStart !== Weekday.UNSPECIFIED ? w.value.weekStart : 1,
         };
   const conditionType = m.condition?.type === ConditionType.SUM ? "SUM" : m.condition?.type === ConditionType.DISTINCT ? "DISTINCT" : "COUNT";
   const milestones: Milestone[] = m.milestones.map((ms) => {
@@ -135,7 +136,7 @@ export function displayFromMessage(d: Display): DisplayConfig {
       ["milestoneNextToBeAchievedMessage", l.milestoneNextToBeAchievedMessage],
       ["milestoneAchievedMessage", l.milestoneAchievedMessage],
     ];
-    texts[l.language] = Object.fromEntries(entries.filter(([, v]) => v !== "")) as DisplayTexts;
+    texts[l.language] = Object.fromEntries(entries.filter(([, v]) => v !== ""));
   }
   return { ...(d.defaultLanguage ? { defaultLanguage: d.defaultLanguage } : {}), texts };
 }

@@ -76,7 +76,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
         tenantId: principal.tenantId,
         name: message.name,
         description: message.description,
-        state: "DRAFT" as StoredState,
+        state: "DRAFT",
         eventTypes: [...message.eventTypes],
         spec: specFromMessage(message),
         startAt: dateOrNull(msOf(message.startTime)),

@@ -1,0 +1,104 @@
+// Interoperability: the same server answers a plain @grpc/grpc-js client (stubs loaded at run time from the same
+// .proto files, as an internal service in another stack would), Connect over HTTP/1.1 with JSON — including GET
+// for NO_SIDE_EFFECTS methods, as a browser cache would use — Connect binary, and gRPC-Web. Each records an
+// activity and reads progress back.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
+import { startTestApi, type Protocol, type TestApi } from "../support/api.ts";
+
+let api: TestApi;
+let definitionId: string;
+
+beforeAll(async () => {
+  api = await startTestApi({ label: "interop" });
+  const defs = api.client(DefinitionService);
+  const { definition } = await defs.createDefinition({
+    definition: {
+      name: "Interop daily",
+      eventTypes: ["interop.event"],
+      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "Europe/Paris", resetTime: "04:00" } } },
+      condition: { type: ConditionType.COUNT, min: 1 },
+    },
+  });
+  definitionId = definition!.id;
+  await defs.publishDefinition({ definitionId });
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+describe("Connect, gRPC and gRPC-Web clients", () => {
+  it.each<Protocol>(["connect-json", "connect-binary", "grpc", "grpc-web"])("interop/%s_records_and_reads", async (protocol) => {
+    const member = `member-${protocol}`;
+    const activities = api.client(ActivityService, api.admin, protocol);
+    const recorded = await activities.recordActivity({
+      activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "eventType", value: "interop.event" }, occurTime: timestampFromMs(Date.now()), uniqueIdentifier: `${protocol}-1` },
+    });
+    expect(recorded.results[0]?.applied).toBe(true);
+    const { streak } = await api.client(MemberStreakService, api.admin, protocol).getMemberStreak({ memberExternalId: member, definitionId });
+    expect(streak?.currentCount).toBe(1);
+    expect(streak?.currentWindowSatisfied).toBe(true);
+  });
+
+  it("interop/connect_get_for_no_side_effects_methods", async () => {
+    const message = encodeURIComponent(JSON.stringify({ definitionId }));
+    const res = await fetch(`${api.url}/kindling.v1.DefinitionService/GetDefinition?connect=v1&encoding=json&message=${message}`, {
+      headers: { apikey: api.admin.keyId, secretkey: api.admin.secret },
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { definition: { id: string; name: string } };
+    expect(body.definition).toMatchObject({ id: definitionId, name: "Interop daily" });
+    // A method with side effects is not reachable by GET.
+    const post = await fetch(`${api.url}/kindling.v1.DefinitionService/PublishDefinition?connect=v1&encoding=json&message=${message}`, {
+      headers: { apikey: api.admin.keyId, secretkey: api.admin.secret },
+    });
+    expect(post.status).toBe(405);
+  });
+
+  it("interop/grpc_js_client_from_proto_files", async () => {
+    const root = join(import.meta.dirname, "..", "..", "proto");
+    const definition = protoLoader.loadSync(["kindling/v1/activity_service.proto", "kindling/v1/member_streak_service.proto"], {
+      includeDirs: [root, join(root, "vendor")],
+      keepCase: false,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- proto-loader yields untyped constructors
+    const pkg = grpc.loadPackageDefinition(definition) as any;
+    const address = new URL(api.url).host;
+    const metadata = new grpc.Metadata();
+    metadata.set("apikey", api.admin.keyId);
+    metadata.set("secretkey", api.admin.secret);
+    const activityClient = new pkg.kindling.v1.ActivityService(address, grpc.credentials.createInsecure());
+    const streakClient = new pkg.kindling.v1.MemberStreakService(address, grpc.credentials.createInsecure());
+    const call = <T>(client: Record<string, (...args: unknown[]) => unknown>, method: string, request: unknown) =>
+      new Promise<T>((resolve, reject) => {
+        client[method]!.call(client, request, metadata, (error: grpc.ServiceError | null, response: T) => (error ? reject(error) : resolve(response)));
+      });
+    const now = Date.now();
+    const recorded = await call<{ results: { applied: boolean; currentStreak: number }[] }>(activityClient, "recordActivity", {
+      activity: {
+        memberExternalId: "grpc-js-member",
+        eventType: "interop.event",
+        occurTime: { seconds: String(Math.floor(now / 1000)), nanos: 0 },
+        uniqueIdentifier: "grpc-js-1",
+      },
+    });
+    expect(recorded.results[0]).toMatchObject({ applied: true, currentStreak: 1 });
+    const read = await call<{ streak: { currentCount: number; state: string } }>(streakClient, "getMemberStreak", { memberExternalId: "grpc-js-member", definitionId });
+    expect(read.streak).toMatchObject({ currentCount: 1, state: "MEMBER_STREAK_STATE_IN_PROGRESS" });
+    const missing = await call(streakClient, "getMemberStreak", { memberExternalId: "nobody", definitionId }).catch((e: grpc.ServiceError) => e);
+    expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
+    activityClient.close();
+    streakClient.close();
+  });
+});
