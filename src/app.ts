@@ -61,6 +61,8 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     if (role === "all" || role === "api") {
       const apiLogger = logger.child({ component: "api" });
       const pool = new pg.Pool({ connectionString: databaseUrl, max: config.databasePoolSize });
+      // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
+      pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
       const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond });
       const unlisten = await catalog.listen();

@@ -1,0 +1,222 @@
+// `npm run bench`: Kindling's ingest and read throughput through the full gRPC stack, side by side with pgbench
+// running the equivalent hand-written SQL against the same database in the same run, reported as ratios.
+//
+//   1. embedded PostgreSQL in a temporary directory (durable settings: fsync and synchronous_commit on);
+//   2. the API on it (role `api`; Temporal is off the hot path), a tenant, a LIVE daily definition, N members;
+//   3. RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99;
+//   4. GetMemberStreak the same way;
+//   5. pgbench with one activity's transaction (member upsert, streak row lock + update, activity insert) and
+//      with one progress read (member + streak join, rewards), same client count, same duration;
+//   6. ratios printed and written to bench/results/ingest.json.
+// Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
+import { loadConfig } from "../src/config/config.ts";
+import { createLogger } from "../src/observability/logger.ts";
+import { startKindling } from "../src/app.ts";
+import { createOrm } from "../src/db/orm.ts";
+import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
+import { DefinitionService } from "../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
+import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
+import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 15);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const members = Number(process.env.BENCH_MEMBERS ?? 5000);
+
+interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly perSecond: number;
+  readonly p50Ms: number;
+  readonly p95Ms: number;
+  readonly p99Ms: number;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function drive(call: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let counter = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const i = counter++;
+        const t0 = performance.now();
+        try {
+          await call(i);
+          latencies.push(performance.now() - t0);
+        } catch (error) {
+          errors++;
+          if (errors <= 3) console.error("request failed:", (error as Error).message);
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    requests: latencies.length,
+    errors,
+    perSecond: round(latencies.length / elapsed),
+    p50Ms: round(percentile(latencies, 50)),
+    p95Ms: round(percentile(latencies, 95)),
+    p99Ms: round(percentile(latencies, 99)),
+  };
+}
+
+function pgbench(url: string, script: string, vars: Record<string, string>): { tps: number; latencyMs: number; raw: string } {
+  const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
+  const file = join(dir, "script.sql");
+  writeFileSync(file, script);
+  const u = new URL(url);
+  const args = [
+    "-n", "-h", u.hostname, "-p", u.port, "-U", decodeURIComponent(u.username), "-c", String(concurrency), "-j", String(Math.min(concurrency, cpus().length)),
+    "-T", String(seconds), "-M", "prepared", "-f", file,
+    ...Object.entries(vars).flatMap(([k, v]) => ["-D", `${k}=${v}`]),
+    u.pathname.slice(1),
+  ];
+  const result = spawnSync("pgbench", args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, encoding: "utf8" });
+  rmSync(dir, { recursive: true, force: true });
+  if (result.error || result.status !== 0 || !/tps = /.test(result.stdout)) {
+    throw new Error(`pgbench failed (install it with \`apt-get install postgresql-client\`): ${result.error?.message ?? result.stderr}${result.stdout}`);
+  }
+  const tps = Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1] ?? NaN);
+  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(result.stdout)?.[1] ?? NaN);
+  return { tps, latencyMs, raw: result.stdout };
+}
+
+async function main() {
+  const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
+  const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0 });
+  const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: String(Math.max(8, concurrency)) });
+  const kindling = await startKindling(config, createLogger("warn"), "api");
+  const orm = await createOrm(pg.databaseUrl, 2);
+  try {
+    const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "bench" });
+    const transport = createGrpcTransport({
+      baseUrl: kindling.apiUrl!,
+      interceptors: [(next) => (req) => (req.header.set("apikey", tenant.keyId), req.header.set("secretkey", tenant.secret), next(req))],
+    });
+    const defs = createClient(DefinitionService, transport);
+    const { definition } = await defs.createDefinition({
+      definition: {
+        name: "Bench daily",
+        eventTypes: ["purchase"],
+        window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+        condition: { type: ConditionType.SUM, min: 50 },
+        milestones: [{ threshold: 7, reward: { kind: RewardKind.POINTS, points: 100, fulfilmentMode: FulfilmentMode.CLAIM } }],
+      },
+    });
+    const definitionId = definition!.id;
+    await defs.publishDefinition({ definitionId });
+    const activities: Client<typeof ActivityService> = createClient(ActivityService, transport);
+    const streaks = createClient(MemberStreakService, transport);
+
+    // Seed every member with one activity so reads find a record.
+    const seedStart = performance.now();
+    for (let base = 0; base < members; base += 500) {
+      await activities.recordActivities({
+        omitProgress: true,
+        activities: Array.from({ length: Math.min(500, members - base) }, (_, k) => ({
+          memberRef: { case: "memberExternalId" as const, value: `m${base + k}` },
+          target: { case: "definitionId" as const, value: definitionId },
+          occurTime: timestampFromMs(Date.now()),
+          value: 10,
+          uniqueIdentifier: `seed-${base + k}`,
+        })),
+      });
+    }
+    console.log(`seeded ${members} members in ${((performance.now() - seedStart) / 1000).toFixed(1)}s`);
+
+    const run = randomUUID().slice(0, 8);
+    console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+    const ingest = await drive((i) =>
+      activities.recordActivity({
+        activity: {
+          memberRef: { case: "memberExternalId", value: `m${(i * 7919) % members}` },
+          target: { case: "eventType", value: "purchase" },
+          occurTime: timestampFromMs(Date.now()),
+          value: 5,
+          uniqueIdentifier: `${run}-${i}`,
+        },
+      }),
+    );
+    console.log(ingest);
+    console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+    const read = await drive((i) => streaks.getMemberStreak({ memberExternalId: `m${(i * 104729) % members}`, definitionId }));
+    console.log(read);
+
+    if (process.env.BENCH_SKIP_PGBENCH) return;
+    const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
+    // The same statements one RecordActivity runs for one definition, minus the domain computation in between.
+    const ingestSql = `\\set m random(0, :members - 1)
+begin;
+with created as (insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
+  values (gen_random_uuid(), :tenant::uuid, 'm' || :m, 0, now(), now()) on conflict (tenant_id, external_id) do nothing returning id, time_zone)
+select id, time_zone from created union all select id, time_zone from member where tenant_id = :tenant::uuid and external_id = 'm' || :m limit 1;
+select id, state from member_streak where tenant_id = :tenant::uuid and definition_id = :definition::uuid
+  and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m) for update;
+update member_streak set state = state, status = status, current_count = current_count, longest_count = longest_count,
+  window_close_at = window_close_at, at_risk_at = at_risk_at, break_at = break_at, last_activity_at = now(), version = version + 1, updated_at = now()
+  where tenant_id = :tenant::uuid and definition_id = :definition::uuid and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);
+insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
+  values (gen_random_uuid(), :tenant::uuid, (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m), null, 'purchase', array[:definition::text],
+  now(), 5, null, gen_random_uuid()::text, null, '{}', now());
+commit;
+`;
+    const readSql = `\\set m random(0, :members - 1)
+select m.id, s.id, s.state from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = :definition::uuid
+  where m.tenant_id = :tenant::uuid and m.external_id = 'm' || :m;
+select id, state from reward where tenant_id = :tenant::uuid and definition_id = :definition::uuid
+  and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);
+`;
+    console.log("pgbench: equivalent activity transaction…");
+    const pgIngest = pgbench(pg.databaseUrl, ingestSql, vars);
+    if (process.env.BENCH_DEBUG) console.log(pgIngest.raw);
+    console.log(`  ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
+    console.log("pgbench: equivalent progress read…");
+    const pgRead = pgbench(pg.databaseUrl, readSql, vars);
+    console.log(`  ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
+
+    const result = {
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, node: process.version },
+      settings: { seconds, concurrency, members },
+      kindling: { recordActivity: ingest, getMemberStreak: read },
+      pgbench: { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps },
+      ratios: {
+        ingestVsPgbench: Math.round((ingest.perSecond / pgIngest.tps) * 1000) / 1000,
+        readsVsPgbench: Math.round((read.perSecond / pgRead.tps) * 1000) / 1000,
+      },
+      targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
+    };
+    mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
+    writeFileSync(join(import.meta.dirname, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`\ningest: ${ingest.perSecond} req/s vs pgbench ${pgIngest.tps} tps → ${result.ratios.ingestVsPgbench}× (target ≥ 1.0×)`);
+    console.log(`reads:  ${read.perSecond} req/s vs pgbench ${pgRead.tps} tps → ${result.ratios.readsVsPgbench}× (target ≥ 0.5×)`);
+    console.log("written to bench/results/ingest.json");
+  } finally {
+    await orm.close();
+    await kindling.stop();
+    await pg.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
