@@ -8,6 +8,9 @@ import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
 import pg from "pg";
+import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
+import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
+import { startWorker } from "../workers/worker.ts";
 
 // `migrate-keep` migrates and keeps the embedded database running for a one-off command (create-tenant).
 export type Role = "all" | "api" | "worker" | "migrate" | "migrate-keep";
@@ -21,8 +24,13 @@ export interface Started {
   stop(): Promise<void>;
 }
 
+export interface StartOverrides {
+  /** The API's clock. Tests move it forward to play days of a streak in seconds; production uses Date.now. */
+  readonly now?: () => number;
+}
+
 /** Starts every part the role needs. Exported for tests and the benchmark, which run the real stack in-process. */
-export async function startKindling(config: KindlingConfig, logger: Logger, role: Role): Promise<Started> {
+export async function startKindling(config: KindlingConfig, logger: Logger, role: Role, overrides: StartOverrides = {}): Promise<Started> {
   const cleanups: Cleanup[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -64,7 +72,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond });
+      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, ...(overrides.now ? { now: overrides.now } : {}) });
       const unlisten = await catalog.listen();
       cleanups.push({ name: "definition-listener", run: unlisten });
       const api = createApiServer({
@@ -82,7 +90,36 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       cleanups.push({ name: "api", run: () => api.close() });
       apiUrl = listening.url;
     }
-    return { apiUrl, databaseUrl, stop };
+    let temporalUiUrl: string | undefined;
+    if (role === "all" || role === "worker") {
+      let temporalAddress = config.temporalAddress;
+      if (temporalAddress === undefined) {
+        const started = Date.now();
+        const cli = await resolveTemporalCli();
+        const temporal = await startTemporalDevServer({
+          executablePath: cli.path,
+          dataDir: join(config.dataDir, "temporal"),
+          port: config.embeddedTemporalPort,
+          uiPort: config.embeddedTemporalUiPort,
+          namespace: config.temporalNamespace,
+          logger: logger.child({ component: "temporal" }),
+        });
+        cleanups.push({ name: "temporal", run: () => temporal.stop() });
+        temporalAddress = temporal.address;
+        temporalUiUrl = temporal.uiUrl;
+        logger.info({ ms: Date.now() - started, address: temporal.address, uiUrl: temporal.uiUrl }, "embedded temporal ready");
+      }
+      const worker = await startWorker({
+        databaseUrl,
+        temporalAddress,
+        namespace: config.temporalNamespace,
+        taskQueue: config.temporalTaskQueue,
+        logger,
+        shutdownGraceMs: config.shutdownGraceMs,
+      });
+      cleanups.push({ name: "worker", run: () => worker.stop() });
+    }
+    return { apiUrl, temporalUiUrl, databaseUrl, stop };
   } catch (error) {
     await stop();
     throw error;

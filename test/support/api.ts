@@ -35,6 +35,28 @@ export interface TestApi {
 export interface StartTestApiOptions {
   readonly label?: string;
   readonly env?: Record<string, string>;
+  /** A clock for the server; see `createTestClock`. */
+  readonly now?: () => number;
+}
+
+/** A settable clock: tests play a week of daily windows by moving it, while the server runs for real. */
+export interface TestClock {
+  readonly now: () => number;
+  set(ms: number): void;
+  advance(ms: number): void;
+}
+
+export function createTestClock(startMs: number): TestClock {
+  let current = startMs;
+  return {
+    now: () => current,
+    set: (ms) => {
+      current = ms;
+    },
+    advance: (ms) => {
+      current += ms;
+    },
+  };
 }
 
 export async function startTestApi(options: StartTestApiOptions = {}): Promise<TestApi> {
@@ -44,7 +66,7 @@ export async function startTestApi(options: StartTestApiOptions = {}): Promise<T
   let started: Started | undefined;
   let orm: Orm | undefined;
   try {
-    started = await startKindling(config, logger, "api");
+    started = await startKindling(config, logger, "api", options.now ? { now: options.now } : {});
     orm = await createOrm(db.url, 4);
     const readyOrm = orm;
     const newTenant = async (name = "tenant") => {
