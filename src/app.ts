@@ -131,7 +131,7 @@ export async function runKindling(config: KindlingConfig, logger: Logger, role: 
   const started = await startKindling(config, logger, role);
   if (role === "migrate") return 0;
   const lines = ["", "Kindling is running."];
-  if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`);
+  if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`, `  Demo page:                     ${started.apiUrl}/demo`);
   if (started.temporalUiUrl) lines.push(`  Temporal UI:                   ${started.temporalUiUrl}`);
   lines.push("  Press Ctrl-C to stop.", "");
   process.stdout.write(`${lines.join("\n")}\n`);

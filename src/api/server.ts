@@ -18,6 +18,7 @@ import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb
 import { createHealthService, createHealthState } from "./services/health.service.ts";
 import { createReflectionAnswerer, createReflectionServices } from "./services/reflection.service.ts";
 import type { Logger } from "../observability/logger.ts";
+import { DEMO_PAGE } from "./demo/demo-page.ts";
 
 type NodeServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeServerResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -84,6 +85,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   const handle = (req: NodeServerRequest, res: NodeServerResponse) => {
     if (req.url === "/healthz") {
       sendJson(res, 200, { status: "ok" });
+      return;
+    }
+    if (req.url === "/demo" || req.url === "/") {
+      const r = res as http.ServerResponse;
+      r.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      r.end(DEMO_PAGE);
       return;
     }
     if (req.url === "/readyz") {

@@ -32,6 +32,15 @@ describe("health and reflection", () => {
     expect(await ready.json()).toEqual({ status: "ready" });
   });
 
+  it("demo/page_is_served_and_calls_connect_endpoints", async () => {
+    const res = await fetch(`${api.url}/demo`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain("/kindling.v1.");
+    expect(html).toContain("RecordActivity");
+  });
+
   it("reflection/lists_services_and_describes_a_symbol_with_dependencies", async () => {
     const reflection = createClient(ServerReflection, createGrpcTransport({ baseUrl: api.url }));
     async function* requests() {
