@@ -8,7 +8,7 @@ import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { StreakDefinitionSchema, type StreakDefinition as DefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
 import type { DefinitionState, PauseInterval } from "../db/entities/index.ts";
 import type { StreakRules } from "../domain/rules.ts";
-import { rulesFromMessage } from "../api/mappers/definition.mapper.ts";
+import { rulesFromMessage } from "./definition-rules.ts";
 
 export interface CatalogDefinition {
   readonly id: string;
