@@ -41,3 +41,4 @@ export * from "./streak-chain.ts";
 export * from "./streak-machine.ts";
 export * from "./display-templates.ts";
 export * from "./progress-view.ts";
+export * from "./reward-lifecycle.ts";

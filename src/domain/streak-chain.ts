@@ -209,7 +209,9 @@ export function miss(
 
 /**
  * Joins the broken run with the run since the break: the restored count is the count at the break plus the
- * windows counted since. Milestones reached by the joined count are granted now unless already earned.
+ * windows `ch` has counted since. Milestones reached by the joined count are granted now unless already earned.
+ * `repair` passes the final (base) chain. Windows of the new run that are not final yet are counted on top of it
+ * when the tail is folded again, and they grant their milestones then.
  */
 export function restore(rules: StreakRules, ch: ChainState, repairWindowKey: string, at: number): ChainState {
   const lb = ch.lastBreak;

@@ -533,9 +533,35 @@ export type RepairOutcome =
   | { readonly kind: "REPAIRED"; readonly restoredCount: number }
   | { readonly kind: "NOT_REPAIRABLE"; readonly reason: "REPAIR_DISABLED" | "NOT_BROKEN" | "ALREADY_REPAIRED" | "WINDOW_EXPIRED" };
 
+/** Calendar: the first tail window that meets the condition, i.e. where a run started on a dead chain begins. */
+function firstSatisfiedWindow(
+  rules: StreakRules,
+  spec: CalendarWindowSpec,
+  zone: string,
+  tail: readonly ActivityEntry[],
+): WindowBounds | null {
+  let i = 0;
+  while (i < tail.length) {
+    const w = windowFor(spec, (tail[i] as ActivityEntry).at, zone);
+    let j = i;
+    while (j < tail.length && (tail[j] as ActivityEntry).at < w.endMs) j++;
+    if (evaluateCondition(rules.condition, tail.slice(i, j)).satisfied) return w;
+    i = j;
+  }
+  return null;
+}
+
 /**
  * Restores a broken streak within `repairWindowSeconds` of the break: the windows missed since are bridged and
  * the run since the break joins the restored one. Never grants a milestone that was already granted.
+ *
+ * The restored chain is written to the base and the tail is folded on top of it again. The run since the break
+ * may still be (partly) in the tail, because its windows are not final yet. The restored run then goes on
+ * exactly where that run started, so folding the tail again joins it. Every window before that point is
+ * bridged, including ones still in grace that the new run had skipped. If the restored run went on at an
+ * earlier window instead (the first one still in grace), that skipped window would hold the joined run and
+ * then break it. Or, for rolling windows, the tail would be dropped. Either way, the milestones the run had
+ * earned would be taken back and granted a second time later.
  */
 export function repair(rules: StreakRules, state: MemberStreakState, now: number, opts: EvalOptions = {}): Transition<RepairOutcome> {
   const advanced = advance(rules, state, now, opts);
@@ -556,11 +582,27 @@ export function repair(rules: StreakRules, state: MemberStreakState, now: number
   let cursor = s.base.cursor;
   let anchor = s.base.anchor;
   let repairKey = lb.windowKey;
+  // A run started since the break whose windows are all still in the tail (the base is still at the break).
+  const runInTail = s.base.chain.current === 0 && s.current > 0;
+  const firstTail = s.tail[0];
   if (spec.type === "CALENDAR") {
-    // Every window that is already final since the break is bridged; the first open one is where the run goes on.
-    const firstOpen = windowFor(spec, now - grace, s.zone ?? spec.timezone);
-    cursor = Math.max(cursor ?? firstOpen.startMs, firstOpen.startMs);
-    repairKey = firstOpen.key;
+    const zone = s.zone ?? spec.timezone;
+    const runStart = runInTail ? firstSatisfiedWindow(rules, spec, zone, s.tail) : null;
+    if (runStart !== null) {
+      // Bridge everything up to where the run since the break started; it joins the restored run from there.
+      cursor = Math.max(cursor ?? runStart.startMs, runStart.startMs);
+      repairKey = runStart.key;
+    } else {
+      // Every window that is already final since the break is bridged; the first open one is where the run goes on.
+      const firstOpen = windowFor(spec, now - grace, zone);
+      cursor = Math.max(cursor ?? firstOpen.startMs, firstOpen.startMs);
+      repairKey = firstOpen.key;
+    }
+  } else if (runInTail && firstTail !== undefined) {
+    // The first tail activity opened the run since the break. With no anchor, the restored run lets that
+    // activity open the same window again, [at, at + maxGap), so the tail is counted on top of the restored count.
+    anchor = null;
+    repairKey = rollingKey(firstTail.at);
   } else if (!isAlive(s.base.chain)) {
     anchor = now - spec.minSpacingSeconds * 1000;
     cursor = Math.max(cursor ?? now, now);

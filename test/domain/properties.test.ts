@@ -164,6 +164,9 @@ describe("properties", () => {
             expect(before.has(key)).toBe(false);
             granted.push(key);
           }
+          // Nothing earned is ever taken back (a repair joins the run since the break, even one still in grace).
+          const after = new Set(r.state.earned.map(milestoneKey));
+          for (const key of before) expect(after.has(key)).toBe(true);
           state = r.state;
         }
         expect(new Set(granted).size).toBe(granted.length);
