@@ -1,7 +1,8 @@
 // kindling.v1.StreakDefinition <-> stored row <-> the domain's StreakRules.
 import { create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { DefinitionState, StreakDefinitionSchema, type StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
+import { DefinitionState, MultiplierTierSchema, StreakDefinitionSchema, type StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
+import { LOYALTEEZ_MULTIPLIER_TIERS } from "../../domain/rules.ts";
 import type { DefinitionState as StoredState, StreakDefinition } from "../../db/entities/index.ts";
 export { rulesFromMessage, displayFromMessage } from "../../engine/definition-rules.ts";
 
@@ -39,6 +40,11 @@ export function messageFromRow(row: StreakDefinition): StreakDefinitionMessage {
   message.createTime = timestampFromMs(row.createdAt.getTime());
   message.updateTime = timestampFromMs(row.updatedAt.getTime());
   message.etag = etagOf(row);
+  // The contract: a definition created without tiers gets the Loyalteez defaults, and they are what it shows
+  // (rulesFromMessage applies the same defaults, so what is returned is what counts).
+  if (message.multiplierTiers.length === 0) {
+    message.multiplierTiers = LOYALTEEZ_MULTIPLIER_TIERS.map((t) => create(MultiplierTierSchema, { minCount: t.minCount, multiplier: t.multiplier }));
+  }
   return message;
 }
 

@@ -12,7 +12,7 @@ import { DefinitionState, RewardKind } from "../../gen/kindling/v1/definition_pb
 import { progressView, type ProgressView } from "../../domain/progress-view.ts";
 import { advance, type MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
 import type { StreakStatus } from "../../domain/streak-chain.ts";
-import type { MessageKey } from "../../domain/display-templates.ts";
+import { resolveText, type MessageKey } from "../../domain/display-templates.ts";
 import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
 
 export interface RewardFacts {
@@ -68,6 +68,9 @@ export function progressMessage(
   const { state, view } = viewOf(def, stored, now, language);
   const next = view.nextMilestone;
   const nextMessage = next ? def.message.milestones.find((m) => m.threshold === next.threshold) : undefined;
+  // Gameball's ongoingReward: the tier being worked towards, or after the last milestone the last one reached.
+  const lastReached = view.earnedThresholds.length > 0 ? Math.max(...view.earnedThresholds) : undefined;
+  const ongoingMessage = nextMessage ?? (next ? undefined : def.message.milestones.find((m) => m.threshold === lastReached));
   const d = view.display;
   return create(MemberStreakProgressSchema, {
     id: stored.id,
@@ -102,8 +105,13 @@ export function progressMessage(
     })),
     totalRewardsEarned: rewards.total,
     // Gameball's "currently active reward tier": the reward of the milestone the member is working towards.
-    ongoingReward: nextMessage?.reward
-      ? { name: nextMessage.reward.name || nextMessage.name, kind: nextMessage.reward.kind, value: nextMessage.reward.value || (nextMessage.reward.points ? String(nextMessage.reward.points) : "") }
+    ongoingReward: ongoingMessage?.reward
+      ? {
+          name: ongoingMessage.reward.name || ongoingMessage.name,
+          kind: ongoingMessage.reward.kind,
+          value: ongoingMessage.reward.value || (ongoingMessage.reward.points ? String(ongoingMessage.reward.points) : ""),
+          threshold: ongoingMessage.threshold,
+        }
       : undefined,
     badges: view.badges.map((b) => ({ milestoneThreshold: b.milestoneDay, name: b.name, imageUrl: b.imageUrl ?? "", earned: b.earned, earnedTime: ts(b.earnedAt) })),
     campaignEndTime: ts(def.endAt),
@@ -114,6 +122,11 @@ export function progressMessage(
       description: d.description ?? "",
       iconUrl: d.icon ?? "",
       statusLabel: d.statusLabel,
+      // The four status labels themselves, in the requested language with the same fallback as the rest.
+      inProgressLabel: resolveText(def.rules.display, language, "inProgressLabel").text ?? "",
+      completedLabel: resolveText(def.rules.display, language, "completedLabel").text ?? "",
+      notStartedLabel: resolveText(def.rules.display, language, "notStartedLabel").text ?? "",
+      brokenLabel: resolveText(def.rules.display, language, "brokenLabel").text ?? "",
       viewDetailsButtonText: d.viewDetailsButtonText,
       messageKind: messageKinds[d.messageKey],
       message: d.message,
@@ -129,5 +142,6 @@ export function progressMessage(
     repairDeadlineTime: ts(view.repairableUntil),
     createTime: ts(stored.createdAt),
     updateTime: ts(stored.updatedAt),
+    totalCount: view.totalPeriods,
   });
 }
