@@ -3,13 +3,16 @@
 //
 //   1. embedded PostgreSQL in a temporary directory (durable settings: fsync and synchronous_commit on);
 //   2. the API on it (role `api`; Temporal is off the hot path), a tenant, a LIVE daily definition, N members;
-//   3. RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99;
+//   3. RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99, driven from
+//      a worker thread (bench/load-worker.ts) so the client does not eat the server's event loop; how many
+//      requests shared a transaction (average batch size) is reported beside it;
 //   4. GetMemberStreak the same way;
 //   5. pgbench with one activity's transaction (member upsert, streak row lock + update, activity insert) and
 //      with one progress read (member + streak join, rewards), same client count, same duration;
 //   6. ratios printed and written to bench/results/ingest.json.
 // Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000).
 import { spawnSync } from "node:child_process";
+import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
@@ -21,63 +24,26 @@ import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
+import { batchIngestTotals } from "../src/engine/batch-ingestor.ts";
+import type { LoadJob, LoadResult } from "./load-worker.ts";
 import { createOrm } from "../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
 import { DefinitionService } from "../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
-import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 
-interface LoadResult {
-  readonly requests: number;
-  readonly errors: number;
-  readonly perSecond: number;
-  readonly p50Ms: number;
-  readonly p95Ms: number;
-  readonly p99Ms: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function drive(call: (i: number) => Promise<unknown>): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let counter = 0;
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const i = counter++;
-        const t0 = performance.now();
-        try {
-          await call(i);
-          latencies.push(performance.now() - t0);
-        } catch (error) {
-          errors++;
-          if (errors <= 3) console.error("request failed:", (error as Error).message);
-        }
-      }
-    }),
-  );
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const round = (n: number) => Math.round(n * 100) / 100;
-  return {
-    requests: latencies.length,
-    errors,
-    perSecond: round(latencies.length / elapsed),
-    p50Ms: round(percentile(latencies, 50)),
-    p95Ms: round(percentile(latencies, 95)),
-    p99Ms: round(percentile(latencies, 99)),
-  };
+/** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
+function load(job: Omit<LoadJob, "seconds" | "concurrency">): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency } satisfies LoadJob });
+    worker.once("message", (result: LoadResult) => resolve(result));
+    worker.once("error", reject);
+    worker.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`load worker exited with ${code}`))));
+  });
 }
 
 function pgbench(url: string, script: string, vars: Record<string, string>): { tps: number; latencyMs: number; raw: string } {
@@ -126,7 +92,6 @@ async function main() {
     const definitionId = definition!.id;
     await defs.publishDefinition({ definitionId });
     const activities: Client<typeof ActivityService> = createClient(ActivityService, transport);
-    const streaks = createClient(MemberStreakService, transport);
 
     // Seed every member with one activity so reads find a record.
     const seedStart = performance.now();
@@ -146,20 +111,22 @@ async function main() {
 
     const run = randomUUID().slice(0, 8);
     console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-    const ingest = await drive((i) =>
-      activities.recordActivity({
-        activity: {
-          memberRef: { case: "memberExternalId", value: `m${(i * 7919) % members}` },
-          target: { case: "eventType", value: "purchase" },
-          occurTime: timestampFromMs(Date.now()),
-          value: 5,
-          uniqueIdentifier: `${run}-${i}`,
-        },
-      }),
-    );
-    console.log(ingest);
+    const batchesBefore = batchIngestTotals();
+    const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, run };
+    const ingest = await load({ ...job, kind: "ingest" });
+    const batchesAfter = batchIngestTotals();
+    const batching = {
+      batches: batchesAfter.batches - batchesBefore.batches,
+      items: batchesAfter.items - batchesBefore.items,
+      averageBatchSize: Math.round(((batchesAfter.items - batchesBefore.items) / Math.max(1, batchesAfter.batches - batchesBefore.batches)) * 100) / 100,
+      largestBatch: batchesAfter.largest,
+      retries: batchesAfter.retries - batchesBefore.retries,
+      conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
+      fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
+    };
+    console.log(ingest, batching);
     console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-    const read = await drive((i) => streaks.getMemberStreak({ memberExternalId: `m${(i * 104729) % members}`, definitionId }));
+    const read = await load({ ...job, kind: "read" });
     console.log(read);
 
     if (process.env.BENCH_SKIP_PGBENCH) return;
@@ -199,6 +166,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       machine: { cpus: cpus().length, node: process.version },
       settings: { seconds, concurrency, members },
       kindling: { recordActivity: ingest, getMemberStreak: read },
+      batching: { recordActivity: batching },
       pgbench: { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps },
       ratios: {
         ingestVsPgbench: Math.round((ingest.perSecond / pgIngest.tps) * 1000) / 1000,

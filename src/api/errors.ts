@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError } from "../domain/domain-error.ts";
 import { TargetDefinitionError } from "../engine/activity-ingestor.ts";
+import { EngineError, type EngineErrorKind } from "../engine/engine-error.ts";
 import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 export const ERROR_DOMAIN = "kindling.dev";
@@ -72,10 +73,20 @@ function withDetails(code: Code, message: string, reason: string, extra: {
   return new ConnectError(message, code, undefined, details, extra.cause);
 }
 
+const engineCodes: Record<EngineErrorKind, Code> = {
+  NOT_FOUND: Code.NotFound,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  PERMISSION_DENIED: Code.PermissionDenied,
+};
+
 /** Maps anything thrown by a handler to a ConnectError. Unknown errors become INTERNAL without leaking details. */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ApiError) {
     return withDetails(error.code, error.message, error.reason, { ...error, cause: error });
+  }
+  if (error instanceof EngineError) {
+    return withDetails(engineCodes[error.kind], error.message, error.reason, { metadata: error.metadata, cause: error });
   }
   if (error instanceof TargetDefinitionError) {
     return error.found

@@ -1,5 +1,6 @@
 // Every Kindling service with the roles allowed to call each of its methods, and the interceptor chain.
-// Order matters: errors (outermost, so everything is mapped) → logging → auth → rate limit → validation.
+// Order matters: errors (outermost, so everything is mapped) → logging → auth → redaction (needs the caller's
+// role, sees every response) → rate limit → validation.
 import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Orm } from "../db/orm.ts";
@@ -10,15 +11,27 @@ import type { Pool } from "pg";
 import { DefinitionService } from "../gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../gen/kindling/v1/member_streak_service_pb.js";
+import { RewardService } from "../gen/kindling/v1/reward_service_pb.js";
+import { MemberService } from "../gen/kindling/v1/member_service_pb.js";
+import { TenantService } from "../gen/kindling/v1/tenant_service_pb.js";
+import { EventService } from "../gen/kindling/v1/event_service_pb.js";
 import { createDefinitionService } from "./services/definition.service.ts";
 import { createActivityService } from "./services/activity.service.ts";
 import { createMemberStreakService } from "./services/member-streak.service.ts";
+import { createRewardService } from "./services/reward.service.ts";
+import { createMemberService } from "./services/member.service.ts";
+import { createTenantService } from "./services/tenant.service.ts";
+import { createEventService } from "./services/event.service.ts";
+import { createWebhookStore } from "../engine/webhook-store.ts";
+import { createRewardStore } from "../engine/reward-store.ts";
+import { createMemberStore } from "../engine/member-store.ts";
 import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definition-catalog.ts";
-import { createActivityIngestor } from "../engine/activity-ingestor.ts";
-import { createProgressReader } from "../engine/progress-reader.ts";
+import { createBatchIngestor, type BatchIngestorOptions } from "../engine/batch-ingestor.ts";
+import { createBatchProgressReader } from "../engine/batch-progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
 import { createLoggingInterceptor } from "./interceptors/logging.interceptor.ts";
-import { createAuthInterceptor, type PermissionMatrix } from "./interceptors/auth.interceptor.ts";
+import { createAuthInterceptor, createVerifiedKeyCache, type PermissionMatrix } from "./interceptors/auth.interceptor.ts";
+import { createRedactionInterceptor } from "./interceptors/redaction.interceptor.ts";
 import { createRateLimitInterceptor } from "./interceptors/rate-limit.interceptor.ts";
 import { createValidationInterceptor } from "./interceptors/validation.interceptor.ts";
 import { createCredentialStore } from "../db/repositories/credential.repository.ts";
@@ -30,6 +43,8 @@ export interface ApiDeps {
   readonly logger: Logger;
   readonly rateLimitPerSecond: number;
   readonly now?: () => number;
+  /** Group-commit settings of activity recording (batch size, batches in flight); defaults otherwise. */
+  readonly ingestBatch?: BatchIngestorOptions;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -68,6 +83,48 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       ListMemberStreaks: ["ADMIN", "SERVICE", "END_USER"],
     },
   ],
+  [
+    RewardService,
+    {
+      // End users list, read and claim their own rewards only (enforced by the reward store).
+      ListRewards: ["ADMIN", "SERVICE", "END_USER"],
+      GetReward: ["ADMIN", "SERVICE", "END_USER"],
+      ClaimReward: ["ADMIN", "SERVICE", "END_USER"],
+      UpdateRewardFulfilment: SERVER,
+      RetryReward: SERVER,
+    },
+  ],
+  [
+    MemberService,
+    {
+      UpsertMember: SERVER,
+      GetMember: ["ADMIN", "SERVICE", "END_USER"],
+      GrantFreezes: SERVER,
+      RepairStreak: SERVER,
+    },
+  ],
+  [
+    TenantService,
+    {
+      GetTenant: SERVER,
+      CreateApiKey: ADMIN,
+      ListApiKeys: ADMIN,
+      RevokeApiKey: ADMIN,
+      SetEndUserJwtConfig: ADMIN,
+    },
+  ],
+  [
+    EventService,
+    {
+      // End users list and watch their own member's events only (the member filter is forced to them).
+      ListEvents: ["ADMIN", "SERVICE", "END_USER"],
+      WatchEvents: ["ADMIN", "SERVICE", "END_USER"],
+      CreateWebhookSubscription: ADMIN,
+      ListWebhookSubscriptions: ADMIN,
+      DeleteWebhookSubscription: ADMIN,
+      ListWebhookDeliveries: ADMIN,
+    },
+  ],
 ];
 
 function permissionMatrix(): PermissionMatrix {
@@ -86,17 +143,27 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
   const now = deps.now ?? Date.now;
   const em = () => deps.orm.em.fork();
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
-  const ingestor = createActivityIngestor({ pool: deps.pool, catalog, now });
-  const reader = createProgressReader(deps.pool, catalog);
+  // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
+  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, ...(deps.ingestBatch ? { options: deps.ingestBatch } : {}) });
+  // Concurrent single-streak reads share their two queries; see src/engine/batch-progress-reader.ts.
+  const reader = createBatchProgressReader(deps.pool, catalog);
+  const rewards = createRewardStore({ pool: deps.pool, catalog, now });
+  const members = createMemberStore({ pool: deps.pool, catalog, now });
+  const verifiedKeys = createVerifiedKeyCache(undefined, now);
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
+    serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
+    serviceRegistration(MemberService, createMemberService({ members, reader, now })),
+    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => verifiedKeys.forget(keyId) })),
+    serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
   ];
   const interceptors = [
     createErrorInterceptor(),
     createLoggingInterceptor(deps.logger),
-    createAuthInterceptor(createCredentialStore(em), permissionMatrix(), now),
+    createAuthInterceptor(createCredentialStore(em), permissionMatrix(), now, verifiedKeys),
+    createRedactionInterceptor(),
     createRateLimitInterceptor(deps.rateLimitPerSecond, now),
     createValidationInterceptor(),
   ];

@@ -79,11 +79,13 @@ export function retryDecision(r: Pick<RewardLifecycleFacts, "state">, attempts: 
 }
 
 /**
- * Points a claim credits to the built-in ledger at once: the bonus after the multiplier (Loyalteez), for a
- * POINTS reward without a provider. With a provider configured, the claim only hands the reward to its provider,
- * which credits (points ledger) or issues it; crediting here as well would pay twice.
+ * Points a claim credits to the built-in ledger at once, for a POINTS reward without a provider: the milestone's
+ * bonus as the reward states it. Loyalteez's example claims the 7-day milestone on a 10-day streak (1.5x tier)
+ * and answers bonus 100, the amount "7 days: +100 LTZ" promised, so the claim does not multiply it again. With a
+ * provider configured, the claim only hands the reward to its provider, which credits (points ledger) or issues
+ * it; crediting here as well would pay twice.
  */
-export function pointsCreditedOnClaim(r: { readonly kind: string; readonly points: number; readonly multiplier: number }, hasProvider: boolean): number {
+export function pointsCreditedOnClaim(r: { readonly kind: string; readonly points: number }, hasProvider: boolean): number {
   if (r.kind !== "POINTS" || hasProvider) return 0;
-  return r.points * r.multiplier;
+  return r.points;
 }

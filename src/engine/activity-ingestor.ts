@@ -13,11 +13,15 @@
 // (tenant, member, unique_identifier): a duplicate inserts nothing and answers with the current state.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { applyActivity, advance, deadlines, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
-import { enqueueOutbox } from "./outbox.ts";
+import type { RewardFactsByDefinition } from "./progress-reader.ts";
+import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "./streak-persistence.ts";
+
+// Re-exported for callers that imported it from here before it moved beside the other shared writes.
+export { insertEvents };
 
 export interface MemberProfile {
   readonly firstName?: string | undefined;
@@ -82,6 +86,12 @@ export interface RecordActivityResult {
   readonly duplicate: boolean;
   readonly member: { readonly id: string; readonly externalId: string; readonly timeZone: string | null };
   readonly streaks: readonly StreakOutcome[];
+  /**
+   * Reward facts (unclaimed rewards, total earned) per definition for this member, read after the commit, when
+   * the ingestor already has them (the batched ingestor reads them for a whole batch in one query); callers
+   * read them themselves when absent.
+   */
+  readonly rewardFacts?: ((definitionId: string) => RewardFactsByDefinition) | undefined;
 }
 
 export class TargetDefinitionError extends Error {
@@ -99,21 +109,22 @@ export interface ActivityIngestor {
   record(input: RecordActivityInput): Promise<RecordActivityResult>;
 }
 
+/** The definitions an activity feeds, in definition-id order (the lock order); refuses a target that is not live. */
+export async function resolveTargets(catalog: DefinitionCatalog, input: RecordActivityInput): Promise<CatalogDefinition[]> {
+  if ("definitionId" in input.target) {
+    const def = await catalog.get(input.tenantId, input.target.definitionId);
+    if (!def || (def.state !== "LIVE" && def.state !== "PAUSED")) throw new TargetDefinitionError(input.target.definitionId, def !== undefined);
+    return [def];
+  }
+  return [...(await catalog.byEventType(input.tenantId, input.target.eventType))].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
 export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number }): ActivityIngestor {
   const { pool, catalog } = deps;
 
-  async function targets(input: RecordActivityInput): Promise<CatalogDefinition[]> {
-    if ("definitionId" in input.target) {
-      const def = await catalog.get(input.tenantId, input.target.definitionId);
-      if (!def || (def.state !== "LIVE" && def.state !== "PAUSED")) throw new TargetDefinitionError(input.target.definitionId, def !== undefined);
-      return [def];
-    }
-    return [...(await catalog.byEventType(input.tenantId, input.target.eventType))].sort((a, b) => (a.id < b.id ? -1 : 1));
-  }
-
   return {
     async record(input) {
-      const defs = await targets(input);
+      const defs = await resolveTargets(catalog, input);
       const now = deps.now();
       const client = await pool.connect();
       try {
@@ -175,12 +186,12 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput): Pro
   return { id: again.rows[0]!.id, timeZone: again.rows[0]!.time_zone };
 }
 
-interface ActivityRow {
+export interface ActivityRow {
   id: string; member_id: string; definition_id: string | null; event_type: string | null; applied_definition_ids: string[]; occurred_at: Date; value: number | null;
   distinct_key: string | null; unique_identifier: string; metadata: Record<string, string>; platform: string | null; recorded_at: Date;
 }
 
-function activityRecord(row: ActivityRow, externalId: string): ActivityRecord {
+export function activityRecord(row: ActivityRow, externalId: string): ActivityRecord {
   return {
     id: row.id, memberId: row.member_id, memberExternalId: externalId, definitionId: row.definition_id, eventType: row.event_type,
     appliedDefinitionIds: row.applied_definition_ids,
@@ -189,7 +200,7 @@ function activityRecord(row: ActivityRow, externalId: string): ActivityRecord {
   };
 }
 
-const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, metadata, platform, recorded_at";
+export const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, metadata, platform, recorded_at";
 
 /** Thrown inside the transaction when the idempotency key already exists; the caller rolls back and re-reads. */
 class DuplicateActivity extends Error {}
@@ -267,7 +278,7 @@ async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: reado
   };
 }
 
-function gateReason(def: CatalogDefinition, input: RecordActivityInput): NotAppliedReason | null {
+export function gateReason(def: CatalogDefinition, input: RecordActivityInput): NotAppliedReason | null {
   if (def.state === "PAUSED") return "DEFINITION_PAUSED";
   if (def.startAt !== null && input.occurredAt < def.startAt) return "BEFORE_START";
   if (def.endAt !== null && input.occurredAt >= def.endAt) return "AFTER_END";
@@ -275,38 +286,6 @@ function gateReason(def: CatalogDefinition, input: RecordActivityInput): NotAppl
   if (def.rules.condition.type === "SUM" && input.value === undefined) return "MISSING_VALUE";
   if (def.rules.condition.type === "DISTINCT" && !input.distinctKey) return "MISSING_DISTINCT_KEY";
   return null;
-}
-
-async function lockMemberStreak(client: PoolClient, tenantId: string, memberId: string, def: CatalogDefinition): Promise<{ id: string; state: MemberStreakState }> {
-  const select = () =>
-    client.query<{ id: string; state: MemberStreakState }>(
-      "select id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3 for update",
-      [tenantId, memberId, def.id],
-    );
-  const found = await select();
-  if (found.rows[0]) return found.rows[0];
-  const state = initialState(def.rules);
-  const created = await client.query<{ id: string }>(
-    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
-     values ($1, $2, $3, $4, $5, 0, 0, $6, 1, now(), now())
-     on conflict (tenant_id, member_id, definition_id) do nothing returning id`,
-    [randomUUID(), tenantId, memberId, def.id, state.status, JSON.stringify(state)],
-  );
-  if (created.rows[0]) return { id: created.rows[0].id, state };
-  // Another transaction created it between our select and insert; its row is committed or we wait for it.
-  const again = await select();
-  return again.rows[0]!;
-}
-
-async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
-  const d = deadlines(def.rules, state, { pausedIntervals: def.pauses });
-  const ms = (v: number | null) => (v === null ? null : new Date(v));
-  await client.query(
-    `update member_streak set state = $2, status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
-       at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10
-     where id = $1`,
-    [id, JSON.stringify(state), state.status, state.current, state.longest, ms(d.windowCloseAt), ms(d.atRiskAt), ms(d.breakAt), ms(state.lastActivityAt), new Date(now)],
-  );
 }
 
 /** Current states for a duplicate's answer: read without locking and evaluated at `now`, changing nothing. */
@@ -322,35 +301,4 @@ async function currentStreaks(client: Pick<Pool, "query">, tenantId: string, mem
     const state = advance(def.rules, row.state, now, { pausedIntervals: def.pauses }).state;
     return [{ definition: def, memberStreakId: row.id, applied: false, notAppliedReason: "DUPLICATE" as const, outcome: { kind: "DUPLICATE" as const }, state, effects: [], rewards: [] }];
   });
-}
-
-async function insertRewardsAndOutbox(client: PoolClient, rewards: readonly PlannedReward[]): Promise<void> {
-  for (const r of rewards) {
-    const inserted = await client.query(
-      `insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
-         claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, 0, $16, $16)
-       on conflict on constraint reward_grant_once do nothing returning id`,
-      [r.id, r.tenantId, r.memberId, r.definitionId, r.threshold, r.cycle, r.repetition, r.kind, r.name, r.value, r.points, r.state, r.mode,
-        r.claimDeadlineAt === null ? null : new Date(r.claimDeadlineAt), r.issuedAt === null ? null : new Date(r.issuedAt), new Date(r.createdAt),
-        r.streakCount, r.multiplier, r.activityId],
-    );
-    if (inserted.rowCount === 0 || !r.needsWorkflow) continue;
-    await enqueueOutbox(client, r.tenantId, "reward.lifecycle", `reward:${r.id}`, { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId });
-  }
-}
-
-export async function insertEvents(client: Pick<PoolClient, "query">, events: readonly PlannedEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const values: unknown[] = [];
-  const tuples = events.map((e, i) => {
-    values.push(e.tenantId, e.type, e.memberId, e.definitionId, e.dedupeKey, JSON.stringify(e.payload), new Date(e.occurredAt));
-    const b = i * 7;
-    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, now())`;
-  });
-  await client.query(
-    `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-     values ${tuples.join(", ")} on conflict on constraint streak_event_dedupe do nothing`,
-    values,
-  );
 }

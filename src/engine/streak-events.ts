@@ -20,6 +20,10 @@ export interface EventOwner {
   readonly memberExternalId: string;
   readonly definitionId: string;
   readonly memberStreakId: string;
+  /** The activity whose recording produced the effects (StreakIncrementedPayload.activity_id); null for sweeps. */
+  readonly activityId?: string | null | undefined;
+  /** The domain's APPLIED outcome said the activity restarted a broken streak (StreakIncrementedPayload.was_reset). */
+  readonly wasReset?: boolean | undefined;
 }
 
 export function eventsForEffects(owner: EventOwner, effects: readonly StreakEffect[], rewards: readonly PlannedReward[], now: number): PlannedEvent[] {
@@ -30,7 +34,7 @@ export function eventsForEffects(owner: EventOwner, effects: readonly StreakEffe
   for (const e of effects) {
     switch (e.type) {
       case "streak.incremented":
-        out.push({ ...base, type: e.type, dedupeKey: k("inc", e.windowKey, e.count), payload: { ...common, new_count: e.count, previous_count: e.previousCount, window_key: e.windowKey }, occurredAt: now });
+        out.push({ ...base, type: e.type, dedupeKey: k("inc", e.windowKey, e.count), payload: { ...common, new_count: e.count, previous_count: e.previousCount, window_key: e.windowKey, activity_id: owner.activityId ?? null, was_reset: owner.wasReset === true && e.count === 1 }, occurredAt: now });
         break;
       case "streak.broken":
         out.push({ ...base, type: e.type, dedupeKey: k("broken", e.windowKey), payload: { ...common, final_count: e.finalCount, window_key: e.windowKey }, occurredAt: e.brokenAt });
@@ -53,6 +57,8 @@ export function eventsForEffects(owner: EventOwner, effects: readonly StreakEffe
         break;
       }
       case "streak.repaired":
+        // A repair is a one-off API call in its own transaction, never re-run by a sweep: its time keeps it unique.
+        out.push({ ...base, type: e.type, dedupeKey: k("repaired", e.restoredCount, now), payload: { ...common, restored_count: e.restoredCount }, occurredAt: now });
         break;
     }
   }

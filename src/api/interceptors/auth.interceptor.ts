@@ -25,19 +25,48 @@ export type PermissionMatrix = ReadonlyMap<string, readonly Role[]>;
 const VERIFIED_TTL_MS = 60_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function createAuthInterceptor(store: CredentialStore, permissions: PermissionMatrix, now: () => number = Date.now): Interceptor {
-  // Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
-  const verified = new Map<string, { principal: Principal; until: number }>();
+/**
+ * Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
+ * `forget` drops a key at once: RevokeApiKey calls it, so a revoked key stops working in this process
+ * immediately (other API processes stop accepting it within the TTL).
+ */
+export interface VerifiedKeyCache {
+  get(fingerprint: string): Principal | undefined;
+  set(fingerprint: string, principal: Principal): void;
+  forget(keyId: string): void;
+}
 
+export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () => number = Date.now): VerifiedKeyCache {
+  const entries = new Map<string, { principal: Principal; until: number }>();
+  return {
+    get(fingerprint) {
+      const cached = entries.get(fingerprint);
+      return cached && cached.until > now() ? cached.principal : undefined;
+    },
+    set(fingerprint, principal) {
+      if (entries.size > 10_000) entries.clear();
+      entries.set(fingerprint, { principal, until: now() + ttlMs });
+    },
+    forget(keyId) {
+      for (const [fingerprint, entry] of entries) if (entry.principal.credentialId === keyId) entries.delete(fingerprint);
+    },
+  };
+}
+
+export function createAuthInterceptor(
+  store: CredentialStore,
+  permissions: PermissionMatrix,
+  now: () => number = Date.now,
+  verified: VerifiedKeyCache = createVerifiedKeyCache(VERIFIED_TTL_MS, now),
+): Interceptor {
   async function apiKeyPrincipal(keyId: string, secret: string): Promise<Principal> {
     const fingerprint = secretFingerprint(keyId, secret);
     const cached = verified.get(fingerprint);
-    if (cached && cached.until > now()) return cached.principal;
+    if (cached) return cached;
     const key = await store.findApiKey(keyId);
     if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
     const principal: Principal = { role: key.role, tenantId: key.tenantId, credentialId: keyId };
-    if (verified.size > 10_000) verified.clear();
-    verified.set(fingerprint, { principal, until: now() + VERIFIED_TTL_MS });
+    verified.set(fingerprint, principal);
     return principal;
   }
 
@@ -64,8 +93,10 @@ export function createAuthInterceptor(store: CredentialStore, permissions: Permi
     } catch (error) {
       throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: ${(error as Error).message}`, { cause: error });
     }
-    if (typeof payload.sub !== "string" || payload.sub.length === 0) throw unauthenticated("token has no sub (member external id)");
-    return { role: "END_USER", tenantId, memberExternalId: payload.sub, credentialId: `jwt:${tenantId}:${payload.sub}` };
+    const claim = config.memberClaim || "sub";
+    const member = payload[claim];
+    if (typeof member !== "string" || member.length === 0) throw unauthenticated(`token has no ${claim} (member external id)`);
+    return { role: "END_USER", tenantId, memberExternalId: member, credentialId: `jwt:${tenantId}:${member}` };
   }
 
   async function authenticate(header: Headers): Promise<Principal> {

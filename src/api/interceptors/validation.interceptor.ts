@@ -25,7 +25,15 @@ export function createValidationInterceptor(): Interceptor {
       check(req.method.input, req.message);
       return next(req);
     }
-    // Client-streaming requests (none of Kindling's own RPCs, but reflection) validate each message as it arrives.
-    return next(req);
+    // Streaming requests (WatchEvents' single message, reflection's stream) validate each message as it arrives,
+    // before the handler sees it.
+    const messages = req.message;
+    async function* validated() {
+      for await (const message of messages) {
+        check(req.method.input, message);
+        yield message;
+      }
+    }
+    return next({ ...req, message: validated() });
   };
 }

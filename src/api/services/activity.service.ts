@@ -8,6 +8,7 @@ import type { ActivityInput } from "../../gen/kindling/v1/activity_pb.js";
 import { DefinitionState } from "../../gen/kindling/v1/definition_pb.js";
 import type { ActivityIngestor, RecordActivityInput, RecordActivityResult } from "../../engine/activity-ingestor.ts";
 import type { ProgressReader } from "../../engine/progress-reader.ts";
+import type { BatchIngestor } from "../../engine/batch-ingestor.ts";
 import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import { activityMessage, streakResultMessage } from "../mappers/activity.mapper.ts";
 import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
@@ -18,7 +19,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Code } from "@connectrpc/connect";
 
 export interface ActivityServiceDeps {
-  readonly ingestor: ActivityIngestor;
+  readonly ingestor: ActivityIngestor & Partial<Pick<BatchIngestor, "recordMany">>;
   readonly reader: ProgressReader;
   readonly catalog: DefinitionCatalog;
   readonly pool: Pool;
@@ -50,7 +51,8 @@ export function toIngestInput(tenantId: string, a: ActivityInput, now: number): 
 
 export function createActivityService(deps: ActivityServiceDeps): ServiceImpl<typeof ActivityService> {
   async function respond(tenantId: string, result: RecordActivityResult, language: string, includeDefinition: boolean, now: number): Promise<RecordActivityResponse> {
-    const facts = await deps.reader.rewardFacts(tenantId, result.member.id, result.streaks.map((s) => s.definition.id));
+    // The batched ingestor read them for the whole batch already; otherwise one query here.
+    const facts = result.rewardFacts ?? (await deps.reader.rewardFacts(tenantId, result.member.id, result.streaks.map((s) => s.definition.id)));
     return {
       $typeName: "kindling.v1.RecordActivityResponse",
       activity: activityMessage(result.activity),
@@ -75,11 +77,18 @@ export function createActivityService(deps: ActivityServiceDeps): ServiceImpl<ty
     async recordActivities(req, context) {
       const principal = principalOf(context);
       const results = [];
-      // Each item is its own transaction: one bad item (unknown definition) never undoes the others.
-      for (const item of req.activities) {
-        const now = deps.now();
+      // One bad item (unknown definition) never undoes the others: a batching ingestor records the items in order in
+      // shared transactions and still answers each on its own; otherwise each item is its own transaction.
+      const now0 = deps.now();
+      const settled = deps.ingestor.recordMany
+        ? await deps.ingestor.recordMany(req.activities.map((item) => toIngestInput(principal.tenantId, item, now0)))
+        : undefined;
+      for (const [index, item] of req.activities.entries()) {
+        const now = settled ? now0 : deps.now();
         try {
-          const result = await deps.ingestor.record(toIngestInput(principal.tenantId, item, now));
+          const done = settled?.[index];
+          if (done && !done.ok) throw done.error;
+          const result = done?.ok ? done.value : await deps.ingestor.record(toIngestInput(principal.tenantId, item, now));
           if (req.omitProgress) {
             results.push(create(RecordActivitiesResultSchema, { activity: activityMessage(result.activity), duplicate: result.duplicate }));
           } else {

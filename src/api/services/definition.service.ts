@@ -8,12 +8,14 @@ import { DefinitionState, StreakDefinitionSchema } from "../../gen/kindling/v1/d
 import { create } from "@bufbuild/protobuf";
 import { StreakDefinition, type DefinitionState as StoredState } from "../../db/entities/index.ts";
 import { findDefinition, listDefinitions, withPauseChange } from "../../db/repositories/definition.repository.ts";
+import { enqueueDefinitionChanged } from "../../db/repositories/outbox.repository.ts";
 import { assertValidRules } from "../../domain/rules.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
 import { principalKey, type Principal } from "../context.ts";
 import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
 import { definitionStateFromProto, etagOf, messageFromRow, msOf, rulesFromMessage, specFromMessage } from "../mappers/definition.mapper.ts";
 import { lockedFieldsFor, nextState, type LifecycleAction } from "./definition-lifecycle.ts";
+import { keepStoredProviderSecrets } from "../mappers/redaction.mapper.ts";
 
 export interface DefinitionServiceDeps {
   readonly em: () => EntityManager;
@@ -59,6 +61,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
       if (action === "ARCHIVE" && current.state === "PAUSED") current.pauses = withPauseChange(current.pauses, at, false);
       current.state = to;
       current.version += 1;
+      enqueueDefinitionChanged(tx, current);
       return current;
     });
     await deps.onChanged(row);
@@ -127,6 +130,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
           const key = snakeToCamel(path) as keyof typeof merged;
           (merged as Record<string, unknown>)[key] = patch[key];
         }
+        keepStoredProviderSecrets(messageFromRow(current), merged);
         assertValidRules(rulesFromMessage(merged));
         current.name = merged.name;
         current.description = merged.description;
@@ -135,6 +139,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
         current.startAt = dateOrNull(msOf(merged.startTime));
         current.endAt = dateOrNull(msOf(merged.endTime));
         current.version += 1;
+        if (current.state === "LIVE" || current.state === "PAUSED") enqueueDefinitionChanged(tx, current);
         return current;
       });
       await deps.onChanged(row);

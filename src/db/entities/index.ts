@@ -9,6 +9,7 @@ export * from "./streak-event.entity.ts";
 export * from "./outbox-message.entity.ts";
 export * from "./webhook-subscription.entity.ts";
 export * from "./webhook-delivery.entity.ts";
+export * from "./reward-code-pool-usage.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -16,6 +17,7 @@ import { MemberStreakSchema } from "./member-streak.entity.ts";
 import { MemberSchema } from "./member.entity.ts";
 import { OutboxMessageSchema } from "./outbox-message.entity.ts";
 import { RewardSchema } from "./reward.entity.ts";
+import { RewardCodePoolUsageSchema } from "./reward-code-pool-usage.entity.ts";
 import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
 import { StreakEventSchema } from "./streak-event.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
@@ -34,4 +36,5 @@ export const allEntities = [
   OutboxMessageSchema,
   WebhookSubscriptionSchema,
   WebhookDeliverySchema,
+  RewardCodePoolUsageSchema,
 ];

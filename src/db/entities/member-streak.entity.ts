@@ -27,6 +27,10 @@ const MemberStreakSchema = defineEntity({
     windowCloseAt: p.datetime().nullable(),
     atRiskAt: p.datetime().nullable(),
     breakAt: p.datetime().nullable(),
+    /** What happens at break_at (domain BreakKind): BREAK rows are swept set-based, FREEZE/SETTLE through advance(). */
+    breakKind: p.string().length(8).nullable().$type<"BREAK" | "FREEZE" | "SETTLE">(),
+    /** Key of the window that closes at window_close_at: the streak.broken / streak.at_risk event is about it. */
+    breakWindowKey: p.string().length(64).nullable(),
     /** Window key for which the at-risk reminder was already emitted: it goes out once per member and window. */
     atRiskNotifiedWindow: p.string().length(64).nullable(),
     lastActivityAt: p.datetime().nullable(),

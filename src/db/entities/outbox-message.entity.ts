@@ -20,6 +20,8 @@ const OutboxMessageSchema = defineEntity({
     relayedAt: p.datetime().nullable(),
     attempts: p.integer().default(0),
     lastError: p.text().nullable(),
+    /** After a failed relay: not retried before this instant (exponential back-off). */
+    nextAttemptAt: p.datetime().nullable(),
   },
 });
 

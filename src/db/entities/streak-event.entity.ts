@@ -7,6 +7,7 @@ export type StreakEventType =
   | "streak.at_risk"
   | "streak.completed"
   | "streak.freeze_used"
+  | "streak.repaired"
   | "reward.issued"
   | "reward.claimed"
   | "reward.expired"
@@ -20,6 +21,8 @@ const StreakEventSchema = defineEntity({
   uniques: [{ name: "streak_event_dedupe", properties: ["tenantId", "dedupeKey"] }],
   properties: {
     id: p.bigint("string").primary().autoincrement(),
+    /** The event's id in the API (Event.id, Kindling-Event-Id); filled by the database for every writer. */
+    publicId: p.uuid().unique().defaultRaw("gen_random_uuid()"),
     tenantId: p.uuid(),
     type: p.string().length(32).$type<StreakEventType>(),
     memberId: p.uuid().nullable(),

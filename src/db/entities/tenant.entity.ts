@@ -7,6 +7,10 @@ export interface EndUserJwtConfig {
   readonly key: string;
   readonly issuer?: string;
   readonly audience?: string;
+  /** The claim holding the member's external id; `sub` when absent. */
+  readonly memberClaim?: string;
+  /** When the configuration was last set, epoch ms. */
+  readonly updatedAt?: number;
 }
 
 const TenantSchema = defineEntity({

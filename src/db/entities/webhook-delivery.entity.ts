@@ -1,12 +1,15 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
-export type DeliveryStatus = "PENDING" | "SUCCEEDED" | "FAILED";
+export type DeliveryStatus = "PENDING" | "RETRYING" | "SUCCEEDED" | "FAILED";
 
 const WebhookDeliverySchema = defineEntity({
   name: "WebhookDelivery",
   tableName: "webhook_delivery",
   uniques: [{ properties: ["subscriptionId", "eventId"] }],
-  indexes: [{ properties: ["tenantId", "subscriptionId"] }],
+  indexes: [
+    { properties: ["tenantId", "subscriptionId"] },
+    { name: "webhook_delivery_due", expression: `create index "webhook_delivery_due" on "webhook_delivery" ("next_attempt_at") where "status" in ('PENDING', 'RETRYING')` },
+  ],
   properties: {
     id: p.uuid().primary(),
     tenantId: p.uuid(),
@@ -16,6 +19,10 @@ const WebhookDeliverySchema = defineEntity({
     attempts: p.integer().default(0),
     lastStatusCode: p.integer().nullable(),
     lastError: p.text().nullable(),
+    /** When the next attempt is due (PENDING / RETRYING); also the lease while an attempt is in flight. */
+    nextAttemptAt: p.datetime().nullable(),
+    lastAttemptAt: p.datetime().nullable(),
+    deliveredAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

@@ -9,6 +9,11 @@ const WebhookSubscriptionSchema = defineEntity({
     tenantId: p.uuid(),
     url: p.string().length(2048),
     eventTypes: p.array().default([]),
+    /** Only events of this definition; null for every definition. */
+    definitionId: p.uuid().nullable(),
+    description: p.string().length(256).default(""),
+    /** Last event id already turned into deliveries for this subscription (the dispatcher's fan-out position). */
+    cursor: p.bigint("string").default("0"),
     /** HMAC-SHA256 signing secret; returned once at creation. */
     secret: p.string().length(128),
     createdAt: p.datetime().onCreate(() => new Date()),

@@ -1,7 +1,13 @@
 // Every migration, in order. Listed in code (not discovered from files) so start-up needs no globbing or build step.
 import type { Migration } from "@mikro-orm/migrations";
 import { Migration0001Initial } from "./0001-initial.migration.ts";
+import { Migration0002Orchestration } from "./0002-orchestration.migration.ts";
+import { Migration0003EventsWebhooks } from "./0003-events-webhooks.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
-export const migrations: { name: string; class: MigrationClass }[] = [{ name: "0001_initial", class: Migration0001Initial }];
+export const migrations: { name: string; class: MigrationClass }[] = [
+  { name: "0001_initial", class: Migration0001Initial },
+  { name: "0002_orchestration", class: Migration0002Orchestration },
+  { name: "0003_events_webhooks", class: Migration0003EventsWebhooks },
+];

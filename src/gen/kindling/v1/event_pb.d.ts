@@ -129,6 +129,14 @@ export declare type Event = Message<"kindling.v1.Event"> & {
      */
     value: RewardEventPayload;
     case: "reward";
+  } | {
+    /**
+     * For EVENT_TYPE_STREAK_REPAIRED.
+     *
+     * @generated from field: kindling.v1.StreakRepairedPayload streak_repaired = 17;
+     */
+    value: StreakRepairedPayload;
+    case: "streakRepaired";
   } | { case: undefined; value?: undefined };
 };
 
@@ -348,6 +356,26 @@ export declare type StreakFreezeUsedPayload = Message<"kindling.v1.StreakFreezeU
  * Use `create(StreakFreezeUsedPayloadSchema)` to create a new message.
  */
 export declare const StreakFreezeUsedPayloadSchema: GenMessage<StreakFreezeUsedPayload>;
+
+/**
+ * The details of a streak.repaired event.
+ *
+ * @generated from message kindling.v1.StreakRepairedPayload
+ */
+export declare type StreakRepairedPayload = Message<"kindling.v1.StreakRepairedPayload"> & {
+  /**
+   * The count the streak was restored to.
+   *
+   * @generated from field: uint32 restored_count = 1;
+   */
+  restoredCount: number;
+};
+
+/**
+ * Describes the message kindling.v1.StreakRepairedPayload.
+ * Use `create(StreakRepairedPayloadSchema)` to create a new message.
+ */
+export declare const StreakRepairedPayloadSchema: GenMessage<StreakRepairedPayload>;
 
 /**
  * The details of a reward event.
@@ -609,6 +637,13 @@ export enum EventType {
    * @generated from enum value: EVENT_TYPE_REWARD_FAILED = 10;
    */
   REWARD_FAILED = 10,
+
+  /**
+   * streak.repaired: RepairStreak restored a broken streak.
+   *
+   * @generated from enum value: EVENT_TYPE_STREAK_REPAIRED = 11;
+   */
+  STREAK_REPAIRED = 11,
 }
 
 /**

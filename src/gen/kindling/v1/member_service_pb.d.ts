@@ -259,9 +259,10 @@ export declare const MemberService: GenService<{
   /**
    * Restores a broken streak to the count it had when it broke, as if the missed windows had been frozen.
    * Milestones already granted are never granted again. FAILED_PRECONDITION with reason STREAK_NOT_BROKEN when
-   * the streak is not broken, REPAIR_NOT_ALLOWED when the definition has no repair duration, and
-   * REPAIR_WINDOW_EXPIRED when the break is older than the repair duration; NOT_FOUND (reason
-   * MEMBER_STREAK_NOT_FOUND) when the member has no record for the definition.
+   * the streak is not broken, REPAIR_NOT_ALLOWED when the definition has no repair duration,
+   * REPAIR_WINDOW_EXPIRED when the break is older than the repair duration, and ALREADY_REPAIRED when the last
+   * break was already repaired; NOT_FOUND (reason MEMBER_STREAK_NOT_FOUND) when the member has no record for the
+   * definition. A successful repair emits a streak.repaired event.
    *
    * @generated from rpc kindling.v1.MemberService.RepairStreak
    */

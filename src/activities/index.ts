@@ -1,0 +1,29 @@
+// Every activity the Kindling worker registers, built from its dependencies (STYLE.md: createActivities(deps)).
+// Workflows import only the type of this object.
+import type { Pool } from "pg";
+import { createDefinitionCatalog } from "../engine/definition-catalog.ts";
+import { createRewardEngine, type RewardEngineDeps } from "../engine/reward-fulfilment.ts";
+import { createSweepActivities } from "./sweep.activities.ts";
+import { createRewardActivities } from "./reward.activities.ts";
+
+export interface ActivityDeps {
+  readonly pool: Pool;
+  /** Rows per set-based sweep statement (default 50,000). */
+  readonly breakPageSize?: number;
+  readonly fetch?: typeof fetch;
+  /** Fault injection for crash tests (see RewardEngineDeps). */
+  readonly afterIssueCommitted?: RewardEngineDeps["afterIssueCommitted"];
+}
+
+export function createActivities(deps: ActivityDeps) {
+  // No cache: a sweep or a fulfilment must see the definition's current state and pauses, and it reads them
+  // once per activity — far less often than the API, whose cache this would otherwise share.
+  const catalog = createDefinitionCatalog(deps.pool, 0);
+  const engine = createRewardEngine({ pool: deps.pool, catalog, fetch: deps.fetch, afterIssueCommitted: deps.afterIssueCommitted });
+  return {
+    ...createSweepActivities({ pool: deps.pool, catalog, breakPageSize: deps.breakPageSize }),
+    ...createRewardActivities(engine),
+  };
+}
+
+export type KindlingActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,57 @@
+// Sweeper activities: thin adapters from the definition sweeper workflow to the set-based sweeps. Each loads the
+// definition fresh (its pauses decide what is neutral) and heartbeats per page, so a worker that dies mid-sweep
+// is noticed within the heartbeat timeout and the retry resumes: finalised rows no longer match.
+import { Context } from "@temporalio/activity";
+import type { Pool } from "pg";
+import type { CatalogDefinition, DefinitionCatalog } from "../engine/definition-catalog.ts";
+import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../engine/window-sweeps.ts";
+
+export interface SweepActivityInput {
+  readonly tenantId: string;
+  readonly definitionId: string;
+  /** The workflow's clock at the sweep: everything due at or before it is finalised. */
+  readonly asOf: number;
+}
+
+export interface SweepActivityDeps {
+  readonly pool: Pool;
+  readonly catalog: DefinitionCatalog;
+  readonly breakPageSize?: number;
+}
+
+function heartbeat(done: number): void {
+  // Outside an activity (tests calling the function directly) there is nothing to heartbeat to.
+  try {
+    Context.current().heartbeat(done);
+  } catch {
+    return;
+  }
+}
+
+export function createSweepActivities(deps: SweepActivityDeps) {
+  // The worker's catalog has no TTL (see createActivities): pauses and state are read fresh for every sweep.
+  const definition = (tenantId: string, definitionId: string): Promise<CatalogDefinition | undefined> => deps.catalog.get(tenantId, definitionId);
+
+  return {
+    /** Next instant a sweep is due (earliest break, or at-risk reminder after `atRiskAfter`), or null. */
+    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null }): Promise<number | null> {
+      return nextDueAt(deps.pool, input, input.atRiskAfter);
+    },
+    async sweepBreaks(input: SweepActivityInput): Promise<number> {
+      const def = await definition(input.tenantId, input.definitionId);
+      if (!def) return 0;
+      return sweepBreaks(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat });
+    },
+    async sweepAdvance(input: SweepActivityInput): Promise<number> {
+      const def = await definition(input.tenantId, input.definitionId);
+      if (!def) return 0;
+      return sweepAdvance(deps.pool, def, input.asOf, { onPage: heartbeat });
+    },
+    async sweepAtRisk(input: SweepActivityInput): Promise<number> {
+      const def = await definition(input.tenantId, input.definitionId);
+      // A paused definition accepts no activity, so a reminder to act would be a lie.
+      if (!def || def.state !== "LIVE") return 0;
+      return sweepAtRisk(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat });
+    },
+  };
+}

@@ -1,0 +1,746 @@
+// Recording activity with group commit: concurrent `record()` calls are collected (group-batcher.ts) and a batch
+// is applied in ONE PostgreSQL transaction with set-based statements whose number does not grow with the batch
+// size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each.
+//
+// The result of every item is the one the one-at-a-time path (activity-ingestor.ts) gives when the items are run
+// in arrival order:
+//   - duplicates: an idempotency key already stored answers `duplicate` with the stored activity and the current
+//     state (one pre-check SELECT for the whole batch); a key repeated inside the batch is a duplicate of its first
+//     occurrence and sees the state after it; a duplicate changes nothing (not even the member's profile);
+//   - the member upsert (inline profile) merges a member's profiles in arrival order, exactly as consecutive
+//     `coalesce` upserts would, and each item sees the time zone as of its own position;
+//   - member-streak rows are locked in one `SELECT … ORDER BY id FOR UPDATE` (the sweeps' order), created in
+//     their initial state when absent, and the domain runs in memory in arrival order, so an activity sees every
+//     earlier activity of the batch; each row is written once, with the projections of `memberStreakColumns`
+//     (the same function the single-row save uses), and its version moves once per activity as before;
+//   - activities are inserted last, in one statement, `on conflict do nothing returning`: a row that does not
+//     come back is a concurrent duplicate (committed after the pre-check), so the batch rolls back and that item
+//     goes through the one-at-a-time path (which answers `duplicate`) while the rest run again as a batch;
+//   - rewards, their outbox rows and events are multi-row inserts with the same dedupe keys as before.
+// A deadlock or serialization failure retries the batch; any other error falls back to one transaction per item,
+// so one bad item never fails the others. Targets are resolved before queueing, so an unknown or non-live
+// definition fails its own call with TargetDefinitionError, as before.
+import { randomUUID } from "node:crypto";
+import type { Pool, PoolClient } from "pg";
+import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import {
+  ACTIVITY_COLUMNS,
+  FUTURE_TOLERANCE_MS,
+  activityRecord,
+  createActivityIngestor,
+  gateReason,
+  resolveTargets,
+  type ActivityIngestor,
+  type ActivityRecord,
+  type ActivityRow,
+  type MemberProfile,
+  type NotAppliedReason,
+  type RecordActivityInput,
+  type RecordActivityResult,
+  type StreakOutcome,
+} from "./activity-ingestor.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+import { createBatcher, type BatchStats, type Settled } from "./group-batcher.ts";
+import type { OutboxPayloads } from "./outbox.ts";
+import type { RewardFactsByDefinition, RewardRow } from "./progress-reader.ts";
+import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
+import { insertEvents, saveMemberStreaks } from "./streak-persistence.ts";
+
+export interface BatchIngestorOptions {
+  /** Most activities in one transaction (default 256). */
+  readonly maxBatch?: number;
+  /** Batches running at once; further calls queue meanwhile (default 2). */
+  readonly maxInFlight?: number;
+  /** Retries of a batch after a deadlock or serialization failure before falling back to one item at a time. */
+  readonly maxRetries?: number;
+}
+
+export interface BatchIngestStats extends BatchStats {
+  /** Batches run again after a deadlock, a serialization failure or a concurrent profile change. */
+  readonly retries: number;
+  /** Items answered one at a time because a concurrent transaction stored the same key first. */
+  readonly conflicts: number;
+  /** Items run one at a time after a batch failed for another reason. */
+  readonly fallbacks: number;
+}
+
+export interface BatchIngestor extends ActivityIngestor {
+  /** Records `inputs` in order, in consecutive batches (RecordActivities): item k+1 sees item k's result. */
+  recordMany(inputs: readonly RecordActivityInput[]): Promise<Settled<RecordActivityResult>[]>;
+  stats(): BatchIngestStats;
+}
+
+const everyIngestor: (() => BatchIngestStats)[] = [];
+
+/** Totals over every batched ingestor of this process (for the benchmark's report). */
+export function batchIngestTotals(): BatchIngestStats {
+  const all = everyIngestor.map((s) => s());
+  const sum = (f: (s: BatchIngestStats) => number) => all.reduce((n, s) => n + f(s), 0);
+  return {
+    batches: sum((s) => s.batches), items: sum((s) => s.items), largest: Math.max(0, ...all.map((s) => s.largest)),
+    retries: sum((s) => s.retries), conflicts: sum((s) => s.conflicts), fallbacks: sum((s) => s.fallbacks),
+  };
+}
+
+interface Pending {
+  readonly input: RecordActivityInput;
+  readonly defs: readonly CatalogDefinition[];
+}
+
+const RETRYABLE = new Set(["40P01", "40001"]);
+
+/** The batch saw something it cannot order exactly (a concurrent profile change): run it again. */
+class RetryBatch extends Error {}
+
+const isRetryable = (error: unknown) =>
+  error instanceof RetryBatch || (typeof error === "object" && error !== null && RETRYABLE.has(String((error as { code?: unknown }).code)));
+
+export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
+  const { pool, catalog } = deps;
+  const single = deps.single ?? createActivityIngestor(deps);
+  const maxRetries = deps.options?.maxRetries ?? 5;
+  const maxBatch = deps.options?.maxBatch ?? 256;
+  const counts = { retries: 0, conflicts: 0, fallbacks: 0 };
+
+  async function oneByOne(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
+    const out: Settled<RecordActivityResult>[] = [];
+    for (const item of items) {
+      try {
+        out.push({ ok: true, value: await single.record(item.input) });
+      } catch (error) {
+        out.push({ ok: false, error });
+      }
+    }
+    return out;
+  }
+
+  async function runBatch(items: readonly Pending[], retries = 0): Promise<Settled<RecordActivityResult>[]> {
+    if (items.length === 1 && retries > 0) return oneByOne(items);
+    let attempt: Attempt;
+    const client = await pool.connect();
+    try {
+      attempt = await attemptBatch(client, items, deps.now());
+    } catch (error) {
+      // A connection that cannot even roll back is dropped rather than returned to the pool.
+      const broken = await client.query("rollback").then(() => false, () => true);
+      client.release(broken);
+      if (isRetryable(error) && retries < maxRetries) {
+        counts.retries++;
+        return runBatch(items, retries + 1);
+      }
+      counts.fallbacks += items.length;
+      if (process.env.DEBUG_BATCH) console.error("batch fallback", error);
+      return oneByOne(items);
+    }
+    client.release();
+    if (attempt.kind === "done") return attempt.results;
+    // Concurrent duplicates: everything was rolled back. Those items answer through the one-at-a-time path
+    // (which reports them as duplicates); the others run again as a batch.
+    const conflicting = new Set(attempt.conflicts);
+    counts.conflicts += conflicting.size;
+    const rest = items.filter((_, i) => !conflicting.has(i));
+    const restResults = rest.length > 0 ? await runBatch(rest, retries + 1) : [];
+    const conflictResults = await oneByOne(items.filter((_, i) => conflicting.has(i)));
+    const out: Settled<RecordActivityResult>[] = [];
+    let r = 0;
+    let c = 0;
+    for (let i = 0; i < items.length; i++) out.push(conflicting.has(i) ? conflictResults[c++]! : restResults[r++]!);
+    return out;
+  }
+
+  /**
+   * Targets are resolved per item when its batch starts (cached catalog reads), so a call's place in the queue is
+   * the order it was made in, and an unknown or non-live definition fails that call alone.
+   */
+  async function resolveAndRun(inputs: readonly RecordActivityInput[]): Promise<Settled<RecordActivityResult>[]> {
+    const resolved = await Promise.all(
+      inputs.map(async (input): Promise<Pending | { error: unknown }> => {
+        try {
+          return { input, defs: await resolveTargets(catalog, input) };
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
+    const runnable = resolved.filter((p): p is Pending => "input" in p);
+    const results = runnable.length > 0 ? await runBatch(runnable) : [];
+    let k = 0;
+    return resolved.map((p) => ("input" in p ? results[k++]! : { ok: false, error: p.error }));
+  }
+
+  const batcher = createBatcher<RecordActivityInput, RecordActivityResult>(resolveAndRun, {
+    maxBatch,
+    maxInFlight: deps.options?.maxInFlight ?? 8,
+  });
+
+  const stats = (): BatchIngestStats => ({ ...batcher.stats(), ...counts });
+  everyIngestor.push(stats);
+
+  return {
+    record: (input) => batcher.submit(input),
+    async recordMany(inputs) {
+      const out: Settled<RecordActivityResult>[] = [];
+      for (let start = 0; start < inputs.length; start += maxBatch) out.push(...(await resolveAndRun(inputs.slice(start, start + maxBatch))));
+      return out;
+    },
+    stats,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One attempt: one transaction.
+
+type Attempt = { kind: "done"; results: Settled<RecordActivityResult>[] } | { kind: "conflict"; conflicts: number[] };
+
+interface MemberInfo {
+  readonly id: string;
+  readonly timeZone: string | null;
+}
+
+interface StreakSlot {
+  readonly id: string;
+  readonly def: CatalogDefinition;
+  state: MemberStreakState;
+  saves: number;
+  /** Index of the first item that made this row exist (-1: it existed before the batch). */
+  readonly existsFrom: number;
+}
+
+type Kind = { kind: "fresh" } | { kind: "stored"; row: ActivityRow } | { kind: "repeat"; first: number };
+
+/** Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order). */
+const numbered = (records: readonly object[]) => JSON.stringify(records.map((r, n) => ({ ...r, n })));
+const memberKey = (tenantId: string, externalId: string) => `${tenantId}\u0000${externalId}`;
+const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000${definitionId}`;
+const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
+
+const TIMING = process.env.DEBUG_BATCH_TIMING ? new Map<string, { n: number; ms: number }>() : undefined;
+if (TIMING) {
+  setInterval(() => {
+    console.error([...TIMING].map(([k, v]) => `${k}: n=${v.n} avg=${(v.ms / v.n).toFixed(2)}ms`).join("\n"));
+  }, 5000).unref();
+}
+function timed(client: PoolClient): PoolClient {
+  if (!TIMING) return client;
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop !== "query") return Reflect.get(target, prop) as unknown;
+      return async (...args: unknown[]) => {
+        const t0 = performance.now();
+        try {
+          return await query(...args);
+        } finally {
+          const key = String(args[0]).replace(/\s+/g, " ").slice(0, 40);
+          const e = TIMING.get(key) ?? { n: 0, ms: 0 };
+          e.n++;
+          e.ms += performance.now() - t0;
+          TIMING.set(key, e);
+        }
+      };
+    },
+  });
+}
+
+async function attemptBatch(rawClient: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
+  const client = timed(rawClient);
+  const t0 = performance.now();
+  const done = (label: string) => {
+    if (!TIMING) return;
+    const e = TIMING.get(label) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += performance.now() - t0;
+    TIMING.set(label, e);
+  };
+  await client.query("begin");
+
+  // 1. Duplicates: stored keys (one SELECT), and keys repeated inside the batch.
+  const kinds = await classify(client, items);
+
+  // 2. Members.
+  const { members, zoneAt } = await upsertMembers(client, items, kinds);
+  const memberOf = (i: number) => members.get(memberKey(items[i]!.input.tenantId, items[i]!.input.memberExternalId))!;
+
+  // 3. Member-streak rows, locked in id order; absent ones (needed by new activities) created.
+  const slots = await lockStreaks(client, items, kinds, memberOf);
+
+  // 4. The domain, in memory, in arrival order.
+  const activityIds = items.map(() => randomUUID());
+  const outcomes: (StreakOutcome[] | null)[] = items.map(() => null);
+  const rewards: PlannedReward[] = [];
+  const events: PlannedEvent[] = [];
+  const conflicts: number[] = [];
+  const duplicateStreaks = (i: number): StreakOutcome[] => {
+    const member = memberOf(i);
+    return items[i]!.defs.flatMap((def) => {
+      const slot = slots.get(streakKey(member.id, def.id));
+      if (!slot || slot.existsFrom >= i) return [];
+      const state = advance(def.rules, slot.state, now, { pausedIntervals: def.pauses }).state;
+      return [{ definition: def, memberStreakId: slot.id, applied: false, notAppliedReason: "DUPLICATE" as const, outcome: { kind: "DUPLICATE" as const }, state, effects: [], rewards: [] }];
+    });
+  };
+  for (let i = 0; i < items.length; i++) {
+    const kind = kinds[i]!;
+    const { input, defs } = items[i]!;
+    if (kind.kind !== "fresh") {
+      outcomes[i] = duplicateStreaks(i);
+      continue;
+    }
+    const member = memberOf(i);
+    const zone = zoneAt[i] ?? null;
+    const streaks: StreakOutcome[] = [];
+    const planned: PlannedReward[] = [];
+    const planEvents: PlannedEvent[] = [];
+    let duplicate = false;
+    for (const def of defs) {
+      const slot = slots.get(streakKey(member.id, def.id))!;
+      const gate = gateReason(def, input);
+      let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[] };
+      if (gate) {
+        const advanced = advance(def.rules, slot.state, now, { pausedIntervals: def.pauses });
+        next = { state: advanced.state, outcome: null, effects: advanced.effects };
+      } else {
+        next = applyActivity(
+          def.rules,
+          slot.state,
+          { id: input.uniqueIdentifier, occurredAt: input.occurredAt, value: input.value ?? 0, distinctKey: input.distinctKey ?? null, memberTimezone: zone },
+          { now, pausedIntervals: def.pauses, futureToleranceMs: FUTURE_TOLERANCE_MS },
+        );
+      }
+      if (next.outcome?.kind === "DUPLICATE") {
+        duplicate = true;
+        break;
+      }
+      const notApplied: NotAppliedReason | null = gate ?? (next.outcome?.kind === "NOT_APPLIED" ? next.outcome.reason : null);
+      const owner = { tenantId: input.tenantId, memberId: member.id, memberStreakId: slot.id, activityId: activityIds[i]! };
+      const granted = planRewards(def, owner, next.effects, now);
+      planned.push(...granted);
+      planEvents.push(...eventsForEffects({ ...owner, memberExternalId: input.memberExternalId, definitionId: def.id }, next.effects, granted, now));
+      streaks.push({ definition: def, memberStreakId: slot.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: granted });
+    }
+    if (duplicate) {
+      // Stored by a transaction that committed after the pre-check: nothing of it is kept; answered one at a time.
+      conflicts.push(i);
+      continue;
+    }
+    for (const s of streaks) {
+      const slot = slots.get(streakKey(member.id, s.definition.id))!;
+      slot.state = s.state;
+      slot.saves += 1;
+    }
+    outcomes[i] = streaks;
+    rewards.push(...planned);
+    events.push(...planEvents);
+  }
+  // Every item repeating a conflicting key follows it to the one-at-a-time path.
+  if (conflicts.length > 0) {
+    for (let i = 0; i < items.length; i++) {
+      const kind = kinds[i]!;
+      if (kind.kind === "repeat" && conflicts.includes(kind.first)) conflicts.push(i);
+    }
+    await client.query("rollback");
+    return { kind: "conflict", conflicts };
+  }
+
+  // 5. Streak rows, once each.
+  await saveMemberStreaks(client, [...slots.values()].filter((s) => s.saves > 0), now);
+
+  // 6. Activities, last: a row that does not come back was stored concurrently.
+  const fresh = items.map((_, i) => i).filter((i) => kinds[i]!.kind === "fresh");
+  const inserted = await insertActivities(client, items, fresh, activityIds, outcomes, memberOf, now);
+  const missing = fresh.filter((i) => !inserted.has(i));
+  if (missing.length > 0) {
+    for (let i = 0; i < items.length; i++) {
+      const kind = kinds[i]!;
+      if (kind.kind === "repeat" && missing.includes(kind.first)) missing.push(i);
+    }
+    await client.query("rollback");
+    return { kind: "conflict", conflicts: missing };
+  }
+
+  // 7. Rewards (once each, by reward_grant_once), their outbox rows, events.
+  await insertRewardsAndOutbox(client, rewards);
+  await insertEvents(client, events);
+  await client.query("commit");
+
+  done("[batch until commit]");
+  // 8. Reward facts for the responses, one query for the batch (after the commit, as the response read before).
+  // The batch is committed now: a failure here must not send the items down the fallback path (they would come
+  // back as duplicates), so the responses then read their facts themselves.
+  const facts = await rewardFacts(client, items, memberOf).catch(() => undefined);
+
+  const results: Settled<RecordActivityResult>[] = items.map((item, i) => {
+    const kind = kinds[i]!;
+    const member = memberOf(i);
+    const ownerIndex = kind.kind === "repeat" ? kind.first : i;
+    const activity: ActivityRecord =
+      kind.kind === "stored" ? activityRecord(kind.row, item.input.memberExternalId) : activityRecord(inserted.get(ownerIndex)!, item.input.memberExternalId);
+    return {
+      ok: true,
+      value: {
+        activity,
+        duplicate: kind.kind !== "fresh",
+        member: { id: member.id, externalId: item.input.memberExternalId, timeZone: zoneAt[i] ?? null },
+        streaks: outcomes[i]!,
+        rewardFacts: facts?.(item.input.tenantId, member.id),
+      },
+    };
+  });
+  return { kind: "done", results };
+}
+
+async function classify(client: PoolClient, items: readonly Pending[]): Promise<Kind[]> {
+  const keyOf = (p: Pending) => `${p.input.tenantId}\u0000${p.input.memberExternalId}\u0000${p.input.uniqueIdentifier}`;
+  const tenants: string[] = [];
+  const externals: string[] = [];
+  const uids: string[] = [];
+  const seen = new Set<string>();
+  for (const p of items) {
+    const k = keyOf(p);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    tenants.push(p.input.tenantId);
+    externals.push(p.input.memberExternalId);
+    uids.push(p.input.uniqueIdentifier);
+  }
+  const { rows } = await client.query<ActivityRow & { tenant_id: string; external_id: string }>(
+    `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}, a.tenant_id, m.external_id
+       from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
+       join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
+       join activity a on a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid`,
+    [tenants, externals, uids],
+  );
+  const stored = new Map(rows.map((r) => [`${r.tenant_id}\u0000${r.external_id}\u0000${r.unique_identifier}`, r]));
+  const firstAt = new Map<string, number>();
+  return items.map((p, i) => {
+    const k = keyOf(p);
+    const row = stored.get(k);
+    if (row) return { kind: "stored", row };
+    const first = firstAt.get(k);
+    if (first !== undefined) return { kind: "repeat", first };
+    firstAt.set(k, i);
+    return { kind: "fresh" };
+  });
+}
+
+interface MemberRow {
+  id: string;
+  tenant_id: string;
+  external_id: string;
+  time_zone: string | null;
+}
+
+/**
+ * Finds or creates every member of the batch and applies the inline profiles of new activities, merged in
+ * arrival order (a field takes the last non-null value, as consecutive `coalesce` upserts leave it). Members
+ * with a profile are locked first, so the time zone each item sees (`zoneAt`) is computed from the exact stored
+ * value; a member that someone else created between our read and our upsert makes the batch run again.
+ */
+async function upsertMembers(client: PoolClient, items: readonly Pending[], kinds: readonly Kind[]): Promise<{ members: Map<string, MemberInfo>; zoneAt: (string | null)[] }> {
+  const all = new Map<string, { tenantId: string; externalId: string }>();
+  const profiles = new Map<string, { tenantId: string; externalId: string; merged: Record<(typeof PROFILE_FIELDS)[number], string | null> }>();
+  items.forEach((p, i) => {
+    const k = memberKey(p.input.tenantId, p.input.memberExternalId);
+    all.set(k, { tenantId: p.input.tenantId, externalId: p.input.memberExternalId });
+    const profile = p.input.profile;
+    if (!profile || kinds[i]!.kind !== "fresh") return;
+    const entry = profiles.get(k) ?? {
+      tenantId: p.input.tenantId, externalId: p.input.memberExternalId,
+      merged: { firstName: null, lastName: null, email: null, phone: null, timeZone: null, locale: null },
+    };
+    for (const f of PROFILE_FIELDS) entry.merged[f] = profile[f] ?? entry.merged[f];
+    profiles.set(k, entry);
+  });
+  const byKey = (rows: readonly MemberRow[]) => new Map(rows.map((r) => [memberKey(r.tenant_id, r.external_id), r]));
+  const select = async (keys: readonly { tenantId: string; externalId: string }[], lock: boolean) =>
+    byKey(
+      (
+        await client.query<MemberRow>(
+          `select m.id, m.tenant_id, m.external_id, m.time_zone
+             from unnest($1::uuid[], $2::text[]) as k(tenant_id, external_id)
+             join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
+            ${lock ? "order by m.tenant_id, m.external_id for update of m" : ""}`,
+          [keys.map((k) => k.tenantId), keys.map((k) => k.externalId)],
+        )
+      ).rows,
+    );
+  const sorted = (map: Map<string, { tenantId: string; externalId: string }>) =>
+    [...map.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.externalId < b.externalId ? -1 : a.externalId > b.externalId ? 1 : 0));
+
+  const plain = new Map([...all].filter(([k]) => !profiles.has(k)));
+  const found = plain.size > 0 ? await select([...plain.values()], false) : new Map<string, MemberRow>();
+  // Stored zone of each member before this batch's profiles apply.
+  const before = new Map<string, string | null>();
+  const final = new Map<string, MemberRow>(found);
+  if (profiles.size > 0) {
+    const locked = await select(sorted(profiles), true);
+    for (const [k, r] of locked) before.set(k, r.time_zone);
+    const list = sorted(profiles).map((m) => profiles.get(memberKey(m.tenantId, m.externalId))!);
+    const { rows } = await client.query<MemberRow & { inserted: boolean }>(
+      `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
+       select x.id, x.tenant_id, x.external_id, x.first_name, x.last_name, x.email, x.phone, x.time_zone, x.locale, 0, now(), now()
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, external_id varchar, first_name varchar, last_name varchar,
+           email varchar, phone varchar, time_zone varchar, locale varchar, n bigint)
+        order by n
+       on conflict (tenant_id, external_id) do update set
+         first_name = coalesce(excluded.first_name, member.first_name),
+         last_name = coalesce(excluded.last_name, member.last_name),
+         email = coalesce(excluded.email, member.email),
+         phone = coalesce(excluded.phone, member.phone),
+         time_zone = coalesce(excluded.time_zone, member.time_zone),
+         locale = coalesce(excluded.locale, member.locale),
+         updated_at = now()
+       returning id, tenant_id, external_id, time_zone, (xmax = 0) as inserted`,
+      [
+        numbered(
+          list.map((m) => ({
+            id: randomUUID(), tenant_id: m.tenantId, external_id: m.externalId, first_name: m.merged.firstName, last_name: m.merged.lastName,
+            email: m.merged.email, phone: m.merged.phone, time_zone: m.merged.timeZone, locale: m.merged.locale,
+          })),
+        ),
+      ],
+    );
+    for (const r of rows) {
+      const k = memberKey(r.tenant_id, r.external_id);
+      // Created by someone else after our locking read: its prior zone is unknown to us, so start over.
+      if (!r.inserted && !before.has(k)) throw new RetryBatch();
+      if (r.inserted) before.set(k, null);
+      final.set(k, r);
+    }
+  }
+  const absent = new Map([...plain].filter(([k]) => !found.has(k)));
+  if (absent.size > 0) {
+    const list = sorted(absent);
+    const { rows } = await client.query<MemberRow>(
+      `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
+       select x.id, x.tenant_id, x.external_id, 0, now(), now()
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, external_id varchar, n bigint)
+        order by n
+       on conflict (tenant_id, external_id) do nothing
+       returning id, tenant_id, external_id, time_zone`,
+      [numbered(list.map((m) => ({ id: randomUUID(), tenant_id: m.tenantId, external_id: m.externalId })))],
+    );
+    for (const r of rows) final.set(memberKey(r.tenant_id, r.external_id), r);
+    // Created concurrently after this statement's snapshot: the insert waited and did nothing, a new statement sees it.
+    const still = list.filter((m) => !final.has(memberKey(m.tenantId, m.externalId)));
+    if (still.length > 0) for (const [k, r] of await select(still, false)) final.set(k, r);
+  }
+  for (const [k, r] of final) if (!before.has(k)) before.set(k, r.time_zone);
+
+  // The zone each item sees: the stored one, changed by earlier new activities' profiles in arrival order.
+  const current = new Map(before);
+  const zoneAt = items.map((p, i) => {
+    const k = memberKey(p.input.tenantId, p.input.memberExternalId);
+    const tz = p.input.profile?.timeZone;
+    if (kinds[i]!.kind === "fresh" && p.input.profile && tz != null) current.set(k, tz);
+    return current.get(k) ?? null;
+  });
+  for (const [k, r] of final) if (profiles.has(k) && (current.get(k) ?? null) !== r.time_zone) throw new RetryBatch();
+  const members = new Map<string, MemberInfo>();
+  for (const [k, r] of final) members.set(k, { id: r.id, timeZone: r.time_zone });
+  if (members.size !== all.size) throw new Error("batch: member not found after upsert");
+  return { members, zoneAt };
+}
+
+interface StreakRow {
+  id: string;
+  member_id: string;
+  definition_id: string;
+  state: MemberStreakState;
+}
+
+/**
+ * Locks every member-streak row the batch reads, in id order (the order the window sweeps lock in), and creates
+ * the ones new activities need; rows of duplicates are only read, never created (a duplicate changes nothing).
+ */
+async function lockStreaks(
+  client: PoolClient,
+  items: readonly Pending[],
+  kinds: readonly Kind[],
+  memberOf: (i: number) => MemberInfo,
+): Promise<Map<string, StreakSlot>> {
+  const wanted = new Map<string, { tenantId: string; memberId: string; def: CatalogDefinition; createFor: number }>();
+  items.forEach((p, i) => {
+    const member = memberOf(i);
+    for (const def of p.defs) {
+      const k = streakKey(member.id, def.id);
+      const create = kinds[i]!.kind === "fresh" ? i : -1;
+      const have = wanted.get(k);
+      if (!have) wanted.set(k, { tenantId: p.input.tenantId, memberId: member.id, def, createFor: create });
+      else if (have.createFor < 0 && create >= 0) wanted.set(k, { ...have, createFor: create });
+    }
+  });
+  const slots = new Map<string, StreakSlot>();
+  if (wanted.size === 0) return slots;
+  const select = async (keys: readonly { tenantId: string; memberId: string; def: CatalogDefinition }[]) =>
+    (
+      await client.query<StreakRow>(
+        `select s.id, s.member_id, s.definition_id, s.state
+           from member_streak s
+           join unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
+             on s.tenant_id = k.tenant_id and s.member_id = k.member_id and s.definition_id = k.definition_id
+          order by s.id
+          for update of s`,
+        [keys.map((k) => k.tenantId), keys.map((k) => k.memberId), keys.map((k) => k.def.id)],
+      )
+    ).rows;
+  const take = (rows: readonly StreakRow[]) => {
+    for (const r of rows) {
+      const k = streakKey(r.member_id, r.definition_id);
+      slots.set(k, { id: r.id, def: wanted.get(k)!.def, state: r.state, saves: 0, existsFrom: -1 });
+    }
+  };
+  take(await select([...wanted.values()]));
+  const create = [...wanted.entries()].filter(([k, w]) => !slots.has(k) && w.createFor >= 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (create.length === 0) return slots;
+  const initial = new Map<string, MemberStreakState>();
+  const { rows } = await client.query<{ id: string; member_id: string; definition_id: string }>(
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
+     select x.id, x.tenant_id, x.member_id, x.definition_id, x.status, 0, 0, x.state, 1, now(), now()
+       from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, status varchar, state jsonb, n bigint)
+      order by n
+     on conflict (tenant_id, member_id, definition_id) do nothing
+     returning id, member_id, definition_id`,
+    [
+      numbered(
+        create.map(([k, w]) => {
+          const state = initialState(w.def.rules);
+          initial.set(k, state);
+          return { id: randomUUID(), tenant_id: w.tenantId, member_id: w.memberId, definition_id: w.def.id, status: state.status, state };
+        }),
+      ),
+    ],
+  );
+  for (const r of rows) {
+    const k = streakKey(r.member_id, r.definition_id);
+    const w = wanted.get(k)!;
+    slots.set(k, { id: r.id, def: w.def, state: initial.get(k)!, saves: 0, existsFrom: w.createFor });
+  }
+  // Another transaction created some between our select and insert; they are committed or we wait for them.
+  const again = create.filter(([k]) => !slots.has(k)).map(([, w]) => w);
+  if (again.length > 0) take(await select(again));
+  return slots;
+}
+
+async function insertActivities(
+  client: PoolClient,
+  items: readonly Pending[],
+  fresh: readonly number[],
+  activityIds: readonly string[],
+  outcomes: readonly (StreakOutcome[] | null)[],
+  memberOf: (i: number) => MemberInfo,
+  now: number,
+): Promise<Map<number, ActivityRow>> {
+  const inserted = new Map<number, ActivityRow>();
+  if (fresh.length === 0) return inserted;
+  const byId = new Map(fresh.map((i) => [activityIds[i]!, i]));
+  const records = fresh.map((i) => {
+    const input = items[i]!.input;
+    return {
+      id: activityIds[i], tenant_id: input.tenantId, member_id: memberOf(i).id,
+      definition_id: "definitionId" in input.target ? input.target.definitionId : null,
+      event_type: "eventType" in input.target ? input.target.eventType : null,
+      applied_definition_ids: outcomes[i]!.filter((s) => s.applied).map((s) => s.definition.id),
+      occurred_at: new Date(input.occurredAt).toISOString(),
+      // As text, so NaN and ±Infinity reach float8 as the one-at-a-time path's parameters do.
+      value: input.value === undefined ? null : String(input.value),
+      distinct_key: input.distinctKey ?? null, unique_identifier: input.uniqueIdentifier, platform: input.platform ?? null,
+      metadata: input.metadata, recorded_at: new Date(now).toISOString(),
+    };
+  });
+  records.sort((a, b) => (a.member_id < b.member_id ? -1 : a.member_id > b.member_id ? 1 : a.unique_identifier < b.unique_identifier ? -1 : 1));
+  const { rows } = await client.query<ActivityRow>(
+    `insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
+     select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
+            x.unique_identifier, x.platform, coalesce(x.metadata, '{}'::jsonb), x.recorded_at
+       from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
+         applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
+         metadata jsonb, recorded_at timestamptz, n bigint)
+      order by n
+     on conflict on constraint activity_idempotency_key do nothing
+     returning ${ACTIVITY_COLUMNS}`,
+    [numbered(records)],
+  );
+  for (const r of rows) inserted.set(byId.get(r.id)!, r);
+  return inserted;
+}
+
+/** planRewards' rewards, at most once each (reward_grant_once), and a lifecycle outbox row for each new one that needs it. */
+async function insertRewardsAndOutbox(client: PoolClient, rewards: readonly PlannedReward[]): Promise<void> {
+  if (rewards.length === 0) return;
+  const ms = (v: number | null) => (v === null ? null : new Date(v).toISOString());
+  const { rows } = await client.query<{ id: string }>(
+    `insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
+       claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
+     select x.id, x.tenant_id, x.member_id, x.definition_id, x.threshold, x.cycle, x.repetition, x.kind, x.name, x.value, x.points, x.state, x.mode,
+            x.claim_deadline_at, x.issued_at, x.streak_count, x.multiplier, x.activity_id, 0, x.created_at, x.created_at
+       from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, threshold int, cycle int,
+         repetition int, kind varchar, name varchar, value varchar, points float8, state varchar, mode varchar, claim_deadline_at timestamptz,
+         issued_at timestamptz, streak_count int, multiplier float8, activity_id uuid, created_at timestamptz, n bigint)
+      order by n
+     on conflict on constraint reward_grant_once do nothing
+     returning id`,
+    [
+      numbered(
+        rewards.map((r) => ({
+          id: r.id, tenant_id: r.tenantId, member_id: r.memberId, definition_id: r.definitionId, threshold: r.threshold, cycle: r.cycle,
+          repetition: r.repetition, kind: r.kind, name: r.name, value: r.value, points: r.points, state: r.state, mode: r.mode,
+          claim_deadline_at: ms(r.claimDeadlineAt), issued_at: ms(r.issuedAt), streak_count: r.streakCount, multiplier: r.multiplier,
+          activity_id: r.activityId, created_at: ms(r.createdAt),
+        })),
+      ),
+    ],
+  );
+  const created = new Set(rows.map((r) => r.id));
+  const outbox = rewards
+    .filter((r) => created.has(r.id) && r.needsWorkflow)
+    .map((r) => {
+      const payload: OutboxPayloads["reward.lifecycle"] = { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId };
+      return { tenant_id: r.tenantId, kind: "reward.lifecycle", dedupe_key: `reward:${r.id}`, payload };
+    });
+  if (outbox.length === 0) return;
+  await client.query(
+    `insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
+     select x.tenant_id, x.kind, x.dedupe_key, x.payload, now(), 0
+       from jsonb_to_recordset($1::jsonb) as x(tenant_id uuid, kind varchar, dedupe_key varchar, payload jsonb, n bigint)
+      order by n
+     on conflict (dedupe_key) do nothing`,
+    [numbered(outbox)],
+  );
+}
+
+/** The reward facts of every (member, definition) of the batch, as ProgressReader.rewardFacts computes them. */
+async function rewardFacts(
+  client: PoolClient,
+  items: readonly Pending[],
+  memberOf: (i: number) => MemberInfo,
+): Promise<(tenantId: string, memberId: string) => (definitionId: string) => RewardFactsByDefinition> {
+  const pairs = new Map<string, { tenantId: string; memberId: string; definitionId: string }>();
+  items.forEach((p, i) => {
+    const member = memberOf(i);
+    for (const def of p.defs) pairs.set(streakKey(member.id, def.id), { tenantId: p.input.tenantId, memberId: member.id, definitionId: def.id });
+  });
+  const facts = new Map<string, RewardFactsByDefinition>();
+  if (pairs.size > 0) {
+    const list = [...pairs.values()];
+    const { rows } = await client.query<{ id: string; member_id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null }>(
+      `select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at
+         from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
+         join reward r on r.tenant_id = k.tenant_id and r.member_id = k.member_id and r.definition_id = k.definition_id
+        order by r.threshold, r.created_at`,
+      [list.map((p) => p.tenantId), list.map((p) => p.memberId), list.map((p) => p.definitionId)],
+    );
+    for (const r of rows) {
+      const k = streakKey(r.member_id, r.definition_id);
+      const f = facts.get(k) ?? { unclaimed: [], total: 0 };
+      if (r.state !== "FAILED" && r.state !== "EXPIRED") f.total += 1;
+      if (r.state === "AVAILABLE") {
+        const unclaimed: RewardRow = { id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null };
+        f.unclaimed.push(unclaimed);
+      }
+      facts.set(k, f);
+    }
+  }
+  return (_tenantId, memberId) => (definitionId) => facts.get(streakKey(memberId, definitionId)) ?? { unclaimed: [], total: 0 };
+}

@@ -1,0 +1,283 @@
+// The outbox relay (PRODUCT §5 "No lost work"): runs in the worker process and moves what the API wrote to
+// outbox_message into Temporal. It claims a batch of unrelayed rows with FOR UPDATE SKIP LOCKED (several workers
+// relay in parallel without taking the same row), starts or signals the workflow each row names — with an id
+// derived from the row, so a relay that crashed between "started" and "marked relayed" only finds the workflow
+// already there on its next try — and marks the rows relayed in the same transaction. A row whose delivery
+// failed gets an exponential back-off and stays in line; nothing is dropped.
+import type { Pool, PoolClient } from "pg";
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from "@temporalio/client";
+import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
+import type { Logger } from "../observability/logger.ts";
+import {
+  definitionChangedSignal,
+  rewardClaimedSignal,
+  rewardFulfilledSignal,
+  rewardWorkflowId,
+  sweeperWorkflowId,
+  type RewardInput,
+  type SweeperInput,
+} from "../workflows/messages.ts";
+import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+
+const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
+const definitionKey = defineSearchAttributeKey(KINDLING_DEFINITION_ID, SearchAttributeType.KEYWORD);
+const memberKey = defineSearchAttributeKey(KINDLING_MEMBER_ID, SearchAttributeType.KEYWORD);
+
+export interface OutboxRelayOptions {
+  readonly pool: Pool;
+  readonly client: Client;
+  readonly taskQueue: string;
+  readonly logger: Logger;
+  readonly batchSize?: number;
+  /** Idle poll interval. */
+  readonly pollMs?: number;
+  /** How often the lag is logged. */
+  readonly lagLogMs?: number;
+}
+
+export interface OutboxRelay {
+  start(): void;
+  stop(): Promise<void>;
+  /** Relays one batch; returns how many rows it marked relayed. */
+  relayOnce(): Promise<number>;
+  /** Age in ms of the oldest unrelayed message (0 when the outbox is empty). */
+  lagMs(): Promise<number>;
+}
+
+interface OutboxRow {
+  id: string;
+  kind: OutboxKind;
+  dedupe_key: string;
+  payload: Record<string, unknown>;
+  attempts: number;
+}
+
+interface RewardFacts {
+  member_id: string;
+  member_external_id: string;
+  definition_id: string;
+  definition_name: string;
+  kind: string;
+  threshold: number;
+  mode: string;
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+export function backoffMs(attempts: number): number {
+  return Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
+}
+
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { pool, client, taskQueue, logger } = options;
+  const batchSize = options.batchSize ?? 100;
+  const pollMs = options.pollMs ?? 250;
+  const lagLogMs = options.lagLogMs ?? 30_000;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  async function rewardFacts(db: PoolClient, rewardIds: string[]): Promise<Map<string, RewardFacts>> {
+    if (rewardIds.length === 0) return new Map();
+    const { rows } = await db.query<RewardFacts & { id: string }>(
+      `select r.id, r.member_id, m.external_id as member_external_id, r.definition_id, d.name as definition_name, r.kind, r.threshold, r.mode
+         from reward r join member m on m.id = r.member_id join streak_definition d on d.id = r.definition_id
+        where r.id = any($1::uuid[])`,
+      [rewardIds],
+    );
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  async function startReward(tenantId: string, rewardId: string, attempt: number, facts: RewardFacts | undefined, signal?: typeof rewardClaimedSignal | typeof rewardFulfilledSignal): Promise<void> {
+    if (!facts) {
+      logger.warn({ rewardId }, "outbox: reward not found, nothing to relay");
+      return;
+    }
+    const args: [RewardInput] = [{ version: 1, tenantId, rewardId, memberId: facts.member_id, definitionId: facts.definition_id, attempt }];
+    const common = {
+      taskQueue,
+      workflowId: rewardWorkflowId(tenantId, rewardId, attempt),
+      args,
+      // A reward's workflow runs once: relaying again after it finished must not run it a second time.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: tenantKey, value: tenantId },
+        { key: definitionKey, value: facts.definition_id },
+        { key: memberKey, value: facts.member_id },
+      ]),
+      memo: {
+        member: facts.member_external_id,
+        definition: facts.definition_name,
+        milestone: facts.threshold,
+        rewardKind: facts.kind,
+        fulfilment: facts.mode,
+        attempt,
+      },
+    };
+    try {
+      if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common, signal, signalArgs: [] });
+      else await client.workflow.start("rewardLifecycleWorkflow", { ...common, workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+    } catch (error) {
+      // Already ran to completion: it read the reward's final state from PostgreSQL, so there is nothing to tell it.
+      if (error instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw error;
+    }
+  }
+
+  async function definitionChanged(p: OutboxPayloads["definition.changed"], name: string | undefined): Promise<void> {
+    const workflowId = sweeperWorkflowId(p.tenantId, p.definitionId);
+    const signalArgs: [{ state: string; version: number }] = [{ state: p.state, version: p.version }];
+    if (p.state === "LIVE" || p.state === "PAUSED") {
+      const args: [SweeperInput] = [{ version: 1, tenantId: p.tenantId, definitionId: p.definitionId, state: p.state }];
+      await client.workflow.signalWithStart("definitionSweeperWorkflow", {
+        taskQueue,
+        workflowId,
+        args,
+        signal: definitionChangedSignal,
+        signalArgs,
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: tenantKey, value: p.tenantId },
+          { key: definitionKey, value: p.definitionId },
+        ]),
+        memo: { definition: name ?? "" },
+      });
+    } else if (p.state === "ARCHIVED") {
+      try {
+        await client.workflow.getHandle(workflowId).signal(definitionChangedSignal, signalArgs[0]);
+      } catch (error) {
+        if (!(error instanceof WorkflowNotFoundError)) throw error;
+      }
+    }
+  }
+
+  async function deliver(db: PoolClient, row: OutboxRow, facts: Map<string, RewardFacts>, names: Map<string, string>): Promise<void> {
+    switch (row.kind) {
+      case "reward.lifecycle": {
+        const p = row.payload as OutboxPayloads["reward.lifecycle"];
+        return startReward(p.tenantId, p.rewardId, 0, facts.get(p.rewardId));
+      }
+      case "reward.retry": {
+        const p = row.payload as OutboxPayloads["reward.retry"];
+        return startReward(p.tenantId, p.rewardId, p.attempt, facts.get(p.rewardId));
+      }
+      case "reward.claimed": {
+        const p = row.payload as OutboxPayloads["reward.claimed"];
+        return startReward(p.tenantId, p.rewardId, 0, facts.get(p.rewardId), rewardClaimedSignal);
+      }
+      case "reward.fulfilled": {
+        const p = row.payload as OutboxPayloads["reward.fulfilled"];
+        return startReward(p.tenantId, p.rewardId, 0, facts.get(p.rewardId), rewardFulfilledSignal);
+      }
+      case "definition.changed": {
+        const p = row.payload as OutboxPayloads["definition.changed"];
+        return definitionChanged(p, names.get(p.definitionId));
+      }
+      default:
+        void db;
+        throw new Error(`unknown outbox kind ${String(row.kind)}`);
+    }
+  }
+
+  async function relayOnce(): Promise<number> {
+    const db = await pool.connect();
+    try {
+      await db.query("begin");
+      const { rows } = await db.query<OutboxRow>(
+        `select id, kind, dedupe_key, payload, attempts from outbox_message
+          where relayed_at is null and (next_attempt_at is null or next_attempt_at <= now())
+          order by id limit $1
+          for update skip locked`,
+        [batchSize],
+      );
+      if (rows.length === 0) {
+        await db.query("commit");
+        return 0;
+      }
+      const rewardIds = rows.filter((r) => r.kind.startsWith("reward.")).map((r) => String(r.payload.rewardId));
+      const facts = await rewardFacts(db, rewardIds);
+      const definitionIds = rows.filter((r) => r.kind === "definition.changed").map((r) => String(r.payload.definitionId));
+      const names = new Map<string, string>();
+      if (definitionIds.length > 0) {
+        const found = await db.query<{ id: string; name: string }>("select id, name from streak_definition where id = any($1::uuid[])", [definitionIds]);
+        for (const d of found.rows) names.set(d.id, d.name);
+      }
+      const relayed: string[] = [];
+      // In order: a reward's claim signal goes after its start, a definition's pause after its publish.
+      for (const row of rows) {
+        try {
+          await deliver(db, row, facts, names);
+          relayed.push(row.id);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          logger.warn({ err: error, outboxId: row.id, kind: row.kind, attempts: row.attempts + 1 }, "outbox: relay failed, will retry");
+          await db.query(
+            "update outbox_message set attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => $3) where id = $1",
+            [row.id, message.slice(0, 2000), backoffMs(row.attempts) / 1000],
+          );
+        }
+      }
+      if (relayed.length > 0) await db.query("update outbox_message set relayed_at = now() where id = any($1::bigint[])", [relayed]);
+      await db.query("commit");
+      return relayed.length;
+    } catch (error) {
+      await db.query("rollback").catch(() => undefined);
+      throw error;
+    } finally {
+      db.release();
+    }
+  }
+
+  async function lagMs(): Promise<number> {
+    const { rows } = await pool.query<{ lag: number | null }>(
+      "select (extract(epoch from now() - min(created_at)) * 1000)::float8 as lag from outbox_message where relayed_at is null",
+    );
+    return Math.max(0, rows[0]?.lag ?? 0);
+  }
+
+  async function run(): Promise<void> {
+    let lastLagLog = 0;
+    let failures = 0;
+    while (running) {
+      let relayed = 0;
+      try {
+        relayed = await relayOnce();
+        failures = 0;
+        if (Date.now() - lastLagLog >= lagLogMs) {
+          lastLagLog = Date.now();
+          logger.info({ lagMs: Math.round(await lagMs()) }, "outbox relay lag");
+        }
+      } catch (error) {
+        failures++;
+        logger.error({ err: error }, "outbox relay batch failed");
+      }
+      // A full batch means more may be waiting; otherwise sleep (longer after repeated failures).
+      if (relayed < batchSize && running) {
+        const delay = failures > 0 ? Math.min(backoffMs(failures), 30_000) : pollMs;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+    },
+    relayOnce,
+    lagMs,
+  };
+}

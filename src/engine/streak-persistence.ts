@@ -1,0 +1,158 @@
+// Writes shared by everything that changes a member streak inside a transaction — recording activity
+// (activity-ingestor.ts) and the admin operations (freeze grants, repairs): lock or create the row, save the
+// domain state with the projected columns the sweeps index on, and persist the rewards and events a transition
+// produced. One copy, so the columns a sweep relies on cannot drift between writers.
+import { randomUUID } from "node:crypto";
+import type { PoolClient } from "pg";
+import { initialState, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import { streakProjection } from "./streak-projection.ts";
+import type { CatalogDefinition } from "./definition-catalog.ts";
+import { enqueueOutbox } from "./outbox.ts";
+import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
+
+/** Locks the member streak row (creating it in its initial state when absent); callers serialise on it. */
+export async function lockMemberStreak(client: PoolClient, tenantId: string, memberId: string, def: CatalogDefinition): Promise<{ id: string; state: MemberStreakState }> {
+  const select = () =>
+    client.query<{ id: string; state: MemberStreakState }>(
+      "select id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3 for update",
+      [tenantId, memberId, def.id],
+    );
+  const found = await select();
+  if (found.rows[0]) return found.rows[0];
+  const state = initialState(def.rules);
+  const created = await client.query<{ id: string }>(
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
+     values ($1, $2, $3, $4, $5, 0, 0, $6, 1, now(), now())
+     on conflict (tenant_id, member_id, definition_id) do nothing returning id`,
+    [randomUUID(), tenantId, memberId, def.id, state.status, JSON.stringify(state)],
+  );
+  if (created.rows[0]) return { id: created.rows[0].id, state };
+  // Another transaction created it between our select and insert; its row is committed or we wait for it.
+  const again = await select();
+  return again.rows[0]!;
+}
+
+/**
+ * The columns a save writes: the state and everything projected from it (see the domain's persistence
+ * contract). The one definition of those columns, shared by `saveMemberStreak` and the batched ingestor's
+ * multi-row update (batch-ingestor.ts), so the two writers cannot drift.
+ */
+export interface MemberStreakColumns {
+  readonly state: MemberStreakState;
+  readonly status: string;
+  readonly current_count: number;
+  readonly longest_count: number;
+  readonly window_close_at: Date | null;
+  readonly at_risk_at: Date | null;
+  readonly break_at: Date | null;
+  readonly last_activity_at: Date | null;
+  readonly updated_at: Date;
+  readonly break_kind: string | null;
+  readonly break_window_key: string | null;
+}
+
+export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakState, now: number): MemberStreakColumns {
+  const d = streakProjection(def.rules, state, { pausedIntervals: def.pauses });
+  const ms = (v: number | null) => (v === null ? null : new Date(v));
+  return {
+    state, status: state.status, current_count: state.current, longest_count: state.longest, window_close_at: ms(d.windowCloseAt),
+    at_risk_at: ms(d.atRiskAt), break_at: ms(d.breakAt), last_activity_at: ms(state.lastActivityAt), updated_at: new Date(now),
+    break_kind: d.breakKind, break_window_key: d.breakWindowKey,
+  };
+}
+
+/** Writes the state and refreshes the columns projected from it (see the domain's persistence contract). */
+export async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
+  const c = memberStreakColumns(def, state, now);
+  await client.query(
+    `update member_streak set state = $2, status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
+       at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10,
+       break_kind = $11, break_window_key = $12
+     where id = $1`,
+    [id, JSON.stringify(c.state), c.status, c.current_count, c.longest_count, c.window_close_at, c.at_risk_at, c.break_at, c.last_activity_at, c.updated_at,
+      c.break_kind, c.break_window_key],
+  );
+}
+
+/**
+ * Saves many rows in one statement (each row at most once): `saves` counts the per-activity saves a row stands
+ * for, so `version` moves exactly as that many `saveMemberStreak` calls would have moved it.
+ */
+export async function saveMemberStreaks(
+  client: Pick<PoolClient, "query">,
+  rows: readonly { readonly id: string; readonly def: CatalogDefinition; readonly state: MemberStreakState; readonly saves: number }[],
+  now: number,
+): Promise<void> {
+  if (rows.length === 0) return;
+  const records = rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now) }));
+  await client.query(
+    `update member_streak s set state = x.state, status = x.status, current_count = x.current_count, longest_count = x.longest_count,
+       window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
+       version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key
+     from jsonb_to_recordset($1::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
+       window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
+       break_kind varchar, break_window_key varchar)
+     where s.id = x.id`,
+    [JSON.stringify(records)],
+  );
+}
+
+/** Inserts planned rewards (at most once each, by reward_grant_once) and their lifecycle outbox rows. */
+export async function insertRewardsAndOutbox(client: PoolClient, rewards: readonly PlannedReward[]): Promise<void> {
+  for (const r of rewards) {
+    const inserted = await client.query(
+      `insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
+         claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, 0, $16, $16)
+       on conflict on constraint reward_grant_once do nothing returning id`,
+      [r.id, r.tenantId, r.memberId, r.definitionId, r.threshold, r.cycle, r.repetition, r.kind, r.name, r.value, r.points, r.state, r.mode,
+        r.claimDeadlineAt === null ? null : new Date(r.claimDeadlineAt), r.issuedAt === null ? null : new Date(r.issuedAt), new Date(r.createdAt),
+        r.streakCount, r.multiplier, r.activityId],
+    );
+    if (inserted.rowCount === 0 || !r.needsWorkflow) continue;
+    await enqueueOutbox(client, r.tenantId, "reward.lifecycle", `reward:${r.id}`, { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId });
+  }
+}
+
+export async function insertEvents(client: Pick<PoolClient, "query">, events: readonly PlannedEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const values: unknown[] = [];
+  const tuples = events.map((e, i) => {
+    values.push(e.tenantId, e.type, e.memberId, e.definitionId, e.dedupeKey, JSON.stringify(e.payload), new Date(e.occurredAt));
+    const b = i * 7;
+    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, now())`;
+  });
+  await client.query(
+    `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+     values ${tuples.join(", ")} on conflict on constraint streak_event_dedupe do nothing`,
+    values,
+  );
+}
+
+export interface TransitionOwner {
+  readonly tenantId: string;
+  readonly memberId: string;
+  readonly memberExternalId: string;
+  readonly memberStreakId: string;
+  readonly activityId: string | null;
+}
+
+/**
+ * Saves a transition's state and persists what it produced (rewards for milestones reached, their outbox rows,
+ * events), as recording activity does. Returns the rewards it planned.
+ */
+export async function persistTransition(
+  client: PoolClient,
+  owner: TransitionOwner,
+  def: CatalogDefinition,
+  state: MemberStreakState,
+  effects: readonly StreakEffect[],
+  now: number,
+): Promise<PlannedReward[]> {
+  await saveMemberStreak(client, owner.memberStreakId, def, state, now);
+  const planned = planRewards(def, { tenantId: owner.tenantId, memberId: owner.memberId, memberStreakId: owner.memberStreakId, activityId: owner.activityId }, effects, now);
+  await insertRewardsAndOutbox(client, planned);
+  await insertEvents(client, eventsForEffects({ ...owner, definitionId: def.id }, effects, planned, now));
+  return planned;
+}

@@ -1,0 +1,174 @@
+// Window close at scale (PRODUCT §5): the set-based sweeps a definition's sweeper workflow runs when a deadline
+// bucket falls due. Every sweep is keyed by the definition and an instant `asOf` chosen by the workflow (its own
+// deterministic clock), pages through due rows by id, and is idempotent: a row it finalised no longer matches,
+// and every event it writes carries the dedupe key the domain path would write, so re-running changes nothing.
+//
+// (a) BREAK: rows whose deadlines() said "BREAK at break_at" and whose window is not neutralised by a pause are
+//     exactly `current = 0, status = BROKEN` (domain persistence contract), so one UPDATE … RETURNING per page
+//     finalises them, and the same statement inserts their streak.broken events. The JSON state is left as it is:
+//     every reader and writer advances it first, deterministically, to the same result.
+// (b) ADVANCE: FREEZE / SETTLE rows and rows whose break fell inside a pause need the domain: each page is read
+//     with FOR UPDATE, advanced, saved with fresh projections, with rewards, outbox rows and events as recording
+//     activity would write them.
+// (c) AT RISK: live streaks whose open window is unsatisfied and inside the at-risk lead, not yet told about
+//     this window: one streak.at_risk per member and window, marked in at_risk_notified_window.
+//
+// Row locks: each page locks its rows for one statement or transaction. Recording activity locks one member's
+// rows in definition order; a sweep only ever locks rows of one definition, so the two cannot deadlock.
+import type { Pool } from "pg";
+import { advance, type MemberStreakState } from "../domain/streak-machine.ts";
+import type { CatalogDefinition } from "./definition-catalog.ts";
+import { persistTransition } from "./streak-persistence.ts";
+import { inTransaction } from "./transaction.ts";
+
+export interface SweepScope {
+  readonly tenantId: string;
+  readonly definitionId: string;
+}
+
+export interface SweepOptions {
+  /** Rows per statement; bounds lock time and statement size. */
+  readonly pageSize?: number;
+  /** Called after every page with the running total (activities heartbeat from it). */
+  readonly onPage?: (done: number) => void;
+}
+
+const DEFAULT_BREAK_PAGE = 50_000;
+const DEFAULT_ADVANCE_PAGE = 500;
+const MAX_TS = "infinity";
+
+/** The definition's pauses as two parallel arrays for unnest(); an open pause ends at 'infinity'. */
+function pauseArrays(def: CatalogDefinition): [string[], string[]] {
+  return [def.pauses.map((p) => new Date(p.from).toISOString()), def.pauses.map((p) => (p.to === null ? MAX_TS : new Date(p.to).toISOString()))];
+}
+
+// Domain isNeutral(closeAt, grace): a pause that starts at or before close + grace and ends after close.
+const NEUTRAL = `exists (select 1 from unnest($5::timestamptz[], $6::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
+
+/** (a) Breaks every due BREAK row of the definition, with its streak.broken event. Returns rows broken. */
+export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  const [froms, tos] = pauseArrays(def);
+  let total = 0;
+  let after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    const { rows } = await pool.query<{ n: number; last: string | null }>(
+      `with due as (
+         select s.id, s.current_count, s.break_at, s.break_window_key
+           from member_streak s
+          where s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and s.id > $7
+            and not ${NEUTRAL}
+          order by s.id
+          limit $4
+          for update of s
+       ), broken as (
+         update member_streak s
+            set status = 'BROKEN', current_count = 0, window_close_at = null, at_risk_at = null, break_at = null,
+                break_kind = null, break_window_key = null, version = s.version + 1, updated_at = now()
+           from due
+          where s.id = due.id
+         returning s.id, s.tenant_id, s.member_id, s.definition_id, due.current_count as final_count, due.break_at, due.break_window_key
+       ), events as (
+         insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+         select b.tenant_id, 'streak.broken', b.member_id, b.definition_id, b.id::text || ':broken:' || b.break_window_key,
+                jsonb_build_object('user_id', m.external_id, 'definition_id', b.definition_id, 'final_count', b.final_count, 'window_key', b.break_window_key),
+                b.break_at, now()
+           from broken b join member m on m.id = b.member_id
+         on conflict on constraint streak_event_dedupe do nothing
+       )
+       select count(*)::int as n, max(id::text) as last from broken`,
+      [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_BREAK_PAGE, froms, tos, after],
+    );
+    const page = rows[0]!;
+    if (page.n === 0 || page.last === null) return total;
+    total += page.n;
+    after = page.last;
+    options.onPage?.(total);
+  }
+}
+
+/** (b) Advances FREEZE / SETTLE rows and rows whose break fell in a pause through the domain. Returns rows advanced. */
+export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  const [froms, tos] = pauseArrays(def);
+  const opts = { pausedIntervals: def.pauses };
+  let total = 0;
+  let after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    const n = await inTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ id: string; member_id: string; external_id: string; state: MemberStreakState }>(
+        `select s.id, s.member_id, m.external_id, s.state
+           from member_streak s join member m on m.id = s.member_id
+          where s.tenant_id = $1 and s.definition_id = $2 and s.break_at <= $3 and s.id > $7
+            and (s.break_kind is distinct from 'BREAK' or ${NEUTRAL})
+          order by s.id
+          limit $4
+          for update of s`,
+        [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_ADVANCE_PAGE, froms, tos, after],
+      );
+      for (const row of rows) {
+        const next = advance(def.rules, row.state, asOf, opts);
+        const owner = { tenantId: def.tenantId, memberId: row.member_id, memberExternalId: row.external_id, memberStreakId: row.id, activityId: null };
+        await persistTransition(client, owner, def, next.state, next.effects, asOf);
+      }
+      if (rows.length > 0) after = rows[rows.length - 1]!.id;
+      return rows.length;
+    });
+    if (n === 0) return total;
+    total += n;
+    options.onPage?.(total);
+  }
+}
+
+/** (c) Emits streak.at_risk once per member and window. Returns reminders emitted. */
+export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  let total = 0;
+  let after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    const { rows } = await pool.query<{ n: number; last: string | null }>(
+      `with due as (
+         select s.id
+           from member_streak s
+          where s.tenant_id = $1 and s.definition_id = $2 and s.at_risk_at <= $3 and s.break_at > $3 and s.id > $5
+            and s.at_risk_notified_window is distinct from s.break_window_key
+          order by s.id
+          limit $4
+          for update of s
+       ), marked as (
+         update member_streak s set at_risk_notified_window = s.break_window_key
+           from due
+          where s.id = due.id
+         returning s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.window_close_at, s.at_risk_at, s.break_window_key
+       ), events as (
+         insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+         select k.tenant_id, 'streak.at_risk', k.member_id, k.definition_id, k.id::text || ':at_risk:' || k.break_window_key,
+                jsonb_build_object('user_id', m.external_id, 'definition_id', k.definition_id, 'current_count', k.current_count,
+                  'window_key', k.break_window_key,
+                  'window_end_time', to_char(k.window_close_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+                k.at_risk_at, now()
+           from marked k join member m on m.id = k.member_id
+         on conflict on constraint streak_event_dedupe do nothing
+       )
+       select count(*)::int as n, max(id::text) as last from marked`,
+      [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_BREAK_PAGE, after],
+    );
+    const page = rows[0]!;
+    if (page.n === 0 || page.last === null) return total;
+    total += page.n;
+    after = page.last;
+    options.onPage?.(total);
+  }
+}
+
+/**
+ * The next instant the definition needs a sweep: the earliest break, or the earliest at-risk reminder after
+ * `atRiskAfter` (reminders at or before it were handled by the sweep at that instant). Null when nothing is due.
+ */
+export async function nextDueAt(pool: Pool, scope: SweepScope, atRiskAfter: number | null): Promise<number | null> {
+  const { rows } = await pool.query<{ due: Date | null }>(
+    `select least(
+       (select min(break_at) from member_streak where definition_id = $2 and tenant_id = $1 and break_at is not null),
+       (select min(at_risk_at) from member_streak where definition_id = $2 and tenant_id = $1 and at_risk_at > $3)
+     ) as due`,
+    [scope.tenantId, scope.definitionId, new Date(atRiskAfter ?? 0)],
+  );
+  return rows[0]?.due?.getTime() ?? null;
+}

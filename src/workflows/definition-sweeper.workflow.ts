@@ -1,0 +1,78 @@
+// One long-running workflow per LIVE or PAUSED definition closes its windows (PRODUCT §5 "Window expiry").
+// It scales by deadline bucket, not by member: it asks PostgreSQL for the definition's next due instant (the
+// earliest break_at or at-risk time over all its member streaks — member-local zones and rolling windows are
+// just different values there), sleeps on one durable timer until that instant rounded up to the minute, then
+// runs the set-based sweeps as activities. Its history per loop is a constant handful of events whatever the
+// number of members, and it continues as new before the history grows large.
+//
+// PAUSED: it keeps sweeping, but windows closing in a pause are neutral (the sweeps read the pauses) and no
+// at-risk reminders go out. ARCHIVED: it stops. A definitionChanged signal wakes it to re-plan at once.
+import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
+import type { KindlingActivities } from "../activities/index.ts";
+import { definitionChangedSignal, sweeperStatusQuery, type SweeperInput, type SweeperStatus, type SweptDefinitionState } from "./messages.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+const sweeps = proxyActivities<KindlingActivities>({
+  startToCloseTimeout: "30 minutes",
+  heartbeatTimeout: "2 minutes",
+  retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
+});
+
+const queries = proxyActivities<KindlingActivities>({
+  startToCloseTimeout: "1 minute",
+  retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
+});
+
+export async function definitionSweeperWorkflow(input: SweeperInput): Promise<SweeperStatus> {
+  const { tenantId, definitionId } = input;
+  const maxSleepMs = input.maxSleepMs ?? HOUR;
+  const maxIterations = input.maxIterations ?? 200;
+  // In an object: the signal handler changes it between awaits, which flow analysis cannot see.
+  const current: { state: SweptDefinitionState | "ARCHIVED" } = { state: input.state };
+  let changed = false;
+  let atRiskSweptUntil = input.atRiskSweptUntil ?? null;
+  let lastSweepAt: number | null = null;
+  let nextWakeAt: number | null = null;
+  const totals = { broken: 0, advanced: 0, atRisk: 0 };
+  const stateNow = (): SweptDefinitionState | "ARCHIVED" => current.state;
+  const status = (): SweeperStatus => ({ state: current.state, nextWakeAt, lastSweepAt, ...totals });
+
+  setHandler(definitionChangedSignal, (change) => {
+    if (change.state === "ARCHIVED" || change.state === "LIVE" || change.state === "PAUSED") current.state = change.state;
+    changed = true;
+  });
+  setHandler(sweeperStatusQuery, status);
+
+  for (let iteration = 0; ; iteration++) {
+    if (current.state === "ARCHIVED") return status();
+    const now = Date.now();
+    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil });
+    // Bucket deadlines to the minute: one timer serves every streak due within it.
+    let wakeAt = due === null ? now + maxSleepMs : Math.ceil(due / MINUTE) * MINUTE;
+    // Something the last sweep should have finalised is still due (a row written meanwhile): look again, but
+    // not in a tight loop.
+    if (due !== null && lastSweepAt !== null && due <= lastSweepAt) wakeAt = Math.max(wakeAt, lastSweepAt + MINUTE);
+    wakeAt = Math.min(wakeAt, now + maxSleepMs);
+
+    if (wakeAt <= now) {
+      const scope = { tenantId, definitionId, asOf: now };
+      totals.broken += await sweeps.sweepBreaks(scope);
+      totals.advanced += await sweeps.sweepAdvance(scope);
+      if (current.state === "LIVE") totals.atRisk += await sweeps.sweepAtRisk(scope);
+      atRiskSweptUntil = now;
+      lastSweepAt = now;
+      continue;
+    }
+
+    nextWakeAt = wakeAt;
+    changed = false;
+    await condition(() => changed, wakeAt - now);
+    nextWakeAt = null;
+    const state = stateNow();
+    if (state !== "ARCHIVED" && (workflowInfo().continueAsNewSuggested || iteration >= maxIterations)) {
+      await continueAsNew<typeof definitionSweeperWorkflow>({ ...input, state, atRiskSweptUntil });
+    }
+  }
+}

@@ -1,0 +1,3 @@
+// The workflows the Kindling worker registers (its workflowsPath). Deterministic code only.
+export { definitionSweeperWorkflow } from "./definition-sweeper.workflow.ts";
+export { rewardLifecycleWorkflow } from "./reward-lifecycle.workflow.ts";

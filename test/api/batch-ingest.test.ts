@@ -1,0 +1,342 @@
+// The batched ingestor (src/engine/batch-ingestor.ts): concurrent activities share transactions, and every item
+// still gets exactly the answer and the stored effect the one-at-a-time path gives in arrival order. Part of the
+// tests drive the API over gRPC (where RecordActivity calls batch by themselves); part drive the engine directly
+// on the same database, where batch boundaries can be pinned down and compared with a sequential run.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
+import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
+import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
+import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+
+let api: TestApi;
+let pool: pg.Pool;
+beforeAll(async () => {
+  api = await startTestApi({ label: "batch_ingest" });
+  pool = new pg.Pool({ connectionString: api.databaseUrl, max: 8 });
+});
+afterAll(async () => {
+  await pool?.end();
+  await api?.close();
+});
+
+async function liveDefinition(auth: Credentials, name: string, eventType: string, extra: Record<string, unknown> = {}) {
+  const defs = api.client(DefinitionService, auth);
+  const { definition } = await defs.createDefinition({
+    definition: {
+      name,
+      eventTypes: [eventType],
+      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+      condition: { type: ConditionType.COUNT, min: 100 },
+      ...extra,
+    },
+  });
+  await defs.publishDefinition({ definitionId: definition!.id });
+  return definition!.id;
+}
+
+/** The calls really shared transactions: fewer batches than items, and nothing fell back to one at a time. */
+function expectBatched(before: BatchIngestStats, after: BatchIngestStats) {
+  expect(after.fallbacks - before.fallbacks).toBe(0);
+  expect(after.batches - before.batches).toBeLessThan(after.items - before.items);
+}
+
+describe("batched recording over gRPC", () => {
+  it("batch/concurrent_mixed_burst_with_duplicates_inside_and_across_batches", async () => {
+    const id = await liveDefinition(api.admin, "Burst", "burst.event");
+    const activities = api.client(ActivityService, api.admin, "grpc");
+    const now = Date.now();
+    const record = (member: string, uid: string) =>
+      activities.recordActivity({
+        activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "definitionId", value: id }, occurTime: timestampFromMs(now), uniqueIdentifier: uid },
+      });
+    // Round 1 stores some keys; round 2 repeats each of them (stored duplicates) and, inside the same burst, repeats
+    // new keys several times (duplicates within a batch).
+    const before = batchIngestTotals();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => record(`bm${i % 4}`, `first-${i}`)));
+    const burst = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? { member: `bm${i % 4}`, uid: `first-${i % 20}` } : { member: `bm${i % 4}`, uid: `second-${i % 12}` }));
+    const results = await Promise.all(burst.map((b) => record(b.member, b.uid)));
+    const byKey = new Map<string, typeof results>();
+    burst.forEach((b, i) => byKey.set(`${b.member}/${b.uid}`, [...(byKey.get(`${b.member}/${b.uid}`) ?? []), results[i]!]));
+    for (const [key, answers] of byKey) {
+      const fresh = answers.filter((a) => !a.duplicate);
+      // Keys from round 1 are all duplicates; every new key is recorded exactly once, the repeats say duplicate.
+      expect(fresh, key).toHaveLength(key.includes("first-") ? 0 : 1);
+      expect(new Set(answers.map((a) => a.activity?.id)).size, key).toBe(1);
+      for (const a of answers.filter((x) => x.duplicate)) expect(a.results[0]?.notAppliedReason, key).toBeTruthy();
+    }
+    const distinctNew = new Set(burst.filter((b) => b.uid.startsWith("second-")).map((b) => `${b.member}/${b.uid}`)).size;
+    let counted = 0;
+    for (let m = 0; m < 4; m++) {
+      const { streak } = await api.client(MemberStreakService).getMemberStreak({ memberExternalId: `bm${m}`, definitionId: id });
+      counted += streak?.currentWindowProgress?.count ?? 0;
+    }
+    expect(counted).toBe(20 + distinctNew);
+    expectBatched(before, batchIngestTotals());
+  });
+
+  it("batch/unknown_definition_in_the_middle_of_a_burst_fails_only_its_own_request", async () => {
+    const id = await liveDefinition(api.admin, "Unknown in burst", "unknown.burst");
+    const activities = api.client(ActivityService, api.admin, "grpc");
+    const now = Date.now();
+    const missing = "00000000-0000-4000-8000-000000000000";
+    const before = batchIngestTotals();
+    const settled = await Promise.allSettled(
+      Array.from({ length: 21 }, (_, i) =>
+        activities.recordActivity({
+          activity: {
+            memberRef: { case: "memberExternalId", value: `ub${i % 3}` },
+            target: { case: "definitionId", value: i === 10 ? missing : id },
+            occurTime: timestampFromMs(now),
+            uniqueIdentifier: `u-${i}`,
+          },
+        }),
+      ),
+    );
+    settled.forEach((s, i) => {
+      if (i === 10) {
+        expect(s.status).toBe("rejected");
+        expect(((s as PromiseRejectedResult).reason as ConnectError).code).toBe(Code.NotFound);
+      } else {
+        expect(s.status).toBe("fulfilled");
+      }
+    });
+    expectBatched(before, batchIngestTotals());
+  });
+
+  it("batch/same_member_many_times_all_counted_with_one_increment_event", async () => {
+    const id = await liveDefinition(api.admin, "Same member", "same.member", { condition: { type: ConditionType.COUNT, min: 30 } });
+    const activities = api.client(ActivityService, api.admin, "grpc");
+    const now = Date.now();
+    const before = batchIngestTotals();
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        activities.recordActivity({
+          activity: { memberRef: { case: "memberExternalId", value: "same" }, target: { case: "definitionId", value: id }, occurTime: timestampFromMs(now), uniqueIdentifier: `s-${i}` },
+        }),
+      ),
+    );
+    // Exactly one activity completed the window, whichever order they were applied in.
+    expect(results.filter((r) => r.results[0]?.isNewActivity)).toHaveLength(1);
+    expect(results.map((r) => r.results[0]?.streak?.currentWindowProgress?.count).sort((a, b) => a! - b!)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const { rows } = await pool.query("select count(*)::int as n from streak_event where definition_id = $1 and type = 'streak.incremented'", [id]);
+    expect(rows[0].n).toBe(1);
+    expectBatched(before, batchIngestTotals());
+  });
+});
+
+describe("batched ingestor against sequential processing", () => {
+  const T0 = Date.UTC(2031, 2, 10, 12, 0, 0);
+
+  /** The same definition in two tenants: one fed by the batcher, one one at a time. */
+  async function twin(extra: Record<string, unknown>, eventType: string) {
+    const other = await api.newTenant("sequential twin");
+    const spec = {
+      condition: { type: ConditionType.SUM, min: 10 },
+      graceDuration: { seconds: BigInt(DAY / 1000) },
+      milestones: [
+        { threshold: 2, reward: { kind: RewardKind.POINTS, points: 10, fulfilmentMode: FulfilmentMode.CLAIM } },
+        { threshold: 3, reward: { kind: RewardKind.BADGE, badge: { name: "three" }, fulfilmentMode: FulfilmentMode.PROVIDER } },
+      ],
+      ...extra,
+    };
+    const a = await liveDefinition(api.admin, "Batched", eventType, spec);
+    const b = await liveDefinition(other, "Sequential", eventType, spec);
+    return { batched: { tenantId: api.admin.tenantId, definitionId: a }, sequential: { tenantId: other.tenantId, definitionId: b } };
+  }
+
+  /** A deterministic messy stream: repeats, stored duplicates, missing values, late and future events, profiles. */
+  function stream(seed: number, count: number, now: number, prefix: string): Omit<RecordActivityInput, "tenantId" | "target">[] {
+    let x = seed;
+    const rnd = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const out: Omit<RecordActivityInput, "tenantId" | "target">[] = [];
+    const zones = ["Asia/Tokyo", "America/New_York", "Europe/Berlin"];
+    for (let i = 0; i < count; i++) {
+      const member = `${prefix}${Math.floor(rnd() * 5)}`;
+      const repeat = i > 3 && rnd() < 0.15 ? out[Math.floor(rnd() * i)] : undefined;
+      if (repeat) {
+        out.push({ ...repeat });
+        continue;
+      }
+      const r = rnd();
+      out.push({
+        memberExternalId: member,
+        occurredAt: now - Math.floor(rnd() * 2.5 * DAY) + (r < 0.03 ? DAY : 0),
+        value: r > 0.93 ? undefined : Math.floor(rnd() * 8) + 1,
+        uniqueIdentifier: `${member}-${seed}-${i}`,
+        metadata: { i: String(i) },
+        profile: rnd() < 0.2 ? { timeZone: zones[Math.floor(rnd() * zones.length)], firstName: `n${i}` } : undefined,
+      });
+    }
+    return out;
+  }
+
+  const comparable = (r: RecordActivityResult) => ({
+    duplicate: r.duplicate,
+    activity: { uid: r.activity.uniqueIdentifier, occurredAt: r.activity.occurredAt, value: r.activity.value, applied: r.activity.appliedDefinitionIds.length },
+    timeZone: r.member.timeZone,
+    streaks: r.streaks.map((s) => ({ applied: s.applied, reason: s.notAppliedReason, outcome: s.outcome, state: s.state, effects: s.effects, rewards: s.rewards.map((w) => [w.threshold, w.kind, w.state]) })),
+  });
+
+  async function storedStreaks(tenantId: string, definitionId: string) {
+    const { rows } = await pool.query<{
+      external_id: string; state: MemberStreakState; status: string; current_count: number; longest_count: number; version: number;
+      window_close_at: Date | null; at_risk_at: Date | null; break_at: Date | null; break_kind: string | null; break_window_key: string | null; last_activity_at: Date | null;
+    }>(
+      `select m.external_id, s.state, s.status, s.current_count, s.longest_count, s.version, s.window_close_at, s.at_risk_at, s.break_at, s.break_kind,
+              s.break_window_key, s.last_activity_at
+         from member_streak s join member m on m.id = s.member_id where s.tenant_id = $1 and s.definition_id = $2 order by m.external_id`,
+      [tenantId, definitionId],
+    );
+    return rows;
+  }
+
+  async function storedSideEffects(tenantId: string, definitionId: string, prefix: string) {
+    const rewards = await pool.query(
+      `select m.external_id, r.threshold, r.cycle, r.repetition, r.kind, r.state, r.mode, r.streak_count from reward r join member m on m.id = r.member_id
+        where r.tenant_id = $1 and r.definition_id = $2 order by 1, 2, 3, 4`,
+      [tenantId, definitionId],
+    );
+    const events = await pool.query<{ external_id: string; type: string; dedupe_key: string; occurred_at: Date }>(
+      `select m.external_id, e.type, e.dedupe_key, e.occurred_at from streak_event e join member m on m.id = e.member_id where e.tenant_id = $1 and e.definition_id = $2`,
+      [tenantId, definitionId],
+    );
+    const outbox = await pool.query(
+      "select count(*)::int as n from outbox_message where tenant_id = $1 and kind = 'reward.lifecycle' and payload->>'definitionId' = $2",
+      [tenantId, definitionId],
+    );
+    const members = await pool.query("select external_id, first_name, time_zone from member where tenant_id = $1 and starts_with(external_id, $2) order by external_id", [tenantId, prefix]);
+    const activities = await pool.query(
+      `select m.external_id, a.unique_identifier, a.occurred_at, a.value, cardinality(a.applied_definition_ids) as applied, a.metadata
+         from activity a join member m on m.id = a.member_id where a.tenant_id = $1 and a.definition_id = $2 order by 1, 2`,
+      [tenantId, definitionId],
+    );
+    // Dedupe keys start with the member streak id (or the reward id), which differ between the tenants.
+    const normal = events.rows.map((e) => `${e.external_id} ${e.type} ${e.type === "reward.issued" ? "" : e.dedupe_key.split(":").slice(1).join(":")} ${e.occurred_at.getTime()}`).sort();
+    return { rewards: rewards.rows, events: normal, outbox: outbox.rows[0].n, members: members.rows, activities: activities.rows };
+  }
+
+  it("batch/results_and_stored_state_equal_sequential_processing_in_arrival_order", async () => {
+    const { batched, sequential } = await twin(
+      { window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00", useMemberTimeZone: true } } } },
+      "twin.event",
+    );
+    let now = T0;
+    const clock = () => now;
+    const catalog = createDefinitionCatalog(pool, 30_000, clock);
+    const batcher = createBatchIngestor({ pool, catalog, now: clock, options: { maxBatch: 16, maxInFlight: 1 } });
+    const single = createActivityIngestor({ pool, catalog, now: clock });
+    // Three phases, the clock moving on between them, so windows close, streaks break and milestones are reached.
+    for (const [phase, at] of [T0, T0 + DAY, T0 + 3 * DAY].entries()) {
+      now = at;
+      const items = stream(phase + 1, 70, at, "seq");
+      const batchedResults = await Promise.all(items.map((a) => batcher.record({ ...a, tenantId: batched.tenantId, target: { definitionId: batched.definitionId } })));
+      const sequentialResults: RecordActivityResult[] = [];
+      for (const a of items) sequentialResults.push(await single.record({ ...a, tenantId: sequential.tenantId, target: { definitionId: sequential.definitionId } }));
+      expect(batchedResults.map(comparable)).toEqual(sequentialResults.map(comparable));
+      expect(batchedResults.some((r) => r.duplicate)).toBe(true);
+    }
+    const stats = batcher.stats();
+    expect(stats.items).toBe(210);
+    expect(stats.fallbacks).toBe(0);
+    expect(stats.batches).toBeLessThanOrEqual(Math.ceil(70 / 16) * 3);
+
+    const a = await storedStreaks(batched.tenantId, batched.definitionId);
+    const b = await storedStreaks(sequential.tenantId, sequential.definitionId);
+    expect(a.length).toBeGreaterThan(0);
+    expect(a).toEqual(b);
+    const sideA = await storedSideEffects(batched.tenantId, batched.definitionId, "seq");
+    const sideB = await storedSideEffects(sequential.tenantId, sequential.definitionId, "seq");
+    expect(sideA.rewards.length).toBeGreaterThan(0);
+    expect(sideA).toEqual(sideB);
+
+    // And both equal the domain's recompute from the stored activities that counted.
+    const def = (await catalog.get(batched.tenantId, batched.definitionId))!;
+    for (const row of a) {
+      const { rows } = await pool.query<{ unique_identifier: string; occurred_at: Date; value: number | null }>(
+        `select a.unique_identifier, a.occurred_at, a.value from activity a join member m on m.id = a.member_id
+          where a.tenant_id = $1 and m.external_id = $2 and $3 = any(a.applied_definition_ids)`,
+        [batched.tenantId, row.external_id, batched.definitionId],
+      );
+      const expected = recompute(def.rules, rows.map((r) => ({ id: r.unique_identifier, occurredAt: r.occurred_at.getTime(), value: r.value ?? 0, memberTimezone: row.state.zone })), now, { pausedIntervals: def.pauses });
+      expect({ current: row.state.current, longest: row.state.longest, status: row.state.status }).toEqual({ current: expected.current, longest: expected.longest, status: expected.status });
+    }
+  });
+
+  it("batch/fan_out_by_event_type_reaches_every_definition_like_sequential", async () => {
+    const first = await twin({}, "fan.event");
+    const second = await twin({ condition: { type: ConditionType.COUNT, min: 2 } }, "fan.event");
+    // The twins of `first` and `second` live in different tenants; pair them up per side.
+    const sides = {
+      batched: { tenantId: first.batched.tenantId, ids: [first.batched.definitionId, second.batched.definitionId] },
+      sequential: { tenantId: first.sequential.tenantId, ids: [first.sequential.definitionId] },
+    };
+    expect(second.sequential.tenantId).not.toBe(first.sequential.tenantId);
+    const now = T0;
+    const clock = () => now;
+    const catalog = createDefinitionCatalog(pool, 30_000, clock);
+    const batcher = createBatchIngestor({ pool, catalog, now: clock, options: { maxBatch: 8, maxInFlight: 1 } });
+    const items = stream(42, 40, T0, "fan");
+    const results = await Promise.all(items.map((a) => batcher.record({ ...a, tenantId: sides.batched.tenantId, target: { eventType: "fan.event" } })));
+    for (const r of results) expect(r.streaks.map((s) => s.definition.id).sort()).toEqual([...sides.batched.ids].sort());
+    expect(batcher.stats()).toMatchObject({ fallbacks: 0, items: 40, batches: 5 });
+    // Each definition's rows equal a sequential run of the same stream against that definition alone.
+    const single = createActivityIngestor({ pool, catalog, now: clock });
+    for (const a of items) await single.record({ ...a, tenantId: first.sequential.tenantId, target: { definitionId: first.sequential.definitionId } });
+    for (const a of items) await single.record({ ...a, tenantId: second.sequential.tenantId, target: { definitionId: second.sequential.definitionId } });
+    expect(await storedStreaks(sides.batched.tenantId, first.batched.definitionId)).toEqual(await storedStreaks(first.sequential.tenantId, first.sequential.definitionId));
+    expect(await storedStreaks(sides.batched.tenantId, second.batched.definitionId)).toEqual(await storedStreaks(second.sequential.tenantId, second.sequential.definitionId));
+    const events = await pool.query<{ definition_id: string; n: number }>(
+      "select definition_id, count(*)::int as n from streak_event where tenant_id = $1 and type = 'streak.incremented' group by 1",
+      [sides.batched.tenantId],
+    );
+    expect(new Set(events.rows.filter((e) => sides.batched.ids.includes(e.definition_id)).map((e) => e.definition_id)).size).toBe(2);
+  });
+
+  it("batch/record_many_keeps_order_and_isolates_a_bad_item", async () => {
+    const { batched, sequential } = await twin({}, "many.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const batcher = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 7 } });
+    const single = createActivityIngestor({ pool, catalog, now: () => now });
+    const items = stream(7, 30, T0, "many");
+    const inputs = items.map((a, i) => ({ ...a, tenantId: batched.tenantId, target: { definitionId: i === 12 ? "00000000-0000-4000-8000-000000000001" : batched.definitionId } }));
+    const settled = await batcher.recordMany(inputs);
+    expect(settled[12]).toMatchObject({ ok: false });
+    expect((settled[12] as { error: unknown }).error).toBeInstanceOf(TargetDefinitionError);
+    const sequentialResults: RecordActivityResult[] = [];
+    for (const [i, a] of items.entries()) if (i !== 12) sequentialResults.push(await single.record({ ...a, tenantId: sequential.tenantId, target: { definitionId: sequential.definitionId } }));
+    const ok = settled.filter((s): s is { ok: true; value: RecordActivityResult } => s.ok).map((s) => comparable(s.value));
+    expect(ok).toEqual(sequentialResults.map(comparable));
+    expect(batcher.stats().fallbacks).toBe(0);
+    expect(await storedStreaks(batched.tenantId, batched.definitionId)).toEqual(await storedStreaks(sequential.tenantId, sequential.definitionId));
+  });
+
+  it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
+    const { batched } = await twin({}, "race.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    // Two batchers (two API processes) race on the same keys; every key is stored once, every other answer is a duplicate.
+    const one = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 5 } });
+    const two = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 3 } });
+    const input = (i: number) => ({ tenantId: batched.tenantId, memberExternalId: `race${i % 3}`, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 1, uniqueIdentifier: `r-${i % 10}`, metadata: {} });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? one : two).record(input(i))));
+    const fresh = results.filter((r) => !r.duplicate);
+    expect(one.stats().fallbacks + two.stats().fallbacks).toBe(0);
+    expect(fresh).toHaveLength(new Set(Array.from({ length: 40 }, (_, i) => `${i % 3}/${i % 10}`)).size);
+    const { rows } = await pool.query<{ n: number }>("select count(*)::int as n from activity where tenant_id = $1 and definition_id = $2", [batched.tenantId, batched.definitionId]);
+    expect(rows[0]!.n).toBe(fresh.length);
+    const states = await storedStreaks(batched.tenantId, batched.definitionId);
+    expect(states.reduce((n, s) => n + s.state.tail.length, 0)).toBe(fresh.length);
+  });
+});

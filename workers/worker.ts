@@ -1,0 +1,84 @@
+// The Kindling worker: a Temporal worker running the sweeper and reward workflows and their activities, and
+// the outbox relay that feeds them — in one process, scaled out by running more of it. `startWorker` is what
+// src/app.ts calls for the `all` and `worker` roles (`npm run start:worker`).
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { Client, Connection } from "@temporalio/client";
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from "@temporalio/worker";
+import { createActivities, type ActivityDeps } from "../src/activities/index.ts";
+import { createOutboxRelay, type OutboxRelay } from "../src/engine/outbox-relay.ts";
+import type { Logger } from "../src/observability/logger.ts";
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL("../src/workflows/index.ts", import.meta.url));
+
+export interface WorkerOptions {
+  readonly databaseUrl: string;
+  readonly temporalAddress: string;
+  readonly namespace: string;
+  readonly taskQueue: string;
+  readonly logger: Logger;
+  /** A pre-built bundle (tests start several workers; bundling takes seconds). */
+  readonly workflowBundle?: WorkflowBundle;
+  /** Run the outbox relay in this process (default true). */
+  readonly relay?: boolean;
+  readonly relayPollMs?: number;
+  readonly databasePoolSize?: number;
+  readonly breakPageSize?: number;
+  readonly afterIssueCommitted?: ActivityDeps["afterIssueCommitted"];
+  /** How long shutdown waits for running activities before cancelling them. */
+  readonly shutdownGraceMs?: number;
+}
+
+export interface RunningWorker {
+  readonly worker: Worker;
+  readonly relay: OutboxRelay | undefined;
+  readonly client: Client;
+  stop(): Promise<void>;
+}
+
+export async function bundleWorkflows(): Promise<WorkflowBundle> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+}
+
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const logger = options.logger.child({ component: "worker" });
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.databasePoolSize ?? 10 });
+  const cleanups: (() => Promise<void>)[] = [() => pool.end()];
+  const cleanup = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => logger.error({ err }, "worker cleanup failed"));
+  };
+  try {
+    const nativeConnection = await NativeConnection.connect({ address: options.temporalAddress });
+    cleanups.push(() => nativeConnection.close());
+    const connection = await Connection.connect({ address: options.temporalAddress });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection, namespace: options.namespace });
+    const activities = createActivities({ pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted });
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      namespace: options.namespace,
+      taskQueue: options.taskQueue,
+      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+      activities,
+      shutdownGraceTime: options.shutdownGraceMs ?? 10_000,
+    });
+    const running = worker.run();
+    running.catch((err: unknown) => logger.error({ err }, "worker stopped with an error"));
+    cleanups.push(async () => {
+      if (worker.getState() === "RUNNING") worker.shutdown();
+      await running.catch(() => undefined);
+    });
+    let relay: OutboxRelay | undefined;
+    if (options.relay ?? true) {
+      const r = createOutboxRelay({ pool, client, taskQueue: options.taskQueue, logger: logger.child({ component: "outbox-relay" }), pollMs: options.relayPollMs });
+      r.start();
+      cleanups.push(() => r.stop());
+      relay = r;
+    }
+    logger.info({ taskQueue: options.taskQueue, namespace: options.namespace, address: options.temporalAddress }, "worker started");
+    return { worker, relay, client, stop: cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
