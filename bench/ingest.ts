@@ -128,6 +128,9 @@ async function main() {
     console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
     const read = await load({ ...job, kind: "read" });
     console.log(read);
+    console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+    const floor = await load({ ...job, kind: "health" });
+    console.log(floor);
 
     if (process.env.BENCH_SKIP_PGBENCH) return;
     const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
@@ -140,7 +143,8 @@ select id, time_zone from created union all select id, time_zone from member whe
 select id, state from member_streak where tenant_id = :tenant::uuid and definition_id = :definition::uuid
   and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m) for update;
 update member_streak set state = state, status = status, current_count = current_count, longest_count = longest_count,
-  window_close_at = window_close_at, at_risk_at = at_risk_at, break_at = break_at, last_activity_at = now(), version = version + 1, updated_at = now()
+  window_close_at = window_close_at, at_risk_at = at_risk_at, break_at = break_at, last_activity_at = now(), version = version + 1, updated_at = now(),
+  break_kind = break_kind, break_window_key = break_window_key
   where tenant_id = :tenant::uuid and definition_id = :definition::uuid and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);
 insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
   values (gen_random_uuid(), :tenant::uuid, (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m), null, 'purchase', array[:definition::text],
@@ -167,6 +171,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       settings: { seconds, concurrency, members },
       kindling: { recordActivity: ingest, getMemberStreak: read },
       batching: { recordActivity: batching },
+      // The same load against the gRPC health check: what connect-node + HTTP/2 + protobuf alone allow on this box.
+      transportCeiling: { healthCheck: floor },
       pgbench: { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps },
       ratios: {
         ingestVsPgbench: Math.round((ingest.perSecond / pgIngest.tps) * 1000) / 1000,

@@ -7,9 +7,11 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
+import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 
 export interface LoadJob {
-  readonly kind: "ingest" | "read";
+  /** `health`: the gRPC health check, a no-op RPC: the floor the transport alone sets on this machine. */
+  readonly kind: "ingest" | "read" | "health";
   readonly apiUrl: string;
   readonly keyId: string;
   readonly secret: string;
@@ -87,6 +89,10 @@ async function main(job: LoadJob): Promise<LoadResult> {
         },
       }),
     );
+  }
+  if (job.kind === "health") {
+    const health = createClient(Health, transport);
+    return drive(job, () => health.check({ service: "" }));
   }
   const streaks = createClient(MemberStreakService, transport);
   return drive(job, (i) => streaks.getMemberStreak({ memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));

@@ -7,6 +7,7 @@ import { Client, Connection } from "@temporalio/client";
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities, type ActivityDeps } from "../src/activities/index.ts";
 import { createOutboxRelay, type OutboxRelay } from "../src/engine/outbox-relay.ts";
+import { createWebhookDispatcher } from "../src/engine/webhook-dispatcher.ts";
 import type { Logger } from "../src/observability/logger.ts";
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL("../src/workflows/index.ts", import.meta.url));
@@ -22,6 +23,8 @@ export interface WorkerOptions {
   /** Run the outbox relay in this process (default true). */
   readonly relay?: boolean;
   readonly relayPollMs?: number;
+  /** Deliver persisted events to webhook subscribers from this process (default true). */
+  readonly webhooks?: boolean;
   readonly databasePoolSize?: number;
   readonly breakPageSize?: number;
   readonly afterIssueCommitted?: ActivityDeps["afterIssueCommitted"];
@@ -43,6 +46,8 @@ export async function bundleWorkflows(): Promise<WorkflowBundle> {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const logger = options.logger.child({ component: "worker" });
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.databasePoolSize ?? 10 });
+  // An idle client whose connection drops (database restart) must not crash the worker; the pool replaces it.
+  pool.on("error", (error) => logger.warn({ error: error.message }, "idle database connection lost"));
   const cleanups: (() => Promise<void>)[] = [() => pool.end()];
   const cleanup = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => logger.error({ err }, "worker cleanup failed"));
@@ -74,6 +79,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       r.start();
       cleanups.push(() => r.stop());
       relay = r;
+    }
+    if (options.webhooks ?? true) {
+      const webhooks = createWebhookDispatcher({ pool, logger: logger.child({ component: "webhooks" }) });
+      webhooks.start();
+      cleanups.push(() => webhooks.stop());
     }
     logger.info({ taskQueue: options.taskQueue, namespace: options.namespace, address: options.temporalAddress }, "worker started");
     return { worker, relay, client, stop: cleanup };

@@ -84,6 +84,23 @@ function remember(cacheKey: string, bounds: WindowBounds): WindowBounds {
  * consecutive windows touch and every instant belongs to exactly one.
  */
 export function windowFor(spec: CalendarWindowSpec, instantMs: number, zone: string): WindowBounds {
+  // Windows partition time, so a window already computed for this spec and zone answers every instant inside it.
+  let zones = recent.get(spec);
+  if (zones === undefined) recent.set(spec, (zones = new Map()));
+  let near = zones.get(zone);
+  if (near === undefined) zones.set(zone, (near = []));
+  for (const w of near) if (instantMs >= w.startMs && instantMs < w.endMs) return w;
+  const bounds = computeWindow(spec, instantMs, zone);
+  if (near.length >= RECENT_PER_ZONE) near.shift();
+  near.push(bounds);
+  return bounds;
+}
+
+// The last few windows per (spec object, zone), checked by containment before the keyed memo and luxon.
+const recent = new WeakMap<CalendarWindowSpec, Map<string, WindowBounds[]>>();
+const RECENT_PER_ZONE = 8;
+
+function computeWindow(spec: CalendarWindowSpec, instantMs: number, zone: string): WindowBounds {
   const cacheKey = `${zone}|${spec.period}|${spec.resetTime}|${spec.weekStart}|${instantMs}`;
   const hit = memo.get(cacheKey);
   if (hit !== undefined) return hit;

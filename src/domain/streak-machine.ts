@@ -325,10 +325,24 @@ export function fold(
   now: number,
   opts: EvalOptions = {},
 ): FoldResult {
+  const pauses = opts.pausedIntervals;
+  const seen = foldMemo.get(base);
+  const hit = seen?.find((m) => m.tail === tail && m.now === now && m.rules === rules && m.zone === zone && m.pauses === pauses);
+  if (hit !== undefined) return hit.result;
   const spec = rules.window;
-  if (spec.type === "ROLLING") return foldRolling(rules, spec, base, tail, now, opts);
-  return foldCalendar(rules, spec, zone ?? spec.timezone, base, tail, now, opts);
+  const result = spec.type === "ROLLING" ? foldRolling(rules, spec, base, tail, now, opts) : foldCalendar(rules, spec, zone ?? spec.timezone, base, tail, now, opts);
+  const entry = { rules, zone, tail, now, pauses, result };
+  if (seen === undefined) foldMemo.set(base, [entry]);
+  else if (seen.length < 4) seen.push(entry);
+  else seen[0] = entry;
+  return result;
 }
+
+// A fold is a pure function of immutable inputs, and one state is folded at the same instant several times on
+// the way to a response (advance, the progress view, its deadlines, the stored projections). Results are
+// remembered per `base` object (weakly, so they go with the state) and reused only for the very same inputs:
+// rules, zone, tail array, instant and pause list, compared by identity. Callers never mutate a FoldResult.
+const foldMemo = new WeakMap<StreakBase, { rules: StreakRules; zone: string | null; tail: readonly ActivityEntry[]; now: number; pauses: readonly PauseInterval[] | undefined; result: FoldResult }[]>();
 
 function materialise(prev: MemberStreakState, r: FoldResult, now: number, extra: Partial<MemberStreakState> = {}): MemberStreakState {
   return { ...prev, ...r.chain, ...extra, base: r.base, tail: r.tail, evaluatedAt: now };

@@ -130,7 +130,6 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
         return runBatch(items, retries + 1);
       }
       counts.fallbacks += items.length;
-      if (process.env.DEBUG_BATCH) console.error("batch fallback", error);
       return oneByOne(items);
     }
     client.release();
@@ -171,7 +170,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
 
   const batcher = createBatcher<RecordActivityInput, RecordActivityResult>(resolveAndRun, {
     maxBatch,
-    maxInFlight: deps.options?.maxInFlight ?? 8,
+    maxInFlight: deps.options?.maxInFlight ?? 2,
   });
 
   const stats = (): BatchIngestStats => ({ ...batcher.stats(), ...counts });
@@ -215,44 +214,7 @@ const memberKey = (tenantId: string, externalId: string) => `${tenantId}\u0000${
 const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000${definitionId}`;
 const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
 
-const TIMING = process.env.DEBUG_BATCH_TIMING ? new Map<string, { n: number; ms: number }>() : undefined;
-if (TIMING) {
-  setInterval(() => {
-    console.error([...TIMING].map(([k, v]) => `${k}: n=${v.n} avg=${(v.ms / v.n).toFixed(2)}ms`).join("\n"));
-  }, 5000).unref();
-}
-function timed(client: PoolClient): PoolClient {
-  if (!TIMING) return client;
-  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-  return new Proxy(client, {
-    get(target, prop) {
-      if (prop !== "query") return Reflect.get(target, prop) as unknown;
-      return async (...args: unknown[]) => {
-        const t0 = performance.now();
-        try {
-          return await query(...args);
-        } finally {
-          const key = String(args[0]).replace(/\s+/g, " ").slice(0, 40);
-          const e = TIMING.get(key) ?? { n: 0, ms: 0 };
-          e.n++;
-          e.ms += performance.now() - t0;
-          TIMING.set(key, e);
-        }
-      };
-    },
-  });
-}
-
-async function attemptBatch(rawClient: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
-  const client = timed(rawClient);
-  const t0 = performance.now();
-  const done = (label: string) => {
-    if (!TIMING) return;
-    const e = TIMING.get(label) ?? { n: 0, ms: 0 };
-    e.n++;
-    e.ms += performance.now() - t0;
-    TIMING.set(label, e);
-  };
+async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
   await client.query("begin");
 
   // 1. Duplicates: stored keys (one SELECT), and keys repeated inside the batch.
@@ -364,7 +326,6 @@ async function attemptBatch(rawClient: PoolClient, items: readonly Pending[], no
   await insertEvents(client, events);
   await client.query("commit");
 
-  done("[batch until commit]");
   // 8. Reward facts for the responses, one query for the batch (after the commit, as the response read before).
   // The batch is committed now: a failure here must not send the items down the fallback path (they would come
   // back as duplicates), so the responses then read their facts themselves.

@@ -34,6 +34,11 @@ export interface OutboxRelayOptions {
   readonly pollMs?: number;
   /** How often the lag is logged. */
   readonly lagLogMs?: number;
+  /**
+   * Set Kindling's search attributes on started workflows (default true). Off only for a server where they are
+   * not registered — the time-skipping test server used by the rollover benchmark.
+   */
+  readonly searchAttributes?: boolean;
 }
 
 export interface OutboxRelay {
@@ -74,6 +79,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 100;
   const pollMs = options.pollMs ?? 250;
   const lagLogMs = options.lagLogMs ?? 30_000;
+  const withAttributes = options.searchAttributes ?? true;
+  const attributes = (pairs: ConstructorParameters<typeof TypedSearchAttributes>[0]) => (withAttributes ? { typedSearchAttributes: new TypedSearchAttributes(pairs) } : {});
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
@@ -101,7 +108,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       args,
       // A reward's workflow runs once: relaying again after it finished must not run it a second time.
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      typedSearchAttributes: new TypedSearchAttributes([
+      ...attributes([
         { key: tenantKey, value: tenantId },
         { key: definitionKey, value: facts.definition_id },
         { key: memberKey, value: facts.member_id },
@@ -136,7 +143,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         args,
         signal: definitionChangedSignal,
         signalArgs,
-        typedSearchAttributes: new TypedSearchAttributes([
+        ...attributes([
           { key: tenantKey, value: p.tenantId },
           { key: definitionKey, value: p.definitionId },
         ]),

@@ -184,7 +184,7 @@ export function createRewardEngine(deps: RewardEngineDeps) {
     if (!settings.secret) throw new PermanentProviderError("WEBHOOK_SECRET_MISSING", "the webhook provider has no secret to sign requests with");
     const body = JSON.stringify({
       reward_id: row.id, tenant_id: row.tenant_id, user_id: row.external_id, definition_id: row.definition_id, milestone_threshold: row.threshold,
-      kind: row.kind, name: row.name, value: row.value, points: row.points * row.multiplier, attempt,
+      kind: row.kind, name: row.name, value: row.value, points: row.points, attempt,
     });
     const timestamp = String(Math.floor(Date.now() / 1000));
     const signature = createHmac("sha256", settings.secret).update(`${timestamp}.${body}`).digest("hex");
@@ -242,7 +242,7 @@ export function createRewardEngine(deps: RewardEngineDeps) {
         case "POINTS_LEDGER": {
           const issued = await markIssued(client, row, def, { couponCode: null, expiryAt: null }, attempt, now);
           // Same transaction as the state change that gates it: the balance moves exactly once per reward.
-          if (issued) await client.query("update member set points_balance = points_balance + $3, updated_at = now() where tenant_id = $1 and id = $2", [row.tenant_id, row.member_id, row.points * row.multiplier]);
+          if (issued) await client.query("update member set points_balance = points_balance + $3, updated_at = now() where tenant_id = $1 and id = $2", [row.tenant_id, row.member_id, row.points]);
           return issued;
         }
         case "WEBHOOK":

@@ -152,7 +152,7 @@ describe("reward fulfilment end to end", () => {
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     children.push(child);
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
     const waitForLine = (prefix: string) =>
       new Promise<string>((resolve, reject) => {

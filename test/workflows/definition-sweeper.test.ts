@@ -76,12 +76,12 @@ describe("definition sweeper over a simulated week", () => {
         if (day === 2) {
           await goTo(at(2, 12));
           await db.setState(paused, "PAUSED", [{ from: at(2, 12), to: null }]);
-          await sweepers[2]!.signal(definitionChangedSignal, { state: "PAUSED", version: 2 });
+          await sweepers[2].signal(definitionChangedSignal, { state: "PAUSED", version: 2 });
         }
         if (day === 3) {
           await goTo(at(3, 12));
           await db.setState(paused, "LIVE", [{ from: at(2, 12), to: at(3, 12) }]);
-          await sweepers[2]!.signal(definitionChangedSignal, { state: "LIVE", version: 3 });
+          await sweepers[2].signal(definitionChangedSignal, { state: "LIVE", version: 3 });
           await record("pablo", paused, at(day, 13));
         }
         // Bob is unsatisfied on day 3: exactly one reminder, due at 20:00.
@@ -126,12 +126,12 @@ describe("definition sweeper over a simulated week", () => {
       expect(broken.find((e) => e.member === "pablo")!.payload).toMatchObject({ final_count: 3, window_key: dayKey(at(4, 0)) });
       expect(broken.find((e) => e.member === "paula")!.payload).toMatchObject({ final_count: 1, window_key: dayKey(at(1, 0)) });
 
-      const status = await sweepers[0]!.query(sweeperStatusQuery);
+      const status = await sweepers[0].query(sweeperStatusQuery);
       expect(status.state).toBe("LIVE");
 
       // Archiving stops the sweeper.
-      await sweepers[0]!.signal(definitionChangedSignal, { state: "ARCHIVED", version: 9 });
-      expect(await sweepers[0]!.result()).toMatchObject({ state: "ARCHIVED" });
+      await sweepers[0].signal(definitionChangedSignal, { state: "ARCHIVED", version: 9 });
+      expect(await sweepers[0].result()).toMatchObject({ state: "ARCHIVED" });
       for (const s of sweepers.slice(1)) await s.terminate("test over");
     });
   });

@@ -693,7 +693,9 @@ export declare type WebhookProvider = Message<"kindling.v1.WebhookProvider"> & {
 export declare const WebhookProviderSchema: GenMessage<WebhookProvider>;
 
 /**
- * A reward multiplier tier (Loyalteez): from min_count consecutive windows on, rewards are multiplied.
+ * A reward multiplier tier (Loyalteez): from min_count consecutive windows on, the tenant multiplies the rewards it
+ * grants per activity by it. Kindling reports the multiplier everywhere progress is reported; milestone bonuses are
+ * not multiplied (Loyalteez pays "7 days: +100 LTZ" as 100 on a 1.5x streak).
  *
  * @generated from message kindling.v1.MultiplierTier
  */

@@ -399,7 +399,7 @@ export declare type UnclaimedMilestone = Message<"kindling.v1.UnclaimedMilestone
   kind: RewardKind;
 
   /**
-   * The points the claim grants, after the multiplier (Loyalteez bonus); zero for non-points rewards.
+   * The points the claim grants, as the milestone promises it (Loyalteez bonus: "7 days: +100 LTZ" is 100 whatever the tier); zero for non-points rewards.
    *
    * @generated from field: double points = 4;
    */

@@ -83,7 +83,7 @@ export declare type Reward = Message<"kindling.v1.Reward"> & {
   value: string;
 
   /**
-   * The points granted, after the multiplier (Loyalteez bonus); zero for non-points rewards.
+   * The points granted, as the milestone promises it (Loyalteez bonus: "7 days: +100 LTZ" is 100 whatever the tier); zero for non-points rewards.
    *
    * @generated from field: double points = 10;
    */

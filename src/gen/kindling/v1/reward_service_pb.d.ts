@@ -212,7 +212,7 @@ export declare type ClaimRewardResponse = Message<"kindling.v1.ClaimRewardRespon
   reward?: Reward | undefined;
 
   /**
-   * The points the claim grants, after the multiplier (Loyalteez bonus); zero for non-points rewards.
+   * The points the claim grants, as the milestone promises it (Loyalteez bonus: "7 days: +100 LTZ" is 100 whatever the tier); zero for non-points rewards.
    *
    * @generated from field: double bonus_points = 2;
    */
