@@ -236,7 +236,8 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
     await saveMemberStreak(client, row.id, def, next.state, now);
     const planned = planRewards(def, { tenantId: input.tenantId, memberId: member.id, memberStreakId: row.id, activityId }, next.effects, now);
     rewards.push(...planned);
-    events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id }, next.effects, planned, now));
+    const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
+    events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id, activityId, wasReset }, next.effects, planned, now));
     streaks.push({ definition: def, memberStreakId: row.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: planned });
   }
   const inserted = await client.query<ActivityRow>(

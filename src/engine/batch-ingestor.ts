@@ -278,7 +278,8 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
       const owner = { tenantId: input.tenantId, memberId: member.id, memberStreakId: slot.id, activityId: activityIds[i]! };
       const granted = planRewards(def, owner, next.effects, now);
       planned.push(...granted);
-      planEvents.push(...eventsForEffects({ ...owner, memberExternalId: input.memberExternalId, definitionId: def.id }, next.effects, granted, now));
+      const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
+      planEvents.push(...eventsForEffects({ ...owner, memberExternalId: input.memberExternalId, definitionId: def.id, wasReset }, next.effects, granted, now));
       streaks.push({ definition: def, memberStreakId: slot.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: granted });
     }
     if (duplicate) {
