@@ -23,6 +23,19 @@ import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStrea
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };
 
+/**
+ * Gamopanda `ownedBy`: an inline profile updates the member, but only with the fields it carries; a field it
+ * leaves out keeps the stored value. Shared by the single and the batched ingest paths.
+ */
+export const MERGE_INLINE_PROFILE = `on conflict (tenant_id, external_id) do update set
+         first_name = coalesce(excluded.first_name, member.first_name),
+         last_name = coalesce(excluded.last_name, member.last_name),
+         email = coalesce(excluded.email, member.email),
+         phone = coalesce(excluded.phone, member.phone),
+         time_zone = coalesce(excluded.time_zone, member.time_zone),
+         locale = coalesce(excluded.locale, member.locale),
+         updated_at = now()`;
+
 export interface MemberProfile {
   readonly firstName?: string | undefined;
   readonly lastName?: string | undefined;
@@ -149,14 +162,7 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput): Pro
     const { rows } = await client.query<{ id: string; time_zone: string | null }>(
       `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
-       on conflict (tenant_id, external_id) do update set
-         first_name = coalesce(excluded.first_name, member.first_name),
-         last_name = coalesce(excluded.last_name, member.last_name),
-         email = coalesce(excluded.email, member.email),
-         phone = coalesce(excluded.phone, member.phone),
-         time_zone = coalesce(excluded.time_zone, member.time_zone),
-         locale = coalesce(excluded.locale, member.locale),
-         updated_at = now()
+       ${MERGE_INLINE_PROFILE}
        returning id, time_zone`,
       [randomUUID(), input.tenantId, input.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
     );

@@ -33,6 +33,7 @@ import {
   type ActivityIngestor,
   type ActivityRecord,
   type ActivityRow,
+  MERGE_INLINE_PROFILE,
   type MemberProfile,
   type NotAppliedReason,
   type RecordActivityInput,
@@ -445,14 +446,7 @@ async function upsertMembers(client: PoolClient, items: readonly Pending[], kind
          from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, external_id varchar, first_name varchar, last_name varchar,
            email varchar, phone varchar, time_zone varchar, locale varchar, n bigint)
         order by n
-       on conflict (tenant_id, external_id) do update set
-         first_name = coalesce(excluded.first_name, member.first_name),
-         last_name = coalesce(excluded.last_name, member.last_name),
-         email = coalesce(excluded.email, member.email),
-         phone = coalesce(excluded.phone, member.phone),
-         time_zone = coalesce(excluded.time_zone, member.time_zone),
-         locale = coalesce(excluded.locale, member.locale),
-         updated_at = now()
+       ${MERGE_INLINE_PROFILE}
        returning id, tenant_id, external_id, time_zone, (xmax = 0) as inserted`,
       [
         numbered(

@@ -2,6 +2,7 @@
 // repairs lock the member streak row like recording activity does, run the domain operation, and persist the
 // transition through the same writer as the ingestor (streak-persistence.ts), so the projected columns, rewards
 // for milestones reached and events come out exactly as they would from an activity.
+import type { MemberProfile } from "./activity-ingestor.ts";
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../domain/streak-machine.ts";
@@ -25,15 +26,7 @@ export interface StoredMember {
 }
 
 /** Profile fields: undefined keeps the stored value, "" clears it. */
-export interface MemberUpsert {
-  readonly externalId: string;
-  readonly firstName?: string | undefined;
-  readonly lastName?: string | undefined;
-  readonly email?: string | undefined;
-  readonly phone?: string | undefined;
-  readonly timeZone?: string | undefined;
-  readonly locale?: string | undefined;
-}
+export type MemberUpsert = MemberProfile & { readonly externalId: string };
 
 /** A member streak after an admin operation, for the progress view. */
 export interface ChangedStreak {

@@ -45,17 +45,46 @@ function pauseArrays(def: CatalogDefinition): [string[], string[]] {
 // Domain isNeutral(closeAt, grace): a pause that starts at or before close + grace and ends after close.
 const NEUTRAL = `exists (select 1 from unnest($5::timestamptz[], $6::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
 
+// Id ranges swept side by side, each on its own connection: (lower, upper], splitting the uuid space in halves.
+// A page is one statement (its own transaction), CPU-bound in the backend; two backends use both cores of the
+// development machine. The ranges are disjoint, so the two statements never wait for each other's rows; each
+// locks only rows of this definition, in id order, like a single-range sweep (see "Row locks" above).
+const ID_RANGES: readonly (readonly [string, string])[] = [
+  ["00000000-0000-0000-0000-000000000000", "7fffffff-ffff-ffff-ffff-ffffffffffff"],
+  ["7fffffff-ffff-ffff-ffff-ffffffffffff", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
+];
+
+/** Runs `page` over each id range concurrently until a page finds nothing; returns the rows done in all ranges. */
+async function sweepRanges(
+  options: SweepOptions,
+  page: (after: string, upTo: string, pageSize: number) => Promise<{ n: number; last: string | null }>,
+): Promise<number> {
+  const pageSize = options.pageSize ?? DEFAULT_BREAK_PAGE;
+  let total = 0;
+  await Promise.all(
+    (process.env.SWEEP_SERIAL ? [["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"] as const] : ID_RANGES).map(async ([lower, upper]) => {
+      let after = lower;
+      for (;;) {
+        const { n, last } = await page(after, upper, pageSize);
+        if (n === 0 || last === null) return;
+        total += n;
+        after = last;
+        options.onPage?.(total);
+      }
+    }),
+  );
+  return total;
+}
+
 /** (a) Breaks every due BREAK row of the definition, with its streak.broken event. Returns rows broken. */
 export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const [froms, tos] = pauseArrays(def);
-  let total = 0;
-  let after = "00000000-0000-0000-0000-000000000000";
-  for (;;) {
+  return sweepRanges(options, async (after, upTo, pageSize) => {
     const { rows } = await pool.query<{ n: number; last: string | null }>(
-      `with due as (
+      `with due as materialized (
          select s.id, s.current_count, s.break_at, s.break_window_key
            from member_streak s
-          where s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and s.id > $7
+          where s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and s.id > $7 and s.id <= $8
             and not ${NEUTRAL}
           order by s.id
           limit $4
@@ -64,26 +93,22 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
          update member_streak s
             set status = 'BROKEN', current_count = 0, window_close_at = null, at_risk_at = null, break_at = null,
                 break_kind = null, break_window_key = null, version = s.version + 1, updated_at = now()
-           from due
-          where s.id = due.id
-         returning s.id, s.tenant_id, s.member_id, s.definition_id, due.current_count as final_count, due.break_at, due.break_window_key
+          where s.id = any (array(select id from due))
+         returning s.id, s.tenant_id, s.member_id, s.definition_id
        ), events as (
          insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-         select b.tenant_id, 'streak.broken', b.member_id, b.definition_id, b.id::text || ':broken:' || b.break_window_key,
-                jsonb_build_object('user_id', m.external_id, 'definition_id', b.definition_id, 'final_count', b.final_count, 'window_key', b.break_window_key),
-                b.break_at, now()
-           from broken b join member m on m.id = b.member_id
+         select b.tenant_id, 'streak.broken', b.member_id, b.definition_id, b.id::text || ':broken:' || d.break_window_key,
+                jsonb_build_object('user_id', (select m.external_id from member m where m.id = b.member_id), 'definition_id', b.definition_id,
+                  'final_count', d.current_count, 'window_key', d.break_window_key),
+                d.break_at, now()
+           from broken b join due d on d.id = b.id
          on conflict on constraint streak_event_dedupe do nothing
        )
        select count(*)::int as n, max(id::text) as last from broken`,
-      [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_BREAK_PAGE, froms, tos, after],
+      [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, after, upTo],
     );
-    const page = rows[0]!;
-    if (page.n === 0 || page.last === null) return total;
-    total += page.n;
-    after = page.last;
-    options.onPage?.(total);
-  }
+    return rows[0]!;
+  });
 }
 
 /** (b) Advances FREEZE / SETTLE rows and rows whose break fell in a pause through the domain. Returns rows advanced. */
@@ -120,42 +145,35 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
 
 /** (c) Emits streak.at_risk once per member and window. Returns reminders emitted. */
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
-  let total = 0;
-  let after = "00000000-0000-0000-0000-000000000000";
-  for (;;) {
+  return sweepRanges(options, async (after, upTo, pageSize) => {
     const { rows } = await pool.query<{ n: number; last: string | null }>(
-      `with due as (
+      `with due as materialized (
          select s.id
            from member_streak s
-          where s.tenant_id = $1 and s.definition_id = $2 and s.at_risk_at <= $3 and s.break_at > $3 and s.id > $5
+          where s.tenant_id = $1 and s.definition_id = $2 and s.at_risk_at <= $3 and s.break_at > $3 and s.id > $5 and s.id <= $6
             and s.at_risk_notified_window is distinct from s.break_window_key
           order by s.id
           limit $4
           for update of s
        ), marked as (
          update member_streak s set at_risk_notified_window = s.break_window_key
-           from due
-          where s.id = due.id
+          where s.id = any (array(select id from due))
          returning s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.window_close_at, s.at_risk_at, s.break_window_key
        ), events as (
          insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
          select k.tenant_id, 'streak.at_risk', k.member_id, k.definition_id, k.id::text || ':at_risk:' || k.break_window_key,
-                jsonb_build_object('user_id', m.external_id, 'definition_id', k.definition_id, 'current_count', k.current_count,
-                  'window_key', k.break_window_key,
+                jsonb_build_object('user_id', (select m.external_id from member m where m.id = k.member_id), 'definition_id', k.definition_id,
+                  'current_count', k.current_count, 'window_key', k.break_window_key,
                   'window_end_time', to_char(k.window_close_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
                 k.at_risk_at, now()
-           from marked k join member m on m.id = k.member_id
+           from marked k
          on conflict on constraint streak_event_dedupe do nothing
        )
        select count(*)::int as n, max(id::text) as last from marked`,
-      [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_BREAK_PAGE, after],
+      [def.tenantId, def.id, new Date(asOf), pageSize, after, upTo],
     );
-    const page = rows[0]!;
-    if (page.n === 0 || page.last === null) return total;
-    total += page.n;
-    after = page.last;
-    options.onPage?.(total);
-  }
+    return rows[0]!;
+  });
 }
 
 /**
