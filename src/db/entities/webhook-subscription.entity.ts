@@ -13,7 +13,7 @@ const WebhookSubscriptionSchema = defineEntity({
     definitionId: p.uuid().nullable(),
     description: p.string().length(256).default(""),
     /** Last event id already turned into deliveries for this subscription (the dispatcher's fan-out position). */
-    cursor: p.bigint("string").default("0"),
+    cursor: p.bigint("string").defaultRaw("0"),
     /** HMAC-SHA256 signing secret; returned once at creation. */
     secret: p.string().length(128),
     createdAt: p.datetime().onCreate(() => new Date()),

@@ -1,6 +1,7 @@
 // Records the histories the replay test replays (test/replay/histories/*.json): each workflow, on the
-// time-skipping server against real PostgreSQL, through the paths it has. Skipped in normal runs; run it with
-// `node scripts/record-workflow-histories.ts` after a deliberate, patched() change to workflow code.
+// time-skipping server against real PostgreSQL, through the paths it has. Not part of `npm test` (its name does
+// not match the test projects); run it with `node scripts/record-workflow-histories.ts` after a deliberate,
+// patched() change to workflow code.
 import { writeFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { Worker } from "@temporalio/worker";
@@ -14,10 +15,9 @@ import { createTimeSkippingEnvironment, uniqueTaskQueue } from "../support/tempo
 import { createOrchestrationDb, dailyUtc, DAY, HOUR } from "../support/orchestration.ts";
 import { historyToFixture } from "./history-json.ts";
 
-const recording = process.env.RECORD_WORKFLOW_HISTORIES === "1";
 const out = (name: string) => new URL(`./histories/${name}.json`, import.meta.url);
 
-describe.runIf(recording)("record workflow histories", () => {
+describe("record workflow histories", () => {
   it("records every workflow path", { timeout: 300_000 }, async () => {
     const [env, db] = await Promise.all([createTimeSkippingEnvironment(), createOrchestrationDb("record_histories")]);
     const taskQueue = uniqueTaskQueue("record");
