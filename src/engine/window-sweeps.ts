@@ -13,6 +13,12 @@
 // (c) AT RISK: live streaks whose open window is unsatisfied and inside the at-risk lead, not yet told about
 //     this window: one streak.at_risk per member and window, marked in at_risk_notified_window.
 //
+// Page cost must not grow with the table: the UPDATE finds the page's rows by primary key
+// (`id = any(array(select id from due))`) and the event's user_id by member primary key. A join to `due` / `member`
+// let the planner hash-join against a sequential scan of the whole member_streak and member tables on every
+// page, which made a 1,000,000-row sweep quadratic (20 pages × 1M rows, bloating as it went). Each page is a
+// single statement, so there are 20 commits per million rows: synchronous_commit off would save nothing.
+//
 // Row locks: each page locks its rows for one statement or transaction. Recording activity locks one member's
 // rows in definition order; a sweep only ever locks rows of one definition, so the two cannot deadlock.
 import type { Pool } from "pg";
@@ -54,18 +60,26 @@ const ID_RANGES: readonly (readonly [string, string])[] = [
   ["7fffffff-ffff-ffff-ffff-ffffffffffff", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
 ];
 
-/** Runs `page` over each id range concurrently until a page finds nothing; returns the rows done in all ranges. */
+/**
+ * Runs `page` over each id range concurrently until a page finds nothing; returns the rows done in all ranges.
+ * If one range fails, the others stop after their current page and the first error is thrown, so a retried
+ * activity never overlaps a leftover loop of the failed attempt.
+ */
 async function sweepRanges(
   options: SweepOptions,
   page: (after: string, upTo: string, pageSize: number) => Promise<{ n: number; last: string | null }>,
 ): Promise<number> {
   const pageSize = options.pageSize ?? DEFAULT_BREAK_PAGE;
   let total = 0;
-  await Promise.all(
-    (process.env.SWEEP_SERIAL ? [["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"] as const] : ID_RANGES).map(async ([lower, upper]) => {
+  let failed = false;
+  const settled = await Promise.allSettled(
+    ID_RANGES.map(async ([lower, upper]) => {
       let after = lower;
-      for (;;) {
-        const { n, last } = await page(after, upper, pageSize);
+      while (!failed) {
+        const { n, last } = await page(after, upper, pageSize).catch((error: unknown) => {
+          failed = true;
+          throw error;
+        });
         if (n === 0 || last === null) return;
         total += n;
         after = last;
@@ -73,6 +87,7 @@ async function sweepRanges(
       }
     }),
   );
+  for (const result of settled) if (result.status === "rejected") throw result.reason;
   return total;
 }
 
@@ -82,7 +97,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
   return sweepRanges(options, async (after, upTo, pageSize) => {
     const { rows } = await pool.query<{ n: number; last: string | null }>(
       `with due as materialized (
-         select s.id, s.current_count, s.break_at, s.break_window_key
+         select s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.break_at, s.break_window_key
            from member_streak s
           where s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and s.id > $7 and s.id <= $8
             and not ${NEUTRAL}
@@ -94,14 +109,16 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
             set status = 'BROKEN', current_count = 0, window_close_at = null, at_risk_at = null, break_at = null,
                 break_kind = null, break_window_key = null, version = s.version + 1, updated_at = now()
           where s.id = any (array(select id from due))
-         returning s.id, s.tenant_id, s.member_id, s.definition_id
+         returning s.id
        ), events as (
+         -- From \`due\`, not \`broken\`: every row \`due\` locked is ours for the statement, so the UPDATE breaks each
+         -- of them, and \`due\` still holds the values the UPDATE clears (the count and window the event reports).
          insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-         select b.tenant_id, 'streak.broken', b.member_id, b.definition_id, b.id::text || ':broken:' || d.break_window_key,
-                jsonb_build_object('user_id', (select m.external_id from member m where m.id = b.member_id), 'definition_id', b.definition_id,
+         select d.tenant_id, 'streak.broken', d.member_id, d.definition_id, d.id::text || ':broken:' || d.break_window_key,
+                jsonb_build_object('user_id', (select m.external_id from member m where m.id = d.member_id), 'definition_id', d.definition_id,
                   'final_count', d.current_count, 'window_key', d.break_window_key),
                 d.break_at, now()
-           from broken b join due d on d.id = b.id
+           from due d
          on conflict on constraint streak_event_dedupe do nothing
        )
        select count(*)::int as n, max(id::text) as last from broken`,

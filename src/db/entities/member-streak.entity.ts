@@ -12,8 +12,9 @@ const MemberStreakSchema = defineEntity({
   tableName: "member_streak",
   uniques: [{ properties: ["tenantId", "memberId", "definitionId"] }],
   indexes: [
-    { name: "member_streak_break_sweep", properties: ["definitionId", "breakAt"] },
-    { name: "member_streak_at_risk_sweep", properties: ["definitionId", "atRiskAt"] },
+    // Partial: finished rows (nulls) are never swept, so breaking a row adds no entries here (migration 0004).
+    { name: "member_streak_break_sweep", expression: `create index "member_streak_break_sweep" on "member_streak" ("definition_id", "break_at") where "break_at" is not null` },
+    { name: "member_streak_at_risk_sweep", expression: `create index "member_streak_at_risk_sweep" on "member_streak" ("definition_id", "at_risk_at") where "at_risk_at" is not null` },
   ],
   properties: {
     id: p.uuid().primary(),

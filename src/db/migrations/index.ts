@@ -3,6 +3,7 @@ import type { Migration } from "@mikro-orm/migrations";
 import { Migration0001Initial } from "./0001-initial.migration.ts";
 import { Migration0002Orchestration } from "./0002-orchestration.migration.ts";
 import { Migration0003EventsWebhooks } from "./0003-events-webhooks.migration.ts";
+import { Migration0004SweepIndexes } from "./0004-sweep-indexes.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -10,4 +11,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0001_initial", class: Migration0001Initial },
   { name: "0002_orchestration", class: Migration0002Orchestration },
   { name: "0003_events_webhooks", class: Migration0003EventsWebhooks },
+  { name: "0004_sweep_indexes", class: Migration0004SweepIndexes },
 ];
