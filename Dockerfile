@@ -4,7 +4,9 @@ FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# `npm install` (not `npm ci`): npm 11 rejects its own lock in `ci` when other platforms' optional packages are
+# absent from it; the locked versions are installed either way. No install scripts: production needs none.
+RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY src ./src
 COPY workers ./workers
 USER node
