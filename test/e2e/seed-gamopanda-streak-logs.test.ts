@@ -265,12 +265,13 @@ describe("seed 003 Gamopanda streak logs: access", () => {
       ["guest", { "x-kindling-tenant": api.admin.tenantId }],
     ] as const) {
       const client = api.client(ActivityService, headers, "grpc");
+      // Thunks, so each call starts only when awaited: a rejection never waits unobserved for its turn.
       for (const call of [
-        client.recordActivity({ activity: { memberRef: { case: "memberExternalId", value: "cust_8841" }, target: { case: "definitionId", value: dailyPurchase.id }, uniqueIdentifier: `self-${who}` } }),
-        client.getActivity({ activityId: someLog.id }),
-        client.listActivities({ memberExternalId: "cust_8841" }),
+        () => client.recordActivity({ activity: { memberRef: { case: "memberExternalId", value: "cust_8841" }, target: { case: "definitionId", value: dailyPurchase.id }, uniqueIdentifier: `self-${who}` } }),
+        () => client.getActivity({ activityId: someLog.id }),
+        () => client.listActivities({ memberExternalId: "cust_8841" }),
       ]) {
-        const error = await call.catch((e: unknown) => e);
+        const error = await call().catch((e: unknown) => e);
         expect(error, who).toBeInstanceOf(ConnectError);
         expect((error as ConnectError).code, who).toBe(Code.PermissionDenied);
       }

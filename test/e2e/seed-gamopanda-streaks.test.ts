@@ -360,13 +360,14 @@ describe("seed 002 Gamopanda streaks: statuses and permissions", () => {
       expect((await client.getDefinition({ definitionId: allLive[0]! })).definition!.state, who).toBe(DefinitionState.LIVE);
       await expectFailure(client.getDefinition({ definitionId: draft!.id }), Code.NotFound, "DEFINITION_NOT_FOUND");
       await expectFailure(client.getDefinition({ definitionId: created!.id }), Code.NotFound, "DEFINITION_NOT_FOUND");
+      // Thunks, so each call starts only when awaited: a rejection never waits unobserved for its turn.
       for (const call of [
-        client.createDefinition({ definition: { name: "nope", window: calendar(CalendarPeriod.DAILY), condition: { type: ConditionType.COUNT, min: 1 } } }),
-        client.updateDefinition({ definitionId: draft!.id, definition: { name: "nope" }, updateMask: { paths: ["name"] } }),
-        client.archiveDefinition({ definitionId: draft!.id }),
-        client.publishDefinition({ definitionId: draft!.id }),
+        () => client.createDefinition({ definition: { name: "nope", window: calendar(CalendarPeriod.DAILY), condition: { type: ConditionType.COUNT, min: 1 } } }),
+        () => client.updateDefinition({ definitionId: draft!.id, definition: { name: "nope" }, updateMask: { paths: ["name"] } }),
+        () => client.archiveDefinition({ definitionId: draft!.id }),
+        () => client.publishDefinition({ definitionId: draft!.id }),
       ]) {
-        const error = await call.catch((e: unknown) => e);
+        const error = await call().catch((e: unknown) => e);
         expect(error, who).toBeInstanceOf(ConnectError);
         expect((error as ConnectError).code, who).toBe(Code.PermissionDenied);
       }
