@@ -5,33 +5,11 @@ import { RewardSchema, RewardState, type Reward } from "../../gen/kindling/v1/re
 import { FulfilmentMode, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
 import type { FulfilmentMode as Mode, RewardState as State } from "../../db/entities/index.ts";
 import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
+import type { StoredReward } from "../../engine/reward-store.ts";
 import { milestoneMessage } from "../../engine/reward-plan.ts";
 
-export interface RewardRecord {
-  readonly id: string;
-  readonly memberExternalId: string;
-  readonly definitionId: string;
-  readonly threshold: number;
-  readonly cycle: number;
-  readonly streakCount: number;
-  readonly multiplier: number;
-  readonly activityId: string | null;
-  readonly kind: string;
-  readonly name: string;
-  readonly value: string;
-  readonly points: number;
-  readonly state: State;
-  readonly mode: Mode;
-  readonly couponCode: string | null;
-  readonly issuedAt: number | null;
-  readonly expiryAt: number | null;
-  readonly claimDeadlineAt: number | null;
-  readonly claimedAt: number | null;
-  readonly failureReason: string | null;
-  readonly attempts: number;
-  readonly createdAt: number;
-  readonly updatedAt: number;
-}
+/** What the message needs of a reward: a stored row, or one the ingestor just planned. */
+export type RewardRecord = Omit<StoredReward, "memberId" | "repetition">;
 
 export const rewardStateToProto: Record<State, RewardState> = {
   PENDING: RewardState.PENDING,
