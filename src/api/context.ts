@@ -1,5 +1,5 @@
 // Typed per-request values, the only way handlers learn who is calling (no module globals).
-import { createContextKey } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 
 export type Role = "ADMIN" | "SERVICE" | "END_USER" | "GUEST";
 
@@ -10,3 +10,10 @@ export type Principal =
 
 /** Set by the auth interceptor before any handler runs; handlers read it with `principalOf(context)`. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "authenticated caller" });
+
+/** The caller of a handler behind the auth interceptor; its absence is a wiring bug, answered UNAUTHENTICATED. */
+export function principalOf(context: HandlerContext): Principal {
+  const principal = context.values.get(principalKey);
+  if (!principal) throw new ConnectError("no authenticated caller", Code.Unauthenticated);
+  return principal;
+}

@@ -43,7 +43,7 @@ import {
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { createBatcher, type BatchStats, type Settled } from "./group-batcher.ts";
 import type { OutboxPayloads } from "./outbox.ts";
-import type { RewardFactsByDefinition, RewardRow } from "./progress-reader.ts";
+import { addRewardFact, type RewardFactsByDefinition } from "./progress-reader.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import { insertEvents, saveMemberStreaks } from "./streak-persistence.ts";
@@ -687,16 +687,7 @@ async function rewardFacts(
         order by r.threshold, r.created_at`,
       [list.map((p) => p.tenantId), list.map((p) => p.memberId), list.map((p) => p.definitionId)],
     );
-    for (const r of rows) {
-      const k = streakKey(r.member_id, r.definition_id);
-      const f = facts.get(k) ?? { unclaimed: [], total: 0 };
-      if (r.state !== "FAILED" && r.state !== "EXPIRED") f.total += 1;
-      if (r.state === "AVAILABLE") {
-        const unclaimed: RewardRow = { id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null };
-        f.unclaimed.push(unclaimed);
-      }
-      facts.set(k, f);
-    }
+    for (const r of rows) addRewardFact(facts, streakKey(r.member_id, r.definition_id), r);
   }
   return (_tenantId, memberId) => (definitionId) => facts.get(streakKey(memberId, definitionId)) ?? { unclaimed: [], total: 0 };
 }

@@ -7,7 +7,7 @@ import type { Pool } from "pg";
 import type { MemberStreakState } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "./group-batcher.ts";
-import { createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactsByDefinition, type RewardRow, type StreakRow } from "./progress-reader.ts";
+import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
 interface ReadKey {
   readonly tenantId: string;
@@ -91,16 +91,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
           order by r.threshold, r.created_at`,
         [withStreak.map((k) => k.tenantId), withStreak.map((k) => found.get(keyOf(k))!.memberId), withStreak.map((k) => k.definitionId)],
       );
-      for (const r of rewards) {
-        const k = `${r.tenant_id}\u0000${r.member_id}\u0000${r.definition_id}`;
-        const f = facts.get(k) ?? { unclaimed: [], total: 0 };
-        if (r.state !== "FAILED" && r.state !== "EXPIRED") f.total += 1;
-        if (r.state === "AVAILABLE") {
-          const row: RewardRow = { id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null };
-          f.unclaimed.push(row);
-        }
-        facts.set(k, f);
-      }
+      for (const r of rewards) addRewardFact(facts, `${r.tenant_id}\u0000${r.member_id}\u0000${r.definition_id}`, r);
     }
     return keys.map((k) => {
       const hit = found.get(keyOf(k));

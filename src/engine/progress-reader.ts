@@ -30,6 +30,24 @@ export interface RewardFactsByDefinition {
   total: number;
 }
 
+/** A reward row as the fact queries select it. */
+export interface RewardFactRow {
+  id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null;
+}
+
+/**
+ * Folds one reward into a member-definition's facts: every reward counts towards "total rewards earned" except
+ * failed and expired ones; AVAILABLE ones are the unclaimed milestones. The one place this rule lives.
+ */
+export function addRewardFact(facts: Map<string, RewardFactsByDefinition>, key: string, r: RewardFactRow): void {
+  const f = facts.get(key) ?? { unclaimed: [], total: 0 };
+  if (r.state !== "FAILED" && r.state !== "EXPIRED") f.total += 1;
+  if (r.state === "AVAILABLE") {
+    f.unclaimed.push({ id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null });
+  }
+  facts.set(key, f);
+}
+
 export interface MemberProgressRows {
   readonly memberId: string | null;
   readonly streaks: readonly { row: StreakRow; definition: CatalogDefinition }[];
@@ -46,19 +64,12 @@ export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): Pr
   async function rewardFacts(tenantId: string, memberId: string, definitionIds: readonly string[]) {
     const byDefinition = new Map<string, RewardFactsByDefinition>();
     if (definitionIds.length > 0) {
-      const { rows } = await pool.query<{ id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null }>(
+      const { rows } = await pool.query<RewardFactRow>(
         `select id, definition_id, threshold, kind, points, value, state, claim_deadline_at
            from reward where tenant_id = $1 and member_id = $2 and definition_id = any($3::uuid[]) order by threshold, created_at`,
         [tenantId, memberId, definitionIds],
       );
-      for (const r of rows) {
-        const facts = byDefinition.get(r.definition_id) ?? { unclaimed: [], total: 0 };
-        if (r.state !== "FAILED" && r.state !== "EXPIRED") facts.total += 1;
-        if (r.state === "AVAILABLE") {
-          facts.unclaimed.push({ id: r.id, definitionId: r.definition_id, threshold: r.threshold, kind: r.kind, points: r.points, value: r.value, state: r.state, claimDeadlineAt: r.claim_deadline_at?.getTime() ?? null });
-        }
-        byDefinition.set(r.definition_id, facts);
-      }
+      for (const r of rows) addRewardFact(byDefinition, r.definition_id, r);
     }
     return (definitionId: string) => byDefinition.get(definitionId) ?? { unclaimed: [], total: 0 };
   }

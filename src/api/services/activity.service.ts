@@ -11,9 +11,9 @@ import type { ProgressReader } from "../../engine/progress-reader.ts";
 import type { BatchIngestor } from "../../engine/batch-ingestor.ts";
 import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import { activityMessage, streakResultMessage } from "../mappers/activity.mapper.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { keysetPage } from "../pagination.ts";
 import { notFound, toConnectError } from "../errors.ts";
-import { principalOf } from "./definition.service.ts";
+import { principalOf } from "../context.ts";
 import { listActivities, findActivity } from "../../db/repositories/activity.repository.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Code } from "@connectrpc/connect";
@@ -114,24 +114,22 @@ export function createActivityService(deps: ActivityServiceDeps): ServiceImpl<ty
 
     async listActivities(req, context) {
       const principal = principalOf(context);
-      const limit = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
-      const rows = await listActivities(deps.pool, {
-        tenantId: principal.tenantId,
-        memberExternalId: req.memberExternalId || undefined,
-        definitionId: req.definitionId || undefined,
-        eventType: req.eventType || undefined,
-        from: req.startTime ? timestampMs(req.startTime) : undefined,
-        to: req.endTime ? timestampMs(req.endTime) : undefined,
-        limit: limit + 1,
-        after,
-      });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        activities: page.map(activityMessage),
-        nextPageToken: rows.length > limit && last ? encodePageToken([last.occurredAt, last.id]) : "",
-      };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) =>
+          listActivities(deps.pool, {
+            tenantId: principal.tenantId,
+            memberExternalId: req.memberExternalId || undefined,
+            definitionId: req.definitionId || undefined,
+            eventType: req.eventType || undefined,
+            from: req.startTime ? timestampMs(req.startTime) : undefined,
+            to: req.endTime ? timestampMs(req.endTime) : undefined,
+            limit,
+            after,
+          }),
+        (a) => [a.occurredAt, a.id],
+      );
+      return { activities: rows.map(activityMessage), nextPageToken };
     },
   };
 }

@@ -1,7 +1,7 @@
 // DefinitionService handlers: translate requests into repository calls and rows back into messages.
 // The lifecycle rules (which transitions and which edits each state allows) live in definition-lifecycle.ts.
 import { randomUUID } from "node:crypto";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DefinitionService } from "../../gen/kindling/v1/definition_service_pb.js";
 import { DefinitionState, StreakDefinitionSchema } from "../../gen/kindling/v1/definition_pb.js";
@@ -11,8 +11,8 @@ import { findDefinition, listDefinitions, withPauseChange } from "../../db/repos
 import { enqueueDefinitionChanged } from "../../db/repositories/outbox.repository.ts";
 import { assertValidRules } from "../../domain/rules.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
-import { principalKey, type Principal } from "../context.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { principalOf, type Principal } from "../context.ts";
+import { keysetPage } from "../pagination.ts";
 import { definitionStateFromProto, etagOf, messageFromRow, msOf, rulesFromMessage, specFromMessage } from "../mappers/definition.mapper.ts";
 import { lockedFieldsFor, nextState, type LifecycleAction } from "./definition-lifecycle.ts";
 import { keepStoredProviderSecrets } from "../mappers/redaction.mapper.ts";
@@ -22,12 +22,6 @@ export interface DefinitionServiceDeps {
   /** Told after every committed change, so caches drop the definition and orchestration can follow its state. */
   readonly onChanged: (row: StreakDefinition) => Promise<void>;
   readonly now: () => number;
-}
-
-export function principalOf(context: HandlerContext): Principal {
-  const principal = context.values.get(principalKey);
-  if (!principal) throw new ApiError(Code.Unauthenticated, "UNAUTHENTICATED", "no authenticated caller");
-  return principal;
 }
 
 const seesOnlyLive = (p: Principal) => p.role === "END_USER" || p.role === "GUEST";
@@ -99,16 +93,13 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
 
     async listDefinitions(req, context) {
       const principal = principalOf(context);
-      const limit = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
       const states = seesOnlyLive(principal) ? (["LIVE"] as StoredState[]) : req.states.map(definitionStateFromProto);
-      const rows = await listDefinitions(deps.em(), { tenantId: principal.tenantId, states, eventType: req.eventType || undefined, limit: limit + 1, after });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        definitions: page.map(messageFromRow),
-        nextPageToken: rows.length > limit && last ? encodePageToken([last.createdAt.getTime(), last.id]) : "",
-      };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) => listDefinitions(deps.em(), { tenantId: principal.tenantId, states, eventType: req.eventType || undefined, limit, after }),
+        (row) => [row.createdAt.getTime(), row.id],
+      );
+      return { definitions: rows.map(messageFromRow), nextPageToken };
     },
 
     async updateDefinition(req, context) {

@@ -13,10 +13,10 @@ import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import { createStreamFloor, latestSeq, listEvents, pause, readSlice } from "../../engine/event-stream.ts";
 import type { StoredDelivery, StoredSubscription, WebhookStore } from "../../engine/webhook-store.ts";
 import { eventMessages, eventTypeFromProto, eventTypeToProto, seqOfCursor } from "../mappers/event.mapper.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
 import { invalidArgument } from "../errors.ts";
 import type { Principal } from "../context.ts";
-import { principalOf } from "./definition.service.ts";
+import { principalOf } from "../context.ts";
 import { assertOwnMember } from "./member-streak.service.ts";
 
 export interface EventServiceDeps {
@@ -153,12 +153,13 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
 
     async listWebhookSubscriptions(req, context) {
       const principal = principalOf(context);
-      const limit = req.pageSize > 0 ? pageSize(req.pageSize) : DEFAULT_EVENT_PAGE;
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
-      const rows = await deps.webhooks.list(principal.tenantId, { limit: limit + 1, after });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return { subscriptions: page.map(subscriptionMessage), nextPageToken: rows.length > limit && last ? encodePageToken([last.createdAt, last.id]) : "" };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) => deps.webhooks.list(principal.tenantId, { limit, after }),
+        (s) => [s.createdAt, s.id],
+        DEFAULT_EVENT_PAGE,
+      );
+      return { subscriptions: rows.map(subscriptionMessage), nextPageToken };
     },
 
     async deleteWebhookSubscription(req, context) {
@@ -168,19 +169,15 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
 
     async listWebhookDeliveries(req, context) {
       const principal = principalOf(context);
-      const limit = req.pageSize > 0 ? pageSize(req.pageSize) : DEFAULT_EVENT_PAGE;
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
       const statuses = (Object.entries(deliveryStates) as [DeliveryStatus, WebhookDeliveryState][]).filter(([, v]) => req.states.includes(v)).map(([k]) => k);
-      const rows = await deps.webhooks.deliveries(principal.tenantId, {
-        subscriptionId: req.subscriptionId || undefined,
-        eventId: req.eventId || undefined,
-        statuses,
-        limit: limit + 1,
-        after,
-      });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return { deliveries: page.map(deliveryMessage), nextPageToken: rows.length > limit && last ? encodePageToken([last.createdAt, last.id]) : "" };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) =>
+          deps.webhooks.deliveries(principal.tenantId, { subscriptionId: req.subscriptionId || undefined, eventId: req.eventId || undefined, statuses, limit, after }),
+        (d) => [d.createdAt, d.id],
+        DEFAULT_EVENT_PAGE,
+      );
+      return { deliveries: rows.map(deliveryMessage), nextPageToken };
     },
   };
 }

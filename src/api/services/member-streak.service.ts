@@ -8,7 +8,7 @@ import { initialState } from "../../domain/streak-machine.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
-import { principalOf } from "./definition.service.ts";
+import { principalOf } from "../context.ts";
 import { Code } from "@connectrpc/connect";
 import type { Principal } from "../context.ts";
 

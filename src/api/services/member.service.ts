@@ -5,7 +5,7 @@ import type { MemberStore, ChangedStreak } from "../../engine/member-store.ts";
 import type { ProgressReader } from "../../engine/progress-reader.ts";
 import { memberMessage } from "../mappers/member.mapper.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
-import { principalOf } from "./definition.service.ts";
+import { principalOf } from "../context.ts";
 import { assertOwnMember } from "./member-streak.service.ts";
 
 export interface MemberServiceDeps {

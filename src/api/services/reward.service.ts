@@ -8,9 +8,9 @@ import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import type { Actor, RewardStore, StoredReward } from "../../engine/reward-store.ts";
 import type { FulfilmentPatch } from "../../domain/reward-lifecycle.ts";
 import { rewardMessage, rewardStateFromProto } from "../mappers/reward.mapper.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { keysetPage } from "../pagination.ts";
 import type { Principal } from "../context.ts";
-import { principalOf } from "./definition.service.ts";
+import { principalOf } from "../context.ts";
 
 export interface RewardServiceDeps {
   readonly rewards: RewardStore;
@@ -28,21 +28,19 @@ export function createRewardService(deps: RewardServiceDeps): ServiceImpl<typeof
   return {
     async listRewards(req, context) {
       const who = actor(context);
-      const limit = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
-      const rows = await deps.rewards.list(who, {
-        memberExternalId: req.memberExternalId || undefined,
-        definitionId: req.definitionId || undefined,
-        states: req.states.map(rewardStateFromProto).filter((s): s is RewardState => s !== undefined),
-        limit: limit + 1,
-        after,
-      });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        rewards: await Promise.all(page.map((r) => message(who.tenantId, r))),
-        nextPageToken: rows.length > limit && last ? encodePageToken([last.createdAt, last.id]) : "",
-      };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) =>
+          deps.rewards.list(who, {
+            memberExternalId: req.memberExternalId || undefined,
+            definitionId: req.definitionId || undefined,
+            states: req.states.map(rewardStateFromProto).filter((s): s is RewardState => s !== undefined),
+            limit,
+            after,
+          }),
+        (r) => [r.createdAt, r.id],
+      );
+      return { rewards: await Promise.all(rows.map((r) => message(who.tenantId, r))), nextPageToken };
     },
 
     async getReward(req, context) {

@@ -10,8 +10,8 @@ import { issueCredential } from "../../auth/credentials.ts";
 import { normalisePublicKey } from "../../auth/jwt-keys.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
 import { apiKeyMessage, jwtConfigMessage, tenantMessage } from "../mappers/tenant.mapper.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
-import { principalOf } from "./definition.service.ts";
+import { keysetPage } from "../pagination.ts";
+import { principalOf } from "../context.ts";
 
 export interface TenantServiceDeps {
   readonly em: () => EntityManager;
@@ -50,15 +50,12 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
 
     async listApiKeys(req, context) {
       const principal = principalOf(context);
-      const limit = pageSize(req.pageSize);
-      const after = decodePageToken(req.pageToken, 2) as [number, string] | undefined;
-      const keys = await listApiKeys(deps.em(), { tenantId: principal.tenantId, includeRevoked: req.includeRevoked, limit: limit + 1, after });
-      const page = keys.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        apiKeys: page.map(apiKeyMessage),
-        nextPageToken: keys.length > limit && last ? encodePageToken([last.createdAt.getTime(), last.id]) : "",
-      };
+      const { rows, nextPageToken } = await keysetPage(
+        req,
+        (limit, after) => listApiKeys(deps.em(), { tenantId: principal.tenantId, includeRevoked: req.includeRevoked, limit, after }),
+        (key) => [key.createdAt.getTime(), key.id],
+      );
+      return { apiKeys: rows.map(apiKeyMessage), nextPageToken };
     },
 
     async revokeApiKey(req, context) {
