@@ -95,7 +95,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       let temporalAddress = config.temporalAddress;
       if (temporalAddress === undefined) {
         const started = Date.now();
-        const cli = await resolveTemporalCli();
+        const cli = await resolveTemporalCli({ cacheRoot: config.cacheDir });
         const temporal = await startTemporalDevServer({
           executablePath: cli.path,
           dataDir: join(config.dataDir, "temporal"),

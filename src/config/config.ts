@@ -113,7 +113,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     embeddedTemporalUiPort: integer(env, "EMBEDDED_TEMPORAL_UI_PORT", 8233, 0, 65535),
     logLevel: logLevel(env, "LOG_LEVEL"),
     dataDir: resolve(cwd, optionalString(env, "KINDLING_DATA_DIR") ?? ".kindling/data"),
-    cacheDir: resolve(optionalString(env, "KINDLING_CACHE_DIR") ?? resolve(homedir(), ".cache", "kindling")),
+    // Same rule as temporalCacheDir() in src/infra/temporal-binaries.ts, so CI's prefetch and `npm start` agree.
+    cacheDir: resolve(optionalString(env, "KINDLING_CACHE_DIR") ?? resolve(optionalString(env, "XDG_CACHE_HOME") ?? resolve(homedir(), ".cache"), "kindling")),
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 20, 1, 1000),
     maxRequestBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
     rateLimitPerSecond: integer(env, "RATE_LIMIT_PER_SECOND", 1000, 0, 10_000_000),
@@ -134,7 +135,7 @@ export const configVariables = [
   ["EMBEDDED_TEMPORAL_UI_PORT", "Port of the embedded Temporal Web UI (default 8233; 0 picks a free port)."],
   ["LOG_LEVEL", "trace, debug, info, warn, error, fatal or silent (default info)."],
   ["KINDLING_DATA_DIR", "Data of the embedded services (default ./.kindling/data)."],
-  ["KINDLING_CACHE_DIR", "Cache for Temporal binaries (default ~/.cache/kindling)."],
+  ["KINDLING_CACHE_DIR", "Cache for Temporal binaries (default $XDG_CACHE_HOME/kindling, else ~/.cache/kindling)."],
   ["DATABASE_POOL_SIZE", "Connections in the API's hot-path pool (default 20)."],
   ["MAX_REQUEST_BYTES", "Largest accepted request body (default 4 MiB)."],
   ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],

@@ -36,3 +36,12 @@ describe("loadConfig", () => {
     expect((thrown as ConfigError).message).toMatch(message);
   });
 });
+
+describe("cache directory", () => {
+  it("cache/follows_kindling_cache_dir_then_xdg_then_home_like_the_temporal_resolver", async () => {
+    const { temporalCacheDir } = await import("../../src/infra/temporal-binaries.ts");
+    for (const env of [{ KINDLING_CACHE_DIR: "/opt/k" }, { XDG_CACHE_HOME: "/var/cache/x" }, {}]) {
+      expect(`${loadConfig(env, "/").cacheDir}/temporal`).toBe(temporalCacheDir(env));
+    }
+  });
+});
