@@ -1,12 +1,13 @@
 // Wires the process together for each role and owns its lifecycle: resources are started in order and released
 // in reverse on SIGINT/SIGTERM, so Ctrl-C leaves no embedded PostgreSQL or Temporal dev server behind.
 import { join } from "node:path";
-import type { KindlingConfig } from "./config/config.ts";
+import { apiEnvironment, type KindlingConfig } from "./config/config.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
+import { startApiProcesses } from "./api/api-processes.ts";
 import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
@@ -68,7 +69,8 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     let apiUrl: string | undefined;
     if (role === "all" || role === "api") {
       const apiLogger = logger.child({ component: "api" });
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: config.databasePoolSize });
+      // application_name tells the API processes apart in pg_stat_activity (KINDLING_API_PROCESSES > 1).
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: config.databasePoolSize, application_name: `kindling-api:${process.pid}` });
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
@@ -86,9 +88,23 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           return true;
         },
       });
-      const listening = await api.listen(config.port, config.host);
+      const shared = config.apiProcesses > 1 || config.reusePort;
+      const listening = await api.listen(config.port, config.host, shared);
       cleanups.push({ name: "api", run: () => api.close() });
       apiUrl = listening.url;
+      if (config.apiProcesses > 1) {
+        const others = startApiProcesses({
+          count: config.apiProcesses - 1,
+          port: listening.port,
+          databaseUrl,
+          env: apiEnvironment(config),
+          logger: apiLogger,
+          shutdownGraceMs: config.shutdownGraceMs,
+        });
+        // Before the await: a child that fails to start is stopped with the rest.
+        cleanups.push({ name: "api-processes", run: () => others.stop() });
+        await others.ready;
+      }
     }
     let temporalUiUrl: string | undefined;
     if (role === "all" || role === "worker") {

@@ -47,7 +47,8 @@ export interface ApiServerOptions {
 }
 
 export interface ApiServer {
-  listen(port: number, host: string): Promise<{ port: number; url: string }>;
+  /** `reusePort`: SO_REUSEPORT, so other Kindling API processes on this host can bind the same port. */
+  listen(port: number, host: string, reusePort?: boolean): Promise<{ port: number; url: string }>;
   /** Stops accepting, drains in-flight requests up to the grace period, then closes what is left. */
   close(): Promise<void>;
 }
@@ -121,10 +122,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   });
 
   return {
-    async listen(port, host) {
+    async listen(port, host, reusePort = false) {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen(port, host, () => {
+        server.listen({ port, host, reusePort }, () => {
           server.off("error", reject);
           resolve();
         });

@@ -34,6 +34,14 @@ export interface KindlingConfig {
   readonly rateLimitPerSecond: number;
   /** Grace period for in-flight requests on SIGINT/SIGTERM, in milliseconds. */
   readonly shutdownGraceMs: number;
+  /**
+   * API processes serving `port` on this host (roles `all` and `api`): the process started by the command plus
+   * `apiProcesses - 1` supervised children, sharing the port through SO_REUSEPORT. One Node process serves one
+   * core's worth of requests; the API is stateless, so more processes scale it across cores.
+   */
+  readonly apiProcesses: number;
+  /** Listen with SO_REUSEPORT so several API processes share `port` (set for the children of `apiProcesses`). */
+  readonly reusePort: boolean;
 }
 
 export class ConfigError extends Error {
@@ -59,6 +67,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = optionalString(env, name)?.toLowerCase();
+  if (raw === undefined || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
 
 function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
@@ -119,6 +134,20 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxRequestBytes: integer(env, "MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 512 * 1024 * 1024),
     rateLimitPerSecond: integer(env, "RATE_LIMIT_PER_SECOND", 1000, 0, 10_000_000),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    apiProcesses: integer(env, "KINDLING_API_PROCESSES", 1, 1, 256),
+    reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
+  };
+}
+
+/** The settings an API process serves by, as the environment variables loadConfig reads them back from. */
+export function apiEnvironment(config: KindlingConfig): Record<string, string> {
+  return {
+    HOST: config.host,
+    LOG_LEVEL: config.logLevel,
+    DATABASE_POOL_SIZE: String(config.databasePoolSize),
+    MAX_REQUEST_BYTES: String(config.maxRequestBytes),
+    RATE_LIMIT_PER_SECOND: String(config.rateLimitPerSecond),
+    SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
   };
 }
 
@@ -140,4 +169,6 @@ export const configVariables = [
   ["MAX_REQUEST_BYTES", "Largest accepted request body (default 4 MiB)."],
   ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],
   ["SHUTDOWN_GRACE_MS", "How long SIGINT/SIGTERM waits for in-flight requests (default 10000)."],
+  ["KINDLING_API_PROCESSES", "API processes sharing PORT on this host through SO_REUSEPORT (default 1; one per core scales the API across cores)."],
+  ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
 ] as const;

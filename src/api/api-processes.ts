@@ -1,0 +1,111 @@
+// More than one API process on one host (KINDLING_API_PROCESSES): one Node process answers one core's worth of
+// requests (its event loop does the HTTP/2 framing, protobuf and validation of every call), so scaling the API
+// across cores means more processes. The API is stateless: every process has its own pool, definition catalog
+// (invalidated across processes by LISTEN/NOTIFY) and interceptors, and they share the port through
+// SO_REUSEPORT, the kernel spreading new connections over them. No process relays another's traffic, unlike a
+// node:cluster primary, which would put every connection through one more event loop.
+//
+// The process started by the command is the first API process; it spawns the others as `main.ts api` children
+// on the port it bound, with the database it resolved, restarts one that dies (after a pause, so a child that
+// cannot start does not spin), and stops them all, draining, when it stops. Per-process state is documented in
+// the README: the rate limit applies per process and the API key cache is per process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "../observability/logger.ts";
+
+export interface ApiProcessesOptions {
+  /** Children to run (KINDLING_API_PROCESSES - 1). */
+  readonly count: number;
+  /** The port the first process bound with SO_REUSEPORT; children bind it too. */
+  readonly port: number;
+  readonly databaseUrl: string;
+  /** The first process's API settings as environment variables, so every process serves the same way. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly logger: Logger;
+  /** Children get this long to drain on stop before SIGKILL (their own grace plus a margin). */
+  readonly shutdownGraceMs: number;
+  /** Pause before a child that exited is started again. */
+  readonly restartDelayMs?: number;
+}
+
+export interface ApiProcesses {
+  /** Resolves once every child has said it is listening. */
+  readonly ready: Promise<void>;
+  /** Process ids of the running children (for tests and diagnostics). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const READY_LINE = "Kindling is running.";
+
+export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
+  const { logger } = options;
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+  const readiness: Promise<void>[] = [];
+
+  const spawnChild = (slot: number): Promise<void> => {
+    const child = spawn(process.execPath, [...process.execArgv, MAIN, "api"], {
+      env: {
+        ...process.env,
+        ...options.env,
+        DATABASE_URL: options.databaseUrl,
+        PORT: String(options.port),
+        KINDLING_API_PROCESSES: "1",
+        KINDLING_API_REUSE_PORT: "true",
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.set(slot, child);
+    const ready = new Promise<void>((resolve, reject) => {
+      // Log lines pass through; the banner line says the child is listening (kept across chunk boundaries).
+      let tail = "";
+      child.stdout!.on("data", (chunk: Buffer) => {
+        const text = chunk.toString("utf8");
+        if ((tail + text).includes(READY_LINE)) resolve();
+        tail = (tail + text).slice(-READY_LINE.length);
+        // The child's start-up banner repeats the first process's; everything else (its logs) passes through.
+        if (!text.includes(READY_LINE)) process.stdout.write(chunk);
+      });
+      child.once("exit", (code, signal) => {
+        reject(new Error(`API process ${slot} exited before it was ready (code ${code}, signal ${signal})`));
+      });
+    });
+    child.once("exit", (code, signal) => {
+      if (children.get(slot) === child) children.delete(slot);
+      if (stopping) return;
+      logger.error({ slot, pid: child.pid, code, signal }, "API process exited; restarting it");
+      const timer = setTimeout(() => {
+        if (!stopping) spawnChild(slot).catch((error: unknown) => logger.error({ slot, err: error }, "API process failed to start"));
+      }, options.restartDelayMs ?? 1_000);
+      timer.unref();
+    });
+    return ready;
+  };
+
+  for (let slot = 1; slot <= options.count; slot++) readiness.push(spawnChild(slot));
+
+  return {
+    ready: Promise.all(readiness).then(() => logger.info({ processes: options.count + 1, port: options.port }, "API processes listening")),
+    pids: () => [...children.values()].map((c) => c.pid!).filter((pid) => pid !== undefined),
+    async stop() {
+      stopping = true;
+      await Promise.all(
+        [...children.values()].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              const kill = setTimeout(() => child.kill("SIGKILL"), options.shutdownGraceMs + 5_000);
+              child.once("exit", () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              child.kill("SIGTERM");
+            }),
+        ),
+      );
+      children.clear();
+    },
+  };
+}
