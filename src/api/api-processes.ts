@@ -61,7 +61,7 @@ export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
     const ready = new Promise<void>((resolve, reject) => {
       // Log lines pass through; the banner line says the child is listening (kept across chunk boundaries).
       let tail = "";
-      child.stdout!.on("data", (chunk: Buffer) => {
+      child.stdout.on("data", (chunk: Buffer) => {
         const text = chunk.toString("utf8");
         if ((tail + text).includes(READY_LINE)) resolve();
         tail = (tail + text).slice(-READY_LINE.length);
