@@ -10,7 +10,9 @@
 //   5. pgbench with one activity's transaction (member upsert, streak row lock + update, activity insert) and
 //      with one progress read (member + streak join, rewards), same client count, same duration;
 //   6. ratios printed and written to bench/results/ingest.json.
-// Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000).
+// Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000),
+// BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default 1), BENCH_CONNECTIONS (HTTP/2
+// connections the calls are spread over, default 8: each connection is served by one API process).
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -35,11 +37,13 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../sr
 const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
+const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
-function load(job: Omit<LoadJob, "seconds" | "concurrency">): Promise<LoadResult> {
+function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections">): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency } satisfies LoadJob });
+    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections } satisfies LoadJob });
     worker.once("message", (result: LoadResult) => resolve(result));
     worker.once("error", reject);
     worker.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`load worker exited with ${code}`))));
@@ -70,7 +74,8 @@ function pgbench(url: string, script: string, vars: Record<string, string>): { t
 async function main() {
   const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0 });
-  const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: String(Math.max(8, concurrency)) });
+  const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
+    DATABASE_POOL_SIZE: String(Math.max(8, Math.ceil(concurrency / apiProcesses))), KINDLING_API_PROCESSES: String(apiProcesses) });
   const kindling = await startKindling(config, createLogger("warn"), "api");
   const orm = await createOrm(pg.databaseUrl, 2);
   try {
@@ -168,8 +173,9 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, concurrency, members },
+      settings: { seconds, concurrency, members, apiProcesses, connections },
       kindling: { recordActivity: ingest, getMemberStreak: read },
+      // Counted in the first API process only (the others keep their own counters).
       batching: { recordActivity: batching },
       // The same load against the gRPC health check: what connect-node + HTTP/2 + protobuf alone allow on this box.
       transportCeiling: { healthCheck: floor },

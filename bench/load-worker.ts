@@ -1,9 +1,11 @@
 // The benchmark's load generator, in its own thread: a client sharing the server's event loop would take its
 // CPU from the server it measures (pgbench, the other side of the ratio, is a separate process too). One gRPC
-// (HTTP/2) connection, `concurrency` calls in flight for `seconds`, then requests/s and latency percentiles.
+// `connections` gRPC (HTTP/2) connections, `concurrency` calls in flight for `seconds`, then requests/s and latency
+// percentiles.
 import { parentPort, workerData } from "node:worker_threads";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { DescService } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
@@ -19,6 +21,8 @@ export interface LoadJob {
   readonly members: number;
   readonly seconds: number;
   readonly concurrency: number;
+  /** HTTP/2 connections the calls are spread over, round robin (each connection is served by one API process). */
+  readonly connections: number;
   /** Makes unique identifiers unique across runs. */
   readonly run: string;
 }
@@ -72,14 +76,18 @@ async function drive(job: LoadJob, call: (i: number) => Promise<unknown>): Promi
 }
 
 async function main(job: LoadJob): Promise<LoadResult> {
-  const transport = createGrpcTransport({
-    baseUrl: job.apiUrl,
-    interceptors: [(next) => (req) => (req.header.set("apikey", job.keyId), req.header.set("secretkey", job.secret), next(req))],
-  });
+  const transports = Array.from({ length: Math.max(1, job.connections) }, () =>
+    createGrpcTransport({
+      baseUrl: job.apiUrl,
+      interceptors: [(next) => (req) => (req.header.set("apikey", job.keyId), req.header.set("secretkey", job.secret), next(req))],
+    }),
+  );
+  const on = <S extends DescService>(service: S) => transports.map((t) => createClient(service, t));
+  const pick = <T>(clients: readonly T[], i: number): T => clients[i % clients.length]!;
   if (job.kind === "ingest") {
-    const activities = createClient(ActivityService, transport);
+    const activities = on(ActivityService);
     return drive(job, (i) =>
-      activities.recordActivity({
+      pick(activities, i).recordActivity({
         activity: {
           memberRef: { case: "memberExternalId", value: `m${(i * 7919) % job.members}` },
           target: { case: "eventType", value: "purchase" },
@@ -91,11 +99,11 @@ async function main(job: LoadJob): Promise<LoadResult> {
     );
   }
   if (job.kind === "health") {
-    const health = createClient(Health, transport);
-    return drive(job, () => health.check({ service: "" }));
+    const health = on(Health);
+    return drive(job, (i) => pick(health, i).check({ service: "" }));
   }
-  const streaks = createClient(MemberStreakService, transport);
-  return drive(job, (i) => streaks.getMemberStreak({ memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
+  const streaks = on(MemberStreakService);
+  return drive(job, (i) => pick(streaks, i).getMemberStreak({ memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
 }
 
 if (parentPort) {
