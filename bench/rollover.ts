@@ -114,15 +114,22 @@ try {
       [tenantId, n],
     );
     await pool.query(
-      `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, window_close_at, at_risk_at,
-         break_at, break_kind, break_window_key, last_activity_at, version, created_at, updated_at)
-       select gen_random_uuid(), t.tenant_id, m.id, t.definition_id, t.status, t.current_count, t.longest_count, t.state, t.window_close_at, t.at_risk_at,
-         t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
-         from member m cross join (select * from member_streak where definition_id = $2) t
-        where m.tenant_id = $1 and m.external_id like 'r' || $3::int || '-%'`,
+      `with t as (
+         select s.*, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id where s.definition_id = $2
+       ), copied as (
+         insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, window_close_at, at_risk_at,
+           break_at, break_kind, break_window_key, last_activity_at, version, created_at, updated_at)
+         select gen_random_uuid(), t.tenant_id, m.id, t.definition_id, t.status, t.current_count, t.longest_count, t.window_close_at, t.at_risk_at,
+           t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
+           from member m cross join t
+          where m.tenant_id = $1 and m.external_id like 'r' || $3::int || '-%'
+         returning id
+       )
+       insert into member_streak_state (member_streak_id, state) select copied.id, t.state from copied cross join t`,
       [tenantId, def, n],
     );
     await pool.query("vacuum analyze member_streak");
+    await pool.query("vacuum analyze member_streak_state");
     await pool.query("vacuum analyze member");
     const seedMs = performance.now() - seedStarted;
     const template = (await pool.query<{ break_at: Date; at_risk_at: Date }>("select break_at, at_risk_at from member_streak where definition_id = $1 limit 1", [def])).rows[0]!;

@@ -299,7 +299,8 @@ export function gateReason(def: CatalogDefinition, input: RecordActivityInput): 
 async function currentStreaks(client: Pick<Pool, "query">, tenantId: string, memberId: string, defs: readonly CatalogDefinition[], now: number): Promise<StreakOutcome[]> {
   if (defs.length === 0) return [];
   const { rows } = await client.query<{ id: string; definition_id: string; state: MemberStreakState }>(
-    "select id, definition_id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = any($3::uuid[])",
+    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+      where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = any($3::uuid[])`,
     [tenantId, memberId, defs.map((d) => d.id)],
   );
   return defs.flatMap((def) => {

@@ -532,12 +532,13 @@ async function lockStreaks(
   const select = async (keys: readonly { tenantId: string; memberId: string; def: CatalogDefinition }[]) =>
     (
       await client.query<StreakRow>(
-        `select s.id, s.member_id, s.definition_id, s.state
+        `select s.id, s.member_id, s.definition_id, st.state
            from member_streak s
+           join member_streak_state st on st.member_streak_id = s.id
            join unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
              on s.tenant_id = k.tenant_id and s.member_id = k.member_id and s.definition_id = k.definition_id
           order by s.id
-          for update of s`,
+          for update of s, st`,
         [keys.map((k) => k.tenantId), keys.map((k) => k.memberId), keys.map((k) => k.def.id)],
       )
     ).rows;
@@ -552,12 +553,19 @@ async function lockStreaks(
   if (create.length === 0) return slots;
   const initial = new Map<string, MemberStreakState>();
   const { rows } = await client.query<{ id: string; member_id: string; definition_id: string }>(
-    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
-     select x.id, x.tenant_id, x.member_id, x.definition_id, x.status, 0, 0, x.state, 1, now(), now()
-       from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, status varchar, state jsonb, n bigint)
-      order by n
-     on conflict (tenant_id, member_id, definition_id) do nothing
-     returning id, member_id, definition_id`,
+    `with x as materialized (
+       select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, status varchar, state jsonb, n bigint)
+     ), created as (
+       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at)
+       select x.id, x.tenant_id, x.member_id, x.definition_id, x.status, 0, 0, 1, now(), now()
+         from x
+        order by n
+       on conflict (tenant_id, member_id, definition_id) do nothing
+       returning id, member_id, definition_id
+     ), states as (
+       insert into member_streak_state (member_streak_id, state) select c.id, x.state from created c join x on x.id = c.id
+     )
+     select id, member_id, definition_id from created`,
     [
       numbered(
         create.map(([k, w]) => {

@@ -57,10 +57,11 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
     const { rows } = await client.query<{
       i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
     }>(
-      `select k.i, m.id as member_id, s.id, s.definition_id, s.state, s.created_at, s.updated_at
+      `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at
          from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
          join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
-         left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id`,
+         left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id
+         left join member_streak_state st on st.member_streak_id = s.id`,
       [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
     );
     const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null }>();

@@ -140,7 +140,8 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
         const now = deps.now();
         const member = await memberId(client, tenantId, memberExternalId);
         const { rows } = await client.query<{ id: string; state: MemberStreakState }>(
-          "select id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3 for update",
+          `select s.id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+            where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
           [tenantId, member, definitionId],
         );
         const row = rows[0];

@@ -78,8 +78,9 @@ export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): Pr
     rewardFacts,
     async read(tenantId, memberExternalId, definitionId) {
       const { rows } = await pool.query<{ member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null }>(
-        `select m.id as member_id, s.id, s.definition_id, s.state, s.created_at, s.updated_at
+        `select m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at
            from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id ${definitionId ? "and s.definition_id = $3" : ""}
+           left join member_streak_state st on st.member_streak_id = s.id
           where m.tenant_id = $1 and m.external_id = $2`,
         definitionId ? [tenantId, memberExternalId, definitionId] : [tenantId, memberExternalId],
       );

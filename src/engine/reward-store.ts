@@ -130,7 +130,8 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
   async function currentCount(client: PoolClient, tenantId: string, memberId: string, definitionId: string, now: number): Promise<number> {
     const def = await catalog.get(tenantId, definitionId);
     const { rows } = await client.query<{ state: MemberStreakState }>(
-      "select state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3",
+      `select st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+        where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3`,
       [tenantId, memberId, definitionId],
     );
     if (!rows[0] || !def) return 0;

@@ -11,20 +11,29 @@ import { enqueueOutbox } from "./outbox.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 
-/** Locks the member streak row (creating it in its initial state when absent); callers serialise on it. */
+/**
+ * Locks the member streak row (creating it in its initial state when absent); callers serialise on it.
+ * Every locking read of the state locks its member_streak_state row too (`for update of s, st`): a read that
+ * waited for another writer's lock re-reads only the rows it locks, so locking `s` alone would answer the
+ * document as it was before that writer committed — a lost update.
+ */
 export async function lockMemberStreak(client: PoolClient, tenantId: string, memberId: string, def: CatalogDefinition): Promise<{ id: string; state: MemberStreakState }> {
   const select = () =>
     client.query<{ id: string; state: MemberStreakState }>(
-      "select id, state from member_streak where tenant_id = $1 and member_id = $2 and definition_id = $3 for update",
+      `select s.id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+        where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
       [tenantId, memberId, def.id],
     );
   const found = await select();
   if (found.rows[0]) return found.rows[0];
   const state = initialState(def.rules);
   const created = await client.query<{ id: string }>(
-    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, state, version, created_at, updated_at)
-     values ($1, $2, $3, $4, $5, 0, 0, $6, 1, now(), now())
-     on conflict (tenant_id, member_id, definition_id) do nothing returning id`,
+    `with created as (
+       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at)
+       values ($1, $2, $3, $4, $5, 0, 0, 1, now(), now())
+       on conflict (tenant_id, member_id, definition_id) do nothing returning id
+     )
+     insert into member_streak_state (member_streak_id, state) select id, $6 from created returning member_streak_id as id`,
     [randomUUID(), tenantId, memberId, def.id, state.status, JSON.stringify(state)],
   );
   if (created.rows[0]) return { id: created.rows[0].id, state };
@@ -66,7 +75,8 @@ export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakS
 export async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
   const c = memberStreakColumns(def, state, now);
   await client.query(
-    `update member_streak set state = $2, status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
+    `with saved as (update member_streak_state set state = $2 where member_streak_id = $1)
+     update member_streak set status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
        at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10,
        break_kind = $11, break_window_key = $12
      where id = $1`,
@@ -87,12 +97,17 @@ export async function saveMemberStreaks(
   if (rows.length === 0) return;
   const records = rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now) }));
   await client.query(
-    `update member_streak s set state = x.state, status = x.status, current_count = x.current_count, longest_count = x.longest_count,
+    `with x as materialized (
+       select * from jsonb_to_recordset($1::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
+         window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
+         break_kind varchar, break_window_key varchar)
+     ), saved as (
+       update member_streak_state st set state = x.state from x where st.member_streak_id = x.id
+     )
+     update member_streak s set status = x.status, current_count = x.current_count, longest_count = x.longest_count,
        window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
        version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key
-     from jsonb_to_recordset($1::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
-       window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
-       break_kind varchar, break_window_key varchar)
+     from x
      where s.id = x.id`,
     [JSON.stringify(records)],
   );

@@ -137,13 +137,13 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
   for (;;) {
     const n = await inTransaction(pool, async (client) => {
       const { rows } = await client.query<{ id: string; member_id: string; external_id: string; state: MemberStreakState }>(
-        `select s.id, s.member_id, m.external_id, s.state
-           from member_streak s join member m on m.id = s.member_id
+        `select s.id, s.member_id, m.external_id, st.state
+           from member_streak s join member m on m.id = s.member_id join member_streak_state st on st.member_streak_id = s.id
           where s.tenant_id = $1 and s.definition_id = $2 and s.break_at <= $3 and s.id > $7
             and (s.break_kind is distinct from 'BREAK' or ${NEUTRAL})
           order by s.id
           limit $4
-          for update of s`,
+          for update of s, st`,
         [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_ADVANCE_PAGE, froms, tos, after],
       );
       for (const row of rows) {

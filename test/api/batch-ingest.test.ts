@@ -193,9 +193,10 @@ describe("batched ingestor against sequential processing", () => {
       external_id: string; state: MemberStreakState; status: string; current_count: number; longest_count: number; version: number;
       window_close_at: Date | null; at_risk_at: Date | null; break_at: Date | null; break_kind: string | null; break_window_key: string | null; last_activity_at: Date | null;
     }>(
-      `select m.external_id, s.state, s.status, s.current_count, s.longest_count, s.version, s.window_close_at, s.at_risk_at, s.break_at, s.break_kind,
+      `select m.external_id, st.state, s.status, s.current_count, s.longest_count, s.version, s.window_close_at, s.at_risk_at, s.break_at, s.break_kind,
               s.break_window_key, s.last_activity_at
-         from member_streak s join member m on m.id = s.member_id where s.tenant_id = $1 and s.definition_id = $2 order by m.external_id`,
+         from member_streak s join member_streak_state st on st.member_streak_id = s.id join member m on m.id = s.member_id
+        where s.tenant_id = $1 and s.definition_id = $2 order by m.external_id`,
       [tenantId, definitionId],
     );
     return rows;

@@ -69,7 +69,7 @@ describe("GrantFreezes", () => {
 
     const { streak } = await api.client(MemberStreakService).getMemberStreak({ memberExternalId: "f-1", definitionId: def.id });
     expect(streak!.freezesHeld).toBe(3);
-    const { rows } = await db.query("select status, (state->>'freezesHeld')::int as held from member_streak where definition_id = $1", [def.id]);
+    const { rows } = await db.query("select s.status, (st.state->>'freezesHeld')::int as held from member_streak s join member_streak_state st on st.member_streak_id = s.id where s.definition_id = $1", [def.id]);
     expect(rows).toEqual([{ status: "NOT_STARTED", held: 3 }]);
   });
 

@@ -18,7 +18,7 @@ const D0 = Date.UTC(2030, 0, 7);
 const at = (day: number, hour: number) => D0 + day * DAY + hour * HOUR;
 
 async function snapshot() {
-  const rows = await db.pool.query("select id, status, current_count, break_at, break_kind, break_window_key, at_risk_notified_window, state from member_streak order by id");
+  const rows = await db.pool.query("select s.id, s.status, s.current_count, s.break_at, s.break_kind, s.break_window_key, s.at_risk_notified_window, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id order by s.id");
   const events = await db.pool.query("select dedupe_key, payload from streak_event order by dedupe_key");
   return { rows: rows.rows, events: events.rows };
 }
@@ -60,7 +60,7 @@ describe("window sweeps", () => {
 
     // The set-based break wrote exactly the event the domain would have: same dedupe key, same payload.
     const { rows } = await db.pool.query<{ id: string; state: Parameters<typeof advance>[1]; external_id: string; member_id: string }>(
-      "select s.id, s.state, m.external_id, s.member_id from member_streak s join member m on m.id = s.member_id where s.definition_id = $1 and m.external_id = 'b'",
+      "select s.id, st.state, m.external_id, s.member_id from member_streak s join member_streak_state st on st.member_streak_id = s.id join member m on m.id = s.member_id where s.definition_id = $1 and m.external_id = 'b'",
       [plain],
     );
     const b = rows[0]!;

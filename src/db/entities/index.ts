@@ -13,7 +13,7 @@ export * from "./reward-code-pool-usage.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
-import { MemberStreakSchema } from "./member-streak.entity.ts";
+import { MemberStreakSchema, MemberStreakStateSchema } from "./member-streak.entity.ts";
 import { MemberSchema } from "./member.entity.ts";
 import { OutboxMessageSchema } from "./outbox-message.entity.ts";
 import { RewardSchema } from "./reward.entity.ts";
@@ -31,6 +31,7 @@ export const allEntities = [
   StreakDefinitionSchema,
   ActivitySchema,
   MemberStreakSchema,
+  MemberStreakStateSchema,
   RewardSchema,
   StreakEventSchema,
   OutboxMessageSchema,

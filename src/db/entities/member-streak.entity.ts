@@ -3,9 +3,10 @@ import { defineEntity, p } from "@mikro-orm/core";
 export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
 
 /**
- * One member's streak on one definition. `state` is the domain's MemberStreakState document; the scalar columns
- * beside it are projections of it, kept so that window-close sweeps are set-based SQL over an index
- * (definition_id, break_at) instead of one workflow or one row read per member.
+ * One member's streak on one definition. Its domain MemberStreakState document lives in member_streak_state
+ * (same id); the scalar columns here are projections of it, kept so that window-close sweeps are set-based SQL
+ * over an index (definition_id, break_at) instead of one workflow or one row read per member — and narrow, so a
+ * sweep that rewrites a million of them does not rewrite a million documents (migration 0005).
  */
 const MemberStreakSchema = defineEntity({
   name: "MemberStreak",
@@ -24,7 +25,6 @@ const MemberStreakSchema = defineEntity({
     status: p.string().length(16).$type<MemberStreakStatus>(),
     currentCount: p.integer().default(0),
     longestCount: p.integer().default(0),
-    state: p.json<Record<string, unknown>>(),
     windowCloseAt: p.datetime().nullable(),
     atRiskAt: p.datetime().nullable(),
     breakAt: p.datetime().nullable(),
@@ -44,3 +44,17 @@ const MemberStreakSchema = defineEntity({
 export class MemberStreak extends MemberStreakSchema.class {}
 MemberStreakSchema.setClass(MemberStreak);
 export { MemberStreakSchema };
+
+/** The domain's MemberStreakState document of member_streak `memberStreakId`; written with it, in the same statement. */
+const MemberStreakStateSchema = defineEntity({
+  name: "MemberStreakState",
+  tableName: "member_streak_state",
+  properties: {
+    memberStreakId: p.uuid().primary(),
+    state: p.json<Record<string, unknown>>(),
+  },
+});
+
+export class MemberStreakStateRow extends MemberStreakStateSchema.class {}
+MemberStreakStateSchema.setClass(MemberStreakStateRow);
+export { MemberStreakStateSchema };
