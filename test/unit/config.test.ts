@@ -9,6 +9,17 @@ describe("loadConfig", () => {
     expect(c.port).toBe(8080);
     expect(c.dataDir).toBe("/srv/app/.kindling/data");
     expect(c.temporalNamespace).toBe("default");
+    expect(c.apiProcesses).toBe(1);
+    expect(c.reusePort).toBe(false);
+  });
+
+  it("api_processes/children_are_configured_like_the_first_process", async () => {
+    const { apiEnvironment } = await import("../../src/config/config.ts");
+    const first = loadConfig({ HOST: "0.0.0.0", LOG_LEVEL: "warn", DATABASE_POOL_SIZE: "7", MAX_REQUEST_BYTES: "2048", RATE_LIMIT_PER_SECOND: "9", SHUTDOWN_GRACE_MS: "1500", KINDLING_API_PROCESSES: "4" }, "/");
+    const child = loadConfig({ ...apiEnvironment(first), KINDLING_API_PROCESSES: "1", KINDLING_API_REUSE_PORT: "true" }, "/");
+    const { apiProcesses: _a, reusePort: _r, ...served } = first;
+    expect(child).toMatchObject(served);
+    expect(child.reusePort).toBe(true);
   });
 
   it("accepts/explicit_values", () => {
@@ -24,6 +35,8 @@ describe("loadConfig", () => {
     ["TEMPORAL_ADDRESS", "http://temporal", /TEMPORAL_ADDRESS must be host:port/],
     ["LOG_LEVEL", "loud", /LOG_LEVEL must be one of/],
     ["TEMPORAL_NAMESPACE", "bad namespace!", /TEMPORAL_NAMESPACE is not a valid name/],
+    ["KINDLING_API_PROCESSES", "0", /KINDLING_API_PROCESSES must be between 1 and 256/],
+    ["KINDLING_API_REUSE_PORT", "maybe", /KINDLING_API_REUSE_PORT must be true or false/],
   ])("rejects/%s=%s_naming_the_variable", (name, value, message) => {
     let thrown: unknown;
     try {
