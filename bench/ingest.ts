@@ -12,7 +12,8 @@
 //   6. ratios printed and written to bench/results/ingest.json.
 // Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000),
 // BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default 1), BENCH_CONNECTIONS (HTTP/2
-// connections the calls are spread over, default 8: each connection is served by one API process).
+// connections the calls are spread over, default one per API process: each connection is served by one process,
+// and requests that arrive in one socket read share one transaction, so more connections make smaller batches).
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -38,7 +39,7 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? apiProcesses);
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
 function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections">): Promise<LoadResult> {
@@ -145,9 +146,12 @@ begin;
 with created as (insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
   values (gen_random_uuid(), :tenant::uuid, 'm' || :m, 0, now(), now()) on conflict (tenant_id, external_id) do nothing returning id, time_zone)
 select id, time_zone from created union all select id, time_zone from member where tenant_id = :tenant::uuid and external_id = 'm' || :m limit 1;
-select id, state from member_streak where tenant_id = :tenant::uuid and definition_id = :definition::uuid
-  and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m) for update;
-update member_streak set state = state, status = status, current_count = current_count, longest_count = longest_count,
+select s.id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+  where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid
+  and s.member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m) for update of s, st;
+update member_streak_state set state = state where member_streak_id = (select id from member_streak where tenant_id = :tenant::uuid
+  and definition_id = :definition::uuid and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m));
+update member_streak set status = status, current_count = current_count, longest_count = longest_count,
   window_close_at = window_close_at, at_risk_at = at_risk_at, break_at = break_at, last_activity_at = now(), version = version + 1, updated_at = now(),
   break_kind = break_kind, break_window_key = break_window_key
   where tenant_id = :tenant::uuid and definition_id = :definition::uuid and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);
@@ -157,7 +161,8 @@ insert into activity (id, tenant_id, member_id, definition_id, event_type, appli
 commit;
 `;
     const readSql = `\\set m random(0, :members - 1)
-select m.id, s.id, s.state from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = :definition::uuid
+select m.id, s.id, st.state from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = :definition::uuid
+  left join member_streak_state st on st.member_streak_id = s.id
   where m.tenant_id = :tenant::uuid and m.external_id = 'm' || :m;
 select id, state from reward where tenant_id = :tenant::uuid and definition_id = :definition::uuid
   and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);

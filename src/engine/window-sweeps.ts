@@ -5,8 +5,9 @@
 //
 // (a) BREAK: rows whose deadlines() said "BREAK at break_at" and whose window is not neutralised by a pause are
 //     exactly `current = 0, status = BROKEN` (domain persistence contract), so one UPDATE … RETURNING per page
-//     finalises them, and the same statement inserts their streak.broken events. The JSON state is left as it is:
-//     every reader and writer advances it first, deterministically, to the same result.
+//     finalises them, and the same statement inserts their streak.broken events. The JSON state (its own table,
+//     member_streak_state, so these rows stay narrow — migration 0005) is left as it is: every reader and writer
+//     advances it first, deterministically, to the same result.
 // (b) ADVANCE: FREEZE / SETTLE rows and rows whose break fell inside a pause need the domain: each page is read
 //     with FOR UPDATE, advanced, saved with fresh projections, with rewards, outbox rows and events as recording
 //     activity would write them.
