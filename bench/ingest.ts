@@ -13,6 +13,7 @@
 // Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000),
 // BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default 1), BENCH_CONNECTIONS (HTTP/2
 // connections the calls are spread over, default one per API process: each connection is served by one process,
+// BENCH_CLIENT (raw: unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
 // and requests that arrive in one socket read share one transaction, so more connections make smaller batches).
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
@@ -40,11 +41,12 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? apiProcesses);
+const client = process.env.BENCH_CLIENT === "connect" ? "connect" : "raw";
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
-function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections">): Promise<LoadResult> {
+function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections } satisfies LoadJob });
+    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections, client } satisfies LoadJob });
     worker.once("message", (result: LoadResult) => resolve(result));
     worker.once("error", reject);
     worker.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`load worker exited with ${code}`))));
@@ -178,7 +180,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, concurrency, members, apiProcesses, connections },
+      settings: { seconds, concurrency, members, apiProcesses, connections, client },
       kindling: { recordActivity: ingest, getMemberStreak: read },
       // Counted in the first API process only (the others keep their own counters).
       batching: { recordActivity: batching },

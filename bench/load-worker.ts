@@ -5,7 +5,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import type { DescService } from "@bufbuild/protobuf";
+import http2 from "node:http2";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
@@ -23,6 +24,8 @@ export interface LoadJob {
   readonly concurrency: number;
   /** HTTP/2 connections the calls are spread over, round robin (each connection is served by one API process). */
   readonly connections: number;
+  /** `raw`: unary gRPC framed by hand on node:http2 (lean); `connect`: connect-node's gRPC transport. */
+  readonly client: "raw" | "connect";
   /** Makes unique identifiers unique across runs. */
   readonly run: string;
 }
@@ -75,7 +78,75 @@ async function drive(job: LoadJob, call: (i: number) => Promise<unknown>): Promi
   };
 }
 
+/**
+ * A lean gRPC client (BENCH_CLIENT=raw, the default): unary calls framed by hand on node:http2 sessions — the
+ * request encoded with protobuf-es, the response's grpc-status checked and its message decoded. The same wire
+ * protocol any gRPC client speaks, at a fraction of a framework client's CPU, so that on a 2-core machine the load
+ * generator takes as little as possible from the server it measures (pgbench's own client is lean C).
+ */
+function rawClient(job: LoadJob) {
+  const sessions = Array.from({ length: Math.max(1, job.connections) }, () => http2.connect(job.apiUrl));
+  const unary = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>) => {
+    const path = `/${method.parent.typeName}/${method.name}`;
+    return (i: number, input: MessageInitShape<I>): Promise<MessageShape<O>> =>
+      new Promise((resolve, reject) => {
+        const payload = toBinary(method.input, create(method.input, input));
+        const frame = Buffer.alloc(5 + payload.length);
+        frame.writeUInt32BE(payload.length, 1);
+        frame.set(payload, 5);
+        const stream = sessions[i % sessions.length]!.request({
+          ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", apikey: job.keyId, secretkey: job.secret,
+        });
+        const chunks: Buffer[] = [];
+        let status: string | undefined;
+        let message = "";
+        const take = (h: http2.IncomingHttpHeaders) => {
+          if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+          if (h["grpc-message"] !== undefined) message = decodeURIComponent(String(h["grpc-message"]));
+        };
+        stream.on("response", take);
+        stream.on("trailers", take);
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.on("error", reject);
+        stream.on("end", () => {
+          if (status !== "0") return reject(new Error(`grpc-status ${status}: ${message}`));
+          const body = Buffer.concat(chunks);
+          resolve(fromBinary(method.output, body.subarray(5, 5 + body.readUInt32BE(1))));
+        });
+        stream.end(frame);
+      });
+  };
+  return { unary, close: () => sessions.forEach((s) => s.close()) };
+}
+
+function activity(job: LoadJob, i: number) {
+  return {
+    memberRef: { case: "memberExternalId" as const, value: `m${(i * 7919) % job.members}` },
+    target: { case: "eventType" as const, value: "purchase" },
+    occurTime: timestampFromMs(Date.now()),
+    value: 5,
+    uniqueIdentifier: `${job.run}-${i}`,
+  };
+}
+
 async function main(job: LoadJob): Promise<LoadResult> {
+  if (job.client === "raw") {
+    const client = rawClient(job);
+    try {
+      if (job.kind === "ingest") {
+        const record = client.unary(ActivityService.method.recordActivity);
+        return await drive(job, (i) => record(i, { activity: activity(job, i) }));
+      }
+      if (job.kind === "health") {
+        const check = client.unary(Health.method.check);
+        return await drive(job, (i) => check(i, { service: "" }));
+      }
+      const read = client.unary(MemberStreakService.method.getMemberStreak);
+      return await drive(job, (i) => read(i, { memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
+    } finally {
+      client.close();
+    }
+  }
   const transports = Array.from({ length: Math.max(1, job.connections) }, () =>
     createGrpcTransport({
       baseUrl: job.apiUrl,
@@ -86,17 +157,7 @@ async function main(job: LoadJob): Promise<LoadResult> {
   const pick = <T>(clients: readonly T[], i: number): T => clients[i % clients.length]!;
   if (job.kind === "ingest") {
     const activities = on(ActivityService);
-    return drive(job, (i) =>
-      pick(activities, i).recordActivity({
-        activity: {
-          memberRef: { case: "memberExternalId", value: `m${(i * 7919) % job.members}` },
-          target: { case: "eventType", value: "purchase" },
-          occurTime: timestampFromMs(Date.now()),
-          value: 5,
-          uniqueIdentifier: `${job.run}-${i}`,
-        },
-      }),
-    );
+    return drive(job, (i) => pick(activities, i).recordActivity({ activity: activity(job, i) }));
   }
   if (job.kind === "health") {
     const health = on(Health);

@@ -115,7 +115,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const server = net.createServer((socket) => {
+  // noDelay: gRPC answers are small HEADERS, DATA and trailer frames written one after another; with Nagle on, the
+  // later ones wait for the client's delayed ACK (tens of milliseconds a call). http.createServer sets it on its
+  // own sockets; these are accepted here and handed over.
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     sniff(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
