@@ -12,7 +12,8 @@
 //   6. ratios printed and written to bench/results/ingest.json.
 // Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000),
 // BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default 1), BENCH_CONNECTIONS (HTTP/2
-// connections the calls are spread over, default one per API process: each connection is served by one process,
+// connections the calls are spread over, default 1 for one API process and 4 per process for more: each
+// connection is served by one process (placed by the kernel's hash),
 // BENCH_CLIENT (raw: unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
 // and requests that arrive in one socket read share one transaction, so more connections make smaller batches).
 import { spawnSync } from "node:child_process";
@@ -40,7 +41,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 15);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? apiProcesses);
+// SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
+const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 const client = process.env.BENCH_CLIENT === "connect" ? "connect" : "raw";
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */

@@ -85,7 +85,10 @@ async function drive(job: LoadJob, call: (i: number) => Promise<unknown>): Promi
  * generator takes as little as possible from the server it measures (pgbench's own client is lean C).
  */
 function rawClient(job: LoadJob) {
-  const sessions = Array.from({ length: Math.max(1, job.connections) }, () => http2.connect(job.apiUrl));
+  const sessions = Array.from({ length: Math.max(1, job.connections) }, () =>
+    // A session error (reset connection) fails the calls on it, which count as errors; it must not crash the run.
+    http2.connect(job.apiUrl).on("error", (error: Error) => console.error("http2 session failed:", error.message)),
+  );
   const unary = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>) => {
     const path = `/${method.parent.typeName}/${method.name}`;
     return (i: number, input: MessageInitShape<I>): Promise<MessageShape<O>> =>
@@ -111,6 +114,7 @@ function rawClient(job: LoadJob) {
         stream.on("end", () => {
           if (status !== "0") return reject(new Error(`grpc-status ${status}: ${message}`));
           const body = Buffer.concat(chunks);
+          if (body.length < 5) return reject(new Error(`grpc-status 0 without a response message (${body.length} bytes)`));
           resolve(fromBinary(method.output, body.subarray(5, 5 + body.readUInt32BE(1))));
         });
         stream.end(frame);

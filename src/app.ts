@@ -7,7 +7,7 @@ import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
-import { startApiProcesses } from "./api/api-processes.ts";
+import { CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
 import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
@@ -146,15 +146,24 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
 export async function runKindling(config: KindlingConfig, logger: Logger, role: Role): Promise<number> {
   const started = await startKindling(config, logger, role);
   if (role === "migrate") return 0;
+  // A child API process (KINDLING_API_PROCESSES): it tells its first process it listens, and drains when that
+  // process goes away (the IPC channel closes), instead of printing the banner.
+  const parent = process.send === undefined ? null : process;
+  if (parent !== null) {
+    parent.send?.(CHILD_READY);
+    // The channel alone must not keep a drained child alive; "disconnect" still fires while the server runs.
+    parent.channel?.unref();
+  }
   const lines = ["", "Kindling is running."];
   if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`, `  Demo page:                     ${started.apiUrl}/demo`);
   if (started.temporalUiUrl) lines.push(`  Temporal UI:                   ${started.temporalUiUrl}`);
   lines.push("  Press Ctrl-C to stop.", "");
-  process.stdout.write(`${lines.join("\n")}\n`);
+  if (parent === null) process.stdout.write(`${lines.join("\n")}\n`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | "parent-exit">((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
+    parent?.once("disconnect", () => resolve("parent-exit"));
   });
   logger.info({ signal }, "shutting down");
   // A second signal while draining means "now".

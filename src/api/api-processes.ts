@@ -6,12 +6,16 @@
 // node:cluster primary, which would put every connection through one more event loop.
 //
 // The process started by the command is the first API process; it spawns the others as `main.ts api` children
-// on the port it bound, with the database it resolved, restarts one that dies (after a pause, so a child that
-// cannot start does not spin), and stops them all, draining, when it stops. Per-process state is documented in
+// on the port it bound, with the database it resolved, restarts one that crashes (after a pause, so a child that
+// cannot start does not spin; a child that drained on SIGINT/SIGTERM is not restarted), and stops them all,
+// draining, when it stops. Per-process state is documented in
 // the README: the rate limit applies per process and the API key cache is per process.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../observability/logger.ts";
+
+/** What a child API process sends over its IPC channel once it is listening. */
+export const CHILD_READY = "kindling-api-ready";
 
 export interface ApiProcessesOptions {
   /** Children to run (KINDLING_API_PROCESSES - 1). */
@@ -37,7 +41,12 @@ export interface ApiProcesses {
 }
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
-const READY_LINE = "Kindling is running.";
+const READY_TIMEOUT_MS = 60_000;
+
+/** A child that stopped because it was asked to (its own drain after SIGINT/SIGTERM, e.g. Ctrl-C on the group). */
+function stoppedOnRequest(code: number | null, signal: NodeJS.Signals | null): boolean {
+  return code === 0 || signal === "SIGINT" || signal === "SIGTERM";
+}
 
 export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
   const { logger } = options;
@@ -46,6 +55,8 @@ export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
   const readiness: Promise<void>[] = [];
 
   const spawnChild = (slot: number): Promise<void> => {
+    // An IPC channel: the child reports "listening" over it (CHILD_READY), and treats its closing as the death of
+    // this process and drains itself (runKindling), so children never outlive a first process that crashed.
     const child = spawn(process.execPath, [...process.execArgv, MAIN, "api"], {
       env: {
         ...process.env,
@@ -55,26 +66,34 @@ export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
         KINDLING_API_PROCESSES: "1",
         KINDLING_API_REUSE_PORT: "true",
       },
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     children.set(slot, child);
     const ready = new Promise<void>((resolve, reject) => {
-      // Log lines pass through; the banner line says the child is listening (kept across chunk boundaries).
-      let tail = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        const text = chunk.toString("utf8");
-        if ((tail + text).includes(READY_LINE)) resolve();
-        tail = (tail + text).slice(-READY_LINE.length);
-        // The child's start-up banner repeats the first process's; everything else (its logs) passes through.
-        if (!text.includes(READY_LINE)) process.stdout.write(chunk);
+      const timer = setTimeout(() => {
+        reject(new Error(`API process ${slot} was not listening after ${READY_TIMEOUT_MS} ms`));
+        child.kill("SIGKILL");
+      }, READY_TIMEOUT_MS);
+      timer.unref();
+      child.on("message", (message: unknown) => {
+        if (message === CHILD_READY) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
       child.once("exit", (code, signal) => {
+        clearTimeout(timer);
         reject(new Error(`API process ${slot} exited before it was ready (code ${code}, signal ${signal})`));
       });
     });
+    // A spawn that fails (EAGAIN, EMFILE) emits "error" and may never emit "exit": treat it as an exit.
+    child.once("error", (error) => {
+      logger.error({ slot, err: error }, "API process could not be started");
+      if (child.exitCode === null && child.signalCode === null) child.emit("exit", null, null);
+    });
     child.once("exit", (code, signal) => {
       if (children.get(slot) === child) children.delete(slot);
-      if (stopping) return;
+      if (stopping || stoppedOnRequest(code, signal)) return;
       logger.error({ slot, pid: child.pid, code, signal }, "API process exited; restarting it");
       const timer = setTimeout(() => {
         if (!stopping) spawnChild(slot).catch((error: unknown) => logger.error({ slot, err: error }, "API process failed to start"));

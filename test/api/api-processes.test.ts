@@ -2,6 +2,9 @@
 // restarted; stopping the first process stops them all. Each process names its database connections
 // `kindling-api:<pid>`, which is how the test sees which processes answered.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import pg from "pg";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -11,7 +14,9 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { startTestApi, type TestApi } from "../support/api.ts";
 
+const exec = promisify(execFile);
 let api: TestApi;
+let apiClosed = false;
 let db: pg.Pool;
 let definitionId: string;
 
@@ -31,8 +36,10 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await db?.end();
-  await api?.close();
+  if (!apiClosed) {
+    await db?.end();
+    await api?.close();
+  }
 });
 
 /** Records one activity per fresh HTTP/2 connection (each connection is one kernel choice of process). */
@@ -97,5 +104,39 @@ describe("several API processes on one port", () => {
       replacement = [...(await servingPids())].find((pid) => pid !== process.pid && pid !== child);
     }
     expect(replacement).toBeDefined();
+  }, 60_000);
+
+  it("a child drains when its first process dies, even without a signal", async () => {
+    // A real first process (`main.ts api`), SIGKILLed: nothing can stop its children, so they must notice.
+    const first = spawn(process.execPath, [fileURLToPath(new URL("../../src/main.ts", import.meta.url)), "api"], {
+      env: { ...process.env, DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", KINDLING_API_PROCESSES: "2", RATE_LIMIT_PER_SECOND: "0" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      let out = "";
+      first.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+      while (!/API \(gRPC, gRPC-Web, Connect\): (\S+)/.test(out)) {
+        if (first.exitCode !== null) throw new Error(`first process exited: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Its child is the process whose parent is `first`.
+      const { stdout } = await exec("ps", ["-o", "pid=", "--ppid", String(first.pid)]);
+      const children = stdout.split("\n").map((l) => Number(l.trim())).filter((pid) => pid > 0);
+      expect(children).toHaveLength(1);
+      first.kill("SIGKILL");
+      for (let i = 0; i < 100 && alive(children[0]!); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(alive(children[0]!)).toBe(false);
+    } finally {
+      if (first.exitCode === null) first.kill("SIGKILL");
+    }
+  }, 60_000);
+
+  it("stopping the first process stops every child", async () => {
+    const children = [...(await servingPids())].filter((pid) => pid !== process.pid && alive(pid));
+    expect(children.length).toBeGreaterThan(0);
+    apiClosed = true;
+    await db.end(); // before close() drops the test database under it
+    await api.close();
+    for (const pid of children) expect(alive(pid)).toBe(false);
   }, 60_000);
 });
