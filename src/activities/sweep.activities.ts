@@ -33,9 +33,20 @@ export function createSweepActivities(deps: SweepActivityDeps) {
   const definition = (tenantId: string, definitionId: string): Promise<CatalogDefinition | undefined> => deps.catalog.get(tenantId, definitionId);
 
   return {
-    /** Next instant a sweep is due (earliest break, or at-risk reminder after `atRiskAfter`), or null. */
-    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null }): Promise<number | null> {
-      return nextDueAt(deps.pool, input, input.atRiskAfter);
+    /**
+     * Next instant the sweeper should look (earliest break, or at-risk reminder after `atRiskAfter`), or null.
+     * For a LIVE definition with an at-risk lead it is at most half the lead after `asOf` (the workflow's clock):
+     * a reminder that becomes due while the sweeper sleeps (a member's first activity in an earlier zone, a SUM
+     * not yet met) is then sent at most lead/2 late — always before its window closes — instead of up to the
+     * sweeper's longest sleep (1 h) late, which for a short lead would be after the close, i.e. never.
+     */
+    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number }): Promise<number | null> {
+      const due = await nextDueAt(deps.pool, input, input.atRiskAfter);
+      const def = await definition(input.tenantId, input.definitionId);
+      const leadMs = (def?.rules.atRiskLeadSeconds ?? 0) * 1000;
+      if (def?.state !== "LIVE" || leadMs <= 0) return due;
+      const lookAgainAt = (input.asOf ?? Date.now()) + Math.floor(leadMs / 2);
+      return due === null ? lookAgainAt : Math.min(due, lookAgainAt);
     },
     async sweepBreaks(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);

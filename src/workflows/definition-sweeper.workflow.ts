@@ -48,7 +48,7 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
   for (let iteration = 0; ; iteration++) {
     if (current.state === "ARCHIVED") return status();
     const now = Date.now();
-    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil });
+    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil, asOf: now });
     // Bucket deadlines to the minute: one timer serves every streak due within it.
     let wakeAt = due === null ? now + maxSleepMs : Math.ceil(due / MINUTE) * MINUTE;
     // Something the last sweep should have finalised is still due (a row written meanwhile): look again, but
