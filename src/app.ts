@@ -7,7 +7,7 @@ import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
-import { CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
+import { API_CHILD_ENV, CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
 import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
@@ -148,7 +148,8 @@ export async function runKindling(config: KindlingConfig, logger: Logger, role: 
   if (role === "migrate") return 0;
   // A child API process (KINDLING_API_PROCESSES): it tells its first process it listens, and drains when that
   // process goes away (the IPC channel closes), instead of printing the banner.
-  const parent = process.send === undefined ? null : process;
+  // (Only a process we spawned: other supervisors, e.g. PM2, also give their processes an IPC channel.)
+  const parent = process.env[API_CHILD_ENV] === "1" && process.send !== undefined ? process : null;
   if (parent !== null) {
     parent.send?.(CHILD_READY);
     // The channel alone must not keep a drained child alive; "disconnect" still fires while the server runs.

@@ -16,6 +16,8 @@ import type { Logger } from "../observability/logger.ts";
 
 /** What a child API process sends over its IPC channel once it is listening. */
 export const CHILD_READY = "kindling-api-ready";
+/** Set in a child's environment: the process was spawned by startApiProcesses and owes it the IPC protocol. */
+export const API_CHILD_ENV = "KINDLING_API_CHILD";
 
 export interface ApiProcessesOptions {
   /** Children to run (KINDLING_API_PROCESSES - 1). */
@@ -65,6 +67,7 @@ export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
         PORT: String(options.port),
         KINDLING_API_PROCESSES: "1",
         KINDLING_API_REUSE_PORT: "true",
+        [API_CHILD_ENV]: "1",
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
