@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import http2 from "node:http2";
-import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../src/gen/kindling/v1/member_streak_service_pb.js";
@@ -84,7 +84,12 @@ async function drive(job: LoadJob, call: (i: number) => Promise<unknown>): Promi
  * protocol any gRPC client speaks, at a fraction of a framework client's CPU, so that on a 2-core machine the load
  * generator takes as little as possible from the server it measures (pgbench's own client is lean C).
  */
-function rawClient(job: LoadJob) {
+interface UnaryClient {
+  unary<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>): (i: number, input: MessageInitShape<I>) => Promise<MessageShape<O>>;
+  close(): void;
+}
+
+function rawClient(job: LoadJob): UnaryClient {
   const sessions = Array.from({ length: Math.max(1, job.connections) }, () =>
     // A session error (reset connection) fails the calls on it, which count as errors; it must not crash the run.
     http2.connect(job.apiUrl).on("error", (error: Error) => console.error("http2 session failed:", error.message)),
@@ -133,42 +138,39 @@ function activity(job: LoadJob, i: number) {
   };
 }
 
-async function main(job: LoadJob): Promise<LoadResult> {
-  if (job.client === "raw") {
-    const client = rawClient(job);
-    try {
-      if (job.kind === "ingest") {
-        const record = client.unary(ActivityService.method.recordActivity);
-        return await drive(job, (i) => record(i, { activity: activity(job, i) }));
-      }
-      if (job.kind === "health") {
-        const check = client.unary(Health.method.check);
-        return await drive(job, (i) => check(i, { service: "" }));
-      }
-      const read = client.unary(MemberStreakService.method.getMemberStreak);
-      return await drive(job, (i) => read(i, { memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
-    } finally {
-      client.close();
-    }
-  }
+/** connect-node's gRPC transport (BENCH_CLIENT=connect), with the same `unary` shape as rawClient. */
+function connectClient(job: LoadJob): UnaryClient {
   const transports = Array.from({ length: Math.max(1, job.connections) }, () =>
     createGrpcTransport({
       baseUrl: job.apiUrl,
       interceptors: [(next) => (req) => (req.header.set("apikey", job.keyId), req.header.set("secretkey", job.secret), next(req))],
     }),
   );
-  const on = <S extends DescService>(service: S) => transports.map((t) => createClient(service, t));
-  const pick = <T>(clients: readonly T[], i: number): T => clients[i % clients.length]!;
-  if (job.kind === "ingest") {
-    const activities = on(ActivityService);
-    return drive(job, (i) => pick(activities, i).recordActivity({ activity: activity(job, i) }));
+  const unary = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>) => {
+    const calls = transports.map(
+      (t) => (createClient(method.parent, t) as unknown as Record<string, (input: MessageInitShape<I>) => Promise<MessageShape<O>>>)[method.localName]!,
+    );
+    return (i: number, input: MessageInitShape<I>) => calls[i % calls.length]!(input);
+  };
+  return { unary, close: () => undefined };
+}
+
+async function main(job: LoadJob): Promise<LoadResult> {
+  const client = job.client === "raw" ? rawClient(job) : connectClient(job);
+  try {
+    if (job.kind === "ingest") {
+      const record = client.unary(ActivityService.method.recordActivity);
+      return await drive(job, (i) => record(i, { activity: activity(job, i) }));
+    }
+    if (job.kind === "health") {
+      const check = client.unary(Health.method.check);
+      return await drive(job, (i) => check(i, { service: "" }));
+    }
+    const read = client.unary(MemberStreakService.method.getMemberStreak);
+    return await drive(job, (i) => read(i, { memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
+  } finally {
+    client.close();
   }
-  if (job.kind === "health") {
-    const health = on(Health);
-    return drive(job, (i) => pick(health, i).check({ service: "" }));
-  }
-  const streaks = on(MemberStreakService);
-  return drive(job, (i) => pick(streaks, i).getMemberStreak({ memberExternalId: `m${(i * 104729) % job.members}`, definitionId: job.definitionId }));
 }
 
 if (parentPort) {

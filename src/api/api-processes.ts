@@ -8,8 +8,8 @@
 // The process started by the command is the first API process; it spawns the others as `main.ts api` children
 // on the port it bound, with the database it resolved, restarts one that crashes (after a pause, so a child that
 // cannot start does not spin; a child that drained on SIGINT/SIGTERM is not restarted), and stops them all,
-// draining, when it stops. Per-process state is documented in
-// the README: the rate limit applies per process and the API key cache is per process.
+// draining, when it stops. Per-process state is documented in the README: the rate limit applies per process and
+// the API key cache is per process.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "../observability/logger.ts";
@@ -37,8 +37,6 @@ export interface ApiProcessesOptions {
 export interface ApiProcesses {
   /** Resolves once every child has said it is listening. */
   readonly ready: Promise<void>;
-  /** Process ids of the running children (for tests and diagnostics). */
-  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -110,7 +108,6 @@ export function startApiProcesses(options: ApiProcessesOptions): ApiProcesses {
 
   return {
     ready: Promise.all(readiness).then(() => logger.info({ processes: options.count + 1, port: options.port }, "API processes listening")),
-    pids: () => [...children.values()].map((c) => c.pid!).filter((pid) => pid !== undefined),
     async stop() {
       stopping = true;
       await Promise.all(

@@ -18,7 +18,7 @@ import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import type { RewardFactsByDefinition } from "./progress-reader.ts";
-import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "./streak-persistence.ts";
+import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };
@@ -297,12 +297,7 @@ export function gateReason(def: CatalogDefinition, input: RecordActivityInput): 
 
 /** Current states for a duplicate's answer: read without locking and evaluated at `now`, changing nothing. */
 async function currentStreaks(client: Pick<Pool, "query">, tenantId: string, memberId: string, defs: readonly CatalogDefinition[], now: number): Promise<StreakOutcome[]> {
-  if (defs.length === 0) return [];
-  const { rows } = await client.query<{ id: string; definition_id: string; state: MemberStreakState }>(
-    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
-      where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = any($3::uuid[])`,
-    [tenantId, memberId, defs.map((d) => d.id)],
-  );
+  const rows = await readMemberStreakStates(client, tenantId, memberId, defs.map((d) => d.id));
   return defs.flatMap((def) => {
     const row = rows.find((r) => r.definition_id === def.id);
     if (!row) return [];

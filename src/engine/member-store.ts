@@ -8,7 +8,7 @@ import type { Pool, PoolClient } from "pg";
 import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { EngineError, notFoundError } from "./engine-error.ts";
-import { lockMemberStreak, persistTransition } from "./streak-persistence.ts";
+import { lockExistingMemberStreak, lockMemberStreak, persistTransition } from "./streak-persistence.ts";
 import { inTransaction } from "./transaction.ts";
 
 export interface StoredMember {
@@ -139,12 +139,7 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
       return inTransaction(pool, async (client) => {
         const now = deps.now();
         const member = await memberId(client, tenantId, memberExternalId);
-        const { rows } = await client.query<{ id: string; state: MemberStreakState }>(
-          `select s.id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
-            where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
-          [tenantId, member, definitionId],
-        );
-        const row = rows[0];
+        const row = await lockExistingMemberStreak(client, tenantId, member, definitionId);
         if (!row) throw notFoundError("member streak", { member_external_id: memberExternalId, definition_id: definitionId });
         const next = repair(def.rules, row.state, now, { pausedIntervals: def.pauses });
         if (next.outcome.kind === "NOT_REPAIRABLE") {

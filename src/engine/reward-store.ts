@@ -7,14 +7,14 @@
 // member's app) and needs row locks and conditional updates the ORM would only wrap.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { advance, type MemberStreakState } from "../domain/streak-machine.ts";
+import { advance } from "../domain/streak-machine.ts";
 import { applyFulfilment, claimDecision, pickClaimable, pointsCreditedOnClaim, retryDecision, type FulfilmentPatch } from "../domain/reward-lifecycle.ts";
 import type { FulfilmentMode, RewardState, StreakEventType } from "../db/entities/index.ts";
 import type { DefinitionCatalog } from "./definition-catalog.ts";
 import { EngineError, memberMismatch, notFoundError } from "./engine-error.ts";
 import { enqueueOutbox } from "./outbox.ts";
 import { milestoneMessage } from "./reward-plan.ts";
-import { insertEvents } from "./streak-persistence.ts";
+import { insertEvents, readMemberStreakStates } from "./streak-persistence.ts";
 import { inTransaction } from "./transaction.ts";
 
 /** A reward row with its member's external id; epoch ms for instants, so it is also a JSON-safe event snapshot. */
@@ -129,11 +129,7 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
   /** The member streak's count at `now` (windows that closed since the last write are finalised in memory). */
   async function currentCount(client: PoolClient, tenantId: string, memberId: string, definitionId: string, now: number): Promise<number> {
     const def = await catalog.get(tenantId, definitionId);
-    const { rows } = await client.query<{ state: MemberStreakState }>(
-      `select st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
-        where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3`,
-      [tenantId, memberId, definitionId],
-    );
+    const rows = await readMemberStreakStates(client, tenantId, memberId, [definitionId]);
     if (!rows[0] || !def) return 0;
     return advance(def.rules, rows[0].state, now, { pausedIntervals: def.pauses }).state.current;
   }

@@ -11,21 +11,48 @@ import { enqueueOutbox } from "./outbox.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 
+/** A member streak's id with its domain document (member_streak_state). */
+export interface StreakStateRow {
+  readonly id: string;
+  readonly definition_id: string;
+  readonly state: MemberStreakState;
+}
+
+/** The member's streaks on `definitionIds` with their documents, read without locking (answers that change nothing). */
+export async function readMemberStreakStates(
+  client: Pick<PoolClient, "query">,
+  tenantId: string,
+  memberId: string,
+  definitionIds: readonly string[],
+): Promise<StreakStateRow[]> {
+  if (definitionIds.length === 0) return [];
+  const { rows } = await client.query<StreakStateRow>(
+    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+      where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = any($3::uuid[])`,
+    [tenantId, memberId, definitionIds],
+  );
+  return rows;
+}
+
 /**
- * Locks the member streak row (creating it in its initial state when absent); callers serialise on it.
- * Every locking read of the state locks its member_streak_state row too (`for update of s, st`): a read that
- * waited for another writer's lock re-reads only the rows it locks, so locking `s` alone would answer the
- * document as it was before that writer committed — a lost update.
+ * Locks the member streak and its document, if it exists; callers serialise on it. Every locking read of the
+ * state locks its member_streak_state row too (`for update of s, st`): a read that waited for another writer's
+ * lock re-reads only the rows it locks, so locking `s` alone would answer the document as it was before that
+ * writer committed — a lost update.
  */
+export async function lockExistingMemberStreak(client: PoolClient, tenantId: string, memberId: string, definitionId: string): Promise<StreakStateRow | undefined> {
+  const { rows } = await client.query<StreakStateRow>(
+    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+      where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
+    [tenantId, memberId, definitionId],
+  );
+  return rows[0];
+}
+
+/** Locks the member streak row (creating it in its initial state when absent); callers serialise on it. */
 export async function lockMemberStreak(client: PoolClient, tenantId: string, memberId: string, def: CatalogDefinition): Promise<{ id: string; state: MemberStreakState }> {
-  const select = () =>
-    client.query<{ id: string; state: MemberStreakState }>(
-      `select s.id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
-        where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
-      [tenantId, memberId, def.id],
-    );
-  const found = await select();
-  if (found.rows[0]) return found.rows[0];
+  const found = await lockExistingMemberStreak(client, tenantId, memberId, def.id);
+  if (found) return found;
   const state = initialState(def.rules);
   const created = await client.query<{ id: string }>(
     `with created as (
@@ -38,8 +65,7 @@ export async function lockMemberStreak(client: PoolClient, tenantId: string, mem
   );
   if (created.rows[0]) return { id: created.rows[0].id, state };
   // Another transaction created it between our select and insert; its row is committed or we wait for it.
-  const again = await select();
-  return again.rows[0]!;
+  return (await lockExistingMemberStreak(client, tenantId, memberId, def.id))!;
 }
 
 /**
