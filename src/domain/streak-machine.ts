@@ -295,9 +295,15 @@ function foldRolling(
       anchor = e.at;
       open = chainWindow(spec, ch, anchor);
       if (prefixFinal && now >= e.at + grace) {
-        // Inclusive: another activity at the very instant that counted can no longer change anything.
-        newBase = { chain: ch, cursor: e.at + 1, anchor };
-        absorbed = i + 1;
+        // Final up to this instant, which stays open: another check-in at the very same instant is still
+        // accepted (it falls inside the minimum spacing, at least a second, so it is applied without counting);
+        // an exclusive cursor refused it as TOO_LATE. The entries at this instant stay in the tail, so a replay
+        // of one is still recognised as a DUPLICATE; folding them again from this base changes nothing (they lie
+        // before the next window's opening), and the next credit or closed window absorbs them.
+        let first = i;
+        while (first > absorbed && tail[first - 1]!.at === e.at) first--;
+        newBase = { chain: ch, cursor: e.at, anchor };
+        absorbed = first;
       } else {
         prefixFinal = false;
       }

@@ -91,6 +91,22 @@ describe("validation", () => {
 });
 
 describe("state machine edge cases", () => {
+  t("rolling/two_check_ins_at_the_same_instant_are_both_applied", () => {
+    // Loyalteez rules: grace 0, so the first check-in is final the moment it arrives. A second one with the same
+    // event time (two events of one purchase, or a batch sharing an occurTime) is accepted like any check-in inside
+    // the minimum spacing: applied, not counted again — not refused as too late.
+    const at = ms("2025-03-19T20:50");
+    const first = applyActivity(LOYALTEEZ_DAILY_RULES, initialState(LOYALTEEZ_DAILY_RULES), { id: "a", occurredAt: at, value: 0 }, { now: at });
+    const second = applyActivity(LOYALTEEZ_DAILY_RULES, first.state, { id: "b", occurredAt: at, value: 0 }, { now: at });
+    expect(first.outcome).toMatchObject({ kind: "APPLIED", isNewActivity: true });
+    expect(second.outcome).toMatchObject({ kind: "APPLIED", isNewActivity: false, windowKey: null });
+    expect(second.state.current).toBe(1);
+    expect(second.state.activityCount).toBe(2);
+    expect(second.state).toEqual(recompute(LOYALTEEZ_DAILY_RULES, [{ id: "a", occurredAt: at, value: 0 }, { id: "b", occurredAt: at, value: 0 }], at));
+    // One millisecond earlier is before the credited check-in, so it is final: too late.
+    const earlier = applyActivity(LOYALTEEZ_DAILY_RULES, second.state, { id: "c", occurredAt: at - 1, value: 0 }, { now: at });
+    expect(earlier.outcome).toMatchObject({ kind: "NOT_APPLIED", reason: "TOO_LATE" });
+  });
   const graceful = daily("UTC", { graceSeconds: 2 * 3600 });
 
   t("late/event_in_grace_counts_for_closed_window", () => {
