@@ -15,6 +15,8 @@
 // connections the calls are spread over, default 1 for one API process and 4 per process for more: each
 // connection is served by one process (placed by the kernel's hash),
 // BENCH_CLIENT (raw: unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
+// BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
+// generic pipeline; default true),
 // and requests that arrive in one socket read share one transaction, so more connections make smaller batches).
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
@@ -30,6 +32,7 @@ import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
 import { batchIngestTotals } from "../src/engine/batch-ingestor.ts";
+import { grpcUnaryTotals } from "../src/api/grpc-unary.ts";
 import type { LoadJob, LoadResult } from "./load-worker.ts";
 import { createOrm } from "../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
@@ -44,6 +47,7 @@ const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 const client = process.env.BENCH_CLIENT === "connect" ? "connect" : "raw";
+const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
 function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
@@ -80,7 +84,8 @@ async function main() {
   const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0 });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
-    DATABASE_POOL_SIZE: String(Math.max(8, Math.ceil(concurrency / apiProcesses))), KINDLING_API_PROCESSES: String(apiProcesses) });
+    DATABASE_POOL_SIZE: String(Math.max(8, Math.ceil(concurrency / apiProcesses))), KINDLING_API_PROCESSES: String(apiProcesses),
+    KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath) });
   const kindling = await startKindling(config, createLogger("warn"), "api");
   const orm = await createOrm(pg.databaseUrl, 2);
   try {
@@ -120,6 +125,7 @@ async function main() {
     console.log(`seeded ${members} members in ${((performance.now() - seedStart) / 1000).toFixed(1)}s`);
 
     const run = randomUUID().slice(0, 8);
+    const unaryBefore = grpcUnaryTotals();
     console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
     const batchesBefore = batchIngestTotals();
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, run };
@@ -141,6 +147,10 @@ async function main() {
     console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
     const floor = await load({ ...job, kind: "health" });
     console.log(floor);
+    const unaryAfter = grpcUnaryTotals();
+    // Calls the first API process answered on the lean unary gRPC path (src/api/grpc-unary.ts) during the phases.
+    const unaryPath = { enabled: grpcUnaryPath, answered: unaryAfter.answered - unaryBefore.answered, replayed: unaryAfter.replayed - unaryBefore.replayed };
+    console.log({ unaryPath });
 
     if (process.env.BENCH_SKIP_PGBENCH) return;
     const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
@@ -182,11 +192,13 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, concurrency, members, apiProcesses, connections, client },
+      settings: { seconds, concurrency, members, apiProcesses, connections, client, grpcUnaryPath },
       kindling: { recordActivity: ingest, getMemberStreak: read },
       // Counted in the first API process only (the others keep their own counters).
       batching: { recordActivity: batching },
-      // The same load against the gRPC health check: what connect-node + HTTP/2 + protobuf alone allow on this box.
+      unaryPath,
+      // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor chain)
+      // alone allows on this box.
       transportCeiling: { healthCheck: floor },
       pgbench: { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps },
       ratios: {

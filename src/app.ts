@@ -83,6 +83,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         interceptors,
         maxRequestBytes: config.maxRequestBytes,
         shutdownGraceMs: config.shutdownGraceMs,
+        grpcUnaryPath: config.grpcUnaryPath,
         checkReady: async () => {
           await orm.em.getConnection().execute("select 1");
           return true;

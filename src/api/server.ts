@@ -10,8 +10,11 @@ import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { createRegistry, type DescFile } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor, ServiceImpl, ContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ConnectRouter, Interceptor, ServiceImpl, ContextValues, ServiceImplSpec } from "@connectrpc/connect";
+import { createConnectRouter, createServiceImplSpec } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { createGrpcUnary, type UnaryMethodSpec } from "./grpc-unary.ts";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -28,11 +31,13 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export interface ServiceRegistration {
   readonly service: DescService;
   readonly register: (router: ConnectRouter) => void;
+  /** The implementation per method, as connect's router holds it (the unary gRPC path calls the same functions). */
+  readonly spec: ServiceImplSpec;
 }
 
 /** Pairs a service with its implementation while the types still line up; the list itself is heterogeneous. */
 export function serviceRegistration<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
-  return { service, register: (router) => router.service(service, impl) };
+  return { service, register: (router) => router.service(service, impl), spec: createServiceImplSpec(service, impl) };
 }
 
 export interface ApiServerOptions {
@@ -44,6 +49,11 @@ export interface ApiServerOptions {
   /** Readiness of dependencies (database reachable); /readyz and gRPC health report it. */
   readonly checkReady: () => Promise<boolean>;
   readonly shutdownGraceMs: number;
+  /**
+   * Answer plain unary gRPC calls over HTTP/2 through connect's unary machinery directly (grpc-unary.ts) instead
+   * of connect-node's generic pipeline. Default true; false sends every call through connect-node.
+   */
+  readonly grpcUnaryPath?: boolean;
 }
 
 export interface ApiServer {
@@ -68,16 +78,31 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   ];
   const reflection = createReflectionServices(createReflectionAnswerer(createRegistry(...files), files, allNames));
 
+  const registrations: ServiceRegistration[] = [
+    ...options.services,
+    serviceRegistration(Health, createHealthService(health, kindlingNames)),
+    serviceRegistration(reflectionV1.ServerReflection, reflection.v1),
+    serviceRegistration(reflectionV1alpha.ServerReflection, reflection.v1alpha),
+  ];
   const routes = (router: ConnectRouter) => {
-    for (const registration of options.services) registration.register(router);
-    router.service(Health, createHealthService(health, kindlingNames));
-    router.service(reflectionV1.ServerReflection, reflection.v1);
-    router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
+    for (const registration of registrations) registration.register(router);
   };
 
-  const connectHandler = connectNodeAdapter({
-    routes,
+  // The same options for connect-node's adapter and for the router the unary gRPC path replays odd bodies into.
+  const connectOptions = {
     interceptors: [...(options.interceptors ?? [])],
+    readMaxBytes: options.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    ...(options.contextValues ? { contextValues: options.contextValues } : {}),
+  };
+  const connectHandler = connectNodeAdapter({ ...connectOptions, routes });
+  const grpcUnary = options.grpcUnaryPath === false ? undefined : createGrpcUnary({
+    methods: unaryMethods(registrations),
+    connectHandlers: connectHandlersByPath(connectOptions, routes),
+    interceptors: connectOptions.interceptors,
+    acceptCompression: connectOptions.acceptCompression,
+    compressMinBytes: 1024,
     readMaxBytes: options.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     ...(options.contextValues ? { contextValues: options.contextValues } : {}),
@@ -104,6 +129,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       );
       return;
     }
+    if (grpcUnary && req.httpVersionMajor === 2 && grpcUnary.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     connectHandler(req, res);
   };
 
@@ -159,6 +185,23 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       logger.info("api stopped");
     },
   };
+}
+
+/** Every unary method of the registered services, by its gRPC request path. */
+function unaryMethods(registrations: readonly ServiceRegistration[]): Map<string, UnaryMethodSpec> {
+  const methods = new Map<string, UnaryMethodSpec>();
+  for (const { spec } of registrations) {
+    for (const m of Object.values(spec.methods)) {
+      if (m.kind === "unary") methods.set(`/${spec.service.typeName}/${m.method.name}`, m);
+    }
+  }
+  return methods;
+}
+
+function connectHandlersByPath(options: Parameters<typeof createConnectRouter>[0], routes: (router: ConnectRouter) => void): Map<string, UniversalHandler> {
+  const router = createConnectRouter(options);
+  routes(router);
+  return new Map(router.handlers.map((h) => [h.requestPath, h]));
 }
 
 /** Reads until the bytes seen so far either diverge from the HTTP/2 preface or complete it, then replays them. */

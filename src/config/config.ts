@@ -42,6 +42,11 @@ export interface KindlingConfig {
   readonly apiProcesses: number;
   /** Listen with SO_REUSEPORT so several API processes share `port` (set for the children of `apiProcesses`). */
   readonly reusePort: boolean;
+  /**
+   * Answer plain unary gRPC calls over HTTP/2 through connect's unary machinery directly (src/api/grpc-unary.ts);
+   * false sends every call through connect-node's generic pipeline.
+   */
+  readonly grpcUnaryPath: boolean;
 }
 
 export class ConfigError extends Error {
@@ -69,9 +74,10 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
-function flag(env: Env, name: string): boolean {
+function flag(env: Env, name: string, unset = false): boolean {
   const raw = optionalString(env, name)?.toLowerCase();
-  if (raw === undefined || raw === "0" || raw === "false") return false;
+  if (raw === undefined) return unset;
+  if (raw === "0" || raw === "false") return false;
   if (raw === "1" || raw === "true") return true;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
@@ -136,6 +142,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     apiProcesses: integer(env, "KINDLING_API_PROCESSES", 1, 1, 256),
     reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
+    grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
   };
 }
 
@@ -148,6 +155,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     MAX_REQUEST_BYTES: String(config.maxRequestBytes),
     RATE_LIMIT_PER_SECOND: String(config.rateLimitPerSecond),
     SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
+    KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
   };
 }
 
@@ -170,5 +178,6 @@ export const configVariables = [
   ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],
   ["SHUTDOWN_GRACE_MS", "How long SIGINT/SIGTERM waits for in-flight requests (default 10000)."],
   ["KINDLING_API_PROCESSES", "API processes sharing PORT on this host through SO_REUSEPORT (default 1; one per core scales the API across cores)."],
+  ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
 ] as const;

@@ -1,0 +1,227 @@
+// The lean unary gRPC path (src/api/grpc-unary.ts) answers exactly as connect-node does: two real APIs, one with
+// the path on (the default) and one with KINDLING_GRPC_UNARY_PATH=false, get the same gRPC requests — successes,
+// domain and validation errors, missing credentials, and malformed, oversized or compressed bodies — as raw HTTP/2
+// bytes, and their answers (status, headers, message bytes, trailers with error details) must match, ids and
+// times aside. The path's own counters prove which calls it answered and which it handed to connect's handler.
+import http2 from "node:http2";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { create, fromBinary, toBinary, toJson, type DescMessage } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { RecordActivitiesRequestSchema, RecordActivitiesResponseSchema, RecordActivityRequestSchema, RecordActivityResponseSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { GetMemberStreakRequestSchema, GetMemberStreakResponseSchema } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
+import { grpcUnaryTotals } from "../../src/api/grpc-unary.ts";
+import { startTestApi, type TestApi } from "../support/api.ts";
+
+const MAX_REQUEST_BYTES = 4096;
+
+interface Side {
+  readonly api: TestApi;
+  readonly definitionId: string;
+  readonly session: http2.ClientHttp2Session;
+}
+
+let lean: Side;
+let plain: Side;
+
+async function side(label: string, env: Record<string, string>): Promise<Side> {
+  const api = await startTestApi({ label, env: { MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES), ...env } });
+  const defs = api.client(DefinitionService);
+  const { definition } = await defs.createDefinition({
+    definition: {
+      name: "Unary path daily",
+      eventTypes: ["unary.event"],
+      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+      condition: { type: ConditionType.COUNT, min: 1 },
+    },
+  });
+  await defs.publishDefinition({ definitionId: definition!.id });
+  return { api, definitionId: definition!.id, session: http2.connect(api.url) };
+}
+
+beforeAll(async () => {
+  [lean, plain] = await Promise.all([side("unary-lean", {}), side("unary-plain", { KINDLING_GRPC_UNARY_PATH: "false" })]);
+});
+afterAll(async () => {
+  for (const s of [lean, plain]) {
+    s?.session.close();
+    await s?.api.close();
+  }
+});
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+  readonly trailers: Record<string, string>;
+}
+
+function call(s: Side, path: string, body: Buffer, headers: Record<string, string> = {}, auth = true): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = s.session.request({
+      ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers",
+      ...(auth ? { apikey: s.api.admin.keyId, secretkey: s.api.admin.secret } : {}),
+      ...headers,
+    });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let responseHeaders: Record<string, string> = {};
+    let trailers: Record<string, string> = {};
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      responseHeaders = plainHeaders(h);
+    });
+    req.on("trailers", (t) => {
+      trailers = plainHeaders(t);
+    });
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks), trailers }));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function plainHeaders(h: http2.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (!k.startsWith(":") && k !== "date" && v !== undefined) out[k] = String(v);
+  return out;
+}
+
+function envelope(message: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.alloc(5 + message.byteLength);
+  out[0] = flags;
+  out.writeUInt32BE(message.byteLength, 1);
+  out.set(message, 5);
+  return out;
+}
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+const TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g;
+const mask = (text: string) => text.replace(UUID, "<id>").replace(TIME, "<time>");
+
+/** An answer with ids and times masked, the message decoded (so equal content compares equal). */
+function comparable<D extends DescMessage>(answer: Answer, schema: D): unknown {
+  let message: unknown = null;
+  if (answer.body.length > 0) {
+    const compressed = answer.body[0] === 1;
+    expect(answer.body.readUInt32BE(1)).toBe(answer.body.length - 5);
+    const bytes = compressed ? gunzipSync(answer.body.subarray(5)) : answer.body.subarray(5);
+    message = JSON.parse(mask(JSON.stringify(toJson(schema, fromBinary(schema, bytes)))));
+    message = { compressed, message };
+  }
+  const details = answer.trailers["grpc-status-details-bin"];
+  return {
+    status: answer.status,
+    headers: answer.headers,
+    message,
+    trailers: { ...answer.trailers, "grpc-message": mask(decodeURIComponent(answer.trailers["grpc-message"] ?? "")), "grpc-status-details-bin": details === undefined ? undefined : mask(Buffer.from(details, "base64").toString("latin1")) },
+  };
+}
+
+/** Runs the same call on both APIs; returns both comparable answers and how the lean side's path counters moved. */
+async function both<D extends DescMessage>(path: string, body: (s: Side) => Buffer, schema: D, headers: Record<string, string> = {}, auth = true) {
+  const before = grpcUnaryTotals();
+  const a = await call(lean, path, body(lean), headers, auth);
+  const after = grpcUnaryTotals();
+  const b = await call(plain, path, body(plain), headers, auth);
+  const moved = { answered: after.answered - before.answered, replayed: after.replayed - before.replayed };
+  expect(grpcUnaryTotals()).toEqual(after); // the plain API never takes the path
+  return { lean: comparable(a, schema), plain: comparable(b, schema), moved, raw: a };
+}
+
+const RECORD = "/kindling.v1.ActivityService/RecordActivity";
+const GET_STREAK = "/kindling.v1.MemberStreakService/GetMemberStreak";
+const HEALTH = "/grpc.health.v1.Health/Check";
+
+const activity = (member: string, key: string) =>
+  toBinary(RecordActivityRequestSchema, create(RecordActivityRequestSchema, {
+    activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "eventType", value: "unary.event" }, occurTime: timestampFromMs(Date.now()), uniqueIdentifier: key },
+  }));
+
+describe("the unary gRPC path answers as connect-node does", () => {
+  it("grpc_unary/health_check", async () => {
+    const r = await both(HEALTH, () => envelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, {}))), HealthCheckResponseSchema);
+    expect(r.moved).toEqual({ answered: 1, replayed: 0 });
+    expect(r.raw.trailers["grpc-status"]).toBe("0");
+    expect(r.lean).toEqual(r.plain);
+  });
+
+  it("grpc_unary/record_then_duplicate_then_read", async () => {
+    const first = await both(RECORD, () => envelope(activity("alice", "a-1")), RecordActivityResponseSchema);
+    expect(first.moved).toEqual({ answered: 1, replayed: 0 });
+    expect(first.raw.trailers["grpc-status"]).toBe("0");
+    expect(first.lean).toEqual(first.plain);
+    const again = await both(RECORD, () => envelope(activity("alice", "a-1")), RecordActivityResponseSchema);
+    expect(again.lean).toEqual(again.plain);
+    expect(JSON.stringify(again.lean)).toContain('"duplicate":true');
+    for (const accept of [{}, { "grpc-accept-encoding": "gzip" }] as Record<string, string>[]) {
+      const read = await both(GET_STREAK, (s) => envelope(toBinary(GetMemberStreakRequestSchema, create(GetMemberStreakRequestSchema, { memberExternalId: "alice", definitionId: s.definitionId }))), GetMemberStreakResponseSchema, accept);
+      expect(read.moved).toEqual({ answered: 1, replayed: 0 });
+      expect(read.lean).toEqual(read.plain);
+      expect(JSON.stringify(read.lean)).toContain('"currentCount":1');
+    }
+  });
+
+  it("grpc_unary/compresses_large_answers_as_connect_does", async () => {
+    // A batch answer passes connect's 1 KiB threshold: gzip for a client that accepts it, identity otherwise.
+    const batch = (member: string) => () =>
+      envelope(toBinary(RecordActivitiesRequestSchema, create(RecordActivitiesRequestSchema, {
+        activities: Array.from({ length: 8 }, (_, k) => ({ memberRef: { case: "memberExternalId" as const, value: member }, target: { case: "eventType" as const, value: "unary.event" }, occurTime: timestampFromMs(Date.now()), uniqueIdentifier: `${member}-${k}` })),
+      })));
+    const gzip = await both("/kindling.v1.ActivityService/RecordActivities", batch("frank"), RecordActivitiesResponseSchema, { "grpc-accept-encoding": "gzip" });
+    expect(gzip.moved).toEqual({ answered: 1, replayed: 0 });
+    expect(gzip.raw.body[0]).toBe(1);
+    expect(gzip.lean).toEqual(gzip.plain);
+    const identity = await both("/kindling.v1.ActivityService/RecordActivities", batch("grace"), RecordActivitiesResponseSchema);
+    expect(identity.raw.body[0]).toBe(0);
+    expect(identity.raw.body.length).toBeGreaterThan(1024);
+    expect(identity.lean).toEqual(identity.plain);
+  });
+
+  it("grpc_unary/errors_with_details", async () => {
+    const notFound = await both(GET_STREAK, (s) => envelope(toBinary(GetMemberStreakRequestSchema, create(GetMemberStreakRequestSchema, { memberExternalId: "nobody", definitionId: s.definitionId }))), GetMemberStreakResponseSchema);
+    expect(notFound.raw.trailers["grpc-status"]).toBe("5");
+    expect(notFound.lean).toEqual(notFound.plain);
+    const invalid = await both(RECORD, () => envelope(toBinary(RecordActivityRequestSchema, create(RecordActivityRequestSchema, {}))), RecordActivityResponseSchema);
+    expect(invalid.raw.trailers["grpc-status"]).toBe("3");
+    expect(invalid.raw.trailers["grpc-status-details-bin"]).toBeDefined();
+    expect(invalid.lean).toEqual(invalid.plain);
+    const anonymous = await both(RECORD, () => envelope(activity("bob", "b-1")), RecordActivityResponseSchema, {}, false);
+    expect(anonymous.raw.trailers["grpc-status"]).toBe("16");
+    expect(anonymous.lean).toEqual(anonymous.plain);
+    expect([notFound.moved, invalid.moved, anonymous.moved]).toEqual([{ answered: 1, replayed: 0 }, { answered: 1, replayed: 0 }, { answered: 1, replayed: 0 }]);
+  });
+
+  it.each<[string, () => Buffer, Record<string, string>]>([
+    ["empty_body", () => Buffer.alloc(0), {}],
+    ["truncated_envelope", () => envelope(activity("carol", "c-1")).subarray(0, 12), {}],
+    ["two_messages", () => Buffer.concat([envelope(activity("carol", "c-2")), envelope(activity("carol", "c-3"))]), {}],
+    ["compressed_flag_without_encoding", () => envelope(activity("carol", "c-4"), 1), {}],
+    ["unparsable_message", () => envelope(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])), {}],
+    ["larger_than_max_request_bytes", () => envelope(Buffer.alloc(MAX_REQUEST_BYTES + 10, 0)), {}],
+    ["invalid_timeout", () => envelope(activity("carol", "c-5")), { "grpc-timeout": "soon" }],
+  ])("grpc_unary/replays_%s_into_connect", async (_name, body, headers) => {
+    const r = await both(RECORD, body, RecordActivityResponseSchema, headers);
+    expect(r.moved).toEqual({ answered: 0, replayed: 1 });
+    expect(r.raw.trailers["grpc-status"]).not.toBe("0");
+    expect(r.lean).toEqual(r.plain);
+  });
+
+  it("grpc_unary/leaves_compressed_requests_to_connect_node", async () => {
+    const r = await both(RECORD, () => envelope(gzipSync(activity("dave", "d-1")), 1), RecordActivityResponseSchema, { "grpc-encoding": "gzip" });
+    expect(r.moved).toEqual({ answered: 0, replayed: 0 });
+    expect(r.raw.trailers["grpc-status"]).toBe("0");
+    expect(r.lean).toEqual(r.plain);
+  });
+
+  it("grpc_unary/client_cancel_leaves_the_server_answering", async () => {
+    const req = lean.session.request({ ":method": "POST", ":path": RECORD, "content-type": "application/grpc", te: "trailers", apikey: lean.api.admin.keyId, secretkey: lean.api.admin.secret });
+    req.write(envelope(activity("erin", "e-1")));
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    const after = await call(lean, HEALTH, envelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, {}))));
+    expect(after.trailers["grpc-status"]).toBe("0");
+  });
+});
