@@ -1,13 +1,13 @@
 // Progress reads with group commit: concurrent reads of one member streak each (GetMemberStreak) are answered
-// together, in the same two queries a single read uses — the streak rows of every (member, definition) pair of
-// the batch, then their rewards — instead of two queries per call. What each call gets is exactly what
+// together, in one query — the streak row of every (member, definition) pair of the batch with its rewards beside
+// it — instead of two queries per call. What each call gets is exactly what
 // ProgressReader.read gives for it; reads of all of a member's streaks (ListMemberStreaks) and reward facts go
 // to the plain reader. If a batch query fails, its calls are answered one at a time, so one bad call fails alone.
 import type { Pool } from "pg";
 import type { MemberStreakState } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "./group-batcher.ts";
-import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
+import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
 interface ReadKey {
   readonly tenantId: string;
@@ -52,55 +52,52 @@ export function createBatchProgressReader(pool: Pool, catalog: DefinitionCatalog
 async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[]): Promise<Settled<MemberProgressRows>[]> {
   const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
-  const client = await pool.connect();
-  try {
-    const { rows } = await client.query<{
-      i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
-    }>(
-      `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at
-         from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
-         join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
-         left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id
-         left join member_streak_state st on st.member_streak_id = s.id`,
-      [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
-    );
-    const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null }>();
-    for (const r of rows) {
-      const key = distinct[Number(r.i) - 1]!;
-      let streak: { row: StreakRow; definition: CatalogDefinition } | null = null;
-      if (r.id !== null && r.definition_id !== null && r.state !== null) {
-        const definition = await catalog.get(key.tenantId, r.definition_id);
-        if (definition) {
-          streak = {
-            row: { id: r.id, memberId: r.member_id, definitionId: r.definition_id, state: r.state, createdAt: r.created_at!.getTime(), updatedAt: r.updated_at!.getTime() },
-            definition,
-          };
-        }
+  // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
+  // order the single read lists them; none when there is no streak, as the single read asks for them only then).
+  const { rows } = await pool.query<{
+    i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
+    rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
+  }>(
+    `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
+       from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
+       join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
+       left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id
+       left join member_streak_state st on st.member_streak_id = s.id
+       left join lateral (
+         select json_agg(json_build_object('id', r.id, 'definition_id', r.definition_id, 'threshold', r.threshold, 'kind', r.kind,
+                  'points', r.points, 'value', r.value, 'state', r.state, 'claim_deadline_at', r.claim_deadline_at)
+                  order by r.threshold, r.created_at) as rewards
+           from reward r
+          where s.id is not null and r.tenant_id = k.tenant_id and r.member_id = m.id and r.definition_id = k.definition_id
+       ) rw on true`,
+    [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
+  );
+  const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition }>();
+  for (const r of rows) {
+    const key = distinct[Number(r.i) - 1]!;
+    let streak: { row: StreakRow; definition: CatalogDefinition } | null = null;
+    if (r.id !== null && r.definition_id !== null && r.state !== null) {
+      const definition = await catalog.get(key.tenantId, r.definition_id);
+      if (definition) {
+        streak = {
+          row: { id: r.id, memberId: r.member_id, definitionId: r.definition_id, state: r.state, createdAt: r.created_at!.getTime(), updatedAt: r.updated_at!.getTime() },
+          definition,
+        };
       }
-      found.set(keyOf(key), { memberId: r.member_id, streak });
     }
-    // Rewards only for the streaks found, as the single read asks for them only then.
-    const withStreak = distinct.filter((k) => found.get(keyOf(k))?.streak);
     const facts = new Map<string, RewardFactsByDefinition>();
-    if (withStreak.length > 0) {
-      const { rows: rewards } = await client.query<{
-        tenant_id: string; member_id: string; id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null;
-      }>(
-        `select r.tenant_id, r.member_id, r.id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at
-           from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
-           join reward r on r.tenant_id = k.tenant_id and r.member_id = k.member_id and r.definition_id = k.definition_id
-          order by r.threshold, r.created_at`,
-        [withStreak.map((k) => k.tenantId), withStreak.map((k) => found.get(keyOf(k))!.memberId), withStreak.map((k) => k.definitionId)],
-      );
-      for (const r of rewards) addRewardFact(facts, `${r.tenant_id}\u0000${r.member_id}\u0000${r.definition_id}`, r);
+    if (streak) {
+      for (const reward of r.rewards ?? []) {
+        addRewardFact(facts, key.definitionId, { ...reward, claim_deadline_at: reward.claim_deadline_at === null ? null : new Date(reward.claim_deadline_at) });
+      }
     }
-    return keys.map((k) => {
-      const hit = found.get(keyOf(k));
-      if (!hit) return { ok: true, value: { memberId: null, streaks: [], rewards: () => ({ unclaimed: [], total: 0 }) } };
-      const byDefinition = (definitionId: string) => facts.get(`${k.tenantId}\u0000${hit.memberId}\u0000${definitionId}`) ?? { unclaimed: [], total: 0 };
-      return { ok: true, value: { memberId: hit.memberId, streaks: hit.streak ? [hit.streak] : [], rewards: hit.streak ? byDefinition : () => ({ unclaimed: [], total: 0 }) } };
-    });
-  } finally {
-    client.release();
+    found.set(keyOf(key), { memberId: r.member_id, streak, facts: facts.get(key.definitionId) ?? { unclaimed: [], total: 0 } });
   }
+  const none = (): RewardFactsByDefinition => ({ unclaimed: [], total: 0 });
+  return keys.map((k) => {
+    const hit = found.get(keyOf(k));
+    if (!hit) return { ok: true, value: { memberId: null, streaks: [], rewards: none } };
+    const byDefinition = (definitionId: string) => (definitionId === k.definitionId ? hit.facts : none());
+    return { ok: true, value: { memberId: hit.memberId, streaks: hit.streak ? [hit.streak] : [], rewards: hit.streak ? byDefinition : none } };
+  });
 }
