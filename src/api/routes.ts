@@ -145,7 +145,7 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
   // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
   const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, ...(deps.ingestBatch ? { options: deps.ingestBatch } : {}) });
-  // Concurrent single-streak reads share their two queries; see src/engine/batch-progress-reader.ts.
+  // Concurrent single-streak reads share one query; see src/engine/batch-progress-reader.ts.
   const reader = createBatchProgressReader(deps.pool, catalog);
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });

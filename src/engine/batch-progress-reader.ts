@@ -54,14 +54,19 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
   // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
   // order the single read lists them; none when there is no streak, as the single read asks for them only then).
+  // Per-key lookups are LATERAL with `offset 0` so each stays a unique-index probe whatever the statistics say
+  // (see classify in batch-ingestor.ts).
   const { rows } = await pool.query<{
     i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
   }>(
     `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
        from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
-       join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
-       left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id
+       cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
+       left join lateral (
+         select s.id, s.definition_id, s.created_at, s.updated_at from member_streak s
+          where s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id offset 0
+       ) s on true
        left join member_streak_state st on st.member_streak_id = s.id
        left join lateral (
          select json_agg(json_build_object('id', r.id, 'definition_id', r.definition_id, 'threshold', r.threshold, 'kind', r.kind,

@@ -111,32 +111,38 @@ export async function saveMemberStreak(client: PoolClient, id: string, def: Cata
   );
 }
 
+type SavedStreak = { readonly id: string; readonly def: CatalogDefinition; readonly state: MemberStreakState; readonly saves: number };
+
+/** The records `saveMemberStreaksSql` reads from its JSON parameter. */
+export function memberStreakRecords(rows: readonly SavedStreak[], now: number): string {
+  return JSON.stringify(rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now) })));
+}
+
 /**
- * Saves many rows in one statement (each row at most once): `saves` counts the per-activity saves a row stands
- * for, so `version` moves exactly as that many `saveMemberStreak` calls would have moved it.
+ * WITH items (named `<prefix>_…`) that save many member streaks from `memberStreakRecords` in parameter `$param`,
+ * each row once: `saves` counts the per-activity saves a row stands for, so `version` moves exactly as that many
+ * `saveMemberStreak` calls would have moved it. For statements that save streaks beside other writes.
  */
-export async function saveMemberStreaks(
-  client: Pick<PoolClient, "query">,
-  rows: readonly { readonly id: string; readonly def: CatalogDefinition; readonly state: MemberStreakState; readonly saves: number }[],
-  now: number,
-): Promise<void> {
-  if (rows.length === 0) return;
-  const records = rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now) }));
-  await client.query(
-    `with x as materialized (
-       select * from jsonb_to_recordset($1::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
+export function saveMemberStreaksSql(prefix: string, param: number): string {
+  return `${prefix}_x as materialized (
+       select * from jsonb_to_recordset($${param}::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
          window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
          break_kind varchar, break_window_key varchar)
-     ), saved as (
-       update member_streak_state st set state = x.state from x where st.member_streak_id = x.id
-     )
-     update member_streak s set status = x.status, current_count = x.current_count, longest_count = x.longest_count,
-       window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
-       version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key
-     from x
-     where s.id = x.id`,
-    [JSON.stringify(records)],
-  );
+     ), ${prefix}_state as (
+       update member_streak_state st set state = x.state from ${prefix}_x x where st.member_streak_id = x.id
+     ), ${prefix}_row as (
+       update member_streak s set status = x.status, current_count = x.current_count, longest_count = x.longest_count,
+         window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
+         version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key
+       from ${prefix}_x x
+       where s.id = x.id
+     )`;
+}
+
+/** Saves many rows in one statement (each row at most once); see `saveMemberStreaksSql`. */
+export async function saveMemberStreaks(client: Pick<PoolClient, "query">, rows: readonly SavedStreak[], now: number): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(`with ${saveMemberStreaksSql("saved", 1)} select 1`, [memberStreakRecords(rows, now)]);
 }
 
 /** Inserts planned rewards (at most once each, by reward_grant_once) and their lifecycle outbox rows. */
@@ -156,19 +162,27 @@ export async function insertRewardsAndOutbox(client: PoolClient, rewards: readon
   }
 }
 
+/** The records `insertEventsSql` reads from its JSON parameter, in the order the events are numbered. */
+export function eventRecords(events: readonly PlannedEvent[]): string {
+  return JSON.stringify(events.map((e, n) => ({
+    tenant_id: e.tenantId, type: e.type, member_id: e.memberId, definition_id: e.definitionId, dedupe_key: e.dedupeKey, payload: e.payload,
+    occurred_at: new Date(e.occurredAt).toISOString(), n,
+  })));
+}
+
+/** An INSERT (usable as a WITH item) of the events in `eventRecords` from parameter `$param`, once each by their dedupe key. */
+export function insertEventsSql(param: number): string {
+  return `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+     select x.tenant_id, x.type, x.member_id, x.definition_id, x.dedupe_key, x.payload, x.occurred_at, now()
+       from jsonb_to_recordset($${param}::jsonb) as x(tenant_id uuid, type varchar, member_id uuid, definition_id uuid, dedupe_key varchar,
+         payload jsonb, occurred_at timestamptz, n bigint)
+      order by n
+     on conflict on constraint streak_event_dedupe do nothing`;
+}
+
 export async function insertEvents(client: Pick<PoolClient, "query">, events: readonly PlannedEvent[]): Promise<void> {
   if (events.length === 0) return;
-  const values: unknown[] = [];
-  const tuples = events.map((e, i) => {
-    values.push(e.tenantId, e.type, e.memberId, e.definitionId, e.dedupeKey, JSON.stringify(e.payload), new Date(e.occurredAt));
-    const b = i * 7;
-    return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, now())`;
-  });
-  await client.query(
-    `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-     values ${tuples.join(", ")} on conflict on constraint streak_event_dedupe do nothing`,
-    values,
-  );
+  await client.query(insertEventsSql(1), [eventRecords(events)]);
 }
 
 export interface TransitionOwner {
