@@ -94,6 +94,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     readMaxBytes: options.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     acceptCompression: [compressionGzip, compressionBrotli],
+    compressMinBytes: 1024,
     ...(options.contextValues ? { contextValues: options.contextValues } : {}),
   };
   const connectHandler = connectNodeAdapter({ ...connectOptions, routes });
@@ -102,10 +103,11 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     connectHandlers: connectHandlersByPath(connectOptions, routes),
     interceptors: connectOptions.interceptors,
     acceptCompression: connectOptions.acceptCompression,
-    compressMinBytes: 1024,
+    compressMinBytes: connectOptions.compressMinBytes,
     readMaxBytes: options.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     ...(options.contextValues ? { contextValues: options.contextValues } : {}),
+    onError: (error, path) => logger.warn({ error: error instanceof Error ? error.message : String(error), path }, "unary gRPC call failed outside its handler"),
   });
 
   const handle = (req: NodeServerRequest, res: NodeServerResponse) => {

@@ -10,7 +10,7 @@ import { create, fromBinary, toBinary, toJson, type DescMessage } from "@bufbuil
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { RecordActivitiesRequestSchema, RecordActivitiesResponseSchema, RecordActivityRequestSchema, RecordActivityResponseSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
-import { GetMemberStreakRequestSchema, GetMemberStreakResponseSchema } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { GetMemberStreakRequestSchema, GetMemberStreakResponseSchema, MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { grpcUnaryTotals } from "../../src/api/grpc-unary.ts";
@@ -59,7 +59,8 @@ interface Answer {
   readonly trailers: Record<string, string>;
 }
 
-function call(s: Side, path: string, body: Buffer, headers: Record<string, string> = {}, auth = true): Promise<Answer> {
+/** Sends `body` in one write, or each piece of an array in its own write (separate DATA frames, a moment apart). */
+function call(s: Side, path: string, body: Buffer | Buffer[], headers: Record<string, string> = {}, auth = true): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = s.session.request({
       ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers",
@@ -80,7 +81,17 @@ function call(s: Side, path: string, body: Buffer, headers: Record<string, strin
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks), trailers }));
     req.on("error", reject);
-    req.end(body);
+    if (Buffer.isBuffer(body)) {
+      req.end(body);
+      return;
+    }
+    void (async () => {
+      for (const piece of body) {
+        req.write(piece);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      req.end();
+    })();
   });
 }
 
@@ -122,7 +133,7 @@ function comparable<D extends DescMessage>(answer: Answer, schema: D): unknown {
 }
 
 /** Runs the same call on both APIs; returns both comparable answers and how the lean side's path counters moved. */
-async function both<D extends DescMessage>(path: string, body: (s: Side) => Buffer, schema: D, headers: Record<string, string> = {}, auth = true) {
+async function both<D extends DescMessage>(path: string, body: (s: Side) => Buffer | Buffer[], schema: D, headers: Record<string, string> = {}, auth = true) {
   const before = grpcUnaryTotals();
   const a = await call(lean, path, body(lean), headers, auth);
   const after = grpcUnaryTotals();
@@ -208,6 +219,30 @@ describe("the unary gRPC path answers as connect-node does", () => {
     expect(r.moved).toEqual({ answered: 0, replayed: 1 });
     expect(r.raw.trailers["grpc-status"]).not.toBe("0");
     expect(r.lean).toEqual(r.plain);
+  });
+
+  it.each<[string, () => Buffer[]]>([
+    // A valid message, then more bytes than the limit allows: connect refuses the extra message; nothing runs.
+    ["valid_message_then_oversized_garbage", () => [envelope(activity("hank", "h-1")), Buffer.alloc(MAX_REQUEST_BYTES + 100, 0)]],
+    ["valid_message_then_oversized_second_message", () => [envelope(activity("hank", "h-2")), envelope(Buffer.alloc(MAX_REQUEST_BYTES + 1, 0))]],
+  ])("grpc_unary/body_over_the_limit_in_several_writes_is_answered_by_connect_%s", async (_name, pieces) => {
+    const r = await both(RECORD, pieces, RecordActivityResponseSchema);
+    expect(r.moved).toEqual({ answered: 0, replayed: 1 });
+    expect(r.raw.trailers["grpc-status"]).not.toBe("0");
+    expect(r.lean).toEqual(r.plain);
+    // Neither server recorded the activity.
+    const { streak } = await lean.api.client(MemberStreakService).getMemberStreak({ memberExternalId: "hank", definitionId: lean.definitionId }).catch(() => ({ streak: undefined }));
+    expect(streak?.currentCount ?? 0).toBe(0);
+  });
+
+  it("grpc_unary/message_in_several_writes_and_explicit_identity_and_proto_subtype", async () => {
+    const whole = envelope(activity("ivy", "i-1"));
+    const split = await both(RECORD, () => [whole.subarray(0, 3), whole.subarray(3, 20), whole.subarray(20)], RecordActivityResponseSchema, {
+      "content-type": "application/grpc+proto", "grpc-encoding": "identity",
+    });
+    expect(split.moved).toEqual({ answered: 1, replayed: 0 });
+    expect(split.raw.trailers["grpc-status"]).toBe("0");
+    expect(split.lean).toEqual(split.plain);
   });
 
   it("grpc_unary/leaves_compressed_requests_to_connect_node", async () => {
