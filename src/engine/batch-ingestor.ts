@@ -1,22 +1,26 @@
 // Recording activity with group commit: concurrent `record()` calls are collected (group-batcher.ts) and a batch
 // is applied in ONE PostgreSQL transaction with set-based statements whose number does not grow with the batch
-// size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each.
+// size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each. In
+// the common case (members and streak rows exist) a batch is six round trips: BEGIN; one SELECT for duplicates and
+// members; one locking SELECT of the streak rows; one statement for every write; COMMIT; the reward facts.
 //
 // The result of every item is the one the one-at-a-time path (activity-ingestor.ts) gives when the items are run
 // in arrival order:
 //   - duplicates: an idempotency key already stored answers `duplicate` with the stored activity and the current
-//     state (one pre-check SELECT for the whole batch); a key repeated inside the batch is a duplicate of its first
-//     occurrence and sees the state after it; a duplicate changes nothing (not even the member's profile);
+//     state (one pre-check SELECT for the whole batch, which also reads the members); a key repeated inside the
+//     batch is a duplicate of its first occurrence and sees the state after it; a duplicate changes nothing (not
+//     even the member's profile);
 //   - the member upsert (inline profile) merges a member's profiles in arrival order, exactly as consecutive
 //     `coalesce` upserts would, and each item sees the time zone as of its own position;
 //   - member-streak rows are locked in one `SELECT … ORDER BY id FOR UPDATE` (the sweeps' order), created in
 //     their initial state when absent, and the domain runs in memory in arrival order, so an activity sees every
 //     earlier activity of the batch; each row is written once, with the projections of `memberStreakColumns`
 //     (the same function the single-row save uses), and its version moves once per activity as before;
-//   - activities are inserted last, in one statement, `on conflict do nothing returning`: a row that does not
-//     come back is a concurrent duplicate (committed after the pre-check), so the batch rolls back and that item
-//     goes through the one-at-a-time path (which answers `duplicate`) while the rest run again as a batch;
-//   - rewards, their outbox rows and events are multi-row inserts with the same dedupe keys as before.
+//   - the writes are one statement (data-modifying WITH items): streak rows, activities, rewards with their outbox
+//     rows, events, with the same dedupe keys as before. Activities are inserted `on conflict do nothing
+//     returning`: a row that does not come back is a concurrent duplicate (committed after the pre-check), so the
+//     batch rolls back and that item goes through the one-at-a-time path (which answers `duplicate`) while the
+//     rest run again as a batch.
 // A deadlock or serialization failure retries the batch; any other error falls back to one transaction per item,
 // so one bad item never fails the others. Targets are resolved before queueing, so an unknown or non-live
 // definition fails its own call with TargetDefinitionError, as before.
