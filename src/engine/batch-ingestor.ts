@@ -1,8 +1,9 @@
 // Recording activity with group commit: concurrent `record()` calls are collected (group-batcher.ts) and a batch
 // is applied in ONE PostgreSQL transaction with set-based statements whose number does not grow with the batch
 // size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each. In
-// the common case (members and streak rows exist) a batch is six round trips: BEGIN; one SELECT for duplicates and
-// members; one locking SELECT of the streak rows; one statement for every write; COMMIT; the reward facts.
+// the common case (members and streak rows exist) a batch is five round trips: BEGIN; one SELECT for duplicates and
+// members; one locking SELECT of the streak rows; one statement for every write (which also answers the reward
+// facts of the responses); COMMIT.
 //
 // The result of every item is the one the one-at-a-time path (activity-ingestor.ts) gives when the items are run
 // in arrival order:
@@ -47,7 +48,7 @@ import {
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { createBatcher, type BatchStats, type Settled } from "./group-batcher.ts";
 import type { OutboxPayloads } from "./outbox.ts";
-import { addRewardFact, type RewardFactsByDefinition } from "./progress-reader.ts";
+import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "./progress-reader.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import { eventRecords, insertEventsSql, memberStreakRecords, saveMemberStreaksSql } from "./streak-persistence.ts";
@@ -314,7 +315,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   // 5. One statement writes everything: streak rows (once each), activities, rewards with their outbox rows,
   //    events. An activity that does not come back was stored concurrently: everything is rolled back.
   const fresh = items.map((_, i) => i).filter((i) => kinds[i]!.kind === "fresh");
-  const inserted = await writeBatch(client, {
+  const { inserted, facts } = await writeBatch(client, {
     streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, now,
   });
   const missing = fresh.filter((i) => !inserted.has(i));
@@ -327,11 +328,6 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
     return { kind: "conflict", conflicts: missing };
   }
   await client.query("commit");
-
-  // 8. Reward facts for the responses, one query for the batch (after the commit, as the response read before).
-  // The batch is committed now: a failure here must not send the items down the fallback path (they would come
-  // back as duplicates), so the responses then read their facts themselves.
-  const facts = await rewardFacts(client, items, memberOf).catch(() => undefined);
 
   const results: Settled<RecordActivityResult>[] = items.map((item, i) => {
     const kind = kinds[i]!;
@@ -346,7 +342,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
         duplicate: kind.kind !== "fresh",
         member: { id: member.id, externalId: item.input.memberExternalId, timeZone: zoneAt[i] ?? null },
         streaks: outcomes[i]!,
-        rewardFacts: facts?.(item.input.tenantId, member.id),
+        rewardFacts: (definitionId: string) => facts.get(streakKey(member.id, definitionId)) ?? { unclaimed: [], total: 0 },
       },
     };
   });
@@ -628,9 +624,16 @@ interface BatchWrites {
  * The batch's writes in one statement (data-modifying WITH items): the streak rows, the fresh activities
  * (`on conflict do nothing returning`, so a concurrent duplicate is seen as a missing row), the rewards (once each,
  * by reward_grant_once) with a lifecycle outbox row for each one created that needs it, and the events. Returns
- * the inserted activities by item index.
+ * the inserted activities by item index, and the reward facts of every (member, definition) of the batch for the
+ * responses: the rewards stored before this statement (its snapshot) plus the ones it created — the rewards as
+ * this batch leaves them, read in the same round trip.
  */
-async function writeBatch(client: PoolClient, w: BatchWrites): Promise<Map<number, ActivityRow>> {
+async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserted: Map<number, ActivityRow>; facts: Map<string, RewardFactsByDefinition> }> {
+  const pairs = new Map<string, { tenant_id: string; member_id: string; definition_id: string }>();
+  w.items.forEach((p, i) => {
+    const member = w.memberOf(i);
+    for (const def of p.defs) pairs.set(streakKey(member.id, def.id), { tenant_id: p.input.tenantId, member_id: member.id, definition_id: def.id });
+  });
   const byId = new Map(w.fresh.map((i) => [w.activityIds[i]!, i]));
   const activities = w.fresh.map((i) => {
     const input = w.items[i]!.input;
@@ -660,7 +663,10 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<Map<numbe
       const payload: OutboxPayloads["reward.lifecycle"] = { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId };
       return { reward_id: r.id, tenant_id: r.tenantId, kind: "reward.lifecycle", dedupe_key: `reward:${r.id}`, payload };
     });
-  const { rows } = await client.query<ActivityRow>(
+  const { rows } = await client.query<ActivityRow & {
+    row_kind: "activity" | "reward"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
+    r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
+  }>(
     `with ${saveMemberStreaksSql("streaks", 1)},
      new_activities as (
        insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
@@ -682,7 +688,7 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<Map<numbe
            issued_at timestamptz, streak_count int, multiplier float8, activity_id uuid, created_at timestamptz, n bigint)
         order by n
        on conflict on constraint reward_grant_once do nothing
-       returning id
+       returning id, member_id, definition_id, threshold, kind, points, value, state, claim_deadline_at, created_at
      ), new_outbox as (
        insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
        select x.tenant_id, x.kind, x.dedupe_key, x.payload, now(), 0
@@ -692,39 +698,38 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<Map<numbe
        on conflict (dedupe_key) do nothing
      ), new_events as (
        ${insertEventsSql(5)}
+     ), stored_rewards as (
+       select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at
+         from jsonb_to_recordset($6::jsonb) as p(tenant_id uuid, member_id uuid, definition_id uuid)
+         cross join lateral (
+           select * from reward r where r.tenant_id = p.tenant_id and r.member_id = p.member_id and r.definition_id = p.definition_id offset 0
+         ) r
      )
-     select * from new_activities`,
-    [memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events)],
+     select 'activity' as row_kind, a.*, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
+            null::varchar as r_kind, null::float8 as r_points, null::varchar as r_value, null::varchar as r_state,
+            null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at
+       from new_activities a
+     union all
+     select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
+            r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at
+       from (select * from stored_rewards union all select * from new_rewards) r`,
+    [memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()])],
   );
   const inserted = new Map<number, ActivityRow>();
-  for (const r of rows) inserted.set(byId.get(r.id)!, r);
-  return inserted;
+  const rewardRows: (RewardFactRow & { member_id: string; created_at: Date })[] = [];
+  for (const r of rows) {
+    if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
+    else {
+      rewardRows.push({
+        id: r.r_id!, member_id: r.r_member_id!, definition_id: r.r_definition_id!, threshold: r.r_threshold!, kind: r.r_kind!, points: r.r_points!,
+        value: r.r_value!, state: r.r_state!, claim_deadline_at: r.r_claim_deadline_at, created_at: r.r_created_at!,
+      });
+    }
+  }
+  // The order the single read lists them in.
+  rewardRows.sort((a, b) => a.threshold - b.threshold || a.created_at.getTime() - b.created_at.getTime());
+  const facts = new Map<string, RewardFactsByDefinition>();
+  for (const r of rewardRows) addRewardFact(facts, streakKey(r.member_id, r.definition_id), r);
+  return { inserted, facts };
 }
 
-/** The reward facts of every (member, definition) of the batch, as ProgressReader.rewardFacts computes them. */
-async function rewardFacts(
-  client: PoolClient,
-  items: readonly Pending[],
-  memberOf: (i: number) => MemberInfo,
-): Promise<(tenantId: string, memberId: string) => (definitionId: string) => RewardFactsByDefinition> {
-  const pairs = new Map<string, { tenantId: string; memberId: string; definitionId: string }>();
-  items.forEach((p, i) => {
-    const member = memberOf(i);
-    for (const def of p.defs) pairs.set(streakKey(member.id, def.id), { tenantId: p.input.tenantId, memberId: member.id, definitionId: def.id });
-  });
-  const facts = new Map<string, RewardFactsByDefinition>();
-  if (pairs.size > 0) {
-    const list = [...pairs.values()];
-    const { rows } = await client.query<{ id: string; member_id: string; definition_id: string; threshold: number; kind: string; points: number; value: string; state: string; claim_deadline_at: Date | null }>(
-      `select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at
-         from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
-         cross join lateral (
-           select * from reward r where r.tenant_id = k.tenant_id and r.member_id = k.member_id and r.definition_id = k.definition_id offset 0
-         ) r
-        order by r.threshold, r.created_at`,
-      [list.map((p) => p.tenantId), list.map((p) => p.memberId), list.map((p) => p.definitionId)],
-    );
-    for (const r of rows) addRewardFact(facts, streakKey(r.member_id, r.definition_id), r);
-  }
-  return (_tenantId, memberId) => (definitionId) => facts.get(streakKey(memberId, definitionId)) ?? { unclaimed: [], total: 0 };
-}
