@@ -3,21 +3,23 @@
 //
 //   1. embedded PostgreSQL in a temporary directory (durable settings: fsync and synchronous_commit on);
 //   2. the API on it (role `api`; Temporal is off the hot path), a tenant, a LIVE daily definition, N members;
-//   3. RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99, driven from
-//      a worker thread (bench/load-worker.ts) so the client does not eat the server's event loop; how many
-//      requests shared a transaction (average batch size) is reported beside it;
-//   4. GetMemberStreak the same way;
-//   5. pgbench with one activity's transaction (member upsert, streak row lock + update, activity insert) and
-//      with one progress read (member + streak join, rewards), same client count, same duration;
-//   6. ratios printed and written to bench/results/ingest.json.
-// Environment knobs: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32), BENCH_MEMBERS (default 5000),
-// BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default 1), BENCH_CONNECTIONS (HTTP/2
-// connections the calls are spread over, default 1 for one API process and 4 per process for more: each
-// connection is served by one process (placed by the kernel's hash),
-// BENCH_CLIENT (raw: unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
+//   3. rounds of: RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99,
+//      driven from a worker thread (bench/load-worker.ts) so the client does not eat the server's event loop, with
+//      how many requests shared a transaction (average batch size); pgbench with one activity's transaction
+//      (member upsert, streak row lock + update, activity insert), same client count, same duration;
+//      GetMemberStreak the same way, then pgbench with one progress read (member + streak join, rewards); the
+//      no-op health check (the transport's own ceiling);
+//   4. each round's ratios, and their medians, printed and written to bench/results/ingest.json. Measuring both
+//      sides back to back in every round keeps a ratio from comparing a fast minute with a slow one (the same
+//      command varies by ±30 % on a small shared VM).
+// Environment knobs: BENCH_SECONDS (per phase, default 10), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY
+// (default 32), BENCH_MEMBERS (default 5000), BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default
+// 1), BENCH_CONNECTIONS (HTTP/2 connections the calls are spread over, default 1 for one API process and 4 per
+// process for more: each connection is served by one process, placed by the kernel's hash, and requests that
+// arrive in one socket read share one transaction, so more connections make smaller batches), BENCH_CLIENT (raw:
+// unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
-// generic pipeline; default true),
-// and requests that arrive in one socket read share one transaction, so more connections make smaller batches).
+// generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written).
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -40,7 +42,8 @@ import { DefinitionService } from "../src/gen/kindling/v1/definition_service_pb.
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 15);
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
@@ -48,6 +51,21 @@ const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 const client = process.env.BENCH_CLIENT === "connect" ? "connect" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
+
+interface Round {
+  readonly kindling: { recordActivity: LoadResult; getMemberStreak: LoadResult; healthCheck: LoadResult };
+  readonly batching: Record<string, number>;
+  readonly pgbench: { activityTransactionTps: number; progressReadTps: number } | null;
+  readonly ratios: { ingestVsPgbench: number; readsVsPgbench: number } | null;
+}
+
+const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 1000) / 1000;
+}
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
 function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
@@ -124,35 +142,6 @@ async function main() {
     }
     console.log(`seeded ${members} members in ${((performance.now() - seedStart) / 1000).toFixed(1)}s`);
 
-    const run = randomUUID().slice(0, 8);
-    const unaryBefore = grpcUnaryTotals();
-    console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-    const batchesBefore = batchIngestTotals();
-    const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, run };
-    const ingest = await load({ ...job, kind: "ingest" });
-    const batchesAfter = batchIngestTotals();
-    const batching = {
-      batches: batchesAfter.batches - batchesBefore.batches,
-      items: batchesAfter.items - batchesBefore.items,
-      averageBatchSize: Math.round(((batchesAfter.items - batchesBefore.items) / Math.max(1, batchesAfter.batches - batchesBefore.batches)) * 100) / 100,
-      largestBatch: batchesAfter.largest,
-      retries: batchesAfter.retries - batchesBefore.retries,
-      conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
-      fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
-    };
-    console.log(ingest, batching);
-    console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-    const read = await load({ ...job, kind: "read" });
-    console.log(read);
-    console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-    const floor = await load({ ...job, kind: "health" });
-    console.log(floor);
-    const unaryAfter = grpcUnaryTotals();
-    // Calls the first API process answered on the lean unary gRPC path (src/api/grpc-unary.ts) during the phases.
-    const unaryPath = { enabled: grpcUnaryPath, answered: unaryAfter.answered - unaryBefore.answered, replayed: unaryAfter.replayed - unaryBefore.replayed };
-    console.log({ unaryPath });
-
-    if (process.env.BENCH_SKIP_PGBENCH) return;
     const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
     // The same statements one RecordActivity runs for one definition, minus the domain computation in between.
     const ingestSql = `\\set m random(0, :members - 1)
@@ -181,36 +170,81 @@ select m.id, s.id, st.state from member m left join member_streak s on s.member_
 select id, state from reward where tenant_id = :tenant::uuid and definition_id = :definition::uuid
   and member_id = (select id from member where tenant_id = :tenant::uuid and external_id = 'm' || :m);
 `;
-    console.log("pgbench: equivalent activity transaction…");
-    const pgIngest = pgbench(pg.databaseUrl, ingestSql, vars);
-    if (process.env.BENCH_DEBUG) console.log(pgIngest.raw);
-    console.log(`  ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
-    console.log("pgbench: equivalent progress read…");
-    const pgRead = pgbench(pg.databaseUrl, readSql, vars);
-    console.log(`  ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
 
+    const skipPgbench = Boolean(process.env.BENCH_SKIP_PGBENCH);
+    const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members };
+    const unaryBefore = grpcUnaryTotals();
+    const results: Round[] = [];
+    // Each round measures Kindling and pgbench back to back, so each ratio compares two measurements taken close
+    // together on this noisy box; the report gives every round and the median.
+    for (let round = 1; round <= rounds; round++) {
+      console.log(`— round ${round} of ${rounds}`);
+      console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+      const batchesBefore = batchIngestTotals();
+      const ingest = await load({ ...job, run: randomUUID().slice(0, 8), kind: "ingest" });
+      const batchesAfter = batchIngestTotals();
+      const batching = {
+        batches: batchesAfter.batches - batchesBefore.batches,
+        items: batchesAfter.items - batchesBefore.items,
+        averageBatchSize: Math.round(((batchesAfter.items - batchesBefore.items) / Math.max(1, batchesAfter.batches - batchesBefore.batches)) * 100) / 100,
+        retries: batchesAfter.retries - batchesBefore.retries,
+        conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
+        fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
+      };
+      console.log(ingest, batching);
+      const pgIngest = skipPgbench ? null : pgbench(pg.databaseUrl, ingestSql, vars);
+      if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
+      if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
+      console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+      const read = await load({ ...job, run: randomUUID().slice(0, 8), kind: "read" });
+      console.log(read);
+      const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars);
+      if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
+      console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+      const health = await load({ ...job, run: randomUUID().slice(0, 8), kind: "health" });
+      console.log(health);
+      results.push({
+        kindling: { recordActivity: ingest, getMemberStreak: read, healthCheck: health },
+        batching,
+        pgbench: pgIngest && pgRead ? { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps } : null,
+        ratios: pgIngest && pgRead ? { ingestVsPgbench: ratio(ingest.perSecond, pgIngest.tps), readsVsPgbench: ratio(read.perSecond, pgRead.tps) } : null,
+      });
+    }
+    const unaryAfter = grpcUnaryTotals();
+    // Calls the first API process answered on the lean unary gRPC path (src/api/grpc-unary.ts) during the rounds.
+    const unaryPath = { enabled: grpcUnaryPath, answered: unaryAfter.answered - unaryBefore.answered, replayed: unaryAfter.replayed - unaryBefore.replayed };
+    console.log({ unaryPath });
+    if (skipPgbench) return;
+
+    const medianOf = (f: (r: Round) => number) => median(results.map(f));
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, concurrency, members, apiProcesses, connections, client, grpcUnaryPath },
-      kindling: { recordActivity: ingest, getMemberStreak: read },
-      // Counted in the first API process only (the others keep their own counters).
-      batching: { recordActivity: batching },
-      unaryPath,
-      // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor chain)
-      // alone allows on this box.
-      transportCeiling: { healthCheck: floor },
-      pgbench: { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps },
+      settings: { seconds, rounds, concurrency, members, apiProcesses, connections, client, grpcUnaryPath },
+      // Medians over the rounds; every round below.
+      median: {
+        recordActivityPerSecond: medianOf((r) => r.kindling.recordActivity.perSecond),
+        getMemberStreakPerSecond: medianOf((r) => r.kindling.getMemberStreak.perSecond),
+        // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor
+        // chain) alone allows on this box.
+        healthCheckPerSecond: medianOf((r) => r.kindling.healthCheck.perSecond),
+        pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
+        pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
+      },
       ratios: {
-        ingestVsPgbench: Math.round((ingest.perSecond / pgIngest.tps) * 1000) / 1000,
-        readsVsPgbench: Math.round((read.perSecond / pgRead.tps) * 1000) / 1000,
+        ingestVsPgbench: medianOf((r) => r.ratios!.ingestVsPgbench),
+        readsVsPgbench: medianOf((r) => r.ratios!.readsVsPgbench),
       },
       targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
+      // Counted in the first API process only (the others keep their own counters).
+      unaryPath,
+      rounds: results,
     };
     mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
     writeFileSync(join(import.meta.dirname, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
-    console.log(`\ningest: ${ingest.perSecond} req/s vs pgbench ${pgIngest.tps} tps → ${result.ratios.ingestVsPgbench}× (target ≥ 1.0×)`);
-    console.log(`reads:  ${read.perSecond} req/s vs pgbench ${pgRead.tps} tps → ${result.ratios.readsVsPgbench}× (target ≥ 0.5×)`);
+    const each = (f: (r: Round) => number) => results.map(f).join(" / ");
+    console.log(`\ningest: ${result.median.recordActivityPerSecond} req/s vs pgbench ${result.median.pgbenchActivityTransactionTps} tps → ${result.ratios.ingestVsPgbench}× (target ≥ 1.0×; rounds ${each((r) => r.ratios!.ingestVsPgbench)})`);
+    console.log(`reads:  ${result.median.getMemberStreakPerSecond} req/s vs pgbench ${result.median.pgbenchProgressReadTps} tps → ${result.ratios.readsVsPgbench}× (target ≥ 0.5×; rounds ${each((r) => r.ratios!.readsVsPgbench)})`);
     console.log("written to bench/results/ingest.json");
   } finally {
     await orm.close();
