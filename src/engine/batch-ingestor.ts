@@ -342,7 +342,9 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
         duplicate: kind.kind !== "fresh",
         member: { id: member.id, externalId: item.input.memberExternalId, timeZone: zoneAt[i] ?? null },
         streaks: outcomes[i]!,
-        rewardFacts: (definitionId: string) => facts.get(streakKey(member.id, definitionId)) ?? { unclaimed: [], total: 0 },
+        // The rewards stored before the batch and those created by items up to this one: item i's response
+        // shows the member as item i left them, like its streak state, not as a later item of the batch did.
+        rewardFacts: (definitionId: string) => facts(i, member.id, definitionId),
       },
     };
   });
@@ -624,11 +626,16 @@ interface BatchWrites {
  * The batch's writes in one statement (data-modifying WITH items): the streak rows, the fresh activities
  * (`on conflict do nothing returning`, so a concurrent duplicate is seen as a missing row), the rewards (once each,
  * by reward_grant_once) with a lifecycle outbox row for each one created that needs it, and the events. Returns
- * the inserted activities by item index, and the reward facts of every (member, definition) of the batch for the
- * responses: the rewards stored before this statement (its snapshot) plus the ones it created — the rewards as
- * this batch leaves them, read in the same round trip.
+ * the inserted activities by item index, and the reward facts for the responses, read in the same round trip: for
+ * item i and one (member, definition), the rewards stored before this statement (its snapshot) plus the ones it
+ * created for items 0..i (by their activity_id), so each response shows the rewards as of its own item.
+ * Every reward row is written under the lock of its member-streak row (taken in lockStreaks), so the snapshot
+ * cannot miss a reward another transaction is writing for the same pair.
  */
-async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserted: Map<number, ActivityRow>; facts: Map<string, RewardFactsByDefinition> }> {
+async function writeBatch(
+  client: PoolClient,
+  w: BatchWrites,
+): Promise<{ inserted: Map<number, ActivityRow>; facts: (i: number, memberId: string, definitionId: string) => RewardFactsByDefinition }> {
   const pairs = new Map<string, { tenant_id: string; member_id: string; definition_id: string }>();
   w.items.forEach((p, i) => {
     const member = w.memberOf(i);
@@ -666,6 +673,7 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserte
   const { rows } = await client.query<ActivityRow & {
     row_kind: "activity" | "reward"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
     r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
+    r_activity_id: string | null;
   }>(
     `with ${saveMemberStreaksSql("streaks", 1)},
      new_activities as (
@@ -688,7 +696,7 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserte
            issued_at timestamptz, streak_count int, multiplier float8, activity_id uuid, created_at timestamptz, n bigint)
         order by n
        on conflict on constraint reward_grant_once do nothing
-       returning id, member_id, definition_id, threshold, kind, points, value, state, claim_deadline_at, created_at
+       returning id, member_id, definition_id, threshold, kind, points, value, state, claim_deadline_at, created_at, activity_id
      ), new_outbox as (
        insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
        select x.tenant_id, x.kind, x.dedupe_key, x.payload, now(), 0
@@ -699,7 +707,8 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserte
      ), new_events as (
        ${insertEventsSql(5)}
      ), stored_rewards as (
-       select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at
+       select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at,
+              null::uuid as activity_id
          from jsonb_to_recordset($6::jsonb) as p(tenant_id uuid, member_id uuid, definition_id uuid)
          cross join lateral (
            select * from reward r where r.tenant_id = p.tenant_id and r.member_id = p.member_id and r.definition_id = p.definition_id offset 0
@@ -707,29 +716,38 @@ async function writeBatch(client: PoolClient, w: BatchWrites): Promise<{ inserte
      )
      select 'activity' as row_kind, a.*, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
             null::varchar as r_kind, null::float8 as r_points, null::varchar as r_value, null::varchar as r_state,
-            null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at
+            null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at, null::uuid as r_activity_id
        from new_activities a
      union all
      select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
-            r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at
+            r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at, r.activity_id
        from (select * from stored_rewards union all select * from new_rewards) r`,
     [memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()])],
   );
   const inserted = new Map<number, ActivityRow>();
-  const rewardRows: (RewardFactRow & { member_id: string; created_at: Date })[] = [];
+  const rewardRows: (RewardFactRow & { member_id: string; created_at: Date; createdBy: number })[] = [];
   for (const r of rows) {
     if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
     else {
       rewardRows.push({
         id: r.r_id!, member_id: r.r_member_id!, definition_id: r.r_definition_id!, threshold: r.r_threshold!, kind: r.r_kind!, points: r.r_points!,
         value: r.r_value!, state: r.r_state!, claim_deadline_at: r.r_claim_deadline_at, created_at: r.r_created_at!,
+        createdBy: r.r_activity_id === null ? -1 : (byId.get(r.r_activity_id) ?? -1),
       });
     }
   }
   // The order the single read lists them in.
   rewardRows.sort((a, b) => a.threshold - b.threshold || a.created_at.getTime() - b.created_at.getTime());
-  const facts = new Map<string, RewardFactsByDefinition>();
-  for (const r of rewardRows) addRewardFact(facts, streakKey(r.member_id, r.definition_id), r);
+  const byKey = new Map<string, typeof rewardRows>();
+  for (const r of rewardRows) {
+    const key = streakKey(r.member_id, r.definition_id);
+    byKey.set(key, [...(byKey.get(key) ?? []), r]);
+  }
+  const facts = (i: number, memberId: string, definitionId: string): RewardFactsByDefinition => {
+    const f = new Map<string, RewardFactsByDefinition>();
+    for (const r of byKey.get(streakKey(memberId, definitionId)) ?? []) if (r.createdBy <= i) addRewardFact(f, definitionId, r);
+    return f.get(definitionId) ?? { unclaimed: [], total: 0 };
+  };
   return { inserted, facts };
 }
 

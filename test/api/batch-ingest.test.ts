@@ -13,6 +13,7 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../..
 import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
 import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
 import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
+import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 
@@ -188,6 +189,11 @@ describe("batched ingestor against sequential processing", () => {
     streaks: r.streaks.map((s) => ({ applied: s.applied, reason: s.notAppliedReason, outcome: s.outcome, state: s.state, effects: s.effects, rewards: s.rewards.map((w) => [w.threshold, w.kind, w.state]) })),
   });
 
+  const comparableFacts = (f: RewardFactsByDefinition) => ({
+    total: f.total,
+    unclaimed: f.unclaimed.map((u) => ({ threshold: u.threshold, kind: u.kind, state: u.state, points: u.points, value: u.value, claimDeadlineAt: u.claimDeadlineAt })),
+  });
+
   async function storedStreaks(tenantId: string, definitionId: string) {
     const { rows } = await pool.query<{
       external_id: string; state: MemberStreakState; status: string; current_count: number; longest_count: number; version: number;
@@ -237,16 +243,31 @@ describe("batched ingestor against sequential processing", () => {
     const catalog = createDefinitionCatalog(pool, 30_000, clock);
     const batcher = createBatchIngestor({ pool, catalog, now: clock, options: { maxBatch: 16, maxInFlight: 1 } });
     const single = createActivityIngestor({ pool, catalog, now: clock });
+    const reader = createProgressReader(pool, catalog);
+    let grewInsideAPhase = false;
     // Three phases, the clock moving on between them, so windows close, streaks break and milestones are reached.
     for (const [phase, at] of [T0, T0 + DAY, T0 + 3 * DAY].entries()) {
       now = at;
       const items = stream(phase + 1, 70, at, "seq");
       const batchedResults = await Promise.all(items.map((a) => batcher.record({ ...a, tenantId: batched.tenantId, target: { definitionId: batched.definitionId } })));
       const sequentialResults: RecordActivityResult[] = [];
-      for (const a of items) sequentialResults.push(await single.record({ ...a, tenantId: sequential.tenantId, target: { definitionId: sequential.definitionId } }));
+      const sequentialFacts: ReturnType<typeof comparableFacts>[] = [];
+      for (const a of items) {
+        const r = await single.record({ ...a, tenantId: sequential.tenantId, target: { definitionId: sequential.definitionId } });
+        sequentialResults.push(r);
+        // What the service reads after a one-at-a-time record: the member's rewards right after this item.
+        sequentialFacts.push(comparableFacts((await reader.rewardFacts(sequential.tenantId, r.member.id, [sequential.definitionId]))(sequential.definitionId)));
+      }
       expect(batchedResults.map(comparable)).toEqual(sequentialResults.map(comparable));
       expect(batchedResults.some((r) => r.duplicate)).toBe(true);
+      // Each response's reward facts are as of its own item: rewards stored before the batch plus those of items
+      // up to it, not those a later item of the same batch created.
+      expect(batchedResults.map((r) => comparableFacts(r.rewardFacts!(batched.definitionId)))).toEqual(sequentialFacts);
+      grewInsideAPhase ||= items.some((a, i) => items.some((b, j) => j > i && b.memberExternalId === a.memberExternalId && sequentialFacts[j]!.total > sequentialFacts[i]!.total));
     }
+    // The stream really had a member earn a reward after an earlier item of the same batch (else the check above
+    // could not tell facts as of each item from facts as of the batch's end).
+    expect(grewInsideAPhase).toBe(true);
     const stats = batcher.stats();
     expect(stats.items).toBe(210);
     expect(stats.fallbacks).toBe(0);
