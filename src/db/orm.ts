@@ -16,6 +16,9 @@ export function ormOptions(databaseUrl: string, poolMax = 20): Options {
     pool: { min: 0, max: poolMax },
     // Entities are defined with defineEntity, so there is no reflection to do at start-up.
     discovery: { warnWhenNoEntities: true },
+    // Database functions (kindling_batch_check, migration 0006) live in migrations, not in entity metadata: the
+    // schema diff must not drop them.
+    schemaGenerator: { ignoreRoutines: true },
     debug: false,
     allowGlobalContext: false,
   };

@@ -1,9 +1,12 @@
 // Recording activity with group commit: concurrent `record()` calls are collected (group-batcher.ts) and a batch
 // is applied in ONE PostgreSQL transaction with set-based statements whose number does not grow with the batch
 // size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each. In
-// the common case (members and streak rows exist) a batch is five round trips: BEGIN; one SELECT for duplicates and
-// members; one locking SELECT of the streak rows; one statement for every write (which also answers the reward
-// facts of the responses); COMMIT.
+// the common case (no inline profiles; members and streak rows exist) a batch is two round trips, each one
+// simple-protocol message of several statements with their parameters inlined as literals (inlineParameters):
+//   1. BEGIN; one SELECT for duplicates and members; one locking SELECT of the streak rows (prelockSql);
+//   2. one statement for every write, which also answers the reward facts of the responses; COMMIT.
+// A batch with inline profiles locks its members before the streak rows (the one-at-a-time path's order), so its
+// locking SELECT waits for a round trip of its own, after BEGIN and the duplicates' SELECT each had theirs.
 //
 // The result of every item is the one the one-at-a-time path (activity-ingestor.ts) gives when the items are run
 // in arrival order:
@@ -19,14 +22,16 @@
 //     (the same function the single-row save uses), and its version moves once per activity as before;
 //   - the writes are one statement (data-modifying WITH items): streak rows, activities, rewards with their outbox
 //     rows, events, with the same dedupe keys as before. Activities are inserted `on conflict do nothing
-//     returning`: a row that does not come back is a concurrent duplicate (committed after the pre-check), so the
-//     batch rolls back and that item goes through the one-at-a-time path (which answers `duplicate`) while the
-//     rest run again as a batch.
-// A deadlock or serialization failure retries the batch; any other error falls back to one transaction per item,
+//     returning`: a row that does not come back is a concurrent duplicate (committed after the pre-check), and
+//     kindling_batch_check (migration 0006) then raises KB001 inside the statement, so neither it nor the COMMIT
+//     sent with it takes effect; the batch runs again and reads that key as stored. A concurrent duplicate the
+//     domain itself sees (in a locked streak row's state) rolls the batch back before the write; that item goes
+//     through the one-at-a-time path (which answers `duplicate`) while the rest run again as a batch.
+// A deadlock, serialization failure or KB001 retries the batch; any other error falls back to one transaction per item,
 // so one bad item never fails the others. Targets are resolved before queueing, so an unknown or non-live
 // definition fails its own call with TargetDefinitionError, as before.
 import { randomUUID } from "node:crypto";
-import type { Pool, PoolClient } from "pg";
+import { escapeLiteral, type Pool, type PoolClient, type QueryResult } from "pg";
 import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
 import {
   ACTIVITY_COLUMNS,
@@ -65,7 +70,10 @@ export interface BatchIngestorOptions {
 export interface BatchIngestStats extends BatchStats {
   /** Batches run again after a deadlock, a serialization failure or a concurrent profile change. */
   readonly retries: number;
-  /** Items answered one at a time because a concurrent transaction stored the same key first. */
+  /**
+   * Times a concurrent transaction stored one of the batch's keys first: items the domain saw as duplicates only
+   * inside the transaction (answered one at a time), and writes whose batch check failed (run again).
+   */
   readonly conflicts: number;
   /** Items run one at a time after a batch failed for another reason. */
   readonly fallbacks: number;
@@ -94,13 +102,16 @@ interface Pending {
   readonly defs: readonly CatalogDefinition[];
 }
 
-const RETRYABLE = new Set(["40P01", "40001"]);
+/** SQLSTATE kindling_batch_check raises (migration 0006): an activity of the batch was stored concurrently. */
+const BATCH_CONFLICT = "KB001";
+const RETRYABLE = new Set(["40P01", "40001", BATCH_CONFLICT]);
+const sqlState = (error: unknown) => (typeof error === "object" && error !== null ? String((error as { code?: unknown }).code) : undefined);
 
 /** The batch saw something it cannot order exactly (a concurrent profile change): run it again. */
 class RetryBatch extends Error {}
 
 const isRetryable = (error: unknown) =>
-  error instanceof RetryBatch || (typeof error === "object" && error !== null && RETRYABLE.has(String((error as { code?: unknown }).code)));
+  error instanceof RetryBatch || RETRYABLE.has(sqlState(error) ?? "");
 
 export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
   const { pool, catalog } = deps;
@@ -131,6 +142,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
       // A connection that cannot even roll back is dropped rather than returned to the pool.
       const broken = await client.query("rollback").then(() => false, () => true);
       client.release(broken);
+      if (sqlState(error) === BATCH_CONFLICT) counts.conflicts++;
       if (isRetryable(error) && retries < maxRetries) {
         counts.retries++;
         return runBatch(items, retries + 1);
@@ -220,18 +232,55 @@ const memberKey = (tenantId: string, externalId: string) => `${tenantId}\u0000${
 const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000${definitionId}`;
 const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
 
-async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
-  await client.query("begin");
+/**
+ * A parameterised statement as literal SQL, for a multi-statement simple-protocol message (which takes no
+ * parameters): each `$n` becomes its value quoted by the driver's escapeLiteral; arrays become array literals.
+ */
+export function inlineParameters(query: { text: string; values: readonly unknown[] }): string {
+  const text = (v: unknown) => (typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" ? String(v) : JSON.stringify(v));
+  const element = (v: unknown) => (v === null || v === undefined ? "NULL" : `"${text(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
+  const literal = (v: unknown): string => {
+    if (v === null || v === undefined) return "null";
+    if (Array.isArray(v)) return escapeLiteral(`{${v.map(element).join(",")}}`);
+    return escapeLiteral(text(v));
+  };
+  return query.text.replace(/\$(\d+)/g, (_, n: string) => {
+    if (Number(n) < 1 || Number(n) > query.values.length) throw new Error(`inlineParameters: no value for $${n}`);
+    return literal(query.values[Number(n) - 1]);
+  });
+}
 
-  // 1. Duplicates: stored keys and keys repeated inside the batch, with the stored members (one SELECT).
-  const { kinds, stored } = await classify(client, items);
+/** Several statements in one round trip (simple query protocol); one result per statement. */
+async function simpleQueries(client: PoolClient, statements: readonly string[]): Promise<QueryResult[]> {
+  const result = (await client.query(statements.join(";\n"))) as unknown as QueryResult | QueryResult[];
+  return Array.isArray(result) ? result : [result];
+}
+
+async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
+  // 1. Duplicates: stored keys and keys repeated inside the batch, with the stored members (one SELECT). Without
+  //    inline profiles, the member-streak rows of the stored members are locked in the same round trip as BEGIN
+  //    and that SELECT (one simple-protocol message); with profiles, members are locked before streak rows (the
+  //    one-at-a-time path's order), so streak rows wait for step 3.
+  const classifyQuery = classifySql(items);
+  let classified: ClassifyRow[];
+  let prelocked: readonly StreakRow[] | null = null;
+  if (items.some((p) => p.input.profile)) {
+    await client.query("begin");
+    classified = (await client.query<ClassifyRow>(classifyQuery.text, classifyQuery.values)).rows;
+  } else {
+    const lockQuery = prelockSql(items);
+    const [, c, l] = await simpleQueries(client, ["begin", inlineParameters(classifyQuery), inlineParameters(lockQuery)]);
+    classified = c!.rows as ClassifyRow[];
+    prelocked = l!.rows as StreakRow[];
+  }
+  const { kinds, stored } = classify(items, classified);
 
   // 2. Members: created when absent, profiles applied.
   const { members, zoneAt } = await upsertMembers(client, items, kinds, stored);
   const memberOf = (i: number) => members.get(memberKey(items[i]!.input.tenantId, items[i]!.input.memberExternalId))!;
 
-  // 3. Member-streak rows, locked in id order; absent ones (needed by new activities) created.
-  const slots = await lockStreaks(client, items, kinds, memberOf);
+  // 3. Member-streak rows, locked in id order (unless locked in step 1); absent ones (needed by new activities) created.
+  const slots = await lockStreaks(client, items, kinds, memberOf, prelocked);
 
   // 4. The domain, in memory, in arrival order.
   const activityIds = items.map(() => randomUUID());
@@ -313,21 +362,13 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   }
 
   // 5. One statement writes everything: streak rows (once each), activities, rewards with their outbox rows,
-  //    events. An activity that does not come back was stored concurrently: everything is rolled back.
+  //    events; COMMIT goes in the same round trip. An activity stored concurrently makes the statement raise
+  //    KB001 (kindling_batch_check) before anything commits: the batch runs again (runBatch), and sees it stored.
   const fresh = items.map((_, i) => i).filter((i) => kinds[i]!.kind === "fresh");
   const { inserted, facts } = await writeBatch(client, {
     streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, now,
   });
-  const missing = fresh.filter((i) => !inserted.has(i));
-  if (missing.length > 0) {
-    for (let i = 0; i < items.length; i++) {
-      const kind = kinds[i]!;
-      if (kind.kind === "repeat" && missing.includes(kind.first)) missing.push(i);
-    }
-    await client.query("rollback");
-    return { kind: "conflict", conflicts: missing };
-  }
-  await client.query("commit");
+  if (fresh.some((i) => !inserted.has(i))) throw new Error("batch: an activity missing after a checked write");
 
   const results: Settled<RecordActivityResult>[] = items.map((item, i) => {
     const kind = kinds[i]!;
@@ -361,8 +402,11 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
  * a hash join over a sequential scan of `member` and an activity probe on (tenant_id, unique_identifier) alone
  * that walked the tenant's whole index — 9–12 ms instead of 0.4 ms for 32 keys.
  */
-async function classify(client: PoolClient, items: readonly Pending[]): Promise<{ kinds: Kind[]; stored: Map<string, MemberRow> }> {
-  const keyOf = (p: Pending) => `${p.input.tenantId}\u0000${p.input.memberExternalId}\u0000${p.input.uniqueIdentifier}`;
+type ClassifyRow = ActivityRow & { k_tenant_id: string; k_external_id: string; k_uid: string; m_id: string; m_time_zone: string | null };
+
+const keyOf = (p: Pending) => `${p.input.tenantId}\u0000${p.input.memberExternalId}\u0000${p.input.uniqueIdentifier}`;
+
+function classifySql(items: readonly Pending[]): { text: string; values: unknown[] } {
   const tenants: string[] = [];
   const externals: string[] = [];
   const uids: string[] = [];
@@ -375,16 +419,52 @@ async function classify(client: PoolClient, items: readonly Pending[]): Promise<
     externals.push(p.input.memberExternalId);
     uids.push(p.input.uniqueIdentifier);
   }
-  const { rows } = await client.query<ActivityRow & { k_tenant_id: string; k_external_id: string; k_uid: string; m_id: string; m_time_zone: string | null }>(
-    `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")},
+  return {
+    text: `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")},
             k.tenant_id as k_tenant_id, k.external_id as k_external_id, k.uid as k_uid, m.id as m_id, m.time_zone as m_time_zone
        from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
        cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
        left join lateral (
          select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
        ) a on true`,
-    [tenants, externals, uids],
-  );
+    values: [tenants, externals, uids],
+  };
+}
+
+/**
+ * Locks the member-streak rows of the batch's stored members (found by external id) for every definition an
+ * item feeds, in id order, as lockStreaks does once members are known; rows that do not exist yet are created
+ * there.
+ */
+function prelockSql(items: readonly Pending[]): { text: string; values: unknown[] } {
+  const keys = new Map<string, { tenantId: string; externalId: string; definitionId: string }>();
+  for (const p of items) {
+    for (const def of p.defs) keys.set(`${memberKey(p.input.tenantId, p.input.memberExternalId)}\u0000${def.id}`, { tenantId: p.input.tenantId, externalId: p.input.memberExternalId, definitionId: def.id });
+  }
+  const list = [...keys.values()];
+  return {
+    // Each key's row is found by unique-index probes inside one fenced LATERAL (the member id a scalar subquery,
+    // so the streak probe binds all three key columns), and joined to the rows it locks by primary key, so no plan
+    // can pair keys with rows of other members. Left to the planner, stale statistics after a bulk load gave a
+    // hash join of every key with every streak row of the definition (306,464 pairs for 244 keys, 667 ms), and,
+    // with the member joined, a probe on (tenant, definition) alone that walked all of them (8 ms a key).
+    text: `select s.id, s.member_id, s.definition_id, st.state
+             from unnest($1::uuid[], $2::text[], $3::uuid[]) as k(tenant_id, external_id, definition_id)
+             cross join lateral (
+               select ms.id from member_streak ms
+                where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id
+                  and ms.member_id = (select m.id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
+               offset 0
+             ) x
+             join member_streak s on s.id = x.id
+             join member_streak_state st on st.member_streak_id = x.id
+            order by s.id
+            for update of s, st`,
+    values: [list.map((k) => k.tenantId), list.map((k) => k.externalId), list.map((k) => k.definitionId)],
+  };
+}
+
+function classify(items: readonly Pending[], rows: readonly ClassifyRow[]): { kinds: Kind[]; stored: Map<string, MemberRow> } {
   const activities = new Map<string, ActivityRow>();
   const members = new Map<string, MemberRow>();
   for (const r of rows) {
@@ -538,6 +618,7 @@ async function lockStreaks(
   items: readonly Pending[],
   kinds: readonly Kind[],
   memberOf: (i: number) => MemberInfo,
+  prelocked: readonly StreakRow[] | null,
 ): Promise<Map<string, StreakSlot>> {
   const wanted = new Map<string, { tenantId: string; memberId: string; def: CatalogDefinition; createFor: number }>();
   items.forEach((p, i) => {
@@ -571,7 +652,9 @@ async function lockStreaks(
       slots.set(k, { id: r.id, def: wanted.get(k)!.def, state: r.state, saves: 0, existsFrom: -1 });
     }
   };
-  take(await select([...wanted.values()]));
+  // Rows locked with BEGIN (prelockSql) are all the stored rows of members that existed then; a member created
+  // since has none but those its creator made, which the insert below runs into and locks.
+  take(prelocked ?? (await select([...wanted.values()])));
   const create = [...wanted.entries()].filter(([k, w]) => !slots.has(k) && w.createFor >= 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (create.length === 0) return slots;
   const initial = new Map<string, MemberStreakState>();
@@ -623,8 +706,9 @@ interface BatchWrites {
 }
 
 /**
- * The batch's writes in one statement (data-modifying WITH items): the streak rows, the fresh activities
- * (`on conflict do nothing returning`, so a concurrent duplicate is seen as a missing row), the rewards (once each,
+ * The batch's writes in one statement (data-modifying WITH items), sent with COMMIT in one simple-protocol
+ * message: the streak rows, the fresh activities (`on conflict do nothing returning`; a concurrent duplicate is a
+ * missing row, and kindling_batch_check then aborts the statement and so the commit), the rewards (once each,
  * by reward_grant_once) with a lifecycle outbox row for each one created that needs it, and the events. Returns
  * the inserted activities by item index, and the reward facts for the responses, read in the same round trip: for
  * item i and one (member, definition), the rewards stored before this statement (its snapshot) plus the ones it
@@ -670,12 +754,8 @@ async function writeBatch(
       const payload: OutboxPayloads["reward.lifecycle"] = { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId };
       return { reward_id: r.id, tenant_id: r.tenantId, kind: "reward.lifecycle", dedupe_key: `reward:${r.id}`, payload };
     });
-  const { rows } = await client.query<ActivityRow & {
-    row_kind: "activity" | "reward"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
-    r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
-    r_activity_id: string | null;
-  }>(
-    `with ${saveMemberStreaksSql("streaks", 1)},
+  const write = {
+    text: `with ${saveMemberStreaksSql("streaks", 1)},
      new_activities as (
        insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
        select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
@@ -721,12 +801,26 @@ async function writeBatch(
      union all
      select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
             r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at, r.activity_id
-       from (select * from stored_rewards union all select * from new_rewards) r`,
-    [memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()])],
-  );
+       from (select * from stored_rewards union all select * from new_rewards) r
+     union all
+     -- Its own branch, so it runs whatever the others return: raises KB001 unless every new activity was inserted.
+     select 'check', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")}, ${Array.from({ length: 11 }, () => "null").join(", ")}
+       from (select kindling_batch_check($7, (select count(*) from new_activities)) as ok) c`,
+    values: [
+      memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()]),
+      activities.length,
+    ],
+  };
+  const [written] = await simpleQueries(client, [inlineParameters(write), "commit"]);
+  const rows = written!.rows as (ActivityRow & {
+    row_kind: "activity" | "reward" | "check"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
+    r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
+    r_activity_id: string | null;
+  })[];
   const inserted = new Map<number, ActivityRow>();
   const rewardRows: (RewardFactRow & { member_id: string; created_at: Date; createdBy: number })[] = [];
   for (const r of rows) {
+    if (r.row_kind === "check") continue;
     if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
     else {
       rewardRows.push({

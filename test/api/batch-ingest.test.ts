@@ -12,7 +12,7 @@ import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_ser
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
 import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
-import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, inlineParameters, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
@@ -233,7 +233,12 @@ describe("batched ingestor against sequential processing", () => {
     return { rewards: rewards.rows, events: normal, outbox: outbox.rows[0].n, members: members.rows, activities: activities.rows };
   }
 
-  it("batch/results_and_stored_state_equal_sequential_processing_in_arrival_order", async () => {
+  // With inline profiles members are locked before streak rows; without, streak rows are locked in the batch's
+  // first round trip (prelockSql). Both orders must give the sequential answers.
+  it.each([
+    { profiles: true, label: "with_inline_profiles", prefix: "seqp" },
+    { profiles: false, label: "without_profiles", prefix: "seqn" },
+  ])("batch/results_and_stored_state_equal_sequential_processing_in_arrival_order_$label", async ({ profiles, prefix }) => {
     const { batched, sequential } = await twin(
       { window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00", useMemberTimeZone: true } } } },
       "twin.event",
@@ -248,7 +253,7 @@ describe("batched ingestor against sequential processing", () => {
     // Three phases, the clock moving on between them, so windows close, streaks break and milestones are reached.
     for (const [phase, at] of [T0, T0 + DAY, T0 + 3 * DAY].entries()) {
       now = at;
-      const items = stream(phase + 1, 70, at, "seq");
+      const items = stream(phase + 1, 70, at, prefix).map((a) => (profiles ? a : { ...a, profile: undefined }));
       const batchedResults = await Promise.all(items.map((a) => batcher.record({ ...a, tenantId: batched.tenantId, target: { definitionId: batched.definitionId } })));
       const sequentialResults: RecordActivityResult[] = [];
       const sequentialFacts: ReturnType<typeof comparableFacts>[] = [];
@@ -277,8 +282,8 @@ describe("batched ingestor against sequential processing", () => {
     const b = await storedStreaks(sequential.tenantId, sequential.definitionId);
     expect(a.length).toBeGreaterThan(0);
     expect(a).toEqual(b);
-    const sideA = await storedSideEffects(batched.tenantId, batched.definitionId, "seq");
-    const sideB = await storedSideEffects(sequential.tenantId, sequential.definitionId, "seq");
+    const sideA = await storedSideEffects(batched.tenantId, batched.definitionId, prefix);
+    const sideB = await storedSideEffects(sequential.tenantId, sequential.definitionId, prefix);
     expect(sideA.rewards.length).toBeGreaterThan(0);
     expect(sideA).toEqual(sideB);
 
@@ -344,6 +349,58 @@ describe("batched ingestor against sequential processing", () => {
     expect(await storedStreaks(batched.tenantId, batched.definitionId)).toEqual(await storedStreaks(sequential.tenantId, sequential.definitionId));
   });
 
+  // A key stored concurrently where the domain cannot see it (here under no definition at all, so no streak row
+  // of ours is locked by its writer): the batch's checked write raises KB001, nothing of it commits, and the run
+  // again answers duplicate with the stored activity.
+  it("batch/key_stored_concurrently_outside_the_streak_aborts_the_write_and_answers_duplicate", async () => {
+    const { batched } = await twin({}, "kb.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const batcher = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 4 } });
+    const input = (uid: string) => ({
+      tenantId: batched.tenantId, memberExternalId: "kb-member", target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 5, uniqueIdentifier: uid, metadata: {},
+    });
+    await batcher.record(input("kb-first"));
+    const [stateBefore] = await storedStreaks(batched.tenantId, batched.definitionId);
+    const before = batcher.stats();
+    const { rows: members } = await pool.query<{ id: string }>("select id from member where tenant_id = $1 and external_id = 'kb-member'", [batched.tenantId]);
+    const holder = await pool.connect();
+    try {
+      await holder.query("begin");
+      await holder.query(
+        `insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, unique_identifier, metadata, recorded_at)
+         values (gen_random_uuid(), $1, $2, null, 'elsewhere', '{}', now(), 1, 'kb-raced', '{}', now())`,
+        [batched.tenantId, members[0]!.id],
+      );
+      const pending = batcher.record(input("kb-raced"));
+      // The batch read no such key, applied it, and its insert now waits for our transaction.
+      for (let waited = 0; ; waited += 20) {
+        const { rows } = await pool.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'with streaks_x%'",
+        );
+        if (rows[0]!.n > 0) break;
+        if (waited > 10_000) throw new Error("the batch's write never waited for the concurrent insert");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await holder.query("commit");
+      const result = await pending;
+      expect(result.duplicate).toBe(true);
+      expect(result.activity.eventType).toBe("elsewhere");
+    } finally {
+      holder.release();
+    }
+    const after = batcher.stats();
+    expect(after.conflicts - before.conflicts).toBe(1);
+    expect(after.retries - before.retries).toBe(1);
+    expect(after.fallbacks - before.fallbacks).toBe(0);
+    // Nothing of the aborted write stayed: the streak holds kb-first alone, one activity row per key.
+    const [row] = await storedStreaks(batched.tenantId, batched.definitionId);
+    expect(row!.state.tail.map((t) => t.id)).toEqual(["kb-first"]);
+    expect(row).toEqual(stateBefore);
+    const { rows: stored } = await pool.query<{ unique_identifier: string }>("select unique_identifier from activity where tenant_id = $1 and member_id = $2 order by 1", [batched.tenantId, members[0]!.id]);
+    expect(stored.map((r) => r.unique_identifier)).toEqual(["kb-first", "kb-raced"]);
+  });
+
   it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
     const { batched } = await twin({}, "race.event");
     const now = T0;
@@ -360,5 +417,18 @@ describe("batched ingestor against sequential processing", () => {
     expect(rows[0]!.n).toBe(fresh.length);
     const states = await storedStreaks(batched.tenantId, batched.definitionId);
     expect(states.reduce((n, s) => n + s.state.tail.length, 0)).toBe(fresh.length);
+  });
+});
+
+describe("inlined parameters (the batch's first round trip is one simple-protocol message)", () => {
+  it("batch/inlined_parameters_reach_postgres_exactly_as_bound_ones", async () => {
+    const hostile = ["plain", "it's", "back\\slash", 'dou"ble', "{braces},commas", " spaced ", "$1 and $2", "ünï€ødé 🔥", "NULL", "", "'; drop table member; --", "\\\"'\\'"];
+    const text = "select $1::text[] as list, $2::text as one, $3::jsonb as doc";
+    const values = [hostile, hostile.join("|"), JSON.stringify({ hostile })];
+    const bound = await pool.query(text, values);
+    const inlined = await pool.query(inlineParameters({ text, values }));
+    expect(inlined.rows).toEqual(bound.rows);
+    expect(inlined.rows[0].list).toEqual(hostile);
+    expect(() => inlineParameters({ text: "select $2", values: [1] })).toThrow(/no value for \$2/);
   });
 });

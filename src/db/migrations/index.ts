@@ -5,6 +5,7 @@ import { Migration0002Orchestration } from "./0002-orchestration.migration.ts";
 import { Migration0003EventsWebhooks } from "./0003-events-webhooks.migration.ts";
 import { Migration0004SweepIndexes } from "./0004-sweep-indexes.migration.ts";
 import { Migration0005MemberStreakState } from "./0005-member-streak-state.migration.ts";
+import { Migration0006BatchCheck } from "./0006-batch-check.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -14,4 +15,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0003_events_webhooks", class: Migration0003EventsWebhooks },
   { name: "0004_sweep_indexes", class: Migration0004SweepIndexes },
   { name: "0005_member_streak_state", class: Migration0005MemberStreakState },
+  { name: "0006_batch_check", class: Migration0006BatchCheck },
 ];
