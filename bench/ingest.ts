@@ -4,7 +4,9 @@
 //   1. embedded PostgreSQL in a temporary directory (durable settings: fsync and synchronous_commit on);
 //   2. the API on it (role `api`; Temporal is off the hot path), a tenant, a LIVE daily definition, N members;
 //   3. rounds of: RecordActivity over gRPC/HTTP2 at fixed concurrency for a fixed time → requests/s, p50/p95/p99,
-//      driven from a worker thread (bench/load-worker.ts) so the client does not eat the server's event loop, with
+//      driven by bench/loadgen (a grpc-go client, built here when a Go toolchain is present: a JavaScript client
+//      spends as much CPU per call as the server's transport, on the same two cores) or else from a worker
+//      thread (bench/load-worker.ts) so the client does not eat the server's event loop, with
 //      how many requests shared a transaction (average batch size); pgbench with one activity's transaction
 //      (member upsert, streak row lock + update, activity insert), same client count, same duration;
 //      GetMemberStreak the same way, then pgbench with one progress read (member + streak join, rewards); the
@@ -16,11 +18,12 @@
 // (default 32), BENCH_MEMBERS (default 5000), BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default
 // 1), BENCH_CONNECTIONS (HTTP/2 connections the calls are spread over, default 1 for one API process and 4 per
 // process for more: each connection is served by one process, placed by the kernel's hash, and requests that
-// arrive in one socket read share one transaction, so more connections make smaller batches), BENCH_CLIENT (raw:
-// unary gRPC framed by hand on node:http2, the default; connect: connect-node's transport),
+// arrive in one socket read share one transaction, so more connections make smaller batches), BENCH_CLIENT (go:
+// bench/loadgen, the default when `go` runs; raw: unary gRPC framed by hand on node:http2 in a worker thread, the
+// default without Go; connect: connect-node's transport in a worker thread),
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
 // generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
@@ -49,7 +52,12 @@ const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
-const client = process.env.BENCH_CLIENT === "connect" ? "connect" : "raw";
+// The load generator: `go` (bench/loadgen, grpc-go, compiled here) when a Go toolchain is present, else `raw`.
+const goVersion = spawnSync("go", ["version"], { encoding: "utf8" });
+const client: "go" | "raw" | "connect" =
+  process.env.BENCH_CLIENT === "connect" || process.env.BENCH_CLIENT === "raw" || process.env.BENCH_CLIENT === "go"
+    ? process.env.BENCH_CLIENT
+    : goVersion.status === 0 ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 
 interface Round {
@@ -67,10 +75,35 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 1000) / 1000;
 }
 
-/** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
-function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
+/** Builds bench/loadgen (module downloads through the Go proxy on first use; go's build cache keeps it quick after). */
+function buildLoadgen(dir: string): string {
+  const binary = join(dir, "kindling-loadgen");
+  const built = spawnSync("go", ["build", "-o", binary, "."], { cwd: join(import.meta.dirname, "loadgen"), encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building bench/loadgen failed (BENCH_CLIENT=raw runs without Go): ${built.error?.message ?? built.stderr}`);
+  return binary;
+}
+
+/** Runs one load phase in the compiled load generator, a separate process (spawned asynchronously: the API runs in this event loop). */
+function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
+  const args = [
+    "-addr", new URL(job.apiUrl).host, "-kind", job.kind, "-seconds", String(seconds), "-concurrency", String(concurrency), "-connections", String(connections),
+    "-apikey", job.keyId, "-secret", job.secret, "-definition", job.definitionId, "-members", String(job.members), "-run", job.run,
+  ];
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections, client } satisfies LoadJob });
+    const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}: ${out}`))));
+  });
+}
+
+/** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
+function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">, loadgen?: string): Promise<LoadResult> {
+  if (loadgen) return loadGo(loadgen, job);
+  const jsClient = client === "connect" ? "connect" : "raw";
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections, client: jsClient } satisfies LoadJob });
     worker.once("message", (result: LoadResult) => resolve(result));
     worker.once("error", reject);
     worker.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`load worker exited with ${code}`))));
@@ -100,9 +133,11 @@ function pgbench(url: string, script: string, vars: Record<string, string>): { t
 
 async function main() {
   const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
+  const loadgen = client === "go" ? buildLoadgen(root) : undefined;
+  console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion.stdout.trim()})` : `${client} (JavaScript, worker thread)`}`);
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0 });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
-    DATABASE_POOL_SIZE: String(Math.max(8, Math.ceil(concurrency / apiProcesses))), KINDLING_API_PROCESSES: String(apiProcesses),
+    DATABASE_POOL_SIZE: String(Math.max(8, Math.min(32, Math.ceil(concurrency / apiProcesses)))), KINDLING_API_PROCESSES: String(apiProcesses),
     KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath) });
   const kindling = await startKindling(config, createLogger("warn"), "api");
   const orm = await createOrm(pg.databaseUrl, 2);
@@ -181,7 +216,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       console.log(`— round ${round} of ${rounds}`);
       console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
       const batchesBefore = batchIngestTotals();
-      const ingest = await load({ ...job, run: randomUUID().slice(0, 8), kind: "ingest" });
+      const ingest = await load({ ...job, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
       const batchesAfter = batchIngestTotals();
       const batching = {
         batches: batchesAfter.batches - batchesBefore.batches,
@@ -196,12 +231,12 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
       if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
       console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-      const read = await load({ ...job, run: randomUUID().slice(0, 8), kind: "read" });
+      const read = await load({ ...job, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
       console.log(read);
       const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars);
       if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
       console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-      const health = await load({ ...job, run: randomUUID().slice(0, 8), kind: "health" });
+      const health = await load({ ...job, run: randomUUID().slice(0, 8), kind: "health" }, loadgen);
       console.log(health);
       results.push({
         kindling: { recordActivity: ingest, getMemberStreak: read, healthCheck: health },
