@@ -63,20 +63,26 @@ export interface BatchIngestorOptions {
   readonly maxBatch?: number;
   /** Batches running at once; further calls queue meanwhile (default 2). */
   readonly maxInFlight?: number;
-  /** Retries of a batch after a deadlock or serialization failure before falling back to one item at a time. */
+  /**
+   * Retries of a batch after a deadlock, a serialization failure, a concurrent profile change or a key stored
+   * concurrently (KB001) before falling back to one item at a time.
+   */
   readonly maxRetries?: number;
 }
 
 export interface BatchIngestStats extends BatchStats {
-  /** Batches run again after a deadlock, a serialization failure or a concurrent profile change. */
+  /** Batches run again after a deadlock, a serialization failure, a concurrent profile change or a KB001 write. */
   readonly retries: number;
   /**
-   * Times a concurrent transaction stored one of the batch's keys first: items the domain saw as duplicates only
-   * inside the transaction (answered one at a time), and writes whose batch check failed (run again).
+   * A concurrent transaction stored one of the batch's keys first: counts the items the domain saw as duplicates
+   * only inside the transaction (answered one at a time), plus one per write whose batch check failed (KB001; the
+   * batch ran again).
    */
   readonly conflicts: number;
   /** Items run one at a time after a batch failed for another reason. */
   readonly fallbacks: number;
+  /** Batches PostgreSQL aborted to break a deadlock (each also counts as a retry or leads to a fallback). */
+  readonly deadlocks: number;
 }
 
 export interface BatchIngestor extends ActivityIngestor {
@@ -93,7 +99,7 @@ export function batchIngestTotals(): BatchIngestStats {
   const sum = (f: (s: BatchIngestStats) => number) => all.reduce((n, s) => n + f(s), 0);
   return {
     batches: sum((s) => s.batches), items: sum((s) => s.items), largest: Math.max(0, ...all.map((s) => s.largest)),
-    retries: sum((s) => s.retries), conflicts: sum((s) => s.conflicts), fallbacks: sum((s) => s.fallbacks),
+    retries: sum((s) => s.retries), conflicts: sum((s) => s.conflicts), fallbacks: sum((s) => s.fallbacks), deadlocks: sum((s) => s.deadlocks),
   };
 }
 
@@ -110,6 +116,21 @@ const sqlState = (error: unknown) => (typeof error === "object" && error !== nul
 /** The batch saw something it cannot order exactly (a concurrent profile change): run it again. */
 class RetryBatch extends Error {}
 
+/**
+ * Something failed after the batch committed (answering it, not storing it): running it again would answer its
+ * items as duplicates of themselves, so each item fails with the cause instead; a client's retry then answers
+ * `duplicate` with what was stored.
+ */
+class CommittedBatchError extends Error {}
+
+function afterCommit<T>(answer: () => T): T {
+  try {
+    return answer();
+  } catch (error) {
+    throw new CommittedBatchError("batch committed, answering it failed", { cause: error });
+  }
+}
+
 const isRetryable = (error: unknown) =>
   error instanceof RetryBatch || RETRYABLE.has(sqlState(error) ?? "");
 
@@ -118,7 +139,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
   const single = deps.single ?? createActivityIngestor(deps);
   const maxRetries = deps.options?.maxRetries ?? 5;
   const maxBatch = deps.options?.maxBatch ?? 256;
-  const counts = { retries: 0, conflicts: 0, fallbacks: 0 };
+  const counts = { retries: 0, conflicts: 0, fallbacks: 0, deadlocks: 0 };
 
   async function oneByOne(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
     const out: Settled<RecordActivityResult>[] = [];
@@ -142,7 +163,9 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
       // A connection that cannot even roll back is dropped rather than returned to the pool.
       const broken = await client.query("rollback").then(() => false, () => true);
       client.release(broken);
+      if (error instanceof CommittedBatchError) return items.map(() => ({ ok: false, error: error.cause }));
       if (sqlState(error) === BATCH_CONFLICT) counts.conflicts++;
+      if (sqlState(error) === "40P01") counts.deadlocks++;
       if (isRetryable(error) && retries < maxRetries) {
         counts.retries++;
         return runBatch(items, retries + 1);
@@ -235,9 +258,19 @@ const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "
 /**
  * A parameterised statement as literal SQL, for a multi-statement simple-protocol message (which takes no
  * parameters): each `$n` becomes its value quoted by the driver's escapeLiteral; arrays become array literals.
+ * Every `$n` in the text is replaced, so the text must have none inside its own literals or identifiers. The values
+ * are then part of the statement text: a failing statement's text, data included, reaches the server log
+ * (log_min_error_statement), as it would not with bound parameters.
  */
 export function inlineParameters(query: { text: string; values: readonly unknown[] }): string {
-  const text = (v: unknown) => (typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" ? String(v) : JSON.stringify(v));
+  // Only what this module binds: strings (JSON documents are passed as strings), finite numbers, booleans, null,
+  // and flat arrays of those. Anything else (Date, Buffer, objects, nested arrays) would need the driver's own
+  // conversions, so it is refused rather than guessed at.
+  const text = (v: unknown): string => {
+    if (typeof v === "string") return v;
+    if ((typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean") return String(v);
+    throw new TypeError(`inlineParameters: cannot inline a ${typeof v === "object" ? (v?.constructor?.name ?? "object") : typeof v}`);
+  };
   const element = (v: unknown) => (v === null || v === undefined ? "NULL" : `"${text(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
   const literal = (v: unknown): string => {
     if (v === null || v === undefined) return "null";
@@ -268,8 +301,9 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
     await client.query("begin");
     classified = (await client.query<ClassifyRow>(classifyQuery.text, classifyQuery.values)).rows;
   } else {
-    const lockQuery = prelockSql(items);
-    const [, c, l] = await simpleQueries(client, ["begin", inlineParameters(classifyQuery), inlineParameters(lockQuery)]);
+    // Absent members are created first, while the batch holds no lock (every writer creates members before it
+    // locks streak rows; waiting for a concurrent creator of the same member here can close no cycle).
+    const [, , c, l] = await simpleQueries(client, ["begin", inlineParameters(createMembersSql(items)), inlineParameters(classifyQuery), inlineParameters(prelockSql(items))]);
     classified = c!.rows as ClassifyRow[];
     prelocked = l!.rows as StreakRow[];
   }
@@ -368,9 +402,8 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   const { inserted, facts } = await writeBatch(client, {
     streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, now,
   });
-  if (fresh.some((i) => !inserted.has(i))) throw new Error("batch: an activity missing after a checked write");
 
-  const results: Settled<RecordActivityResult>[] = items.map((item, i) => {
+  const results: Settled<RecordActivityResult>[] = afterCommit(() => items.map((item, i) => {
     const kind = kinds[i]!;
     const member = memberOf(i);
     const ownerIndex = kind.kind === "repeat" ? kind.first : i;
@@ -388,7 +421,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
         rewardFacts: (definitionId: string) => facts(i, member.id, definitionId),
       },
     };
-  });
+  }));
   return { kind: "done", results };
 }
 
@@ -428,6 +461,24 @@ function classifySql(items: readonly Pending[]): { text: string; values: unknown
          select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
        ) a on true`,
     values: [tenants, externals, uids],
+  };
+}
+
+/** Creates the batch's members that do not exist yet (no profile applied: the batches that carry one do not use it). */
+function createMembersSql(items: readonly Pending[]): { text: string; values: unknown[] } {
+  const members = new Map(items.map((p) => [memberKey(p.input.tenantId, p.input.memberExternalId), p.input] as const));
+  const sorted = [...members.values()].sort((a, b) =>
+    a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.memberExternalId < b.memberExternalId ? -1 : a.memberExternalId > b.memberExternalId ? 1 : 0,
+  );
+  return {
+    // In (tenant, external id) order, like upsertMembers, so two batches creating the same members wait in one order.
+    text: `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
+           select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
+             from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)
+            where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
+            order by k.n
+           on conflict (tenant_id, external_id) do nothing`,
+    values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.memberExternalId)],
   };
 }
 
@@ -812,36 +863,46 @@ async function writeBatch(
     ],
   };
   const [written] = await simpleQueries(client, [inlineParameters(write), "commit"]);
-  const rows = written!.rows as (ActivityRow & {
-    row_kind: "activity" | "reward" | "check"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
-    r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
-    r_activity_id: string | null;
-  })[];
-  const inserted = new Map<number, ActivityRow>();
-  const rewardRows: (RewardFactRow & { member_id: string; created_at: Date; createdBy: number })[] = [];
-  for (const r of rows) {
-    if (r.row_kind === "check") continue;
-    if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
-    else {
-      rewardRows.push({
-        id: r.r_id!, member_id: r.r_member_id!, definition_id: r.r_definition_id!, threshold: r.r_threshold!, kind: r.r_kind!, points: r.r_points!,
-        value: r.r_value!, state: r.r_state!, claim_deadline_at: r.r_claim_deadline_at, created_at: r.r_created_at!,
-        createdBy: r.r_activity_id === null ? -1 : (byId.get(r.r_activity_id) ?? -1),
-      });
+  return afterCommit(() => answers(written!));
+
+  // Reads the rows the statement answered (already committed): the inserted activities by item index, and each
+  // item's reward facts.
+  function answers(result: QueryResult) {
+    const rows = result.rows as (ActivityRow & {
+      row_kind: "activity" | "reward" | "check"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
+      r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
+      r_activity_id: string | null;
+    })[];
+    const inserted = new Map<number, ActivityRow>();
+    const rewardRows: (RewardFactRow & { member_id: string; created_at: Date; createdBy: number })[] = [];
+    for (const r of rows) {
+      if (r.row_kind === "check") continue;
+      if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
+      else {
+        const createdBy = r.r_activity_id === null ? -1 : byId.get(r.r_activity_id);
+        if (createdBy === undefined) throw new Error(`batch: reward ${r.r_id} created for an activity not in the batch`);
+        rewardRows.push({
+          id: r.r_id!, member_id: r.r_member_id!, definition_id: r.r_definition_id!, threshold: r.r_threshold!, kind: r.r_kind!, points: r.r_points!,
+          value: r.r_value!, state: r.r_state!, claim_deadline_at: r.r_claim_deadline_at, created_at: r.r_created_at!, createdBy,
+        });
+      }
     }
+    if (w.fresh.some((i) => !inserted.has(i))) throw new Error("batch: an activity missing after a checked write");
+    // The order the single read lists them in.
+    rewardRows.sort((a, b) => a.threshold - b.threshold || a.created_at.getTime() - b.created_at.getTime());
+    const byKey = new Map<string, typeof rewardRows>();
+    for (const r of rewardRows) {
+      const key = streakKey(r.member_id, r.definition_id);
+      const list = byKey.get(key);
+      if (list) list.push(r);
+      else byKey.set(key, [r]);
+    }
+    const facts = (i: number, memberId: string, definitionId: string): RewardFactsByDefinition => {
+      const f = new Map<string, RewardFactsByDefinition>();
+      for (const r of byKey.get(streakKey(memberId, definitionId)) ?? []) if (r.createdBy <= i) addRewardFact(f, definitionId, r);
+      return f.get(definitionId) ?? { unclaimed: [], total: 0 };
+    };
+    return { inserted, facts };
   }
-  // The order the single read lists them in.
-  rewardRows.sort((a, b) => a.threshold - b.threshold || a.created_at.getTime() - b.created_at.getTime());
-  const byKey = new Map<string, typeof rewardRows>();
-  for (const r of rewardRows) {
-    const key = streakKey(r.member_id, r.definition_id);
-    byKey.set(key, [...(byKey.get(key) ?? []), r]);
-  }
-  const facts = (i: number, memberId: string, definitionId: string): RewardFactsByDefinition => {
-    const f = new Map<string, RewardFactsByDefinition>();
-    for (const r of byKey.get(streakKey(memberId, definitionId)) ?? []) if (r.createdBy <= i) addRewardFact(f, definitionId, r);
-    return f.get(definitionId) ?? { unclaimed: [], total: 0 };
-  };
-  return { inserted, facts };
 }
 

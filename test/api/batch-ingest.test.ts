@@ -401,6 +401,36 @@ describe("batched ingestor against sequential processing", () => {
     expect(stored.map((r) => r.unique_identifier)).toEqual(["kb-first", "kb-raced"]);
   });
 
+  // A batch with a profile creates a new member and then waits for an existing member's streak row; a batch
+  // without profiles, sharing both members, creates missing members before it locks any streak row, so the two
+  // never wait for each other in a cycle (no deadlock, so no retry).
+  it("batch/profile_and_profileless_batches_sharing_new_and_existing_members_do_not_deadlock", async () => {
+    const { batched } = await twin({}, "mix.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const withProfiles = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 2, maxInFlight: 1 } });
+    const without = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 2, maxInFlight: 1 } });
+    const input = (member: string, uid: string, profile?: { firstName: string }) => ({
+      tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 5, uniqueIdentifier: uid, metadata: {}, profile,
+    });
+    await without.record(input("mix-existing", "seed"));
+    for (let k = 0; k < 12; k++) {
+      const fresh = `mix-new-${k}`;
+      const results = await Promise.all([
+        withProfiles.record(input(fresh, `p-${k}`, { firstName: `n${k}` })),
+        withProfiles.record(input("mix-existing", `p-e-${k}`, { firstName: `e${k}` })),
+        without.record(input("mix-existing", `w-e-${k}`)),
+        without.record(input(fresh, `w-${k}`)),
+      ]);
+      expect(results.map((r) => r.duplicate)).toEqual([false, false, false, false]);
+    }
+    // (The profile batch may still run again when the other created its new member first: RetryBatch, by design.)
+    expect(withProfiles.stats()).toMatchObject({ deadlocks: 0, fallbacks: 0 });
+    expect(without.stats()).toMatchObject({ deadlocks: 0, retries: 0, fallbacks: 0 });
+    const states = await storedStreaks(batched.tenantId, batched.definitionId);
+    expect(states.reduce((n, st) => n + st.state.tail.length, 0)).toBe(1 + 12 * 4);
+  });
+
   it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
     const { batched } = await twin({}, "race.event");
     const now = T0;
@@ -430,5 +460,7 @@ describe("inlined parameters (the batch's first round trip is one simple-protoco
     expect(inlined.rows).toEqual(bound.rows);
     expect(inlined.rows[0].list).toEqual(hostile);
     expect(() => inlineParameters({ text: "select $2", values: [1] })).toThrow(/no value for \$2/);
+    // Only what the ingestor binds; anything needing the driver's conversions is refused, not guessed at.
+    for (const value of [new Date(0), Buffer.from("x"), { a: 1 }, [[1]], Number.NaN]) expect(() => inlineParameters({ text: "select $1", values: [value] })).toThrow(TypeError);
   });
 });
