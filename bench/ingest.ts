@@ -11,11 +11,12 @@
 //      (member upsert, streak row lock + update, activity insert), same client count, same duration;
 //      GetMemberStreak the same way, then pgbench with one progress read (member + streak join, rewards); the
 //      no-op health check (the transport's own ceiling);
-//   4. each round's ratios, and their medians, printed and written to bench/results/ingest.json. Measuring both
+//   4. all of it at each concurrency level (calls in flight = pgbench clients), one after the other;
+//   5. each round's ratios, and their medians per level, printed and written to bench/results/ingest.json. Measuring both
 //      sides back to back in every round keeps a ratio from comparing a fast minute with a slow one (the same
 //      command varies by ±30 % on a small shared VM).
-// Environment knobs: BENCH_SECONDS (per phase, default 10), BENCH_ROUNDS (default 3), BENCH_CONCURRENCY
-// (default 32), BENCH_MEMBERS (default 5000), BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default
+// Environment knobs: BENCH_SECONDS (per phase, default 10), BENCH_ROUNDS (per level, default 3), BENCH_CONCURRENCY
+// (comma-separated levels, default 32,128), BENCH_MEMBERS (default 5000), BENCH_API_PROCESSES (KINDLING_API_PROCESSES for the API, default
 // 1), BENCH_CONNECTIONS (HTTP/2 connections the calls are spread over, default 1 for one API process and 4 per
 // process for more: each connection is served by one process, placed by the kernel's hash, and requests that
 // arrive in one socket read share one transaction, so more connections make smaller batches), BENCH_CLIENT (go:
@@ -47,7 +48,11 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../sr
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
-const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+// Concurrency levels, each measured on its own (rounds at each level): "32,128" by default. Batching shares one
+// transaction among the calls in flight, while pgbench's clients each run their own; how the two compare depends on
+// how many calls are in flight, so the report gives every level.
+const levels = (process.env.BENCH_CONCURRENCY ?? "32,128").split(",").map((c) => Number(c.trim())).filter((c) => Number.isInteger(c) && c > 0);
+const maxConcurrency = Math.max(...levels);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
@@ -84,9 +89,9 @@ function buildLoadgen(dir: string): string {
 }
 
 /** Runs one load phase in the compiled load generator, a separate process (spawned asynchronously: the API runs in this event loop). */
-function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">): Promise<LoadResult> {
+function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "connections" | "client">): Promise<LoadResult> {
   const args = [
-    "-addr", new URL(job.apiUrl).host, "-kind", job.kind, "-seconds", String(seconds), "-concurrency", String(concurrency), "-connections", String(connections),
+    "-addr", new URL(job.apiUrl).host, "-kind", job.kind, "-seconds", String(seconds), "-concurrency", String(job.concurrency), "-connections", String(connections),
     "-apikey", job.keyId, "-secret", job.secret, "-definition", job.definitionId, "-members", String(job.members), "-run", job.run,
   ];
   return new Promise((resolve, reject) => {
@@ -99,18 +104,18 @@ function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "concurrency" | "
 }
 
 /** Runs one load phase in a worker thread (bench/load-worker.ts), so the client does not share the server's event loop. */
-function load(job: Omit<LoadJob, "seconds" | "concurrency" | "connections" | "client">, loadgen?: string): Promise<LoadResult> {
+function load(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string): Promise<LoadResult> {
   if (loadgen) return loadGo(loadgen, job);
   const jsClient = client === "connect" ? "connect" : "raw";
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, concurrency, connections, client: jsClient } satisfies LoadJob });
+    const worker = new Worker(new URL("./load-worker.ts", import.meta.url), { workerData: { ...job, seconds, connections, client: jsClient } satisfies LoadJob });
     worker.once("message", (result: LoadResult) => resolve(result));
     worker.once("error", reject);
     worker.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`load worker exited with ${code}`))));
   });
 }
 
-function pgbench(url: string, script: string, vars: Record<string, string>): { tps: number; latencyMs: number; raw: string } {
+function pgbench(url: string, script: string, vars: Record<string, string>, concurrency: number): { tps: number; latencyMs: number; raw: string } {
   const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
   const file = join(dir, "script.sql");
   writeFileSync(file, script);
@@ -135,9 +140,10 @@ async function main() {
   const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
   console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion.stdout.trim()})` : `${client} (JavaScript, worker thread)`}`);
-  const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0 });
+  // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.
+  const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64)) } });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
-    DATABASE_POOL_SIZE: String(Math.max(8, Math.min(32, Math.ceil(concurrency / apiProcesses)))), KINDLING_API_PROCESSES: String(apiProcesses),
+    DATABASE_POOL_SIZE: String(Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)))), KINDLING_API_PROCESSES: String(apiProcesses),
     KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath) });
   const kindling = await startKindling(config, createLogger("warn"), "api");
   const orm = await createOrm(pg.databaseUrl, 2);
@@ -209,41 +215,46 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const skipPgbench = Boolean(process.env.BENCH_SKIP_PGBENCH);
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members };
     const unaryBefore = grpcUnaryTotals();
-    const results: Round[] = [];
-    // Each round measures Kindling and pgbench back to back, so each ratio compares two measurements taken close
-    // together on this noisy box; the report gives every round and the median.
-    for (let round = 1; round <= rounds; round++) {
-      console.log(`— round ${round} of ${rounds}`);
-      console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-      const batchesBefore = batchIngestTotals();
-      const ingest = await load({ ...job, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
-      const batchesAfter = batchIngestTotals();
-      const batching = {
-        batches: batchesAfter.batches - batchesBefore.batches,
-        items: batchesAfter.items - batchesBefore.items,
-        averageBatchSize: Math.round(((batchesAfter.items - batchesBefore.items) / Math.max(1, batchesAfter.batches - batchesBefore.batches)) * 100) / 100,
-        retries: batchesAfter.retries - batchesBefore.retries,
-        conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
-        fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
-      };
-      console.log(ingest, batching);
-      const pgIngest = skipPgbench ? null : pgbench(pg.databaseUrl, ingestSql, vars);
-      if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
-      if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
-      console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-      const read = await load({ ...job, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
-      console.log(read);
-      const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars);
-      if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
-      console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-      const health = await load({ ...job, run: randomUUID().slice(0, 8), kind: "health" }, loadgen);
-      console.log(health);
-      results.push({
-        kindling: { recordActivity: ingest, getMemberStreak: read, healthCheck: health },
-        batching,
-        pgbench: pgIngest && pgRead ? { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps } : null,
-        ratios: pgIngest && pgRead ? { ingestVsPgbench: ratio(ingest.perSecond, pgIngest.tps), readsVsPgbench: ratio(read.perSecond, pgRead.tps) } : null,
-      });
+    const byLevel: { concurrency: number; results: Round[] }[] = [];
+    for (const concurrency of levels) {
+      const results: Round[] = [];
+      byLevel.push({ concurrency, results });
+      // Each round measures Kindling and pgbench back to back, so each ratio compares two measurements taken close
+      // together on this noisy box; the report gives every round and the median.
+      for (let round = 1; round <= rounds; round++) {
+        console.log(`— concurrency ${concurrency}, round ${round} of ${rounds}`);
+        console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+        const batchesBefore = batchIngestTotals();
+        const ingest = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
+        const batchesAfter = batchIngestTotals();
+        const batching = {
+          batches: batchesAfter.batches - batchesBefore.batches,
+          items: batchesAfter.items - batchesBefore.items,
+          averageBatchSize: Math.round(((batchesAfter.items - batchesBefore.items) / Math.max(1, batchesAfter.batches - batchesBefore.batches)) * 100) / 100,
+          retries: batchesAfter.retries - batchesBefore.retries,
+          conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
+          fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
+          deadlocks: batchesAfter.deadlocks - batchesBefore.deadlocks,
+        };
+        console.log(ingest, batching);
+        const pgIngest = skipPgbench ? null : pgbench(pg.databaseUrl, ingestSql, vars, concurrency);
+        if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
+        if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
+        console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+        const read = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
+        console.log(read);
+        const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars, concurrency);
+        if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
+        console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+        const health = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "health" }, loadgen);
+        console.log(health);
+        results.push({
+          kindling: { recordActivity: ingest, getMemberStreak: read, healthCheck: health },
+          batching,
+          pgbench: pgIngest && pgRead ? { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps } : null,
+          ratios: pgIngest && pgRead ? { ingestVsPgbench: ratio(ingest.perSecond, pgIngest.tps), readsVsPgbench: ratio(read.perSecond, pgRead.tps) } : null,
+        });
+      }
     }
     const unaryAfter = grpcUnaryTotals();
     // Calls the first API process answered on the lean unary gRPC path (src/api/grpc-unary.ts) during the rounds.
@@ -251,35 +262,46 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     console.log({ unaryPath });
     if (skipPgbench) return;
 
-    const medianOf = (f: (r: Round) => number) => median(results.map(f));
+    const summary = byLevel.map(({ concurrency, results }) => {
+      const medianOf = (f: (r: Round) => number) => median(results.map(f));
+      return {
+        concurrency,
+        // Medians over the rounds; every round below.
+        median: {
+          recordActivityPerSecond: medianOf((r) => r.kindling.recordActivity.perSecond),
+          getMemberStreakPerSecond: medianOf((r) => r.kindling.getMemberStreak.perSecond),
+          // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor
+          // chain) alone allows on this box.
+          healthCheckPerSecond: medianOf((r) => r.kindling.healthCheck.perSecond),
+          pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
+          pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
+        },
+        ratios: {
+          ingestVsPgbench: medianOf((r) => r.ratios!.ingestVsPgbench),
+          readsVsPgbench: medianOf((r) => r.ratios!.readsVsPgbench),
+        },
+        rounds: results,
+      };
+    });
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, rounds, concurrency, members, apiProcesses, connections, client, grpcUnaryPath },
-      // Medians over the rounds; every round below.
-      median: {
-        recordActivityPerSecond: medianOf((r) => r.kindling.recordActivity.perSecond),
-        getMemberStreakPerSecond: medianOf((r) => r.kindling.getMemberStreak.perSecond),
-        // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor
-        // chain) alone allows on this box.
-        healthCheckPerSecond: medianOf((r) => r.kindling.healthCheck.perSecond),
-        pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
-        pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
-      },
-      ratios: {
-        ingestVsPgbench: medianOf((r) => r.ratios!.ingestVsPgbench),
-        readsVsPgbench: medianOf((r) => r.ratios!.readsVsPgbench),
-      },
+      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath },
       targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
       // Counted in the first API process only (the others keep their own counters).
       unaryPath,
-      rounds: results,
+      levels: summary,
     };
     mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
     writeFileSync(join(import.meta.dirname, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
-    const each = (f: (r: Round) => number) => results.map(f).join(" / ");
-    console.log(`\ningest: ${result.median.recordActivityPerSecond} req/s vs pgbench ${result.median.pgbenchActivityTransactionTps} tps → ${result.ratios.ingestVsPgbench}× (target ≥ 1.0×; rounds ${each((r) => r.ratios!.ingestVsPgbench)})`);
-    console.log(`reads:  ${result.median.getMemberStreakPerSecond} req/s vs pgbench ${result.median.pgbenchProgressReadTps} tps → ${result.ratios.readsVsPgbench}× (target ≥ 0.5×; rounds ${each((r) => r.ratios!.readsVsPgbench)})`);
+    console.log("");
+    for (const level of summary) {
+      const each = (f: (r: Round) => number) => level.rounds.map(f).join(" / ");
+      console.log(`concurrency ${level.concurrency}:`);
+      console.log(`  ingest: ${level.median.recordActivityPerSecond} req/s vs pgbench ${level.median.pgbenchActivityTransactionTps} tps → ${level.ratios.ingestVsPgbench}× (target ≥ 1.0×; rounds ${each((r) => r.ratios!.ingestVsPgbench)})`);
+      console.log(`  reads:  ${level.median.getMemberStreakPerSecond} req/s vs pgbench ${level.median.pgbenchProgressReadTps} tps → ${level.ratios.readsVsPgbench}× (target ≥ 0.5×; rounds ${each((r) => r.ratios!.readsVsPgbench)})`);
+      console.log(`  no-op health check: ${level.median.healthCheckPerSecond} calls/s`);
+    }
     console.log("written to bench/results/ingest.json");
   } finally {
     await orm.close();
