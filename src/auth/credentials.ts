@@ -1,7 +1,7 @@
 // API credentials: a public key id and a secret shown once. Only a salted scrypt hash of the secret is stored;
 // verification is constant-time. Verified secrets are remembered briefly in memory so the hot path does not pay
 // scrypt's deliberate cost on every request.
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, createHash } from "node:crypto";
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, hash } from "node:crypto";
 import { promisify } from "node:util";
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
@@ -43,5 +43,6 @@ export function parseServiceToken(token: string): { keyId: string; secret: strin
 
 /** Fingerprint used as the in-memory cache key of a verified secret (never the secret itself). */
 export function secretFingerprint(keyId: string, secret: string): string {
-  return createHash("sha256").update(keyId).update("\0").update(secret).digest("base64url");
+  // One-shot digest: it runs on every authenticated call (the verified-key cache key).
+  return hash("sha256", `${keyId}\0${secret}`, "base64url");
 }

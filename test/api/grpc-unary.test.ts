@@ -111,7 +111,9 @@ function envelope(message: Uint8Array, flags = 0): Buffer {
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g;
-const mask = (text: string) => text.replace(UUID, "<id>").replace(TIME, "<time>");
+// Countdowns are computed from the moment of each read: two reads a second apart differ by one.
+const COUNTDOWN = /("seconds[A-Za-z]*":\s*)"\d+"/g;
+const mask = (text: string) => text.replace(UUID, "<id>").replace(TIME, "<time>").replace(COUNTDOWN, '$1"<seconds>"');
 
 /** An answer with ids and times masked, the message decoded (so equal content compares equal). */
 function comparable<D extends DescMessage>(answer: Answer, schema: D): unknown {
