@@ -1,9 +1,11 @@
 // Recording activity with group commit: concurrent `record()` calls are collected (group-batcher.ts) and a batch
 // is applied in ONE PostgreSQL transaction with set-based statements whose number does not grow with the batch
 // size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each. In
-// the common case (no inline profiles; members and streak rows exist) a batch is two round trips, each one
-// simple-protocol message of several statements with their parameters inlined as literals (inlineParameters):
-//   1. BEGIN; one SELECT for duplicates and members; one locking SELECT of the streak rows (prelockSql);
+// the common case (no inline profiles) a batch is two round trips, each one simple-protocol message of several
+// statements (batchMessage: the batch's statements are session-level prepared statements, EXECUTEd with their
+// arguments as literals quoted by the driver's escapeLiteral):
+//   1. BEGIN; members created where absent; one SELECT for duplicates and members; one locking SELECT of the
+//      streak rows (prelockSql);
 //   2. one statement for every write, which also answers the reward facts of the responses; COMMIT.
 // A batch with inline profiles locks its members before the streak rows (the one-at-a-time path's order), so its
 // locking SELECT waits for a round trip of its own, after BEGIN and the duplicates' SELECT each had theirs.
@@ -30,7 +32,7 @@
 // A deadlock, serialization failure or KB001 retries the batch; any other error falls back to one transaction per item,
 // so one bad item never fails the others. Targets are resolved before queueing, so an unknown or non-live
 // definition fails its own call with TargetDefinitionError, as before.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { escapeLiteral, type Pool, type PoolClient, type QueryResult } from "pg";
 import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
 import {
@@ -160,8 +162,9 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     try {
       attempt = await attemptBatch(client, items, deps.now());
     } catch (error) {
-      // A connection that cannot even roll back is dropped rather than returned to the pool.
-      const broken = await client.query("rollback").then(() => false, () => true);
+      // A connection that cannot even roll back (or tell which statements it holds) is dropped rather than
+      // returned to the pool.
+      const broken = await client.query("rollback").then(() => preparedStatementsOf(client)).then(() => false, () => true);
       client.release(broken);
       if (error instanceof CommittedBatchError) return items.map(() => ({ ok: false, error: error.cause }));
       if (sqlState(error) === BATCH_CONFLICT) counts.conflicts++;
@@ -256,37 +259,82 @@ const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000
 const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
 
 /**
- * A parameterised statement as literal SQL, for a multi-statement simple-protocol message (which takes no
- * parameters): each `$n` becomes its value quoted by the driver's escapeLiteral; arrays become array literals.
- * Every `$n` in the text is replaced, so the text must have none inside its own literals or identifiers. The values
- * are then part of the statement text: a failing statement's text, data included, reaches the server log
- * (log_min_error_statement), as it would not with bound parameters.
+ * One value as an SQL literal, quoted by the driver's escapeLiteral (arrays as array literals), for the EXECUTE
+ * arguments of a simple-protocol message, which takes no bound parameters. Only what this module binds: strings
+ * (JSON documents are passed as strings), finite numbers, booleans, null, and flat arrays of those. Anything else
+ * (Date, Buffer, objects, nested arrays) would need the driver's own conversions, so it is refused rather than
+ * guessed at. The values are part of the statement text: a failing message's text, data included, reaches the
+ * server log (log_min_error_statement), as it would not with bound parameters.
  */
-export function inlineParameters(query: { text: string; values: readonly unknown[] }): string {
-  // Only what this module binds: strings (JSON documents are passed as strings), finite numbers, booleans, null,
-  // and flat arrays of those. Anything else (Date, Buffer, objects, nested arrays) would need the driver's own
-  // conversions, so it is refused rather than guessed at.
-  const text = (v: unknown): string => {
-    if (typeof v === "string") return v;
-    if ((typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean") return String(v);
-    throw new TypeError(`inlineParameters: cannot inline a ${typeof v === "object" ? (v?.constructor?.name ?? "object") : typeof v}`);
+export function sqlLiteral(v: unknown): string {
+  const text = (x: unknown): string => {
+    if (typeof x === "string") return x;
+    if ((typeof x === "number" && Number.isFinite(x)) || typeof x === "boolean") return String(x);
+    throw new TypeError(`sqlLiteral: cannot quote a ${typeof x === "object" ? (x?.constructor?.name ?? "object") : typeof x}`);
   };
-  const element = (v: unknown) => (v === null || v === undefined ? "NULL" : `"${text(v).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
-  const literal = (v: unknown): string => {
-    if (v === null || v === undefined) return "null";
-    if (Array.isArray(v)) return escapeLiteral(`{${v.map(element).join(",")}}`);
-    return escapeLiteral(text(v));
-  };
-  return query.text.replace(/\$(\d+)/g, (_, n: string) => {
-    if (Number(n) < 1 || Number(n) > query.values.length) throw new Error(`inlineParameters: no value for $${n}`);
-    return literal(query.values[Number(n) - 1]);
-  });
+  const element = (x: unknown) => (x === null || x === undefined ? "NULL" : `"${text(x).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
+  if (v === null || v === undefined) return "null";
+  if (Array.isArray(v)) return escapeLiteral(`{${v.map(element).join(",")}}`);
+  return escapeLiteral(text(v));
 }
 
-/** Several statements in one round trip (simple query protocol); one result per statement. */
-async function simpleQueries(client: PoolClient, statements: readonly string[]): Promise<QueryResult[]> {
-  const result = (await client.query(statements.join(";\n"))) as unknown as QueryResult | QueryResult[];
-  return Array.isArray(result) ? result : [result];
+/** A statement of a batch message: its text with `$n` parameters, their values, and their types (for PREPARE). */
+interface Statement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+  readonly types: readonly string[];
+}
+
+// The batch's statements are session-level prepared statements (SQL PREPARE, then EXECUTE with literal
+// arguments), so each connection parses them once and PostgreSQL can settle on a generic plan instead of planning
+// them for every batch (about 2 ms of server CPU per batch, mostly the write statement). Names are derived from
+// the text. Which names a connection holds is tracked here; after a failed message it is read back from the
+// server (preparedStatementsOf), since how far the message got before the error is unknown.
+const statementNames = new Map<string, string>();
+const preparedOn = new WeakMap<PoolClient, Set<string>>();
+const PREPARED_PREFIX = "kindling_batch_";
+
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `${PREPARED_PREFIX}${createHash("sha256").update(text).digest("hex").slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/** Reads back which of this module's statements the connection holds (after a message failed part way). */
+async function preparedStatementsOf(client: PoolClient): Promise<void> {
+  const { rows } = await client.query<{ name: string }>("select name from pg_prepared_statements where starts_with(name, $1)", [PREPARED_PREFIX]);
+  preparedOn.set(client, new Set(rows.map((r) => r.name)));
+}
+
+/**
+ * Several statements in one round trip (simple query protocol): plain SQL strings, and Statements sent as
+ * EXECUTE of a prepared statement (PREPAREd first where this connection lacks it). One result per part.
+ */
+async function batchMessage(client: PoolClient, parts: readonly (string | Statement)[]): Promise<QueryResult[]> {
+  const held = preparedOn.get(client) ?? new Set<string>();
+  const sql: string[] = [];
+  const resultAt: number[] = [];
+  const preparing: string[] = [];
+  for (const part of parts) {
+    if (typeof part === "string") {
+      resultAt.push(sql.push(part) - 1);
+      continue;
+    }
+    const name = statementName(part.text);
+    if (!held.has(name) && !preparing.includes(name)) {
+      sql.push(`prepare ${name}(${part.types.join(", ")}) as ${part.text}`);
+      preparing.push(name);
+    }
+    resultAt.push(sql.push(`execute ${name}(${part.values.map(sqlLiteral).join(", ")})`) - 1);
+  }
+  const result = (await client.query(sql.join(";\n"))) as unknown as QueryResult | QueryResult[];
+  for (const name of preparing) held.add(name);
+  preparedOn.set(client, held);
+  const results = Array.isArray(result) ? result : [result];
+  return resultAt.map((k) => results[k]!);
 }
 
 async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
@@ -299,11 +347,11 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   let prelocked: readonly StreakRow[] | null = null;
   if (items.some((p) => p.input.profile)) {
     await client.query("begin");
-    classified = (await client.query<ClassifyRow>(classifyQuery.text, classifyQuery.values)).rows;
+    classified = (await client.query<ClassifyRow>(classifyQuery.text, [...classifyQuery.values])).rows;
   } else {
     // Absent members are created first, while the batch holds no lock (every writer creates members before it
     // locks streak rows; waiting for a concurrent creator of the same member here can close no cycle).
-    const [, , c, l] = await simpleQueries(client, ["begin", inlineParameters(createMembersSql(items)), inlineParameters(classifyQuery), inlineParameters(prelockSql(items))]);
+    const [, , c, l] = await batchMessage(client, ["begin", createMembersSql(items), classifyQuery, prelockSql(items)]);
     classified = c!.rows as ClassifyRow[];
     prelocked = l!.rows as StreakRow[];
   }
@@ -439,7 +487,7 @@ type ClassifyRow = ActivityRow & { k_tenant_id: string; k_external_id: string; k
 
 const keyOf = (p: Pending) => `${p.input.tenantId}\u0000${p.input.memberExternalId}\u0000${p.input.uniqueIdentifier}`;
 
-function classifySql(items: readonly Pending[]): { text: string; values: unknown[] } {
+function classifySql(items: readonly Pending[]): Statement {
   const tenants: string[] = [];
   const externals: string[] = [];
   const uids: string[] = [];
@@ -461,11 +509,12 @@ function classifySql(items: readonly Pending[]): { text: string; values: unknown
          select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
        ) a on true`,
     values: [tenants, externals, uids],
+    types: ["uuid[]", "text[]", "text[]"],
   };
 }
 
 /** Creates the batch's members that do not exist yet (no profile applied: the batches that carry one do not use it). */
-function createMembersSql(items: readonly Pending[]): { text: string; values: unknown[] } {
+function createMembersSql(items: readonly Pending[]): Statement {
   const members = new Map(items.map((p) => [memberKey(p.input.tenantId, p.input.memberExternalId), p.input] as const));
   const sorted = [...members.values()].sort((a, b) =>
     a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.memberExternalId < b.memberExternalId ? -1 : a.memberExternalId > b.memberExternalId ? 1 : 0,
@@ -479,6 +528,7 @@ function createMembersSql(items: readonly Pending[]): { text: string; values: un
             order by k.n
            on conflict (tenant_id, external_id) do nothing`,
     values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.memberExternalId)],
+    types: ["uuid[]", "text[]"],
   };
 }
 
@@ -487,7 +537,7 @@ function createMembersSql(items: readonly Pending[]): { text: string; values: un
  * item feeds, in id order, as lockStreaks does once members are known; rows that do not exist yet are created
  * there.
  */
-function prelockSql(items: readonly Pending[]): { text: string; values: unknown[] } {
+function prelockSql(items: readonly Pending[]): Statement {
   const keys = new Map<string, { tenantId: string; externalId: string; definitionId: string }>();
   for (const p of items) {
     for (const def of p.defs) keys.set(`${memberKey(p.input.tenantId, p.input.memberExternalId)}\u0000${def.id}`, { tenantId: p.input.tenantId, externalId: p.input.memberExternalId, definitionId: def.id });
@@ -512,6 +562,7 @@ function prelockSql(items: readonly Pending[]): { text: string; values: unknown[
             order by s.id
             for update of s, st`,
     values: [list.map((k) => k.tenantId), list.map((k) => k.externalId), list.map((k) => k.definitionId)],
+    types: ["uuid[]", "text[]", "uuid[]"],
   };
 }
 
@@ -805,7 +856,8 @@ async function writeBatch(
       const payload: OutboxPayloads["reward.lifecycle"] = { rewardId: r.id, tenantId: r.tenantId, memberId: r.memberId, definitionId: r.definitionId };
       return { reward_id: r.id, tenant_id: r.tenantId, kind: "reward.lifecycle", dedupe_key: `reward:${r.id}`, payload };
     });
-  const write = {
+  const write: Statement = {
+    types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"],
     text: `with ${saveMemberStreaksSql("streaks", 1)},
      new_activities as (
        insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
@@ -862,7 +914,7 @@ async function writeBatch(
       activities.length,
     ],
   };
-  const [written] = await simpleQueries(client, [inlineParameters(write), "commit"]);
+  const [written] = await batchMessage(client, [write, "commit"]);
   return afterCommit(() => answers(written!));
 
   // Reads the rows the statement answered (already committed): the inserted activities by item index, and each

@@ -59,8 +59,11 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   const { rows } = await pool.query<{
     i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
-  }>(
-    `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
+  }>({
+    // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
+    // planning this statement for every batch (the keys are arrays, so their values never change the plan).
+    name: "kindling_batch_progress_read_v1",
+    text: `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
        from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
        cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
        left join lateral (
@@ -75,8 +78,8 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
            from reward r
           where s.id is not null and r.tenant_id = k.tenant_id and r.member_id = m.id and r.definition_id = k.definition_id
        ) rw on true`,
-    [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
-  );
+    values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
+  });
   const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition }>();
   for (const r of rows) {
     const key = distinct[Number(r.i) - 1]!;

@@ -12,7 +12,7 @@ import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_ser
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
 import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
-import { batchIngestTotals, createBatchIngestor, inlineParameters, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, sqlLiteral, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
@@ -356,11 +356,14 @@ describe("batched ingestor against sequential processing", () => {
     const { batched } = await twin({}, "kb.event");
     const now = T0;
     const catalog = createDefinitionCatalog(pool, 30_000, () => now);
-    const batcher = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 4 } });
+    // One connection, whose first batch is the one that fails: its write message also carried the write's
+    // PREPARE, and the batch run again, and the one after, must find the connection's statements as they are.
+    const solo = new pg.Pool({ connectionString: api.databaseUrl, max: 1 });
+    const batcher = createBatchIngestor({ pool: solo, catalog, now: () => now, options: { maxBatch: 4 } });
     const input = (uid: string) => ({
       tenantId: batched.tenantId, memberExternalId: "kb-member", target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 5, uniqueIdentifier: uid, metadata: {},
     });
-    await batcher.record(input("kb-first"));
+    await createBatchIngestor({ pool, catalog, now: () => now }).record(input("kb-first"));
     const [stateBefore] = await storedStreaks(batched.tenantId, batched.definitionId);
     const before = batcher.stats();
     const { rows: members } = await pool.query<{ id: string }>("select id from member where tenant_id = $1 and external_id = 'kb-member'", [batched.tenantId]);
@@ -376,7 +379,7 @@ describe("batched ingestor against sequential processing", () => {
       // The batch read no such key, applied it, and its insert now waits for our transaction.
       for (let waited = 0; ; waited += 20) {
         const { rows } = await pool.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'with streaks_x%'",
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and (query like 'execute kindling_batch_%' or query like 'prepare kindling_batch_%')",
         );
         if (rows[0]!.n > 0) break;
         if (waited > 10_000) throw new Error("the batch's write never waited for the concurrent insert");
@@ -399,6 +402,10 @@ describe("batched ingestor against sequential processing", () => {
     expect(row).toEqual(stateBefore);
     const { rows: stored } = await pool.query<{ unique_identifier: string }>("select unique_identifier from activity where tenant_id = $1 and member_id = $2 order by 1", [batched.tenantId, members[0]!.id]);
     expect(stored.map((r) => r.unique_identifier)).toEqual(["kb-first", "kb-raced"]);
+    const next = await batcher.record(input("kb-next"));
+    expect(next.duplicate).toBe(false);
+    expect(batcher.stats().fallbacks).toBe(0);
+    await solo.end();
   });
 
   // A batch with a profile creates a new member and then waits for an existing member's streak row; a batch
@@ -450,17 +457,23 @@ describe("batched ingestor against sequential processing", () => {
   });
 });
 
-describe("inlined parameters (the batch's first round trip is one simple-protocol message)", () => {
-  it("batch/inlined_parameters_reach_postgres_exactly_as_bound_ones", async () => {
+describe("literal arguments (the batch's messages EXECUTE prepared statements with their values quoted)", () => {
+  it("batch/literal_arguments_reach_postgres_exactly_as_bound_parameters", async () => {
     const hostile = ["plain", "it's", "back\\slash", 'dou"ble', "{braces},commas", " spaced ", "$1 and $2", "ünï€ødé 🔥", "NULL", "", "'; drop table member; --", "\\\"'\\'"];
-    const text = "select $1::text[] as list, $2::text as one, $3::jsonb as doc";
-    const values = [hostile, hostile.join("|"), JSON.stringify({ hostile })];
+    const text = "select $1::text[] as list, $2::text as one, $3::jsonb as doc, $4::int as n, $5::text[] as holes";
+    const values = [hostile, hostile.join("|"), JSON.stringify({ hostile }), 42, ["a", null, "b"]];
     const bound = await pool.query(text, values);
-    const inlined = await pool.query(inlineParameters({ text, values }));
-    expect(inlined.rows).toEqual(bound.rows);
-    expect(inlined.rows[0].list).toEqual(hostile);
-    expect(() => inlineParameters({ text: "select $2", values: [1] })).toThrow(/no value for \$2/);
+    const client = await pool.connect();
+    try {
+      await client.query(`prepare literal_check(text[], text, jsonb, int, text[]) as ${text}`);
+      const executed = await client.query(`execute literal_check(${values.map(sqlLiteral).join(", ")})`);
+      await client.query("deallocate literal_check");
+      expect(executed.rows).toEqual(bound.rows);
+      expect(executed.rows[0].list).toEqual(hostile);
+    } finally {
+      client.release();
+    }
     // Only what the ingestor binds; anything needing the driver's conversions is refused, not guessed at.
-    for (const value of [new Date(0), Buffer.from("x"), { a: 1 }, [[1]], Number.NaN]) expect(() => inlineParameters({ text: "select $1", values: [value] })).toThrow(TypeError);
+    for (const value of [new Date(0), Buffer.from("x"), { a: 1 }, [[1]], Number.NaN]) expect(() => sqlLiteral(value)).toThrow(TypeError);
   });
 });
