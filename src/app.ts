@@ -74,7 +74,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, ...(overrides.now ? { now: overrides.now } : {}) });
+      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
       const unlisten = await catalog.listen();
       cleanups.push({ name: "definition-listener", run: unlisten });
       const api = createApiServer({

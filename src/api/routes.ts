@@ -45,6 +45,8 @@ export interface ApiDeps {
   readonly now?: () => number;
   /** Group-commit settings of activity recording (batch size, batches in flight); defaults otherwise. */
   readonly ingestBatch?: BatchIngestorOptions;
+  /** Prepared statements on the hot paths (default true; false behind a transaction-pooling proxy). */
+  readonly preparedStatements?: boolean;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -144,9 +146,10 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
   const em = () => deps.orm.em.fork();
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
   // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
-  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, ...(deps.ingestBatch ? { options: deps.ingestBatch } : {}) });
+  const preparedStatements = deps.preparedStatements ?? true;
+  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements } });
   // Concurrent single-streak reads share one query; see src/engine/batch-progress-reader.ts.
-  const reader = createBatchProgressReader(deps.pool, catalog);
+  const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements });
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });
   const verifiedKeys = createVerifiedKeyCache(undefined, now);

@@ -47,6 +47,8 @@ export interface KindlingConfig {
    * false sends every call through connect-node's generic pipeline.
    */
   readonly grpcUnaryPath: boolean;
+  /** Session-level prepared statements on the hot paths (false behind a transaction-pooling proxy such as PgBouncer). */
+  readonly preparedStatements: boolean;
 }
 
 export class ConfigError extends Error {
@@ -143,6 +145,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     apiProcesses: integer(env, "KINDLING_API_PROCESSES", 1, 1, 256),
     reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
+    preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
   };
 }
 
@@ -156,6 +159,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     RATE_LIMIT_PER_SECOND: String(config.rateLimitPerSecond),
     SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
+    KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
   };
 }
 
@@ -180,4 +184,5 @@ export const configVariables = [
   ["KINDLING_API_PROCESSES", "API processes sharing PORT on this host through SO_REUSEPORT (default 1; one per core scales the API across cores)."],
   ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
+  ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
 ] as const;

@@ -61,6 +61,12 @@ import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import { eventRecords, insertEventsSql, memberStreakRecords, saveMemberStreaksSql } from "./streak-persistence.ts";
 
 export interface BatchIngestorOptions {
+  /**
+   * Session-level prepared statements for the batch's statements (default true). False sends them as plain SQL
+   * with literal values instead: a proxy that pools by transaction (PgBouncer's transaction mode) does not keep a
+   * connection's prepared statements from one transaction to the next.
+   */
+  readonly preparedStatements?: boolean;
   /** Most activities in one transaction (default 256). */
   readonly maxBatch?: number;
   /** Batches running at once; further calls queue meanwhile (default 2). */
@@ -141,6 +147,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
   const single = deps.single ?? createActivityIngestor(deps);
   const maxRetries = deps.options?.maxRetries ?? 5;
   const maxBatch = deps.options?.maxBatch ?? 256;
+  const prepared = deps.options?.preparedStatements ?? true;
   const counts = { retries: 0, conflicts: 0, fallbacks: 0, deadlocks: 0 };
 
   async function oneByOne(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
@@ -160,11 +167,14 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     let attempt: Attempt;
     const client = await pool.connect();
     try {
-      attempt = await attemptBatch(client, items, deps.now());
+      attempt = await attemptBatch(client, items, deps.now(), prepared);
     } catch (error) {
       // A connection that cannot even roll back (or tell which statements it holds) is dropped rather than
       // returned to the pool.
-      const broken = await client.query("rollback").then(() => preparedStatementsOf(client)).then(() => false, () => true);
+      const broken = await client
+        .query("rollback")
+        .then(() => (prepared ? preparedStatementsOf(client) : undefined))
+        .then(() => false, () => true);
       client.release(broken);
       if (error instanceof CommittedBatchError) return items.map(() => ({ ok: false, error: error.cause }));
       if (sqlState(error) === BATCH_CONFLICT) counts.conflicts++;
@@ -258,6 +268,14 @@ const memberKey = (tenantId: string, externalId: string) => `${tenantId}\u0000${
 const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000${definitionId}`;
 const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
 
+/** A statement as plain SQL with its values as literals (batchMessage without prepared statements). */
+function inlineParameters(statement: Statement): string {
+  return statement.text.replace(/\$(\d+)/g, (_, n: string) => {
+    if (Number(n) < 1 || Number(n) > statement.values.length) throw new Error(`inlineParameters: no value for $${n}`);
+    return sqlLiteral(statement.values[Number(n) - 1]);
+  });
+}
+
 /**
  * One value as an SQL literal, quoted by the driver's escapeLiteral (arrays as array literals), for the EXECUTE
  * arguments of a simple-protocol message, which takes no bound parameters. Only what this module binds: strings
@@ -313,7 +331,7 @@ async function preparedStatementsOf(client: PoolClient): Promise<void> {
  * Several statements in one round trip (simple query protocol): plain SQL strings, and Statements sent as
  * EXECUTE of a prepared statement (PREPAREd first where this connection lacks it). One result per part.
  */
-async function batchMessage(client: PoolClient, parts: readonly (string | Statement)[]): Promise<QueryResult[]> {
+async function batchMessage(client: PoolClient, parts: readonly (string | Statement)[], prepared: boolean): Promise<QueryResult[]> {
   const held = preparedOn.get(client) ?? new Set<string>();
   const sql: string[] = [];
   const resultAt: number[] = [];
@@ -321,6 +339,10 @@ async function batchMessage(client: PoolClient, parts: readonly (string | Statem
   for (const part of parts) {
     if (typeof part === "string") {
       resultAt.push(sql.push(part) - 1);
+      continue;
+    }
+    if (!prepared) {
+      resultAt.push(sql.push(inlineParameters(part)) - 1);
       continue;
     }
     const name = statementName(part.text);
@@ -337,7 +359,7 @@ async function batchMessage(client: PoolClient, parts: readonly (string | Statem
   return resultAt.map((k) => results[k]!);
 }
 
-async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number): Promise<Attempt> {
+async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number, prepared: boolean): Promise<Attempt> {
   // 1. Duplicates: stored keys and keys repeated inside the batch, with the stored members (one SELECT). Without
   //    inline profiles, the member-streak rows of the stored members are locked in the same round trip as BEGIN
   //    and that SELECT (one simple-protocol message); with profiles, members are locked before streak rows (the
@@ -351,7 +373,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   } else {
     // Absent members are created first, while the batch holds no lock (every writer creates members before it
     // locks streak rows; waiting for a concurrent creator of the same member here can close no cycle).
-    const [, , c, l] = await batchMessage(client, ["begin", createMembersSql(items), classifyQuery, prelockSql(items)]);
+    const [, , c, l] = await batchMessage(client, ["begin", createMembersSql(items), classifyQuery, prelockSql(items)], prepared);
     classified = c!.rows as ClassifyRow[];
     prelocked = l!.rows as StreakRow[];
   }
@@ -447,7 +469,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   //    events; COMMIT goes in the same round trip. An activity stored concurrently makes the statement raise
   //    KB001 (kindling_batch_check) before anything commits: the batch runs again (runBatch), and sees it stored.
   const fresh = items.map((_, i) => i).filter((i) => kinds[i]!.kind === "fresh");
-  const { inserted, facts } = await writeBatch(client, {
+  const { inserted, facts } = await writeBatch(client, prepared, {
     streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, now,
   });
 
@@ -820,6 +842,7 @@ interface BatchWrites {
  */
 async function writeBatch(
   client: PoolClient,
+  prepared: boolean,
   w: BatchWrites,
 ): Promise<{ inserted: Map<number, ActivityRow>; facts: (i: number, memberId: string, definitionId: string) => RewardFactsByDefinition }> {
   const pairs = new Map<string, { tenant_id: string; member_id: string; definition_id: string }>();
@@ -914,7 +937,7 @@ async function writeBatch(
       activities.length,
     ],
   };
-  const [written] = await batchMessage(client, [write, "commit"]);
+  const [written] = await batchMessage(client, [write, "commit"], prepared);
   return afterCommit(() => answers(written!));
 
   // Reads the rows the statement answered (already committed): the inserted activities by item index, and each

@@ -19,12 +19,17 @@ export interface BatchProgressReader extends ProgressReader {
   stats(): BatchStats;
 }
 
-export function createBatchProgressReader(pool: Pool, catalog: DefinitionCatalog, options: Partial<BatcherOptions> = {}): BatchProgressReader {
+export function createBatchProgressReader(
+  pool: Pool,
+  catalog: DefinitionCatalog,
+  options: Partial<BatcherOptions> & { readonly preparedStatements?: boolean } = {},
+): BatchProgressReader {
+  const named = options.preparedStatements ?? true;
   const plain = createProgressReader(pool, catalog);
 
   async function run(keys: readonly ReadKey[]): Promise<Settled<MemberProgressRows>[]> {
     try {
-      return await readMany(pool, catalog, keys);
+      return await readMany(pool, catalog, keys, named);
     } catch {
       return Promise.all(
         keys.map((k) =>
@@ -49,7 +54,7 @@ export function createBatchProgressReader(pool: Pool, catalog: DefinitionCatalog
   };
 }
 
-async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[]): Promise<Settled<MemberProgressRows>[]> {
+async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean): Promise<Settled<MemberProgressRows>[]> {
   const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
   // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
@@ -62,7 +67,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   }>({
     // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
     // planning this statement for every batch (the keys are arrays, so their values never change the plan).
-    name: "kindling_batch_progress_read_v1",
+    ...(named ? { name: "kindling_batch_progress_read_v1" } : {}),
     text: `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
        from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
        cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m

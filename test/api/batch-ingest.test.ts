@@ -236,9 +236,11 @@ describe("batched ingestor against sequential processing", () => {
   // With inline profiles members are locked before streak rows; without, streak rows are locked in the batch's
   // first round trip (prelockSql). Both orders must give the sequential answers.
   it.each([
-    { profiles: true, label: "with_inline_profiles", prefix: "seqp" },
-    { profiles: false, label: "without_profiles", prefix: "seqn" },
-  ])("batch/results_and_stored_state_equal_sequential_processing_in_arrival_order_$label", async ({ profiles, prefix }) => {
+    { profiles: true, label: "with_inline_profiles", prefix: "seqp", prepared: true },
+    { profiles: false, label: "without_profiles", prefix: "seqn", prepared: true },
+    // Plain SQL with literal values instead of prepared statements (KINDLING_DB_PREPARED_STATEMENTS=false).
+    { profiles: false, label: "without_profiles_or_prepared_statements", prefix: "seqx", prepared: false },
+  ])("batch/results_and_stored_state_equal_sequential_processing_in_arrival_order_$label", async ({ profiles, prefix, prepared }) => {
     const { batched, sequential } = await twin(
       { window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00", useMemberTimeZone: true } } } },
       "twin.event",
@@ -246,7 +248,7 @@ describe("batched ingestor against sequential processing", () => {
     let now = T0;
     const clock = () => now;
     const catalog = createDefinitionCatalog(pool, 30_000, clock);
-    const batcher = createBatchIngestor({ pool, catalog, now: clock, options: { maxBatch: 16, maxInFlight: 1 } });
+    const batcher = createBatchIngestor({ pool, catalog, now: clock, options: { maxBatch: 16, maxInFlight: 1, preparedStatements: prepared } });
     const single = createActivityIngestor({ pool, catalog, now: clock });
     const reader = createProgressReader(pool, catalog);
     let grewInsideAPhase = false;

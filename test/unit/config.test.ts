@@ -16,12 +16,13 @@ describe("loadConfig", () => {
 
   it("api_processes/children_are_configured_like_the_first_process", async () => {
     const { apiEnvironment } = await import("../../src/config/config.ts");
-    const first = loadConfig({ HOST: "0.0.0.0", LOG_LEVEL: "warn", DATABASE_POOL_SIZE: "7", MAX_REQUEST_BYTES: "2048", RATE_LIMIT_PER_SECOND: "9", SHUTDOWN_GRACE_MS: "1500", KINDLING_API_PROCESSES: "4", KINDLING_GRPC_UNARY_PATH: "false" }, "/");
+    const first = loadConfig({ HOST: "0.0.0.0", LOG_LEVEL: "warn", DATABASE_POOL_SIZE: "7", MAX_REQUEST_BYTES: "2048", RATE_LIMIT_PER_SECOND: "9", SHUTDOWN_GRACE_MS: "1500", KINDLING_API_PROCESSES: "4", KINDLING_GRPC_UNARY_PATH: "false", KINDLING_DB_PREPARED_STATEMENTS: "false" }, "/");
     const child = loadConfig({ ...apiEnvironment(first), KINDLING_API_PROCESSES: "1", KINDLING_API_REUSE_PORT: "true" }, "/");
     const { apiProcesses: _a, reusePort: _r, ...served } = first;
     expect(child).toMatchObject(served);
     expect(child.reusePort).toBe(true);
     expect(child.grpcUnaryPath).toBe(false);
+    expect(child.preparedStatements).toBe(false);
   });
 
   it("accepts/explicit_values", () => {
@@ -40,6 +41,7 @@ describe("loadConfig", () => {
     ["KINDLING_API_PROCESSES", "0", /KINDLING_API_PROCESSES must be between 1 and 256/],
     ["KINDLING_API_REUSE_PORT", "maybe", /KINDLING_API_REUSE_PORT must be true or false/],
     ["KINDLING_GRPC_UNARY_PATH", "sometimes", /KINDLING_GRPC_UNARY_PATH must be true or false/],
+    ["KINDLING_DB_PREPARED_STATEMENTS", "auto", /KINDLING_DB_PREPARED_STATEMENTS must be true or false/],
   ])("rejects/%s=%s_naming_the_variable", (name, value, message) => {
     let thrown: unknown;
     try {
