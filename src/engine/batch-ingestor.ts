@@ -264,6 +264,9 @@ type Kind = { kind: "fresh" } | { kind: "stored"; row: ActivityRow } | { kind: "
 
 /** Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order). */
 const numbered = (records: readonly object[]) => JSON.stringify(records.map((r, n) => ({ ...r, n })));
+/** The order members are created and locked in, by every batch: (tenant, external id). */
+const byMember = (a: { tenantId: string; externalId: string }, b: { tenantId: string; externalId: string }) =>
+  a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.externalId < b.externalId ? -1 : a.externalId > b.externalId ? 1 : 0;
 const memberKey = (tenantId: string, externalId: string) => `${tenantId}\u0000${externalId}`;
 const streakKey = (memberId: string, definitionId: string) => `${memberId}\u0000${definitionId}`;
 const PROFILE_FIELDS = ["firstName", "lastName", "email", "phone", "timeZone", "locale"] as const satisfies readonly (keyof MemberProfile)[];
@@ -495,6 +498,36 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   return { kind: "done", results };
 }
 
+// The batch's statement texts, built once: they are the same for every batch (only their values change), and a
+// prepared statement is looked up by its text.
+const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")},
+            k.tenant_id as k_tenant_id, k.external_id as k_external_id, k.uid as k_uid, m.id as m_id, m.time_zone as m_time_zone
+       from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
+       cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
+       left join lateral (
+         select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
+       ) a on true`;
+
+const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
+           select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
+             from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)
+            where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
+            order by k.n
+           on conflict (tenant_id, external_id) do nothing`;
+
+const PRELOCK_SQL = `select s.id, s.member_id, s.definition_id, st.state
+             from unnest($1::uuid[], $2::text[], $3::uuid[]) as k(tenant_id, external_id, definition_id)
+             cross join lateral (
+               select ms.id from member_streak ms
+                where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id
+                  and ms.member_id = (select m.id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
+               offset 0
+             ) x
+             join member_streak s on s.id = x.id
+             join member_streak_state st on st.member_streak_id = x.id
+            order by s.id
+            for update of s, st`;
+
 /**
  * Duplicates (stored keys, and keys repeated inside the batch) and the stored member of every item, in one
  * SELECT: each item's member, with its activity of the same idempotency key when one is stored.
@@ -523,13 +556,7 @@ function classifySql(items: readonly Pending[]): Statement {
     uids.push(p.input.uniqueIdentifier);
   }
   return {
-    text: `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")},
-            k.tenant_id as k_tenant_id, k.external_id as k_external_id, k.uid as k_uid, m.id as m_id, m.time_zone as m_time_zone
-       from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
-       cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
-       left join lateral (
-         select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
-       ) a on true`,
+    text: CLASSIFY_SQL,
     values: [tenants, externals, uids],
     types: ["uuid[]", "text[]", "text[]"],
   };
@@ -537,19 +564,12 @@ function classifySql(items: readonly Pending[]): Statement {
 
 /** Creates the batch's members that do not exist yet (no profile applied: the batches that carry one do not use it). */
 function createMembersSql(items: readonly Pending[]): Statement {
-  const members = new Map(items.map((p) => [memberKey(p.input.tenantId, p.input.memberExternalId), p.input] as const));
-  const sorted = [...members.values()].sort((a, b) =>
-    a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.memberExternalId < b.memberExternalId ? -1 : a.memberExternalId > b.memberExternalId ? 1 : 0,
-  );
+  const members = new Map(items.map((p) => [memberKey(p.input.tenantId, p.input.memberExternalId), { tenantId: p.input.tenantId, externalId: p.input.memberExternalId }]));
+  const sorted = [...members.values()].sort(byMember);
   return {
     // In (tenant, external id) order, like upsertMembers, so two batches creating the same members wait in one order.
-    text: `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
-           select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
-             from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)
-            where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
-            order by k.n
-           on conflict (tenant_id, external_id) do nothing`,
-    values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.memberExternalId)],
+    text: CREATE_MEMBERS_SQL,
+    values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.externalId)],
     types: ["uuid[]", "text[]"],
   };
 }
@@ -571,18 +591,7 @@ function prelockSql(items: readonly Pending[]): Statement {
     // can pair keys with rows of other members. Left to the planner, stale statistics after a bulk load gave a
     // hash join of every key with every streak row of the definition (306,464 pairs for 244 keys, 667 ms), and,
     // with the member joined, a probe on (tenant, definition) alone that walked all of them (8 ms a key).
-    text: `select s.id, s.member_id, s.definition_id, st.state
-             from unnest($1::uuid[], $2::text[], $3::uuid[]) as k(tenant_id, external_id, definition_id)
-             cross join lateral (
-               select ms.id from member_streak ms
-                where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id
-                  and ms.member_id = (select m.id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
-               offset 0
-             ) x
-             join member_streak s on s.id = x.id
-             join member_streak_state st on st.member_streak_id = x.id
-            order by s.id
-            for update of s, st`,
+    text: PRELOCK_SQL,
     values: [list.map((k) => k.tenantId), list.map((k) => k.externalId), list.map((k) => k.definitionId)],
     types: ["uuid[]", "text[]", "uuid[]"],
   };
@@ -654,8 +663,7 @@ async function upsertMembers(
         )
       ).rows,
     );
-  const sorted = (map: Map<string, { tenantId: string; externalId: string }>) =>
-    [...map.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.externalId < b.externalId ? -1 : a.externalId > b.externalId ? 1 : 0));
+  const sorted = (map: Map<string, { tenantId: string; externalId: string }>) => [...map.values()].sort(byMember);
 
   const plain = new Map([...all].filter(([k]) => !profiles.has(k)));
   // Members without a profile to apply were read with the duplicates (classify); only profiles need a lock.
@@ -829,6 +837,58 @@ interface BatchWrites {
   readonly now: number;
 }
 
+const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
+     new_activities as (
+       insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
+       select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
+              x.unique_identifier, x.platform, coalesce(x.metadata, '{}'::jsonb), x.recorded_at
+         from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
+           applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
+           metadata jsonb, recorded_at timestamptz, n bigint)
+        order by n
+       on conflict on constraint activity_idempotency_key do nothing
+       returning ${ACTIVITY_COLUMNS}
+     ), new_rewards as (
+       insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
+         claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
+       select x.id, x.tenant_id, x.member_id, x.definition_id, x.threshold, x.cycle, x.repetition, x.kind, x.name, x.value, x.points, x.state, x.mode,
+              x.claim_deadline_at, x.issued_at, x.streak_count, x.multiplier, x.activity_id, 0, x.created_at, x.created_at
+         from jsonb_to_recordset($3::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, threshold int, cycle int,
+           repetition int, kind varchar, name varchar, value varchar, points float8, state varchar, mode varchar, claim_deadline_at timestamptz,
+           issued_at timestamptz, streak_count int, multiplier float8, activity_id uuid, created_at timestamptz, n bigint)
+        order by n
+       on conflict on constraint reward_grant_once do nothing
+       returning id, member_id, definition_id, threshold, kind, points, value, state, claim_deadline_at, created_at, activity_id
+     ), new_outbox as (
+       insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
+       select x.tenant_id, x.kind, x.dedupe_key, x.payload, now(), 0
+         from jsonb_to_recordset($4::jsonb) as x(reward_id uuid, tenant_id uuid, kind varchar, dedupe_key varchar, payload jsonb, n bigint)
+        where x.reward_id in (select id from new_rewards)
+        order by n
+       on conflict (dedupe_key) do nothing
+     ), new_events as (
+       ${insertEventsSql(5)}
+     ), stored_rewards as (
+       select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at,
+              null::uuid as activity_id
+         from jsonb_to_recordset($6::jsonb) as p(tenant_id uuid, member_id uuid, definition_id uuid)
+         cross join lateral (
+           select * from reward r where r.tenant_id = p.tenant_id and r.member_id = p.member_id and r.definition_id = p.definition_id offset 0
+         ) r
+     )
+     select 'activity' as row_kind, a.*, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
+            null::varchar as r_kind, null::float8 as r_points, null::varchar as r_value, null::varchar as r_state,
+            null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at, null::uuid as r_activity_id
+       from new_activities a
+     union all
+     select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
+            r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at, r.activity_id
+       from (select * from stored_rewards union all select * from new_rewards) r
+     union all
+     -- Its own branch, so it runs whatever the others return: raises KB001 unless every new activity was inserted.
+     select 'check', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")}, ${Array.from({ length: 11 }, () => "null").join(", ")}
+       from (select kindling_batch_check($7, (select count(*) from new_activities)) as ok) c`;
+
 /**
  * The batch's writes in one statement (data-modifying WITH items), sent with COMMIT in one simple-protocol
  * message: the streak rows, the fresh activities (`on conflict do nothing returning`; a concurrent duplicate is a
@@ -881,57 +941,7 @@ async function writeBatch(
     });
   const write: Statement = {
     types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"],
-    text: `with ${saveMemberStreaksSql("streaks", 1)},
-     new_activities as (
-       insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
-       select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
-              x.unique_identifier, x.platform, coalesce(x.metadata, '{}'::jsonb), x.recorded_at
-         from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
-           applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
-           metadata jsonb, recorded_at timestamptz, n bigint)
-        order by n
-       on conflict on constraint activity_idempotency_key do nothing
-       returning ${ACTIVITY_COLUMNS}
-     ), new_rewards as (
-       insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
-         claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
-       select x.id, x.tenant_id, x.member_id, x.definition_id, x.threshold, x.cycle, x.repetition, x.kind, x.name, x.value, x.points, x.state, x.mode,
-              x.claim_deadline_at, x.issued_at, x.streak_count, x.multiplier, x.activity_id, 0, x.created_at, x.created_at
-         from jsonb_to_recordset($3::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, threshold int, cycle int,
-           repetition int, kind varchar, name varchar, value varchar, points float8, state varchar, mode varchar, claim_deadline_at timestamptz,
-           issued_at timestamptz, streak_count int, multiplier float8, activity_id uuid, created_at timestamptz, n bigint)
-        order by n
-       on conflict on constraint reward_grant_once do nothing
-       returning id, member_id, definition_id, threshold, kind, points, value, state, claim_deadline_at, created_at, activity_id
-     ), new_outbox as (
-       insert into outbox_message (tenant_id, kind, dedupe_key, payload, created_at, attempts)
-       select x.tenant_id, x.kind, x.dedupe_key, x.payload, now(), 0
-         from jsonb_to_recordset($4::jsonb) as x(reward_id uuid, tenant_id uuid, kind varchar, dedupe_key varchar, payload jsonb, n bigint)
-        where x.reward_id in (select id from new_rewards)
-        order by n
-       on conflict (dedupe_key) do nothing
-     ), new_events as (
-       ${insertEventsSql(5)}
-     ), stored_rewards as (
-       select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at,
-              null::uuid as activity_id
-         from jsonb_to_recordset($6::jsonb) as p(tenant_id uuid, member_id uuid, definition_id uuid)
-         cross join lateral (
-           select * from reward r where r.tenant_id = p.tenant_id and r.member_id = p.member_id and r.definition_id = p.definition_id offset 0
-         ) r
-     )
-     select 'activity' as row_kind, a.*, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
-            null::varchar as r_kind, null::float8 as r_points, null::varchar as r_value, null::varchar as r_state,
-            null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at, null::uuid as r_activity_id
-       from new_activities a
-     union all
-     select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
-            r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at, r.activity_id
-       from (select * from stored_rewards union all select * from new_rewards) r
-     union all
-     -- Its own branch, so it runs whatever the others return: raises KB001 unless every new activity was inserted.
-     select 'check', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")}, ${Array.from({ length: 11 }, () => "null").join(", ")}
-       from (select kindling_batch_check($7, (select count(*) from new_activities)) as ok) c`,
+    text: WRITE_SQL,
     values: [
       memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()]),
       activities.length,
