@@ -69,7 +69,10 @@ export interface BatchIngestorOptions {
   readonly preparedStatements?: boolean;
   /** Most activities in one transaction (default 256). */
   readonly maxBatch?: number;
-  /** Batches running at once; further calls queue meanwhile (default 2). */
+  /**
+   * Batches running at once, each on its own connection; further calls queue meanwhile (default 4: measured in
+   * bench/ at 32 calls in flight, 2 left both the API thread and PostgreSQL partly idle, waiting on round trips).
+   */
   readonly maxInFlight?: number;
   /**
    * Retries of a batch after a deadlock, a serialization failure, a concurrent profile change or a key stored
@@ -224,7 +227,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
 
   const batcher = createBatcher<RecordActivityInput, RecordActivityResult>(resolveAndRun, {
     maxBatch,
-    maxInFlight: deps.options?.maxInFlight ?? 2,
+    maxInFlight: deps.options?.maxInFlight ?? 4,
   });
 
   const stats = (): BatchIngestStats => ({ ...batcher.stats(), ...counts });
@@ -508,6 +511,8 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
          select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
        ) a on true`;
 
+// `offset 0` keeps NOT EXISTS a per-key index probe (a subplan) instead of an anti join, which the planner made a
+// hash join over a sequential scan of `member` at a few thousand members (bench/).
 const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
            select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
              from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)

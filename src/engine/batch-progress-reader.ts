@@ -42,7 +42,7 @@ export function createBatchProgressReader(
     }
   }
 
-  const batcher = createBatcher<ReadKey, MemberProgressRows>(run, { maxBatch: options.maxBatch ?? 256, maxInFlight: options.maxInFlight ?? 2 });
+  const batcher = createBatcher<ReadKey, MemberProgressRows>(run, { maxBatch: options.maxBatch ?? 256, maxInFlight: options.maxInFlight ?? 4 });
 
   return {
     rewardFacts: (tenantId, memberId, definitionIds) => plain.rewardFacts(tenantId, memberId, definitionIds),
