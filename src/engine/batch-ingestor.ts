@@ -516,7 +516,7 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
 const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
            select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
              from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)
-            where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
+            where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0)
             order by k.n
            on conflict (tenant_id, external_id) do nothing`;
 
@@ -561,9 +561,8 @@ function classifySql(items: readonly Pending[]): Statement {
     uids.push(p.input.uniqueIdentifier);
   }
   return {
-    text: CLASSIFY_SQL,
+    ...BATCH_STATEMENTS.classify,
     values: [tenants, externals, uids],
-    types: ["uuid[]", "text[]", "text[]"],
   };
 }
 
@@ -573,9 +572,8 @@ function createMembersSql(items: readonly Pending[]): Statement {
   const sorted = [...members.values()].sort(byMember);
   return {
     // In (tenant, external id) order, like upsertMembers, so two batches creating the same members wait in one order.
-    text: CREATE_MEMBERS_SQL,
+    ...BATCH_STATEMENTS.createMembers,
     values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.externalId)],
-    types: ["uuid[]", "text[]"],
   };
 }
 
@@ -596,9 +594,8 @@ function prelockSql(items: readonly Pending[]): Statement {
     // can pair keys with rows of other members. Left to the planner, stale statistics after a bulk load gave a
     // hash join of every key with every streak row of the definition (306,464 pairs for 244 keys, 667 ms), and,
     // with the member joined, a probe on (tenant, definition) alone that walked all of them (8 ms a key).
-    text: PRELOCK_SQL,
+    ...BATCH_STATEMENTS.prelock,
     values: [list.map((k) => k.tenantId), list.map((k) => k.externalId), list.map((k) => k.definitionId)],
-    types: ["uuid[]", "text[]", "uuid[]"],
   };
 }
 
@@ -895,6 +892,17 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
        from (select kindling_batch_check($7, (select count(*) from new_activities)) as ok) c`;
 
 /**
+ * The batch's statements with their parameter types, as each connection prepares them; exported so a test can
+ * check how PostgreSQL plans them (every lookup an index probe, whatever the table sizes and statistics).
+ */
+export const BATCH_STATEMENTS = {
+  createMembers: { text: CREATE_MEMBERS_SQL, types: ["uuid[]", "text[]"] },
+  classify: { text: CLASSIFY_SQL, types: ["uuid[]", "text[]", "text[]"] },
+  prelock: { text: PRELOCK_SQL, types: ["uuid[]", "text[]", "uuid[]"] },
+  write: { text: WRITE_SQL, types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"] },
+} as const satisfies Record<string, { text: string; types: readonly string[] }>;
+
+/**
  * The batch's writes in one statement (data-modifying WITH items), sent with COMMIT in one simple-protocol
  * message: the streak rows, the fresh activities (`on conflict do nothing returning`; a concurrent duplicate is a
  * missing row, and kindling_batch_check then aborts the statement and so the commit), the rewards (once each,
@@ -945,8 +953,7 @@ async function writeBatch(
       return { reward_id: r.id, tenant_id: r.tenantId, kind: "reward.lifecycle", dedupe_key: `reward:${r.id}`, payload };
     });
   const write: Statement = {
-    types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"],
-    text: WRITE_SQL,
+    ...BATCH_STATEMENTS.write,
     values: [
       memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()]),
       activities.length,

@@ -54,6 +54,23 @@ export function createBatchProgressReader(
   };
 }
 
+/** The batched progress read (parameters uuid[], text[], uuid[]): exported so a test can check its plan. */
+export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
+   from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
+   cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
+   left join lateral (
+     select s.id, s.definition_id, s.created_at, s.updated_at from member_streak s
+      where s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id offset 0
+   ) s on true
+   left join member_streak_state st on st.member_streak_id = s.id
+   left join lateral (
+     select json_agg(json_build_object('id', r.id, 'definition_id', r.definition_id, 'threshold', r.threshold, 'kind', r.kind,
+              'points', r.points, 'value', r.value, 'state', r.state, 'claim_deadline_at', r.claim_deadline_at)
+              order by r.threshold, r.created_at) as rewards
+       from reward r
+      where s.id is not null and r.tenant_id = k.tenant_id and r.member_id = m.id and r.definition_id = k.definition_id
+   ) rw on true`;
+
 async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean): Promise<Settled<MemberProgressRows>[]> {
   const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
@@ -68,21 +85,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
     // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
     // planning this statement for every batch (the keys are arrays, so their values never change the plan).
     ...(named ? { name: "kindling_batch_progress_read_v1" } : {}),
-    text: `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
-       from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
-       cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
-       left join lateral (
-         select s.id, s.definition_id, s.created_at, s.updated_at from member_streak s
-          where s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = k.definition_id offset 0
-       ) s on true
-       left join member_streak_state st on st.member_streak_id = s.id
-       left join lateral (
-         select json_agg(json_build_object('id', r.id, 'definition_id', r.definition_id, 'threshold', r.threshold, 'kind', r.kind,
-                  'points', r.points, 'value', r.value, 'state', r.state, 'claim_deadline_at', r.claim_deadline_at)
-                  order by r.threshold, r.created_at) as rewards
-           from reward r
-          where s.id is not null and r.tenant_id = k.tenant_id and r.member_id = m.id and r.definition_id = k.definition_id
-       ) rw on true`,
+    text: PROGRESS_READ_SQL,
     values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
   });
   const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition }>();

@@ -1,0 +1,127 @@
+// How PostgreSQL plans the hot path's batch statements once tables hold thousands of rows: every lookup must stay
+// an index probe per key. Planned the other way (a hash join over a sequential scan of a whole table), a batch of
+// a dozen activities reads every member or every streak row of the definition: correct answers, but time that
+// grows with the table (measured in bench/ at 5,000 members: half of the batch write's time). The statements are
+// checked as the API runs them, as prepared statements, under both a generic and a custom plan, on a table whose
+// statistics are fresh (ANALYZE) and, before that, as a bulk load leaves them.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
+import { BATCH_STATEMENTS, sqlLiteral } from "../../src/engine/batch-ingestor.ts";
+import { PROGRESS_READ_SQL } from "../../src/engine/batch-progress-reader.ts";
+import { startTestApi, type TestApi } from "../support/api.ts";
+
+const MEMBERS = 3000;
+const SCANNED_TABLES = /Seq Scan on (member|member_streak|member_streak_state|activity|reward)\b/;
+
+let api: TestApi;
+let pool: pg.Pool;
+let tenantId: string;
+let definitionId: string;
+beforeAll(async () => {
+  api = await startTestApi({ label: "batch_plans" });
+  pool = new pg.Pool({ connectionString: api.databaseUrl, max: 2 });
+  const defs = api.client(DefinitionService, api.admin);
+  const { definition } = await defs.createDefinition({
+    definition: {
+      name: "Plans",
+      eventTypes: ["plan.event"],
+      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+      condition: { type: ConditionType.COUNT, min: 1 },
+      // Every seeded member earns a reward with its first activity, so `reward` holds thousands of rows too.
+      milestones: [{ threshold: 1, reward: { kind: RewardKind.POINTS, points: 10, fulfilmentMode: FulfilmentMode.CLAIM } }],
+    },
+  });
+  definitionId = definition!.id;
+  await defs.publishDefinition({ definitionId });
+  const activities = api.client(ActivityService, api.admin);
+  for (let base = 0; base < MEMBERS; base += 500) {
+    await activities.recordActivities({
+      omitProgress: true,
+      activities: Array.from({ length: 500 }, (_, k) => ({
+        memberRef: { case: "memberExternalId" as const, value: `p${base + k}` },
+        target: { case: "definitionId" as const, value: definitionId },
+        occurTime: timestampFromMs(Date.now()),
+        uniqueIdentifier: `seed-${base + k}`,
+      })),
+    });
+  }
+  const { rows } = await pool.query<{ tenant_id: string }>("select distinct tenant_id from member_streak where definition_id = $1", [definitionId]);
+  tenantId = rows[0]!.tenant_id;
+}, 180_000);
+afterAll(async () => {
+  await pool?.end();
+  await api?.close();
+});
+
+/** The plans of one prepared statement for these arguments, generic and custom, as EXPLAIN prints them. */
+async function plans(text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    await client.query(`prepare checked(${types.join(", ")}) as ${text}`);
+    const out: string[] = [];
+    for (const mode of ["force_generic_plan", "force_custom_plan"]) {
+      await client.query(`set plan_cache_mode = ${mode}`);
+      const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain execute checked(${args.map(sqlLiteral).join(", ")})`);
+      out.push(`${mode}:\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+    }
+    return out;
+  } finally {
+    await client.query("deallocate all; reset plan_cache_mode").catch(() => undefined);
+    client.release();
+  }
+}
+
+/** Twelve stored members with their streak rows: what one batch at 32 calls in flight touches. */
+async function batchKeys() {
+  const { rows } = await pool.query<{ member_id: string; external_id: string; streak_id: string }>(
+    `select m.id as member_id, m.external_id, s.id as streak_id from member m join member_streak s on s.member_id = m.id
+      where m.tenant_id = $1 and s.definition_id = $2 order by m.external_id limit 12`,
+    [tenantId, definitionId],
+  );
+  expect(rows).toHaveLength(12);
+  return rows;
+}
+
+async function everyStatementsPlans(): Promise<Record<string, string[]>> {
+  const keys = await batchKeys();
+  const tenants = keys.map(() => tenantId);
+  const externals = keys.map((k) => k.external_id);
+  const definitions = keys.map(() => definitionId);
+  const now = new Date().toISOString();
+  const streaks = JSON.stringify(keys.map((k) => ({ id: k.streak_id, saves: 1, state: {}, status: "ACTIVE", current_count: 1, longest_count: 1, updated_at: now })));
+  const activities = JSON.stringify(keys.map((k, n) => ({
+    id: crypto.randomUUID(), tenant_id: tenantId, member_id: k.member_id, definition_id: definitionId, event_type: null, applied_definition_ids: [definitionId],
+    occurred_at: now, value: null, distinct_key: null, unique_identifier: `plan-${n}`, platform: null, metadata: {}, recorded_at: now, n,
+  })));
+  const pairs = JSON.stringify(keys.map((k) => ({ tenant_id: tenantId, member_id: k.member_id, definition_id: definitionId })));
+  return {
+    createMembers: await plans(BATCH_STATEMENTS.createMembers.text, BATCH_STATEMENTS.createMembers.types, [tenants, externals]),
+    classify: await plans(BATCH_STATEMENTS.classify.text, BATCH_STATEMENTS.classify.types, [tenants, externals, keys.map((_, n) => `plan-${n}`)]),
+    prelock: await plans(BATCH_STATEMENTS.prelock.text, BATCH_STATEMENTS.prelock.types, [tenants, externals, definitions]),
+    write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length]),
+    progressRead: await plans(PROGRESS_READ_SQL, ["uuid[]", "text[]", "uuid[]"], [tenants, externals, definitions]),
+  };
+}
+
+describe("batch statement plans", () => {
+  it("plans/batch_statements_probe_indexes_after_a_bulk_load_and_after_analyze", async () => {
+    for (const phase of ["after the bulk load", "after analyze"]) {
+      if (phase === "after analyze") await pool.query("analyze member, member_streak, member_streak_state, activity, reward");
+      const byStatement = await everyStatementsPlans();
+      expect(Object.keys(byStatement)).toHaveLength(5);
+      for (const [statement, planned] of Object.entries(byStatement)) {
+        for (const plan of planned) expect(plan, `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
+      }
+    }
+    // The tables really are large enough for the planner to prefer a scan where one is open to it.
+    const { rows } = await pool.query<{ streaks: string; rewards: string }>(
+      "select (select count(*) from member_streak where definition_id = $1) as streaks, (select count(*) from reward where definition_id = $1) as rewards",
+      [definitionId],
+    );
+    expect(rows[0]).toEqual({ streaks: String(MEMBERS), rewards: String(MEMBERS) });
+  });
+});
