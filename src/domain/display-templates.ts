@@ -193,25 +193,51 @@ export function formatValue(value: number, decimals: number | undefined): string
 
 const VARIABLE = /\{\{\s*(periodText|currentProgressValue|nextProgressValue|nextRemainingValue|nextRemainingPeriod)\s*\}\}(s?)/g;
 
+type TemplatePart = string | { readonly name: string; readonly plural: string };
+
+/** Templates split once into text and variables: every progress view fills six of them, the same few each time. */
+const compiledTemplates = new Map<string, readonly TemplatePart[]>();
+const MAX_COMPILED_TEMPLATES = 2048;
+
+function templateParts(template: string): readonly TemplatePart[] {
+  const cached = compiledTemplates.get(template);
+  if (cached) return cached;
+  const out: TemplatePart[] = [];
+  let last = 0;
+  for (const m of template.matchAll(VARIABLE)) {
+    if (m.index > last) out.push(template.slice(last, m.index));
+    out.push({ name: m[1]!, plural: m[2]! });
+    last = m.index + m[0].length;
+  }
+  if (last < template.length) out.push(template.slice(last));
+  if (compiledTemplates.size >= MAX_COMPILED_TEMPLATES) compiledTemplates.clear();
+  compiledTemplates.set(template, out);
+  return out;
+}
+
+function fillVariable(name: string, plural: string, values: TemplateValues, words: PeriodWords, decimals: number | undefined): string {
+  switch (name) {
+    case "periodText":
+      return plural === "s" ? (values.nextRemainingPeriod === 1 ? words.one : words.other) : words.one;
+    case "currentProgressValue":
+      return String(values.currentProgressValue) + plural;
+    case "nextProgressValue":
+      return String(values.nextProgressValue) + plural;
+    case "nextRemainingValue":
+      return formatValue(values.nextRemainingValue, decimals) + plural;
+    default:
+      return (values.nextRemainingPeriod === null ? "" : String(values.nextRemainingPeriod)) + plural;
+  }
+}
+
 /**
  * Fills a template. `{{periodText}}s` (as in Gamopanda's defaults) becomes the plural that agrees with
  * `{{nextRemainingPeriod}}` — "2 days", "1 day" — rather than a bare appended `s`.
  */
 export function renderTemplate(template: string, values: TemplateValues, words: PeriodWords, decimals?: number): string {
-  return template.replace(VARIABLE, (_all, name: string, plural: string) => {
-    switch (name) {
-      case "periodText":
-        return plural === "s" ? (values.nextRemainingPeriod === 1 ? words.one : words.other) : words.one;
-      case "currentProgressValue":
-        return String(values.currentProgressValue) + plural;
-      case "nextProgressValue":
-        return String(values.nextProgressValue) + plural;
-      case "nextRemainingValue":
-        return formatValue(values.nextRemainingValue, decimals) + plural;
-      default:
-        return (values.nextRemainingPeriod === null ? "" : String(values.nextRemainingPeriod)) + plural;
-    }
-  });
+  let out = "";
+  for (const part of templateParts(template)) out += typeof part === "string" ? part : fillVariable(part.name, part.plural, values, words, decimals);
+  return out;
 }
 
 export interface DisplayState {

@@ -33,7 +33,7 @@
 // so one bad item never fails the others. Targets are resolved before queueing, so an unknown or non-live
 // definition fails its own call with TargetDefinitionError, as before.
 import { createHash, randomUUID } from "node:crypto";
-import { escapeLiteral, type Pool, type PoolClient, type QueryResult } from "pg";
+import { type Pool, type PoolClient, type QueryResult } from "pg";
 import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
 import {
   ACTIVITY_COLUMNS,
@@ -283,7 +283,7 @@ function inlineParameters(statement: Statement): string {
 }
 
 /**
- * One value as an SQL literal, quoted by the driver's escapeLiteral (arrays as array literals), for the EXECUTE
+ * One value as an SQL literal, quoted as the driver's escapeLiteral quotes (arrays as array literals), for the EXECUTE
  * arguments of a simple-protocol message, which takes no bound parameters. Only what this module binds: strings
  * (JSON documents are passed as strings), finite numbers, booleans, null, and flat arrays of those. Anything else
  * (Date, Buffer, objects, nested arrays) would need the driver's own conversions, so it is refused rather than
@@ -298,8 +298,18 @@ export function sqlLiteral(v: unknown): string {
   };
   const element = (x: unknown) => (x === null || x === undefined ? "NULL" : `"${text(x).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
   if (v === null || v === undefined) return "null";
-  if (Array.isArray(v)) return escapeLiteral(`{${v.map(element).join(",")}}`);
-  return escapeLiteral(text(v));
+  if (Array.isArray(v)) return quoteLiteral(`{${v.map(element).join(",")}}`);
+  return quoteLiteral(text(v));
+}
+
+/**
+ * `s` as a string literal, character for character what the driver's escapeLiteral writes (quotes doubled; when
+ * there is a backslash, an E'' literal with backslashes doubled), without its per-character loop: quoting the
+ * batch's JSON documents that way was ≈3 % of the API thread at 128 calls in flight (bench/).
+ */
+export function quoteLiteral(s: string): string {
+  const quoted = `'${s.replaceAll("'", "''")}'`;
+  return s.includes("\\") ? ` E${quoted.replaceAll("\\", "\\\\")}` : quoted;
 }
 
 /** A statement of a batch message: its text with `$n` parameters, their values, and their types (for PREPARE). */

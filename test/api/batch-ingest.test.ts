@@ -12,7 +12,7 @@ import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_ser
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
 import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
-import { batchIngestTotals, createBatchIngestor, sqlLiteral, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, quoteLiteral, sqlLiteral, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
@@ -475,6 +475,8 @@ describe("literal arguments (the batch's messages EXECUTE prepared statements wi
     } finally {
       client.release();
     }
+    // The quoting is the driver's escapeLiteral, character for character.
+    for (const value of [...hostile, JSON.stringify({ hostile }), "\\", "''", "a\\'b\\\\"]) expect(quoteLiteral(value), value).toBe(pg.escapeLiteral(value));
     // Only what the ingestor binds; anything needing the driver's conversions is refused, not guessed at.
     for (const value of [new Date(0), Buffer.from("x"), { a: 1 }, [[1]], Number.NaN]) expect(() => sqlLiteral(value)).toThrow(TypeError);
   });
