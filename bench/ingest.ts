@@ -25,6 +25,7 @@
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
 // generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written).
 import { spawn, spawnSync } from "node:child_process";
+import pgDriver from "pg";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
@@ -65,8 +66,10 @@ const client: "go" | "raw" | "connect" =
     : goVersion.status === 0 ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 
+type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null };
+
 interface Round {
-  readonly kindling: { recordActivity: LoadResult; getMemberStreak: LoadResult; healthCheck: LoadResult };
+  readonly kindling: { recordActivity: MeasuredLoad; getMemberStreak: MeasuredLoad; healthCheck: MeasuredLoad };
   readonly batching: Record<string, number>;
   readonly pgbench: { activityTransactionTps: number; progressReadTps: number } | null;
   readonly ratios: { ingestVsPgbench: number; readsVsPgbench: number } | null;
@@ -115,6 +118,19 @@ function load(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?
   });
 }
 
+/**
+ * A load phase, with the CPU time this process spent per answered call: the API's own cost of a call (all its
+ * threads, garbage collection included), steadier on a shared VM than calls per second. Only when the load comes
+ * from the separate Go process and the API is this one process; null otherwise.
+ */
+async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string): Promise<MeasuredLoad> {
+  const before = process.cpuUsage();
+  const result = await load(job, loadgen);
+  const used = process.cpuUsage(before);
+  const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
+  return { ...result, apiCpuMicrosPerCall: perCall };
+}
+
 function pgbench(url: string, script: string, vars: Record<string, string>, concurrency: number): { tps: number; latencyMs: number; raw: string } {
   const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
   const file = join(dir, "script.sql");
@@ -134,6 +150,23 @@ function pgbench(url: string, script: string, vars: Record<string, string>, conc
   const tps = Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1] ?? NaN);
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(result.stdout)?.[1] ?? NaN);
   return { tps, latencyMs, raw: result.stdout };
+}
+
+/**
+ * Brings the database to rest before a measured phase: the dead row versions the previous phase left are vacuumed
+ * and its dirty pages checkpointed now, rather than by autovacuum and the checkpointer during the next phase. On
+ * two cores those take a good part of one, and they would fall on whichever phase came after a write phase (our
+ * reads always follow pgbench's writes). Both sides are settled alike, before every phase.
+ */
+async function settle(url: string): Promise<void> {
+  const client = new pgDriver.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("vacuum (analyze) member, member_streak, member_streak_state, activity, reward");
+    await client.query("checkpoint");
+  } finally {
+    await client.end();
+  }
 }
 
 async function main() {
@@ -223,9 +256,10 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       // together on this noisy box; the report gives every round and the median.
       for (let round = 1; round <= rounds; round++) {
         console.log(`— concurrency ${concurrency}, round ${round} of ${rounds}`);
+        await settle(pg.databaseUrl);
         console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
         const batchesBefore = batchIngestTotals();
-        const ingest = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
+        const ingest = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
         const batchesAfter = batchIngestTotals();
         const batching = {
           batches: batchesAfter.batches - batchesBefore.batches,
@@ -237,17 +271,21 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           deadlocks: batchesAfter.deadlocks - batchesBefore.deadlocks,
         };
         console.log(ingest, batching);
+        if (!skipPgbench) await settle(pg.databaseUrl);
         const pgIngest = skipPgbench ? null : pgbench(pg.databaseUrl, ingestSql, vars, concurrency);
         if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
         if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
+        await settle(pg.databaseUrl);
         console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-        const read = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
+        const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
         console.log(read);
+        if (!skipPgbench) await settle(pg.databaseUrl);
         const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars, concurrency);
         if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
+        await settle(pg.databaseUrl);
         console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-        const health = await load({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "health" }, loadgen);
-        console.log(health);
+        const health = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "health" }, loadgen);
+        console.log(health, { heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1e6), rssMb: Math.round(process.memoryUsage().rss / 1e6) });
         results.push({
           kindling: { recordActivity: ingest, getMemberStreak: read, healthCheck: health },
           batching,
@@ -273,6 +311,12 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           // The same load against the gRPC health check: what the transport (HTTP/2, protobuf, the interceptor
           // chain) alone allows on this box.
           healthCheckPerSecond: medianOf((r) => r.kindling.healthCheck.perSecond),
+          // The API process's CPU time per call (µs; null unless the Go load generator drove one API process).
+          apiCpuMicrosPerCall: results[0]!.kindling.healthCheck.apiCpuMicrosPerCall === null ? null : {
+            recordActivity: medianOf((r) => r.kindling.recordActivity.apiCpuMicrosPerCall!),
+            getMemberStreak: medianOf((r) => r.kindling.getMemberStreak.apiCpuMicrosPerCall!),
+            healthCheck: medianOf((r) => r.kindling.healthCheck.apiCpuMicrosPerCall!),
+          },
           pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
           pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
         },
@@ -301,6 +345,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       console.log(`  ingest: ${level.median.recordActivityPerSecond} req/s vs pgbench ${level.median.pgbenchActivityTransactionTps} tps → ${level.ratios.ingestVsPgbench}× (target ≥ 1.0×; rounds ${each((r) => r.ratios!.ingestVsPgbench)})`);
       console.log(`  reads:  ${level.median.getMemberStreakPerSecond} req/s vs pgbench ${level.median.pgbenchProgressReadTps} tps → ${level.ratios.readsVsPgbench}× (target ≥ 0.5×; rounds ${each((r) => r.ratios!.readsVsPgbench)})`);
       console.log(`  no-op health check: ${level.median.healthCheckPerSecond} calls/s`);
+      const cpu = level.median.apiCpuMicrosPerCall;
+      if (cpu) console.log(`  API CPU per call: RecordActivity ${cpu.recordActivity} µs, GetMemberStreak ${cpu.getMemberStreak} µs, health check ${cpu.healthCheck} µs`);
     }
     console.log("written to bench/results/ingest.json");
   } finally {

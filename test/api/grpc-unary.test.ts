@@ -11,9 +11,10 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { RecordActivitiesRequestSchema, RecordActivitiesResponseSchema, RecordActivityRequestSchema, RecordActivityResponseSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { GetMemberStreakRequestSchema, GetMemberStreakResponseSchema, MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
-import { HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
-import { grpcUnaryTotals } from "../../src/api/grpc-unary.ts";
+import { createGrpcUnary, grpcUnaryTotals, type UnaryMethodSpec } from "../../src/api/grpc-unary.ts";
+import { Code, ConnectError, createMethodImplSpec, type HandlerContext } from "@connectrpc/connect";
 import { startTestApi, type TestApi } from "../support/api.ts";
 
 const MAX_REQUEST_BYTES = 4096;
@@ -260,5 +261,102 @@ describe("the unary gRPC path answers as connect-node does", () => {
     req.close(http2.constants.NGHTTP2_CANCEL);
     const after = await call(lean, HEALTH, envelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, {}))));
     expect(after.trailers["grpc-status"]).toBe("0");
+  });
+});
+
+// The handler's context on this path: its signal must abort as connect's does — on the call's deadline, when the
+// client cancels, at server shutdown, and once the call has ended — and `timeoutMs()` count down the deadline.
+// A bare HTTP/2 server with the path alone and a Health/Check whose implementation the test drives.
+describe("the unary gRPC path's call signal", () => {
+  interface Seen {
+    readonly signal: AbortSignal;
+    readonly timeoutMs: number | undefined;
+  }
+  let server: http2.Http2Server;
+  let session: http2.ClientHttp2Session;
+  let shutdown: AbortController;
+  let seen: Seen[] = [];
+  let hold = false;
+
+  beforeAll(async () => {
+    shutdown = new AbortController();
+    const spec = createMethodImplSpec(Health.method.check, async (_req: unknown, context: HandlerContext) => {
+      seen.push({ signal: context.signal, timeoutMs: context.timeoutMs() });
+      if (hold && !context.signal.aborted) await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      return create(HealthCheckResponseSchema, {});
+    }) as UnaryMethodSpec;
+    const unary = createGrpcUnary({
+      methods: new Map([[HEALTH, spec]]),
+      connectHandlers: new Map(),
+      interceptors: [],
+      acceptCompression: [],
+      compressMinBytes: 1024,
+      readMaxBytes: MAX_REQUEST_BYTES,
+      shutdownSignal: shutdown.signal,
+      onError: () => undefined,
+    });
+    server = http2.createServer((req, res) => {
+      if (!unary.handle(req, res)) res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    session = http2.connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  });
+  afterAll(async () => {
+    session?.destroy();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  const healthBody = () => envelope(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, {})));
+  const open = (headers: Record<string, string> = {}) => {
+    const req = session.request({ ":method": "POST", ":path": HEALTH, "content-type": "application/grpc", te: "trailers", ...headers });
+    req.on("error", () => undefined);
+    req.resume();
+    return req;
+  };
+  const started = async (n: number) => {
+    while (seen.length < n) await new Promise((r) => setTimeout(r, 5));
+    return seen[n - 1]!;
+  };
+  const aborted = (signal: AbortSignal) => (signal.aborted ? Promise.resolve() : new Promise((r) => signal.addEventListener("abort", r, { once: true })));
+  const codeOf = (signal: AbortSignal) => (signal.reason instanceof ConnectError ? signal.reason.code : undefined);
+
+  it("grpc_unary/call_signal_ends_with_the_call_and_aborts_on_deadline_cancel_and_shutdown", async () => {
+    seen = [];
+    // A call that returns: its signal is aborted once it has ended, and it had no deadline.
+    hold = false;
+    await new Promise((resolve) => open().on("close", resolve).end(healthBody()));
+    expect(seen[0]!.timeoutMs).toBeUndefined();
+    expect(seen[0]!.signal.aborted).toBe(true);
+
+    hold = true;
+    // Its deadline: timeoutMs counts down from grpc-timeout, and the signal aborts with DEADLINE_EXCEEDED.
+    open({ "grpc-timeout": "150m" }).end(healthBody());
+    const deadlined = await started(2);
+    expect(deadlined.timeoutMs).toBeGreaterThan(0);
+    expect(deadlined.timeoutMs).toBeLessThanOrEqual(150);
+    await aborted(deadlined.signal);
+    expect(codeOf(deadlined.signal)).toBe(Code.DeadlineExceeded);
+
+    // The client cancels: CANCELED.
+    const cancelled = open();
+    cancelled.end(healthBody());
+    const cancelledCall = await started(3);
+    expect(cancelledCall.signal.aborted).toBe(false);
+    cancelled.close(http2.constants.NGHTTP2_CANCEL);
+    await aborted(cancelledCall.signal);
+    expect(codeOf(cancelledCall.signal)).toBe(Code.Canceled);
+
+    // Shutdown: every open call's signal aborts with the shutdown's reason, and a call arriving after it starts aborted.
+    open().end(healthBody());
+    open().end(healthBody());
+    const [a, b] = [await started(4), await started(5)];
+    expect(a.signal.aborted || b.signal.aborted).toBe(false);
+    const reason = new ConnectError("shutting down", Code.Unavailable);
+    shutdown.abort(reason);
+    await Promise.all([aborted(a.signal), aborted(b.signal)]);
+    expect([a.signal.reason, b.signal.reason]).toEqual([reason, reason]);
+    open().end(healthBody());
+    const late = await started(6);
+    expect(late.signal.reason).toBe(reason);
   });
 });
