@@ -132,6 +132,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     totals.answered++;
 
     const compression = compressionNegotiate(acceptCompression, null, header.get("grpc-accept-encoding"), "grpc-accept-encoding");
+    const values = options.contextValues?.(req) ?? createContextValues();
+    // Nothing between opening the call and the try below can throw, so every opened call is closed.
     const call = openCall(timeout.timeoutMs === undefined ? undefined : timeout.timeoutMs - (Date.now() - arrived));
     let answered = false;
     req.once("close", () => {
@@ -148,7 +150,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       requestHeader: header,
       responseHeader: new Headers({ "content-type": RESPONSE_CONTENT_TYPE }),
       responseTrailer: new Headers({ "grpc-status": "0" }),
-      values: options.contextValues?.(req) ?? createContextValues(),
+      values,
     };
     if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
     let payload: Uint8Array | undefined;

@@ -3,7 +3,7 @@
 // size, so N activities share one commit fsync and a handful of round trips instead of ~7 statements each. In
 // the common case (no inline profiles) a batch is two round trips, each one simple-protocol message of several
 // statements (batchMessage: the batch's statements are session-level prepared statements, EXECUTEd with their
-// arguments as literals quoted by the driver's escapeLiteral):
+// arguments as literals quoted as the driver's escapeLiteral quotes them):
 //   1. BEGIN; members created where absent; one SELECT for duplicates and members; one locking SELECT of the
 //      streak rows (prelockSql);
 //   2. one statement for every write, which also answers the reward facts of the responses; COMMIT.
