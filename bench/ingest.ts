@@ -11,6 +11,8 @@
 //      (member upsert, streak row lock + update, activity insert), same client count, same duration;
 //      GetMemberStreak the same way, then pgbench with one progress read (member + streak join, rewards); the
 //      no-op health check (the transport's own ceiling);
+//      every phase (ours and pgbench's) starts from a settled database (settle: VACUUM ANALYZE, CHECKPOINT), and
+//      each of ours reports the API process's CPU time per call beside calls/s;
 //   4. all of it at each concurrency level (calls in flight = pgbench clients), one after the other;
 //   5. each round's ratios, and their medians per level, printed and written to bench/results/ingest.json. Measuring both
 //      sides back to back in every round keeps a ratio from comparing a fast minute with a slow one (the same
