@@ -440,6 +440,28 @@ describe("batched ingestor against sequential processing", () => {
     expect(states.reduce((n, st) => n + st.state.tail.length, 0)).toBe(1 + 12 * 4);
   });
 
+  it("batch/events_of_one_batch_get_ids_in_arrival_order", async () => {
+    // Every member's first activity increments its streak (COUNT ≥ 1): one event per item. The batch writes rows in
+    // member order (its lock order), which differs from the arrival order below; event ids, which clients page
+    // and resume by, must follow arrival order, as the one-at-a-time path gives it.
+    const { batched } = await twin({ condition: { type: ConditionType.COUNT, min: 1 } }, "order.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const batcher = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 64 } });
+    const members = ["ord-m", "ord-c", "ord-x", "ord-a", "ord-q", "ord-b", "ord-z", "ord-d"];
+    const settled = await batcher.recordMany(members.map((member, i) => ({
+      tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 1, uniqueIdentifier: `ord-${i}`, metadata: {},
+    })));
+    expect(settled.every((s) => s.ok)).toBe(true);
+    expect(batcher.stats()).toMatchObject({ fallbacks: 0, conflicts: 0, retries: 0 });
+    const { rows } = await pool.query<{ member: string }>(
+      `select m.external_id as member from streak_event e join member m on m.id = e.member_id
+        where e.tenant_id = $1 and e.definition_id = $2 and e.type = 'streak.incremented' order by e.id`,
+      [batched.tenantId, batched.definitionId],
+    );
+    expect(rows.map((r) => r.member)).toEqual(members);
+  });
+
   it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
     const { batched } = await twin({}, "race.event");
     const now = T0;
