@@ -205,6 +205,32 @@ describe("API keys", () => {
     await expectFailure(tenants.revokeApiKey({ apiKeyId: "kk_nope" }), Code.NotFound, "API_KEY_NOT_FOUND");
   });
 
+  it("keys/last_use_time_is_unset_until_the_key_authenticates_then_the_minute_of_its_use", async () => {
+    const tenantKeys = api.client(TenantService);
+    const created = await tenantKeys.createApiKey({ name: "last-use", role: ApiKeyRole.SERVICE });
+    const listed = async () => (await tenantKeys.listApiKeys({})).apiKeys.find((k) => k.id === created.apiKey!.id)!;
+    expect(created.apiKey!.lastUseTime).toBeUndefined();
+    expect((await listed()).lastUseTime).toBeUndefined();
+    const before = Math.floor(Date.now() / 60_000) * 60_000;
+    // Each authentication path (verifying the secret, then the verified-key cache): the write is beside the call.
+    const asKey = api.client(DefinitionService, { tenantId: api.admin.tenantId, keyId: created.apiKey!.id, secret: created.secret });
+    await asKey.listDefinitions({});
+    await asKey.listDefinitions({});
+    let used = (await listed()).lastUseTime;
+    for (let i = 0; i < 50 && used === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      used = (await listed()).lastUseTime;
+    }
+    const ms = Number(used!.seconds) * 1000;
+    expect(ms % 60_000).toBe(0);
+    expect(ms).toBeGreaterThanOrEqual(before);
+    expect(ms).toBeLessThanOrEqual(Date.now());
+    // A key that failed to authenticate is not marked used.
+    const other = await tenantKeys.createApiKey({ name: "never-used", role: ApiKeyRole.SERVICE });
+    await expect(api.client(DefinitionService, { tenantId: api.admin.tenantId, keyId: other.apiKey!.id, secret: "wrong" }).listDefinitions({})).rejects.toThrow();
+    expect((await tenantKeys.listApiKeys({})).apiKeys.find((k) => k.id === other.apiKey!.id)!.lastUseTime).toBeUndefined();
+  });
+
   it("keys/secrets_are_stored_hashed_and_listed_without_secrets", async () => {
     const created = await api.client(TenantService).createApiKey({ name: "hashed", role: ApiKeyRole.ADMIN });
     const { rows } = await db.query("select secret_hash from api_key where key_id = $1", [created.apiKey!.id]);

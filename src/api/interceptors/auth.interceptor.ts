@@ -15,6 +15,8 @@ import type { EndUserJwtConfig } from "../../db/entities/index.ts";
 
 export interface CredentialStore {
   findApiKey(keyId: string): Promise<{ tenantId: string; role: "ADMIN" | "SERVICE"; secretHash: string; revoked: boolean } | undefined>;
+  /** Records that the key authenticated a call at `at` (a minute boundary); never moves the time back. */
+  touchApiKey(keyId: string, at: Date): Promise<void>;
   findTenantJwtConfig(tenantId: string): Promise<EndUserJwtConfig | null | undefined>;
   tenantExists(tenantId: string): Promise<boolean>;
 }
@@ -59,14 +61,29 @@ export function createAuthInterceptor(
   now: () => number = Date.now,
   verified: VerifiedKeyCache = createVerifiedKeyCache(VERIFIED_TTL_MS, now),
 ): Interceptor {
+  // The minute each key was last recorded as used by this process: ApiKey.last_use_time is written once a minute
+  // per key at most, beside the call rather than in its way. A failed write is forgotten, so the next call retries.
+  const recordedUse = new Map<string, number>();
+  function noteUse(keyId: string): void {
+    const minute = Math.floor(now() / 60_000) * 60_000;
+    if (recordedUse.get(keyId) === minute) return;
+    if (recordedUse.size > 100_000) recordedUse.clear();
+    recordedUse.set(keyId, minute);
+    store.touchApiKey(keyId, new Date(minute)).catch(() => recordedUse.delete(keyId));
+  }
+
   async function apiKeyPrincipal(keyId: string, secret: string): Promise<Principal> {
     const fingerprint = secretFingerprint(keyId, secret);
     const cached = verified.get(fingerprint);
-    if (cached) return cached;
+    if (cached) {
+      noteUse(keyId);
+      return cached;
+    }
     const key = await store.findApiKey(keyId);
     if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
     const principal: Principal = { role: key.role, tenantId: key.tenantId, credentialId: keyId };
     verified.set(fingerprint, principal);
+    noteUse(keyId);
     return principal;
   }
 

@@ -19,6 +19,7 @@ export function apiKeyMessage(k: ApiKey): ApiKeyMessage {
     role: apiKeyRoles[k.role],
     createTime: timestampFromMs(k.createdAt.getTime()),
     revokeTime: k.revokedAt ? timestampFromMs(k.revokedAt.getTime()) : undefined,
+    lastUseTime: k.lastUsedAt ? timestampFromMs(k.lastUsedAt.getTime()) : undefined,
   });
 }
 

@@ -16,6 +16,8 @@ const ApiKeySchema = defineEntity({
     name: p.string().length(256).default(""),
     createdAt: p.datetime().onCreate(() => new Date()),
     revokedAt: p.datetime().nullable(),
+    /** When the key last authenticated a call, floored to the minute (written at most once a minute per process). */
+    lastUsedAt: p.datetime().nullable(),
   },
 });
 

@@ -6,6 +6,7 @@ import { Migration0003EventsWebhooks } from "./0003-events-webhooks.migration.ts
 import { Migration0004SweepIndexes } from "./0004-sweep-indexes.migration.ts";
 import { Migration0005MemberStreakState } from "./0005-member-streak-state.migration.ts";
 import { Migration0006BatchCheck } from "./0006-batch-check.migration.ts";
+import { Migration0007ApiKeyLastUse } from "./0007-api-key-last-use.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -16,4 +17,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0004_sweep_indexes", class: Migration0004SweepIndexes },
   { name: "0005_member_streak_state", class: Migration0005MemberStreakState },
   { name: "0006_batch_check", class: Migration0006BatchCheck },
+  { name: "0007_api_key_last_use", class: Migration0007ApiKeyLastUse },
 ];
