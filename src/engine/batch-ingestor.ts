@@ -530,6 +530,25 @@ const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, poin
             order by k.n
            on conflict (tenant_id, external_id) do nothing`;
 
+// The profile path's member and streak-row reads, fenced like PRELOCK_SQL: each key is found by a unique-index
+// probe in a LATERAL with `offset 0`, and the rows read or locked are joined by primary key.
+const MEMBERS_SQL = `select m.id, m.tenant_id, m.external_id, m.time_zone
+             from unnest($1::uuid[], $2::text[]) as k(tenant_id, external_id)
+             cross join lateral (select x.id from member x where x.tenant_id = k.tenant_id and x.external_id = k.external_id offset 0) x
+             join member m on m.id = x.id`;
+
+const LOCK_STREAKS_SQL = `select s.id, s.member_id, s.definition_id, st.state
+             from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
+             cross join lateral (
+               select ms.id from member_streak ms
+                where ms.tenant_id = k.tenant_id and ms.member_id = k.member_id and ms.definition_id = k.definition_id
+               offset 0
+             ) x
+             join member_streak s on s.id = x.id
+             join member_streak_state st on st.member_streak_id = x.id
+            order by s.id
+            for update of s, st`;
+
 const PRELOCK_SQL = `select s.id, s.member_id, s.definition_id, st.state
              from unnest($1::uuid[], $2::text[], $3::uuid[]) as k(tenant_id, external_id, definition_id)
              cross join lateral (
@@ -667,10 +686,7 @@ async function upsertMembers(
     byKey(
       (
         await client.query<MemberRow>(
-          `select m.id, m.tenant_id, m.external_id, m.time_zone
-             from unnest($1::uuid[], $2::text[]) as k(tenant_id, external_id)
-             join member m on m.tenant_id = k.tenant_id and m.external_id = k.external_id
-            ${lock ? "order by m.tenant_id, m.external_id for update of m" : ""}`,
+          (lock ? BATCH_STATEMENTS.lockMembers : BATCH_STATEMENTS.readMembers).text,
           [keys.map((k) => k.tenantId), keys.map((k) => k.externalId)],
         )
       ).rows,
@@ -779,16 +795,7 @@ async function lockStreaks(
   if (wanted.size === 0) return slots;
   const select = async (keys: readonly { tenantId: string; memberId: string; def: CatalogDefinition }[]) =>
     (
-      await client.query<StreakRow>(
-        `select s.id, s.member_id, s.definition_id, st.state
-           from member_streak s
-           join member_streak_state st on st.member_streak_id = s.id
-           join unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
-             on s.tenant_id = k.tenant_id and s.member_id = k.member_id and s.definition_id = k.definition_id
-          order by s.id
-          for update of s, st`,
-        [keys.map((k) => k.tenantId), keys.map((k) => k.memberId), keys.map((k) => k.def.id)],
-      )
+      await client.query<StreakRow>(BATCH_STATEMENTS.lockStreaks.text, [keys.map((k) => k.tenantId), keys.map((k) => k.memberId), keys.map((k) => k.def.id)])
     ).rows;
   const take = (rows: readonly StreakRow[]) => {
     for (const r of rows) {
@@ -910,6 +917,10 @@ export const BATCH_STATEMENTS = {
   classify: { text: CLASSIFY_SQL, types: ["uuid[]", "text[]", "text[]"] },
   prelock: { text: PRELOCK_SQL, types: ["uuid[]", "text[]", "uuid[]"] },
   write: { text: WRITE_SQL, types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"] },
+  // Batches with inline profiles (their own round trips, sent as unnamed statements).
+  readMembers: { text: MEMBERS_SQL, types: ["uuid[]", "text[]"] },
+  lockMembers: { text: `${MEMBERS_SQL}\n            order by m.tenant_id, m.external_id for update of m`, types: ["uuid[]", "text[]"] },
+  lockStreaks: { text: LOCK_STREAKS_SQL, types: ["uuid[]", "uuid[]", "uuid[]"] },
 } as const satisfies Record<string, { text: string; types: readonly string[] }>;
 
 /**

@@ -104,6 +104,9 @@ async function everyStatementsPlans(): Promise<Record<string, string[]>> {
     prelock: await plans(BATCH_STATEMENTS.prelock.text, BATCH_STATEMENTS.prelock.types, [tenants, externals, definitions]),
     write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length]),
     progressRead: await plans(PROGRESS_READ_SQL, ["uuid[]", "text[]", "uuid[]"], [tenants, externals, definitions]),
+    readMembers: await plans(BATCH_STATEMENTS.readMembers.text, BATCH_STATEMENTS.readMembers.types, [tenants, externals]),
+    lockMembers: await plans(BATCH_STATEMENTS.lockMembers.text, BATCH_STATEMENTS.lockMembers.types, [tenants, externals]),
+    lockStreaks: await plans(BATCH_STATEMENTS.lockStreaks.text, BATCH_STATEMENTS.lockStreaks.types, [tenants, keys.map((k) => k.member_id), definitions]),
   };
 }
 
@@ -112,7 +115,7 @@ describe("batch statement plans", () => {
     for (const phase of ["after the bulk load", "after analyze"]) {
       if (phase === "after analyze") await pool.query("analyze member, member_streak, member_streak_state, activity, reward");
       const byStatement = await everyStatementsPlans();
-      expect(Object.keys(byStatement)).toHaveLength(5);
+      expect(Object.keys(byStatement)).toHaveLength(8);
       for (const [statement, planned] of Object.entries(byStatement)) {
         for (const plan of planned) expect(plan, `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
       }
