@@ -328,10 +328,18 @@ const statementNames = new Map<string, string>();
 const preparedOn = new WeakMap<PoolClient, Set<string>>();
 const PREPARED_PREFIX = "kindling_batch_";
 
+/**
+ * A prepared statement's name derived from its text: a changed text gets a new name by itself, so no connection
+ * can hold an older text under the same name. Also names the batched progress read (batch-progress-reader.ts).
+ */
+export function hashedStatementName(prefix: string, text: string): string {
+  return `${prefix}${createHash("sha256").update(text).digest("hex").slice(0, 20)}`;
+}
+
 function statementName(text: string): string {
   let name = statementNames.get(text);
   if (!name) {
-    name = `${PREPARED_PREFIX}${createHash("sha256").update(text).digest("hex").slice(0, 20)}`;
+    name = hashedStatementName(PREPARED_PREFIX, text);
     statementNames.set(text, name);
   }
   return name;
@@ -530,37 +538,40 @@ const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, poin
             order by k.n
            on conflict (tenant_id, external_id) do nothing`;
 
-// The profile path's member and streak-row reads, fenced like PRELOCK_SQL: each key is found by a unique-index
+// The profile path's member read, fenced like the streak-row locks below: each key is found by a unique-index
 // probe in a LATERAL with `offset 0`, and the rows read or locked are joined by primary key.
 const MEMBERS_SQL = `select m.id, m.tenant_id, m.external_id, m.time_zone
              from unnest($1::uuid[], $2::text[]) as k(tenant_id, external_id)
              cross join lateral (select x.id from member x where x.tenant_id = k.tenant_id and x.external_id = k.external_id offset 0) x
              join member m on m.id = x.id`;
 
-const LOCK_STREAKS_SQL = `select s.id, s.member_id, s.definition_id, st.state
-             from unnest($1::uuid[], $2::uuid[], $3::uuid[]) as k(tenant_id, member_id, definition_id)
+/**
+ * Locks member-streak rows in id order, each found by unique-index probes inside one fenced LATERAL (every key
+ * column bound) and joined to the rows it locks by primary key, so no plan can pair keys with rows of other
+ * members. The keys are ($1 tenant, $2 member, $3 definition), the member given by `member`: its id (once
+ * members are known) or its external id, looked up by a scalar subquery (the prelock, before they are).
+ */
+function lockStreakRowsSql(member: { readonly column: string; readonly type: string; readonly id: string }): string {
+  return `select s.id, s.member_id, s.definition_id, st.state
+             from unnest($1::uuid[], $2::${member.type}[], $3::uuid[]) as k(tenant_id, ${member.column}, definition_id)
              cross join lateral (
                select ms.id from member_streak ms
-                where ms.tenant_id = k.tenant_id and ms.member_id = k.member_id and ms.definition_id = k.definition_id
+                where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id and ms.member_id = ${member.id}
                offset 0
              ) x
              join member_streak s on s.id = x.id
              join member_streak_state st on st.member_streak_id = x.id
             order by s.id
             for update of s, st`;
+}
 
-const PRELOCK_SQL = `select s.id, s.member_id, s.definition_id, st.state
-             from unnest($1::uuid[], $2::text[], $3::uuid[]) as k(tenant_id, external_id, definition_id)
-             cross join lateral (
-               select ms.id from member_streak ms
-                where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id
-                  and ms.member_id = (select m.id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)
-               offset 0
-             ) x
-             join member_streak s on s.id = x.id
-             join member_streak_state st on st.member_streak_id = x.id
-            order by s.id
-            for update of s, st`;
+const LOCK_STREAKS_SQL = lockStreakRowsSql({ column: "member_id", type: "uuid", id: "k.member_id" });
+
+const PRELOCK_SQL = lockStreakRowsSql({
+  column: "external_id",
+  type: "text",
+  id: "(select m.id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id)",
+});
 
 /**
  * Duplicates (stored keys, and keys repeated inside the batch) and the stored member of every item, in one
@@ -618,9 +629,8 @@ function prelockSql(items: readonly Pending[]): Statement {
   }
   const list = [...keys.values()];
   return {
-    // Each key's row is found by unique-index probes inside one fenced LATERAL (the member id a scalar subquery,
-    // so the streak probe binds all three key columns), and joined to the rows it locks by primary key, so no plan
-    // can pair keys with rows of other members. Left to the planner, stale statistics after a bulk load gave a
+    // Fenced as lockStreakRowsSql says (the member id a scalar subquery, so the streak probe binds all three key
+    // columns). Left to the planner, stale statistics after a bulk load gave a
     // hash join of every key with every streak row of the definition (306,464 pairs for 244 keys, 667 ms), and,
     // with the member joined, a probe on (tenant, definition) alone that walked all of them (8 ms a key).
     ...BATCH_STATEMENTS.prelock,

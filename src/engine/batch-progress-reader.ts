@@ -6,6 +6,7 @@
 import type { Pool } from "pg";
 import type { MemberStreakState } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+import { hashedStatementName } from "./batch-ingestor.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "./group-batcher.ts";
 import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
@@ -71,6 +72,8 @@ export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definit
       where s.id is not null and r.tenant_id = k.tenant_id and r.member_id = m.id and r.definition_id = k.definition_id
    ) rw on true`;
 
+const PROGRESS_READ_NAME = hashedStatementName("kindling_read_", PROGRESS_READ_SQL);
+
 async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean): Promise<Settled<MemberProgressRows>[]> {
   const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
@@ -84,7 +87,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   }>({
     // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
     // planning this statement for every batch (the keys are arrays, so their values never change the plan).
-    ...(named ? { name: "kindling_batch_progress_read_v1" } : {}),
+    ...(named ? { name: PROGRESS_READ_NAME } : {}),
     text: PROGRESS_READ_SQL,
     values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
   });

@@ -86,7 +86,7 @@ async function batchKeys() {
   return rows;
 }
 
-async function everyStatementsPlans(): Promise<Record<string, string[]>> {
+async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
   const keys = await batchKeys();
   const tenants = keys.map(() => tenantId);
   const externals = keys.map((k) => k.external_id);
@@ -114,7 +114,7 @@ describe("batch statement plans", () => {
   it("plans/batch_statements_probe_indexes_after_a_bulk_load_and_after_analyze", async () => {
     for (const phase of ["after the bulk load", "after analyze"]) {
       if (phase === "after analyze") await pool.query("analyze member, member_streak, member_streak_state, activity, reward");
-      const byStatement = await everyStatementsPlans();
+      const byStatement = await plansOfEveryStatement();
       expect(Object.keys(byStatement)).toHaveLength(8);
       for (const [statement, planned] of Object.entries(byStatement)) {
         for (const plan of planned) expect(plan, `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
