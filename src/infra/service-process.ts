@@ -40,20 +40,28 @@ const TAIL_LINES = 40;
 // when Kindling stops them, after the drain. The group also lets stop() clean up anything a launcher left behind.
 //
 // Why an 'exit' hook: if Kindling exits without calling stop() (uncaught error, process.exit), the service still
-// gets its graceful-stop signal, so nothing is left running. Only a SIGKILL of Kindling itself can orphan it,
-// which embedded-postgres.ts detects on the next start.
+// gets its graceful-stop signal, so nothing is left running.
+//
+// Why a watchdog: a Kindling killed outright (SIGKILL, OOM killer) runs no hook, and a service in its own group
+// would outlive it. The service is started through `/bin/sh`, which forks a watchdog holding a pipe whose other
+// end only Kindling has, then `exec`s the real binary (so the pid Kindling signals is the service itself). When
+// Kindling is gone the kernel closes that pipe; the watchdog reads end-of-file, sends the service its
+// graceful-stop signal, and SIGKILLs the group if it is not gone within WATCHDOG_KILL_AFTER_S. When Kindling
+// stops the service itself, stop() ends the group, watchdog included.
 export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProcess {
   const { name, logger, stopSignal } = options;
   const stopTimeoutMs = options.stopTimeoutMs ?? 30_000;
-  const child = spawn(options.command, [...options.args], {
+  const child = spawn("/bin/sh", ["-c", WATCHDOG_SCRIPT, `kindling-${name}`, stopSignal.replace(/^SIG/, ""), options.command, ...options.args], {
     cwd: options.cwd,
     env: options.env ?? process.env,
     detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   const pid = child.pid;
+  // Kindling never writes to the watchdog's pipe; it only has to stay open while Kindling lives.
+  child.stdin.on("error", () => undefined);
   const tail: string[] = [];
   let exit: ProcessExit | undefined;
 
@@ -61,6 +69,8 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
     child.once("exit", (code, signal) => {
       exit = { code, signal };
       process.removeListener("exit", onParentExit);
+      // The service is gone (stopped or crashed): its watchdog, and anything else left in its group, go too.
+      if (pid !== undefined) sendSignal(-pid, "SIGKILL");
       resolve(exit);
     });
     // A spawn failure (ENOENT, EACCES) emits 'error' and never 'exit'.
@@ -113,26 +123,26 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
   // Started services must not keep a finished Node process alive on their own; stop() re-references the child
   // so that awaiting it does keep the event loop running.
   child.unref();
-  for (const stream of [child.stdout, child.stderr]) (stream as { unref?: () => void }).unref?.();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void }).unref?.();
 
   let stopping: Promise<ProcessExit> | undefined;
   async function stop(): Promise<ProcessExit> {
     stopping ??= (async () => {
       if (exit === undefined && pid !== undefined) {
         child.ref();
-        signal(pid, stopSignal);
+        sendSignal(pid, stopSignal);
         const timedOut = await Promise.race([
           exited.then(() => false),
           new Promise<boolean>((resolve) => setTimeout(resolve, stopTimeoutMs, true).unref()),
         ]);
         if (timedOut) {
           logger.warn({ service: name, pid }, `${name} did not stop within ${stopTimeoutMs} ms; killing it`);
-          signal(-pid, "SIGKILL");
+          sendSignal(-pid, "SIGKILL");
         }
       }
       const result = await exited;
       // Anything the service forked into its group and left behind.
-      if (pid !== undefined) signal(-pid, "SIGKILL");
+      if (pid !== undefined) sendSignal(-pid, "SIGKILL");
       return result;
     })();
     return await stopping;
@@ -147,7 +157,31 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
   };
 }
 
-function signal(target: number, name: NodeJS.Signals): void {
+// How long the watchdog waits for the graceful stop after Kindling died before it SIGKILLs the group.
+const WATCHDOG_KILL_AFTER_S = 10;
+
+// $0 names the process in `ps`; $1 is the stop signal's name; the rest is the service's command line.
+// The watchdog is a subshell (same process group) reading the pipe (as fd 3: a background list's stdin is /dev/null) and stdout/stderr closed, so it keeps
+// neither the service's output pipes nor a terminal open; it ignores INT/TERM so only end-of-file moves it.
+// While it lives, the group and with it the service's pid stay reserved, so the pids it signals are never reused.
+const WATCHDOG_SCRIPT = `
+stop_signal=$1; shift
+service=$$
+exec 3<&0
+(
+  trap '' INT TERM HUP
+  while IFS= read -r _line <&3; do :; done
+  kill -s "$stop_signal" "$service" 2>/dev/null
+  waited=0
+  while kill -0 "$service" 2>/dev/null && [ "$waited" -lt ${WATCHDOG_KILL_AFTER_S * 10} ]; do
+    sleep 0.1; waited=$((waited + 1))
+  done
+  kill -s KILL -- "-$service" 2>/dev/null
+) >/dev/null 2>&1 &
+exec "$@" </dev/null 3<&-
+`;
+
+function sendSignal(target: number, name: NodeJS.Signals): void {
   try {
     process.kill(target, name);
   } catch (error) {
