@@ -5,7 +5,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Connection } from "@temporalio/client";
 import { KINDLING_SEARCH_ATTRIBUTES } from "../workflows/search-attributes.ts";
-import { findFreePort } from "./free-port.ts";
+import { findFreePort, holdsListeningPort, isPortFree, PortInUseError } from "./free-port.ts";
 import { silentLogger, type ServiceLogger } from "./service-logger.ts";
 import { spawnServiceProcess, type ServiceProcess } from "./service-process.ts";
 
@@ -25,6 +25,8 @@ export interface TemporalDevServerOptions {
   namespace?: string;
   logger?: ServiceLogger;
   startTimeoutMs?: number;
+  // Aborting stops a start-up in progress: the dev server it spawned is stopped and the call rejects.
+  signal?: AbortSignal;
 }
 
 export interface TemporalDevServer {
@@ -53,8 +55,12 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const autoPorts = (options.port ?? 0) === 0 || (ui && (options.uiPort ?? 0) === 0);
   const attempts = autoPorts ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
+    options.signal?.throwIfAborted();
     const port = options.port || (await findFreePort(ip));
     const uiPort = ui ? options.uiPort || (await findFreePort(ip)) : undefined;
+    // A port given explicitly and already taken fails here, naming it: whatever listens there is not ours.
+    if (options.port && !(await isPortFree(port, ip))) throw portInUse("frontend", port, ip);
+    if (ui && options.uiPort && !(await isPortFree(options.uiPort, ip))) throw portInUse("ui", options.uiPort, ip);
     const address = `${ip}:${port}`;
     const args = [
       "server",
@@ -76,12 +82,27 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     });
     const uiUrl = uiPort === undefined ? undefined : `http://${ip}:${uiPort}`;
     try {
-      await waitUntilServing({ address, namespace, uiUrl, server, timeoutMs: startTimeoutMs });
+      await waitUntilServing({ address, namespace, uiUrl, server, timeoutMs: startTimeoutMs, signal: options.signal });
+      // Ready means our own child answered: a server that could not bind its port may have exited only after
+      // a stranger on that port answered the readiness checks.
+      for (const [which, bound] of [["frontend", port], ["ui", uiPort]] as const) {
+        if (bound === undefined) continue;
+        if (server.hasExited() || (await holdsListeningPort(server.pid, bound)) === false) {
+          throw portInUse(which, bound, ip);
+        }
+      }
     } catch (error) {
       await server.stop();
-      const addressInUse = /address already in use|bind:/i.test(server.outputTail());
-      if (addressInUse && attempt < attempts) continue;
-      throw error;
+      if (options.signal?.aborted === true) throw error;
+      let failure = error;
+      const tail = server.outputTail();
+      if (!(error instanceof PortInUseError) && BIND_FAILURE.test(tail)) {
+        const failedPort = Number(/port (\d+)/i.exec(tail)?.[1] ?? port);
+        failure = portInUse(failedPort === uiPort ? "ui" : "frontend", failedPort, ip);
+      }
+      // Ports picked automatically may have been taken between picking and binding: pick again.
+      if (failure instanceof PortInUseError && attempt < attempts) continue;
+      throw failure;
     }
     logger.info({ service: "temporal", address, namespace, uiUrl, dbFilename }, "Temporal dev server is ready");
     return {
@@ -96,21 +117,40 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   }
 }
 
+// What the dev server prints when it cannot bind: "can't set frontend port 7233: listen tcp …: bind: address
+// already in use".
+const BIND_FAILURE = /can't set \w+ port|address already in use|bind:/i;
+
+function portInUse(which: "frontend" | "ui", port: number, ip: string): PortInUseError {
+  const variable = which === "frontend" ? "EMBEDDED_TEMPORAL_PORT" : "EMBEDDED_TEMPORAL_UI_PORT";
+  return new PortInUseError(
+    port,
+    ip,
+    `The embedded Temporal dev server (${which === "frontend" ? "frontend" : "Web UI"})`,
+    `Stop that process, set ${variable} to another port (0 picks a free one)` +
+      (which === "frontend" ? ", or set TEMPORAL_ADDRESS to use a Temporal server you run on purpose." : "."),
+  );
+}
+
 interface WaitInput {
   address: string;
   namespace: string;
   uiUrl: string | undefined;
   server: ServiceProcess;
   timeoutMs: number;
+  signal: AbortSignal | undefined;
 }
 
 // Ready means what Kindling needs, not just an open port: the namespace answers, the search attributes exist, and
 // the UI serves its page (operators are told its URL the moment start-up finishes).
-async function waitUntilServing({ address, namespace, uiUrl, server, timeoutMs }: WaitInput): Promise<void> {
+async function waitUntilServing({ address, namespace, uiUrl, server, timeoutMs, signal }: WaitInput): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   const failIfExited = (): void => {
-    if (server.hasExited()) throw new Error(`Temporal dev server exited during start-up:\n${server.outputTail()}`);
+    signal?.throwIfAborted();
+    if (server.hasExited() || BIND_FAILURE.test(server.outputTail())) {
+      throw new Error(`Temporal dev server exited during start-up:\n${server.outputTail()}`);
+    }
   };
   let frontendReady = false;
   while (Date.now() < deadline) {

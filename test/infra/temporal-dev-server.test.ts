@@ -1,11 +1,13 @@
 import { mkdtemp, rm, stat } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Connection, Client, WorkflowNotFoundError } from "@temporalio/client";
 import { defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
 import { Worker } from "@temporalio/worker";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { PortInUseError } from "../../src/infra/free-port.ts";
 import { resolveTemporalCli } from "../../src/infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "../../src/infra/temporal-dev-server.ts";
 import { KINDLING_SEARCH_ATTRIBUTES, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
@@ -135,3 +137,45 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+// A port Kindling's own dev server could not bind must fail start-up naming the port, never leave Kindling talking to
+// whatever else answers there (an orphaned dev server from an earlier run, or any other program).
+describe("startTemporalDevServer on a port that is taken", () => {
+  it("temporal-dev-server/refuses_a_frontend_port_held_by_a_plain_listener_naming_it", async () => {
+    const cli = await resolveTemporalCli();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen({ host: "127.0.0.1", port: 0 }, resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const error = await startTemporalDevServer({ executablePath: cli.path, port, ui: false }).then(
+        (server) => server.stop().then(() => undefined),
+        (rejected: unknown) => rejected,
+      );
+      expect(error).toBeInstanceOf(PortInUseError);
+      expect((error as PortInUseError).message).toContain(`port ${port}`);
+      expect((error as PortInUseError).message).toContain("EMBEDDED_TEMPORAL_PORT");
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  it("temporal-dev-server/refuses_a_frontend_port_where_another_temporal_answers", async () => {
+    const cli = await resolveTemporalCli();
+    // The shared dev server of this run plays the orphan: it answers every readiness check a new one would make.
+    const port = Number(inject("temporalAddress").split(":").at(-1));
+    const outcome = await startTemporalDevServer({
+      executablePath: cli.path,
+      port,
+      ui: false,
+      namespace: inject("temporalNamespace"),
+    }).then(
+      async (server) => {
+        await server.stop();
+        return `reported ready at ${server.address}`;
+      },
+      (rejected: unknown) => rejected,
+    );
+    expect(outcome).toBeInstanceOf(PortInUseError);
+    expect((outcome as PortInUseError).port).toBe(port);
+  });
+});
