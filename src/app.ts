@@ -1,5 +1,7 @@
 // Wires the process together for each role and owns its lifecycle: resources are started in order and released
-// in reverse on SIGINT/SIGTERM, so Ctrl-C leaves no embedded PostgreSQL or Temporal dev server behind.
+// in reverse on SIGINT/SIGTERM, so Ctrl-C leaves no embedded PostgreSQL or Temporal dev server behind. A signal
+// during start-up aborts it: the step in progress is cut short (or released when it finishes) and everything
+// already started is released the same way.
 import { join } from "node:path";
 import { apiEnvironment, type KindlingConfig } from "./config/config.ts";
 import type { Logger } from "./observability/logger.ts";
@@ -12,6 +14,7 @@ import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
 import { startWorker } from "../workers/worker.ts";
+import { Runtime } from "@temporalio/worker";
 
 // `migrate-keep` migrates and keeps the embedded database running for a one-off command (create-tenant).
 export type Role = "all" | "api" | "worker" | "migrate" | "migrate-keep";
@@ -28,10 +31,37 @@ export interface Started {
 export interface StartOverrides {
   /** The API's clock. Tests move it forward to play days of a streak in seconds; production uses Date.now. */
   readonly now?: () => number;
+  /** Aborting stops the start-up: startKindling releases what it started and rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+// Awaits one start-up step unless the start-up is aborted first. On abort it rejects at once; a step that still
+// completes later is released then, so nothing it made outlives the aborted start-up.
+async function unlessAborted<T>(
+  signal: AbortSignal | undefined,
+  step: Promise<T>,
+  release: (value: T) => Promise<void> = async () => {},
+): Promise<T> {
+  if (signal === undefined) return await step;
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([step, aborted]);
+  } catch (error) {
+    if (signal.aborted) step.then(release, () => undefined).catch(() => undefined);
+    throw error;
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Starts every part the role needs. Exported for tests and the benchmark, which run the real stack in-process. */
 export async function startKindling(config: KindlingConfig, logger: Logger, role: Role, overrides: StartOverrides = {}): Promise<Started> {
+  const { signal } = overrides;
   const cleanups: Cleanup[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -51,14 +81,16 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         dataDir: join(config.dataDir, "postgres"),
         port: config.embeddedPostgresPort,
         logger: logger.child({ component: "embedded-postgres" }),
+        ...(signal === undefined ? {} : { signal }),
       });
       cleanups.push({ name: "embedded-postgres", run: () => pg.stop() });
       databaseUrl = pg.databaseUrl;
       logger.info({ ms: Date.now() - started, reused: pg.reusedCluster, port: pg.port }, "embedded postgres ready");
     }
-    const orm: Orm = await createOrm(databaseUrl);
+    signal?.throwIfAborted();
+    const orm: Orm = await unlessAborted(signal, createOrm(databaseUrl), (late) => late.close());
     cleanups.push({ name: "database", run: () => orm.close() });
-    const applied = await migrate(orm);
+    const applied = await unlessAborted(signal, migrate(orm));
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
     if (role === "migrate") {
       await stop();
@@ -75,7 +107,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
       const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
-      const unlisten = await catalog.listen();
+      const unlisten = await unlessAborted(signal, catalog.listen(), (late) => late());
       cleanups.push({ name: "definition-listener", run: unlisten });
       const api = createApiServer({
         logger: apiLogger,
@@ -90,7 +122,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         },
       });
       const shared = config.apiProcesses > 1 || config.reusePort;
-      const listening = await api.listen(config.port, config.host, shared);
+      const listening = await unlessAborted(signal, api.listen(config.port, config.host, shared), () => api.close());
       cleanups.push({ name: "api", run: () => api.close() });
       apiUrl = listening.url;
       if (config.apiProcesses > 1) {
@@ -104,7 +136,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         });
         // Before the await: a child that fails to start is stopped with the rest.
         cleanups.push({ name: "api-processes", run: () => others.stop() });
-        await others.ready;
+        await unlessAborted(signal, others.ready);
       }
     }
     let temporalUiUrl: string | undefined;
@@ -112,7 +144,11 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       let temporalAddress = config.temporalAddress;
       if (temporalAddress === undefined) {
         const started = Date.now();
-        const cli = await resolveTemporalCli({ cacheRoot: config.cacheDir });
+        const cli = await resolveTemporalCli({
+          cacheRoot: config.cacheDir,
+          logger: logger.child({ component: "temporal-binaries" }),
+          ...(signal === undefined ? {} : { signal }),
+        });
         const temporal = await startTemporalDevServer({
           executablePath: cli.path,
           dataDir: join(config.dataDir, "temporal"),
@@ -120,22 +156,30 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           uiPort: config.embeddedTemporalUiPort,
           namespace: config.temporalNamespace,
           logger: logger.child({ component: "temporal" }),
+          ...(signal === undefined ? {} : { signal }),
         });
         cleanups.push({ name: "temporal", run: () => temporal.stop() });
         temporalAddress = temporal.address;
         temporalUiUrl = temporal.uiUrl;
         logger.info({ ms: Date.now() - started, address: temporal.address, uiUrl: temporal.uiUrl }, "embedded temporal ready");
       }
-      const worker = await startWorker({
-        databaseUrl,
-        temporalAddress,
-        namespace: config.temporalNamespace,
-        taskQueue: config.temporalTaskQueue,
-        logger,
-        shutdownGraceMs: config.shutdownGraceMs,
-      });
+      signal?.throwIfAborted();
+      // Bundling the workflows takes seconds and cannot be interrupted: an abort does not wait for it.
+      const worker = await unlessAborted(
+        signal,
+        startWorker({
+          databaseUrl,
+          temporalAddress,
+          namespace: config.temporalNamespace,
+          taskQueue: config.temporalTaskQueue,
+          logger,
+          shutdownGraceMs: config.shutdownGraceMs,
+        }),
+        (late) => late.stop(),
+      );
       cleanups.push({ name: "worker", run: () => worker.stop() });
     }
+    signal?.throwIfAborted();
     return { apiUrl, temporalUiUrl, databaseUrl, stop };
   } catch (error) {
     await stop();
@@ -143,9 +187,39 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
   }
 }
 
+// After the first SIGINT/SIGTERM, how long the stop may take beyond the drain it allows (SHUTDOWN_GRACE_MS) before
+// Kindling exits anyway; the services it started are then stopped by its exit hook and their watchdogs.
+const STOP_MARGIN_MS = 5_000;
+
 /** Runs a role until SIGINT/SIGTERM; returns the exit code. */
 export async function runKindling(config: KindlingConfig, logger: Logger, role: Role): Promise<number> {
-  const started = await startKindling(config, logger, role);
+  // Signals are ours from the first moment: one during start-up aborts it, one after starts the drain, a second
+  // one means "now". The Temporal runtime would otherwise take SIGINT/SIGTERM for itself and stop only the worker.
+  const shutdown = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shutdown.signal.aborted) {
+      logger.warn({ signal }, "second signal: exiting now");
+      process.exit(130);
+    }
+    logger.info({ signal }, "shutting down");
+    shutdown.abort(new Error(`${signal} received`));
+    setTimeout(() => {
+      logger.error({ ms: config.shutdownGraceMs + STOP_MARGIN_MS }, "did not stop in time; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs + STOP_MARGIN_MS).unref();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  if (role === "all" || role === "worker") Runtime.install({ shutdownSignals: [] });
+
+  let started: Started;
+  try {
+    started = await startKindling(config, logger, role, { signal: shutdown.signal });
+  } catch (error) {
+    if (!shutdown.signal.aborted) throw error;
+    logger.info("stopped during start-up");
+    return exitWhenReleased(0);
+  }
   if (role === "migrate") return 0;
   // A child API process (KINDLING_API_PROCESSES): it tells its first process it listens, and drains when that
   // process goes away (the IPC channel closes), instead of printing the banner.
@@ -162,17 +236,22 @@ export async function runKindling(config: KindlingConfig, logger: Logger, role: 
   lines.push("  Press Ctrl-C to stop.", "");
   if (parent === null) process.stdout.write(`${lines.join("\n")}\n`);
 
-  const signal = await new Promise<NodeJS.Signals | "parent-exit">((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    parent?.once("disconnect", () => resolve("parent-exit"));
+  await new Promise<void>((resolve) => {
+    if (shutdown.signal.aborted) resolve();
+    shutdown.signal.addEventListener("abort", () => resolve(), { once: true });
+    parent?.once("disconnect", () => {
+      logger.info({ signal: "parent-exit" }, "shutting down");
+      resolve();
+    });
   });
-  logger.info({ signal }, "shutting down");
-  // A second signal while draining means "now".
-  const force = () => process.exit(130);
-  process.once("SIGINT", force);
-  process.once("SIGTERM", force);
   await started.stop();
   logger.info("stopped");
-  return 0;
+  return exitWhenReleased(0);
+}
+
+// Everything Kindling started is stopped by now. A start-up step that could not be interrupted (bundling the
+// workflows) may still hold the event loop for seconds before it is released; it must not hold the process.
+function exitWhenReleased(code: number): number {
+  setTimeout(() => process.exit(code), 1_000).unref();
+  return code;
 }
