@@ -18,6 +18,7 @@ import {
   readFile,
   readdir,
   readlink,
+  realpath,
   rename,
   rm,
   stat,
@@ -133,7 +134,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       logger,
       stopSignal: "SIGINT",
     });
-    await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid }));
+    await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid, port }));
     const adminUrl = connectionUrl({ user, password, port, database: "postgres" });
     try {
       await waitUntilAccepting(adminUrl, server, startTimeoutMs, options.signal);
@@ -164,6 +165,51 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       },
     };
   }
+}
+
+export interface RunningEmbeddedPostgres {
+  databaseUrl: string;
+  port: number;
+  // The Kindling process that started it and will stop it.
+  ownerPid: number;
+}
+
+// The cluster in `dataDir` when another live Kindling process runs it (`npm start`), so that one-off commands
+// (create-tenant) connect to it instead of trying to start a second postmaster on the same files. The port comes
+// from PostgreSQL's own postmaster.pid (its fourth line), and only a postmaster that is running on this data
+// directory, started by a Kindling process that is still alive, counts. undefined otherwise.
+export async function runningEmbeddedPostgres(options: {
+  dataDir: string;
+  database?: string;
+  user?: string;
+  password?: string;
+}): Promise<RunningEmbeddedPostgres | undefined> {
+  let clusterDir: string;
+  try {
+    clusterDir = await realpath(resolve(options.dataDir));
+  } catch {
+    return undefined;
+  }
+  let lines: string[];
+  try {
+    lines = (await readFile(join(clusterDir, "postmaster.pid"), "utf8")).split("\n");
+  } catch {
+    return undefined;
+  }
+  const postmasterPid = Number.parseInt(lines[0] ?? "", 10);
+  const port = Number.parseInt(lines[3] ?? "", 10);
+  const ownerPid = await readOwner(clusterDir);
+  if (!Number.isInteger(postmasterPid) || !Number.isInteger(port) || ownerPid === undefined) return undefined;
+  if (ownerPid === process.pid || !isProcessAlive(ownerPid) || !(await isPostmasterOf(postmasterPid, clusterDir))) {
+    return undefined;
+  }
+  const databaseUrl = connectionUrl({
+    user: options.user ?? EMBEDDED_POSTGRES_DEFAULTS.user,
+    password: options.password ?? EMBEDDED_POSTGRES_DEFAULTS.password,
+    port,
+    database: options.database ?? EMBEDDED_POSTGRES_DEFAULTS.database,
+  });
+  return { databaseUrl, port, ownerPid };
 }
 
 async function loadBinaries(nativeDir: string | undefined): Promise<PostgresBinaries> {

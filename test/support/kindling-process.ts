@@ -1,0 +1,102 @@
+// Runs `node src/main.ts …` as a user would, in a process group of its own (as a terminal's foreground job), with
+// free ports and a throwaway data directory, and finds the services it started by that directory.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { findFreePort } from "../../src/infra/free-port.ts";
+
+const MAIN = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+
+export interface Run {
+  child: ChildProcess;
+  // Raw chunks of stdout and stderr, in arrival order (join them: a line may span two chunks).
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+// The environment of a zero-config `npm start` on free ports, keeping its data in `dataRoot`.
+export async function kindlingEnv(dataRoot: string): Promise<NodeJS.ProcessEnv> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(await findFreePort()),
+    EMBEDDED_POSTGRES_PORT: "0",
+    EMBEDDED_TEMPORAL_PORT: "0",
+    EMBEDDED_TEMPORAL_UI_PORT: "0",
+    KINDLING_DATA_DIR: dataRoot,
+    LOG_LEVEL: "info",
+  };
+  delete env.DATABASE_URL;
+  delete env.TEMPORAL_ADDRESS;
+  return env;
+}
+
+export function startKindlingProcess(env: NodeJS.ProcessEnv, args: readonly string[] = ["all"]): Run {
+  // Its own process group, as a terminal's foreground job: signals go to the group, as Ctrl-C sends them.
+  const child = spawn(process.execPath, [MAIN, ...args], { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => output.push(chunk));
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output, exited };
+}
+
+// SIGKILLs what a failed test may have left: the Kindling group and the services started for `dataRoot`.
+export async function killLeftovers(run: Run | undefined, dataRoot: string): Promise<void> {
+  const groups = [...(run?.child.pid === undefined ? [] : [run.child.pid]), ...(await servicePids(dataRoot))];
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+export function outputOf(started: Run): string {
+  return started.output.join("");
+}
+
+export async function waitForLine(started: Run, pattern: RegExp, timeoutMs = 100_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(outputOf(started))) {
+    if (started.child.exitCode !== null || started.child.signalCode !== null) {
+      throw new Error(`kindling exited before ${pattern}:\n${outputOf(started).slice(-3_000)}`);
+    }
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${outputOf(started).slice(-3_000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// The services Kindling started for this data directory (PostgreSQL with -D under it, the dev server with its
+// SQLite file under it). Each leads a session of its own; their sessions hold every process they started.
+export async function servicePids(root: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const commandLine = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (commandLine.includes(root)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+// Processes alive (not zombies) in any of these sessions.
+export async function aliveInSessions(sessions: readonly number[]): Promise<string[]> {
+  const alive: string[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // pid (comm) state ppid pgrp session ...; comm may hold spaces, so split after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === undefined) continue;
+    if (sessions.includes(Number(fields[3]))) {
+      const commandLine = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ");
+      alive.push(`${entry}: ${commandLine.slice(0, 120)}`);
+    }
+  }
+  return alive;
+}
+
