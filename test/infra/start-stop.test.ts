@@ -6,12 +6,13 @@ import { rm } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createTemporaryDataRoot } from "../../src/infra/embedded-postgres.ts";
 import {
-  aliveInSessions,
+  familyOf,
   kindlingEnv,
   killLeftovers,
   outputOf,
   servicePids,
   startKindlingProcess,
+  stillAlive,
   waitForLine,
   type Run,
 } from "../support/kindling-process.ts";
@@ -48,8 +49,8 @@ async function eventually(check: () => Promise<string[]>, timeoutMs: number): Pr
 async function stopAt(pattern: RegExp, signal: NodeJS.Signals): Promise<void> {
   const started = await start();
   await waitForLine(started, pattern);
-  // The sessions of the services started so far (none yet at the earliest points).
-  const sessions = [...(await servicePids(dataRoot)), started.child.pid ?? -1];
+  // Kindling and everything it started so far: services, their watchdogs, PostgreSQL's backends, initdb.
+  const family = await familyOf([...(await servicePids(dataRoot)), started.child.pid ?? -1]);
   const signalledAt = Date.now();
   process.kill(-(started.child.pid ?? 0), signal);
   const outcome = await Promise.race([
@@ -57,7 +58,7 @@ async function stopAt(pattern: RegExp, signal: NodeJS.Signals): Promise<void> {
     new Promise<"still running">((resolve) => setTimeout(resolve, STOP_WITHIN_MS, "still running")),
   ]);
   expect(outcome, outputOf(started).slice(-3_000)).not.toBe("still running");
-  expect(await aliveInSessions(sessions)).toEqual([]);
+  expect(await stillAlive(family)).toEqual([]);
   expect(await servicePids(dataRoot)).toEqual([]);
 }
 
@@ -85,11 +86,12 @@ describe("node src/main.ts all, stopped by a signal", () => {
   it("start-stop/sigkill_of_kindling_leaves_no_postgres_or_temporal_behind", async () => {
     const started = await start();
     await waitForLine(started, /Kindling is running\./);
-    const sessions = await servicePids(dataRoot);
-    expect(sessions.length).toBeGreaterThanOrEqual(2);
+    const services = await servicePids(dataRoot);
+    expect(services.length).toBeGreaterThanOrEqual(2);
+    const family = await familyOf(services);
     process.kill(started.child.pid ?? 0, "SIGKILL");
     await started.exited;
     // The watchdogs give each service its graceful stop first, then SIGKILL after 10 s.
-    expect(await eventually(() => aliveInSessions(sessions), 15_000)).toEqual([]);
+    expect(await eventually(() => stillAlive(family), 15_000)).toEqual([]);
   });
 });

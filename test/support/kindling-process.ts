@@ -72,7 +72,7 @@ export async function waitForLine(started: Run, pattern: RegExp, timeoutMs = 100
 }
 
 // The services Kindling started for this data directory (PostgreSQL with -D under it, the dev server with its
-// SQLite file under it). Each leads a session of its own; their sessions hold every process they started.
+// SQLite file under it). Each leads a session of its own.
 export async function servicePids(root: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
@@ -83,20 +83,60 @@ export async function servicePids(root: string): Promise<number[]> {
   return pids;
 }
 
-// Processes alive (not zombies) in any of these sessions.
-export async function aliveInSessions(sessions: readonly number[]): Promise<string[]> {
-  const alive: string[] = [];
+interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  session: number;
+  // Start time in clock ticks since boot: with the pid, names one process even if the pid is reused later.
+  startTime: string;
+  zombie: boolean;
+  commandLine: string;
+}
+
+async function processTable(): Promise<ProcessInfo[]> {
+  const table: ProcessInfo[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    // pid (comm) state ppid pgrp session ...; comm may hold spaces, so split after its closing parenthesis.
+    if (stat === "") continue;
+    // pid (comm) state ppid pgrp session ... starttime(22nd); comm may hold spaces: split after its last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === undefined) continue;
-    if (sessions.includes(Number(fields[3]))) {
-      const commandLine = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ");
-      alive.push(`${entry}: ${commandLine.slice(0, 120)}`);
+    const commandLine = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ").trim();
+    table.push({
+      pid: Number(entry),
+      ppid: Number(fields[1]),
+      session: Number(fields[3]),
+      startTime: fields[19] ?? "",
+      zombie: fields[0] === "Z",
+      commandLine,
+    });
+  }
+  return table;
+}
+
+// Every process that belongs to these roots right now: in their sessions, or descended from them (PostgreSQL's
+// backends start sessions of their own). Identified by pid and start time.
+export async function familyOf(roots: readonly number[]): Promise<Set<string>> {
+  const table = await processTable();
+  const members = new Set<number>(roots);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const info of table) {
+      if (members.has(info.pid)) continue;
+      if (members.has(info.ppid) || roots.includes(info.session)) {
+        members.add(info.pid);
+        grew = true;
+      }
     }
   }
-  return alive;
+  return new Set(table.filter((info) => members.has(info.pid)).map((info) => `${info.pid}:${info.startTime}`));
+}
+
+// The members of a family still alive (zombies excepted), with their command lines.
+export async function stillAlive(family: ReadonlySet<string>): Promise<string[]> {
+  return (await processTable())
+    .filter((info) => !info.zombie && family.has(`${info.pid}:${info.startTime}`))
+    .map((info) => `${info.pid}: ${info.commandLine.slice(0, 120)}`);
 }
 
