@@ -161,14 +161,17 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
 const WATCHDOG_KILL_AFTER_S = 10;
 
 // $0 names the process in `ps`; $1 is the stop signal's name; the rest is the service's command line.
-// The watchdog is a subshell (same process group) reading the pipe (as fd 3: a background list's stdin is /dev/null) and stdout/stderr closed, so it keeps
-// neither the service's output pipes nor a terminal open; it ignores INT/TERM so only end-of-file moves it.
-// While it lives, the group and with it the service's pid stay reserved, so the pids it signals are never reused.
+// The watchdog is started through an intermediate subshell that the shell reaps before the exec, so it is not a
+// child of the service: PostgreSQL's postmaster takes any child of its own that dies by a signal for a crashed
+// backend. It stays in the service's process group and reads the pipe as fd 3 (a background list's stdin is
+// /dev/null), with stdout/stderr closed, so it keeps neither the service's output pipes nor a terminal open; it
+// ignores INT/TERM/HUP, so only end-of-file moves it. While it lives, the group and with it the service's pid stay
+// reserved, so the pids it signals are never reused.
 const WATCHDOG_SCRIPT = `
 stop_signal=$1; shift
 service=$$
 exec 3<&0
-(
+( (
   trap '' INT TERM HUP
   while IFS= read -r _line <&3; do :; done
   kill -s "$stop_signal" "$service" 2>/dev/null
@@ -177,7 +180,7 @@ exec 3<&0
     sleep 0.1; waited=$((waited + 1))
   done
   kill -s KILL -- "-$service" 2>/dev/null
-) >/dev/null 2>&1 &
+) >/dev/null 2>&1 & )
 exec "$@" </dev/null 3<&-
 `;
 

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { cp, lstat, mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import pg from "pg";
@@ -177,6 +177,14 @@ describe("startEmbeddedPostgres", () => {
       holder.once("exit", (code) => reject(new Error(`holder exited early with ${code}`)));
     });
     const orphanPid = Number.parseInt((await readFile(join(dataDir, "postmaster.pid"), "utf8")).split("\n")[0] ?? "", 10);
+    // The watchdog beside the postmaster would stop it once the holder is gone; kill it too, as an OOM killer or a
+    // `kill -9` of everything would, so that the postmaster really is orphaned.
+    for (const entry of await readdir("/proc")) {
+      if (!/^\d+$/.test(entry) || Number(entry) === orphanPid) continue;
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+      const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (group === orphanPid) process.kill(Number(entry), "SIGKILL");
+    }
     holder.kill("SIGKILL");
     await new Promise((resolve) => holder.once("exit", resolve));
     expect(isProcessAlive(orphanPid)).toBe(true);
