@@ -26,7 +26,8 @@ export function activityMessage(a: ActivityRecord): Activity {
   });
 }
 
-const reasons: Record<Reason, NotAppliedReason> = {
+/** The API's name for each engine reason; total, and never UNSPECIFIED (which means "applied"). */
+export const NOT_APPLIED_REASON_TO_PROTO: Readonly<Record<Reason, NotAppliedReason>> = {
   DUPLICATE: NotAppliedReason.DUPLICATE,
   TOO_LATE: NotAppliedReason.TOO_LATE,
   DEFINITION_PAUSED: NotAppliedReason.DEFINITION_PAUSED,
@@ -34,8 +35,8 @@ const reasons: Record<Reason, NotAppliedReason> = {
   AFTER_END: NotAppliedReason.AFTER_END,
   MISSING_VALUE: NotAppliedReason.MISSING_VALUE,
   MISSING_DISTINCT_KEY: NotAppliedReason.MISSING_DISTINCT_KEY,
-  IN_FUTURE: NotAppliedReason.UNSPECIFIED,
-  INVALID_VALUE: NotAppliedReason.UNSPECIFIED,
+  IN_FUTURE: NotAppliedReason.IN_FUTURE,
+  INVALID_VALUE: NotAppliedReason.INVALID_VALUE,
 };
 
 const periodNoun = (s: StreakOutcome) => {
@@ -71,7 +72,7 @@ export function streakResultMessage(
   return create(StreakResultSchema, {
     definitionId: s.definition.id,
     applied: s.applied,
-    notAppliedReason: s.notAppliedReason ? reasons[s.notAppliedReason] : NotAppliedReason.UNSPECIFIED,
+    notAppliedReason: s.notAppliedReason ? NOT_APPLIED_REASON_TO_PROTO[s.notAppliedReason] : NotAppliedReason.UNSPECIFIED,
     streak: progress,
     achievedMilestones: achieved,
     nextMilestone: progress.nextMilestone,
