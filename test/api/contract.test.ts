@@ -4,10 +4,12 @@
 // applied says why; errors carry an ErrorInfo reason.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type pg from "pg";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService, RecordActivityRequestSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { createLiveDefinition, sqlPool } from "../support/fixtures.ts";
@@ -133,5 +135,131 @@ describe("every activity that is not applied says why", () => {
       return result.applied ? "applied" : (result.notAppliedReason ?? "NOT_APPLIED_REASON_UNSPECIFIED");
     });
     expect(reasons).toEqual(["NOT_APPLIED_REASON_MISSING_VALUE", "applied", "NOT_APPLIED_REASON_DUPLICATE", "NOT_APPLIED_REASON_TOO_LATE"]);
+  });
+});
+
+/** Bytes of a JSON document with `raw` (possibly invalid UTF-8) spliced in where `"@@"` stands. */
+function jsonWithRawBytes(template: object, raw: number[]): Uint8Array {
+  const [before, after] = JSON.stringify(template).split("@@");
+  return Buffer.concat([Buffer.from(before!), Buffer.from(raw), Buffer.from(after!)]);
+}
+
+describe("Connect JSON is parsed strictly", () => {
+  it("contract/invalid_utf8_in_a_string_is_invalid_argument_naming_the_field_and_stores_nothing", async () => {
+    const body = jsonWithRawBytes({ activity: activity("utf8-1", "order-@@", { value: 5 }) }, [0xff, 0xfe]);
+    const answer = await post("ActivityService/RecordActivity", body);
+    expect(answer.status).toBe(400);
+    expect(answer.json.code).toBe("invalid_argument");
+    expect(errorInfo(answer.json)?.reason).toBe("INVALID_REQUEST");
+    expect(violations(answer.json).map((v) => v.field)).toEqual(["activity.unique_identifier"]);
+    // In a map value and a profile field too.
+    const inMetadata = await post("ActivityService/RecordActivity", jsonWithRawBytes({ activity: activity("utf8-2", "utf8-2", { value: 5, metadata: { note: "caf@@" } }) }, [0xc3, 0x28]));
+    expect(violations(inMetadata.json).map((v) => v.field)).toEqual(['activity.metadata["note"]']);
+    expect(await membersNamed("utf8-")).toEqual([]);
+  });
+
+  it("contract/misspelt_field_is_invalid_argument_naming_it_and_stores_nothing", async () => {
+    const answer = await post("ActivityService/RecordActivity", JSON.stringify({ activity: { ...activity("typo-1", "typo-1"), valeu: 60 } }));
+    expect(answer.status).toBe(400);
+    expect(answer.json.code).toBe("invalid_argument");
+    expect(errorInfo(answer.json)?.reason).toBe("INVALID_REQUEST");
+    expect(violations(answer.json).map((v) => v.field)).toEqual(["activity.valeu"]);
+    expect(answer.json.message).toContain("valeu");
+    // At the top level and inside a list item as well; proto names and JSON names are both known fields.
+    const top = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("typo-2", "typo-2", { value: 1 }), langauge: "en" }));
+    expect(violations(top.json).map((v) => v.field)).toEqual(["langauge"]);
+    const inList = await post("ActivityService/RecordActivities", JSON.stringify({ activities: [activity("typo-3", "typo-3", { value: 1 }), { ...activity("typo-4", "typo-4"), distinctkey: "x" }] }));
+    expect(violations(inList.json).map((v) => v.field)).toEqual(["activities[1].distinctkey"]);
+    const protoNames = await post("ActivityService/RecordActivity", JSON.stringify({ activity: { member_external_id: "typo-ok", definition_id: sumDefinitionId, unique_identifier: "typo-ok", value: 1 } }));
+    expect(protoNames.status).toBe(200);
+    expect(await membersNamed("typo-")).toEqual(["typo-ok"]);
+  });
+
+  it("contract/get_form_refuses_invalid_utf8_and_unknown_fields_too", async () => {
+    const get = async (message: string): Promise<Answer> => {
+      const res = await fetch(`${api.url}/kindling.v1.MemberStreakService/GetMemberStreak?connect=v1&encoding=json&message=${message}`, {
+        headers: { apikey: api.admin.keyId, secretkey: api.admin.secret },
+      });
+      return { status: res.status, json: (await res.json()) as ConnectErrorJson };
+    };
+    const typo = await get(encodeURIComponent(JSON.stringify({ memberExternalId: "x", definitonId: sumDefinitionId })));
+    expect(typo.status).toBe(400);
+    expect(violations(typo.json).map((v) => v.field)).toEqual(["definitonId"]);
+    // %FF is not UTF-8: URL decoding would make it U+FFFD.
+    const utf8 = await get(`${encodeURIComponent(`{"memberExternalId":"x`)}%FF${encodeURIComponent(`","definitionId":"${sumDefinitionId}"}`)}`);
+    expect(utf8.status).toBe(400);
+    expect(violations(utf8.json).map((v) => v.field)).toEqual(["member_external_id"]);
+    // The well-formed request is answered (not found: the member has no streak).
+    expect((await get(encodeURIComponent(JSON.stringify({ memberExternalId: "x", definitionId: sumDefinitionId })))).json.code).toBe("not_found");
+  });
+
+  it("contract/binary_protobuf_keeps_unknown_fields", async () => {
+    const request = create(RecordActivityRequestSchema, {
+      activity: { memberRef: { case: "memberExternalId", value: "binary-1" }, target: { case: "definitionId", value: sumDefinitionId }, uniqueIdentifier: "binary-1", value: 50 },
+    });
+    // Field 99 (varint 1) is unknown to this server: a newer client's field, which binary protobuf carries along.
+    const bytes = Buffer.concat([Buffer.from(toBinary(RecordActivityRequestSchema, request)), Buffer.from([0x98, 0x06, 0x01])]);
+    const res = await fetch(`${api.url}/kindling.v1.ActivityService/RecordActivity`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", apikey: api.admin.keyId, secretkey: api.admin.secret },
+      body: bytes,
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it("contract/lenient_setting_drops_unknown_json_fields_but_still_refuses_invalid_utf8", async () => {
+    const lenient = await startTestApi({ label: "contract_lenient", env: { KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: "true" } });
+    try {
+      const defs = lenient.client(DefinitionService);
+      const definitionId = (await createLiveDefinition(defs, { name: "Lenient" })).id;
+      const send = (body: string | Uint8Array) =>
+        fetch(`${lenient.url}/kindling.v1.ActivityService/RecordActivity`, {
+          method: "POST",
+          headers: { "content-type": "application/json", apikey: lenient.admin.keyId, secretkey: lenient.admin.secret },
+          body,
+        });
+      const newer = await send(JSON.stringify({ activity: { memberExternalId: "lenient-1", definitionId, uniqueIdentifier: "l-1", fieldFromTheFuture: 1 } }));
+      expect(newer.status).toBe(200);
+      const bad = await send(jsonWithRawBytes({ activity: { memberExternalId: "lenient-2", definitionId, uniqueIdentifier: "l-@@" } }, [0xed, 0xa0, 0x80]));
+      expect(bad.status).toBe(400);
+      expect(violations((await bad.json()) as ConnectErrorJson).map((v) => v.field)).toEqual(["activity.unique_identifier"]);
+    } finally {
+      await lenient.close();
+    }
+  });
+});
+
+describe("errors speak the API's language", () => {
+  const MAX = 4 * 1024 * 1024;
+
+  it("contract/body_over_the_limit_is_resource_exhausted_with_reason_request_too_large", async () => {
+    const big = JSON.stringify({ activity: activity("big-1", "x".repeat(MAX)) });
+    const answer = await post("ActivityService/RecordActivity", big);
+    expect(answer.json.code).toBe("resource_exhausted");
+    expect(errorInfo(answer.json)?.reason).toBe("REQUEST_TOO_LARGE");
+    expect(answer.json.message).toContain("MAX_REQUEST_BYTES");
+    // Streamed without a Content-Length, the same answer once the limit is passed.
+    const chunked = await fetch(`${api.url}/kindling.v1.ActivityService/RecordActivity`, {
+      method: "POST",
+      headers: { "content-type": "application/json", apikey: api.admin.keyId, secretkey: api.admin.secret },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 5; i++) controller.enqueue(new TextEncoder().encode(" ".repeat(MAX / 4)));
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    });
+    const chunkedJson = (await chunked.json()) as ConnectErrorJson;
+    expect(errorInfo(chunkedJson)?.reason).toBe("REQUEST_TOO_LARGE");
+    // And over gRPC, gRPC-Web and Connect binary, through the generated clients.
+    for (const protocol of ["grpc", "grpc-web", "connect-binary"] as const) {
+      const error = await api
+        .client(ActivityService, api.admin, protocol)
+        .recordActivity({ activity: { memberRef: { case: "memberExternalId", value: "big-2" }, target: { case: "definitionId", value: sumDefinitionId }, uniqueIdentifier: "y".repeat(MAX) } })
+        .then(() => undefined, (e: unknown) => ConnectError.from(e));
+      expect({ protocol, code: error?.code, reason: error?.findDetails(ErrorInfoSchema)[0]?.reason }).toEqual({ protocol, code: Code.ResourceExhausted, reason: "REQUEST_TOO_LARGE" });
+    }
+    expect(await membersNamed("big-")).toEqual([]);
   });
 });
