@@ -18,6 +18,7 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import { guardHandler, strictJsonOptions, type RequestGuardOptions } from "./request-guard.ts";
 import { createGrpcUnary, type UnaryMethodSpec } from "./grpc-unary.ts";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthService, createHealthState } from "./services/health.service.ts";
@@ -82,6 +83,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     file_grpc_health_v1_health,
     reflectionV1.file_grpc_reflection_v1_reflection,
     reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+    // The error details Kindling sends (ErrorInfo, BadRequest, RetryInfo), so that grpcurl can decode them.
+    file_google_rpc_error_details,
   ];
   const reflection = createReflectionServices(createReflectionAnswerer(createRegistry(...files), files, allNames));
 
