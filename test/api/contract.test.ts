@@ -262,4 +262,24 @@ describe("errors speak the API's language", () => {
     }
     expect(await membersNamed("big-")).toEqual([]);
   });
+
+  it("contract/streak_result_message_fits_the_condition", async () => {
+    const send = async (uid: string, extra: Record<string, unknown> = {}) => {
+      const answer = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("message-1", uid, extra) }));
+      expect(answer.status).toBe(200);
+      return answer.json.results[0].message as string;
+    };
+    // A $10 purchase toward an unmet $50 day is progress, not "Already checked in this day! Day 0 streak."
+    expect(await send("m-1", { value: 10 })).toBe("Progress recorded: 40 more needed to complete this day. Day 0 streak.");
+    expect(await send("m-2", { value: 19.5 })).toBe("Progress recorded: 20.50 more needed to complete this day. Day 0 streak.");
+    expect(await send("m-3", { value: 20.5 })).toBe("Day 1 streak!");
+    expect(await send("m-4", { value: 5 })).toBe("Already checked in this day! Day 1 streak.");
+    expect(await send("m-5")).toBe("Recorded but not counted: this streak adds up values and the activity has none. Day 1 streak.");
+    expect(await send("m-5")).toBe("Already recorded.");
+    // A COUNT condition counts activities.
+    const defs = api.client(DefinitionService);
+    const twice = (await createLiveDefinition(defs, { name: "Twice a day", condition: { type: ConditionType.COUNT, min: 2 } })).id;
+    const first = await post("ActivityService/RecordActivity", JSON.stringify({ activity: { memberExternalId: "message-2", definitionId: twice, uniqueIdentifier: "c-1" } }));
+    expect(first.json.results[0].message).toBe("Progress recorded: 1 more activity needed to complete this day. Day 0 streak.");
+  });
 });

@@ -336,8 +336,11 @@ export declare type StreakResult = Message<"kindling.v1.StreakResult"> & {
   unclaimedMilestones: UnclaimedMilestone[];
 
   /**
-   * A short human-readable status message (Loyalteez message), for example "Day 5 streak!"; the rendered
-   * end-user message is in streak.display.message.
+   * A short human-readable status message (Loyalteez message) that says what this activity did: "Day 5 streak!"
+   * when it completed its window, "Already checked in this day! Day 5 streak." when the window was already met (or
+   * a rolling check-in came inside the minimum spacing), "Progress recorded: 40 more needed to complete this day.
+   * Day 0 streak." toward a window not met yet, and "Recorded but not counted: ..." with the reason otherwise. For
+   * operators and logs; the rendered end-user message is in streak.display.message.
    *
    * @generated from field: string message = 14;
    */
