@@ -282,4 +282,24 @@ describe("errors speak the API's language", () => {
     const first = await post("ActivityService/RecordActivity", JSON.stringify({ activity: { memberExternalId: "message-2", definitionId: twice, uniqueIdentifier: "c-1" } }));
     expect(first.json.results[0].message).toBe("Progress recorded: 1 more activity needed to complete this day. Day 0 streak.");
   });
+
+  it("contract/rule_violations_name_api_fields", async () => {
+    const create = (definition: object) => post("DefinitionService/CreateDefinition", JSON.stringify({ definition: { name: "Rules", condition: { type: "CONDITION_TYPE_COUNT", min: 1 }, ...definition } }));
+    const rolling = await create({ window: { rolling: { maxGapDuration: "129600s" } } });
+    expect(rolling.status).toBe(400);
+    expect(errorInfo(rolling.json)?.reason).toBe("INVALID_ROLLING_WINDOW");
+    expect(violations(rolling.json)).toEqual([
+      { field: "definition.window.rolling.min_spacing_duration", description: "min_spacing_duration must be at least 1 second and less than max_gap_duration" },
+    ]);
+    expect(rolling.json.message).toContain("min_spacing_duration");
+    const zone = await create({ window: { calendar: { period: "CALENDAR_PERIOD_DAILY", timeZone: "Mars/Olympus" } } });
+    expect(errorInfo(zone.json)?.reason).toBe("INVALID_TIMEZONE");
+    expect(violations(zone.json).map((v) => v.field)).toEqual(["definition.window.calendar.time_zone"]);
+    // No domain-internal names (camelCase, *Seconds) in what the caller reads.
+    for (const answer of [rolling, zone]) {
+      for (const text of [answer.json.message as string, ...violations(answer.json).flatMap((v) => [v.field, v.description])]) {
+        expect(text).not.toMatch(/[a-z][A-Z]|Seconds/);
+      }
+    }
+  });
 });
