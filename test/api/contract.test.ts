@@ -2,7 +2,10 @@
 // written by hand (bytes, not a generated client), answers read as JSON with their google.rpc details decoded.
 // Bad input is refused with INVALID_ARGUMENT naming the API field and stores nothing; every activity that is not
 // applied says why; errors carry an ErrorInfo reason.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SignJWT } from "jose";
 import type pg from "pg";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -11,6 +14,8 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/erro
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService, RecordActivityRequestSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
+import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
+import { JwtAlgorithm } from "../../src/gen/kindling/v1/tenant_pb.js";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { createLiveDefinition, sqlPool } from "../support/fixtures.ts";
 
@@ -301,5 +306,36 @@ describe("errors speak the API's language", () => {
         expect(text).not.toMatch(/[a-z][A-Z]|Seconds/);
       }
     }
+  });
+
+  it("contract/end_user_jwt_claims_are_checked_as_tenant_proto_documents", async () => {
+    // The rules are written where API users read them, beside EndUserJwtConfig.
+    const proto = await readFile(join(import.meta.dirname, "..", "..", "proto", "kindling", "v1", "tenant.proto"), "utf8");
+    const documented = proto.slice(proto.indexOf("// How the tenant's end-user JWTs are verified"), proto.indexOf("message EndUserJwtConfig {"));
+    for (const claim of ["`tenant_id`", "`sub`", "`exp`", "`nbf`", "`iat`", "`iss`", "`aud`", "`alg`"]) expect(documented, claim).toContain(claim);
+
+    // And they are what the server enforces.
+    const secret = new TextEncoder().encode("contract-hs256-secret-0123456789-abcdef");
+    await api.client(TenantService).setEndUserJwtConfig({ algorithm: JwtAlgorithm.HS256, key: { case: "hmacSecret", value: new TextDecoder().decode(secret) } });
+    const nowS = Math.floor(Date.now() / 1000);
+    const token = (claims: Record<string, unknown>, alg = "HS256") => new SignJWT(claims).setProtectedHeader({ alg }).sign(secret);
+    const read = async (jwt: string) => {
+      const res = await fetch(`${api.url}/kindling.v1.DefinitionService/ListDefinitions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${jwt}` },
+        body: "{}",
+      });
+      const json = (await res.json()) as ConnectErrorJson;
+      return res.status === 200 ? "ok" : `${json.code} ${errorInfo(json)?.reason}`;
+    };
+    const tenant_id = api.admin.tenantId;
+    expect(await read(await token({ tenant_id, sub: "jwt-member", exp: nowS + 300 }))).toBe("ok");
+    // No exp: accepted (never expires), as documented.
+    expect(await read(await token({ tenant_id, sub: "jwt-member" }))).toBe("ok");
+    expect(await read(await token({ tenant_id, sub: "jwt-member", exp: nowS - 1 }))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ tenant_id, sub: "jwt-member", nbf: nowS + 300 }))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ tenant_id, sub: "jwt-member" }, "HS384"))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ sub: "jwt-member" }))).toBe("unauthenticated UNAUTHENTICATED");
+    expect(await read(await token({ tenant_id }))).toBe("unauthenticated UNAUTHENTICATED");
   });
 });
