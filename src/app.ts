@@ -116,6 +116,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         maxRequestBytes: config.maxRequestBytes,
         shutdownGraceMs: config.shutdownGraceMs,
         grpcUnaryPath: config.grpcUnaryPath,
+        ignoreUnknownJsonFields: config.jsonIgnoreUnknownFields,
         checkReady: async () => {
           await orm.em.getConnection().execute("select 1");
           return true;

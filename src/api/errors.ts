@@ -86,7 +86,8 @@ export function toConnectError(error: unknown): ConnectError {
     return withDetails(error.code, error.message, error.reason, { ...error, cause: error });
   }
   if (error instanceof EngineError) {
-    return withDetails(engineCodes[error.kind], error.message, error.reason, { metadata: error.metadata, cause: error });
+    const violations = error.field === undefined ? [] : [{ field: error.field, description: error.message, reason: error.reason }];
+    return withDetails(engineCodes[error.kind], error.message, error.reason, { metadata: error.metadata, violations, cause: error });
   }
   if (error instanceof TargetDefinitionError) {
     return error.found

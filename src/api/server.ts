@@ -13,9 +13,12 @@ import { createRegistry, type DescFile } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor, ServiceImpl, ContextValues, ServiceImplSpec } from "@connectrpc/connect";
 import { createConnectRouter, createServiceImplSpec } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { guardHandler, strictJsonOptions, type RequestGuardOptions } from "./request-guard.ts";
 import { createGrpcUnary, type UnaryMethodSpec } from "./grpc-unary.ts";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthService, createHealthState } from "./services/health.service.ts";
@@ -54,6 +57,11 @@ export interface ApiServerOptions {
    * of connect-node's generic pipeline. Default true; false sends every call through connect-node.
    */
   readonly grpcUnaryPath?: boolean;
+  /**
+   * Drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (ProtoJSON's default).
+   * For rolling upgrades, while newer clients may send fields this server does not know yet. Default false.
+   */
+  readonly ignoreUnknownJsonFields?: boolean;
 }
 
 export interface ApiServer {
@@ -75,6 +83,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     file_grpc_health_v1_health,
     reflectionV1.file_grpc_reflection_v1_reflection,
     reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+    // The error details Kindling sends (ErrorInfo, BadRequest, RetryInfo), so that grpcurl can decode them.
+    file_google_rpc_error_details,
   ];
   const reflection = createReflectionServices(createReflectionAnswerer(createRegistry(...files), files, allNames));
 
@@ -89,18 +99,20 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   };
 
   // The same options for connect-node's adapter and for the router the unary gRPC path replays odd bodies into.
+  const guard: RequestGuardOptions = { maxRequestBytes: options.maxRequestBytes, ignoreUnknownJsonFields: options.ignoreUnknownJsonFields ?? false };
   const connectOptions = {
     interceptors: [...(options.interceptors ?? [])],
     readMaxBytes: options.maxRequestBytes,
+    jsonOptions: strictJsonOptions(guard),
     shutdownSignal: shutdown.signal,
     acceptCompression: [compressionGzip, compressionBrotli],
     compressMinBytes: 1024,
     ...(options.contextValues ? { contextValues: options.contextValues } : {}),
   };
-  const connectHandler = connectNodeAdapter({ ...connectOptions, routes });
+  const connectHandler = nodeAdapter(connectHandlersByPath(connectOptions, routes, guard), options.contextValues, logger);
   const grpcUnary = options.grpcUnaryPath === false ? undefined : createGrpcUnary({
     methods: unaryMethods(registrations),
-    connectHandlers: connectHandlersByPath(connectOptions, routes),
+    connectHandlers: connectHandlersByPath(connectOptions, routes, guard),
     interceptors: connectOptions.interceptors,
     acceptCompression: connectOptions.acceptCompression,
     compressMinBytes: connectOptions.compressMinBytes,
@@ -200,10 +212,30 @@ function unaryMethods(registrations: readonly ServiceRegistration[]): Map<string
   return methods;
 }
 
-function connectHandlersByPath(options: Parameters<typeof createConnectRouter>[0], routes: (router: ConnectRouter) => void): Map<string, UniversalHandler> {
+/** connect's per-method handlers by request path, each behind the request guard (request-guard.ts). */
+function connectHandlersByPath(options: Parameters<typeof createConnectRouter>[0], routes: (router: ConnectRouter) => void, guard: RequestGuardOptions): Map<string, UniversalHandler> {
   const router = createConnectRouter(options);
   routes(router);
-  return new Map(router.handlers.map((h) => [h.requestPath, h]));
+  return new Map(router.handlers.map((h) => [h.requestPath, guardHandler(h, guard)]));
+}
+
+/** connect-node's adapter (connectNodeAdapter), over handlers of our own: the guarded ones. */
+function nodeAdapter(handlers: Map<string, UniversalHandler>, contextValues: ApiServerOptions["contextValues"], logger: Logger) {
+  return (req: NodeServerRequest, res: NodeServerResponse) => {
+    const handler = handlers.get(req.url?.split("?", 2)[0] ?? "");
+    if (!handler) {
+      (res as http.ServerResponse).writeHead(404);
+      res.end();
+      return;
+    }
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues?.(req));
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        logger.error({ error: reason instanceof Error ? reason.message : String(reason), rpc: handler.requestPath }, "handler failed outside the call");
+      });
+  };
 }
 
 /** Reads until the bytes seen so far either diverge from the HTTP/2 preface or complete it, then replays them. */

@@ -49,6 +49,11 @@ export interface KindlingConfig {
   readonly grpcUnaryPath: boolean;
   /** Session-level prepared statements on the hot paths (false behind a transaction-pooling proxy such as PgBouncer). */
   readonly preparedStatements: boolean;
+  /**
+   * Drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (the ProtoJSON default),
+   * for rolling upgrades where clients may already send fields this version does not know.
+   */
+  readonly jsonIgnoreUnknownFields: boolean;
 }
 
 export class ConfigError extends Error {
@@ -146,6 +151,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
+    jsonIgnoreUnknownFields: flag(env, "KINDLING_JSON_IGNORE_UNKNOWN_FIELDS"),
   };
 }
 
@@ -160,6 +166,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
+    KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
   };
 }
 
@@ -185,4 +192,5 @@ export const configVariables = [
   ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
+  ["KINDLING_JSON_IGNORE_UNKNOWN_FIELDS", "true: drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (default false), for rolling upgrades where clients already send newer fields."],
 ] as const;

@@ -18,6 +18,7 @@ import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import type { RewardFactsByDefinition } from "./progress-reader.ts";
+import { EngineError } from "./engine-error.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
@@ -75,9 +76,12 @@ export interface ActivityRecord {
   readonly recordedAt: number;
 }
 
-export type NotAppliedReason =
-  | "TOO_LATE" | "IN_FUTURE" | "INVALID_VALUE" | "DEFINITION_PAUSED" | "BEFORE_START" | "AFTER_END" | "DUPLICATE"
-  | "MISSING_VALUE" | "MISSING_DISTINCT_KEY";
+/** Every reason an activity is stored but not applied to a streak; each has a name in the API's enum. */
+export const NOT_APPLIED_REASONS = [
+  "TOO_LATE", "IN_FUTURE", "INVALID_VALUE", "DEFINITION_PAUSED", "BEFORE_START", "AFTER_END", "DUPLICATE", "MISSING_VALUE", "MISSING_DISTINCT_KEY",
+] as const;
+
+export type NotAppliedReason = (typeof NOT_APPLIED_REASONS)[number];
 
 /** Client clocks drift: an event dated up to this far ahead of the server is taken as "now". */
 export const FUTURE_TOLERANCE_MS = 5 * 60_000;
@@ -122,8 +126,26 @@ export interface ActivityIngestor {
   record(input: RecordActivityInput): Promise<RecordActivityResult>;
 }
 
-/** The definitions an activity feeds, in definition-id order (the lock order); refuses a target that is not live. */
+/**
+ * Refuses an activity that cannot be counted before anything of it is stored: a negative or non-finite value, or
+ * a time that is not a number. The API's schema rules refuse these first; this keeps every other caller of the
+ * ingestors (the batched path, tools, benchmarks) from storing a member, a streak row or an activity for one.
+ */
+export function assertRecordable(input: RecordActivityInput): void {
+  if (input.value !== undefined && !(Number.isFinite(input.value) && input.value >= 0)) {
+    throw new EngineError("INVALID_ARGUMENT", "INVALID_VALUE", `value must be a finite number of at least 0, got ${input.value}`, {}, "value");
+  }
+  if (!Number.isFinite(input.occurredAt)) {
+    throw new EngineError("INVALID_ARGUMENT", "INVALID_VALUE", "occur_time is not a valid time", {}, "occur_time");
+  }
+}
+
+/**
+ * The definitions an activity feeds, in definition-id order (the lock order); refuses an activity that cannot be
+ * counted (assertRecordable) and a target that is not live. Both ingest paths call it before they write.
+ */
 export async function resolveTargets(catalog: DefinitionCatalog, input: RecordActivityInput): Promise<CatalogDefinition[]> {
+  assertRecordable(input);
   if ("definitionId" in input.target) {
     const def = await catalog.get(input.tenantId, input.target.definitionId);
     if (!def || (def.state !== "LIVE" && def.state !== "PAUSED")) throw new TargetDefinitionError(input.target.definitionId, def !== undefined);

@@ -7,13 +7,16 @@ export class EngineError extends Error {
   readonly kind: EngineErrorKind;
   readonly reason: string;
   readonly metadata: Readonly<Record<string, string>>;
+  /** For INVALID_ARGUMENT: the input field at fault (an API field name such as `value`), as a field violation. */
+  readonly field: string | undefined;
 
-  constructor(kind: EngineErrorKind, reason: string, message: string, metadata: Record<string, string> = {}) {
+  constructor(kind: EngineErrorKind, reason: string, message: string, metadata: Record<string, string> = {}, field?: string) {
     super(message);
     this.name = "EngineError";
     this.kind = kind;
     this.reason = reason;
     this.metadata = metadata;
+    this.field = field;
   }
 }
 

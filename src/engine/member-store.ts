@@ -88,7 +88,7 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
   return {
     async upsert(tenantId, input) {
       if (input.timeZone && !isValidZone(input.timeZone)) {
-        throw new EngineError("INVALID_ARGUMENT", "INVALID_TIMEZONE", `unknown time zone "${input.timeZone}"`, { field: "member.time_zone" });
+        throw new EngineError("INVALID_ARGUMENT", "INVALID_TIMEZONE", `unknown time zone "${input.timeZone}"`, { field: "member.time_zone" }, "member.time_zone");
       }
       const fields = [input.firstName, input.lastName, input.email, input.phone, input.timeZone, input.locale];
       const values = fields.map((v) => (v === undefined || v === "" ? null : v));

@@ -351,6 +351,35 @@ describe("batched ingestor against sequential processing", () => {
     expect(await storedStreaks(batched.tenantId, batched.definitionId)).toEqual(await storedStreaks(sequential.tenantId, sequential.definitionId));
   });
 
+  it("batch/negative_or_non_finite_value_is_refused_and_stores_nothing", async () => {
+    const definitionId = await liveDefinition(api.admin, "Refused values", "refused.event", { condition: { type: ConditionType.SUM, min: 50 } });
+    const now = Date.now();
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const batcher = createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 8 } });
+    const single = createActivityIngestor({ pool, catalog, now: () => now });
+    const item = (member: string, value: number): RecordActivityInput => ({
+      tenantId: api.admin.tenantId, memberExternalId: member, target: { definitionId }, occurredAt: now, value, uniqueIdentifier: `${member}-1`, metadata: {},
+    });
+    const bad = [-0.01, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    // Bad values among good ones, in one batch and one by one: each bad item fails alone with INVALID_VALUE.
+    const settled = await batcher.recordMany([item("refused-ok-1", 10), ...bad.map((v, i) => item(`refused-batch-${i}`, v)), item("refused-ok-2", 0)]);
+    expect(settled.map((s) => s.ok)).toEqual([true, false, false, false, false, true]);
+    for (const s of settled.slice(1, 5)) {
+      expect((s as { error: unknown }).error).toMatchObject({ kind: "INVALID_ARGUMENT", reason: "INVALID_VALUE", field: "value" });
+    }
+    await expect(batcher.record(item("refused-batch-record", -5))).rejects.toMatchObject({ reason: "INVALID_VALUE" });
+    for (const [i, v] of bad.entries()) await expect(single.record(item(`refused-single-${i}`, v))).rejects.toMatchObject({ reason: "INVALID_VALUE" });
+
+    // Nothing of a refused item was stored: no member, so no streak row and no activity either.
+    const { rows } = await pool.query<{ external_id: string }>(
+      "select external_id from member where tenant_id = $1 and external_id like 'refused-%' order by external_id",
+      [api.admin.tenantId],
+    );
+    expect(rows.map((r) => r.external_id)).toEqual(["refused-ok-1", "refused-ok-2"]);
+    const streaks = await pool.query("select 1 from member_streak where definition_id = $1", [definitionId]);
+    expect(streaks.rowCount).toBe(2);
+  });
+
   // A key stored concurrently where the domain cannot see it (here under no definition at all, so no streak row
   // of ours is locked by its writer): the batch's checked write raises KB001, nothing of it commits, and the run
   // again answers duplicate with the stored activity.

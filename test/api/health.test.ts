@@ -1,6 +1,9 @@
 // Probes and tooling: gRPC health (what Kubernetes and grpc_health_probe ask), server reflection (what grpcurl
 // uses), and the plain HTTP /healthz and /readyz endpoints.
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { create, fromBinary } from "@bufbuild/protobuf";
@@ -58,5 +61,35 @@ describe("health and reflection", () => {
     const fileNames = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b).name) : [];
     expect(fileNames[0]).toBe("kindling/v1/activity_service.proto");
     expect(fileNames).toEqual(expect.arrayContaining(["kindling/v1/activity.proto", "buf/validate/validate.proto", "google/protobuf/timestamp.proto"]));
+  });
+
+  // grpcurl decodes error details through reflection: "google.rpc.ErrorInfo is not recognized" otherwise. Asked
+  // the way grpcurl asks, by a grpc-js client of the reflection service built from its .proto file.
+  it("reflection/serves_the_descriptors_of_the_error_details_kindling_sends", async () => {
+    const root = join(import.meta.dirname, "..", "..", "proto", "vendor");
+    const definition = protoLoader.loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [root], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- proto-loader yields untyped constructors
+    const pkg = grpc.loadPackageDefinition(definition) as any;
+    const client = new pkg.grpc.reflection.v1.ServerReflection(new URL(api.url).host, grpc.credentials.createInsecure());
+    const call = client.ServerReflectionInfo() as grpc.ClientDuplexStream<unknown, { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }>;
+    const answers: { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      call.on("data", (answer) => answers.push(answer));
+      call.on("end", resolve);
+      call.on("error", reject);
+    });
+    const symbols = ["google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo"];
+    for (const symbol of symbols) call.write({ file_containing_symbol: symbol });
+    call.write({ file_by_filename: "google/rpc/error_details.proto" });
+    call.end();
+    await done;
+    client.close();
+    expect(answers).toHaveLength(4);
+    for (const [i, answer] of answers.entries()) {
+      expect(answer.error_response, symbols[i] ?? "error_details.proto").toBeUndefined();
+      const files = answer.file_descriptor_response!.file_descriptor_proto.map((b) => fromBinary(FileDescriptorProtoSchema, b));
+      expect(files[0]!.name).toBe("google/rpc/error_details.proto");
+      expect(files[0]!.messageType.map((m) => m.name)).toEqual(expect.arrayContaining(["ErrorInfo", "BadRequest", "RetryInfo"]));
+    }
   });
 });

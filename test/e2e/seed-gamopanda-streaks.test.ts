@@ -291,6 +291,37 @@ describe("seed 002 Gamopanda streaks: end-user display", () => {
     const de = await progress("lingo", spend.id, "de");
     expect(de.display).toMatchObject({ language: "en", title: "Daily Spender", statusLabel: "In Progress", message: "Shop for $20.50 or more to complete the day 4 streak!" });
   });
+
+  it("gamopanda/display/all_six_messages_rendered_on_the_record_response_and_on_reads", async () => {
+    for (let i = 0; i < 3; i++) await log("six", spend.id, `${dayAfter("2025-09-20", i)}T12:00:00Z`, 50);
+    const res = await log("six", spend.id, "2025-09-23T12:00:00Z", 29.5);
+    // Day 4 with $29.50 spent and the milestone at day 5: the selected message is the day's, and the milestone
+    // message ("... for 2 days ...") is there beside it, filled in with the same values.
+    const expected = [
+      { kind: DisplayMessageKind.NON_MILESTONE_NEXT_TO_BE_ACHIEVED, text: "Shop for $20.50 or more to complete the day 4 streak!" },
+      { kind: DisplayMessageKind.NON_MILESTONE_ACHIEVED, text: "You have completed day 3 streak! Come back next day to shop more to maintain your streak and reach the next milestone!" },
+      { kind: DisplayMessageKind.COMPLETED_STREAK, text: "Congratulations! You have completed this streak! Come back next day to shop more and start your next streak!" },
+      { kind: DisplayMessageKind.BROKEN_STREAK, text: "Your streak has been broken. Don't worry, you can start a new streak today! Shop more and reach your next milestone!" },
+      { kind: DisplayMessageKind.MILESTONE_NEXT_TO_BE_ACHIEVED, text: "Shop for $20.50 or more for 2 days to complete the next milestone!" },
+      { kind: DisplayMessageKind.MILESTONE_ACHIEVED, text: "You have completed day 3 streak! Come back next day to shop more to maintain your streak and reach the next milestone!" },
+    ];
+    const recorded = res.results[0]!.streak!.display!;
+    expect(recorded.messageKind).toBe(DisplayMessageKind.NON_MILESTONE_NEXT_TO_BE_ACHIEVED);
+    expect(recorded.messages.map((m) => ({ kind: m.kind, text: m.text }))).toEqual(expected);
+    expect(recorded.messages.find((m) => m.kind === recorded.messageKind)?.text).toBe(recorded.message);
+
+    const read = await progress("six", spend.id);
+    expect(read.display!.messages.map((m) => ({ kind: m.kind, text: m.text }))).toEqual(expected);
+    const listed = await api.client(MemberStreakService).listMemberStreaks({ memberExternalId: "six" });
+    expect(listed.streaks.find((s) => s.definitionId === spend.id)!.display!.messages.map((m) => m.text)).toContain(
+      "Shop for $20.50 or more for 2 days to complete the next milestone!",
+    );
+    // In the requested language too: Spanish has its own day message; the others fall back to English.
+    const es = await progress("six", spend.id, "es");
+    expect(es.display!.messages.find((m) => m.kind === DisplayMessageKind.NON_MILESTONE_NEXT_TO_BE_ACHIEVED)?.text).toBe(
+      "¡Compra $20.50 o más para completar el día 4 de tu racha!",
+    );
+  });
 });
 
 describe("seed 002 Gamopanda streaks: statuses and permissions", () => {

@@ -8,6 +8,8 @@ import { progressMessage } from "./progress.mapper.ts";
 import { rewardMessage } from "./reward.mapper.ts";
 import { milestoneMessage } from "../../engine/reward-plan.ts";
 import type { Milestone } from "../../gen/kindling/v1/definition_pb.js";
+import type { MemberStreakProgress } from "../../gen/kindling/v1/member_streak_pb.js";
+import { formatValue } from "../../domain/display-templates.ts";
 
 export function activityMessage(a: ActivityRecord): Activity {
   return create(ActivitySchema, {
@@ -26,7 +28,8 @@ export function activityMessage(a: ActivityRecord): Activity {
   });
 }
 
-const reasons: Record<Reason, NotAppliedReason> = {
+/** The API's name for each engine reason; total, and never UNSPECIFIED (which means "applied"). */
+export const NOT_APPLIED_REASON_TO_PROTO: Readonly<Record<Reason, NotAppliedReason>> = {
   DUPLICATE: NotAppliedReason.DUPLICATE,
   TOO_LATE: NotAppliedReason.TOO_LATE,
   DEFINITION_PAUSED: NotAppliedReason.DEFINITION_PAUSED,
@@ -34,8 +37,8 @@ const reasons: Record<Reason, NotAppliedReason> = {
   AFTER_END: NotAppliedReason.AFTER_END,
   MISSING_VALUE: NotAppliedReason.MISSING_VALUE,
   MISSING_DISTINCT_KEY: NotAppliedReason.MISSING_DISTINCT_KEY,
-  IN_FUTURE: NotAppliedReason.UNSPECIFIED,
-  INVALID_VALUE: NotAppliedReason.UNSPECIFIED,
+  IN_FUTURE: NotAppliedReason.IN_FUTURE,
+  INVALID_VALUE: NotAppliedReason.INVALID_VALUE,
 };
 
 const periodNoun = (s: StreakOutcome) => {
@@ -43,14 +46,46 @@ const periodNoun = (s: StreakOutcome) => {
   return w.type === "ROLLING" ? "Day" : w.period === "DAILY" ? "Day" : w.period === "WEEKLY" ? "Week" : "Month";
 };
 
-/** Loyalteez's human-readable `message`. */
-function humanMessage(s: StreakOutcome, current: number): string {
+const NOT_COUNTED: Readonly<Record<Exclude<Reason, "DUPLICATE">, (noun: string) => string>> = {
+  TOO_LATE: (noun) => `its ${noun} has already closed`,
+  IN_FUTURE: () => "it is dated in the future",
+  INVALID_VALUE: () => "its value is not a finite number of at least 0",
+  DEFINITION_PAUSED: () => "the streak is paused",
+  BEFORE_START: () => "the streak had not started yet",
+  AFTER_END: () => "the streak has ended",
+  MISSING_VALUE: () => "this streak adds up values and the activity has none",
+  MISSING_DISTINCT_KEY: () => "this streak counts distinct keys and the activity has none",
+};
+
+/** What the window still needs, in the condition's terms: "20.50 more", "1 more activity", "2 more distinct keys". */
+function stillNeeded(s: StreakOutcome, remaining: number): string {
+  const type = s.definition.rules.condition.type;
+  if (type === "SUM") return `${formatValue(remaining, undefined)} more`;
+  const n = Math.ceil(remaining);
+  return type === "DISTINCT" ? `${n} more distinct ${n === 1 ? "key" : "keys"}` : `${n} more ${n === 1 ? "activity" : "activities"}`;
+}
+
+/**
+ * Loyalteez's human-readable `message`, true to what happened: counted, already checked in (the window was met
+ * before, or a rolling check-in inside the minimum spacing), progress toward a window not met yet, or not counted
+ * and why.
+ */
+function humanMessage(s: StreakOutcome, progress: MemberStreakProgress): string {
   const noun = periodNoun(s);
+  const unit = noun.toLowerCase();
+  const current = progress.currentCount;
   if (s.notAppliedReason === "DUPLICATE") return "Already recorded.";
-  if (!s.applied) return "Activity recorded but not counted.";
-  if (s.outcome?.kind === "APPLIED" && !s.outcome.isNewActivity) return `Already checked in this ${noun.toLowerCase()}! ${noun} ${current} streak.`;
-  if (s.outcome?.kind === "APPLIED" && s.outcome.wasReset) return `Streak restarted: ${noun} ${current} streak!`;
-  return `${noun} ${current} streak!`;
+  if (s.notAppliedReason !== null) return `Recorded but not counted: ${NOT_COUNTED[s.notAppliedReason](unit)}. ${noun} ${current} streak.`;
+  const outcome = s.outcome?.kind === "APPLIED" ? s.outcome : undefined;
+  if (outcome === undefined || outcome.isNewActivity) {
+    return outcome?.wasReset ? `Streak restarted: ${noun} ${current} streak!` : `${noun} ${current} streak!`;
+  }
+  if (outcome.windowKey === null) return `Already checked in this ${unit}! ${noun} ${current} streak.`;
+  if (outcome.windowKey !== progress.currentWindowKey) return `Recorded for the ${unit} of ${outcome.windowKey}. ${noun} ${current} streak.`;
+  if (!progress.currentWindowSatisfied) {
+    return `Progress recorded: ${stillNeeded(s, progress.nextRemainingValue)} needed to complete this ${unit}. ${noun} ${current} streak.`;
+  }
+  return `Already checked in this ${unit}! ${noun} ${current} streak.`;
 }
 
 export function streakResultMessage(
@@ -71,7 +106,7 @@ export function streakResultMessage(
   return create(StreakResultSchema, {
     definitionId: s.definition.id,
     applied: s.applied,
-    notAppliedReason: s.notAppliedReason ? reasons[s.notAppliedReason] : NotAppliedReason.UNSPECIFIED,
+    notAppliedReason: s.notAppliedReason ? NOT_APPLIED_REASON_TO_PROTO[s.notAppliedReason] : NotAppliedReason.UNSPECIFIED,
     streak: progress,
     achievedMilestones: achieved,
     nextMilestone: progress.nextMilestone,
@@ -82,7 +117,7 @@ export function streakResultMessage(
     currentStreak: progress.currentCount,
     multiplier: progress.multiplier,
     unclaimedMilestones: progress.unclaimedMilestones,
-    message: humanMessage(s, progress.currentCount),
+    message: humanMessage(s, progress),
     definition: includeDefinition ? definitionMessage() : undefined,
   });
 }

@@ -45,6 +45,8 @@ const messageKinds: Record<MessageKey, DisplayMessageKind> = {
   milestoneAchievedMessage: DisplayMessageKind.MILESTONE_ACHIEVED,
 };
 
+const MESSAGE_KINDS_IN_ORDER = (Object.entries(messageKinds) as [MessageKey, DisplayMessageKind][]).sort((a, b) => a[1] - b[1]);
+
 const rewardKinds: Record<string, RewardKind> = {
   POINTS: RewardKind.POINTS, COUPON: RewardKind.COUPON, BADGE: RewardKind.BADGE, FREEZE: RewardKind.FREEZE, CUSTOM: RewardKind.CUSTOM,
 };
@@ -130,6 +132,8 @@ export function progressMessage(
       viewDetailsButtonText: d.viewDetailsButtonText,
       messageKind: messageKinds[d.messageKey],
       message: d.message,
+      // Every template rendered, in DisplayMessageKind order, for clients that pick the message themselves.
+      messages: MESSAGE_KINDS_IN_ORDER.map(([key, kind]) => ({ kind, text: d.messages[key] })),
     },
     window: def.message.window,
     condition: def.message.condition,

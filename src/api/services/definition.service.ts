@@ -4,12 +4,13 @@ import { randomUUID } from "node:crypto";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DefinitionService } from "../../gen/kindling/v1/definition_service_pb.js";
-import { DefinitionState, StreakDefinitionSchema } from "../../gen/kindling/v1/definition_pb.js";
+import { DefinitionState, StreakDefinitionSchema, type StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
 import { create } from "@bufbuild/protobuf";
 import { StreakDefinition, type DefinitionState as StoredState } from "../../db/entities/index.ts";
 import { findDefinition, listDefinitions, withPauseChange } from "../../db/repositories/definition.repository.ts";
 import { enqueueDefinitionChanged } from "../../db/repositories/outbox.repository.ts";
-import { assertValidRules } from "../../domain/rules.ts";
+import { validateRules } from "../../domain/rules.ts";
+import { ruleViolation } from "../mappers/rule-violation.mapper.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
 import { principalOf, type Principal } from "../context.ts";
 import { keysetPage } from "../pagination.ts";
@@ -25,6 +26,12 @@ export interface DefinitionServiceDeps {
 }
 
 const seesOnlyLive = (p: Principal) => p.role === "END_USER" || p.role === "GUEST";
+
+/** Refuses a definition whose rules the domain cannot run, naming the first broken rule by its API field. */
+function assertValidDefinition(definition: StreakDefinitionMessage): void {
+  const [first] = validateRules(rulesFromMessage(definition));
+  if (first !== undefined) throw ruleViolation(first, definition);
+}
 
 export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImpl<typeof DefinitionService> {
   async function load(em: EntityManager, principal: Principal, id: string): Promise<StreakDefinition> {
@@ -49,7 +56,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
       if (to === undefined) {
         throw failedPrecondition("INVALID_STATE_TRANSITION", `cannot ${action.toLowerCase()} a ${current.state} definition`, { from: current.state, action });
       }
-      if (action === "PUBLISH") assertValidRules(rulesFromMessage(messageFromRow(current)));
+      if (action === "PUBLISH") assertValidDefinition(messageFromRow(current));
       const at = deps.now();
       if (action === "PAUSE" || (action === "RESUME" && current.state === "PAUSED")) current.pauses = withPauseChange(current.pauses, at, action === "PAUSE");
       if (action === "ARCHIVE" && current.state === "PAUSED") current.pauses = withPauseChange(current.pauses, at, false);
@@ -66,7 +73,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
     async createDefinition(req, context) {
       const principal = principalOf(context);
       const message = req.definition ?? create(StreakDefinitionSchema);
-      assertValidRules(rulesFromMessage(message));
+      assertValidDefinition(message);
       const em = deps.em();
       const row = em.create(StreakDefinition, {
         id: randomUUID(),
@@ -122,7 +129,7 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
           (merged as Record<string, unknown>)[key] = patch[key];
         }
         keepStoredProviderSecrets(messageFromRow(current), merged);
-        assertValidRules(rulesFromMessage(merged));
+        assertValidDefinition(merged);
         current.name = merged.name;
         current.description = merged.description;
         current.eventTypes = [...merged.eventTypes];

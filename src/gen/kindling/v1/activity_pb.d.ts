@@ -184,7 +184,9 @@ export declare type ActivityInput = Message<"kindling.v1.ActivityInput"> & {
 
   /**
    * The activity's numeric value (Gamopanda activityValue), summed by SUM conditions. A SUM definition does not
-   * apply an activity without a value (not-applied reason MISSING_VALUE); COUNT and DISTINCT ignore it.
+   * apply an activity without a value (not-applied reason MISSING_VALUE); COUNT and DISTINCT ignore it. When
+   * sent, a finite number from 0 to 1e15: a negative, NaN or infinite value is refused with INVALID_ARGUMENT
+   * (reason INVALID_REQUEST, a field violation on value) and nothing is stored, not even the member.
    *
    * @generated from field: optional double value = 6;
    */
@@ -252,7 +254,8 @@ export declare type StreakResult = Message<"kindling.v1.StreakResult"> & {
   applied: boolean;
 
   /**
-   * Why the activity was not applied; unspecified when it was.
+   * Why the activity was not applied: always a named reason when applied is false, and unspecified only when it
+   * was applied.
    *
    * @generated from field: kindling.v1.NotAppliedReason not_applied_reason = 3;
    */
@@ -333,8 +336,11 @@ export declare type StreakResult = Message<"kindling.v1.StreakResult"> & {
   unclaimedMilestones: UnclaimedMilestone[];
 
   /**
-   * A short human-readable status message (Loyalteez message), for example "Day 5 streak!"; the rendered
-   * end-user message is in streak.display.message.
+   * A short human-readable status message (Loyalteez message) that says what this activity did: "Day 5 streak!"
+   * when it completed its window, "Already checked in this day! Day 5 streak." when the window was already met (or
+   * a rolling check-in came inside the minimum spacing), "Progress recorded: 40 more needed to complete this day.
+   * Day 0 streak." toward a window not met yet, and "Recorded but not counted: ..." with the reason otherwise. For
+   * operators and logs; the rendered end-user message is in streak.display.message.
    *
    * @generated from field: string message = 14;
    */
@@ -355,13 +361,14 @@ export declare type StreakResult = Message<"kindling.v1.StreakResult"> & {
 export declare const StreakResultSchema: GenMessage<StreakResult>;
 
 /**
- * Why an activity was stored but not applied to a member streak.
+ * Why an activity was stored but not applied to a member streak. Every result with applied = false carries one of
+ * the named reasons below.
  *
  * @generated from enum kindling.v1.NotAppliedReason
  */
 export enum NotAppliedReason {
   /**
-   * The activity was applied.
+   * The activity was applied. Never the reason of a result that was not applied.
    *
    * @generated from enum value: NOT_APPLIED_REASON_UNSPECIFIED = 0;
    */
@@ -415,6 +422,23 @@ export enum NotAppliedReason {
    * @generated from enum value: NOT_APPLIED_REASON_MISSING_DISTINCT_KEY = 7;
    */
   MISSING_DISTINCT_KEY = 7,
+
+  /**
+   * The activity is dated further in the future than the 5 minutes of clock drift Kindling tolerates, measured
+   * when it was applied.
+   *
+   * @generated from enum value: NOT_APPLIED_REASON_IN_FUTURE = 8;
+   */
+  IN_FUTURE = 8,
+
+  /**
+   * The activity's value or time could not be counted (not a finite number). Requests with such a value are
+   * refused with INVALID_ARGUMENT before anything is stored, so the API does not answer this; it is named so that
+   * no result that was not applied ever goes without a reason.
+   *
+   * @generated from enum value: NOT_APPLIED_REASON_INVALID_VALUE = 9;
+   */
+  INVALID_VALUE = 9,
 }
 
 /**

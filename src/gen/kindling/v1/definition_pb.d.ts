@@ -282,7 +282,8 @@ export declare type RollingWindow = Message<"kindling.v1.RollingWindow"> & {
   /**
    * The minimum time after the activity that last incremented the streak before another activity can increment
    * it again. Activity sooner than that is recorded and reported as not incrementing (Loyalteez "already
-   * checked in today", is_new_activity = false). Zero means every satisfied condition increments.
+   * checked in today", is_new_activity = false). Required: at least one second, in whole seconds, and less than
+   * max_gap_duration (INVALID_ARGUMENT with reason INVALID_ROLLING_WINDOW on this field otherwise).
    *
    * @generated from field: google.protobuf.Duration min_spacing_duration = 1;
    */

@@ -606,6 +606,17 @@ export declare type RenderedDisplay = Message<"kindling.v1.RenderedDisplay"> & {
    * @generated from field: string message = 12;
    */
   message: string;
+
+  /**
+   * All six messages rendered for the member's situation, in the same language, one per kind in DisplayMessageKind
+   * order (NON_MILESTONE_NEXT_TO_BE_ACHIEVED first), for clients that choose the message themselves: for example
+   * "Shop for $20.50 or more for 2 days to complete the next milestone!" (MILESTONE_NEXT_TO_BE_ACHIEVED) while
+   * message is the day's "Shop for $20.50 or more to complete the day 4 streak!". The one of kind message_kind is
+   * message.
+   *
+   * @generated from field: repeated kindling.v1.RenderedMessage messages = 13;
+   */
+  messages: RenderedMessage[];
 };
 
 /**
@@ -613,6 +624,33 @@ export declare type RenderedDisplay = Message<"kindling.v1.RenderedDisplay"> & {
  * Use `create(RenderedDisplaySchema)` to create a new message.
  */
 export declare const RenderedDisplaySchema: GenMessage<RenderedDisplay>;
+
+/**
+ * One end-user message template with its variables resolved.
+ *
+ * @generated from message kindling.v1.RenderedMessage
+ */
+export declare type RenderedMessage = Message<"kindling.v1.RenderedMessage"> & {
+  /**
+   * The template the text was rendered from.
+   *
+   * @generated from field: kindling.v1.DisplayMessageKind kind = 1;
+   */
+  kind: DisplayMessageKind;
+
+  /**
+   * The rendered text.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message kindling.v1.RenderedMessage.
+ * Use `create(RenderedMessageSchema)` to create a new message.
+ */
+export declare const RenderedMessageSchema: GenMessage<RenderedMessage>;
 
 /**
  * The state of a member's streak.

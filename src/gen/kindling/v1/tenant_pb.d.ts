@@ -114,6 +114,23 @@ export declare const ApiKeySchema: GenMessage<ApiKey>;
  * How the tenant's end-user JWTs are verified. The token's tenant is this tenant and its member is the value of
  * member_claim, an external id (as in the Phoenix Query Gateway).
  *
+ * An end user calls with `Authorization: Bearer <JWT>`, a JWS in compact form signed by the tenant's backend.
+ * What Kindling checks, in this order (UNAUTHENTICATED otherwise, reason UNAUTHENTICATED or INVALID_TOKEN):
+ *
+ * - `tenant_id` (required, a string): the tenant's UUID (Tenant.id). It selects whose configuration verifies the
+ *   token, so it is read before the signature is checked, and the tenant must have an EndUserJwtConfig.
+ * - The signature, with the configured algorithm only (`alg` must equal algorithm: HS256 with the shared secret,
+ *   RS256 or ES256 with public_key_pem; `none` and any other algorithm are refused).
+ * - `iss` must equal issuer and `aud` must contain audience, when these are configured.
+ * - `exp` (seconds since the epoch), when present: the token is refused at and after that instant. `nbf`, when
+ *   present: refused before it. No clock skew is allowed. Neither is required and `iat` is not checked, so a
+ *   token without `exp` never expires: issue short-lived tokens with `exp`.
+ * - The member claim (member_claim, `sub` by default; required, a non-empty string): the member's external id.
+ *   The caller acts as that member only (PERMISSION_DENIED, reason MEMBER_MISMATCH, for another member's data).
+ *   The member need not exist yet.
+ *
+ * Other claims are ignored. A token is checked on every call; nothing about it is cached.
+ *
  * @generated from message kindling.v1.EndUserJwtConfig
  */
 export declare type EndUserJwtConfig = Message<"kindling.v1.EndUserJwtConfig"> & {
