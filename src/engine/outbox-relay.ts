@@ -19,6 +19,7 @@ import {
   type SweeperInput,
 } from "../workflows/messages.ts";
 import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+import { rewardLabel, sweeperLabel, type SweeperNames } from "./workflow-labels.ts";
 
 const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
 const definitionKey = defineSearchAttributeKey(KINDLING_DEFINITION_ID, SearchAttributeType.KEYWORD);
@@ -63,6 +64,8 @@ interface RewardFacts {
   member_external_id: string;
   definition_id: string;
   definition_name: string;
+  tenant_name: string;
+  name: string;
   kind: string;
   threshold: number;
   mode: string;
@@ -88,8 +91,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function rewardFacts(db: PoolClient, rewardIds: string[]): Promise<Map<string, RewardFacts>> {
     if (rewardIds.length === 0) return new Map();
     const { rows } = await db.query<RewardFacts & { id: string }>(
-      `select r.id, r.member_id, m.external_id as member_external_id, r.definition_id, d.name as definition_name, r.kind, r.threshold, r.mode
-         from reward r join member m on m.id = r.member_id join streak_definition d on d.id = r.definition_id
+      `select r.id, r.member_id, m.external_id as member_external_id, r.definition_id, d.name as definition_name, t.name as tenant_name,
+              r.name, r.kind, r.threshold, r.mode
+         from reward r join member m on m.id = r.member_id join streak_definition d on d.id = r.definition_id join tenant t on t.id = r.tenant_id
         where r.id = any($1::uuid[])`,
       [rewardIds],
     );
@@ -102,6 +106,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return;
     }
     const args: [RewardInput] = [{ version: 1, tenantId, rewardId, memberId: facts.member_id, definitionId: facts.definition_id, attempt }];
+    const { staticSummary, staticDetails, memo } = rewardLabel({
+      tenantId,
+      tenantName: facts.tenant_name,
+      definitionId: facts.definition_id,
+      definitionName: facts.definition_name,
+      rewardId,
+      rewardName: facts.name,
+      rewardKind: facts.kind,
+      fulfilment: facts.mode,
+      threshold: facts.threshold,
+      memberId: facts.member_id,
+      memberExternalId: facts.member_external_id,
+      attempt,
+    });
     const common = {
       taskQueue,
       workflowId: rewardWorkflowId(tenantId, rewardId, attempt),
@@ -113,14 +131,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         { key: definitionKey, value: facts.definition_id },
         { key: memberKey, value: facts.member_id },
       ]),
-      memo: {
-        member: facts.member_external_id,
-        definition: facts.definition_name,
-        milestone: facts.threshold,
-        rewardKind: facts.kind,
-        fulfilment: facts.mode,
-        attempt,
-      },
+      staticSummary,
+      staticDetails,
+      memo,
     };
     try {
       if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common, signal, signalArgs: [] });
@@ -132,11 +145,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  async function definitionChanged(p: OutboxPayloads["definition.changed"], name: string | undefined): Promise<void> {
+  async function definitionChanged(p: OutboxPayloads["definition.changed"], names: SweeperNames | undefined): Promise<void> {
     const workflowId = sweeperWorkflowId(p.tenantId, p.definitionId);
     const signalArgs: [{ state: string; version: number }] = [{ state: p.state, version: p.version }];
     if (p.state === "LIVE" || p.state === "PAUSED") {
       const args: [SweeperInput] = [{ version: 1, tenantId: p.tenantId, definitionId: p.definitionId, state: p.state }];
+      // Definitions are archived, never deleted, so the names are found; were one missing, its ids still name it.
+      const { staticSummary, staticDetails, memo } = sweeperLabel(names ?? { tenantId: p.tenantId, tenantName: p.tenantId, definitionId: p.definitionId, definitionName: p.definitionId });
       await client.workflow.signalWithStart("definitionSweeperWorkflow", {
         taskQueue,
         workflowId,
@@ -147,7 +162,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           { key: tenantKey, value: p.tenantId },
           { key: definitionKey, value: p.definitionId },
         ]),
-        memo: { definition: name ?? "" },
+        staticSummary,
+        staticDetails,
+        memo,
       });
     } else if (p.state === "ARCHIVED") {
       try {
@@ -158,7 +175,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  async function deliver(db: PoolClient, row: OutboxRow, facts: Map<string, RewardFacts>, names: Map<string, string>): Promise<void> {
+  async function deliver(db: PoolClient, row: OutboxRow, facts: Map<string, RewardFacts>, names: Map<string, SweeperNames>): Promise<void> {
     switch (row.kind) {
       case "reward.lifecycle": {
         const p = row.payload as OutboxPayloads["reward.lifecycle"];
@@ -204,10 +221,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const rewardIds = rows.filter((r) => r.kind.startsWith("reward.")).map((r) => String(r.payload.rewardId));
       const facts = await rewardFacts(db, rewardIds);
       const definitionIds = rows.filter((r) => r.kind === "definition.changed").map((r) => String(r.payload.definitionId));
-      const names = new Map<string, string>();
+      const names = new Map<string, SweeperNames>();
       if (definitionIds.length > 0) {
-        const found = await db.query<{ id: string; name: string }>("select id, name from streak_definition where id = any($1::uuid[])", [definitionIds]);
-        for (const d of found.rows) names.set(d.id, d.name);
+        const found = await db.query<SweeperNames>(
+          `select d.tenant_id as "tenantId", t.name as "tenantName", d.id as "definitionId", d.name as "definitionName"
+             from streak_definition d join tenant t on t.id = d.tenant_id where d.id = any($1::uuid[])`,
+          [definitionIds],
+        );
+        for (const d of found.rows) names.set(d.definitionId, d);
       }
       const relayed: string[] = [];
       // In order: a reward's claim signal goes after its start, a definition's pause after its publish.
