@@ -33,28 +33,34 @@ export interface WorkflowLabel {
   readonly memo: Record<string, unknown>;
 }
 
-// The server refuses a start whose summary is over 400 bytes; names are up to 256 characters each, so each part
-// of the one-line summary is cut well below that and the whole is bounded again in bytes.
+// The summary is one short line in the UI's list, and a server may cap user metadata's size (the 1.32 dev server
+// accepted 1,000 bytes; we stay under 400 to leave room for stricter ones). Names are up to 256 characters each, so
+// each part of the summary is cut to 48 characters and 80 bytes, and the whole is bounded again in bytes.
 const PART_CHARS = 48;
+const PART_BYTES = 80;
 const SUMMARY_BYTES = 380;
 const DETAIL_CHARS = 256;
 const AS_OF_START = "_Names as of this workflow's start; a later rename does not change them._";
 
-/** One line of plain text: control characters and runs of whitespace become one space; cut to `max` characters. */
-function oneLine(text: string, max: number): string {
+/** One line of plain text: control characters and runs of whitespace become one space; cut to `max` characters
+ * and `maxBytes` UTF-8 bytes. */
+function oneLine(text: string, max: number, maxBytes = Infinity): string {
   // eslint-disable-next-line no-control-regex
   const flat = text.replace(/[\u0000-\u001f\u007f\u2028\u2029\s]+/gu, " ").trim();
   const chars = [...flat];
-  return chars.length <= max ? flat : `${chars.slice(0, max - 1).join("").trimEnd()}…`;
+  if (chars.length <= max && Buffer.byteLength(flat) <= maxBytes) return flat;
+  chars.length = Math.min(chars.length, max - 1);
+  while (chars.length > 0 && Buffer.byteLength(`${chars.join("")}…`) > maxBytes) chars.pop();
+  return `${chars.join("").trimEnd()}…`;
 }
 
 /** Names are tenant-chosen text rendered as markdown by the UI: escape what would make links, emphasis or HTML. */
-function md(text: string, max = DETAIL_CHARS): string {
-  return oneLine(text, max).replace(/[\\`*_[\]()<>#|~!]/g, (c) => `\\${c}`) || "\\(unnamed\\)";
+function md(text: string, max = DETAIL_CHARS, maxBytes = Infinity): string {
+  return oneLine(text, max, maxBytes).replace(/[\\`*_[\]()<>#|~!]/g, (c) => `\\${c}`) || "\\(unnamed\\)";
 }
 
 function summaryOf(parts: readonly string[]): string {
-  const text = parts.map((p) => md(p, PART_CHARS)).join(" · ");
+  const text = parts.map((p) => md(p, PART_CHARS, PART_BYTES)).join(" · ");
   if (Buffer.byteLength(text) <= SUMMARY_BYTES) return text;
   const chars = [...text];
   // Cut by characters until it fits; never leave a lone escaping backslash at the end.
