@@ -6,7 +6,7 @@
 // failed gets an exponential back-off and stays in line; nothing is dropped.
 import type { Pool, PoolClient } from "pg";
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from "@temporalio/client";
-import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
 import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
 import type { Logger } from "../observability/logger.ts";
 import {
@@ -18,12 +18,15 @@ import {
   type RewardInput,
   type SweeperInput,
 } from "../workflows/messages.ts";
-import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
 import { rewardLabel, sweeperLabel, type SweeperNames } from "./workflow-labels.ts";
+import { createSummaryAttributeCheck, isSummaryAttributeRefusal } from "./summary-attribute.ts";
 
 const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
 const definitionKey = defineSearchAttributeKey(KINDLING_DEFINITION_ID, SearchAttributeType.KEYWORD);
 const memberKey = defineSearchAttributeKey(KINDLING_MEMBER_ID, SearchAttributeType.KEYWORD);
+const summaryKey = defineSearchAttributeKey(KINDLING_SUMMARY, SearchAttributeType.KEYWORD);
+type AttributePairs = SearchAttributePair[];
 
 export interface OutboxRelayOptions {
   readonly pool: Pool;
@@ -40,6 +43,11 @@ export interface OutboxRelayOptions {
    * not registered — the time-skipping test server used by the rollover benchmark.
    */
   readonly searchAttributes?: boolean;
+  /**
+   * How long the answer to "is KindlingSummary registered in the namespace?" is kept before asking again
+   * (default 5 minutes). Where it is not, workflows start without it (see summary-attribute.ts).
+   */
+  readonly summaryAttributeRecheckMs?: number;
 }
 
 export interface OutboxRelay {
@@ -83,7 +91,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollMs = options.pollMs ?? 250;
   const lagLogMs = options.lagLogMs ?? 30_000;
   const withAttributes = options.searchAttributes ?? true;
-  const attributes = (pairs: ConstructorParameters<typeof TypedSearchAttributes>[0]) => (withAttributes ? { typedSearchAttributes: new TypedSearchAttributes(pairs) } : {});
+  const summaryCheck = createSummaryAttributeCheck({ client, logger, recheckMs: options.summaryAttributeRecheckMs });
+  // Set per batch from the check: whether starts carry KindlingSummary as well as the id attributes.
+  let withSummary = false;
+  const attributes = (pairs: AttributePairs, summary: string, summaryOn: boolean) =>
+    withAttributes ? { typedSearchAttributes: new TypedSearchAttributes(summaryOn ? [...pairs, { key: summaryKey, value: summary }] : pairs) } : {};
+
+  /** Runs a start with KindlingSummary when it is usable; refused for it after all, runs it again without. */
+  async function startWithSummary(start: (summaryOn: boolean) => Promise<void>): Promise<void> {
+    if (!withSummary) return start(false);
+    try {
+      await start(true);
+    } catch (error) {
+      if (!isSummaryAttributeRefusal(error)) throw error;
+      summaryCheck.refused(error);
+      withSummary = false;
+      await start(false);
+    }
+  }
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
@@ -106,7 +131,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return;
     }
     const args: [RewardInput] = [{ version: 1, tenantId, rewardId, memberId: facts.member_id, definitionId: facts.definition_id, attempt }];
-    const { staticSummary, staticDetails, memo } = rewardLabel({
+    const { staticSummary, staticDetails, memo, listSummary } = rewardLabel({
       tenantId,
       tenantName: facts.tenant_name,
       definitionId: facts.definition_id,
@@ -120,24 +145,27 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       memberExternalId: facts.member_external_id,
       attempt,
     });
-    const common = {
+    const pairs: AttributePairs = [
+      { key: tenantKey, value: tenantId },
+      { key: definitionKey, value: facts.definition_id },
+      { key: memberKey, value: facts.member_id },
+    ];
+    const common = (summaryOn: boolean) => ({
       taskQueue,
       workflowId: rewardWorkflowId(tenantId, rewardId, attempt),
       args,
       // A reward's workflow runs once: relaying again after it finished must not run it a second time.
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      ...attributes([
-        { key: tenantKey, value: tenantId },
-        { key: definitionKey, value: facts.definition_id },
-        { key: memberKey, value: facts.member_id },
-      ]),
+      ...attributes(pairs, listSummary, summaryOn),
       staticSummary,
       staticDetails,
       memo,
-    };
+    });
     try {
-      if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common, signal, signalArgs: [] });
-      else await client.workflow.start("rewardLifecycleWorkflow", { ...common, workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+      await startWithSummary(async (summaryOn) => {
+        if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common(summaryOn), signal, signalArgs: [] });
+        else await client.workflow.start("rewardLifecycleWorkflow", { ...common(summaryOn), workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+      });
     } catch (error) {
       // Already ran to completion: it read the reward's final state from PostgreSQL, so there is nothing to tell it.
       if (error instanceof WorkflowExecutionAlreadyStartedError) return;
@@ -151,20 +179,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (p.state === "LIVE" || p.state === "PAUSED") {
       const args: [SweeperInput] = [{ version: 1, tenantId: p.tenantId, definitionId: p.definitionId, state: p.state }];
       // Definitions are archived, never deleted, so the names are found; were one missing, its ids still name it.
-      const { staticSummary, staticDetails, memo } = sweeperLabel(names ?? { tenantId: p.tenantId, tenantName: p.tenantId, definitionId: p.definitionId, definitionName: p.definitionId });
-      await client.workflow.signalWithStart("definitionSweeperWorkflow", {
-        taskQueue,
-        workflowId,
-        args,
-        signal: definitionChangedSignal,
-        signalArgs,
-        ...attributes([
-          { key: tenantKey, value: p.tenantId },
-          { key: definitionKey, value: p.definitionId },
-        ]),
-        staticSummary,
-        staticDetails,
-        memo,
+      const { staticSummary, staticDetails, memo, listSummary } = sweeperLabel(names ?? { tenantId: p.tenantId, tenantName: p.tenantId, definitionId: p.definitionId, definitionName: p.definitionId });
+      const pairs: AttributePairs = [
+        { key: tenantKey, value: p.tenantId },
+        { key: definitionKey, value: p.definitionId },
+      ];
+      // The server carries search attributes over the sweeper's continue-as-new, so KindlingSummary stays.
+      await startWithSummary(async (summaryOn) => {
+        await client.workflow.signalWithStart("definitionSweeperWorkflow", {
+          taskQueue,
+          workflowId,
+          args,
+          signal: definitionChangedSignal,
+          signalArgs,
+          ...attributes(pairs, listSummary, summaryOn),
+          staticSummary,
+          staticDetails,
+          memo,
+        });
       });
     } else if (p.state === "ARCHIVED") {
       try {
@@ -218,6 +250,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await db.query("commit");
         return 0;
       }
+      withSummary = withAttributes && (await summaryCheck.usable());
       const rewardIds = rows.filter((r) => r.kind.startsWith("reward.")).map((r) => String(r.payload.rewardId));
       const facts = await rewardFacts(db, rewardIds);
       const definitionIds = rows.filter((r) => r.kind === "definition.changed").map((r) => String(r.payload.definitionId));

@@ -1,6 +1,7 @@
 // What an operator reads in the Temporal UI instead of `sweeper/<uuid>/<uuid>`: every workflow Kindling starts
-// gets Temporal user metadata — a one-line summary (the UI's workflow list shows it) and markdown details (the
-// workflow's page) — and a memo with the same names. The ids and search attributes stay as they are.
+// gets Temporal user metadata — a one-line summary and markdown details, both on the workflow's page — a memo
+// with the same names, and the summary as plain text in the KindlingSummary search attribute, the one place the
+// UI's workflow list (2.54) can show it, as a column. The ids and the id search attributes stay as they are.
 //
 // The names are looked up by the outbox relay when it starts the workflow, not written into the outbox row: the
 // API's write path stays as it is, and a rename between the API's commit and the relay is picked up. They are
@@ -31,6 +32,8 @@ export interface WorkflowLabel {
   readonly staticSummary: string;
   readonly staticDetails: string;
   readonly memo: Record<string, unknown>;
+  /** The summary as plain text (no markdown escapes), at most LIST_SUMMARY_BYTES: the KindlingSummary value. */
+  readonly listSummary: string;
 }
 
 // The summary is one short line in the UI's list, and a server may cap user metadata's size (the 1.32 dev server
@@ -40,6 +43,9 @@ const PART_CHARS = 48;
 const PART_BYTES = 80;
 const SUMMARY_BYTES = 380;
 const DETAIL_CHARS = 256;
+// A Keyword search attribute is a VARCHAR(255) in SQL visibility (PostgreSQL, MySQL, SQLite): bound by bytes,
+// which bounds characters too.
+export const LIST_SUMMARY_BYTES = 255;
 const AS_OF_START = "_Names as of this workflow's start; a later rename does not change them._";
 
 /** One line of plain text: control characters and runs of whitespace become one space; cut to `max` characters
@@ -68,8 +74,13 @@ function summaryOf(parts: readonly string[]): string {
   return `${chars.join("").trimEnd()}…`;
 }
 
+function listSummaryOf(parts: readonly string[]): string {
+  return oneLine(parts.map((p) => oneLine(p, PART_CHARS, PART_BYTES) || "(unnamed)").join(" · "), Infinity, LIST_SUMMARY_BYTES);
+}
+
 export function sweeperLabel(n: SweeperNames): WorkflowLabel {
-  const staticSummary = summaryOf([n.tenantName, n.definitionName, "window sweeper"]);
+  const parts = [n.tenantName, n.definitionName, "window sweeper"];
+  const staticSummary = summaryOf(parts);
   const staticDetails = [
     `**Window sweeper** of streak definition **${md(n.definitionName)}**`,
     "",
@@ -78,12 +89,18 @@ export function sweeperLabel(n: SweeperNames): WorkflowLabel {
     "",
     AS_OF_START,
   ].join("\n");
-  return { staticSummary, staticDetails, memo: { summary: staticSummary, tenant: n.tenantName, definition: n.definitionName } };
+  return {
+    staticSummary,
+    staticDetails,
+    memo: { summary: staticSummary, tenant: n.tenantName, definition: n.definitionName },
+    listSummary: listSummaryOf(parts),
+  };
 }
 
 export function rewardLabel(n: RewardNames): WorkflowLabel {
   const what = `${n.rewardKind} reward at milestone ${n.threshold}${n.attempt > 0 ? ` (retry ${n.attempt})` : ""}`;
-  const staticSummary = summaryOf([n.tenantName, n.definitionName, `member ${n.memberExternalId}`, what]);
+  const parts = [n.tenantName, n.definitionName, `member ${n.memberExternalId}`, what];
+  const staticSummary = summaryOf(parts);
   const staticDetails = [
     `**${md(n.rewardKind)} reward** for member **${md(n.memberExternalId)}** at milestone **${n.threshold}** of **${md(n.definitionName)}**`,
     "",
@@ -110,5 +127,6 @@ export function rewardLabel(n: RewardNames): WorkflowLabel {
       fulfilment: n.fulfilment,
       attempt: n.attempt,
     },
+    listSummary: listSummaryOf(parts),
   };
 }

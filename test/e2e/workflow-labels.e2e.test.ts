@@ -1,10 +1,11 @@
 // What an operator sees in the Temporal UI: every workflow Kindling starts carries a readable summary and details
 // (Temporal user metadata) and a memo naming the tenant, the definition, and for a reward the member, the reward
-// kind and the milestone — while the ids and search attributes stay the uuids they were. On the run's real
+// kind and the milestone — also as the KindlingSummary search attribute, which the workflow list can show as a
+// column — while the ids and the id search attributes stay the uuids they were. On the run's real
 // Temporal dev server and PostgreSQL, through the API, the outbox and the worker's relay.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes } from "@temporalio/common";
 import type { WorkflowHandle } from "@temporalio/client";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
@@ -12,13 +13,14 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../..
 import { createLogger } from "../../src/observability/logger.ts";
 import { startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { rewardWorkflowId, sweeperWorkflowId } from "../../src/workflows/messages.ts";
-import { KINDLING_MEMBER_ID, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
+import { KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
 import { sweeperLabel } from "../../src/engine/workflow-labels.ts";
 import type { definitionSweeperWorkflow } from "../../src/workflows/definition-sweeper.workflow.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 
 const DAY = 24 * 3600_000;
+const summaryKey = defineSearchAttributeKey(KINDLING_SUMMARY, SearchAttributeType.KEYWORD);
 
 let api: TestApi;
 let temporal: SharedTemporal;
@@ -94,6 +96,8 @@ describe("workflow labels in the Temporal UI", () => {
     expect(sweeperDetails).toContain(definitionId);
     expect(sweeperDetails).toMatch(/as of this workflow's start/);
     expect(sweeper.memo).toMatchObject({ tenant: "Acme Coffee", definition: "Daily Espresso", summary: sweeperSummary });
+    // The list's column: the summary as a search attribute, in plain text.
+    expect(sweeper.typedSearchAttributes.get(summaryKey)).toBe("Acme Coffee · Daily Espresso · window sweeper");
 
     const reward = await describeWhenStarted(temporal.client.workflow.getHandle(rewardWorkflowId(acme.tenantId, rewardId!)));
     const rewardSummary = await reward.staticSummary();
@@ -103,6 +107,15 @@ describe("workflow labels in the Temporal UI", () => {
       expect(rewardDetails).toContain(text);
     }
     expect(reward.memo).toMatchObject({ tenant: "Acme Coffee", definition: "Daily Espresso", member: "ella-1001", milestone: 3, rewardKind: "POINTS" });
+    expect(reward.typedSearchAttributes.get(summaryKey)).toBe("Acme Coffee · Daily Espresso · member ella-1001 · POINTS reward at milestone 3");
+    // …and what the UI's list reads: a visibility query returns it with the row, and can filter by it.
+    const listed = await eventually(async () => {
+      for await (const w of temporal.client.workflow.list({ query: `${KINDLING_SUMMARY} = 'Acme Coffee · Daily Espresso · member ella-1001 · POINTS reward at milestone 3'` })) {
+        if (w.workflowId === reward.workflowId) return w;
+      }
+      return undefined;
+    });
+    expect(listed.typedSearchAttributes.get(summaryKey)).toBe("Acme Coffee · Daily Espresso · member ella-1001 · POINTS reward at milestone 3");
 
     // The ids and search attributes are the uuids operators already query by.
     expect(reward.workflowId).toBe(`reward/${acme.tenantId}/${rewardId}`);
@@ -113,13 +126,15 @@ describe("workflow labels in the Temporal UI", () => {
 
   it("workflows/sweeper_shows_its_names_after_continue_as_new", async () => {
     // A sweeper that continues as new after every look (maxIterations 0) with the relay's label: the server drops
-    // the static summary on continue-as-new but carries the memo, and each run shows the memo's summary.
-    const label = sweeperLabel({ tenantId: acme.tenantId, tenantName: "Acme Coffee", definitionId, definitionName: "Daily Espresso" });
+    // the static summary on continue-as-new but carries the memo and the search attributes (KindlingSummary, the
+    // list's column), and each run shows the memo's summary.
+    const { listSummary, ...label } = sweeperLabel({ tenantId: acme.tenantId, tenantName: "Acme Coffee", definitionId, definitionName: "Daily Espresso" });
     const handle = await temporal.client.workflow.start<typeof definitionSweeperWorkflow>("definitionSweeperWorkflow", {
       taskQueue: temporal.taskQueue,
       workflowId: `${sweeperWorkflowId(acme.tenantId, definitionId)}/continue-as-new-test`,
       args: [{ version: 1, tenantId: acme.tenantId, definitionId, state: "LIVE", maxSleepMs: 300, maxIterations: 0 }],
       ...label,
+      typedSearchAttributes: new TypedSearchAttributes([{ key: summaryKey, value: listSummary }]),
     });
     try {
       const continued = await eventually(async () => {
@@ -127,6 +142,7 @@ describe("workflow labels in the Temporal UI", () => {
         return d.runId !== handle.firstExecutionRunId && d.status.name === "RUNNING" ? d : undefined;
       });
       expect(continued.memo).toMatchObject({ summary: "Acme Coffee · Daily Espresso · window sweeper" });
+      expect(continued.typedSearchAttributes.get(summaryKey)).toBe("Acme Coffee · Daily Espresso · window sweeper");
       const metadata = await eventually(async () => {
         const m = await handle.query<{ currentDetails?: string }>("__temporal_workflow_metadata");
         return m.currentDetails ? m : undefined;
