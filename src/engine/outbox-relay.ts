@@ -6,7 +6,7 @@
 // failed gets an exponential back-off and stays in line; nothing is dropped.
 import type { Pool, PoolClient } from "pg";
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from "@temporalio/client";
-import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType } from "@temporalio/common";
+import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
 import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
 import type { Logger } from "../observability/logger.ts";
 import {
@@ -18,11 +18,15 @@ import {
   type RewardInput,
   type SweeperInput,
 } from "../workflows/messages.ts";
-import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+import { rewardLabel, sweeperLabel, type SweeperNames } from "./workflow-labels.ts";
+import { createSummaryAttributeCheck, isSummaryAttributeRefusal } from "./summary-attribute.ts";
 
 const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
 const definitionKey = defineSearchAttributeKey(KINDLING_DEFINITION_ID, SearchAttributeType.KEYWORD);
 const memberKey = defineSearchAttributeKey(KINDLING_MEMBER_ID, SearchAttributeType.KEYWORD);
+const summaryKey = defineSearchAttributeKey(KINDLING_SUMMARY, SearchAttributeType.KEYWORD);
+type AttributePairs = SearchAttributePair[];
 
 export interface OutboxRelayOptions {
   readonly pool: Pool;
@@ -39,6 +43,11 @@ export interface OutboxRelayOptions {
    * not registered — the time-skipping test server used by the rollover benchmark.
    */
   readonly searchAttributes?: boolean;
+  /**
+   * How long the answer to "is KindlingSummary registered in the namespace?" is kept before asking again
+   * (default 5 minutes). Where it is not, workflows start without it (see summary-attribute.ts).
+   */
+  readonly summaryAttributeRecheckMs?: number;
 }
 
 export interface OutboxRelay {
@@ -63,6 +72,8 @@ interface RewardFacts {
   member_external_id: string;
   definition_id: string;
   definition_name: string;
+  tenant_name: string;
+  name: string;
   kind: string;
   threshold: number;
   mode: string;
@@ -80,7 +91,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollMs = options.pollMs ?? 250;
   const lagLogMs = options.lagLogMs ?? 30_000;
   const withAttributes = options.searchAttributes ?? true;
-  const attributes = (pairs: ConstructorParameters<typeof TypedSearchAttributes>[0]) => (withAttributes ? { typedSearchAttributes: new TypedSearchAttributes(pairs) } : {});
+  const summaryCheck = createSummaryAttributeCheck({ client, logger, recheckMs: options.summaryAttributeRecheckMs });
+  // Set per batch from the check: whether starts carry KindlingSummary as well as the id attributes.
+  let withSummary = false;
+  const attributes = (pairs: AttributePairs, summary: string, summaryOn: boolean) =>
+    withAttributes ? { typedSearchAttributes: new TypedSearchAttributes(summaryOn ? [...pairs, { key: summaryKey, value: summary }] : pairs) } : {};
+
+  /** Runs a start with KindlingSummary when it is usable; refused for it after all, runs it again without. */
+  async function startWithSummary(start: (summaryOn: boolean) => Promise<void>): Promise<void> {
+    if (!withSummary) return start(false);
+    try {
+      await start(true);
+    } catch (error) {
+      if (!isSummaryAttributeRefusal(error)) throw error;
+      summaryCheck.refused(error);
+      withSummary = false;
+      await start(false);
+    }
+  }
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
@@ -88,8 +116,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function rewardFacts(db: PoolClient, rewardIds: string[]): Promise<Map<string, RewardFacts>> {
     if (rewardIds.length === 0) return new Map();
     const { rows } = await db.query<RewardFacts & { id: string }>(
-      `select r.id, r.member_id, m.external_id as member_external_id, r.definition_id, d.name as definition_name, r.kind, r.threshold, r.mode
-         from reward r join member m on m.id = r.member_id join streak_definition d on d.id = r.definition_id
+      `select r.id, r.member_id, m.external_id as member_external_id, r.definition_id, d.name as definition_name, t.name as tenant_name,
+              r.name, r.kind, r.threshold, r.mode
+         from reward r join member m on m.id = r.member_id join streak_definition d on d.id = r.definition_id join tenant t on t.id = r.tenant_id
         where r.id = any($1::uuid[])`,
       [rewardIds],
     );
@@ -102,29 +131,41 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return;
     }
     const args: [RewardInput] = [{ version: 1, tenantId, rewardId, memberId: facts.member_id, definitionId: facts.definition_id, attempt }];
-    const common = {
+    const { staticSummary, staticDetails, memo, listSummary } = rewardLabel({
+      tenantId,
+      tenantName: facts.tenant_name,
+      definitionId: facts.definition_id,
+      definitionName: facts.definition_name,
+      rewardId,
+      rewardName: facts.name,
+      rewardKind: facts.kind,
+      fulfilment: facts.mode,
+      threshold: facts.threshold,
+      memberId: facts.member_id,
+      memberExternalId: facts.member_external_id,
+      attempt,
+    });
+    const pairs: AttributePairs = [
+      { key: tenantKey, value: tenantId },
+      { key: definitionKey, value: facts.definition_id },
+      { key: memberKey, value: facts.member_id },
+    ];
+    const common = (summaryOn: boolean) => ({
       taskQueue,
       workflowId: rewardWorkflowId(tenantId, rewardId, attempt),
       args,
       // A reward's workflow runs once: relaying again after it finished must not run it a second time.
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      ...attributes([
-        { key: tenantKey, value: tenantId },
-        { key: definitionKey, value: facts.definition_id },
-        { key: memberKey, value: facts.member_id },
-      ]),
-      memo: {
-        member: facts.member_external_id,
-        definition: facts.definition_name,
-        milestone: facts.threshold,
-        rewardKind: facts.kind,
-        fulfilment: facts.mode,
-        attempt,
-      },
-    };
+      ...attributes(pairs, listSummary, summaryOn),
+      staticSummary,
+      staticDetails,
+      memo,
+    });
     try {
-      if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common, signal, signalArgs: [] });
-      else await client.workflow.start("rewardLifecycleWorkflow", { ...common, workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+      await startWithSummary(async (summaryOn) => {
+        if (signal) await client.workflow.signalWithStart("rewardLifecycleWorkflow", { ...common(summaryOn), signal, signalArgs: [] });
+        else await client.workflow.start("rewardLifecycleWorkflow", { ...common(summaryOn), workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+      });
     } catch (error) {
       // Already ran to completion: it read the reward's final state from PostgreSQL, so there is nothing to tell it.
       if (error instanceof WorkflowExecutionAlreadyStartedError) return;
@@ -132,22 +173,30 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  async function definitionChanged(p: OutboxPayloads["definition.changed"], name: string | undefined): Promise<void> {
+  async function definitionChanged(p: OutboxPayloads["definition.changed"], names: SweeperNames | undefined): Promise<void> {
     const workflowId = sweeperWorkflowId(p.tenantId, p.definitionId);
     const signalArgs: [{ state: string; version: number }] = [{ state: p.state, version: p.version }];
     if (p.state === "LIVE" || p.state === "PAUSED") {
       const args: [SweeperInput] = [{ version: 1, tenantId: p.tenantId, definitionId: p.definitionId, state: p.state }];
-      await client.workflow.signalWithStart("definitionSweeperWorkflow", {
-        taskQueue,
-        workflowId,
-        args,
-        signal: definitionChangedSignal,
-        signalArgs,
-        ...attributes([
-          { key: tenantKey, value: p.tenantId },
-          { key: definitionKey, value: p.definitionId },
-        ]),
-        memo: { definition: name ?? "" },
+      // Definitions are archived, never deleted, so the names are found; were one missing, its ids still name it.
+      const { staticSummary, staticDetails, memo, listSummary } = sweeperLabel(names ?? { tenantId: p.tenantId, tenantName: p.tenantId, definitionId: p.definitionId, definitionName: p.definitionId });
+      const pairs: AttributePairs = [
+        { key: tenantKey, value: p.tenantId },
+        { key: definitionKey, value: p.definitionId },
+      ];
+      // The server carries search attributes over the sweeper's continue-as-new, so KindlingSummary stays.
+      await startWithSummary(async (summaryOn) => {
+        await client.workflow.signalWithStart("definitionSweeperWorkflow", {
+          taskQueue,
+          workflowId,
+          args,
+          signal: definitionChangedSignal,
+          signalArgs,
+          ...attributes(pairs, listSummary, summaryOn),
+          staticSummary,
+          staticDetails,
+          memo,
+        });
       });
     } else if (p.state === "ARCHIVED") {
       try {
@@ -158,7 +207,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
-  async function deliver(db: PoolClient, row: OutboxRow, facts: Map<string, RewardFacts>, names: Map<string, string>): Promise<void> {
+  async function deliver(db: PoolClient, row: OutboxRow, facts: Map<string, RewardFacts>, names: Map<string, SweeperNames>): Promise<void> {
     switch (row.kind) {
       case "reward.lifecycle": {
         const p = row.payload as OutboxPayloads["reward.lifecycle"];
@@ -201,13 +250,18 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await db.query("commit");
         return 0;
       }
+      withSummary = withAttributes && (await summaryCheck.usable());
       const rewardIds = rows.filter((r) => r.kind.startsWith("reward.")).map((r) => String(r.payload.rewardId));
       const facts = await rewardFacts(db, rewardIds);
       const definitionIds = rows.filter((r) => r.kind === "definition.changed").map((r) => String(r.payload.definitionId));
-      const names = new Map<string, string>();
+      const names = new Map<string, SweeperNames>();
       if (definitionIds.length > 0) {
-        const found = await db.query<{ id: string; name: string }>("select id, name from streak_definition where id = any($1::uuid[])", [definitionIds]);
-        for (const d of found.rows) names.set(d.id, d.name);
+        const found = await db.query<SweeperNames>(
+          `select d.tenant_id as "tenantId", t.name as "tenantName", d.id as "definitionId", d.name as "definitionName"
+             from streak_definition d join tenant t on t.id = d.tenant_id where d.id = any($1::uuid[])`,
+          [definitionIds],
+        );
+        for (const d of found.rows) names.set(d.definitionId, d);
       }
       const relayed: string[] = [];
       // In order: a reward's claim signal goes after its start, a definition's pause after its publish.

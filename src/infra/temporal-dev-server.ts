@@ -142,7 +142,9 @@ interface WaitInput {
 }
 
 // Ready means what Kindling needs, not just an open port: the namespace answers, the search attributes exist, and
-// the UI serves its page (operators are told its URL the moment start-up finishes).
+// the UI serves its page (operators are told its URL the moment start-up finishes). `--search-attribute` registers
+// only into a new SQLite file: one kept from an older Kindling lacks the attributes added since (KindlingSummary),
+// so missing ones are added here.
 async function waitUntilServing({ address, namespace, uiUrl, server, timeoutMs, signal }: WaitInput): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -178,6 +180,10 @@ async function waitUntilServing({ address, namespace, uiUrl, server, timeoutMs, 
   );
 }
 
+// temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (every Kindling attribute is a Keyword);
+// the proto package that names it is not a direct dependency.
+const INDEXED_VALUE_TYPE_KEYWORD = 2;
+
 async function checkFrontend(address: string, namespace: string): Promise<void> {
   const connection = await Connection.connect({ address, connectTimeout: 2_000 });
   try {
@@ -185,6 +191,11 @@ async function checkFrontend(address: string, namespace: string): Promise<void> 
     const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
     const missing = KINDLING_SEARCH_ATTRIBUTES.filter(({ name }) => customAttributes?.[name] === undefined);
     if (missing.length > 0) {
+      // A failure here (one registered meanwhile by the server's own start-up) is only retried by the caller.
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: Object.fromEntries(missing.map(({ name }) => [name, INDEXED_VALUE_TYPE_KEYWORD])),
+      });
       throw new Error(`search attributes not registered yet: ${missing.map(({ name }) => name).join(", ")}`);
     }
   } finally {

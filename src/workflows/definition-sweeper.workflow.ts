@@ -7,7 +7,7 @@
 //
 // PAUSED: it keeps sweeping, but windows closing in a pause are neutral (the sweeps read the pauses) and no
 // at-risk reminders go out. ARCHIVED: it stops. A definitionChanged signal wakes it to re-plan at once.
-import { condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from "@temporalio/workflow";
+import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { KindlingActivities } from "../activities/index.ts";
 import { definitionChangedSignal, sweeperStatusQuery, type SweeperInput, type SweeperStatus, type SweptDefinitionState } from "./messages.ts";
 
@@ -44,6 +44,10 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
     changed = true;
   });
   setHandler(sweeperStatusQuery, status);
+  // The relay's static summary (tenant and definition names) is gone after continue-as-new; the memo it wrote is
+  // carried over by the server, so each run shows that summary as its current details in the UI.
+  const summary = workflowInfo().memo?.summary;
+  if (typeof summary === "string") setCurrentDetails(summary);
 
   for (let iteration = 0; ; iteration++) {
     if (current.state === "ARCHIVED") return status();

@@ -8,6 +8,10 @@
 export const KINDLING_TENANT_ID = "KindlingTenantId";
 export const KINDLING_DEFINITION_ID = "KindlingDefinitionId";
 export const KINDLING_MEMBER_ID = "KindlingMemberId";
+// The workflow's one-line summary in plain text ("Acme Coffee · Daily Espresso · member ella-1001 · …"), so the
+// Temporal UI's workflow list can show it as a column: that list shows search attributes but not user metadata.
+// Optional on an external Temporal: where it is not registered, workflows start without it (outbox-relay.ts).
+export const KINDLING_SUMMARY = "KindlingSummary";
 
 // Temporal's own type names (as `temporal operator search-attribute create --type` and `start-dev
 // --search-attribute NAME=TYPE` spell them). Keyword: exact-match filtering on ids, no tokenisation.
@@ -15,6 +19,9 @@ export const KINDLING_SEARCH_ATTRIBUTES = [
   { name: KINDLING_TENANT_ID, type: "Keyword" },
   { name: KINDLING_DEFINITION_ID, type: "Keyword" },
   { name: KINDLING_MEMBER_ID, type: "Keyword" },
+  // Keyword, not Text: shown and matched whole (no tokenising is wanted), and SQL visibility stores a Keyword as
+  // VARCHAR(255), which the summary's 255-byte bound fits.
+  { name: KINDLING_SUMMARY, type: "Keyword" },
 ] as const;
 
 export type KindlingSearchAttributeName = (typeof KINDLING_SEARCH_ATTRIBUTES)[number]["name"];
