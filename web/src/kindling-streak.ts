@@ -1,0 +1,332 @@
+// <kindling-streak api="https://kindling.example.com" definition="<uuid>" token="<member session>" lang="fr">:
+// one member's streak in one definition, live. It reads the progress with one GET (GetMemberStreak), keeps it
+// current by watching the member's events (WatchEvents, Connect server streaming) and re-reading when one arrives,
+// ticks the window's countdown locally, and claims rewards as the member (ClaimReward).
+//
+// Optional attributes: `member` (defaults to the token's `sub`), `currency` (ISO 4217, for SUM conditions),
+// `live="off"` (no stream: the element shows the state of its last read until told to `refresh()`).
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { MemberStreakProgress } from "../../src/gen/kindling/v1/member_streak_pb.js";
+import { clientsFor, errorReason, memberOfToken, type KindlingClients } from "./client.ts";
+import { claimRefusalText, describeCountdown, formatCountdown, streakView, type StreakView } from "./view.ts";
+import { STYLES } from "./styles.ts";
+
+const RETRY_MAX_MS = 30_000;
+
+type Child = Node | string | false | undefined;
+
+/** A tiny element builder: text is always set as text, never parsed as HTML. */
+function h(tag: string, attrs: Record<string, string | undefined> = {}, ...children: Child[]): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) el.setAttribute(k, v);
+  for (const c of children) if (c !== false && c !== undefined) el.append(c);
+  return el;
+}
+
+function present(...children: Child[]): (Node | string)[] {
+  return children.filter((c): c is Node | string => c !== false && c !== undefined);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
+export class KindlingStreakElement extends HTMLElement {
+  static readonly observedAttributes = ["api", "definition", "token", "lang", "member", "currency", "live"];
+
+  readonly #root: ShadowRoot;
+  readonly #content: HTMLElement;
+  readonly #card: HTMLElement;
+  readonly #note: HTMLElement;
+  #session: AbortController | undefined;
+  #progress: MemberStreakProgress | undefined;
+  #reading = false;
+  #readAgain = false;
+  #deadline: number | undefined;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #countdown: HTMLElement | undefined;
+  #restart: ReturnType<typeof setTimeout> | undefined;
+
+  constructor() {
+    super();
+    this.#root = this.attachShadow({ mode: "open" });
+    const style = document.createElement("style");
+    style.textContent = STYLES;
+    this.#content = h("div", { class: "content" }, h("p", { class: "loading" }, "Loading streak…"));
+    this.#note = h("p", { class: "note", role: "status", "aria-live": "polite", part: "note" });
+    this.#card = h("section", { class: "card", part: "card", "aria-busy": "true", "aria-label": "Streak" }, this.#content, this.#note);
+    this.#root.append(style, this.#card);
+  }
+
+  connectedCallback(): void {
+    this.#start();
+  }
+
+  disconnectedCallback(): void {
+    this.#stop();
+  }
+
+  attributeChangedCallback(_name: string, old: string | null, value: string | null): void {
+    if (old !== value && this.isConnected) {
+      // Coalesce several attribute changes made in one task into one restart.
+      clearTimeout(this.#restart);
+      this.#restart = setTimeout(() => this.#start(), 0);
+    }
+  }
+
+  /** The last progress read, for host pages that want more than the element shows. */
+  get progress(): MemberStreakProgress | undefined {
+    return this.#progress;
+  }
+
+  /** Reads the progress again now. */
+  refresh(): Promise<void> {
+    return this.#read();
+  }
+
+  get #config() {
+    const token = this.getAttribute("token") ?? "";
+    return {
+      api: this.getAttribute("api") ?? "",
+      definition: this.getAttribute("definition") ?? "",
+      token,
+      member: this.getAttribute("member") || memberOfToken(token) || "",
+      lang: this.getAttribute("lang") || document.documentElement.lang || navigator.language || "en",
+      currency: this.getAttribute("currency") || undefined,
+      live: this.getAttribute("live") !== "off",
+    };
+  }
+
+  get #clients(): KindlingClients {
+    const { api, token } = this.#config;
+    return clientsFor(api, token);
+  }
+
+  #start(): void {
+    this.#stop();
+    const config = this.#config;
+    const missing = (["api", "definition", "token"] as const).filter((k) => !config[k]);
+    if (!config.member && config.token) missing.push("member" as never);
+    if (missing.length > 0) {
+      this.#showError(`Missing ${missing.join(", ")}: set the attribute${missing.length > 1 ? "s" : ""} on <kindling-streak>.`);
+      return;
+    }
+    const session = new AbortController();
+    this.#session = session;
+    void this.#read().then(() => {
+      if (config.live && !session.signal.aborted) void this.#watch(session.signal);
+    });
+  }
+
+  #stop(): void {
+    this.#session?.abort();
+    this.#session = undefined;
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
+  }
+
+  /** One read at a time; a read asked for during another runs once right after it. */
+  async #read(): Promise<void> {
+    if (this.#reading) {
+      this.#readAgain = true;
+      return;
+    }
+    this.#reading = true;
+    try {
+      do {
+        this.#readAgain = false;
+        await this.#readOnce();
+      } while (this.#readAgain);
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  async #readOnce(): Promise<void> {
+    const { definition, member, lang } = this.#config;
+    const language = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(lang) ? lang : "";
+    try {
+      let progress: MemberStreakProgress | undefined;
+      try {
+        progress = (await this.#clients.streaks.getMemberStreak({ memberExternalId: member, definitionId: definition, language })).streak;
+      } catch (error) {
+        if (!(error instanceof ConnectError && error.code === Code.NotFound && errorReason(error) === "MEMBER_STREAK_NOT_FOUND")) throw error;
+        // No activity yet: the list's not-started view carries the definition's rules and rendered labels.
+        const list = await this.#clients.streaks.listMemberStreaks({ memberExternalId: member, language, includeNotStarted: true, pageSize: 1000 });
+        progress = list.streaks.find((s) => s.definitionId === definition);
+        if (!progress) throw error;
+      }
+      if (!progress) return;
+      this.#progress = progress;
+      this.#render(streakView(progress, { lang: lang, currency: this.#config.currency }));
+      this.dispatchEvent(new CustomEvent("kindling-update", { detail: progress, bubbles: true, composed: true }));
+    } catch (error) {
+      const message = error instanceof ConnectError ? error.rawMessage : String(error);
+      if (!this.#progress) this.#showError(`Could not load the streak: ${message}`);
+      this.dispatchEvent(new CustomEvent("kindling-error", { detail: error, bubbles: true, composed: true }));
+    }
+  }
+
+  /**
+   * Follows the member's events in this definition and re-reads on each. A broken stream is reopened from the last
+   * cursor after a read (so nothing is missed), backing off up to 30 s: while the stream cannot be held, those
+   * reads are the polling fallback.
+   */
+  async #watch(signal: AbortSignal): Promise<void> {
+    const { definition, member } = this.#config;
+    let cursor = "";
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const stream = this.#clients.events.watchEvents(
+          { memberExternalId: member, definitionId: definition, afterCursor: cursor },
+          {
+            signal,
+            // The server has taken its position in the stream: read once, so an event recorded between the
+            // first read and this moment is not missed.
+            onHeader: () => {
+              this.toggleAttribute("data-live", true);
+              if (cursor === "" && failures === 0) return;
+              void this.#read();
+            },
+          },
+        );
+        for await (const { event } of stream) {
+          failures = 0;
+          if (event?.cursor) cursor = event.cursor;
+          void this.#read();
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        if (errorReason(error) === "CURSOR_EXPIRED") cursor = "";
+      }
+      this.toggleAttribute("data-live", false);
+      if (signal.aborted) return;
+      failures += 1;
+      await sleep(Math.min(RETRY_MAX_MS, 500 * 2 ** Math.min(failures, 6)), signal);
+      if (!signal.aborted) await this.#read();
+    }
+  }
+
+  async #claim(rewardId: string, button: HTMLButtonElement): Promise<void> {
+    button.disabled = true;
+    this.#setNote("", "");
+    try {
+      const res = await this.#clients.rewards.claimReward({ target: { case: "rewardId", value: rewardId } });
+      const label = res.bonusPoints > 0 ? `+${res.bonusPoints} points` : res.reward?.name || res.reward?.value || "Reward";
+      this.#setNote(`Claimed: ${label}.`, "ok");
+      await this.#read();
+    } catch (error) {
+      this.#setNote(claimRefusalText(errorReason(error), error instanceof ConnectError ? error.rawMessage : String(error)), "error");
+      button.disabled = false;
+    }
+  }
+
+  #setNote(text: string, kind: "ok" | "error" | ""): void {
+    this.#note.textContent = text;
+    this.#note.className = `note ${kind}`;
+  }
+
+  #showError(text: string): void {
+    this.#card.setAttribute("aria-busy", "false");
+    this.#content.replaceChildren(h("p", { class: "error-box", role: "alert" }, text));
+  }
+
+  #render(v: StreakView): void {
+    const focusedReward = (this.#root.activeElement as HTMLElement | null)?.dataset?.reward;
+    this.#card.className = `card status-${v.status}`;
+    this.#card.setAttribute("aria-busy", "false");
+    this.#card.setAttribute("aria-label", `Streak: ${v.title}`);
+    this.setAttribute("data-status", v.status);
+
+    const periods = (n: number) => `${n} period${n === 1 ? "" : "s"}`;
+    this.#countdown = v.secondsToClose !== undefined ? h("span", { class: "countdown", role: "timer", part: "countdown" }) : undefined;
+    const percent = v.window ? Math.min(100, Math.round((v.window.value / v.window.target) * 100)) : 0;
+
+    this.#content.replaceChildren(
+      ...present(
+      h("h2", { part: "title" }, v.title),
+      h(
+        "div",
+        { class: "head" },
+        h("span", { class: "flame", "aria-hidden": "true" }, "🔥"),
+        h("div", {}, h("div", { class: "count", part: "count" }, String(v.count), h("small", {}, v.unit)), h("div", { class: "longest" }, `Longest: ${v.longest}`)),
+      ),
+      h("p", {}, h("span", { class: "badge-state", part: "status" }, v.statusLabel), this.#countdown && " ", this.#countdown && h("span", { class: "closes" }, v.status === "at-risk" ? "Breaks in " : "Window closes in "), this.#countdown),
+      v.message !== "" && h("p", { class: "message", part: "message" }, v.message),
+      v.window &&
+        h(
+          "div",
+          { class: "window" },
+          h("div", { class: "row" }, h("span", { id: "window-label" }, "This period"), h("strong", {}, v.window.text)),
+          h(
+            "div",
+            { class: "bar", role: "progressbar", "aria-labelledby": "window-label", "aria-valuemin": "0", "aria-valuemax": String(v.window.target), "aria-valuenow": String(Math.min(v.window.value, v.window.target)), "aria-valuetext": v.window.text },
+            h("span", { style: `width:${percent}%` }),
+          ),
+        ),
+      v.nextMilestone &&
+        h("div", { class: "row" }, h("span", {}, `Next milestone: ${v.nextMilestone.name || v.nextMilestone.threshold}`), h("strong", {}, `${periods(v.nextMilestone.periodsToGo)} to go`)),
+      h("div", { class: "row" }, h("span", {}, "Freezes held"), h("strong", {}, String(v.freezes))),
+      v.badges.length > 0 && h("p", { class: "section-title", id: "badges-title" }, "Badges"),
+      v.badges.length > 0 &&
+        h(
+          "ul",
+          { class: "badges", "aria-labelledby": "badges-title" },
+          ...v.badges.map((b) =>
+            h(
+              "li",
+              { class: b.earned ? "earned" : "locked" },
+              b.imageUrl ? h("img", { src: b.imageUrl, alt: "" }) : undefined,
+              `${b.name} `,
+              h("span", { class: "sr-only" }, b.earned ? "(earned)" : `(not yet earned, at ${b.threshold})`),
+              h("span", { "aria-hidden": "true" }, b.earned ? "✓" : `· ${b.threshold}`),
+            ),
+          ),
+        ),
+      v.rewards.length > 0 && h("p", { class: "section-title", id: "rewards-title" }, "Rewards to claim"),
+      v.rewards.length > 0 &&
+        h(
+          "ul",
+          { class: "rewards", "aria-labelledby": "rewards-title" },
+          ...v.rewards.map((r) => {
+            const button = h("button", { type: "button", part: "claim", "data-reward": r.rewardId, "aria-label": `Claim ${r.label} (milestone ${r.threshold})` }, "Claim") as HTMLButtonElement;
+            button.addEventListener("click", () => void this.#claim(r.rewardId, button));
+            return h("li", {}, h("span", {}, `${r.label} `, h("small", {}, `· milestone ${r.threshold}`)), button);
+          }),
+        ),
+      ),
+    );
+    if (focusedReward) this.#root.querySelector<HTMLElement>(`[data-reward="${CSS.escape(focusedReward)}"]`)?.focus();
+
+    clearInterval(this.#ticker);
+    this.#ticker = undefined;
+    this.#deadline = v.secondsToClose !== undefined ? performance.now() + v.secondsToClose * 1000 : undefined;
+    if (this.#deadline !== undefined) {
+      this.#tick();
+      this.#ticker = setInterval(() => this.#tick(), 1000);
+    }
+  }
+
+  /** Counts down from the read's seconds_until_window_close on the page's monotonic clock (immune to a wrong
+   * wall clock); at zero the window has closed, so the state is read again. */
+  #tick(): void {
+    if (this.#deadline === undefined || !this.#countdown) return;
+    const left = (this.#deadline - performance.now()) / 1000;
+    this.#countdown.textContent = formatCountdown(left);
+    this.#countdown.setAttribute("aria-label", describeCountdown(left));
+    if (left <= 0) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+      this.#deadline = undefined;
+      void this.#read();
+    }
+  }
+}
+
+export function defineKindlingStreak(): void {
+  if (!customElements.get("kindling-streak")) customElements.define("kindling-streak", KindlingStreakElement);
+}
