@@ -96,5 +96,19 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
       if (!tenant) throw notFound("tenant", { tenant_id: principal.tenantId });
       return { config: jwtConfigMessage(config) };
     },
+
+    // The browser RPCs (issue 12) are being built on this branch; until then they answer UNIMPLEMENTED.
+    getBrowserOrigins() {
+      throw new ApiError(Code.Unimplemented, "UNIMPLEMENTED", "not implemented yet");
+    },
+    setBrowserOrigins() {
+      throw new ApiError(Code.Unimplemented, "UNIMPLEMENTED", "not implemented yet");
+    },
+    createMemberSession() {
+      throw new ApiError(Code.Unimplemented, "UNIMPLEMENTED", "not implemented yet");
+    },
+    rotateMemberSessionKey() {
+      throw new ApiError(Code.Unimplemented, "UNIMPLEMENTED", "not implemented yet");
+    },
   };
 }
