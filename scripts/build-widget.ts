@@ -2,8 +2,9 @@
 // /widget/kindling-streak.js. Minified and reproducible — no timestamps, absolute paths or random names reach the
 // output, so the same sources always give the same bytes; scripts/test.ts fails when the checked-in file is stale.
 // `--out <file>` writes elsewhere (the staleness check builds a fresh copy to compare).
-import { create, toBinary } from "@bufbuild/protobuf";
-import { base64Encode } from "@bufbuild/protobuf/wire";
+import { readFile } from "node:fs/promises";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { base64Decode, base64Encode } from "@bufbuild/protobuf/wire";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { build, type Metafile, type Plugin } from "esbuild";
 import { join } from "node:path";
@@ -34,6 +35,37 @@ const validateStub: Plugin = {
 };
 
 /** Builds the bundle; returns esbuild's metafile (what each input contributes) for the bench's size report. */
+/** Drops every unknown field (`$unknown`) anywhere in a decoded descriptor: the buf.validate extensions. */
+function dropExtensions(value: unknown): void {
+  if (Array.isArray(value)) {
+    for (const item of value) dropExtensions(item);
+  } else if (value !== null && typeof value === "object") {
+    delete (value as { $unknown?: unknown }).$unknown;
+    for (const child of Object.values(value)) dropExtensions(child);
+  }
+}
+
+/**
+ * The generated kindling descriptors carry protovalidate's rules (patterns, CEL expressions) as extensions of
+ * their options. The widget links them without those extensions — standard options such as map_entry and the
+ * methods' idempotency_level, which Connect needs for GET, are kept — so the browser does not download rules it
+ * never runs.
+ */
+const descriptorsWithoutRules: Plugin = {
+  name: "descriptors-without-validation-rules",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]gen[\\/].*_pb\.js$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const contents = source.replace(/fileDesc\("([A-Za-z0-9+/=]+)"/g, (_all, b64: string) => {
+        const proto = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+        dropExtensions(proto);
+        return `fileDesc(${JSON.stringify(base64Encode(toBinary(FileDescriptorProtoSchema, proto), "std_raw"))}`;
+      });
+      return { contents, loader: "js" };
+    });
+  },
+};
+
 export async function buildWidget(outfile = WIDGET_BUNDLE): Promise<Metafile> {
   const result = await build({
     metafile: true,
@@ -50,7 +82,7 @@ export async function buildWidget(outfile = WIDGET_BUNDLE): Promise<Metafile> {
     charset: "utf8",
     tsconfig: join(root, "web", "tsconfig.json"),
     logLevel: "warning",
-    plugins: [validateStub],
+    plugins: [validateStub, descriptorsWithoutRules],
   });
   return result.metafile;
 }

@@ -12,6 +12,7 @@ import { claimRefusalText, describeCountdown, formatCountdown, streakView, type 
 import { STYLES } from "./styles.ts";
 
 const RETRY_MAX_MS = 30_000;
+const CATCH_UP_MS = 1_000;
 
 type Child = Node | string | false | undefined;
 
@@ -21,6 +22,27 @@ function h(tag: string, attrs: Record<string, string | undefined> = {}, ...child
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined) el.setAttribute(k, v);
   for (const c of children) if (c !== false && c !== undefined) el.append(c);
   return el;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** The flame as inline SVG: an emoji would depend on the visitor's fonts (and renders as a box without them). */
+function flame(): Element {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "flame");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("part", "flame");
+  for (const [d, cls] of [
+    ["M12 1.5c.9 3.4-1 5.6-2.7 7.6C7.7 11 6.5 12.8 6.5 15.2a5.5 5.5 0 0 0 11 0c0-2.6-1.3-4.6-2.7-6.1.1 1.7-.6 3-1.8 3.5.7-3.9-.1-7.8-1-11.1z", "outer"],
+    ["M12.3 12.2c.3 1.6-.5 2.5-1.2 3.3-.6.7-1 1.3-1 2.2a2.2 2.2 0 0 0 4.4 0c0-1.3-.8-2.3-1.3-2.9 0 .7-.3 1.1-.7 1.3.2-1.4 0-2.8-.2-3.9z", "inner"],
+  ] as const) {
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("class", cls);
+    svg.append(path);
+  }
+  return svg;
 }
 
 function present(...children: Child[]): (Node | string)[] {
@@ -171,30 +193,24 @@ export class KindlingStreakElement extends HTMLElement {
   }
 
   /**
-   * Follows the member's events in this definition and re-reads on each. A broken stream is reopened from the last
-   * cursor after a read (so nothing is missed), backing off up to 30 s: while the stream cannot be held, those
-   * reads are the polling fallback.
+   * Follows the member's events in this definition and re-reads on each. The server takes its place in the event
+   * stream when the call reaches it, but sends no headers before the first event, so the widget cannot see that
+   * moment: once the stream has been open CATCH_UP_MS it reads once more, which covers anything recorded between
+   * its first read and the stream's start, and marks itself live (`data-live`). A broken stream is reopened from
+   * the last cursor after a read (so nothing is missed), backing off up to 30 s: while the stream cannot be held,
+   * those reads are the polling fallback.
    */
   async #watch(signal: AbortSignal): Promise<void> {
     const { definition, member } = this.#config;
     let cursor = "";
     let failures = 0;
     while (!signal.aborted) {
+      const caughtUp = setTimeout(() => {
+        this.toggleAttribute("data-live", true);
+        void this.#read();
+      }, CATCH_UP_MS);
       try {
-        const stream = this.#clients.events.watchEvents(
-          { memberExternalId: member, definitionId: definition, afterCursor: cursor },
-          {
-            signal,
-            // The server has taken its position in the stream: read once, so an event recorded between the
-            // first read and this moment is not missed.
-            onHeader: () => {
-              this.toggleAttribute("data-live", true);
-              if (cursor === "" && failures === 0) return;
-              void this.#read();
-            },
-          },
-        );
-        for await (const { event } of stream) {
+        for await (const { event } of this.#clients.events.watchEvents({ memberExternalId: member, definitionId: definition, afterCursor: cursor }, { signal })) {
           failures = 0;
           if (event?.cursor) cursor = event.cursor;
           void this.#read();
@@ -202,8 +218,10 @@ export class KindlingStreakElement extends HTMLElement {
       } catch (error) {
         if (signal.aborted) return;
         if (errorReason(error) === "CURSOR_EXPIRED") cursor = "";
+      } finally {
+        clearTimeout(caughtUp);
+        this.toggleAttribute("data-live", false);
       }
-      this.toggleAttribute("data-live", false);
       if (signal.aborted) return;
       failures += 1;
       await sleep(Math.min(RETRY_MAX_MS, 500 * 2 ** Math.min(failures, 6)), signal);
@@ -222,6 +240,8 @@ export class KindlingStreakElement extends HTMLElement {
     } catch (error) {
       this.#setNote(claimRefusalText(errorReason(error), error instanceof ConnectError ? error.rawMessage : String(error)), "error");
       button.disabled = false;
+      // A refusal means this view is stale (claimed in another tab, expired): show what is claimable now.
+      if (errorReason(error) !== undefined) await this.#read();
     }
   }
 
@@ -252,10 +272,10 @@ export class KindlingStreakElement extends HTMLElement {
       h(
         "div",
         { class: "head" },
-        h("span", { class: "flame", "aria-hidden": "true" }, "🔥"),
+        flame(),
         h("div", {}, h("div", { class: "count", part: "count" }, String(v.count), h("small", {}, v.unit)), h("div", { class: "longest" }, `Longest: ${v.longest}`)),
       ),
-      h("p", {}, h("span", { class: "badge-state", part: "status" }, v.statusLabel), this.#countdown && " ", this.#countdown && h("span", { class: "closes" }, v.status === "at-risk" ? "Breaks in " : "Window closes in "), this.#countdown),
+      h("p", {}, h("span", { class: "badge-state", part: "status" }, v.statusLabel), this.#countdown && " ", this.#countdown && h("span", { class: "closes" }, "Window closes in "), this.#countdown),
       v.message !== "" && h("p", { class: "message", part: "message" }, v.message),
       v.window &&
         h(
@@ -269,7 +289,7 @@ export class KindlingStreakElement extends HTMLElement {
           ),
         ),
       v.nextMilestone &&
-        h("div", { class: "row" }, h("span", {}, `Next milestone: ${v.nextMilestone.name || v.nextMilestone.threshold}`), h("strong", {}, `${periods(v.nextMilestone.periodsToGo)} to go`)),
+        h("div", { class: "row" }, h("span", {}, `Next milestone: ${v.nextMilestone.name}`), h("strong", {}, `${periods(v.nextMilestone.periodsToGo)} to go`)),
       h("div", { class: "row" }, h("span", {}, "Freezes held"), h("strong", {}, String(v.freezes))),
       v.badges.length > 0 && h("p", { class: "section-title", id: "badges-title" }, "Badges"),
       v.badges.length > 0 &&

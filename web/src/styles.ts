@@ -21,7 +21,9 @@ export const STYLES = `
 .card { background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); padding: 1rem 1.1rem; }
 h2 { font-size: 1rem; margin: 0 0 .5rem; font-weight: 600; }
 .head { display: flex; align-items: center; gap: .8rem; }
-.flame { font-size: 2.4rem; line-height: 1; display: inline-block; transform-origin: 50% 90%; }
+.flame { width: 2.8rem; height: 2.8rem; flex: none; transform-origin: 50% 90%; }
+.flame .outer { fill: var(--kindling-flame, #f97316); }
+.flame .inner { fill: var(--kindling-flame-core, #fde047); }
 .status-at-risk .flame, .status-not-started .flame, .status-broken .flame { filter: grayscale(.85); opacity: .7; }
 .status-in-progress .flame, .status-completed .flame { animation: flicker 1.6s ease-in-out infinite alternate; }
 @keyframes flicker { from { transform: scale(1) rotate(-2deg); } to { transform: scale(1.08) rotate(2deg); } }

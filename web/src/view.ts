@@ -45,6 +45,7 @@ export interface StreakView {
   readonly window: WindowView | undefined;
   /** Seconds from the read until the window closes, when a countdown applies. */
   readonly secondsToClose: number | undefined;
+  /** The next milestone with its display name ("Two in a row", else "5-day streak") and the periods still needed. */
   readonly nextMilestone: { readonly threshold: number; readonly name: string; readonly periodsToGo: number } | undefined;
   readonly badges: readonly BadgeView[];
   readonly freezes: number;
@@ -150,10 +151,14 @@ function rewardLabel(r: MemberStreakProgress["unclaimedMilestones"][number], opt
 
 const PERIOD_NAMES: Partial<Record<CalendarPeriod, string>> = { [CalendarPeriod.DAILY]: "day", [CalendarPeriod.WEEKLY]: "week", [CalendarPeriod.MONTHLY]: "month" };
 
+function periodName(p: Pick<MemberStreakProgress, "window">): string {
+  const kind = p.window?.kind;
+  return kind?.case === "calendar" ? (PERIOD_NAMES[kind.value.period] ?? "period") : "period";
+}
+
 /** "day"/"days" for daily windows and so on; rolling windows count "periods". */
 export function countUnit(p: Pick<MemberStreakProgress, "window" | "currentCount">): string {
-  const kind = p.window?.kind;
-  const name = kind?.case === "calendar" ? (PERIOD_NAMES[kind.value.period] ?? "period") : "period";
+  const name = periodName(p);
   return p.currentCount === 1 ? name : `${name}s`;
 }
 
@@ -173,7 +178,8 @@ export function streakView(p: MemberStreakProgress, options: ViewOptions): Strea
     message: p.display?.message ?? "",
     window: status === "broken" || status === "completed" ? undefined : windowView(p, options),
     secondsToClose: countdown ? Number(seconds) : undefined,
-    nextMilestone: next && p.periodsToNextMilestone !== undefined ? { threshold: next.threshold, name: next.name, periodsToGo: p.periodsToNextMilestone } : undefined,
+    nextMilestone:
+      next && p.periodsToNextMilestone !== undefined ? { threshold: next.threshold, name: next.name || `${next.threshold}-${periodName(p)} streak`, periodsToGo: p.periodsToNextMilestone } : undefined,
     badges: p.badges.map((b) => ({ name: b.name, threshold: b.milestoneThreshold, imageUrl: b.imageUrl, earned: b.earned })),
     freezes: p.freezesHeld,
     rewards: p.unclaimedMilestones.map((r) => ({ rewardId: r.rewardId, threshold: r.threshold, label: rewardLabel(r, options) })),
