@@ -2,6 +2,7 @@
 // process with a message that names the variable, so a mistyped deployment never starts half-configured.
 import { homedir } from "node:os";
 import { resolve } from "node:path";
+import { parseBrowserOrigin } from "../domain/browser-origin.ts";
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
@@ -49,6 +50,13 @@ export interface KindlingConfig {
   readonly grpcUnaryPath: boolean;
   /** Session-level prepared statements on the hot paths (false behind a transaction-pooling proxy such as PgBouncer). */
   readonly preparedStatements: boolean;
+  /** Browser origins allowed for every tenant (CORS), beside each tenant's own list. */
+  readonly corsOrigins: readonly string[];
+  /**
+   * Serve the /demo page (a development aid that acts as the ADMIN of a demo tenant). Undefined: on only for the
+   * embedded `npm start` (role `all` without DATABASE_URL); see demoEnabled.
+   */
+  readonly demo: boolean | undefined;
 }
 
 export class ConfigError extends Error {
@@ -106,6 +114,21 @@ function hostPort(env: Env, name: string): string | undefined {
   return raw;
 }
 
+function origins(env: Env, name: string): string[] {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return [];
+  const list = raw.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const origin of list) {
+    const parsed = parseBrowserOrigin(origin);
+    if (!parsed.ok) throw new ConfigError(name, `has an invalid origin: ${parsed.problem}`);
+  }
+  return [...new Set(list)];
+}
+
+function optionalFlag(env: Env, name: string): boolean | undefined {
+  return optionalString(env, name) === undefined ? undefined : flag(env, name);
+}
+
 const logLevels: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 function logLevel(env: Env, name: string): LogLevel {
@@ -146,7 +169,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
+    corsOrigins: origins(env, "KINDLING_CORS_ORIGINS"),
+    demo: optionalFlag(env, "KINDLING_DEMO"),
   };
+}
+
+/** Whether /demo is served: as configured, else only for the embedded, all-in-one `npm start`. */
+export function demoEnabled(config: KindlingConfig, role: string): boolean {
+  return config.demo ?? (role === "all" && config.databaseUrl === undefined);
 }
 
 /** The settings an API process serves by, as the environment variables loadConfig reads them back from. */
@@ -160,6 +190,8 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
+    KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
+    ...(config.demo === undefined ? {} : { KINDLING_DEMO: String(config.demo) }),
   };
 }
 
@@ -185,4 +217,6 @@ export const configVariables = [
   ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
+  ["KINDLING_CORS_ORIGINS", "Comma-separated browser origins (such as https://shop.example.com) allowed to call the API for every tenant, beside each tenant's own list (TenantService.SetBrowserOrigins). Default none."],
+  ["KINDLING_DEMO", "true: serve the /demo page, whose panel acts as the ADMIN of a demo tenant (a development aid; never expose it). Default: on only for the embedded `npm start` (no DATABASE_URL), off otherwise."],
 ] as const;
