@@ -273,3 +273,36 @@ describe("a page on an origin the tenant did not allow", () => {
     await page.close();
   });
 });
+
+describe("/demo rebuilt on the widget", () => {
+  it("demo/define_record_and_see_the_widget_change_without_a_secret", async () => {
+    const demo = await startTestApi({ label: "widget_demo", env: { KINDLING_DEMO: "true" } });
+    const page = await chromium.browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const sentSecrets: string[] = [];
+    page.on("request", (req) => {
+      // An API key goes as apikey/secretkey headers or as a two-part bearer; a member session is a three-part JWT.
+      const { apikey, secretkey, authorization } = req.headers();
+      if (apikey !== undefined || secretkey !== undefined || (authorization !== undefined && !/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/.test(authorization))) sentSecrets.push(req.url());
+    });
+    try {
+      await page.goto(`${demo.url}/demo`);
+      await page.getByLabel("Name").fill("Morning coffee");
+      await page.getByRole("button", { name: "Create & publish" }).click();
+      const widget = page.locator("#slot kindling-streak");
+      await expect.poll(() => widget.getAttribute("data-status"), { timeout: 10_000 }).toBe("not-started");
+      await expect.poll(() => widget.getAttribute("data-live"), { timeout: 10_000 }).toBe("");
+      await page.getByRole("button", { name: "Record activity now" }).click();
+      await expect.poll(() => widget.getAttribute("data-status"), { timeout: 5_000 }).toBe("in-progress");
+      expect(await page.locator('#slot kindling-streak [part="count"]').textContent()).toMatch(/^1\s*day$/);
+      await page.locator("#slot kindling-streak").screenshot({ path: join(shots, "widget-demo-member.png"), animations: "disabled" });
+      await page.screenshot({ path: join(shots, "widget-demo.png"), fullPage: true, animations: "disabled" });
+      // The panel's calls carry no key at all; the widget's carry only the member session (a JWT: three parts).
+      expect(sentSecrets).toEqual([]);
+      const html = await (await fetch(`${demo.url}/demo`)).text();
+      expect(html).not.toMatch(/secretkey|apikey/i);
+    } finally {
+      await page.close();
+      await demo.close();
+    }
+  });
+});
