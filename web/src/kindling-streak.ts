@@ -65,7 +65,7 @@ export class KindlingStreakElement extends HTMLElement {
   readonly #note: HTMLElement;
   #session: AbortController | undefined;
   #progress: MemberStreakProgress | undefined;
-  #reading = false;
+  #reading: Promise<void> | undefined;
   #readAgain = false;
   #deadline: number | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -150,21 +150,27 @@ export class KindlingStreakElement extends HTMLElement {
     this.#ticker = undefined;
   }
 
-  /** One read at a time; a read asked for during another runs once right after it. */
-  async #read(): Promise<void> {
+  /**
+   * One read at a time; reads asked for during another run once right after it, and every caller's promise
+   * settles when a read that started after its call has finished.
+   */
+  #read(): Promise<void> {
     if (this.#reading) {
       this.#readAgain = true;
-      return;
+      return this.#reading;
     }
-    this.#reading = true;
-    try {
-      do {
-        this.#readAgain = false;
-        await this.#readOnce();
-      } while (this.#readAgain);
-    } finally {
-      this.#reading = false;
-    }
+    const reading = (async () => {
+      try {
+        do {
+          this.#readAgain = false;
+          await this.#readOnce();
+        } while (this.#readAgain);
+      } finally {
+        this.#reading = undefined;
+      }
+    })();
+    this.#reading = reading;
+    return reading;
   }
 
   async #readOnce(): Promise<void> {
