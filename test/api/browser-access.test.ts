@@ -126,6 +126,33 @@ describe("browser access: CORS", () => {
     expect(refused.headers.get("access-control-allow-origin")).toBe(SHOP_A);
   });
 
+  it("cors/a_server_stream_from_the_tenants_origin_is_granted", async () => {
+    const member = `watcher-${Date.now()}`;
+    const token = await mint(member, defOne);
+    // The member's event exists before the stream opens; the stream replays it from an earlier cursor.
+    const earliest = (await api.client(EventService).listEvents({ pageSize: 1 })).events[0]!.cursor;
+    await activityOnDay(api.client(ActivityService), member, defOne, 0);
+    const json = new TextEncoder().encode(JSON.stringify({ memberExternalId: member, afterCursor: earliest }));
+    const envelope = new Uint8Array(5 + json.length);
+    new DataView(envelope.buffer).setUint32(1, json.length);
+    envelope.set(json, 5);
+    const aborted = new AbortController();
+    const stream = fetch(`${api.url}/kindling.v1.EventService/WatchEvents`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", origin: SHOP_A, ...bearer(token) },
+      body: envelope,
+      signal: aborted.signal,
+    });
+    // The stream's headers go out with its first event.
+    const res = await stream;
+    try {
+      expect(res.status).toBe(200);
+      expect(res.headers.get("access-control-allow-origin")).toBe(SHOP_A);
+    } finally {
+      aborted.abort();
+    }
+  });
+
   it("cors/a_read_without_origin_still_varies_on_origin", async () => {
     const token = await mint("alice");
     const get = await connectGet(api.url, "kindling.v1.MemberStreakService/GetMemberStreak", { memberExternalId: "alice", definitionId: defOne }, bearer(token));
