@@ -130,8 +130,8 @@ export class KindlingStreakElement extends HTMLElement {
   #start(): void {
     this.#stop();
     const config = this.#config;
-    const missing = (["api", "definition", "token"] as const).filter((k) => !config[k]);
-    if (!config.member && config.token) missing.push("member" as never);
+    const missing: string[] = (["api", "definition", "token"] as const).filter((k) => !config[k]);
+    if (!config.member && config.token) missing.push("member");
     if (missing.length > 0) {
       this.#showError(`Missing ${missing.join(", ")}: set the attribute${missing.length > 1 ? "s" : ""} on <kindling-streak>.`);
       return;
