@@ -143,6 +143,7 @@ beforeAll(async () => {
         `<section><h2>Spend, in dollars</h2>${widget({ id: "sum", ...base, definition: spend, token: ana, currency: "USD" })}</section>`,
         `<section><h2>Completed</h2>${widget({ id: "completed", ...base, definition: sprint, token: ana })}</section>`,
         `<section><h2>Broken, in French</h2>${widget({ id: "broken", ...base, lang: "fr", definition: daily, token: bo })}</section>`,
+        `<section style="grid-column: 1 / -1"><h2>All of ana's streaks</h2><kindling-streaks id="list" api="${api.url}" token="${ana}" lang="en" currency="USD"></kindling-streaks></section>`,
       ].join(""),
     ),
   });
@@ -185,6 +186,11 @@ describe("the widget on a brand's page (another origin)", () => {
     expect(await text(page, "broken", "status").textContent()).toBe("Rompue");
     expect(await text(page, "broken", "title").textContent()).toBe("Visite quotidienne");
 
+    // The list: one card per LIVE definition, each in its state.
+    await expect.poll(() => page.locator("#list kindling-streak").count(), { timeout: 10_000 }).toBe(3);
+    const listed = await page.locator("#list kindling-streak").evaluateAll((cards) => cards.map((c) => [c.getAttribute("definition"), c.getAttribute("data-status")]));
+    expect(Object.fromEntries(listed)).toEqual({ [daily]: "at-risk", [spend]: "not-started", [sprint]: "completed" });
+
     await shot(page, "main", "at-risk");
     await shot(page, "sum", "not-started-sum");
     await shot(page, "completed", "completed");
@@ -216,6 +222,9 @@ describe("the widget on a brand's page (another origin)", () => {
     await expect.poll(() => page.locator("#main button").count()).toBe(1);
     expect(await seen(page, "main")).toContain("1 of 1 this period");
     await shot(page, "main", "in-progress-reward");
+    // The list follows the member's events too.
+    await expect.poll(() => page.locator(`#list kindling-streak[definition="${daily}"]`).getAttribute("data-status"), { timeout: 2_000 }).toBe("in-progress");
+    await shot(page, "list", "list");
   });
 
   it("widget/claim_works_and_a_second_claim_shows_the_refusal", async () => {

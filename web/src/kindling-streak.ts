@@ -4,20 +4,20 @@
 // ticks the window's countdown locally, and claims rewards as the member (ClaimReward).
 //
 // Optional attributes: `member` (defaults to the token's `sub`), `currency` (ISO 4217, for SUM conditions),
-// `live="off"` (no stream: the element shows the state of its last read until told to `refresh()`).
+// `live="off"` (no stream: the element shows the state of its last read until told to `refresh()`). Inside a
+// <kindling-streaks> list it is `managed`: the list reads and watches for all its items and calls `show()`.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MemberStreakProgress } from "../../src/gen/kindling/v1/member_streak_pb.js";
 import { clientsFor, errorReason, memberOfToken, type KindlingClients } from "./client.ts";
+import { follow } from "./live.ts";
 import { claimRefusalText, describeCountdown, formatCountdown, streakView, type StreakView } from "./view.ts";
 import { STYLES } from "./styles.ts";
 
-const RETRY_MAX_MS = 30_000;
-const CATCH_UP_MS = 1_000;
 
 type Child = Node | string | false | undefined;
 
 /** A tiny element builder: text is always set as text, never parsed as HTML. */
-function h(tag: string, attrs: Record<string, string | undefined> = {}, ...children: Child[]): HTMLElement {
+export function h(tag: string, attrs: Record<string, string | undefined> = {}, ...children: Child[]): HTMLElement {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined) el.setAttribute(k, v);
   for (const c of children) if (c !== false && c !== undefined) el.append(c);
@@ -47,13 +47,6 @@ function flame(): Element {
 
 function present(...children: Child[]): (Node | string)[] {
   return children.filter((c): c is Node | string => c !== false && c !== undefined);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-  });
 }
 
 export class KindlingStreakElement extends HTMLElement {
@@ -127,8 +120,20 @@ export class KindlingStreakElement extends HTMLElement {
     return clientsFor(api, token);
   }
 
+  /** Shows a progress read by someone else (the <kindling-streaks> list, which reads and watches for its items). */
+  show(progress: MemberStreakProgress): void {
+    this.#progress = progress;
+    this.#render(streakView(progress, { lang: this.#config.lang, currency: this.#config.currency }));
+  }
+
+  /** Managed by a list: the element neither reads nor watches; when it needs fresh data it asks (kindling-stale). */
+  get #managed(): boolean {
+    return this.hasAttribute("managed");
+  }
+
   #start(): void {
     this.#stop();
+    if (this.#managed) return;
     const config = this.#config;
     const missing: string[] = (["api", "definition", "token"] as const).filter((k) => !config[k]);
     if (!config.member && config.token) missing.push("member");
@@ -155,6 +160,10 @@ export class KindlingStreakElement extends HTMLElement {
    * settles when a read that started after its call has finished.
    */
   #read(): Promise<void> {
+    if (this.#managed) {
+      this.dispatchEvent(new Event("kindling-stale", { bubbles: true }));
+      return Promise.resolve();
+    }
     if (this.#reading) {
       this.#readAgain = true;
       return this.#reading;
@@ -198,41 +207,9 @@ export class KindlingStreakElement extends HTMLElement {
     }
   }
 
-  /**
-   * Follows the member's events in this definition and re-reads on each. The server takes its place in the event
-   * stream when the call reaches it, but sends no headers before the first event, so the widget cannot see that
-   * moment: once the stream has been open CATCH_UP_MS it reads once more, which covers anything recorded between
-   * its first read and the stream's start, and marks itself live (`data-live`). A broken stream is reopened from
-   * the last cursor after a read (so nothing is missed), backing off up to 30 s: while the stream cannot be held,
-   * those reads are the polling fallback.
-   */
   async #watch(signal: AbortSignal): Promise<void> {
     const { definition, member } = this.#config;
-    let cursor = "";
-    let failures = 0;
-    while (!signal.aborted) {
-      const caughtUp = setTimeout(() => {
-        this.toggleAttribute("data-live", true);
-        void this.#read();
-      }, CATCH_UP_MS);
-      try {
-        for await (const { event } of this.#clients.events.watchEvents({ memberExternalId: member, definitionId: definition, afterCursor: cursor }, { signal })) {
-          failures = 0;
-          if (event?.cursor) cursor = event.cursor;
-          void this.#read();
-        }
-      } catch (error) {
-        if (signal.aborted) return;
-        if (errorReason(error) === "CURSOR_EXPIRED") cursor = "";
-      } finally {
-        clearTimeout(caughtUp);
-        this.toggleAttribute("data-live", false);
-      }
-      if (signal.aborted) return;
-      failures += 1;
-      await sleep(Math.min(RETRY_MAX_MS, 500 * 2 ** Math.min(failures, 6)), signal);
-      if (!signal.aborted) await this.#read();
-    }
+    await follow(this.#clients, { memberExternalId: member, definitionId: definition }, this, () => this.#read(), signal);
   }
 
   async #claim(rewardId: string, button: HTMLButtonElement): Promise<void> {

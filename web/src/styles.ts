@@ -41,7 +41,7 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; font-weight: 600; }
 .bar { height: .55rem; background: var(--_track); border-radius: 999px; overflow: hidden; margin: .3rem 0 .2rem; }
 .bar > span { display: block; height: 100%; background: var(--_accent); transition: width .4s ease; }
 .row { display: flex; justify-content: space-between; gap: .5rem; font-size: .9rem; color: var(--_muted); margin: .15rem 0; }
-.row strong { color: var(--_fg); font-weight: 600; }
+.row strong { color: var(--_fg); font-weight: 600; white-space: nowrap; }
 ul { list-style: none; padding: 0; margin: .3rem 0; }
 .badges { display: flex; flex-wrap: wrap; gap: .35rem; }
 .badges li { border: 1px solid var(--_border); border-radius: 999px; padding: .1rem .55rem; font-size: .8rem; color: var(--_muted); }
