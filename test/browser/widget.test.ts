@@ -267,6 +267,7 @@ describe("a page on an origin the tenant did not allow", () => {
     await page.goto(`${stranger.origin}/`);
     await expect.poll(() => page.locator("#main .error-box").count(), { timeout: 10_000 }).toBe(1);
     expect(await page.locator("#main [part=count]").count()).toBe(0);
+    expect(await page.locator("#main .error-box").textContent()).toMatch(/Could not reach Kindling from this page/);
     // Nor can the page's own script read the progress with the member's token.
     const read = await page.evaluate(async ({ url, definitionId, token }) => {
       const message = encodeURIComponent(JSON.stringify({ memberExternalId: "ana", definitionId }));

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { MemberStreakProgressSchema, MemberStreakState, type MemberStreakProgress } from "../../src/gen/kindling/v1/member_streak_pb.js";
 import { CalendarPeriod, ConditionType, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
+import { memberOfToken } from "../../web/src/client.ts";
 import { claimRefusalText, countUnit, describeCountdown, formatAmount, formatCountdown, statusOf, streakView, windowView } from "../../web/src/view.ts";
 
 function progress(init: Exclude<MessageInitShape<typeof MemberStreakProgressSchema>, MemberStreakProgress> = {}): MemberStreakProgress {
@@ -87,5 +88,13 @@ describe("widget view", () => {
     expect(claimRefusalText("REWARD_EXPIRED", "x")).toBe("This reward has expired.");
     expect(claimRefusalText("STREAK_TOO_SHORT", "x")).toMatch(/not long enough/);
     expect(claimRefusalText(undefined, "network down")).toBe("Could not claim: network down");
+  });
+
+  it("widget_view/member_from_the_tokens_sub_claim", () => {
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    expect(memberOfToken(`${part({ alg: "HS256" })}.${part({ sub: "ana-ü/1", tenant_id: "t" })}.sig`)).toBe("ana-ü/1");
+    expect(memberOfToken(`${part({ alg: "HS256" })}.${part({ tenant_id: "t" })}.sig`)).toBeUndefined();
+    expect(memberOfToken("key.secret")).toBeUndefined();
+    expect(memberOfToken("not a token")).toBeUndefined();
   });
 });

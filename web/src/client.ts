@@ -44,7 +44,9 @@ export function memberOfToken(token: string): string | undefined {
   const payload = token.split(".")[1];
   if (!payload) return undefined;
   try {
-    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "="));
+    // atob yields one character per byte; the claims are UTF-8 (member ids need not be ASCII).
+    const bytes = Uint8Array.from(atob(payload.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(payload.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+    const json = new TextDecoder().decode(bytes);
     const claims = JSON.parse(json) as { sub?: unknown };
     return typeof claims.sub === "string" && claims.sub !== "" ? claims.sub : undefined;
   } catch {

@@ -49,6 +49,18 @@ function present(...children: Child[]): (Node | string)[] {
   return children.filter((c): c is Node | string => c !== false && c !== undefined);
 }
 
+/**
+ * Why the first read failed, for the member. A Kindling refusal carries a reason; a request the browser itself
+ * refused (no CORS grant for this page's origin, network down) reaches the code as a bare fetch failure.
+ */
+export function loadFailureText(error: unknown): string {
+  if (error instanceof ConnectError && errorReason(error) !== undefined) return `Could not load the streak: ${error.rawMessage}`;
+  if (error instanceof ConnectError && (error.code === Code.Unknown || error.code === Code.Unavailable)) {
+    return "Could not reach Kindling from this page (is the site's origin allowed for this tenant?).";
+  }
+  return `Could not load the streak: ${error instanceof ConnectError ? error.rawMessage : String(error)}`;
+}
+
 export class KindlingStreakElement extends HTMLElement {
   static readonly observedAttributes = ["api", "definition", "token", "lang", "member", "currency", "live"];
 
@@ -201,8 +213,7 @@ export class KindlingStreakElement extends HTMLElement {
       this.#render(streakView(progress, { lang: lang, currency: this.#config.currency }));
       this.dispatchEvent(new CustomEvent("kindling-update", { detail: progress, bubbles: true, composed: true }));
     } catch (error) {
-      const message = error instanceof ConnectError ? error.rawMessage : String(error);
-      if (!this.#progress) this.#showError(`Could not load the streak: ${message}`);
+      if (!this.#progress) this.#showError(loadFailureText(error));
       this.dispatchEvent(new CustomEvent("kindling-error", { detail: error, bubbles: true, composed: true }));
     }
   }
