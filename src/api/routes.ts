@@ -26,6 +26,7 @@ import { createWebhookStore } from "../engine/webhook-store.ts";
 import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
 import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definition-catalog.ts";
+import { createBrowserAccess, type BrowserAccess } from "../engine/browser-access.ts";
 import { createBatchIngestor, type BatchIngestorOptions } from "../engine/batch-ingestor.ts";
 import { createBatchProgressReader } from "../engine/batch-progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
@@ -113,6 +114,11 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       ListApiKeys: ADMIN,
       RevokeApiKey: ADMIN,
       SetEndUserJwtConfig: ADMIN,
+      GetBrowserOrigins: ADMIN,
+      SetBrowserOrigins: ADMIN,
+      // The tenant's backend mints a session for the member it has signed in, and hands the token to the page.
+      CreateMemberSession: SERVER,
+      RotateMemberSessionKey: ADMIN,
     },
   ],
   [
@@ -141,7 +147,7 @@ function permissionMatrix(): PermissionMatrix {
   return matrix;
 }
 
-export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; interceptors: Interceptor[]; catalog: DefinitionCatalog } {
+export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; interceptors: Interceptor[]; catalog: DefinitionCatalog; browser: BrowserAccess } {
   const now = deps.now ?? Date.now;
   const em = () => deps.orm.em.fork();
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
@@ -153,22 +159,23 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });
   const verifiedKeys = createVerifiedKeyCache(undefined, now);
+  const browser = createBrowserAccess(deps.pool, undefined, now);
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, now })),
-    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => verifiedKeys.forget(keyId) })),
+    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => verifiedKeys.forget(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
   ];
   const interceptors = [
     createErrorInterceptor(),
     createLoggingInterceptor(deps.logger),
-    createAuthInterceptor(createCredentialStore(em), permissionMatrix(), now, verifiedKeys),
+    createAuthInterceptor(createCredentialStore(em, (tenantId, kid) => browser.sessionKey(tenantId, kid)), permissionMatrix(), now, verifiedKeys),
     createRedactionInterceptor(),
     createRateLimitInterceptor(deps.rateLimitPerSecond, now),
     createValidationInterceptor(),
   ];
-  return { services, interceptors, catalog };
+  return { services, interceptors, catalog, browser };
 }

@@ -1,17 +1,23 @@
 // One port, every protocol: gRPC, gRPC-Web and Connect (JSON and binary, GET for NO_SIDE_EFFECTS methods) over
 // HTTP/2 — cleartext with prior knowledge, as gRPC clients speak it — and HTTP/1.1 for browsers and curl.
-// Plain /healthz (process alive) and /readyz (dependencies answer) sit beside them for load balancers.
+// Plain /healthz (process alive) and /readyz (dependencies answer) sit beside them for load balancers, the
+// browser widget's script at /widget/, and — when enabled — the /demo page. Browser pages on other origins get
+// CORS grants as src/api/cors.ts decides.
 //
 // Node's cleartext HTTP/2 server cannot downgrade to HTTP/1.1 (allowHTTP1 needs TLS and ALPN), so a plain TCP
 // listener reads the first bytes of each connection and hands it to the HTTP/2 or the HTTP/1.1 server: an HTTP/2
 // client always opens with the fixed preface "PRI * HTTP/2.0".
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { DescService } from "@bufbuild/protobuf";
 import { createRegistry, type DescFile } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor, ServiceImpl, ContextValues, ServiceImplSpec } from "@connectrpc/connect";
-import { createConnectRouter, createServiceImplSpec } from "@connectrpc/connect";
+import { createConnectRouter, createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -25,11 +31,17 @@ import { createHealthService, createHealthState } from "./services/health.servic
 import { createReflectionAnswerer, createReflectionServices } from "./services/reflection.service.ts";
 import type { Logger } from "../observability/logger.ts";
 import { DEMO_PAGE } from "./demo/demo-page.ts";
+import type { DemoAccess } from "./demo/demo-access.ts";
+import { vouchedPrincipalKey } from "./context.ts";
+import { isSameOrigin, type CorsPolicy } from "./cors.ts";
 
 type NodeServerRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeServerResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** The built widget (web/, bundled by the widget's build) that /widget/ serves. */
+const DEFAULT_WIDGET_DIR = fileURLToPath(new URL("../../web/dist/", import.meta.url));
+const WIDGET_FILE = /^\/widget\/([a-z0-9][a-z0-9.-]*\.js(?:\.map)?)(?:\?.*)?$/;
 
 export interface ServiceRegistration {
   readonly service: DescService;
@@ -62,6 +74,12 @@ export interface ApiServerOptions {
    * For rolling upgrades, while newer clients may send fields this server does not know yet. Default false.
    */
   readonly ignoreUnknownJsonFields?: boolean;
+  /** CORS grants for browser pages on other origins; none when absent. */
+  readonly cors?: CorsPolicy;
+  /** The /demo page and its operator panel's route; when absent, /demo is 404. */
+  readonly demo?: DemoAccess;
+  /** Where /widget/ files are read from (default web/dist of this checkout). */
+  readonly widgetDir?: string;
 }
 
 export interface ApiServer {
@@ -98,6 +116,18 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     for (const registration of registrations) registration.register(router);
   };
 
+  // Requests of the demo's operator panel, rewritten to their API path; their calls act as the demo tenant.
+  const demoRequests = new WeakSet<NodeServerRequest>();
+  const demo = options.demo;
+  const baseValues = options.contextValues;
+  const contextValues = demo
+    ? (req: NodeServerRequest) => {
+        const values = baseValues?.(req) ?? createContextValues();
+        if (demoRequests.has(req)) values.set(vouchedPrincipalKey, demo.principal);
+        return values;
+      }
+    : baseValues;
+
   // The same options for connect-node's adapter and for the router the unary gRPC path replays odd bodies into.
   const guard: RequestGuardOptions = { maxRequestBytes: options.maxRequestBytes, ignoreUnknownJsonFields: options.ignoreUnknownJsonFields ?? false };
   const connectOptions = {
@@ -107,9 +137,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     shutdownSignal: shutdown.signal,
     acceptCompression: [compressionGzip, compressionBrotli],
     compressMinBytes: 1024,
-    ...(options.contextValues ? { contextValues: options.contextValues } : {}),
+    ...(contextValues ? { contextValues } : {}),
   };
-  const connectHandler = nodeAdapter(connectHandlersByPath(connectOptions, routes, guard), options.contextValues, logger);
+  const connectHandler = nodeAdapter(connectHandlersByPath(connectOptions, routes, guard), contextValues, logger);
   const grpcUnary = options.grpcUnaryPath === false ? undefined : createGrpcUnary({
     methods: unaryMethods(registrations),
     connectHandlers: connectHandlersByPath(connectOptions, routes, guard),
@@ -118,7 +148,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     compressMinBytes: connectOptions.compressMinBytes,
     readMaxBytes: options.maxRequestBytes,
     shutdownSignal: shutdown.signal,
-    ...(options.contextValues ? { contextValues: options.contextValues } : {}),
+    ...(contextValues ? { contextValues } : {}),
     onError: (error, path) => logger.warn({ error: error instanceof Error ? error.message : String(error), path }, "unary gRPC call failed outside its handler"),
   });
 
@@ -127,10 +157,30 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       sendJson(res, 200, { status: "ok" });
       return;
     }
-    if (req.url === "/demo" || req.url === "/") {
-      const r = res as http.ServerResponse;
-      r.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-      r.end(DEMO_PAGE);
+    const url = req.url ?? "";
+    if (url.startsWith("/widget/")) {
+      void serveWidget(req, res);
+      return;
+    }
+    if (url === "/demo" || url === "/" || url.startsWith("/demo/")) {
+      if (!demo) {
+        sendText(res, 404, "Not found. The demo page is off: set KINDLING_DEMO=true to enable it (a development aid).\n");
+        return;
+      }
+      if (url === "/demo" || url === "/") {
+        const r = res as http.ServerResponse;
+        r.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache" });
+        r.end(DEMO_PAGE);
+        return;
+      }
+      const apiPath = demo.apiPath(url);
+      if (apiPath === undefined) {
+        sendText(res, 404, "Not found: the demo panel may not call this.\n");
+        return;
+      }
+      req.url = apiPath;
+      demoRequests.add(req);
+      connectHandler(req, res);
       return;
     }
     if (req.url === "/readyz") {
@@ -144,8 +194,63 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       return;
     }
     if (grpcUnary && req.httpVersionMajor === 2 && grpcUnary.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
+    const origin = req.headers.origin;
+    if (origin !== undefined && options.cors && !isSameOrigin(origin, hostOf(req))) {
+      const r = res as http.ServerResponse;
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+        r.writeHead(204, options.cors.preflight(origin));
+        r.end();
+        return;
+      }
+      for (const [name, value] of Object.entries(options.cors.actual(origin, nodeHeaderReader(req)))) r.setHeader(name, value);
+    } else if (req.method === "GET") {
+      // A cacheable read answers differently per Origin (the grant): caches must key on it.
+      (res as http.ServerResponse).setHeader("vary", "Origin");
+    }
     connectHandler(req, res);
   };
+
+  // The widget's files: read once and kept while their modification time stays, revalidated by ETag. Public,
+  // readable from any origin (a module script on another origin needs a CORS grant), cached briefly since the
+  // path is stable across versions.
+  const widgetDir = options.widgetDir ?? DEFAULT_WIDGET_DIR;
+  const widgetFiles = new Map<string, { mtimeMs: number; size: number; body: Buffer; etag: string }>();
+  async function serveWidget(req: NodeServerRequest, res: NodeServerResponse): Promise<void> {
+    const r = res as http.ServerResponse;
+    const name = WIDGET_FILE.exec(req.url ?? "")?.[1];
+    if (!name || (req.method !== "GET" && req.method !== "HEAD")) {
+      sendText(res, 404, "Not found.\n");
+      return;
+    }
+    const path = join(widgetDir, name);
+    let file = widgetFiles.get(name);
+    try {
+      const info = await stat(path);
+      if (!file || file.mtimeMs !== info.mtimeMs || file.size !== info.size) {
+        const body = await readFile(path);
+        file = { mtimeMs: info.mtimeMs, size: info.size, body, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` };
+        widgetFiles.set(name, file);
+      }
+    } catch {
+      widgetFiles.delete(name);
+      sendText(res, 404, `Not found: ${name} is not built (${path} is missing). Build the widget from web/ (see the README's browser section).\n`);
+      return;
+    }
+    const headers = {
+      "content-type": name.endsWith(".map") ? "application/json; charset=utf-8" : "text/javascript; charset=utf-8",
+      "cache-control": "public, max-age=300",
+      etag: file.etag,
+      "access-control-allow-origin": "*",
+      "cross-origin-resource-policy": "cross-origin",
+    };
+    if (req.headers["if-none-match"] === file.etag) {
+      r.writeHead(304, headers);
+      r.end();
+      return;
+    }
+    r.writeHead(200, { ...headers, "content-length": String(file.body.length) });
+    r.end(req.method === "HEAD" ? undefined : file.body);
+  }
 
   const h2 = http2.createServer({}, handle);
   const h1 = http.createServer({ keepAliveTimeout: 5_000 }, handle);
@@ -255,6 +360,26 @@ function sniff(socket: Socket, dispatch: (isHttp2: boolean) => void): void {
     if (!matches) socket.resume();
   };
   socket.on("data", onData);
+}
+
+function sendText(res: NodeServerResponse, status: number, body: string): void {
+  const r = res as http.ServerResponse;
+  r.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
+  r.end(body);
+}
+
+/** The request's host as the browser addressed it (HTTP/1.1 Host, HTTP/2 :authority). */
+function hostOf(req: NodeServerRequest): string | undefined {
+  return "authority" in req ? req.authority : req.headers.host;
+}
+
+function nodeHeaderReader(req: NodeServerRequest): { get(name: string): string | null } {
+  return {
+    get(name) {
+      const value = req.headers[name];
+      return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+    },
+  };
 }
 
 function sendJson(res: NodeServerResponse, status: number, body: unknown): void {

@@ -2,6 +2,7 @@
 // process with a message that names the variable, so a mistyped deployment never starts half-configured.
 import { homedir } from "node:os";
 import { resolve } from "node:path";
+import { parseBrowserOrigin } from "../domain/browser-origin.ts";
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
@@ -54,6 +55,13 @@ export interface KindlingConfig {
    * for rolling upgrades where clients may already send fields this version does not know.
    */
   readonly jsonIgnoreUnknownFields: boolean;
+  /** Browser origins allowed for every tenant (CORS), beside each tenant's own list. */
+  readonly corsOrigins: readonly string[];
+  /**
+   * Serve the /demo page (a development aid that acts as the ADMIN of a demo tenant). Undefined: on only for the
+   * embedded `npm start` (role `all` without DATABASE_URL); see demoEnabled.
+   */
+  readonly demo: boolean | undefined;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +119,21 @@ function hostPort(env: Env, name: string): string | undefined {
   return raw;
 }
 
+function origins(env: Env, name: string): string[] {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return [];
+  const list = raw.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const origin of list) {
+    const parsed = parseBrowserOrigin(origin);
+    if (!parsed.ok) throw new ConfigError(name, `has an invalid origin: ${parsed.problem}`);
+  }
+  return [...new Set(list)];
+}
+
+function optionalFlag(env: Env, name: string): boolean | undefined {
+  return optionalString(env, name) === undefined ? undefined : flag(env, name);
+}
+
 const logLevels: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 function logLevel(env: Env, name: string): LogLevel {
@@ -152,7 +175,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
     jsonIgnoreUnknownFields: flag(env, "KINDLING_JSON_IGNORE_UNKNOWN_FIELDS"),
+    corsOrigins: origins(env, "KINDLING_CORS_ORIGINS"),
+    demo: optionalFlag(env, "KINDLING_DEMO"),
   };
+}
+
+/** Whether /demo is served: as configured, else only for the embedded, all-in-one `npm start`. */
+export function demoEnabled(config: KindlingConfig, role: string): boolean {
+  return config.demo ?? (role === "all" && config.databaseUrl === undefined);
 }
 
 /** The settings an API process serves by, as the environment variables loadConfig reads them back from. */
@@ -167,6 +197,8 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
     KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
+    KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
+    ...(config.demo === undefined ? {} : { KINDLING_DEMO: String(config.demo) }),
   };
 }
 
@@ -193,4 +225,6 @@ export const configVariables = [
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
   ["KINDLING_JSON_IGNORE_UNKNOWN_FIELDS", "true: drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (default false), for rolling upgrades where clients already send newer fields."],
+  ["KINDLING_CORS_ORIGINS", "Comma-separated browser origins (such as https://shop.example.com) allowed to call the API for every tenant, beside each tenant's own list (TenantService.SetBrowserOrigins). Default none."],
+  ["KINDLING_DEMO", "true: serve the /demo page, whose panel acts as the ADMIN of a demo tenant (a development aid; never expose it). Default: on only for the embedded `npm start` (no DATABASE_URL), off otherwise."],
 ] as const;

@@ -25,3 +25,6 @@ export const notFoundError = (what: string, metadata: Record<string, string> = {
 
 /** End users act only on their own member (PRODUCT §2). */
 export const memberMismatch = () => new EngineError("PERMISSION_DENIED", "MEMBER_MISMATCH", "end users may only access their own member");
+
+/** A member session scoped to one definition acts in that definition only. */
+export const definitionMismatch = () => new EngineError("PERMISSION_DENIED", "DEFINITION_MISMATCH", "this member session is limited to another definition");

@@ -11,7 +11,7 @@ import { advance } from "../domain/streak-machine.ts";
 import { applyFulfilment, claimDecision, pickClaimable, pointsCreditedOnClaim, retryDecision, type FulfilmentPatch } from "../domain/reward-lifecycle.ts";
 import type { FulfilmentMode, RewardState, StreakEventType } from "../db/entities/index.ts";
 import type { DefinitionCatalog } from "./definition-catalog.ts";
-import { EngineError, memberMismatch, notFoundError } from "./engine-error.ts";
+import { definitionMismatch, EngineError, memberMismatch, notFoundError } from "./engine-error.ts";
 import { enqueueOutbox } from "./outbox.ts";
 import { milestoneMessage } from "./reward-plan.ts";
 import { insertEvents, readMemberStreakStates } from "./streak-persistence.ts";
@@ -78,14 +78,16 @@ export async function rewardsByIds(db: Pick<Pool, "query">, tenantId: string, id
   return new Map(rows.map((r) => [r.id, stored(r)]));
 }
 
-/** Who acts: end users are bound to their own member; tenant credentials are not. */
+/** Who acts: end users are bound to their own member (and a scoped member session to one definition). */
 export interface Actor {
   readonly tenantId: string;
   readonly ownMemberExternalId?: string | undefined;
+  readonly ownDefinitionId?: string | undefined;
 }
 
-const assertOwn = (actor: Actor, memberExternalId: string) => {
+const assertOwn = (actor: Actor, memberExternalId: string, definitionId?: string) => {
   if (actor.ownMemberExternalId !== undefined && actor.ownMemberExternalId !== memberExternalId) throw memberMismatch();
+  if (actor.ownDefinitionId !== undefined && definitionId !== undefined && actor.ownDefinitionId !== definitionId) throw definitionMismatch();
 };
 
 export interface RewardQuery {
@@ -170,7 +172,9 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
   return {
     async list(actor, q) {
       if (q.memberExternalId !== undefined) assertOwn(actor, q.memberExternalId);
+      if (q.definitionId !== undefined && actor.ownDefinitionId !== undefined && q.definitionId !== actor.ownDefinitionId) throw definitionMismatch();
       const memberExternalId = actor.ownMemberExternalId ?? q.memberExternalId;
+      const definitionId = actor.ownDefinitionId ?? q.definitionId;
       const where = ["r.tenant_id = $1"];
       const params: unknown[] = [actor.tenantId];
       const add = (sql: string, ...values: unknown[]) => {
@@ -181,7 +185,7 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
         where.push(refs.reduce((s, ref) => s.replace("?", ref), sql));
       };
       if (memberExternalId !== undefined) add("m.external_id = ?", memberExternalId);
-      if (q.definitionId !== undefined) add("r.definition_id = ?", q.definitionId);
+      if (definitionId !== undefined) add("r.definition_id = ?", definitionId);
       if (q.states.length > 0) add("r.state = any(?::text[])", q.states);
       if (q.after) add("(r.created_at, r.id) < (?, ?::uuid)", new Date(q.after[0]), q.after[1]);
       params.push(q.limit);
@@ -193,18 +197,18 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
       const { rows } = await pool.query<Row>(`select ${COLUMNS} ${FROM} where r.tenant_id = $1 and r.id = $2`, [actor.tenantId, rewardId]);
       if (!rows[0]) throw notFoundError("reward", { reward_id: rewardId });
       const r = stored(rows[0]);
-      assertOwn(actor, r.memberExternalId);
+      assertOwn(actor, r.memberExternalId, r.definitionId);
       return r;
     },
 
     async claim(actor, target) {
-      if ("memberExternalId" in target) assertOwn(actor, target.memberExternalId);
+      if ("memberExternalId" in target) assertOwn(actor, target.memberExternalId, target.definitionId);
       return inTransaction(pool, async (client) => {
         const now = deps.now();
         let reward: StoredReward;
         if ("rewardId" in target) {
           reward = await lockById(client, actor.tenantId, target.rewardId);
-          assertOwn(actor, reward.memberExternalId);
+          assertOwn(actor, reward.memberExternalId, reward.definitionId);
           const decision = claimDecision(reward, now);
           if (!decision.ok) throw claimRefusal(decision.reason, reward.threshold);
         } else {

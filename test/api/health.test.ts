@@ -14,7 +14,7 @@ import { startTestApi, type TestApi } from "../support/api.ts";
 
 let api: TestApi;
 beforeAll(async () => {
-  api = await startTestApi({ label: "health" });
+  api = await startTestApi({ label: "health", env: { KINDLING_DEMO: "true" } });
 });
 afterAll(async () => {
   await api?.close();

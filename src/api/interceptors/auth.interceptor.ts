@@ -2,16 +2,19 @@
 //   - `apikey` + `secretkey` headers, or `Authorization: Bearer <keyId>.<secret>`: an API key with role ADMIN or
 //     SERVICE (server-to-server).
 //   - `Authorization: Bearer <JWT>`: an end user; tenant (`tenant_id` claim) and member (`sub`) come from the
-//     token, verified with the tenant's configured HS256 secret or RS256/ES256 public key (as in the Phoenix doc).
+//     token, verified with the tenant's configured HS256 secret or RS256/ES256 public key (as in the Phoenix doc),
+//     or — for a member session Kindling minted (CreateMemberSession, src/auth/member-session.ts) — with the
+//     tenant's session key; such a session may be scoped to one definition.
 //   - neither, with `x-kindling-tenant: <tenant id>`: a guest, who may read live definitions only.
 // Which roles may call which method is declared beside each service (see routes.ts); handlers additionally
 // restrict end users to their own member.
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
 import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
-import { principalKey, type Principal, type Role } from "../context.ts";
+import { principalKey, vouchedPrincipalKey, type Principal, type Role } from "../context.ts";
 import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
 import type { EndUserJwtConfig } from "../../db/entities/index.ts";
+import { isMemberSession, sessionKeyId, verifyMemberSession, type SessionKey } from "../../auth/member-session.ts";
 
 export interface CredentialStore {
   findApiKey(keyId: string): Promise<{ tenantId: string; role: "ADMIN" | "SERVICE"; secretHash: string; revoked: boolean } | undefined>;
@@ -19,6 +22,8 @@ export interface CredentialStore {
   touchApiKey(keyId: string, at: Date): Promise<void>;
   findTenantJwtConfig(tenantId: string): Promise<EndUserJwtConfig | null | undefined>;
   tenantExists(tenantId: string): Promise<boolean>;
+  /** The tenant's member-session key; `kid` is the key id the token names (see BrowserAccess.sessionKey). */
+  findSessionKey(tenantId: string, kid: string): Promise<SessionKey | undefined>;
 }
 
 /** Roles allowed per fully-qualified method name (`kindling.v1.DefinitionService/CreateDefinition`). */
@@ -96,6 +101,7 @@ export function createAuthInterceptor(
     }
     const tenantId = typeof claims["tenant_id"] === "string" ? claims["tenant_id"] : undefined;
     if (!tenantId || !UUID.test(tenantId)) throw unauthenticated("token has no valid tenant_id claim");
+    if (isMemberSession(claims)) return memberSessionPrincipal(token, tenantId);
     const config = await store.findTenantJwtConfig(tenantId);
     if (!config) throw unauthenticated("tenant does not accept end-user tokens");
     const key = config.algorithm === "HS256" ? new TextEncoder().encode(config.key) : await importSPKI(config.key, config.algorithm);
@@ -114,6 +120,14 @@ export function createAuthInterceptor(
     const member = payload[claim];
     if (typeof member !== "string" || member.length === 0) throw unauthenticated(`token has no ${claim} (member external id)`);
     return { role: "END_USER", tenantId, memberExternalId: member, credentialId: `jwt:${tenantId}:${member}` };
+  }
+
+  async function memberSessionPrincipal(token: string, tenantId: string): Promise<Principal> {
+    const key = await store.findSessionKey(tenantId, sessionKeyId(token) ?? "");
+    const checked = await verifyMemberSession(token, key, now());
+    if (!checked.ok) throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", checked.problem);
+    const { memberExternalId, definitionId } = checked.session;
+    return { role: "END_USER", tenantId, memberExternalId, definitionId, credentialId: `session:${tenantId}:${memberExternalId}` };
   }
 
   async function authenticate(header: Headers): Promise<Principal> {
@@ -143,9 +157,35 @@ export function createAuthInterceptor(
     const allowed = permissions.get(method);
     // Infrastructure services (health, reflection) are registered without a matrix entry and stay open.
     if (allowed === undefined) return next(req);
-    const principal = await authenticate(req.header);
+    const principal = req.contextValues.get(vouchedPrincipalKey) ?? (await authenticate(req.header));
     if (!allowed.includes(principal.role)) throw permissionDenied(`${principal.role.toLowerCase().replace("_", " ")} may not call ${req.method.name}`);
     req.contextValues.set(principalKey, principal);
     return next(req);
   };
+}
+
+/**
+ * The tenant a request's credentials name, read the way `authenticate` reads them but without verifying
+ * anything: "api-key" for a tenant's secret (apikey/secretkey headers or a service token), the tenant of an
+ * end-user JWT or member session (its `tenant_id` claim), or of a guest (`x-kindling-tenant`). The CORS layer
+ * (src/api/cors.ts) uses it to decide whether a browser page may read the answer; it need not verify, because
+ * the answer to credentials that do not verify is UNAUTHENTICATED, and the answer to ones that do is data of
+ * exactly the tenant named here.
+ */
+export function credentialTenant(header: { get(name: string): string | null }): { kind: "tenant"; tenantId: string } | { kind: "api-key" } | { kind: "none" } {
+  if (header.get("apikey") !== null || header.get("secretkey") !== null) return { kind: "api-key" };
+  const authorization = header.get("authorization");
+  if (authorization !== null) {
+    const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
+    if (!token) return { kind: "none" };
+    if (parseServiceToken(token)) return { kind: "api-key" };
+    try {
+      const tenantId = decodeJwt(token)["tenant_id"];
+      return typeof tenantId === "string" && UUID.test(tenantId) ? { kind: "tenant", tenantId } : { kind: "none" };
+    } catch {
+      return { kind: "none" };
+    }
+  }
+  const guest = header.get("x-kindling-tenant");
+  return guest !== null && UUID.test(guest) ? { kind: "tenant", tenantId: guest } : { kind: "none" };
 }

@@ -17,6 +17,7 @@ import { keysetPage } from "../pagination.ts";
 import { definitionStateFromProto, etagOf, messageFromRow, msOf, rulesFromMessage, specFromMessage } from "../mappers/definition.mapper.ts";
 import { lockedFieldsFor, nextState, type LifecycleAction } from "./definition-lifecycle.ts";
 import { keepStoredProviderSecrets } from "../mappers/redaction.mapper.ts";
+import { assertDefinitionInScope, scopedDefinition } from "./member-streak.service.ts";
 
 export interface DefinitionServiceDeps {
   readonly em: () => EntityManager;
@@ -94,7 +95,9 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
     },
 
     async getDefinition(req, context) {
-      const row = await load(deps.em(), principalOf(context), req.definitionId);
+      const principal = principalOf(context);
+      assertDefinitionInScope(principal, req.definitionId);
+      const row = await load(deps.em(), principal, req.definitionId);
       return { definition: messageFromRow(row) };
     },
 
@@ -106,7 +109,8 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
         (limit, after) => listDefinitions(deps.em(), { tenantId: principal.tenantId, states, eventType: req.eventType || undefined, limit, after }),
         (row) => [row.createdAt.getTime(), row.id],
       );
-      return { definitions: rows.map(messageFromRow), nextPageToken };
+      const scope = scopedDefinition(principal);
+      return { definitions: rows.filter((row) => scope === undefined || row.id === scope).map(messageFromRow), nextPageToken };
     },
 
     async updateDefinition(req, context) {

@@ -17,7 +17,7 @@ import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagin
 import { invalidArgument } from "../errors.ts";
 import type { Principal } from "../context.ts";
 import { principalOf } from "../context.ts";
-import { assertOwnMember } from "./member-streak.service.ts";
+import { assertOwnMember, definitionFilter } from "./member-streak.service.ts";
 
 export interface EventServiceDeps {
   readonly pool: Pool;
@@ -90,6 +90,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     const principal = principalOf(context);
     const tenantId = principal.tenantId;
     const member = memberFilter(principal, req.memberExternalId);
+    const definitionId = definitionFilter(principal, req.definitionId);
     const wanted = new Set(types(req.types));
     let floor = req.afterCursor ? cursor(req.afterCursor) : await latestSeq(deps.pool);
     const floors = createStreamFloor(gapTimeoutMs);
@@ -98,7 +99,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     while (!context.signal.aborted) {
       const slice = await readSlice(deps.pool, floor, SLICE);
       const fresh = slice.entries.filter(
-        (e) => e.tenantId === tenantId && !sent.has(e.seq) && (wanted.size === 0 || wanted.has(e.type)) && (!req.definitionId || e.definitionId === req.definitionId),
+        (e) => e.tenantId === tenantId && !sent.has(e.seq) && (wanted.size === 0 || wanted.has(e.type)) && (definitionId === undefined || e.definitionId === definitionId),
       );
       if (fresh.length > 0) {
         const events = await listEvents(deps.pool, { tenantId, memberExternalId: member, onlySeqs: fresh.map((e) => e.seq), limit: fresh.length });
@@ -123,7 +124,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       const events = await listEvents(deps.pool, {
         tenantId: principal.tenantId,
         types: types(req.types),
-        definitionId: req.definitionId || undefined,
+        definitionId: definitionFilter(principal, req.definitionId),
         memberExternalId: memberFilter(principal, req.memberExternalId),
         from: req.startTime ? timestampMs(req.startTime) : undefined,
         to: req.endTime ? timestampMs(req.endTime) : undefined,

@@ -25,6 +25,28 @@ export function assertOwnMember(principal: Principal, memberExternalId: string):
   }
 }
 
+/**
+ * The one definition a scoped member session may touch (CreateMemberSession with definition_id), or undefined
+ * when the caller is not limited to one.
+ */
+export function scopedDefinition(principal: Principal): string | undefined {
+  return principal.role === "END_USER" ? principal.definitionId : undefined;
+}
+
+/** A member session scoped to one definition may not touch another (PERMISSION_DENIED, DEFINITION_MISMATCH). */
+export function assertDefinitionInScope(principal: Principal, definitionId: string): void {
+  const scope = scopedDefinition(principal);
+  if (scope !== undefined && scope !== definitionId) {
+    throw new ApiError(Code.PermissionDenied, "DEFINITION_MISMATCH", "this member session is limited to another definition");
+  }
+}
+
+/** A definition filter as asked, narrowed to the session's definition (asking for another one is refused). */
+export function definitionFilter(principal: Principal, requested: string): string | undefined {
+  if (requested !== "") assertDefinitionInScope(principal, requested);
+  return scopedDefinition(principal) ?? (requested || undefined);
+}
+
 export function createMemberStreakService(deps: MemberStreakServiceDeps): ServiceImpl<typeof MemberStreakService> {
   const visible = (principal: Principal, state: string) => principal.role === "ADMIN" || principal.role === "SERVICE" || state === "LIVE" || state === "PAUSED";
 
@@ -37,6 +59,7 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
 
   return {
     async getMemberStreak(req, context) {
+      assertDefinitionInScope(principalOf(context), req.definitionId);
       const { principal, rows } = await read(context, req.memberExternalId, req.definitionId);
       const found = rows.streaks.find((s) => s.definition.id === req.definitionId && visible(principal, s.definition.state));
       if (!found) {
@@ -60,7 +83,8 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
           progress.push(progressMessage(def, req.memberExternalId, { id: "", state: initialState(def.rules), createdAt: now, updatedAt: now }, { unclaimed: [], total: 0 }, now, language));
         }
       }
-      const filtered = req.states.length > 0 ? progress.filter((p) => req.states.includes(p.state)) : progress;
+      const scope = scopedDefinition(principal);
+      const filtered = progress.filter((p) => (req.states.length === 0 || req.states.includes(p.state)) && (scope === undefined || p.definitionId === scope));
       filtered.sort((a, b) => (a.definitionId < b.definitionId ? -1 : a.definitionId > b.definitionId ? 1 : 0));
       const after = decodePageToken(req.pageToken, 1)?.[0];
       const start = after === undefined ? 0 : filtered.findIndex((p) => p.definitionId > String(after));

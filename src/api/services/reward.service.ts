@@ -18,7 +18,9 @@ export interface RewardServiceDeps {
 }
 
 export function actorOf(principal: Principal): Actor {
-  return { tenantId: principal.tenantId, ownMemberExternalId: principal.role === "END_USER" ? principal.memberExternalId : undefined };
+  return principal.role === "END_USER"
+    ? { tenantId: principal.tenantId, ownMemberExternalId: principal.memberExternalId, ownDefinitionId: principal.definitionId }
+    : { tenantId: principal.tenantId };
 }
 
 export function createRewardService(deps: RewardServiceDeps): ServiceImpl<typeof RewardService> {

@@ -3,8 +3,9 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { ApiKey, Tenant } from "../entities/index.ts";
 import type { CredentialStore } from "../../api/interceptors/auth.interceptor.ts";
 
-export function createCredentialStore(em: () => EntityManager): CredentialStore {
+export function createCredentialStore(em: () => EntityManager, findSessionKey: CredentialStore["findSessionKey"]): CredentialStore {
   return {
+    findSessionKey,
     async findApiKey(keyId) {
       const key = await em().findOne(ApiKey, { keyId });
       return key ? { tenantId: key.tenantId, role: key.role, secretHash: key.secretHash, revoked: key.revokedAt !== null } : undefined;

@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { ApiKey, ApiKeyRole, EndUserJwtConfig, JwtAlgorithm, Tenant } from "./tenant_pb.js";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file kindling/v1/tenant_service.proto.
@@ -294,10 +295,212 @@ export declare type SetEndUserJwtConfigResponse = Message<"kindling.v1.SetEndUse
 export declare const SetEndUserJwtConfigResponseSchema: GenMessage<SetEndUserJwtConfigResponse>;
 
 /**
+ * The request of GetBrowserOrigins.
+ *
+ * @generated from message kindling.v1.GetBrowserOriginsRequest
+ */
+export declare type GetBrowserOriginsRequest = Message<"kindling.v1.GetBrowserOriginsRequest"> & {
+};
+
+/**
+ * Describes the message kindling.v1.GetBrowserOriginsRequest.
+ * Use `create(GetBrowserOriginsRequestSchema)` to create a new message.
+ */
+export declare const GetBrowserOriginsRequestSchema: GenMessage<GetBrowserOriginsRequest>;
+
+/**
+ * The response of GetBrowserOrigins.
+ *
+ * @generated from message kindling.v1.GetBrowserOriginsResponse
+ */
+export declare type GetBrowserOriginsResponse = Message<"kindling.v1.GetBrowserOriginsResponse"> & {
+  /**
+   * The tenant's allowed origins, in the order they were set.
+   *
+   * @generated from field: repeated string origins = 1;
+   */
+  origins: string[];
+
+  /**
+   * When the list was last set. Unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 2;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.GetBrowserOriginsResponse.
+ * Use `create(GetBrowserOriginsResponseSchema)` to create a new message.
+ */
+export declare const GetBrowserOriginsResponseSchema: GenMessage<GetBrowserOriginsResponse>;
+
+/**
+ * The request of SetBrowserOrigins.
+ *
+ * @generated from message kindling.v1.SetBrowserOriginsRequest
+ */
+export declare type SetBrowserOriginsRequest = Message<"kindling.v1.SetBrowserOriginsRequest"> & {
+  /**
+   * The allowed origins, each a scheme, host and optional port as a browser sends it in the `Origin` header, such
+   * as "https://shop.example.com" or "http://localhost:5173": lower case, http or https, no path and no trailing
+   * slash. At most 100, unique. Empty allows none (only the server's global list).
+   *
+   * @generated from field: repeated string origins = 1;
+   */
+  origins: string[];
+};
+
+/**
+ * Describes the message kindling.v1.SetBrowserOriginsRequest.
+ * Use `create(SetBrowserOriginsRequestSchema)` to create a new message.
+ */
+export declare const SetBrowserOriginsRequestSchema: GenMessage<SetBrowserOriginsRequest>;
+
+/**
+ * The response of SetBrowserOrigins.
+ *
+ * @generated from message kindling.v1.SetBrowserOriginsResponse
+ */
+export declare type SetBrowserOriginsResponse = Message<"kindling.v1.SetBrowserOriginsResponse"> & {
+  /**
+   * The origins now allowed.
+   *
+   * @generated from field: repeated string origins = 1;
+   */
+  origins: string[];
+
+  /**
+   * When the list was set.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 2;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.SetBrowserOriginsResponse.
+ * Use `create(SetBrowserOriginsResponseSchema)` to create a new message.
+ */
+export declare const SetBrowserOriginsResponseSchema: GenMessage<SetBrowserOriginsResponse>;
+
+/**
+ * The request of CreateMemberSession.
+ *
+ * @generated from message kindling.v1.CreateMemberSessionRequest
+ */
+export declare type CreateMemberSessionRequest = Message<"kindling.v1.CreateMemberSessionRequest"> & {
+  /**
+   * The external id of the member the session acts as. Required; 1 to 256 characters.
+   *
+   * @generated from field: string member_external_id = 1;
+   */
+  memberExternalId: string;
+
+  /**
+   * The UUID of the only definition the session may read and act in; other definitions are refused with
+   * PERMISSION_DENIED (reason DEFINITION_MISMATCH). Empty means every definition. The definition must exist
+   * (NOT_FOUND with reason DEFINITION_NOT_FOUND otherwise).
+   *
+   * @generated from field: string definition_id = 2;
+   */
+  definitionId: string;
+
+  /**
+   * How long the token is valid: 1 minute to 24 hours. Unset means 1 hour.
+   *
+   * @generated from field: google.protobuf.Duration ttl_duration = 3;
+   */
+  ttlDuration?: Duration | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.CreateMemberSessionRequest.
+ * Use `create(CreateMemberSessionRequestSchema)` to create a new message.
+ */
+export declare const CreateMemberSessionRequestSchema: GenMessage<CreateMemberSessionRequest>;
+
+/**
+ * The response of CreateMemberSession.
+ *
+ * @generated from message kindling.v1.CreateMemberSessionResponse
+ */
+export declare type CreateMemberSessionResponse = Message<"kindling.v1.CreateMemberSessionResponse"> & {
+  /**
+   * The session token (a JWT signed by Kindling), for `Authorization: Bearer`. Holds no secret: a browser may
+   * keep it.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When the token stops being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The member the token acts as.
+   *
+   * @generated from field: string member_external_id = 3;
+   */
+  memberExternalId: string;
+
+  /**
+   * The definition the token is scoped to; empty when it covers every definition.
+   *
+   * @generated from field: string definition_id = 4;
+   */
+  definitionId: string;
+};
+
+/**
+ * Describes the message kindling.v1.CreateMemberSessionResponse.
+ * Use `create(CreateMemberSessionResponseSchema)` to create a new message.
+ */
+export declare const CreateMemberSessionResponseSchema: GenMessage<CreateMemberSessionResponse>;
+
+/**
+ * The request of RotateMemberSessionKey.
+ *
+ * @generated from message kindling.v1.RotateMemberSessionKeyRequest
+ */
+export declare type RotateMemberSessionKeyRequest = Message<"kindling.v1.RotateMemberSessionKeyRequest"> & {
+};
+
+/**
+ * Describes the message kindling.v1.RotateMemberSessionKeyRequest.
+ * Use `create(RotateMemberSessionKeyRequestSchema)` to create a new message.
+ */
+export declare const RotateMemberSessionKeyRequestSchema: GenMessage<RotateMemberSessionKeyRequest>;
+
+/**
+ * The response of RotateMemberSessionKey.
+ *
+ * @generated from message kindling.v1.RotateMemberSessionKeyResponse
+ */
+export declare type RotateMemberSessionKeyResponse = Message<"kindling.v1.RotateMemberSessionKeyResponse"> & {
+  /**
+   * When the new key took effect; sessions minted before then are refused.
+   *
+   * @generated from field: google.protobuf.Timestamp rotate_time = 1;
+   */
+  rotateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.RotateMemberSessionKeyResponse.
+ * Use `create(RotateMemberSessionKeyResponseSchema)` to create a new message.
+ */
+export declare const RotateMemberSessionKeyResponseSchema: GenMessage<RotateMemberSessionKeyResponse>;
+
+/**
  * Reads the caller's tenant and manages its credentials. Tenants themselves are created with the `kindling` CLI.
  *
- * Permissions: GetTenant is open to ADMIN and SERVICE credentials; every other RPC is ADMIN only. End users and
- * guests have no access.
+ * Permissions: GetTenant and CreateMemberSession are open to ADMIN and SERVICE credentials; every other RPC is
+ * ADMIN only. End users and guests have no access.
  *
  * @generated from service kindling.v1.TenantService
  */
@@ -353,6 +556,52 @@ export declare const TenantService: GenService<{
     methodKind: "unary";
     input: typeof SetEndUserJwtConfigRequestSchema;
     output: typeof SetEndUserJwtConfigResponseSchema;
+  },
+  /**
+   * Gets the browser origins allowed to call the API with the tenant's credentials (CORS), as set with
+   * SetBrowserOrigins. The server's global list (KINDLING_CORS_ORIGINS) is allowed too and is not included.
+   *
+   * @generated from rpc kindling.v1.TenantService.GetBrowserOrigins
+   */
+  getBrowserOrigins: {
+    methodKind: "unary";
+    input: typeof GetBrowserOriginsRequestSchema;
+    output: typeof GetBrowserOriginsResponseSchema;
+  },
+  /**
+   * Sets the browser origins allowed to call the API with the tenant's credentials, replacing the previous list.
+   * A browser page on another origin gets no CORS grant, so it cannot read the responses.
+   *
+   * @generated from rpc kindling.v1.TenantService.SetBrowserOrigins
+   */
+  setBrowserOrigins: {
+    methodKind: "unary";
+    input: typeof SetBrowserOriginsRequestSchema;
+    output: typeof SetBrowserOriginsResponseSchema;
+  },
+  /**
+   * Mints a member session: a short-lived token, signed by Kindling with the tenant's session key, that a browser
+   * uses as `Authorization: Bearer` to act as one member (an end user), optionally in one definition only. For
+   * tenants that do not sign their own end-user JWTs; those keep working alongside. The token is revoked by its
+   * expiry or by RotateMemberSessionKey. The member need not exist yet.
+   *
+   * @generated from rpc kindling.v1.TenantService.CreateMemberSession
+   */
+  createMemberSession: {
+    methodKind: "unary";
+    input: typeof CreateMemberSessionRequestSchema;
+    output: typeof CreateMemberSessionResponseSchema;
+  },
+  /**
+   * Replaces the tenant's session key with a new one: every member session minted before stops working
+   * (UNAUTHENTICATED), at once on every server.
+   *
+   * @generated from rpc kindling.v1.TenantService.RotateMemberSessionKey
+   */
+  rotateMemberSessionKey: {
+    methodKind: "unary";
+    input: typeof RotateMemberSessionKeyRequestSchema;
+    output: typeof RotateMemberSessionKeyResponseSchema;
   },
 }>;
 
