@@ -172,6 +172,8 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     async start() {
       await loadAll();
       const client: PoolClient = await pool.connect();
+      // A lost listening connection must not crash the process: the full reload and the key TTL cover the gap.
+      client.on("error", () => undefined);
       client.on("notification", (n) => {
         if (n.channel !== CHANNEL || !n.payload) return;
         keys.delete(n.payload);
