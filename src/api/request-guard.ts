@@ -11,7 +11,7 @@
 //
 // Connect's own errors that still come back without an ErrorInfo (a malformed JSON document, a compressed body
 // that inflates past the limit) are given one on the way out, through the same mapper as everything else.
-import type { DescField, DescMessage } from "@bufbuild/protobuf";
+import type { DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
 import { ScalarType } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -118,21 +118,45 @@ function tooLargeFrom(error: ConnectError): ApiError | ConnectError {
   return limit === undefined ? error : tooLarge(Number(limit));
 }
 
-/** The body as one chunk, refused past the limit (by its Content-Length before reading anything). */
+/**
+ * A refused body is still read to its end (and thrown away), up to this many bytes: an HTTP/1.1 client that is
+ * still sending when the answer comes can see its upload fail instead of reading the REQUEST_TOO_LARGE answer.
+ * Past it, the connection is dropped rather than read further.
+ */
+const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+
+async function drain(body: AsyncIterable<Uint8Array>, already: number): Promise<void> {
+  let size = already;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > DRAIN_LIMIT_BYTES) return;
+  }
+}
+
+const declaredLength = (req: UniversalServerRequest) => Number(req.header.get("content-length") ?? Number.NaN);
+
+/** The body as one chunk, refused past the limit (by its Content-Length before keeping any of it). */
 async function readBody(req: UniversalServerRequest, limit: number): Promise<Uint8Array> {
-  const declared = Number(req.header.get("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   const body = req.body;
   if (body instanceof Uint8Array) {
     if (body.byteLength > limit) throw tooLarge(limit);
     return body;
   }
   if (typeof body !== "object" || body === null || !(Symbol.asyncIterator in body)) throw new ConnectError("request body already parsed", Code.Internal);
+  const stream = body;
+  const declared = declaredLength(req);
+  if (Number.isFinite(declared) && declared > limit) {
+    if (declared <= DRAIN_LIMIT_BYTES) await drain(stream, 0);
+    throw tooLarge(limit);
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of body) {
+  for await (const chunk of stream) {
     size += chunk.byteLength;
-    if (size > limit) throw tooLarge(limit);
+    if (size > limit) {
+      await drain(stream, size);
+      throw tooLarge(limit);
+    }
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
@@ -144,20 +168,23 @@ async function readBody(req: UniversalServerRequest, limit: number): Promise<Uin
  */
 function limitedBody(req: UniversalServerRequest, limit: number): AsyncIterable<Uint8Array> {
   const body = req.body as AsyncIterable<Uint8Array>;
-  const declared = Number(req.header.get("content-length") ?? Number.NaN);
-  const refuse = () => toConnectError(tooLarge(limit));
+  const declared = declaredLength(req);
+  const refuse = async (read: number) => {
+    await drain(body, read);
+    return toConnectError(tooLarge(limit));
+  };
   return {
     async *[Symbol.asyncIterator]() {
-      if (Number.isFinite(declared) && declared > limit + 5) throw refuse();
+      if (Number.isFinite(declared) && declared > limit + 5) throw await refuse(0);
       let head = Buffer.alloc(0);
       let size = 0;
       for await (const chunk of body) {
+        size += chunk.byteLength;
         if (head.length < 5) {
           head = Buffer.concat([head, chunk.subarray(0, 5 - head.length)]);
-          if (head.length === 5 && head.readUInt32BE(1) > limit) throw refuse();
+          if (head.length === 5 && head.readUInt32BE(1) > limit) throw await refuse(size);
         }
-        size += chunk.byteLength;
-        if (size > limit + 5) throw refuse();
+        if (size > limit + 5) throw await refuse(size);
         yield chunk;
       }
     },
@@ -166,7 +193,11 @@ function limitedBody(req: UniversalServerRequest, limit: number): AsyncIterable<
 
 async function checkedConnectPost(req: UniversalServerRequest, input: DescMessage, options: RequestGuardOptions): Promise<UniversalServerRequest> {
   const bytes = await readBody(req, options.maxRequestBytes);
-  if (isJson(req)) checkJson(bytes, input, options);
+  const json = isJson(req) ? checkJson(bytes, input, options) : undefined;
+  // A checked JSON object goes on parsed: connect reads it with fromJson's defaults (unknown fields refused, which
+  // the check has just ruled out), so the body is not decoded and parsed a second time. Lenient parsing needs
+  // connect's own options, so it gets the bytes.
+  if (json !== undefined && !options.ignoreUnknownJsonFields) return { ...req, body: json };
   return { ...req, body: createAsyncIterable([bytes]) };
 }
 
@@ -203,7 +234,8 @@ function decodeURIComponentBytes(s: string): Buffer {
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 const lenientDecoder = new TextDecoder("utf-8");
 
-function checkJson(bytes: Uint8Array, input: DescMessage, options: RequestGuardOptions): void {
+/** Refuses invalid UTF-8 and (unless lenient) unknown fields; returns the parsed document when it is a JSON object. */
+function checkJson(bytes: Uint8Array, input: DescMessage, options: RequestGuardOptions): JsonObject | undefined {
   let text: string;
   let badUtf8 = false;
   try {
@@ -217,11 +249,12 @@ function checkJson(bytes: Uint8Array, input: DescMessage, options: RequestGuardO
     json = JSON.parse(text);
   } catch {
     if (badUtf8) throw invalidRequest([{ field: "", description: "the request body is not valid UTF-8", reason: "INVALID_UTF8" }]);
-    return; // not JSON at all: connect says so
+    return undefined; // not JSON at all: connect says so
   }
   const problem = findProblem(input, json, "", { utf8: badUtf8, unknown: !options.ignoreUnknownJsonFields });
   if (problem) throw invalidRequest([problem]);
   if (badUtf8) throw invalidRequest([{ field: "", description: "the request body is not valid UTF-8", reason: "INVALID_UTF8" }]);
+  return typeof json === "object" && json !== null && !Array.isArray(json) ? (json as JsonObject) : undefined;
 }
 
 function invalidRequest(violations: FieldViolation[]): ApiError {
