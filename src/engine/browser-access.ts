@@ -129,15 +129,11 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     },
 
     async sessionKey(tenantId, kid) {
-      let entry = await cachedKey(tenantId);
-      if (entry.key?.id !== kid && now() - entry.loadedAt >= KEY_RECHECK_MS) {
-        keys.delete(tenantId);
-        entry = await cachedKey(tenantId);
-      } else if (now() - entry.loadedAt >= keyTtlMs) {
-        keys.delete(tenantId);
-        entry = await cachedKey(tenantId);
-      }
-      return entry.key;
+      const entry = await cachedKey(tenantId);
+      const age = now() - entry.loadedAt;
+      if (age < keyTtlMs && (entry.key?.id === kid || age < KEY_RECHECK_MS)) return entry.key;
+      keys.delete(tenantId);
+      return (await cachedKey(tenantId)).key;
     },
 
     async ensureSessionKey(tenantId, at) {
@@ -176,6 +172,8 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     async start() {
       await loadAll();
       const client: PoolClient = await pool.connect();
+      // A lost listening connection must not crash the process: the full reload and the key TTL cover the gap.
+      client.on("error", () => undefined);
       client.on("notification", (n) => {
         if (n.channel !== CHANNEL || !n.payload) return;
         keys.delete(n.payload);

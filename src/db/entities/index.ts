@@ -10,6 +10,7 @@ export * from "./outbox-message.entity.ts";
 export * from "./webhook-subscription.entity.ts";
 export * from "./webhook-delivery.entity.ts";
 export * from "./reward-code-pool-usage.entity.ts";
+export * from "./tenant-browser-access.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -21,6 +22,7 @@ import { RewardCodePoolUsageSchema } from "./reward-code-pool-usage.entity.ts";
 import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
 import { StreakEventSchema } from "./streak-event.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
+import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -38,4 +40,5 @@ export const allEntities = [
   WebhookSubscriptionSchema,
   WebhookDeliverySchema,
   RewardCodePoolUsageSchema,
+  TenantBrowserAccessSchema,
 ];

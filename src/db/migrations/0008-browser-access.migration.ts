@@ -11,7 +11,7 @@ export class Migration0008BrowserAccess extends Migration {
 
   override up(): void {
     this.addSql(`create table "tenant_browser_access" (
-      "tenant_id" uuid primary key references "tenant" ("id") on delete cascade,
+      "tenant_id" uuid primary key,
       "origins" text[] not null default '{}',
       "origins_updated_at" timestamptz null,
       "session_key" bytea null,
