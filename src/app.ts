@@ -37,6 +37,20 @@ export interface StartOverrides {
   readonly signal?: AbortSignal;
 }
 
+const ORM_CLOSE_LIMIT_MS = 3_000;
+
+async function settleWithin(work: Promise<void>, limitMs: number, what: string, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(resolve, limitMs, "late");
+  });
+  try {
+    if ((await Promise.race([work, late])) === "late") logger.warn({ ms: limitMs }, `${what} did not finish in time; going on`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // Awaits one start-up step unless the start-up is aborted first. On abort it rejects at once; a step that still
 // completes later is released then, so nothing it made outlives the aborted start-up.
 async function unlessAborted<T>(
@@ -91,8 +105,13 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     }
     signal?.throwIfAborted();
     const orm: Orm = await unlessAborted(signal, createOrm(databaseUrl), (late) => late.close());
-    cleanups.push({ name: "database", run: () => orm.close() });
-    const applied = await unlessAborted(signal, migrate(orm));
+    // Bounded: MikroORM's close can wait forever for a connection an interrupted operation never returns; the
+    // database is stopped (or the process ends) right after, which closes it anyway.
+    cleanups.push({ name: "database", run: () => settleWithin(orm.close(), ORM_CLOSE_LIMIT_MS, "closing the ORM", logger) });
+    // Not cut short: closing the ORM under a migration that still holds its transaction would wait forever. The
+    // migrations are brief; an abort is honoured right after them.
+    const applied = await migrate(orm);
+    signal?.throwIfAborted();
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
     if (role === "migrate") {
       await stop();

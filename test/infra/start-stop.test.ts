@@ -67,6 +67,11 @@ describe("node src/main.ts all, stopped by a signal", () => {
     await stopAt(/initialising a new PostgreSQL cluster/, "SIGINT");
   });
 
+  it("start-stop/sigint_while_migrations_run_stops_everything_within_10s", async () => {
+    // The migrator prints this as the first migration starts: the signal lands mid-migration.
+    await stopAt(/Processing '0001_initial'/, "SIGINT");
+  });
+
   it("start-stop/sigint_once_the_api_listens_stops_everything_within_10s", async () => {
     await stopAt(/"msg":"api listening"/, "SIGINT");
   });
