@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PortInUseError } from "../../src/infra/free-port.ts";
 import { resolveTemporalCli } from "../../src/infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "../../src/infra/temporal-dev-server.ts";
-import { KINDLING_SEARCH_ATTRIBUTES, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
+import { KINDLING_SEARCH_ATTRIBUTES, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import * as activities from "./fixtures/ping.activities.ts";
 import { pingWorkflow } from "./fixtures/ping.workflow.ts";
@@ -111,6 +111,43 @@ describe("startTemporalDevServer", () => {
       `[measure] Temporal dev server start: first ${Math.round(firstStartMs)} ms, second ${Math.round(secondStartMs)} ms ` +
         `(CLI from ${cli.source}${cli.origin === undefined ? "" : `, originally ${cli.origin}`})`,
     );
+  });
+});
+
+describe("Temporal dev server with a SQLite file from an older Kindling", () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "kindling-temporal-upgrade-"));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("infra/kept_sqlite_file_gets_search_attributes_added_since", async () => {
+    // `start-dev --search-attribute` registers only into a new file: one kept from before KindlingSummary existed
+    // (made here by removing it) must still start, with the attribute added, not time out waiting for it.
+    const cli = await resolveTemporalCli();
+    const namespace = "kindling-upgrade";
+    const first = await startTemporalDevServer({ executablePath: cli.path, dataDir, namespace, ui: false });
+    try {
+      await withClient(first.address, namespace, async (_client, connection) => {
+        await connection.operatorService.removeSearchAttributes({ namespace, searchAttributes: [KINDLING_SUMMARY] });
+        const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+        expect(customAttributes?.[KINDLING_SUMMARY]).toBeUndefined();
+      });
+    } finally {
+      await first.stop();
+    }
+
+    const second = await startTemporalDevServer({ executablePath: cli.path, dataDir, namespace, ui: false, startTimeoutMs: 30_000 });
+    try {
+      await withClient(second.address, namespace, async (_client, connection) => {
+        const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+        for (const { name } of KINDLING_SEARCH_ATTRIBUTES) expect(customAttributes?.[name]).toBeDefined();
+      });
+    } finally {
+      await second.stop();
+    }
   });
 });
 
