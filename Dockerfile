@@ -9,6 +9,8 @@ COPY package.json package-lock.json ./
 RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY src ./src
 COPY workers ./workers
+# The streak widget's bundle (built from web/ and checked in), served at /widget/kindling-streak.js.
+COPY web/dist ./web/dist
 USER node
 EXPOSE 8080
 CMD ["node", "src/main.ts", "api"]
