@@ -9,7 +9,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { MemberStreakProgress } from "../../src/gen/kindling/v1/member_streak_pb.js";
 import { clientsFor, errorReason, memberOfToken, type KindlingClients } from "./client.ts";
-import { follow } from "./live.ts";
+import { coalescedReads, follow } from "./live.ts";
 import { claimRefusalText, describeCountdown, formatCountdown, streakView, type StreakView } from "./view.ts";
 import { STYLES } from "./styles.ts";
 
@@ -70,8 +70,7 @@ export class KindlingStreakElement extends HTMLElement {
   readonly #note: HTMLElement;
   #session: AbortController | undefined;
   #progress: MemberStreakProgress | undefined;
-  #reading: Promise<void> | undefined;
-  #readAgain = false;
+  readonly #coalescedRead = coalescedReads(() => this.#readOnce());
   #deadline: number | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #countdown: HTMLElement | undefined;
@@ -176,22 +175,7 @@ export class KindlingStreakElement extends HTMLElement {
       this.dispatchEvent(new Event("kindling-stale", { bubbles: true }));
       return Promise.resolve();
     }
-    if (this.#reading) {
-      this.#readAgain = true;
-      return this.#reading;
-    }
-    const reading = (async () => {
-      try {
-        do {
-          this.#readAgain = false;
-          await this.#readOnce();
-        } while (this.#readAgain);
-      } finally {
-        this.#reading = undefined;
-      }
-    })();
-    this.#reading = reading;
-    return reading;
+    return this.#coalescedRead();
   }
 
   async #readOnce(): Promise<void> {

@@ -6,7 +6,7 @@
 // `live="off"`.
 import { ConnectError } from "@connectrpc/connect";
 import { clientsFor, memberOfToken } from "./client.ts";
-import { follow } from "./live.ts";
+import { coalescedReads, follow } from "./live.ts";
 import { h, KindlingStreakElement } from "./kindling-streak.ts";
 
 const LIST_STYLES = `
@@ -23,8 +23,7 @@ export class KindlingStreaksElement extends HTMLElement {
   readonly #list: HTMLElement;
   readonly #message: HTMLElement;
   #session: AbortController | undefined;
-  #reading: Promise<void> | undefined;
-  #readAgain = false;
+  readonly #coalescedRead = coalescedReads(() => this.#readOnce());
   #restart: ReturnType<typeof setTimeout> | undefined;
 
   constructor() {
@@ -83,22 +82,7 @@ export class KindlingStreaksElement extends HTMLElement {
 
   /** Reads every streak again (one request); concurrent calls share a read, as in <kindling-streak>. */
   refresh(): Promise<void> {
-    if (this.#reading) {
-      this.#readAgain = true;
-      return this.#reading;
-    }
-    const reading = (async () => {
-      try {
-        do {
-          this.#readAgain = false;
-          await this.#readOnce();
-        } while (this.#readAgain);
-      } finally {
-        this.#reading = undefined;
-      }
-    })();
-    this.#reading = reading;
-    return reading;
+    return this.#coalescedRead();
   }
 
   async #readOnce(): Promise<void> {

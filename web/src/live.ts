@@ -5,6 +5,32 @@ import { errorReason, type KindlingClients } from "./client.ts";
 const RETRY_MAX_MS = 30_000;
 const CATCH_UP_MS = 1_000;
 
+/**
+ * Runs `readOnce` one at a time: a call made during a run shares it and asks for one more run right after, so
+ * every caller's promise settles once a read that started after its call has finished.
+ */
+export function coalescedReads(readOnce: () => Promise<void>): () => Promise<void> {
+  let reading: Promise<void> | undefined;
+  let again = false;
+  return () => {
+    if (reading) {
+      again = true;
+      return reading;
+    }
+    reading = (async () => {
+      try {
+        do {
+          again = false;
+          await readOnce();
+        } while (again);
+      } finally {
+        reading = undefined;
+      }
+    })();
+    return reading;
+  };
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
