@@ -4,7 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { loadConfig } from "../../src/config/config.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { startKindling, type Started } from "../../src/app.ts";
 import type pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
@@ -33,6 +37,13 @@ async function endUserToken(tenantId: string, sub: string, key: Parameters<SignJ
   return new SignJWT({ tenant_id: tenantId, ...extra }).setProtectedHeader({ alg }).setSubject(sub).setIssuedAt().setExpirationTime("5m").sign(key);
 }
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const withHeaders =
+  (headers: Record<string, string>): Interceptor =>
+  (next) =>
+  (req) => {
+    for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
+    return next(req);
+  };
 
 beforeAll(async () => {
   api = await startTestApi({ label: "tenant_auth" });
@@ -203,6 +214,33 @@ describe("API keys", () => {
     expect((await tenants.listApiKeys({ includeRevoked: true })).apiKeys.map((k) => k.id)).toContain(created.apiKey!.id);
     await expectFailure(tenants.revokeApiKey({ apiKeyId: api.admin.keyId }), Code.FailedPrecondition, "CANNOT_REVOKE_OWN_KEY");
     await expectFailure(tenants.revokeApiKey({ apiKeyId: "kk_nope" }), Code.NotFound, "API_KEY_NOT_FOUND");
+  });
+
+  it("keys/revocation_on_one_api_process_reaches_every_other_within_a_second", async () => {
+    // A second API process on the same database, with its own verified-key cache (as KINDLING_API_PROCESSES > 1).
+    const config = loadConfig({ DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
+    let second: Started | undefined;
+    try {
+      second = await startKindling(config, createLogger("silent"), "api");
+      const url = second.apiUrl!;
+      const created = await api.client(TenantService).createApiKey({ name: "revoked-elsewhere", role: ApiKeyRole.SERVICE });
+      const viaHeaders = { apikey: created.apiKey!.id, secretkey: created.secret };
+      const onSecond = (auth: Record<string, string>) => createClient(TenantService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [withHeaders(auth)] }));
+      // Both forms verified on the second process, so its cache holds them.
+      await onSecond(viaHeaders).getTenant({});
+      await onSecond(bearer(created.bearerToken)).getTenant({});
+
+      await api.client(TenantService).revokeApiKey({ apiKeyId: created.apiKey!.id });
+      const refused = async (auth: Record<string, string>) => {
+        const error = await onSecond(auth).getTenant({}).then(() => undefined, (e: unknown) => ConnectError.from(e));
+        return error?.code;
+      };
+      // The issue's bound: every other process refuses the key within 1 s of the revocation's answer.
+      await expect.poll(() => refused(viaHeaders), { timeout: 1_000, interval: 20 }).toBe(Code.Unauthenticated);
+      await expect.poll(() => refused(bearer(created.bearerToken)), { timeout: 1_000, interval: 20 }).toBe(Code.Unauthenticated);
+    } finally {
+      await second?.stop();
+    }
   });
 
   it("keys/last_use_time_is_unset_until_the_key_authenticates_then_the_minute_of_its_use", async () => {

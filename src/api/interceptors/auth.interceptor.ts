@@ -34,28 +34,44 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
- * `forget` drops a key at once: RevokeApiKey calls it, so a revoked key stops working in this process
- * immediately (other API processes stop accepting it within the TTL).
+ * `forget` drops a key at once: a revocation on any API process reaches every process's cache through a
+ * PostgreSQL notification (src/engine/key-revocations.ts), so a revoked key stops working everywhere within a
+ * second; the TTL bounds what a missed notification costs.
+ *
+ * A verification in flight when the key is forgotten (its row read before the revocation committed) must not put
+ * the key back: `mark` is taken before the row is read, and `set` ignores a principal whose key was forgotten since.
  */
 export interface VerifiedKeyCache {
   get(fingerprint: string): Principal | undefined;
-  set(fingerprint: string, principal: Principal): void;
+  /** A mark to pass to `set`, taken before the key's row is read. */
+  mark(): number;
+  set(fingerprint: string, principal: Principal, mark: number): void;
   forget(keyId: string): void;
 }
 
 export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () => number = Date.now): VerifiedKeyCache {
   const entries = new Map<string, { principal: Principal; until: number }>();
+  // The mark at which each key was last forgotten; older than a TTL is irrelevant (no verification runs that long).
+  const forgotten = new Map<string, { mark: number; at: number }>();
+  let marks = 0;
   return {
     get(fingerprint) {
       const cached = entries.get(fingerprint);
       return cached && cached.until > now() ? cached.principal : undefined;
     },
-    set(fingerprint, principal) {
+    mark() {
+      return marks;
+    },
+    set(fingerprint, principal, mark) {
+      const gone = forgotten.get(principal.credentialId);
+      if (gone && gone.mark >= mark) return;
       if (entries.size > 10_000) entries.clear();
       entries.set(fingerprint, { principal, until: now() + ttlMs });
     },
     forget(keyId) {
       for (const [fingerprint, entry] of entries) if (entry.principal.credentialId === keyId) entries.delete(fingerprint);
+      if (forgotten.size > 10_000) for (const [id, gone] of forgotten) if (gone.at < now() - ttlMs) forgotten.delete(id);
+      forgotten.set(keyId, { mark: marks++, at: now() });
     },
   };
 }
@@ -84,10 +100,11 @@ export function createAuthInterceptor(
       noteUse(keyId);
       return cached;
     }
+    const mark = verified.mark();
     const key = await store.findApiKey(keyId);
     if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
     const principal: Principal = { role: key.role, tenantId: key.tenantId, credentialId: keyId };
-    verified.set(fingerprint, principal);
+    verified.set(fingerprint, principal, mark);
     noteUse(keyId);
     return principal;
   }

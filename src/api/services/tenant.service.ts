@@ -22,8 +22,8 @@ import { parseBrowserOrigin } from "../../domain/browser-origin.ts";
 export interface TenantServiceDeps {
   readonly em: () => EntityManager;
   readonly now: () => number;
-  /** Told when a key is revoked, so this process stops accepting it at once (see VerifiedKeyCache). */
-  readonly onKeyRevoked: (keyId: string) => void;
+  /** Told when a key is revoked (after the revocation commits), so every API process stops accepting it (see KeyRevocations). */
+  readonly onKeyRevoked: (keyId: string) => Promise<void>;
   readonly browser: BrowserAccess;
   readonly catalog: DefinitionCatalog;
 }
@@ -71,7 +71,7 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
       if (principal.credentialId === req.apiKeyId) throw failedPrecondition("CANNOT_REVOKE_OWN_KEY", "a key cannot revoke itself");
       const key = await revokeApiKey(deps.em(), principal.tenantId, req.apiKeyId, new Date(deps.now()));
       if (!key) throw notFound("api key", { api_key_id: req.apiKeyId });
-      deps.onKeyRevoked(key.keyId);
+      await deps.onKeyRevoked(key.keyId);
       return { apiKey: apiKeyMessage(key) };
     },
 
