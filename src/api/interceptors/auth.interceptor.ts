@@ -13,7 +13,7 @@ import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
 import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
 import { principalKey, vouchedPrincipalKey, type Principal, type Role } from "../context.ts";
 import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
-import type { EndUserJwtConfig } from "../../db/entities/index.ts";
+import { DEFAULT_MAX_TOKEN_LIFETIME_MS, type EndUserJwtConfig } from "../../db/entities/index.ts";
 import { isMemberSession, sessionKeyId, verifyMemberSession, type SessionKey } from "../../auth/member-session.ts";
 
 export interface CredentialStore {
@@ -129,9 +129,19 @@ export function createAuthInterceptor(
         ...(config.issuer ? { issuer: config.issuer } : {}),
         ...(config.audience ? { audience: config.audience } : {}),
         currentDate: new Date(now()),
+        // A token without `exp` would be valid forever.
+        requiredClaims: ["exp"],
       }));
     } catch (error) {
       throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: ${(error as Error).message}`, { cause: error });
+    }
+    // The lifetime is counted from `iat`, or from now when `iat` is absent or in the future (a future `iat` must not
+    // buy a token a longer life), so no token outlives the tenant's maximum from the moment it is presented.
+    const maxLifetimeSeconds = (config.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS) / 1000;
+    const nowSeconds = Math.floor(now() / 1000);
+    const issuedAt = typeof payload.iat === "number" ? Math.min(payload.iat, nowSeconds) : nowSeconds;
+    if (payload.exp! - issuedAt > maxLifetimeSeconds) {
+      throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: lifetime (exp - iat) over the tenant's maximum of ${maxLifetimeSeconds} s`);
     }
     const claim = config.memberClaim || "sub";
     const member = payload[claim];

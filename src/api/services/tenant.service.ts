@@ -2,7 +2,7 @@
 // once, and only their hashes are stored. Browser access (allowed origins, member sessions and their signing
 // key) lives in src/engine/browser-access.ts, which every API process keeps in memory.
 import { Code, type ServiceImpl } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantService } from "../../gen/kindling/v1/tenant_service_pb.js";
 import { ApiKeyRole, JwtAlgorithm } from "../../gen/kindling/v1/tenant_pb.js";
@@ -98,6 +98,7 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
         ...(req.issuer ? { issuer: req.issuer } : {}),
         ...(req.audience ? { audience: req.audience } : {}),
         ...(req.memberClaim ? { memberClaim: req.memberClaim } : {}),
+        ...(req.maxTokenLifetime ? { maxTokenLifetimeMs: durationMs(req.maxTokenLifetime) } : {}),
         updatedAt: deps.now(),
       };
       const tenant = await setJwtConfig(deps.em(), principal.tenantId, config);

@@ -266,6 +266,14 @@ export declare type SetEndUserJwtConfigRequest = Message<"kindling.v1.SetEndUser
    * @generated from field: string member_claim = 6;
    */
   memberClaim: string;
+
+  /**
+   * The longest lifetime (`exp` - `iat`) an end-user token may have: 1 minute to 30 days. Unset means 24 hours.
+   * Tokens outside it are refused with INVALID_TOKEN (see EndUserJwtConfig).
+   *
+   * @generated from field: google.protobuf.Duration max_token_lifetime = 7;
+   */
+  maxTokenLifetime?: Duration | undefined;
 };
 
 /**
