@@ -166,7 +166,11 @@ export function createApi(deps: ApiDeps): {
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });
   const verifiedKeys = createVerifiedKeyCache(undefined, now);
-  const revocations = createKeyRevocations(deps.pool, (keyId) => verifiedKeys.forget(keyId));
+  const revocations = createKeyRevocations(deps.pool, {
+    revoked: (keyId) => verifiedKeys.forget(keyId),
+    deaf: () => verifiedKeys.distrust(),
+    listening: () => verifiedKeys.trust(),
+  });
   const browser = createBrowserAccess(deps.pool, undefined, now);
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),

@@ -243,6 +243,39 @@ describe("API keys", () => {
     }
   });
 
+  it("keys/revocation_reaches_a_process_whose_listening_connection_was_lost_and_is_heard_again_after", async () => {
+    const config = loadConfig({ DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
+    let second: Started | undefined;
+    const listeners = "select pid from pg_stat_activity where datname = current_database() and query = 'listen kindling_api_key_revoked'";
+    try {
+      second = await startKindling(config, createLogger("silent"), "api");
+      const onSecond = (auth: Record<string, string>) =>
+        createClient(TenantService, createConnectTransport({ baseUrl: second!.apiUrl!, httpVersion: "1.1", interceptors: [withHeaders(auth)] }));
+      const code = (auth: Record<string, string>) => onSecond(auth).getTenant({}).then(() => "ok", (e: unknown) => Code[ConnectError.from(e).code]);
+      const newKey = async (name: string) => bearer((await api.client(TenantService).createApiKey({ name, role: ApiKeyRole.SERVICE })).bearerToken);
+
+      const first = await newKey("revoked-while-deaf");
+      expect(await code(first)).toBe("ok"); // cached on the second process
+      // Both processes' listening connections are cut (as by a database restart): notices sent now reach nobody.
+      const before = (await db.query<{ pid: number }>(listeners)).rows.map((r) => r.pid);
+      expect(before.length).toBeGreaterThanOrEqual(2);
+      await db.query("select pg_terminate_backend(pid) from pg_stat_activity where pid = any($1)", [before]);
+      await api.client(TenantService).revokeApiKey({ apiKeyId: first.authorization.slice("Bearer ".length).split(".")[0]! });
+      await expect.poll(() => code(first), { timeout: 1_000, interval: 20 }).toBe("Unauthenticated");
+
+      // Each process listens again on a new connection, and a revocation is heard there within a second again.
+      await expect
+        .poll(async () => (await db.query<{ pid: number }>(listeners)).rows.filter((r) => !before.includes(r.pid)).length, { timeout: 10_000, interval: 100 })
+        .toBeGreaterThanOrEqual(2);
+      const later = await newKey("revoked-after-reconnect");
+      expect(await code(later)).toBe("ok");
+      await api.client(TenantService).revokeApiKey({ apiKeyId: later.authorization.slice("Bearer ".length).split(".")[0]! });
+      await expect.poll(() => code(later), { timeout: 1_000, interval: 20 }).toBe("Unauthenticated");
+    } finally {
+      await second?.stop();
+    }
+  });
+
   it("keys/last_use_time_is_unset_until_the_key_authenticates_then_the_minute_of_its_use", async () => {
     const tenantKeys = api.client(TenantService);
     const created = await tenantKeys.createApiKey({ name: "last-use", role: ApiKeyRole.SERVICE });

@@ -24,3 +24,20 @@ describe("verified-key cache", () => {
     expect(cache.get("fp")).toBeUndefined();
   });
 });
+
+describe("verified-key cache while revocations cannot be heard", () => {
+  it("keys/distrusted_cache_remembers_nothing_until_trusted_again", () => {
+    const cache = createVerifiedKeyCache(60_000, () => 0);
+    cache.set("fp", principal, cache.mark());
+    const inFlight = cache.mark(); // a verification that read its row before the connection was lost
+    cache.distrust();
+    expect(cache.get("fp")).toBeUndefined();
+    cache.set("fp", principal, cache.mark());
+    expect(cache.get("fp")).toBeUndefined();
+    cache.trust();
+    cache.set("fp", principal, inFlight);
+    expect(cache.get("fp")).toBeUndefined();
+    cache.set("fp", principal, cache.mark());
+    expect(cache.get("fp")).toBe(principal);
+  });
+});

@@ -36,10 +36,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
  * `forget` drops a key at once: a revocation on any API process reaches every process's cache through a
  * PostgreSQL notification (src/engine/key-revocations.ts), so a revoked key stops working everywhere within a
- * second; the TTL bounds what a missed notification costs.
+ * second. While notifications cannot arrive (the listening connection is down), `distrust` empties the cache and
+ * keeps it empty, so every call verifies against the database, until `trust` (listening again).
  *
- * A verification in flight when the key is forgotten (its row read before the revocation committed) must not put
- * the key back: `mark` is taken before the row is read, and `set` ignores a principal whose key was forgotten since.
+ * A verification in flight when its key is forgotten (its row read before the revocation committed) must not put
+ * the key back: `mark` is taken before the row is read, and `set` ignores a principal whose key was forgotten
+ * since, or any principal read before the last `distrust` or `trust`.
  */
 export interface VerifiedKeyCache {
   get(fingerprint: string): Principal | undefined;
@@ -47,6 +49,8 @@ export interface VerifiedKeyCache {
   mark(): number;
   set(fingerprint: string, principal: Principal, mark: number): void;
   forget(keyId: string): void;
+  distrust(): void;
+  trust(): void;
 }
 
 export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () => number = Date.now): VerifiedKeyCache {
@@ -54,6 +58,8 @@ export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () 
   // The mark at which each key was last forgotten; older than a TTL is irrelevant (no verification runs that long).
   const forgotten = new Map<string, { mark: number; at: number }>();
   let marks = 0;
+  let trusted = true;
+  let resetMark = -1;
   return {
     get(fingerprint) {
       const cached = entries.get(fingerprint);
@@ -63,6 +69,7 @@ export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () 
       return marks;
     },
     set(fingerprint, principal, mark) {
+      if (!trusted || mark <= resetMark) return;
       const gone = forgotten.get(principal.credentialId);
       if (gone && gone.mark >= mark) return;
       if (entries.size > 10_000) entries.clear();
@@ -72,6 +79,15 @@ export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () 
       for (const [fingerprint, entry] of entries) if (entry.principal.credentialId === keyId) entries.delete(fingerprint);
       if (forgotten.size > 10_000) for (const [id, gone] of forgotten) if (gone.at < now() - ttlMs) forgotten.delete(id);
       forgotten.set(keyId, { mark: marks++, at: now() });
+    },
+    distrust() {
+      trusted = false;
+      resetMark = marks++;
+      entries.clear();
+    },
+    trust() {
+      trusted = true;
+      resetMark = marks++;
     },
   };
 }
