@@ -80,6 +80,19 @@ describe("end-user JWTs", () => {
     // The same with a signature part left in place from a genuine token.
     const genuine = await sign(claims(a), encode(SECRET_A));
     expect(await answer(`${unsigned}${genuine.split(".")[2]}`)).toBe(REFUSED);
+    // Nor as a member session (Kindling's own tokens, told apart by their issuer).
+    const session = await api.client(TenantService, a).createMemberSession({ memberExternalId: "alice" });
+    expect(await answer(session.token)).toBe("ok");
+    const sessionClaims = JSON.parse(Buffer.from(session.token.split(".")[1]!, "base64url").toString()) as JWTPayload;
+    expect(await answer(new UnsecuredJWT(sessionClaims).encode())).toBe(REFUSED);
+  });
+
+  it("jwt/a_key_embedded_in_the_token_header_is_not_trusted", async () => {
+    // The attacker signs with a key of their own and names its public half in the header (`jwk`, `jku`, `x5c`).
+    const attacker = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwk = attacker.publicKey.export({ format: "jwk" });
+    const token = await new SignJWT(claims(rs)).setProtectedHeader({ alg: "RS256", jwk: { kty: "RSA", n: jwk.n!, e: jwk.e! }, jku: "https://evil.example/jwks.json" }).sign(attacker.privateKey);
+    expect(await answer(token)).toBe(REFUSED);
   });
 
   it("jwt/hs256_signed_with_the_rs256_public_key_is_refused", async () => {
