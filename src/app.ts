@@ -127,10 +127,11 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog, browser } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
+      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
       const unlisten = await unlessAborted(signal, catalog.listen(), (late) => late());
       cleanups.push({ name: "definition-listener", run: unlisten });
       cleanups.push({ name: "browser-access-listener", run: await unlessAborted(signal, browser.start(), (late) => late()) });
+      cleanups.push({ name: "key-revocation-listener", run: await unlessAborted(signal, revocations.listen(), (late) => late()) });
       const demo = demoEnabled(config, role);
       if (demo) await unlessAborted(signal, ensureDemoTenant(pool));
       const api = createApiServer({

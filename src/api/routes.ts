@@ -27,6 +27,7 @@ import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
 import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definition-catalog.ts";
 import { createBrowserAccess, type BrowserAccess } from "../engine/browser-access.ts";
+import { createKeyRevocations, type KeyRevocations } from "../engine/key-revocations.ts";
 import { createBatchIngestor, type BatchIngestorOptions } from "../engine/batch-ingestor.ts";
 import { createBatchProgressReader } from "../engine/batch-progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
@@ -147,7 +148,13 @@ function permissionMatrix(): PermissionMatrix {
   return matrix;
 }
 
-export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; interceptors: Interceptor[]; catalog: DefinitionCatalog; browser: BrowserAccess } {
+export function createApi(deps: ApiDeps): {
+  services: ServiceRegistration[];
+  interceptors: Interceptor[];
+  catalog: DefinitionCatalog;
+  browser: BrowserAccess;
+  revocations: KeyRevocations;
+} {
   const now = deps.now ?? Date.now;
   const em = () => deps.orm.em.fork();
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
@@ -159,6 +166,11 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });
   const verifiedKeys = createVerifiedKeyCache(undefined, now);
+  const revocations = createKeyRevocations(deps.pool, {
+    revoked: (keyId) => verifiedKeys.forget(keyId),
+    deaf: () => verifiedKeys.distrust(),
+    listening: () => verifiedKeys.trust(),
+  });
   const browser = createBrowserAccess(deps.pool, undefined, now);
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
@@ -166,7 +178,7 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, now })),
-    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => verifiedKeys.forget(keyId), browser, catalog })),
+    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
   ];
   const interceptors = [
@@ -177,5 +189,5 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
     createRateLimitInterceptor(deps.rateLimitPerSecond, now),
     createValidationInterceptor(),
   ];
-  return { services, interceptors, catalog, browser };
+  return { services, interceptors, catalog, browser, revocations };
 }

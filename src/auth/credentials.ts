@@ -30,6 +30,8 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
   const [scheme, saltText, hashText] = stored.split("$");
   if (scheme !== "scrypt" || saltText === undefined || hashText === undefined) return false;
   const expected = Buffer.from(hashText, "base64url");
+  // A damaged row with a short (or empty) digest must not make the comparison trivial.
+  if (expected.length !== KEY_LENGTH) return false;
   const actual = await scrypt(secret, Buffer.from(saltText, "base64url"), expected.length);
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

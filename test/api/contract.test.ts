@@ -330,12 +330,13 @@ describe("errors speak the API's language", () => {
     };
     const tenant_id = api.admin.tenantId;
     expect(await read(await token({ tenant_id, sub: "jwt-member", exp: nowS + 300 }))).toBe("ok");
-    // No exp: accepted (never expires), as documented.
-    expect(await read(await token({ tenant_id, sub: "jwt-member" }))).toBe("ok");
+    // No exp: refused (it would never expire), as documented; so is a lifetime over the tenant's maximum (24 h).
+    expect(await read(await token({ tenant_id, sub: "jwt-member" }))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ tenant_id, sub: "jwt-member", iat: nowS, exp: nowS + 86_401 }))).toBe("unauthenticated INVALID_TOKEN");
     expect(await read(await token({ tenant_id, sub: "jwt-member", exp: nowS - 1 }))).toBe("unauthenticated INVALID_TOKEN");
-    expect(await read(await token({ tenant_id, sub: "jwt-member", nbf: nowS + 300 }))).toBe("unauthenticated INVALID_TOKEN");
-    expect(await read(await token({ tenant_id, sub: "jwt-member" }, "HS384"))).toBe("unauthenticated INVALID_TOKEN");
-    expect(await read(await token({ sub: "jwt-member" }))).toBe("unauthenticated UNAUTHENTICATED");
-    expect(await read(await token({ tenant_id }))).toBe("unauthenticated UNAUTHENTICATED");
+    expect(await read(await token({ tenant_id, sub: "jwt-member", nbf: nowS + 300, exp: nowS + 600 }))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ tenant_id, sub: "jwt-member", exp: nowS + 300 }, "HS384"))).toBe("unauthenticated INVALID_TOKEN");
+    expect(await read(await token({ sub: "jwt-member", exp: nowS + 300 }))).toBe("unauthenticated UNAUTHENTICATED");
+    expect(await read(await token({ tenant_id, exp: nowS + 300 }))).toBe("unauthenticated UNAUTHENTICATED");
   });
 });

@@ -4,7 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPairSync } from "node:crypto";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { loadConfig } from "../../src/config/config.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { startKindling, type Started } from "../../src/app.ts";
 import type pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
@@ -33,6 +37,13 @@ async function endUserToken(tenantId: string, sub: string, key: Parameters<SignJ
   return new SignJWT({ tenant_id: tenantId, ...extra }).setProtectedHeader({ alg }).setSubject(sub).setIssuedAt().setExpirationTime("5m").sign(key);
 }
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const withHeaders =
+  (headers: Record<string, string>): Interceptor =>
+  (next) =>
+  (req) => {
+    for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
+    return next(req);
+  };
 
 beforeAll(async () => {
   api = await startTestApi({ label: "tenant_auth" });
@@ -205,6 +216,66 @@ describe("API keys", () => {
     await expectFailure(tenants.revokeApiKey({ apiKeyId: "kk_nope" }), Code.NotFound, "API_KEY_NOT_FOUND");
   });
 
+  it("keys/revocation_on_one_api_process_reaches_every_other_within_a_second", async () => {
+    // A second API process on the same database, with its own verified-key cache (as KINDLING_API_PROCESSES > 1).
+    const config = loadConfig({ DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
+    let second: Started | undefined;
+    try {
+      second = await startKindling(config, createLogger("silent"), "api");
+      const url = second.apiUrl!;
+      const created = await api.client(TenantService).createApiKey({ name: "revoked-elsewhere", role: ApiKeyRole.SERVICE });
+      const viaHeaders = { apikey: created.apiKey!.id, secretkey: created.secret };
+      const onSecond = (auth: Record<string, string>) => createClient(TenantService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [withHeaders(auth)] }));
+      // Both forms verified on the second process, so its cache holds them.
+      await onSecond(viaHeaders).getTenant({});
+      await onSecond(bearer(created.bearerToken)).getTenant({});
+
+      await api.client(TenantService).revokeApiKey({ apiKeyId: created.apiKey!.id });
+      const refused = async (auth: Record<string, string>) => {
+        const error = await onSecond(auth).getTenant({}).then(() => undefined, (e: unknown) => ConnectError.from(e));
+        return error?.code;
+      };
+      // The issue's bound: every other process refuses the key within 1 s of the revocation's answer.
+      await expect.poll(() => refused(viaHeaders), { timeout: 1_000, interval: 20 }).toBe(Code.Unauthenticated);
+      await expect.poll(() => refused(bearer(created.bearerToken)), { timeout: 1_000, interval: 20 }).toBe(Code.Unauthenticated);
+    } finally {
+      await second?.stop();
+    }
+  });
+
+  it("keys/revocation_reaches_a_process_whose_listening_connection_was_lost_and_is_heard_again_after", async () => {
+    const config = loadConfig({ DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
+    let second: Started | undefined;
+    const listeners = "select pid from pg_stat_activity where datname = current_database() and query = 'listen kindling_api_key_revoked'";
+    try {
+      second = await startKindling(config, createLogger("silent"), "api");
+      const onSecond = (auth: Record<string, string>) =>
+        createClient(TenantService, createConnectTransport({ baseUrl: second!.apiUrl!, httpVersion: "1.1", interceptors: [withHeaders(auth)] }));
+      const code = (auth: Record<string, string>) => onSecond(auth).getTenant({}).then(() => "ok", (e: unknown) => Code[ConnectError.from(e).code]);
+      const newKey = async (name: string) => bearer((await api.client(TenantService).createApiKey({ name, role: ApiKeyRole.SERVICE })).bearerToken);
+
+      const first = await newKey("revoked-while-deaf");
+      expect(await code(first)).toBe("ok"); // cached on the second process
+      // Both processes' listening connections are cut (as by a database restart): notices sent now reach nobody.
+      const before = (await db.query<{ pid: number }>(listeners)).rows.map((r) => r.pid);
+      expect(before.length).toBeGreaterThanOrEqual(2);
+      await db.query("select pg_terminate_backend(pid) from pg_stat_activity where pid = any($1)", [before]);
+      await api.client(TenantService).revokeApiKey({ apiKeyId: first.authorization.slice("Bearer ".length).split(".")[0]! });
+      await expect.poll(() => code(first), { timeout: 1_000, interval: 20 }).toBe("Unauthenticated");
+
+      // Each process listens again on a new connection, and a revocation is heard there within a second again.
+      await expect
+        .poll(async () => (await db.query<{ pid: number }>(listeners)).rows.filter((r) => !before.includes(r.pid)).length, { timeout: 10_000, interval: 100 })
+        .toBeGreaterThanOrEqual(2);
+      const later = await newKey("revoked-after-reconnect");
+      expect(await code(later)).toBe("ok");
+      await api.client(TenantService).revokeApiKey({ apiKeyId: later.authorization.slice("Bearer ".length).split(".")[0]! });
+      await expect.poll(() => code(later), { timeout: 1_000, interval: 20 }).toBe("Unauthenticated");
+    } finally {
+      await second?.stop();
+    }
+  });
+
   it("keys/last_use_time_is_unset_until_the_key_authenticates_then_the_minute_of_its_use", async () => {
     const tenantKeys = api.client(TenantService);
     const created = await tenantKeys.createApiKey({ name: "last-use", role: ApiKeyRole.SERVICE });
@@ -332,6 +403,9 @@ describe("rate limit", () => {
     const limited = await startTestApi({ label: "rate_limit", env: { RATE_LIMIT_PER_SECOND: "3" } });
     try {
       const defs = limited.client(DefinitionService);
+      // One call first, so the key is verified (scrypt) once and the burst below is not spread out by twelve
+      // concurrent verifications on a loaded machine (the bucket refills 3 tokens a second meanwhile).
+      await defs.listDefinitions({});
       const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => defs.listDefinitions({})));
       const rejected = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
       expect(outcomes.filter((o) => o.status === "fulfilled").length).toBeGreaterThanOrEqual(1);

@@ -30,7 +30,7 @@ export async function endUserToken(secret: string, tenantId: string, memberExter
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(memberExternalId)
     .setIssuedAt(Math.floor(nowMs / 1000))
-    .setExpirationTime(Math.floor(nowMs / 1000) + 3600 * 24 * 400)
+    .setExpirationTime(Math.floor(nowMs / 1000) + 3600)
     .sign(new TextEncoder().encode(secret));
 }
 

@@ -13,7 +13,7 @@ import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
 import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
 import { principalKey, vouchedPrincipalKey, type Principal, type Role } from "../context.ts";
 import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
-import type { EndUserJwtConfig } from "../../db/entities/index.ts";
+import { DEFAULT_MAX_TOKEN_LIFETIME_MS, type EndUserJwtConfig } from "../../db/entities/index.ts";
 import { isMemberSession, sessionKeyId, verifyMemberSession, type SessionKey } from "../../auth/member-session.ts";
 
 export interface CredentialStore {
@@ -34,28 +34,60 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
- * `forget` drops a key at once: RevokeApiKey calls it, so a revoked key stops working in this process
- * immediately (other API processes stop accepting it within the TTL).
+ * `forget` drops a key at once: a revocation on any API process reaches every process's cache through a
+ * PostgreSQL notification (src/engine/key-revocations.ts), so a revoked key stops working everywhere within a
+ * second. While notifications cannot arrive (the listening connection is down), `distrust` empties the cache and
+ * keeps it empty, so every call verifies against the database, until `trust` (listening again).
+ *
+ * A verification in flight when its key is forgotten (its row read before the revocation committed) must not put
+ * the key back: `mark` is taken before the row is read, and `set` ignores a principal whose key was forgotten
+ * since, or any principal read before the last `distrust` or `trust`.
  */
 export interface VerifiedKeyCache {
   get(fingerprint: string): Principal | undefined;
-  set(fingerprint: string, principal: Principal): void;
+  /** A mark to pass to `set`, taken before the key's row is read. */
+  mark(): number;
+  set(fingerprint: string, principal: Principal, mark: number): void;
   forget(keyId: string): void;
+  distrust(): void;
+  trust(): void;
 }
 
 export function createVerifiedKeyCache(ttlMs: number = VERIFIED_TTL_MS, now: () => number = Date.now): VerifiedKeyCache {
   const entries = new Map<string, { principal: Principal; until: number }>();
+  // The mark at which each key was last forgotten; older than a TTL is irrelevant (no verification runs that long).
+  const forgotten = new Map<string, { mark: number; at: number }>();
+  let marks = 0;
+  let trusted = true;
+  let resetMark = -1;
   return {
     get(fingerprint) {
       const cached = entries.get(fingerprint);
       return cached && cached.until > now() ? cached.principal : undefined;
     },
-    set(fingerprint, principal) {
+    mark() {
+      return marks;
+    },
+    set(fingerprint, principal, mark) {
+      if (!trusted || mark <= resetMark) return;
+      const gone = forgotten.get(principal.credentialId);
+      if (gone && gone.mark >= mark) return;
       if (entries.size > 10_000) entries.clear();
       entries.set(fingerprint, { principal, until: now() + ttlMs });
     },
     forget(keyId) {
       for (const [fingerprint, entry] of entries) if (entry.principal.credentialId === keyId) entries.delete(fingerprint);
+      if (forgotten.size > 10_000) for (const [id, gone] of forgotten) if (gone.at < now() - ttlMs) forgotten.delete(id);
+      forgotten.set(keyId, { mark: marks++, at: now() });
+    },
+    distrust() {
+      trusted = false;
+      resetMark = marks++;
+      entries.clear();
+    },
+    trust() {
+      trusted = true;
+      resetMark = marks++;
     },
   };
 }
@@ -84,10 +116,11 @@ export function createAuthInterceptor(
       noteUse(keyId);
       return cached;
     }
+    const mark = verified.mark();
     const key = await store.findApiKey(keyId);
     if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
     const principal: Principal = { role: key.role, tenantId: key.tenantId, credentialId: keyId };
-    verified.set(fingerprint, principal);
+    verified.set(fingerprint, principal, mark);
     noteUse(keyId);
     return principal;
   }
@@ -112,9 +145,19 @@ export function createAuthInterceptor(
         ...(config.issuer ? { issuer: config.issuer } : {}),
         ...(config.audience ? { audience: config.audience } : {}),
         currentDate: new Date(now()),
+        // A token without `exp` would be valid forever.
+        requiredClaims: ["exp"],
       }));
     } catch (error) {
       throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: ${(error as Error).message}`, { cause: error });
+    }
+    // The lifetime is counted from `iat`, or from now when `iat` is absent or in the future (a future `iat` must not
+    // buy a token a longer life), so no token outlives the tenant's maximum from the moment it is presented.
+    const maxLifetimeSeconds = (config.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS) / 1000;
+    const nowSeconds = Math.floor(now() / 1000);
+    const issuedAt = typeof payload.iat === "number" ? Math.min(payload.iat, nowSeconds) : nowSeconds;
+    if (payload.exp! - issuedAt > maxLifetimeSeconds) {
+      throw new ApiError(Code.Unauthenticated, "INVALID_TOKEN", `invalid end-user token: lifetime (exp - iat) over the tenant's maximum of ${maxLifetimeSeconds} s`);
     }
     const claim = config.memberClaim || "sub";
     const member = payload[claim];

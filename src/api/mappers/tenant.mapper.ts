@@ -1,9 +1,9 @@
 // Tenants, API keys and JWT settings -> kindling.v1 messages. Secrets (API key hashes, the HS256 secret) never
 // leave through here.
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ApiKeyRole, ApiKeySchema, EndUserJwtConfigSchema, JwtAlgorithm, TenantSchema, type ApiKey as ApiKeyMessage, type EndUserJwtConfig as JwtConfigMessage, type Tenant as TenantMessage } from "../../gen/kindling/v1/tenant_pb.js";
-import type { ApiKey, ApiKeyRole as StoredRole, EndUserJwtConfig, Tenant } from "../../db/entities/index.ts";
+import { DEFAULT_MAX_TOKEN_LIFETIME_MS, type ApiKey, type ApiKeyRole as StoredRole, type EndUserJwtConfig, type Tenant } from "../../db/entities/index.ts";
 
 export const apiKeyRoles: Record<StoredRole, ApiKeyRole> = { ADMIN: ApiKeyRole.ADMIN, SERVICE: ApiKeyRole.SERVICE };
 export const jwtAlgorithms: Record<EndUserJwtConfig["algorithm"], JwtAlgorithm> = {
@@ -31,6 +31,7 @@ export function jwtConfigMessage(c: EndUserJwtConfig): JwtConfigMessage {
     audience: c.audience ?? "",
     memberClaim: c.memberClaim || "sub",
     updateTime: c.updatedAt === undefined ? undefined : timestampFromMs(c.updatedAt),
+    maxTokenLifetime: durationFromMs(c.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS),
   });
 }
 

@@ -2,7 +2,7 @@
 // once, and only their hashes are stored. Browser access (allowed origins, member sessions and their signing
 // key) lives in src/engine/browser-access.ts, which every API process keeps in memory.
 import { Code, type ServiceImpl } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantService } from "../../gen/kindling/v1/tenant_service_pb.js";
 import { ApiKeyRole, JwtAlgorithm } from "../../gen/kindling/v1/tenant_pb.js";
@@ -22,8 +22,8 @@ import { parseBrowserOrigin } from "../../domain/browser-origin.ts";
 export interface TenantServiceDeps {
   readonly em: () => EntityManager;
   readonly now: () => number;
-  /** Told when a key is revoked, so this process stops accepting it at once (see VerifiedKeyCache). */
-  readonly onKeyRevoked: (keyId: string) => void;
+  /** Told when a key is revoked (after the revocation commits), so every API process stops accepting it (see KeyRevocations). */
+  readonly onKeyRevoked: (keyId: string) => Promise<void>;
   readonly browser: BrowserAccess;
   readonly catalog: DefinitionCatalog;
 }
@@ -71,7 +71,7 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
       if (principal.credentialId === req.apiKeyId) throw failedPrecondition("CANNOT_REVOKE_OWN_KEY", "a key cannot revoke itself");
       const key = await revokeApiKey(deps.em(), principal.tenantId, req.apiKeyId, new Date(deps.now()));
       if (!key) throw notFound("api key", { api_key_id: req.apiKeyId });
-      deps.onKeyRevoked(key.keyId);
+      await deps.onKeyRevoked(key.keyId);
       return { apiKey: apiKeyMessage(key) };
     },
 
@@ -98,6 +98,7 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
         ...(req.issuer ? { issuer: req.issuer } : {}),
         ...(req.audience ? { audience: req.audience } : {}),
         ...(req.memberClaim ? { memberClaim: req.memberClaim } : {}),
+        ...(req.maxTokenLifetime ? { maxTokenLifetimeMs: durationMs(req.maxTokenLifetime) } : {}),
         updatedAt: deps.now(),
       };
       const tenant = await setJwtConfig(deps.em(), principal.tenantId, config);

@@ -11,7 +11,12 @@ export interface EndUserJwtConfig {
   readonly memberClaim?: string;
   /** When the configuration was last set, epoch ms. */
   readonly updatedAt?: number;
+  /** The longest lifetime (exp - iat) a token may have, ms; DEFAULT_MAX_TOKEN_LIFETIME_MS when absent. */
+  readonly maxTokenLifetimeMs?: number;
 }
+
+/** A tenant's end-user tokens live at most this long unless its configuration says otherwise. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
 const TenantSchema = defineEntity({
   name: "Tenant",

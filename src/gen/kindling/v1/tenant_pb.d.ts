@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file kindling/v1/tenant.proto.
@@ -122,9 +122,11 @@ export declare const ApiKeySchema: GenMessage<ApiKey>;
  * - The signature, with the configured algorithm only (`alg` must equal algorithm: HS256 with the shared secret,
  *   RS256 or ES256 with public_key_pem; `none` and any other algorithm are refused).
  * - `iss` must equal issuer and `aud` must contain audience, when these are configured.
- * - `exp` (seconds since the epoch), when present: the token is refused at and after that instant. `nbf`, when
- *   present: refused before it. No clock skew is allowed. Neither is required and `iat` is not checked, so a
- *   token without `exp` never expires: issue short-lived tokens with `exp`.
+ * - `exp` (seconds since the epoch, required): the token is refused at and after that instant. `nbf`, when
+ *   present: refused before it. No clock skew is allowed.
+ * - The token's lifetime, `exp` minus `iat` (or minus now when `iat` is absent or in the future), must not exceed
+ *   max_token_lifetime (24 hours unless configured), so a token cannot be valid for longer than the tenant
+ *   allows: issue short-lived tokens.
  * - The member claim (member_claim, `sub` by default; required, a non-empty string): the member's external id.
  *   The caller acts as that member only (PERMISSION_DENIED, reason MEMBER_MISMATCH, for another member's data).
  *   The member need not exist yet.
@@ -175,6 +177,13 @@ export declare type EndUserJwtConfig = Message<"kindling.v1.EndUserJwtConfig"> &
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The longest lifetime (`exp` - `iat`) a token may have; 24 hours unless configured.
+   *
+   * @generated from field: google.protobuf.Duration max_token_lifetime = 7;
+   */
+  maxTokenLifetime?: Duration | undefined;
 };
 
 /**

@@ -266,6 +266,14 @@ export declare type SetEndUserJwtConfigRequest = Message<"kindling.v1.SetEndUser
    * @generated from field: string member_claim = 6;
    */
   memberClaim: string;
+
+  /**
+   * The longest lifetime (`exp` - `iat`) an end-user token may have: 1 minute to 30 days. Unset means 24 hours.
+   * Tokens outside it are refused with INVALID_TOKEN (see EndUserJwtConfig).
+   *
+   * @generated from field: google.protobuf.Duration max_token_lifetime = 7;
+   */
+  maxTokenLifetime?: Duration | undefined;
 };
 
 /**
@@ -536,9 +544,9 @@ export declare const TenantService: GenService<{
     output: typeof ListApiKeysResponseSchema;
   },
   /**
-   * Revokes an API key; calls with it fail with UNAUTHENTICATED from then on. NOT_FOUND (reason
-   * API_KEY_NOT_FOUND) when it does not exist; FAILED_PRECONDITION with reason CANNOT_REVOKE_OWN_KEY for the key
-   * making the call. Revoking a revoked key changes nothing.
+   * Revokes an API key; calls with it fail with UNAUTHENTICATED from then on, on this API process at once and on
+   * every other within a second. NOT_FOUND (reason API_KEY_NOT_FOUND) when it does not exist; FAILED_PRECONDITION
+   * with reason CANNOT_REVOKE_OWN_KEY for the key making the call. Revoking a revoked key changes nothing.
    *
    * @generated from rpc kindling.v1.TenantService.RevokeApiKey
    */
