@@ -43,6 +43,11 @@ const MemberStreakSchema = defineEntity({
     countReachedAt: p.datetime().nullable(),
     /** When longest_count took its present value (ties on the longest-count board). */
     longestReachedAt: p.datetime().nullable(),
+    /**
+     * The domain's break counter as of the last save (a sweep's break sets the count to 0 and leaves this): with
+     * the count, it tells a run from a later one at the same count.
+     */
+    breaks: p.integer().default(0),
     /** Copy of the member's leaderboard opt-out, so the leaderboard indexes can leave the row out. */
     leaderboardOptOut: p.boolean().default(false),
     version: p.integer().default(1),

@@ -2,6 +2,8 @@
 // - member_streak.count_reached_at / longest_reached_at: when the row's current / longest count took its present
 //   value. Ties on a count rank whoever reached it first; every writer that changes a count sets them in the same
 //   UPDATE (src/engine/streak-persistence.ts), from the writer's clock. Existing rows start from updated_at.
+// - member_streak.breaks: the domain's break counter, projected like the count. A streak broken at read time (its
+//   window passed, no sweep yet) that restarts to the count it had is a new run: the counter tells them apart.
 // - member.leaderboard_opt_out / display_name: a member's choice not to appear on leaderboards, and the name end
 //   users see for them there (never another member's external id). The opt-out is copied onto the member's
 //   member_streak rows (and onto rows created later), so the leaderboard indexes can leave opted-out rows out and
@@ -18,8 +20,10 @@ export class Migration0009Leaderboards extends Migration {
   override name = "0009_leaderboards";
 
   override up(): void {
-    this.addSql("alter table \"member_streak\" add column \"count_reached_at\" timestamptz null, add column \"longest_reached_at\" timestamptz null, add column \"leaderboard_opt_out\" boolean not null default false;");
-    this.addSql("update \"member_streak\" set \"count_reached_at\" = \"updated_at\", \"longest_reached_at\" = \"updated_at\";");
+    this.addSql(`alter table "member_streak" add column "count_reached_at" timestamptz null, add column "longest_reached_at" timestamptz null,
+      add column "leaderboard_opt_out" boolean not null default false, add column "breaks" int not null default 0;`);
+    this.addSql(`update "member_streak" s set "count_reached_at" = s."updated_at", "longest_reached_at" = s."updated_at",
+      "breaks" = coalesce((st."state"->>'breaks')::int, 0) from "member_streak_state" st where st."member_streak_id" = s."id";`);
     this.addSql("alter table \"member\" add column \"leaderboard_opt_out\" boolean not null default false, add column \"display_name\" varchar(64) null;");
     this.addSql(`create table "tenant_leaderboard_settings" (
       "tenant_id" uuid primary key,
