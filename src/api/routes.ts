@@ -182,7 +182,7 @@ export function createApi(deps: ApiDeps): { services: ServiceRegistration[]; int
     serviceRegistration(MemberService, createMemberService({ members, reader, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => verifiedKeys.forget(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
-    serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool), catalog, now })),
+    serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),
   ];
   const interceptors = [
     createErrorInterceptor(),

@@ -154,15 +154,21 @@ const entry = (r: EntryRow, rank: number): LeaderboardEntry => ({
   rank, memberId: r.member_id, memberExternalId: r.external_id, displayName: r.display_name, count: r.count, reachedAt: r.reached_at?.getTime() ?? null,
 });
 
-export function createLeaderboardStore(pool: Pool): LeaderboardStore {
+/**
+ * `preparedStatements` (default true; false behind a transaction-pooling proxy): the board statements are named,
+ * so each connection parses and plans them once — planning the rank statement costs more than running it.
+ */
+export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
+  const prepared = options.preparedStatements ?? true;
+  const statement = (name: string, text: string, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
   return {
     async top(def, metric, limit, now) {
-      const { rows } = await pool.query<EntryRow>(topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]);
+      const { rows } = await pool.query<EntryRow>(statement(`leaderboard_top_${metric}`, topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]));
       return rows.map((r, i) => entry(r, i + 1));
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
-      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(rankSql(metric), [def.tenantId, def.id, memberExternalId, neighbours, ...liveArgs(metric, def, now)]);
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(`leaderboard_rank_${metric}`, rankSql(metric), [def.tenantId, def.id, memberExternalId, neighbours, ...liveArgs(metric, def, now)]));
       const me = rows.find((r) => r.side === 0);
       if (!me) return { entry: null, above: [], below: [] };
       const rank = Number(me.ahead) + 1;
