@@ -7,11 +7,13 @@
 //   2. N members and N member streaks bulk-loaded with generate_series: counts drawn from an exponential
 //      distribution (mean 10, so large tie groups), reached-at moments spread over 30 days, every window open,
 //      1 % opted out, display names set; then VACUUM ANALYZE and CHECKPOINT;
-//   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC from a worker
-//      thread for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
+//   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (a lean client on
+//      node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
 //      joined to member for the names; GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
 //      with the plain rank (the member's row, then count(*) of the rows ahead of it). Every phase starts
 //      from a settled database;
+//      Last, GetLeaderboardSettings (a one-row read) for the same time: the rate the RPC stack alone allows here,
+//      the ceiling of any ratio against a sub-millisecond SQL statement;
 //   4. per round ratios and their medians, printed and written to bench/results/leaderboard.json.
 // Knobs: LEADERBOARD_MEMBERS (default 1000000), BENCH_SECONDS (default 10), BENCH_ROUNDS (default 3),
 // BENCH_CONCURRENCY (default "8").
@@ -25,12 +27,15 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
+import http2 from "node:http2";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaderboardMetric, LeaderboardService } from "../src/gen/kindling/v1/leaderboard_service_pb.js";
 
 interface LoadJob {
-  readonly kind: "top" | "rank";
+  /** `floor`: GetLeaderboardSettings, a one-row read: what the RPC stack alone allows on this machine. */
+  readonly kind: "top" | "rank" | "floor";
   readonly apiUrl: string;
   readonly keyId: string;
   readonly secret: string;
@@ -48,13 +53,44 @@ interface LoadResult {
   readonly p99Ms: number;
 }
 
+/**
+ * A lean unary gRPC call on one HTTP/2 session: the request framed by hand (5-byte header), the response's
+ * grpc-status checked and its message decoded. A framework client in the worker spends about as much CPU per call
+ * as the server's transport, on the same two cores (see bench/load-worker.ts).
+ */
+function unaryCall<I extends DescMessage, O extends DescMessage>(session: http2.ClientHttp2Session, job: LoadJob, method: DescMethodUnary<I, O>) {
+  const path = `/${method.parent.typeName}/${method.name}`;
+  return (input: MessageInitShape<I>): Promise<MessageShape<O>> =>
+    new Promise((resolve, reject) => {
+      const payload = toBinary(method.input, create(method.input, input));
+      const frame = Buffer.alloc(5 + payload.length);
+      frame.writeUInt32BE(payload.length, 1);
+      frame.set(payload, 5);
+      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers", apikey: job.keyId, secretkey: job.secret });
+      const chunks: Buffer[] = [];
+      let status = "";
+      const take = (h: http2.IncomingHttpHeaders) => {
+        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+      };
+      stream.on("response", take);
+      stream.on("trailers", take);
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("error", reject);
+      stream.on("end", () => {
+        const body = Buffer.concat(chunks);
+        if (status !== "0" || body.length < 5) return reject(new Error(`grpc-status ${status}`));
+        resolve(fromBinary(method.output, body.subarray(5, 5 + body.readUInt32BE(1))));
+      });
+      stream.end(frame);
+    });
+}
+
 /** The worker thread: `concurrency` calls in flight for `seconds` (a client on the server's thread would take its CPU). */
 async function runLoad(job: LoadJob): Promise<LoadResult> {
-  const transport = createGrpcTransport({
-    baseUrl: job.apiUrl,
-    interceptors: [(next) => (req) => (req.header.set("apikey", job.keyId), req.header.set("secretkey", job.secret), next(req))],
-  });
-  const boards = createClient(LeaderboardService, transport);
+  const session = http2.connect(job.apiUrl).on("error", (error: Error) => console.error("http2 session failed:", error.message));
+  const top = unaryCall(session, job, LeaderboardService.method.getLeaderboard);
+  const rank = unaryCall(session, job, LeaderboardService.method.getLeaderboardRank);
+  const settings = unaryCall(session, job, LeaderboardService.method.getLeaderboardSettings);
   const latencies: number[] = [];
   let errors = 0;
   const deadline = performance.now() + job.seconds * 1000;
@@ -64,12 +100,14 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          if (job.kind === "top") {
-            const { entries } = await boards.getLeaderboard({ definitionId: job.definitionId, metric: LeaderboardMetric.CURRENT_COUNT, limit: 100 });
+          if (job.kind === "floor") {
+            await settings({});
+          } else if (job.kind === "top") {
+            const { entries } = await top({ definitionId: job.definitionId, metric: LeaderboardMetric.CURRENT_COUNT, limit: 100 });
             if (entries.length !== 100) throw new Error(`top 100 returned ${entries.length}`);
           } else {
             const member = `m${1 + Math.floor(Math.random() * job.members)}`;
-            await boards.getLeaderboardRank({ definitionId: job.definitionId, metric: LeaderboardMetric.CURRENT_COUNT, memberExternalId: member, neighbours: 5 });
+            await rank({ definitionId: job.definitionId, metric: LeaderboardMetric.CURRENT_COUNT, memberExternalId: member, neighbours: 5 });
           }
           latencies.push(performance.now() - t0);
         } catch (error) {
@@ -78,6 +116,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
       }
     }),
   );
+  session.close();
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const at = (p: number) => (latencies.length === 0 ? 0 : latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!);
@@ -177,11 +216,11 @@ async function main(): Promise<void> {
     await pool.query(
       `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, count_reached_at, longest_reached_at,
                                   window_close_at, break_at, break_kind, leaderboard_opt_out, version, created_at, updated_at)
-       select gen_random_uuid(), m.tenant_id, m.id, $2, 'IN_PROGRESS', c.n, c.n + (random() * 5)::int,
+       select gen_random_uuid(), m.tenant_id, m.id, $2, 'IN_PROGRESS', m.n, m.n + (random() * 5)::int,
               now() - random() * interval '30 days', now() - random() * interval '60 days',
               date_trunc('day', now()) + interval '2 days', date_trunc('day', now()) + interval '2 days', 'BREAK', m.leaderboard_opt_out, 1, now(), now()
          -- A subquery in FROM draws per row (an uncorrelated LATERAL would be evaluated once, for every row).
-         from (select m.*, 1 + floor(-ln(1 - random()) * 10)::int as n from member m where m.tenant_id = $1) m, lateral (select m.n) c`,
+         from (select m.*, 1 + floor(-ln(1 - random()) * 10)::int as n from member m where m.tenant_id = $1) m`,
       [tenant.tenantId, definitionId],
     );
     log(`bulk-loaded ${members} members and member streaks in ${((performance.now() - loadStart) / 1000).toFixed(1)}s`);
@@ -204,7 +243,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
  where m.tenant_id = :tenant::uuid and m.external_id = 'm' || :m;
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
-    type Round = { concurrency: number; top: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: LoadResult; top: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
@@ -215,23 +254,36 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         await settle(pg.databaseUrl);
         const apiRank = await load({ ...job, kind: "rank", concurrency });
         await settle(pg.databaseUrl);
+        const floor = await load({ ...job, kind: "floor", concurrency });
+        await settle(pg.databaseUrl);
         const pgRank = pgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
         const r2 = (n: number) => Math.round(n * 100) / 100;
         const r: Round = {
           concurrency,
+          floor,
           top: { api: apiTop, pgbench: pgTop, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
         log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio}; ` +
-          `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}`);
+          `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}; ` +
+          `one-row RPC floor ${floor.perSecond}/s`);
       }
     }
     const summary = levels.map((concurrency) => {
       const at = results.filter((r) => r.concurrency === concurrency);
-      return { concurrency, topRatio: median(at.map((r) => r.top.ratio)), rankRatio: median(at.map((r) => r.rank.ratio)) };
+      return {
+        concurrency,
+        topRatio: median(at.map((r) => r.top.ratio)),
+        rankRatio: median(at.map((r) => r.rank.ratio)),
+        topPerSecond: median(at.map((r) => r.top.api.perSecond)),
+        rankPerSecond: median(at.map((r) => r.rank.api.perSecond)),
+        oneRowRpcPerSecond: median(at.map((r) => r.floor.perSecond)),
+      };
     });
-    for (const s of summary) log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio}, rank ratio ${s.rankRatio}`);
+    for (const s of summary) {
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s`);
+    }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
     writeFileSync(
       new URL("./results/leaderboard.json", import.meta.url),
