@@ -15,6 +15,7 @@ import { RewardService } from "../gen/kindling/v1/reward_service_pb.js";
 import { MemberService } from "../gen/kindling/v1/member_service_pb.js";
 import { TenantService } from "../gen/kindling/v1/tenant_service_pb.js";
 import { EventService } from "../gen/kindling/v1/event_service_pb.js";
+import { LeaderboardService } from "../gen/kindling/v1/leaderboard_service_pb.js";
 import { createDefinitionService } from "./services/definition.service.ts";
 import { createActivityService } from "./services/activity.service.ts";
 import { createMemberStreakService } from "./services/member-streak.service.ts";
@@ -22,6 +23,8 @@ import { createRewardService } from "./services/reward.service.ts";
 import { createMemberService } from "./services/member.service.ts";
 import { createTenantService } from "./services/tenant.service.ts";
 import { createEventService } from "./services/event.service.ts";
+import { createLeaderboardService } from "./services/leaderboard.service.ts";
+import { createLeaderboardStore } from "../engine/leaderboard.ts";
 import { createWebhookStore } from "../engine/webhook-store.ts";
 import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
@@ -134,6 +137,17 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       ListWebhookDeliveries: ADMIN,
     },
   ],
+  [
+    LeaderboardService,
+    {
+      // End users read boards (unless the tenant hides them) and set their own preference only.
+      GetLeaderboard: ["ADMIN", "SERVICE", "END_USER"],
+      GetLeaderboardRank: ["ADMIN", "SERVICE", "END_USER"],
+      SetLeaderboardPreference: ["ADMIN", "SERVICE", "END_USER"],
+      GetLeaderboardSettings: SERVER,
+      SetLeaderboardSettings: ADMIN,
+    },
+  ],
 ];
 
 function permissionMatrix(): PermissionMatrix {
@@ -180,6 +194,7 @@ export function createApi(deps: ApiDeps): {
     serviceRegistration(MemberService, createMemberService({ members, reader, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
+    serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),
   ];
   const interceptors = [
     createErrorInterceptor(),

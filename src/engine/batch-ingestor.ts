@@ -823,8 +823,9 @@ async function lockStreaks(
     `with x as materialized (
        select * from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, status varchar, state jsonb, n bigint)
      ), created as (
-       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at)
-       select x.id, x.tenant_id, x.member_id, x.definition_id, x.status, 0, 0, 1, now(), now()
+       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at, leaderboard_opt_out)
+       select x.id, x.tenant_id, x.member_id, x.definition_id, x.status, 0, 0, 1, now(), now(),
+              coalesce((select m.leaderboard_opt_out from member m where m.id = x.member_id), false)
          from x
         order by n
        on conflict (tenant_id, member_id, definition_id) do nothing

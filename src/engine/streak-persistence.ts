@@ -56,8 +56,8 @@ export async function lockMemberStreak(client: PoolClient, tenantId: string, mem
   const state = initialState(def.rules);
   const created = await client.query<{ id: string }>(
     `with created as (
-       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at)
-       values ($1, $2, $3, $4, $5, 0, 0, 1, now(), now())
+       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at, leaderboard_opt_out)
+       values ($1, $2, $3, $4, $5, 0, 0, 1, now(), now(), coalesce((select m.leaderboard_opt_out from member m where m.id = $3), false))
        on conflict (tenant_id, member_id, definition_id) do nothing returning id
      )
      insert into member_streak_state (member_streak_id, state) select id, $6 from created returning member_streak_id as id`,
@@ -85,6 +85,8 @@ export interface MemberStreakColumns {
   readonly updated_at: Date;
   readonly break_kind: string | null;
   readonly break_window_key: string | null;
+  /** The domain's break counter: with the count, it tells a run's count from the same count reached again. */
+  readonly breaks: number;
 }
 
 export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakState, now: number): MemberStreakColumns {
@@ -93,9 +95,20 @@ export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakS
   return {
     state, status: state.status, current_count: state.current, longest_count: state.longest, window_close_at: ms(d.windowCloseAt),
     at_risk_at: ms(d.atRiskAt), break_at: ms(d.breakAt), last_activity_at: ms(state.lastActivityAt), updated_at: new Date(now),
-    break_kind: d.breakKind, break_window_key: d.breakWindowKey,
+    break_kind: d.breakKind, break_window_key: d.breakWindowKey, breaks: state.breaks,
   };
 }
+
+/**
+ * SET items keeping the leaderboard tie-breaks (migration 0009): a count that changes takes the writer's clock
+ * `at` as the moment it was reached; an unchanged one keeps its moment. The same current count in a new run (the
+ * streak broke at read time, unswept, and restarted to the count it had) is a change too: the break counter
+ * moved. In an UPDATE's SET list the row's columns (qualified by `row`) are its values before the update.
+ */
+const REACHED_AT_SET = (row: string, current: string, longest: string, breaks: string, at: string) =>
+  `count_reached_at = case when ${row}current_count is distinct from ${current} or ${row}breaks is distinct from ${breaks}
+           or ${row}count_reached_at is null then ${at} else ${row}count_reached_at end,
+       longest_reached_at = case when ${row}longest_count is distinct from ${longest} or ${row}longest_reached_at is null then ${at} else ${row}longest_reached_at end`;
 
 /** Writes the state and refreshes the columns projected from it (see the domain's persistence contract). */
 export async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
@@ -104,10 +117,10 @@ export async function saveMemberStreak(client: PoolClient, id: string, def: Cata
     `with saved as (update member_streak_state set state = $2 where member_streak_id = $1)
      update member_streak set status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
        at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10,
-       break_kind = $11, break_window_key = $12
+       break_kind = $11, break_window_key = $12, ${REACHED_AT_SET("", "$4", "$5", "$13", "$10")}, breaks = $13
      where id = $1`,
     [id, JSON.stringify(c.state), c.status, c.current_count, c.longest_count, c.window_close_at, c.at_risk_at, c.break_at, c.last_activity_at, c.updated_at,
-      c.break_kind, c.break_window_key],
+      c.break_kind, c.break_window_key, c.breaks],
   );
 }
 
@@ -132,13 +145,14 @@ export function saveMemberStreaksSql(prefix: string, param: number): string {
   return `${prefix}_x as materialized (
        select * from jsonb_to_recordset($${param}::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
          window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
-         break_kind varchar, break_window_key varchar)
+         break_kind varchar, break_window_key varchar, breaks int)
      ), ${prefix}_state as (
        update member_streak_state st set state = x.state from ${prefix}_x x where st.member_streak_id = x.id
      ), ${prefix}_row as (
        update member_streak s set status = x.status, current_count = x.current_count, longest_count = x.longest_count,
          window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
-         version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key
+         version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key,
+         ${REACHED_AT_SET("s.", "x.current_count", "x.longest_count", "x.breaks", "x.updated_at")}, breaks = x.breaks
        from ${prefix}_x x
        where s.id = x.id and s.id = any(array(select id from ${prefix}_x))
      )`;

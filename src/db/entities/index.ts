@@ -11,6 +11,7 @@ export * from "./webhook-subscription.entity.ts";
 export * from "./webhook-delivery.entity.ts";
 export * from "./reward-code-pool-usage.entity.ts";
 export * from "./tenant-browser-access.entity.ts";
+export * from "./tenant-leaderboard-settings.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -23,6 +24,7 @@ import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
 import { StreakEventSchema } from "./streak-event.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
 import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
+import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -41,4 +43,5 @@ export const allEntities = [
   WebhookDeliverySchema,
   RewardCodePoolUsageSchema,
   TenantBrowserAccessSchema,
+  TenantLeaderboardSettingsSchema,
 ];

@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { LEADERBOARD_CURRENT_INDEX, LEADERBOARD_LONGEST_INDEX } from "../migrations/0009-leaderboards.migration.ts";
 
 export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
 
@@ -16,6 +17,9 @@ const MemberStreakSchema = defineEntity({
     // Partial: finished rows (nulls) are never swept, so breaking a row adds no entries here (migration 0004).
     { name: "member_streak_break_sweep", expression: `create index "member_streak_break_sweep" on "member_streak" ("definition_id", "break_at") where "break_at" is not null` },
     { name: "member_streak_at_risk_sweep", expression: `create index "member_streak_at_risk_sweep" on "member_streak" ("definition_id", "at_risk_at") where "at_risk_at" is not null` },
+    // Leaderboards in board order, ranked rows only (migration 0009).
+    { name: "member_streak_leaderboard_current", expression: LEADERBOARD_CURRENT_INDEX },
+    { name: "member_streak_leaderboard_longest", expression: LEADERBOARD_LONGEST_INDEX },
   ],
   properties: {
     id: p.uuid().primary(),
@@ -35,6 +39,17 @@ const MemberStreakSchema = defineEntity({
     /** Window key for which the at-risk reminder was already emitted: it goes out once per member and window. */
     atRiskNotifiedWindow: p.string().length(64).nullable(),
     lastActivityAt: p.datetime().nullable(),
+    /** When current_count took its present value: ties on a leaderboard rank whoever reached the count first. */
+    countReachedAt: p.datetime().nullable(),
+    /** When longest_count took its present value (ties on the longest-count board). */
+    longestReachedAt: p.datetime().nullable(),
+    /**
+     * The domain's break counter as of the last save (a sweep's break sets the count to 0 and leaves this): with
+     * the count, it tells a run from a later one at the same count.
+     */
+    breaks: p.integer().default(0),
+    /** Copy of the member's leaderboard opt-out, so the leaderboard indexes can leave the row out. */
+    leaderboardOptOut: p.boolean().default(false),
     version: p.integer().default(1),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),

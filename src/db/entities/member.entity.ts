@@ -17,6 +17,10 @@ const MemberSchema = defineEntity({
     locale: p.string().length(35).nullable(),
     /** Built-in points ledger balance, credited by POINTS rewards fulfilled by the PROVIDER mode. */
     pointsBalance: p.double().default(0),
+    /** The member chose not to appear on leaderboards (copied onto their member_streak rows). */
+    leaderboardOptOut: p.boolean().default(false),
+    /** The name end users see for this member on leaderboards; never their external id. */
+    displayName: p.string().length(64).nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

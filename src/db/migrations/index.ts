@@ -8,6 +8,7 @@ import { Migration0005MemberStreakState } from "./0005-member-streak-state.migra
 import { Migration0006BatchCheck } from "./0006-batch-check.migration.ts";
 import { Migration0007ApiKeyLastUse } from "./0007-api-key-last-use.migration.ts";
 import { Migration0008BrowserAccess } from "./0008-browser-access.migration.ts";
+import { Migration0009Leaderboards } from "./0009-leaderboards.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -20,4 +21,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0006_batch_check", class: Migration0006BatchCheck },
   { name: "0007_api_key_last_use", class: Migration0007ApiKeyLastUse },
   { name: "0008_browser_access", class: Migration0008BrowserAccess },
+  { name: "0009_leaderboards", class: Migration0009Leaderboards },
 ];

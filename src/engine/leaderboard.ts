@@ -1,0 +1,219 @@
+// Leaderboards per definition (issue 13, item 2): the top members by current or longest count, and one member's
+// rank with their neighbours. Each read is ONE statement over the board's partial index (migration 0009), which
+// holds the definition's ranked rows in board order: count descending, then whoever reached the count first
+// (count_reached_at / longest_reached_at, set by every writer that changes a count, in the same UPDATE), then id.
+//
+// Exact at read time, as progress reads are (PRODUCT §5): a streak whose window passed unsatisfied is broken from
+// that instant even if the sweeper has not run yet. Its row still carries its old count until the sweep sets it
+// to 0, so the current board leaves out every row whose stored deadline says "BREAK at break_at" with
+// break_at <= now, unless a pause neutralises that window (the sweeps' own NEUTRAL test). Rows due for FREEZE
+// keep their count (a freeze is consumed, the count stands). Rows due for SETTLE (held windows counted at close)
+// rank with their stored count until the sweep settles them. The longest board needs no such test: longest
+// never decreases.
+//
+// Privacy: a member's opt-out is stored on the member and copied onto each of their member_streak rows
+// (leaderboard_opt_out, part of the indexes' predicate), so ranks are counted from the index alone. A streak row
+// created by a transaction that read the member's flag just before a concurrent opt-out committed keeps the old
+// flag; the next SetLeaderboardPreference corrects it.
+import type { Pool } from "pg";
+import type { CatalogDefinition } from "./definition-catalog.ts";
+import { notFoundError } from "./engine-error.ts";
+import { inTransaction } from "./transaction.ts";
+
+export type LeaderboardMetric = "CURRENT_COUNT" | "LONGEST_COUNT";
+
+export interface LeaderboardEntry {
+  readonly rank: number;
+  readonly memberId: string;
+  readonly memberExternalId: string;
+  readonly displayName: string | null;
+  readonly count: number;
+  readonly reachedAt: number | null;
+}
+
+export interface MemberRank {
+  /** Null when the member has no ranked row: no streak, a count of 0, a broken streak, or opted out. */
+  readonly entry: LeaderboardEntry | null;
+  /** Up to `neighbours` entries ranked just before the member, best first. */
+  readonly above: readonly LeaderboardEntry[];
+  /** Up to `neighbours` entries ranked just after the member, best first. */
+  readonly below: readonly LeaderboardEntry[];
+}
+
+export interface LeaderboardPreference {
+  readonly memberExternalId: string;
+  readonly optOut: boolean;
+  readonly displayName: string | null;
+}
+
+export interface LeaderboardStore {
+  top(def: CatalogDefinition, metric: LeaderboardMetric, limit: number, now: number): Promise<LeaderboardEntry[]>;
+  rank(def: CatalogDefinition, metric: LeaderboardMetric, memberExternalId: string, neighbours: number, now: number): Promise<MemberRank>;
+  /** Undefined fields keep the stored value; an empty display name clears it. */
+  setPreference(tenantId: string, memberExternalId: string, change: { optOut?: boolean | undefined; displayName?: string | undefined }): Promise<LeaderboardPreference>;
+  hiddenFromEndUsers(tenantId: string): Promise<boolean>;
+  setHiddenFromEndUsers(tenantId: string, hidden: boolean, now: number): Promise<boolean>;
+}
+
+interface Board {
+  readonly count: string;
+  readonly reached: string;
+  /**
+   * A predicate on `s`, true while the row's count stands at the read's instant; parameters `$n` (now), `$n+1`
+   * and `$n+2` (the definition's pauses) follow the statement's own. Null: every ranked row stands.
+   */
+  readonly live: ((n: number) => string) | null;
+}
+
+const BOARDS: Record<LeaderboardMetric, Board> = {
+  CURRENT_COUNT: {
+    count: "current_count",
+    reached: "count_reached_at",
+    live: (n) => `(s.break_kind is distinct from 'BREAK' or s.break_at > $${n}
+            or exists (select 1 from unnest($${n + 1}::timestamptz[], $${n + 2}::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at))`,
+  },
+  LONGEST_COUNT: { count: "longest_count", reached: "longest_reached_at", live: null },
+};
+
+/** The definition's pauses as two parallel arrays; an open pause ends at 'infinity' (as the sweeps read them). */
+function pauseArrays(def: CatalogDefinition): [string[], string[]] {
+  return [def.pauses.map((p) => new Date(p.from).toISOString()), def.pauses.map((p) => (p.to === null ? "infinity" : new Date(p.to).toISOString()))];
+}
+
+/** The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only. */
+const ranked = (b: Board, n: number) => `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n)}` : ""}`;
+
+/** Top `$3` rows; see `liveArgs` for the parameters after it. */
+export function topSql(metric: LeaderboardMetric): string {
+  const b = BOARDS[metric];
+  return `select s.member_id, s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
+       from member_streak s join member m on m.id = s.member_id
+      where ${ranked(b, 4)}
+      order by s.${b.count} desc, s.${b.reached}, s.id
+      limit $3`;
+}
+
+/** The parameters after a board statement's own: now and the definition's pauses, for the current board only. */
+export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number): unknown[] {
+  return BOARDS[metric].live ? [new Date(now), ...pauseArrays(def)] : [];
+}
+
+/**
+ * One member's rank and neighbours in one statement: the member's row (`me`, external id `$3`), the number of
+ * ranked rows before it (two index ranges: a higher count; the same count reached earlier), and the `$4` rows on
+ * either side, each side the first `$4` of two index ranges read in the needed direction.
+ */
+export function rankSql(metric: LeaderboardMetric): string {
+  const b = BOARDS[metric];
+  const rankedRows = ranked(b, 5);
+  const c = `s.${b.count}`;
+  const r = `s.${b.reached}`;
+  const row = `s.id, s.member_id, ${c} as count, ${r} as reached_at`;
+  return `with me as materialized (
+       select ${row}
+         from member m join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id and s.definition_id = $2
+        where m.tenant_id = $1 and m.external_id = $3 and ${rankedRows}
+     ), ahead as (
+       select (select count(*) from member_streak s where ${rankedRows} and ${c} > (select count from me))
+            + (select count(*) from member_streak s where ${rankedRows} and ${c} = (select count from me)
+                 and (${r}, s.id) < ((select reached_at from me), (select id from me))) as n
+     ), above as (
+       select * from (
+         (select ${row} from member_streak s where ${rankedRows} and ${c} = (select count from me)
+             and (${r}, s.id) < ((select reached_at from me), (select id from me))
+           order by ${r} desc, s.id desc limit $4)
+         union all
+         (select ${row} from member_streak s where ${rankedRows} and ${c} > (select count from me)
+           order by ${c}, ${r} desc, s.id desc limit $4)
+       ) x order by x.count, x.reached_at desc, x.id desc limit $4
+     ), below as (
+       select * from (
+         (select ${row} from member_streak s where ${rankedRows} and ${c} = (select count from me)
+             and (${r}, s.id) > ((select reached_at from me), (select id from me))
+           order by ${r}, s.id limit $4)
+         union all
+         (select ${row} from member_streak s where ${rankedRows} and ${c} < (select count from me)
+           order by ${c} desc, ${r}, s.id limit $4)
+       ) x order by x.count desc, x.reached_at, x.id limit $4
+     ), found as (
+       select 0 as side, me.*, (select n from ahead) as ahead from me
+       union all select -1, above.*, null from above
+       union all select 1, below.*, null from below
+     )
+     select f.side, f.member_id, f.count, f.reached_at, f.ahead, m.external_id, m.display_name
+       from found f join member m on m.id = f.member_id
+      where exists (select 1 from me)
+      order by f.side, f.count desc, f.reached_at, f.id`;
+}
+
+interface EntryRow {
+  member_id: string; count: number; reached_at: Date | null; external_id: string; display_name: string | null;
+}
+
+const entry = (r: EntryRow, rank: number): LeaderboardEntry => ({
+  rank, memberId: r.member_id, memberExternalId: r.external_id, displayName: r.display_name, count: r.count, reachedAt: r.reached_at?.getTime() ?? null,
+});
+
+/**
+ * `preparedStatements` (default true; false behind a transaction-pooling proxy): the board statements are named,
+ * so each connection parses and plans them once — planning the rank statement costs more than running it.
+ */
+export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
+  const prepared = options.preparedStatements ?? true;
+  const statement = (name: string, text: string, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
+  return {
+    async top(def, metric, limit, now) {
+      const { rows } = await pool.query<EntryRow>(statement(`leaderboard_top_${metric}`, topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]));
+      return rows.map((r, i) => entry(r, i + 1));
+    },
+
+    async rank(def, metric, memberExternalId, neighbours, now) {
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(`leaderboard_rank_${metric}`, rankSql(metric), [def.tenantId, def.id, memberExternalId, neighbours, ...liveArgs(metric, def, now)]));
+      const me = rows.find((r) => r.side === 0);
+      if (!me) return { entry: null, above: [], below: [] };
+      const rank = Number(me.ahead) + 1;
+      const above = rows.filter((r) => r.side === -1);
+      const below = rows.filter((r) => r.side === 1);
+      return {
+        entry: entry(me, rank),
+        above: above.map((r, i) => entry(r, rank - above.length + i)),
+        below: below.map((r, i) => entry(r, rank + 1 + i)),
+      };
+    },
+
+    async setPreference(tenantId, memberExternalId, change) {
+      return inTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ id: string; leaderboard_opt_out: boolean; display_name: string | null }>(
+          `update member set leaderboard_opt_out = coalesce($3, leaderboard_opt_out),
+                  display_name = case when $4::text is null then display_name else nullif($4::text, '') end,
+                  updated_at = now()
+            where tenant_id = $1 and external_id = $2
+           returning id, leaderboard_opt_out, display_name`,
+          [tenantId, memberExternalId, change.optOut ?? null, change.displayName ?? null],
+        );
+        const member = rows[0];
+        if (!member) throw notFoundError("member", { member_external_id: memberExternalId });
+        // The member row is locked until commit; copy the flag onto every streak row of the member.
+        await client.query(
+          "update member_streak set leaderboard_opt_out = $3 where tenant_id = $1 and member_id = $2 and leaderboard_opt_out is distinct from $3",
+          [tenantId, member.id, member.leaderboard_opt_out],
+        );
+        return { memberExternalId, optOut: member.leaderboard_opt_out, displayName: member.display_name };
+      });
+    },
+
+    async hiddenFromEndUsers(tenantId) {
+      const { rows } = await pool.query<{ hidden: boolean }>("select hidden_from_end_users as hidden from tenant_leaderboard_settings where tenant_id = $1", [tenantId]);
+      return rows[0]?.hidden ?? false;
+    },
+
+    async setHiddenFromEndUsers(tenantId, hidden, now) {
+      await pool.query(
+        `insert into tenant_leaderboard_settings (tenant_id, hidden_from_end_users, updated_at) values ($1, $2, $3)
+         on conflict (tenant_id) do update set hidden_from_end_users = excluded.hidden_from_end_users, updated_at = excluded.updated_at`,
+        [tenantId, hidden, new Date(now)],
+      );
+      return hidden;
+    },
+  };
+}

@@ -1,0 +1,132 @@
+// Leaderboard reads at scale (PRODUCT §7: top 100 and a member's rank at 1,000,000 streaks, one indexed query
+// each). On a definition of a few thousand member streaks (bulk-loaded: counts with many ties, equal reached-at
+// moments, opted-out rows, rows whose window passed unswept, a FREEZE row past its deadline), after ANALYZE:
+// - every board statement is planned without a sequential scan, as a prepared statement under a generic and a
+//   custom plan;
+// - the answers equal a full sort of the same rows done here in TypeScript (the board's rules written out again:
+//   count desc, reached first, id; ranked rows only).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { sqlLiteral } from "../../src/engine/batch-ingestor.ts";
+import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createLeaderboardStore, liveArgs, rankSql, topSql, type LeaderboardMetric } from "../../src/engine/leaderboard.ts";
+import type { CatalogDefinition } from "../../src/engine/definition-catalog.ts";
+import { startTestApi, type TestApi } from "../support/api.ts";
+import { createLiveDefinition } from "../support/fixtures.ts";
+
+const MEMBERS = 4000;
+const SCANNED_TABLES = /Seq Scan on (member|member_streak)\b/;
+const NOW = Date.parse("2025-06-01T12:00:00Z");
+
+let api: TestApi;
+let pool: pg.Pool;
+let def: CatalogDefinition;
+
+beforeAll(async () => {
+  api = await startTestApi({ label: "leaderboard_plans" });
+  pool = new pg.Pool({ connectionString: api.databaseUrl, max: 2 });
+  const defs = api.client(DefinitionService);
+  const ids = [];
+  for (const name of ["Board", "Neighbour board"]) ids.push((await createLiveDefinition(defs, { name })).id);
+  const tenantId = api.admin.tenantId;
+  await pool.query(
+    `insert into member (id, tenant_id, external_id, created_at, updated_at, leaderboard_opt_out)
+     select gen_random_uuid(), $1, 'm' || i, now(), now(), i % 13 = 0 from generate_series(1, $2) i`,
+    [tenantId, MEMBERS],
+  );
+  // Both definitions get a row per member, so the board must pick its definition's rows out of a larger table.
+  await pool.query(
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, count_reached_at, longest_reached_at,
+                                break_at, window_close_at, break_kind, leaderboard_opt_out, version, created_at, updated_at)
+     select gen_random_uuid(), $1, m.id, d.id, 'IN_PROGRESS', c, c + n % 3,
+            $3::timestamptz - make_interval(mins => (n * 104729) % 50), $3::timestamptz - make_interval(mins => (n * 7) % 50),
+            case when n % 10 = 0 or n % 17 = 0 then $3::timestamptz - interval '1 hour' else $3::timestamptz + interval '1 day' end,
+            $3::timestamptz - interval '1 hour',
+            case when n % 17 = 0 then 'FREEZE' else 'BREAK' end, m.leaderboard_opt_out, 1, now(), now()
+       from member m cross join unnest($2::uuid[]) as d(id),
+            lateral (select substr(m.external_id, 2)::int as n) k,
+            lateral (select (k.n * 7919) % 40 as c) cc
+      where m.tenant_id = $1`,
+    [tenantId, ids, new Date(NOW).toISOString()],
+  );
+  await pool.query("analyze member, member_streak");
+  def = (await createDefinitionCatalog(pool).get(tenantId, ids[0]!))!;
+}, 120_000);
+afterAll(async () => {
+  await pool?.end();
+  await api?.close();
+});
+
+/** Plans of one prepared statement, generic and custom, as EXPLAIN prints them. */
+async function plans(text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    await client.query(`prepare checked(${types.join(", ")}) as ${text}`);
+    const out: string[] = [];
+    for (const mode of ["force_generic_plan", "force_custom_plan"]) {
+      await client.query(`set plan_cache_mode = ${mode}`);
+      const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain execute checked(${args.map(sqlLiteral).join(", ")})`);
+      out.push(`${mode}:\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+    }
+    return out;
+  } finally {
+    await client.query("deallocate all; reset plan_cache_mode").catch(() => undefined);
+    client.release();
+  }
+}
+
+/** The board computed the long way: every row of the definition, filtered and sorted here. */
+async function fullSort(metric: LeaderboardMetric): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string; external_id: string; current_count: number; longest_count: number; count_reached_at: Date; longest_reached_at: Date; break_at: Date; break_kind: string; leaderboard_opt_out: boolean }>(
+    `select s.id, m.external_id, s.current_count, s.longest_count, s.count_reached_at, s.longest_reached_at, s.break_at, s.break_kind, s.leaderboard_opt_out
+       from member_streak s join member m on m.id = s.member_id where s.definition_id = $1`,
+    [def.id],
+  );
+  const current = metric === "CURRENT_COUNT";
+  const count = (r: (typeof rows)[number]) => (current ? r.current_count : r.longest_count);
+  const reached = (r: (typeof rows)[number]) => (current ? r.count_reached_at : r.longest_reached_at).getTime();
+  return rows
+    .filter((r) => count(r) > 0 && !r.leaderboard_opt_out && (!current || r.break_kind !== "BREAK" || r.break_at.getTime() > NOW))
+    .sort((a, b) => count(b) - count(a) || reached(a) - reached(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((r) => r.external_id);
+}
+
+describe("leaderboard statement plans", () => {
+  it("plans/top_and_rank_use_the_board_index_without_a_sequential_scan", async () => {
+    for (const metric of ["CURRENT_COUNT", "LONGEST_COUNT"] as const) {
+      const live = liveArgs(metric, def, NOW).map((v) => (v instanceof Date ? v.toISOString() : v));
+      const liveTypes = live.length > 0 ? ["timestamptz", "timestamptz[]", "timestamptz[]"] : [];
+      const planned = [
+        ...(await plans(topSql(metric), ["uuid", "uuid", "int", ...liveTypes], [def.tenantId, def.id, 100, ...live])),
+        ...(await plans(rankSql(metric), ["uuid", "uuid", "text", "int", ...liveTypes], [def.tenantId, def.id, "m1234", 5, ...live])),
+      ];
+      for (const plan of planned) {
+        expect(plan, metric).not.toMatch(SCANNED_TABLES);
+        expect(plan, metric).toMatch(metric === "CURRENT_COUNT" ? /member_streak_leaderboard_current/ : /member_streak_leaderboard_longest/);
+      }
+    }
+    // Large enough that the planner would scan if the statements left it the choice.
+    const { rows } = await pool.query<{ n: string }>("select count(*) as n from member_streak");
+    expect(Number(rows[0]!.n)).toBe(2 * MEMBERS);
+  });
+
+  it("plans/top_and_ranks_equal_a_full_sort_with_ties_opt_outs_and_unswept_breaks", async () => {
+    const store = createLeaderboardStore(pool);
+    for (const metric of ["CURRENT_COUNT", "LONGEST_COUNT"] as const) {
+      const expected = await fullSort(metric);
+      expect(expected.length).toBeGreaterThan(MEMBERS / 2);
+      expect((await store.top(def, metric, 100, NOW)).map((e) => e.memberExternalId)).toEqual(expected.slice(0, 100));
+      const bottom = expected.length - 1;
+      for (const at of [0, 1, 57, 99, 100, Math.floor(bottom / 2), bottom - 1, bottom]) {
+        const member = expected[at]!;
+        const found = await store.rank(def, metric, member, 3, NOW);
+        expect(found.entry, `${metric} ${member}`).toMatchObject({ rank: at + 1, memberExternalId: member });
+        expect(found.above.map((e) => [e.rank, e.memberExternalId])).toEqual(expected.slice(Math.max(0, at - 3), at).map((m, i, all) => [at + 1 - all.length + i, m]));
+        expect(found.below.map((e) => [e.rank, e.memberExternalId])).toEqual(expected.slice(at + 1, at + 4).map((m, i) => [at + 2 + i, m]));
+      }
+    }
+    // Not ranked: opted out (m13), due to break (m10), a count of 0 (m40: 40 × 7919 ≡ 0 mod 40).
+    for (const member of ["m13", "m10", "m40"]) expect((await store.rank(def, "CURRENT_COUNT", member, 1, NOW)).entry).toBeNull();
+  });
+});
