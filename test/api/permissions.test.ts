@@ -33,6 +33,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
+import { LeaderboardMetric } from "../../src/gen/kindling/v1/leaderboard_service_pb.js";
 import { ApiKeyRole, JwtAlgorithm } from "../../src/gen/kindling/v1/tenant_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { startTestApi, type TestApi } from "../support/api.ts";
@@ -88,9 +89,16 @@ const TABLE = `
   kindling.v1.EventService/ListWebhookSubscriptions   ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.EventService/DeleteWebhookSubscription  ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.EventService/ListWebhookDeliveries      ok     denied   denied  denied   denied        denied  ok            unauth
+  kindling.v1.LeaderboardService/GetLeaderboard           ok     ok       ok      ok       ok            denied  ok            unauth
+  kindling.v1.LeaderboardService/GetLeaderboardRank       ok     ok       ok      ok       denied        denied  ok            unauth
+  kindling.v1.LeaderboardService/SetLeaderboardPreference ok     ok       ok      ok       denied        denied  ok            unauth
+  kindling.v1.LeaderboardService/GetLeaderboardSettings   ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.LeaderboardService/SetLeaderboardSettings   ok     denied   denied  denied   denied        denied  ok            unauth
 `;
 // ListEvents and WatchEvents: an end user naming no member gets their own events (the member filter is forced to
-// the caller); naming another member is MEMBER_MISMATCH, as everywhere else.
+// the caller); naming another member is MEMBER_MISMATCH, as everywhere else. A leaderboard is the definition's,
+// not a member's: any end user of the tenant reads it (with display names, see leaderboard_service.proto), but a
+// rank or a preference is asked or set only for oneself.
 
 function parseTable(text: string): Map<string, Record<Caller, Answer>> {
   const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
@@ -210,6 +218,13 @@ function requestFor(rpc: string): Record<string, unknown> {
     "EventService/ListWebhookSubscriptions": {},
     "EventService/DeleteWebhookSubscription": { subscriptionId: MADE_UP },
     "EventService/ListWebhookDeliveries": { subscriptionId: MADE_UP },
+    "LeaderboardService/GetLeaderboard": { definitionId: liveDef, metric: LeaderboardMetric.CURRENT_COUNT, limit: 10 },
+    "LeaderboardService/GetLeaderboardRank": { definitionId: liveDef, metric: LeaderboardMetric.CURRENT_COUNT, memberExternalId: "alice", neighbours: 1 },
+    // A display name only: opting alice out would change what later rows read.
+    "LeaderboardService/SetLeaderboardPreference": { memberExternalId: "alice", displayName: "Alice" },
+    "LeaderboardService/GetLeaderboardSettings": {},
+    // Boards stay visible, so the end-user columns of the rows above keep reading them.
+    "LeaderboardService/SetLeaderboardSettings": { hiddenFromEndUsers: false },
   };
   const request = requests[rpc.replace(/^kindling\.v1\./, "")];
   if (!request) throw new Error(`no request for ${rpc}: add one beside its row`);
