@@ -27,12 +27,12 @@
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
 // generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written).
 import { spawn, spawnSync } from "node:child_process";
-import pgDriver from "pg";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
+import { runPgbench, settleDatabase } from "./pgbench.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -133,43 +133,14 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   return { ...result, apiCpuMicrosPerCall: perCall };
 }
 
-function pgbench(url: string, script: string, vars: Record<string, string>, concurrency: number): { tps: number; latencyMs: number; raw: string } {
-  const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
-  const file = join(dir, "script.sql");
-  writeFileSync(file, script);
-  const u = new URL(url);
-  const args = [
-    "-n", "-h", u.hostname, "-p", u.port, "-U", decodeURIComponent(u.username), "-c", String(concurrency), "-j", String(Math.min(concurrency, cpus().length)),
-    "-T", String(seconds), "-M", "prepared", "-f", file,
-    ...Object.entries(vars).flatMap(([k, v]) => ["-D", `${k}=${v}`]),
-    u.pathname.slice(1),
-  ];
-  const result = spawnSync("pgbench", args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, encoding: "utf8" });
-  rmSync(dir, { recursive: true, force: true });
-  if (result.error || result.status !== 0 || !/tps = /.test(result.stdout)) {
-    throw new Error(`pgbench failed (install it with \`apt-get install postgresql-client\`): ${result.error?.message ?? result.stderr}${result.stdout}`);
-  }
-  const tps = Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1] ?? NaN);
-  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(result.stdout)?.[1] ?? NaN);
-  return { tps, latencyMs, raw: result.stdout };
-}
 
 /**
- * Brings the database to rest before a measured phase: the dead row versions the previous phase left are vacuumed
- * and its dirty pages checkpointed now, rather than by autovacuum and the checkpointer during the next phase. On
- * two cores those take a good part of one, and they would fall on whichever phase came after a write phase (our
- * reads always follow pgbench's writes). Both sides are settled alike, before every phase.
+ * The tables the measured phases write: settled (VACUUM ANALYZE, CHECKPOINT) before every phase, ours and pgbench's
+ * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
+ * part of one, and would fall on whichever phase came after a write phase: our reads always follow pgbench's writes).
  */
-async function settle(url: string): Promise<void> {
-  const client = new pgDriver.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query("vacuum (analyze) member, member_streak, member_streak_state, activity, reward");
-    await client.query("checkpoint");
-  } finally {
-    await client.end();
-  }
-}
+const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward"];
+const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 
 async function main() {
   const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
@@ -274,7 +245,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         };
         console.log(ingest, batching);
         if (!skipPgbench) await settle(pg.databaseUrl);
-        const pgIngest = skipPgbench ? null : pgbench(pg.databaseUrl, ingestSql, vars, concurrency);
+        const pgIngest = skipPgbench ? null : runPgbench(pg.databaseUrl, ingestSql, vars, concurrency, seconds);
         if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
         if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
         await settle(pg.databaseUrl);
@@ -282,7 +253,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
         console.log(read);
         if (!skipPgbench) await settle(pg.databaseUrl);
-        const pgRead = skipPgbench ? null : pgbench(pg.databaseUrl, readSql, vars, concurrency);
+        const pgRead = skipPgbench ? null : runPgbench(pg.databaseUrl, readSql, vars, concurrency, seconds);
         if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
         await settle(pg.databaseUrl);
         console.log(`Health/Check (no-op RPC, the transport's own ceiling here): ${concurrency} concurrent gRPC calls for ${seconds}s…`);

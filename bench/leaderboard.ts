@@ -20,12 +20,12 @@
 //
 // The rank's cost grows with the member's rank on both sides (the rows ahead are counted through the index), so
 // random members make its absolute rate low; the ratio compares like with like.
-import { spawnSync } from "node:child_process";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
+import { runPgbench, settleDatabase } from "./pgbench.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -133,35 +133,7 @@ function load(job: LoadJob): Promise<LoadResult> {
   });
 }
 
-function pgbench(url: string, script: string, vars: Record<string, string>, concurrency: number, seconds: number): { tps: number; latencyMs: number } {
-  const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
-  const file = join(dir, "script.sql");
-  writeFileSync(file, script);
-  const u = new URL(url);
-  const args = [
-    "-n", "-h", u.hostname, "-p", u.port, "-U", decodeURIComponent(u.username), "-c", String(concurrency), "-j", String(Math.min(concurrency, cpus().length)),
-    "-T", String(seconds), "-M", "prepared", "-f", file,
-    ...Object.entries(vars).flatMap(([k, v]) => ["-D", `${k}=${v}`]),
-    u.pathname.slice(1),
-  ];
-  const result = spawnSync("pgbench", args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, encoding: "utf8" });
-  rmSync(dir, { recursive: true, force: true });
-  if (result.error || result.status !== 0 || !/tps = /.test(result.stdout)) {
-    throw new Error(`pgbench failed (install it with \`apt-get install postgresql-client\`): ${result.error?.message ?? result.stderr}${result.stdout}`);
-  }
-  return { tps: Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1] ?? NaN), latencyMs: Number(/latency average = ([\d.]+) ms/.exec(result.stdout)?.[1] ?? NaN) };
-}
 
-async function settle(url: string): Promise<void> {
-  const client = new pgDriver.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query("vacuum (analyze) member, member_streak");
-    await client.query("checkpoint");
-  } finally {
-    await client.end();
-  }
-}
 
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -224,7 +196,7 @@ async function main(): Promise<void> {
       [tenant.tenantId, definitionId],
     );
     log(`bulk-loaded ${members} members and member streaks in ${((performance.now() - loadStart) / 1000).toFixed(1)}s`);
-    await settle(pg.databaseUrl);
+    await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
 
     const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
     const topSql = `select s.member_id, s.current_count, s.count_reached_at, m.external_id, m.display_name
@@ -247,16 +219,16 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
-        await settle(pg.databaseUrl);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const apiTop = await load({ ...job, kind: "top", concurrency });
-        await settle(pg.databaseUrl);
-        const pgTop = pgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
-        await settle(pg.databaseUrl);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
+        const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const apiRank = await load({ ...job, kind: "rank", concurrency });
-        await settle(pg.databaseUrl);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const floor = await load({ ...job, kind: "floor", concurrency });
-        await settle(pg.databaseUrl);
-        const pgRank = pgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
+        const pgRank = runPgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
         const r2 = (n: number) => Math.round(n * 100) / 100;
         const r: Round = {
           concurrency,

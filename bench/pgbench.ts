@@ -1,0 +1,52 @@
+// What the benches share to measure PostgreSQL on its own, side by side with Kindling in the same run: pgbench
+// running a script over the bench's database, and settling that database before each measured phase.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import pgDriver from "pg";
+
+export interface PgbenchResult {
+  readonly tps: number;
+  readonly latencyMs: number;
+  /** pgbench's own report, for the bench's log. */
+  readonly raw: string;
+}
+
+/** Runs `script` with pgbench (`-M prepared`, `vars` as `-D name=value`) for `seconds` at `concurrency` clients. */
+export function runPgbench(url: string, script: string, vars: Record<string, string>, concurrency: number, seconds: number): PgbenchResult {
+  const dir = mkdtempSync(join(tmpdir(), "kindling-pgbench-"));
+  const file = join(dir, "script.sql");
+  writeFileSync(file, script);
+  const u = new URL(url);
+  const args = [
+    "-n", "-h", u.hostname, "-p", u.port, "-U", decodeURIComponent(u.username), "-c", String(concurrency), "-j", String(Math.min(concurrency, cpus().length)),
+    "-T", String(seconds), "-M", "prepared", "-f", file,
+    ...Object.entries(vars).flatMap(([k, v]) => ["-D", `${k}=${v}`]),
+    u.pathname.slice(1),
+  ];
+  const result = spawnSync("pgbench", args, { env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }, encoding: "utf8" });
+  rmSync(dir, { recursive: true, force: true });
+  if (result.error || result.status !== 0 || !/tps = /.test(result.stdout)) {
+    throw new Error(`pgbench failed (install it with \`apt-get install postgresql-client\`): ${result.error?.message ?? result.stderr}${result.stdout}`);
+  }
+  const tps = Number(/tps = ([\d.]+)/.exec(result.stdout)?.[1] ?? NaN);
+  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(result.stdout)?.[1] ?? NaN);
+  return { tps, latencyMs, raw: result.stdout };
+}
+
+/**
+ * Brings the database to rest before a measured phase: the dead row versions earlier phases left are vacuumed and
+ * dirty pages checkpointed now, not by autovacuum and the checkpointer during the next phase (Kindling's and
+ * pgbench's phases alike).
+ */
+export async function settleDatabase(url: string, tables: readonly string[]): Promise<void> {
+  const client = new pgDriver.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`vacuum (analyze) ${tables.join(", ")}`);
+    await client.query("checkpoint");
+  } finally {
+    await client.end();
+  }
+}
