@@ -34,7 +34,6 @@ const validateStub: Plugin = {
   },
 };
 
-/** Builds the bundle; returns esbuild's metafile (what each input contributes) for the bench's size report. */
 /** Drops every unknown field (`$unknown`) anywhere in a decoded descriptor: the buf.validate extensions. */
 function dropExtensions(value: unknown): void {
   if (Array.isArray(value)) {
@@ -66,6 +65,7 @@ const descriptorsWithoutRules: Plugin = {
   },
 };
 
+/** Builds the bundle; returns esbuild's metafile (what each input contributes) for the bench's size report. */
 export async function buildWidget(outfile = WIDGET_BUNDLE): Promise<Metafile> {
   const result = await build({
     metafile: true,

@@ -8,7 +8,7 @@
 //   5. vitest: the unit project (domain, with coverage of src/domain >= 95%) and the integration project
 //      (real embedded PostgreSQL, real Temporal dev server and time-skipping server)
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
@@ -60,12 +60,8 @@ function checkWidgetBundle(): void {
     const fresh = join(out, "kindling-streak.js");
     step("widget bundle (fresh build)", bin("node"), [join(root, "scripts", "build-widget.ts"), "--out", fresh]);
     const committed = join(root, "web", "dist", "kindling-streak.js");
-    let same = false;
-    try {
-      same = readFileSync(fresh).equals(readFileSync(committed));
-    } catch {
-      same = false;
-    }
+    // A missing checked-in bundle counts as stale.
+    const same = existsSync(committed) && readFileSync(fresh).equals(readFileSync(committed));
     if (!same) {
       process.stdout.write("web/dist/kindling-streak.js is out of date (run `npm run build:widget` and commit it)\n");
       process.exit(1);

@@ -103,7 +103,6 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       databaseUrl = pg.databaseUrl;
       logger.info({ ms: Date.now() - started, reused: pg.reusedCluster, port: pg.port }, "embedded postgres ready");
     }
-    signal?.throwIfAborted();
     const orm: Orm = await unlessAborted(signal, createOrm(databaseUrl), (late) => late.close());
     // Bounded: MikroORM's close can wait forever for a connection an interrupted operation never returns; the
     // database is stopped (or the process ends) right after, which closes it anyway.
@@ -191,7 +190,6 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
         temporalUiUrl = temporal.uiUrl;
         logger.info({ ms: Date.now() - started, address: temporal.address, uiUrl: temporal.uiUrl }, "embedded temporal ready");
       }
-      signal?.throwIfAborted();
       // Bundling the workflows takes seconds and cannot be interrupted: an abort does not wait for it.
       const worker = await unlessAborted(
         signal,

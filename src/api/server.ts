@@ -43,6 +43,12 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const DEFAULT_WIDGET_DIR = fileURLToPath(new URL("../../web/dist/", import.meta.url));
 const WIDGET_FILE = /^\/widget\/([a-z0-9][a-z0-9.-]*\.js(?:\.map)?)(?:\?.*)?$/;
 
+/** Where a client on this machine reaches an API bound to `host` (a wildcard address means loopback). */
+export function clientUrl(host: string, port: number): string {
+  const reachable = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host;
+  return `http://${reachable.includes(":") ? `[${reachable}]` : reachable}:${port}`;
+}
+
 export interface ServiceRegistration {
   readonly service: DescService;
   readonly register: (router: ConnectRouter) => void;
@@ -139,10 +145,12 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     compressMinBytes: 1024,
     ...(contextValues ? { contextValues } : {}),
   };
-  const connectHandler = nodeAdapter(connectHandlersByPath(connectOptions, routes, guard), contextValues, logger);
+  // One router for both: the adapter below and the unary gRPC path, which replays odd bodies into the same handlers.
+  const connectHandlers = connectHandlersByPath(connectOptions, routes, guard);
+  const connectHandler = nodeAdapter(connectHandlers, contextValues, logger);
   const grpcUnary = options.grpcUnaryPath === false ? undefined : createGrpcUnary({
     methods: unaryMethods(registrations),
-    connectHandlers: connectHandlersByPath(connectOptions, routes, guard),
+    connectHandlers,
     interceptors: connectOptions.interceptors,
     acceptCompression: connectOptions.acceptCompression,
     compressMinBytes: connectOptions.compressMinBytes,
@@ -281,8 +289,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       const address = server.address() as AddressInfo;
       const ready = await options.checkReady().catch(() => false);
       health.set(ready);
-      const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
-      const url = `http://${shownHost}:${address.port}`;
+      const url = clientUrl(host, address.port);
       logger.info({ url, ready }, "api listening");
       return { port: address.port, url };
     },

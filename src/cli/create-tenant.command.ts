@@ -12,6 +12,7 @@ import { startKindling } from "../app.ts";
 import { createOrm, migrate } from "../db/orm.ts";
 import { createTenantWithAdminKey } from "../db/repositories/tenant.repository.ts";
 import { runningEmbeddedPostgres } from "../infra/embedded-postgres.ts";
+import { clientUrl } from "../api/server.ts";
 
 export async function runCreateTenant(config: KindlingConfig, logger: Logger, args: readonly string[]): Promise<number> {
   const name = args.join(" ").trim();
@@ -62,10 +63,7 @@ export async function runCreateTenant(config: KindlingConfig, logger: Logger, ar
 }
 
 // Where a client on this machine reaches the API that `npm start` serves with this configuration.
-export function apiUrl(config: Pick<KindlingConfig, "host" | "port">): string {
-  const host = config.host === "0.0.0.0" || config.host === "::" || config.host === "" ? "127.0.0.1" : config.host;
-  return `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`;
-}
+const apiUrl = (config: Pick<KindlingConfig, "host" | "port">): string => clientUrl(config.host, config.port);
 
 // The README's first curl line, with the credentials in place of $KEY and $SECRET.
 function firstCall(baseUrl: string, key: string, secret: string): string {

@@ -137,6 +137,10 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     },
 
     async ensureSessionKey(tenantId, at) {
+      // Minting with a key this process already holds costs nothing; the upsert (which locks the tenant's row) runs
+      // only for the tenant's first key, or when the cached one is due for a reload.
+      const cached = await cachedKey(tenantId);
+      if (cached.key !== undefined && now() - cached.loadedAt < keyTtlMs) return cached.key;
       const candidate = newKey();
       // An existing key is kept (coalesce): concurrent first mints on several processes agree on one key.
       const { rows } = await pool.query<{ session_key: Buffer; session_key_id: string }>(

@@ -19,6 +19,7 @@ import type { Pool } from "pg";
 import type { CatalogDefinition } from "./definition-catalog.ts";
 import { notFoundError } from "./engine-error.ts";
 import { inTransaction } from "./transaction.ts";
+import { neutralSql, pauseArrays } from "./window-sweeps.ts";
 
 export type LeaderboardMetric = "CURRENT_COUNT" | "LONGEST_COUNT";
 
@@ -69,16 +70,10 @@ const BOARDS: Record<LeaderboardMetric, Board> = {
   CURRENT_COUNT: {
     count: "current_count",
     reached: "count_reached_at",
-    live: (n) => `(s.break_kind is distinct from 'BREAK' or s.break_at > $${n}
-            or exists (select 1 from unnest($${n + 1}::timestamptz[], $${n + 2}::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at))`,
+    live: (n) => `(s.break_kind is distinct from 'BREAK' or s.break_at > $${n} or ${neutralSql(n + 1, n + 2)})`,
   },
   LONGEST_COUNT: { count: "longest_count", reached: "longest_reached_at", live: null },
 };
-
-/** The definition's pauses as two parallel arrays; an open pause ends at 'infinity' (as the sweeps read them). */
-function pauseArrays(def: CatalogDefinition): [string[], string[]] {
-  return [def.pauses.map((p) => new Date(p.from).toISOString()), def.pauses.map((p) => (p.to === null ? "infinity" : new Date(p.to).toISOString()))];
-}
 
 /** The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only. */
 const ranked = (b: Board, n: number) => `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n)}` : ""}`;

@@ -85,8 +85,8 @@ export interface Actor {
   readonly ownDefinitionId?: string | undefined;
 }
 
-const assertOwn = (actor: Actor, memberExternalId: string, definitionId?: string) => {
-  if (actor.ownMemberExternalId !== undefined && actor.ownMemberExternalId !== memberExternalId) throw memberMismatch();
+const assertOwn = (actor: Actor, memberExternalId: string | undefined, definitionId?: string) => {
+  if (actor.ownMemberExternalId !== undefined && memberExternalId !== undefined && actor.ownMemberExternalId !== memberExternalId) throw memberMismatch();
   if (actor.ownDefinitionId !== undefined && definitionId !== undefined && actor.ownDefinitionId !== definitionId) throw definitionMismatch();
 };
 
@@ -171,8 +171,7 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
 
   return {
     async list(actor, q) {
-      if (q.memberExternalId !== undefined) assertOwn(actor, q.memberExternalId);
-      if (q.definitionId !== undefined && actor.ownDefinitionId !== undefined && q.definitionId !== actor.ownDefinitionId) throw definitionMismatch();
+      assertOwn(actor, q.memberExternalId, q.definitionId);
       const memberExternalId = actor.ownMemberExternalId ?? q.memberExternalId;
       const definitionId = actor.ownDefinitionId ?? q.definitionId;
       const where = ["r.tenant_id = $1"];

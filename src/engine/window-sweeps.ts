@@ -45,12 +45,17 @@ const DEFAULT_ADVANCE_PAGE = 500;
 const MAX_TS = "infinity";
 
 /** The definition's pauses as two parallel arrays for unnest(); an open pause ends at 'infinity'. */
-function pauseArrays(def: CatalogDefinition): [string[], string[]] {
+export function pauseArrays(def: CatalogDefinition): [string[], string[]] {
   return [def.pauses.map((p) => new Date(p.from).toISOString()), def.pauses.map((p) => (p.to === null ? MAX_TS : new Date(p.to).toISOString()))];
 }
 
-// Domain isNeutral(closeAt, grace): a pause that starts at or before close + grace and ends after close.
-const NEUTRAL = `exists (select 1 from unnest($5::timestamptz[], $6::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
+/**
+ * Domain isNeutral(closeAt, grace) of the row `s`: a pause that starts at or before close + grace and ends after
+ * close. `$from` and `$to` are the statement's parameters holding `pauseArrays`.
+ */
+export const neutralSql = (from: number, to: number) =>
+  `exists (select 1 from unnest($${from}::timestamptz[], $${to}::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
+const NEUTRAL = neutralSql(5, 6);
 
 // Id ranges swept side by side, each on its own connection: (lower, upper], splitting the uuid space in halves.
 // A page is one statement (its own transaction), CPU-bound in the backend; two backends use both cores of the

@@ -134,7 +134,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       logger,
       stopSignal: "SIGINT",
     });
-    await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid, port }));
+    await writeFile(join(dataDir, OWNER_FILE), JSON.stringify({ ownerPid: process.pid, postmasterPid: server.pid }));
     const adminUrl = connectionUrl({ user, password, port, database: "postgres" });
     try {
       await waitUntilAccepting(adminUrl, server, startTimeoutMs, options.signal);
@@ -190,14 +190,9 @@ export async function runningEmbeddedPostgres(options: {
   } catch {
     return undefined;
   }
-  let lines: string[];
-  try {
-    lines = (await readFile(join(clusterDir, "postmaster.pid"), "utf8")).split("\n");
-  } catch {
-    return undefined;
-  }
-  const postmasterPid = Number.parseInt(lines[0] ?? "", 10);
-  const port = Number.parseInt(lines[3] ?? "", 10);
+  const pidFile = await readPostmasterPid(clusterDir);
+  if (pidFile === undefined) return undefined;
+  const { postmasterPid, port } = pidFile;
   const ownerPid = await readOwner(clusterDir);
   if (!Number.isInteger(postmasterPid) || !Number.isInteger(port) || ownerPid === undefined) return undefined;
   if (ownerPid === process.pid || !isProcessAlive(ownerPid) || !(await isPostmasterOf(postmasterPid, clusterDir))) {
@@ -456,14 +451,20 @@ async function initialiseCluster(input: InitialiseInput): Promise<void> {
 // A previous Kindling that was killed (SIGKILL, OOM) leaves postmaster.pid behind, and possibly a postmaster still
 // running on the data directory. PostgreSQL itself only recovers when that pid is dead; in containers the pid is
 // often reused by an unrelated process, and an orphaned postmaster keeps the cluster locked.
+/** PostgreSQL's own lock file: the postmaster's pid (line 1) and port (line 4); NaN where a line is not a number. */
+async function readPostmasterPid(dataDir: string): Promise<{ postmasterPid: number; port: number } | undefined> {
+  try {
+    const lines = (await readFile(join(dataDir, "postmaster.pid"), "utf8")).split("\n");
+    return { postmasterPid: Number.parseInt(lines[0] ?? "", 10), port: Number.parseInt(lines[3] ?? "", 10) };
+  } catch {
+    return undefined;
+  }
+}
+
 async function clearStaleLock(dataDir: string, logger: ServiceLogger): Promise<void> {
   const pidFile = join(dataDir, "postmaster.pid");
-  let postmasterPid: number;
-  try {
-    postmasterPid = Number.parseInt((await readFile(pidFile, "utf8")).split("\n")[0] ?? "", 10);
-  } catch {
-    return;
-  }
+  const postmasterPid = (await readPostmasterPid(dataDir))?.postmasterPid;
+  if (postmasterPid === undefined) return;
   const owner = await readOwner(dataDir);
   const runningHere = Number.isInteger(postmasterPid) && (await isPostmasterOf(postmasterPid, dataDir));
   if (!runningHere) {

@@ -10,9 +10,10 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
-import { BATCH_STATEMENTS, sqlLiteral } from "../../src/engine/batch-ingestor.ts";
+import { BATCH_STATEMENTS } from "../../src/engine/batch-ingestor.ts";
 import { PROGRESS_READ_SQL } from "../../src/engine/batch-progress-reader.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
+import { preparedPlans } from "../support/plans.ts";
 
 const MEMBERS = 3000;
 const SCANNED_TABLES = /Seq Scan on (member|member_streak|member_streak_state|activity|reward)\b/;
@@ -57,23 +58,8 @@ afterAll(async () => {
   await api?.close();
 });
 
-/** The plans of one prepared statement for these arguments, generic and custom, as EXPLAIN prints them. */
-async function plans(text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {
-  const client = await pool.connect();
-  try {
-    await client.query(`prepare checked(${types.join(", ")}) as ${text}`);
-    const out: string[] = [];
-    for (const mode of ["force_generic_plan", "force_custom_plan"]) {
-      await client.query(`set plan_cache_mode = ${mode}`);
-      const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain execute checked(${args.map(sqlLiteral).join(", ")})`);
-      out.push(`${mode}:\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
-    }
-    return out;
-  } finally {
-    await client.query("deallocate all; reset plan_cache_mode").catch(() => undefined);
-    client.release();
-  }
-}
+/** The plans of one prepared statement, generic and custom (test/support/plans.ts). */
+const plans = (text: string, types: readonly string[], args: readonly unknown[]) => preparedPlans(pool, text, types, args);
 
 /** Twelve stored members with their streak rows: what one batch at 32 calls in flight touches. */
 async function batchKeys() {

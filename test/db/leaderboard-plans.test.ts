@@ -8,11 +8,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { sqlLiteral } from "../../src/engine/batch-ingestor.ts";
 import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
 import { createLeaderboardStore, liveArgs, rankSql, topSql, type LeaderboardMetric } from "../../src/engine/leaderboard.ts";
 import type { CatalogDefinition } from "../../src/engine/definition-catalog.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
+import { preparedPlans } from "../support/plans.ts";
 import { createLiveDefinition } from "../support/fixtures.ts";
 
 const MEMBERS = 4000;
@@ -58,23 +58,8 @@ afterAll(async () => {
   await api?.close();
 });
 
-/** Plans of one prepared statement, generic and custom, as EXPLAIN prints them. */
-async function plans(text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {
-  const client = await pool.connect();
-  try {
-    await client.query(`prepare checked(${types.join(", ")}) as ${text}`);
-    const out: string[] = [];
-    for (const mode of ["force_generic_plan", "force_custom_plan"]) {
-      await client.query(`set plan_cache_mode = ${mode}`);
-      const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain execute checked(${args.map(sqlLiteral).join(", ")})`);
-      out.push(`${mode}:\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
-    }
-    return out;
-  } finally {
-    await client.query("deallocate all; reset plan_cache_mode").catch(() => undefined);
-    client.release();
-  }
-}
+/** The plans of one prepared statement, generic and custom (test/support/plans.ts). */
+const plans = (text: string, types: readonly string[], args: readonly unknown[]) => preparedPlans(pool, text, types, args);
 
 /** The board computed the long way: every row of the definition, filtered and sorted here. */
 async function fullSort(metric: LeaderboardMetric): Promise<string[]> {

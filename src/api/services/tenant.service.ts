@@ -127,7 +127,7 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
       if (req.definitionId !== "" && !(await deps.catalog.get(principal.tenantId, req.definitionId))) {
         throw notFound("definition", { definition_id: req.definitionId });
       }
-      const ttlMs = req.ttlDuration ? Number(req.ttlDuration.seconds) * 1000 + Math.floor(req.ttlDuration.nanos / 1e6) : DEFAULT_SESSION_TTL_MS;
+      const ttlMs = req.ttlDuration ? durationMs(req.ttlDuration) : DEFAULT_SESSION_TTL_MS;
       const now = deps.now();
       const key = await deps.browser.ensureSessionKey(principal.tenantId, now);
       const session = { tenantId: principal.tenantId, memberExternalId: req.memberExternalId, definitionId: req.definitionId || undefined };

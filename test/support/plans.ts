@@ -1,0 +1,22 @@
+// EXPLAIN of the statements the API prepares, for the plan tests (test/db/*-plans.test.ts): each is PREPAREd as the
+// API prepares it and explained under the generic and the custom plan, since PostgreSQL may use either.
+import type pg from "pg";
+import { sqlLiteral } from "../../src/engine/batch-ingestor.ts";
+
+/** The plans of one prepared statement for these arguments, generic and custom, as EXPLAIN prints them. */
+export async function preparedPlans(pool: pg.Pool, text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    await client.query(`prepare checked(${types.join(", ")}) as ${text}`);
+    const out: string[] = [];
+    for (const mode of ["force_generic_plan", "force_custom_plan"]) {
+      await client.query(`set plan_cache_mode = ${mode}`);
+      const { rows } = await client.query<{ "QUERY PLAN": string }>(`explain execute checked(${args.map(sqlLiteral).join(", ")})`);
+      out.push(`${mode}:\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+    }
+    return out;
+  } finally {
+    await client.query("deallocate all; reset plan_cache_mode").catch(() => undefined);
+    client.release();
+  }
+}
