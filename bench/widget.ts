@@ -88,12 +88,15 @@ try {
   const tenants = createClient(TenantService, transport);
   const { token } = await tenants.createMemberSession({ memberExternalId: "ana", definitionId });
 
+  // The widget's one read (a GET): the member's streaks, from which it takes its definition's.
+  const READ_PATH = "/kindling.v1.MemberStreakService/ListMemberStreaks";
+
   // A counting proxy in front of the API: what the browser really sends, preflights included.
   const seen = { options: 0, reads: 0, other: 0 };
   const apiUrl = new URL(api);
   const proxy = http.createServer((req, res) => {
     if (req.method === "OPTIONS") seen.options += 1;
-    else if (req.method === "GET" && req.url?.startsWith("/kindling.v1.MemberStreakService/GetMemberStreak")) seen.reads += 1;
+    else if (req.method === "GET" && req.url?.startsWith(READ_PATH)) seen.reads += 1;
     else seen.other += 1;
     const upstream = http.request({ host: apiUrl.hostname, port: apiUrl.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
@@ -129,7 +132,7 @@ try {
       const rendered = new Promise((resolve) => el.addEventListener("kindling-update", () => requestAnimationFrame(() => resolve(performance.now())), { once: true }));
       document.getElementById("slot").append(el);
       const done = await rendered;
-      const read = performance.getEntriesByType("resource").find((e) => e.name.includes("/GetMemberStreak"));
+      const read = performance.getEntriesByType("resource").find((e) => e.name.includes(${JSON.stringify(READ_PATH)}));
       return { total: done - loaded, network: (read ? read.responseEnd : done) - loaded, sent: (read ? read.startTime : done) - loaded };
     })()`);
     await context.close();
@@ -140,7 +143,7 @@ try {
   const probe = await chromium.browser.newContext();
   const probePage = await probe.newPage();
   await probePage.goto(`${site.origin}/`);
-  const readRequest = probePage.waitForRequest((r) => r.url().includes("/GetMemberStreak"));
+  const readRequest = probePage.waitForRequest((r) => r.url().includes(READ_PATH));
   await probePage.evaluate(`(async () => {
     await import(${JSON.stringify(widgetUrl)});
     const el = document.createElement("kindling-streak");

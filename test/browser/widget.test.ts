@@ -5,6 +5,8 @@
 // axe-core, and a page on an origin the tenant did not allow must read nothing.
 // Screenshots of every state go to test-artifacts/widget/ (docs/screenshots/ keeps copies of them).
 import { createRequire } from "node:module";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
@@ -211,6 +213,15 @@ describe("the widget on a brand's page (another origin)", () => {
     expect(first - second).toBeGreaterThanOrEqual(1);
     expect(first - second).toBeLessThanOrEqual(4);
     expect(await countdown.getAttribute("role")).toBe("timer");
+
+    // A card in the <kindling-streaks> list ticks too (the list moves its cards when it redraws them).
+    const listed = page.locator(`#list kindling-streak[definition="${daily}"] [part="countdown"]`);
+    const listedSeconds = async () => (await listed.textContent())!.replace(/^\d+d /, "").split(":").map(Number).reduce((acc, v) => acc * 60 + v, 0);
+    const before = await listedSeconds();
+    await page.waitForTimeout(1_200);
+    const after = await listedSeconds();
+    expect(before - after).toBeGreaterThanOrEqual(1);
+    expect(before - after).toBeLessThanOrEqual(3);
   });
 
   it("widget/activity_recorded_over_grpc_appears_within_2s_without_reload", async () => {
@@ -258,6 +269,41 @@ describe("the widget on a brand's page (another origin)", () => {
     expect(await animation()).toBe("flicker");
     await page.emulateMedia({ reducedMotion: "reduce" });
     expect(await animation()).toBe("none");
+  });
+});
+
+describe("a member with no activity yet", () => {
+  it("widget/not_started_reads_cost_one_get_each_and_one_preflight", async () => {
+    // A counting proxy in front of the API sees what the browser sends: every GET and every CORS preflight.
+    const seenRequests: string[] = [];
+    const upstream = new URL(api.url);
+    const proxy = http.createServer((req, res) => {
+      seenRequests.push(`${req.method} ${new URL(req.url ?? "/", "http://x").pathname}`);
+      const forward = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { ...req.headers, host: upstream.host } }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      forward.on("error", () => res.writeHead(502).end());
+      req.pipe(forward);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    brandPages["/new-member"] = hostPage("A new member", widget({ id: "fresh", api: proxyUrl, lang: "en", definition: daily, token: await memberToken("cy"), live: "off" }));
+    const page = await chromium.browser.newPage({ viewport: { width: 640, height: 520 } });
+    try {
+      await page.goto(`${brand.origin}/new-member`);
+      await expect.poll(() => card(page, "fresh").getAttribute("data-status"), { timeout: 10_000 }).toBe("not-started");
+      expect(await text(page, "fresh", "title").textContent()).toBe("Daily visit");
+      for (let i = 0; i < 3; i++) await page.evaluate(`document.querySelector("#fresh").refresh()`);
+      const reads = seenRequests.filter((r) => r.startsWith("GET ") && r.includes("MemberStreakService"));
+      expect(reads).toEqual(Array.from({ length: 4 }, () => "GET /kindling.v1.MemberStreakService/ListMemberStreaks"));
+      expect(seenRequests.filter((r) => r.startsWith("OPTIONS "))).toHaveLength(1);
+      expect(seenRequests.filter((r) => !r.startsWith("GET ") && !r.startsWith("OPTIONS "))).toEqual([]);
+      await shot(page, "fresh", "not-started-new-member");
+    } finally {
+      await page.close();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 // <kindling-streak api="https://kindling.example.com" definition="<uuid>" token="<member session>" lang="fr">:
-// one member's streak in one definition, live. It reads the progress with one GET (GetMemberStreak), keeps it
+// one member's streak in one definition, live. It reads the progress with one GET (ListMemberStreaks), keeps it
 // current by watching the member's events (WatchEvents, Connect server streaming) and re-reading when one arrives,
 // ticks the window's countdown locally, and claims rewards as the member (ClaimReward).
 //
@@ -88,6 +88,9 @@ export class KindlingStreakElement extends HTMLElement {
   }
 
   connectedCallback(): void {
+    // An upgraded element gets attributeChangedCallback for each parsed attribute just before this: #start reads
+    // the current attributes, so a restart they scheduled would only read a second time.
+    clearTimeout(this.#restart);
     this.#start();
   }
 
@@ -144,7 +147,11 @@ export class KindlingStreakElement extends HTMLElement {
 
   #start(): void {
     this.#stop();
-    if (this.#managed) return;
+    if (this.#managed) {
+      // A list moves its cards (replaceChildren detaches and re-attaches them): resume the countdown it showed.
+      this.#startTicker();
+      return;
+    }
     const config = this.#config;
     const missing: string[] = (["api", "definition", "token"] as const).filter((k) => !config[k]);
     if (!config.member && config.token) missing.push("member");
@@ -182,16 +189,19 @@ export class KindlingStreakElement extends HTMLElement {
     const { definition, member, lang } = this.#config;
     const language = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(lang) ? lang : "";
     try {
+      // One request per read in every case: ListMemberStreaks with the not-started views covers both a member with
+      // a record (GetMemberStreak's view) and one with no activity yet (the definition's rules and rendered
+      // labels), and its URL is the same on every read (a cacheable GET, one preflight). The server sorts by
+      // definition and a session scoped to this definition lists only it; another page is read only past 1000.
       let progress: MemberStreakProgress | undefined;
-      try {
-        progress = (await this.#clients.streaks.getMemberStreak({ memberExternalId: member, definitionId: definition, language })).streak;
-      } catch (error) {
-        if (!(error instanceof ConnectError && error.code === Code.NotFound && errorReason(error) === "MEMBER_STREAK_NOT_FOUND")) throw error;
-        // No activity yet: the list's not-started view carries the definition's rules and rendered labels.
-        const list = await this.#clients.streaks.listMemberStreaks({ memberExternalId: member, language, includeNotStarted: true, pageSize: 1000 });
+      let pageToken = "";
+      do {
+        const list = await this.#clients.streaks.listMemberStreaks({ memberExternalId: member, language, includeNotStarted: true, pageSize: 1000, pageToken });
         progress = list.streaks.find((s) => s.definitionId === definition);
-        if (!progress) throw error;
-      }
+        const last = list.streaks.at(-1)?.definitionId;
+        pageToken = progress || last === undefined || last > definition ? "" : list.nextPageToken;
+      } while (!progress && pageToken !== "");
+      if (!progress) throw new ConnectError(`The streak ${definition} is not available to this member.`, Code.NotFound);
       if (!progress) return;
       this.#progress = progress;
       this.#render(streakView(progress, { lang: lang, currency: this.#config.currency }));
@@ -300,13 +310,17 @@ export class KindlingStreakElement extends HTMLElement {
     );
     if (focusedReward) this.#root.querySelector<HTMLElement>(`[data-reward="${CSS.escape(focusedReward)}"]`)?.focus();
 
+    this.#deadline = v.secondsToClose !== undefined ? performance.now() + v.secondsToClose * 1000 : undefined;
+    this.#startTicker();
+  }
+
+  /** (Re)starts the countdown's one-second ticker, if the last view has a window closing (and only one ticker). */
+  #startTicker(): void {
     clearInterval(this.#ticker);
     this.#ticker = undefined;
-    this.#deadline = v.secondsToClose !== undefined ? performance.now() + v.secondsToClose * 1000 : undefined;
-    if (this.#deadline !== undefined) {
-      this.#tick();
-      this.#ticker = setInterval(() => this.#tick(), 1000);
-    }
+    if (this.#deadline === undefined || !this.#countdown) return;
+    this.#tick();
+    if (this.#deadline !== undefined) this.#ticker = setInterval(() => this.#tick(), 1000);
   }
 
   /** Counts down from the read's seconds_until_window_close on the page's monotonic clock (immune to a wrong

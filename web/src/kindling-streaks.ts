@@ -39,6 +39,9 @@ export class KindlingStreaksElement extends HTMLElement {
   }
 
   connectedCallback(): void {
+    // An upgraded element gets attributeChangedCallback for each parsed attribute just before this: #start reads
+    // the current attributes, so a restart they scheduled would only read a second time.
+    clearTimeout(this.#restart);
     this.#start();
   }
 

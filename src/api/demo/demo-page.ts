@@ -41,7 +41,7 @@ export const DEMO_PAGE = `<!doctype html>
   <h1><span>Kindling</span> demo</h1>
   <p>Define a streak, record activity for a member and watch that member's widget change, live. The panel calls
   <code>/demo/rpc/kindling.v1.&lt;Service&gt;/&lt;Method&gt;</code> as the demo tenant's admin (no secret in this page);
-  the widget reads <code>/kindling.v1.MemberStreakService/GetMemberStreak</code> with a member session, like on a brand's site.</p>
+  the widget reads <code>/kindling.v1.MemberStreakService/ListMemberStreaks</code> (one GET) with a member session, like on a brand's site.</p>
 </header>
 <div class="layout">
 <main aria-label="Operator panel">
