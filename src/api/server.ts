@@ -23,6 +23,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { guardHandler, strictJsonOptions, type RequestGuardOptions } from "./request-guard.ts";
 import { createGrpcUnary, type UnaryMethodSpec } from "./grpc-unary.ts";
+import { presizeBinaryWriters } from "./binary-writer-capacity.ts";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -96,6 +97,7 @@ export interface ApiServer {
 }
 
 export function createApiServer(options: ApiServerOptions): ApiServer {
+  presizeBinaryWriters();
   const { logger } = options;
   const health = createHealthState();
   const shutdown = new AbortController();

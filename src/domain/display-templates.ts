@@ -276,7 +276,36 @@ export interface RenderedDisplay {
   readonly messages: Readonly<Record<MessageKey, string>>;
 }
 
+/**
+ * Rendered displays by definition display settings (immutable: a changed definition is a new object) and then by
+ * everything else the rendering reads. Reads of the same programme mostly land on a handful of (count, state)
+ * pairs, so the six messages, the labels and their fallbacks are resolved once per pair instead of on every read.
+ * Bounded per definition; a definition without display settings uses the built-in texts (`DEFAULT_SETTINGS`).
+ */
+const renderedByDisplay = new WeakMap<DisplayConfig, Map<string, RenderedDisplay>>();
+const DEFAULT_SETTINGS: DisplayConfig = {};
+const MAX_RENDERED_PER_DEFINITION = 512;
+
+/** The display for these values and state: the same (frozen) object for the same inputs. */
 export function renderDisplay(
+  display: DisplayConfig | undefined,
+  language: string | undefined,
+  values: TemplateValues,
+  state: DisplayState,
+): RenderedDisplay {
+  const settings = display ?? DEFAULT_SETTINGS;
+  let rendered = renderedByDisplay.get(settings);
+  if (rendered === undefined) renderedByDisplay.set(settings, (rendered = new Map()));
+  const key = `${language ?? ""}\u0000${values.period}|${values.currentProgressValue}|${values.nextProgressValue}|${values.nextRemainingValue}|${values.nextRemainingPeriod}|${state.status}|${state.windowSatisfied}|${state.milestoneJustReached}|${state.nextPeriodIsMilestone}`;
+  const cached = rendered.get(key);
+  if (cached !== undefined) return cached;
+  const fresh = Object.freeze(renderDisplayNow(display, language, values, state));
+  if (rendered.size >= MAX_RENDERED_PER_DEFINITION) rendered.clear();
+  rendered.set(key, fresh);
+  return fresh;
+}
+
+function renderDisplayNow(
   display: DisplayConfig | undefined,
   language: string | undefined,
   values: TemplateValues,
@@ -287,7 +316,7 @@ export function renderDisplay(
     const r = text(key);
     return renderTemplate(r.text ?? "", values, periodWords(display, r.language, values.period), display?.valueDecimals);
   };
-  const messages = Object.fromEntries(MESSAGE_KEYS.map((k) => [k, render(k)])) as Record<MessageKey, string>;
+  const messages = Object.freeze(Object.fromEntries(MESSAGE_KEYS.map((k) => [k, render(k)])) as Record<MessageKey, string>);
   const messageKey = selectMessage(state);
   const label = text(LABEL_BY_STATUS[state.status]);
   return {

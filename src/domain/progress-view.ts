@@ -71,6 +71,8 @@ export interface ProgressView {
   readonly repairableUntil: number | null;
   readonly deadlines: Deadlines;
   readonly display: RenderedDisplay;
+  /** The stored state advanced to `now` (what this view was computed from). */
+  readonly state: MemberStreakState;
 }
 
 export function nextMilestoneFor(rules: StreakRules, state: Pick<MemberStreakState, "status" | "current" | "cycle" | "earned">): NextMilestone | null {
@@ -198,5 +200,6 @@ export function progressView(rules: StreakRules, stored: MemberStreakState, now:
     repairableUntil: lb !== null && !lb.repaired && repairSec > 0 && state.status !== "COMPLETED" ? lb.brokenAt + repairSec * 1000 : null,
     deadlines: d,
     display,
+    state,
   };
 }

@@ -72,4 +72,24 @@ describe("gamopanda display", () => {
     expect(renderTemplate("{{ nextRemainingValue }}|{{currentProgressValue}}", { ...example, nextRemainingValue: 20 }, words, 2)).toBe("20.00|3");
     expect(DAY).toBe(86_400_000);
   });
+  t("display/rendered_once_per_input_and_never_reused_for_another", () => {
+    const display = { defaultLanguage: "en", texts: { en: { nonMilestoneNextToBeAchievedMessage: "{{nextRemainingValue}} more for day {{nextProgressValue}}", title: "Daily" }, fr: { title: "Quotidien" } } };
+    const state = { status: "IN_PROGRESS" as const, windowSatisfied: false, milestoneJustReached: false, nextPeriodIsMilestone: false };
+    const first = renderDisplay(display, "en", example, state);
+    // The same inputs give the same (frozen) object: reads of one state share one rendering.
+    expect(renderDisplay(display, "en", { ...example }, { ...state })).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.messages)).toBe(true);
+    expect(first.message).toBe("20.50 more for day 4");
+    // Any input that changes the rendering gives a different one.
+    expect(renderDisplay(display, "en", { ...example, nextRemainingValue: 7 }, state).message).toBe("7 more for day 4");
+    expect(renderDisplay(display, "en", { ...example, currentProgressValue: 4, nextProgressValue: 5 }, state).message).toBe("20.50 more for day 5");
+    expect(renderDisplay(display, "fr", example, state).title).toBe("Quotidien");
+    expect(renderDisplay(display, undefined, example, state).title).toBe("Daily");
+    expect(renderDisplay(display, "en", example, { ...state, windowSatisfied: true }).messageKey).toBe("nonMilestoneAchievedMessage");
+    expect(renderDisplay(display, "en", example, { ...state, status: "BROKEN" }).statusLabel).toBe(GAMOPANDA_DEFAULT_TEXTS.brokenLabel);
+    expect(renderDisplay(display, "en", { ...example, period: "WEEKLY" }, { ...state, nextPeriodIsMilestone: true }).messageKey).toBe("milestoneNextToBeAchievedMessage");
+    // Another definition's settings (a new object, as a changed definition is) never see this one's texts.
+    expect(renderDisplay({ ...display, texts: { en: { title: "Weekly" } } }, "en", example, state).title).toBe("Weekly");
+    expect(renderDisplay(undefined, "en", example, state).message).toBe("Shop for $20.50 or more to complete the day 4 streak!");
+  });
 });

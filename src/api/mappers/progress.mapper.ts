@@ -6,13 +6,15 @@ import {
   DisplayMessageKind,
   MemberStreakProgressSchema,
   MemberStreakState,
+  RenderedDisplaySchema,
   type MemberStreakProgress,
+  type RenderedDisplay as DisplayMessage,
 } from "../../gen/kindling/v1/member_streak_pb.js";
 import { DefinitionState, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
 import { progressView, type ProgressView } from "../../domain/progress-view.ts";
-import { advance, type MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
+import type { MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
 import type { StreakStatus } from "../../domain/streak-chain.ts";
-import { resolveText, type MessageKey } from "../../domain/display-templates.ts";
+import { resolveText, type MessageKey, type RenderedDisplay } from "../../domain/display-templates.ts";
 import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
 
 export interface RewardFacts {
@@ -53,10 +55,41 @@ const rewardKinds: Record<string, RewardKind> = {
 
 const ts = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : timestampFromMs(ms));
 
+/**
+ * The display part of a progress answer. It depends only on the definition's display settings, the language and
+ * the rendered display — which renderDisplay returns as one shared object per distinct input — so it is built once
+ * per rendered display and shared by every answer that has it (messages are never changed after they are built).
+ */
+const displayMessages = new WeakMap<RenderedDisplay, DisplayMessage>();
+
+function displayMessage(def: CatalogDefinition, d: RenderedDisplay, language: string | undefined): DisplayMessage {
+  const cached = displayMessages.get(d);
+  if (cached !== undefined) return cached;
+  const display = create(RenderedDisplaySchema, {
+    language: d.language,
+    title: d.title ?? "",
+    description: d.description ?? "",
+    iconUrl: d.icon ?? "",
+    statusLabel: d.statusLabel,
+    // The four status labels themselves, in the requested language with the same fallback as the rest.
+    inProgressLabel: resolveText(def.rules.display, language, "inProgressLabel").text ?? "",
+    completedLabel: resolveText(def.rules.display, language, "completedLabel").text ?? "",
+    notStartedLabel: resolveText(def.rules.display, language, "notStartedLabel").text ?? "",
+    brokenLabel: resolveText(def.rules.display, language, "brokenLabel").text ?? "",
+    viewDetailsButtonText: d.viewDetailsButtonText,
+    messageKind: messageKinds[d.messageKey],
+    message: d.message,
+    // Every template rendered, in DisplayMessageKind order, for clients that pick the message themselves.
+    messages: MESSAGE_KINDS_IN_ORDER.map(([key, kind]) => ({ kind, text: d.messages[key] })),
+  });
+  displayMessages.set(d, display);
+  return display;
+}
+
 /** The stored state brought up to `now` (reads are correct even if no sweep has run) and its view. */
 export function viewOf(def: CatalogDefinition, stored: StoredMemberStreak, now: number, language: string | undefined): { state: DomainState; view: ProgressView } {
-  const state = advance(def.rules, stored.state, now, { pausedIntervals: def.pauses }).state;
-  return { state, view: progressView(def.rules, state, now, { pausedIntervals: def.pauses, ...(language ? { language } : {}) }) };
+  const view = progressView(def.rules, stored.state, now, { pausedIntervals: def.pauses, ...(language ? { language } : {}) });
+  return { state: view.state, view };
 }
 
 export function progressMessage(
@@ -73,7 +106,6 @@ export function progressMessage(
   // Gameball's ongoingReward: the tier being worked towards, or after the last milestone the last one reached.
   const lastReached = view.earnedThresholds.length > 0 ? Math.max(...view.earnedThresholds) : undefined;
   const ongoingMessage = nextMessage ?? (next ? undefined : def.message.milestones.find((m) => m.threshold === lastReached));
-  const d = view.display;
   return create(MemberStreakProgressSchema, {
     id: stored.id,
     memberExternalId,
@@ -118,23 +150,7 @@ export function progressMessage(
     badges: view.badges.map((b) => ({ milestoneThreshold: b.milestoneDay, name: b.name, imageUrl: b.imageUrl ?? "", earned: b.earned, earnedTime: ts(b.earnedAt) })),
     campaignEndTime: ts(def.endAt),
     freezesHeld: view.freezesHeld,
-    display: {
-      language: d.language,
-      title: d.title ?? "",
-      description: d.description ?? "",
-      iconUrl: d.icon ?? "",
-      statusLabel: d.statusLabel,
-      // The four status labels themselves, in the requested language with the same fallback as the rest.
-      inProgressLabel: resolveText(def.rules.display, language, "inProgressLabel").text ?? "",
-      completedLabel: resolveText(def.rules.display, language, "completedLabel").text ?? "",
-      notStartedLabel: resolveText(def.rules.display, language, "notStartedLabel").text ?? "",
-      brokenLabel: resolveText(def.rules.display, language, "brokenLabel").text ?? "",
-      viewDetailsButtonText: d.viewDetailsButtonText,
-      messageKind: messageKinds[d.messageKey],
-      message: d.message,
-      // Every template rendered, in DisplayMessageKind order, for clients that pick the message themselves.
-      messages: MESSAGE_KINDS_IN_ORDER.map(([key, kind]) => ({ kind, text: d.messages[key] })),
-    },
+    display: displayMessage(def, view.display, language),
     window: def.message.window,
     condition: def.message.condition,
     milestones: def.message.milestones,

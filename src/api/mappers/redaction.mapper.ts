@@ -51,15 +51,28 @@ function redactValue(desc: DescMessage, value: Plain, role: Role): Plain | undef
   return redactMessage(desc, value, role);
 }
 
+/** The fields of each message type through which a ProviderConfig can be reached, with their message type. */
+const providerPaths = new WeakMap<DescMessage, readonly (readonly [DescField, DescMessage])[]>();
+
+function pathsOf(desc: DescMessage): readonly (readonly [DescField, DescMessage])[] {
+  let paths = providerPaths.get(desc);
+  if (paths === undefined) {
+    paths = desc.fields.flatMap((f) => {
+      const child = childMessage(f);
+      return child !== undefined && canContainProvider(child) ? [[f, child] as const] : [];
+    });
+    providerPaths.set(desc, paths);
+  }
+  return paths;
+}
+
 function redactMessage(desc: DescMessage, message: Plain, role: Role): Plain {
   let copy: Plain | undefined;
   const write = (key: string, v: unknown) => {
     copy ??= { ...message };
     copy[key] = v;
   };
-  for (const f of desc.fields) {
-    const child = childMessage(f);
-    if (!child || !canContainProvider(child)) continue;
+  for (const [f, child] of pathsOf(desc)) {
     if (f.oneof) {
       const holder = message[f.oneof.localName] as { case?: string; value?: Plain } | undefined;
       if (holder?.case !== f.localName || !holder.value) continue;
