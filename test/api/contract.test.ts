@@ -110,6 +110,41 @@ describe("values that cannot be counted are refused", () => {
   });
 });
 
+describe("activities dated too far ahead are refused", () => {
+  it("contract/occur_time_over_5_minutes_ahead_is_invalid_argument_on_occur_time_and_stores_nothing", async () => {
+    const ahead = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const one = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("ahead-1", "ahead-1", { value: 5, occurTime: ahead(10 * 60_000) }) }));
+    expect(one.status).toBe(400);
+    expect(one.json.code).toBe("invalid_argument");
+    expect(errorInfo(one.json)?.reason).toBe("INVALID_REQUEST");
+    expect(violations(one.json)).toEqual([{ field: "activity.occur_time", description: "occur_time must not be more than 5 minutes in the future" }]);
+    // In a batch, the item is named and nothing of the batch is stored; two broken rules of one item both appear.
+    const batch = await post(
+      "ActivityService/RecordActivities",
+      JSON.stringify({ activities: [activity("ahead-ok", "ahead-ok", { value: 5 }), activity("ahead-2", "ahead-2", { value: -1, occurTime: ahead(3_600_000) })] }),
+    );
+    expect(batch.status).toBe(400);
+    expect(violations(batch.json).map((v) => v.field).sort()).toEqual(["activities[1].occur_time", "activities[1].value"]);
+    expect(await membersNamed("ahead-")).toEqual([]);
+    // Within the 5 minutes a client's clock may be ahead, the activity is taken.
+    const skewed = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("ahead-3", "ahead-3", { value: 5, occurTime: ahead(60_000) }) }));
+    expect(skewed.status).toBe(200);
+  });
+
+  it("contract/occur_time_not_after_2000_is_invalid_argument_on_occur_time", async () => {
+    for (const occurTime of ["1970-01-01T00:00:00Z", "1999-12-31T23:59:59.999Z", "2000-01-01T00:00:00Z"]) {
+      const answer = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("y2k-1", `y2k-${occurTime}`, { value: 5, occurTime }) }));
+      expect(answer.status, occurTime).toBe(400);
+      expect(violations(answer.json), occurTime).toEqual([{ field: "activity.occur_time", description: "occur_time must be after 2000-01-01T00:00:00Z" }]);
+    }
+    expect(await membersNamed("y2k-")).toEqual([]);
+    // A nanosecond later is a valid time (far too late for any window: answered, not applied).
+    const later = await post("ActivityService/RecordActivity", JSON.stringify({ activity: activity("y2k-2", "y2k-2", { value: 5, occurTime: "2000-01-01T00:00:00.000000001Z" }) }));
+    expect(later.status).toBe(200);
+    expect(later.json.results[0]).toMatchObject({ notAppliedReason: "NOT_APPLIED_REASON_TOO_LATE" });
+  });
+});
+
 describe("every activity that is not applied says why", () => {
   it("contract/future_dated_activity_is_not_applied_with_reason_in_future", async () => {
     // The server's clock is an hour behind: an activity dated now (real time, so within the schema's 5 minutes)

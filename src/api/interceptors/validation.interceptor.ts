@@ -1,23 +1,37 @@
 // Every request message is checked against its protovalidate rules before a handler runs, so handlers never
 // validate by hand and invalid input changes nothing. Violations come back as INVALID_ARGUMENT with reason
 // INVALID_REQUEST and one google.rpc.BadRequest field violation per broken rule.
+//
+// The rules of an activity's occur_time are checked here in code rather than declared for protovalidate: after the
+// year 2000 and at most 5 minutes ahead (activity.proto). Evaluated as CEL they cost ~11 µs per activity, four
+// times the rest of a RecordActivity's validation. They apply to every ActivityInput a request carries, at any
+// depth, and report like protovalidate rules (field path, message, rule id).
 import type { Interceptor } from "@connectrpc/connect";
 import { createValidator } from "@bufbuild/protovalidate";
+import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { ApiError } from "../errors.ts";
 import { Code } from "@connectrpc/connect";
+import { ActivityInputSchema, type ActivityInput } from "../../gen/kindling/v1/activity_pb.js";
+import { FUTURE_TOLERANCE_MS } from "../../engine/activity-ingestor.ts";
 
-export function createValidationInterceptor(): Interceptor {
+interface Violation {
+  readonly field: string;
+  readonly description: string;
+  readonly reason: string;
+}
+
+export function createValidationInterceptor(now: () => number = Date.now): Interceptor {
   const validator = createValidator();
-  const check = (schema: Parameters<typeof validator.validate>[0], message: Parameters<typeof validator.validate>[1]) => {
+  const check = (schema: DescMessage, message: Message) => {
     const result = validator.validate(schema, message);
-    if (result.kind === "valid") return;
     if (result.kind === "error") throw result.error;
-    const violations = result.violations.map((v) => ({
-      field: pathToString(v.field),
-      description: v.message,
-      reason: v.ruleId,
-    }));
+    const violations: Violation[] = result.kind === "valid"
+      ? []
+      : result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId }));
+    futureActivities(schema, message, "", now(), violations);
+    if (violations.length === 0) return;
     throw new ApiError(Code.InvalidArgument, "INVALID_REQUEST", violations.map((v) => `${v.field}: ${v.description}`).join("; "), { violations });
   };
   return (next) => async (req) => {
@@ -36,4 +50,50 @@ export function createValidationInterceptor(): Interceptor {
     }
     return next({ ...req, message: validated() });
   };
+}
+
+/** 2000-01-01T00:00:00Z: activity times must be later (a zero or garbage timestamp is a client bug). */
+const YEAR_2000_SECONDS = 946_684_800n;
+
+/** The message fields of each type through which an ActivityInput can be reached (none for most requests). */
+const activityPaths = new Map<string, readonly DescField[]>();
+
+function pathsToActivities(desc: DescMessage, visiting = new Set<string>()): readonly DescField[] {
+  const known = activityPaths.get(desc.typeName);
+  if (known !== undefined) return known;
+  visiting.add(desc.typeName);
+  const paths = desc.fields.filter((f) => {
+    const child = f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") ? f.message : undefined;
+    if (child === undefined || visiting.has(child.typeName)) return false;
+    return child.typeName === ActivityInputSchema.typeName || pathsToActivities(child, visiting).length > 0;
+  });
+  visiting.delete(desc.typeName);
+  // A type on a cycle is only final once the outermost call settles it.
+  if (visiting.size === 0 || paths.length > 0) activityPaths.set(desc.typeName, paths);
+  return paths;
+}
+
+function futureActivities(desc: DescMessage, message: Message, path: string, at: number, out: Violation[]): void {
+  if (desc.typeName === ActivityInputSchema.typeName) {
+    const time = (message as ActivityInput).occurTime;
+    if (time === undefined) return;
+    const field = `${path}occur_time`;
+    if (time.seconds < YEAR_2000_SECONDS || (time.seconds === YEAR_2000_SECONDS && time.nanos <= 0)) {
+      out.push({ field, description: "occur_time must be after 2000-01-01T00:00:00Z", reason: "activity_input.occur_time_after_2000" });
+    } else if (timestampMs(time) > at + FUTURE_TOLERANCE_MS) {
+      out.push({ field, description: "occur_time must not be more than 5 minutes in the future", reason: "activity_input.occur_time_not_future" });
+    }
+    return;
+  }
+  for (const f of pathsToActivities(desc)) {
+    const child = f.message!;
+    const fields = message as unknown as Record<string, unknown>;
+    const holder = f.oneof ? (fields[f.oneof.localName] as { case?: string; value?: unknown }) : undefined;
+    const value = holder ? (holder.case === f.localName ? holder.value : undefined) : fields[f.localName];
+    if (f.fieldKind === "list") {
+      (value as Message[]).forEach((item, i) => futureActivities(child, item, `${path}${f.name}[${i}].`, at, out));
+    } else if (value !== undefined) {
+      futureActivities(child, value as Message, `${path}${f.name}.`, at, out);
+    }
+  }
 }

@@ -175,8 +175,12 @@ export declare type ActivityInput = Message<"kindling.v1.ActivityInput"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * When the activity happened (Gamopanda activityAt), which decides its window. At most 5 minutes in the
-   * future and not before the year 2000. Unset means the time Kindling receives it.
+   * When the activity happened (Gamopanda activityAt), which decides its window. Unset means the time Kindling
+   * receives it. It must be after 2000-01-01T00:00:00Z (rule id `activity_input.occur_time_after_2000`) and at
+   * most 5 minutes in the future (`activity_input.occur_time_not_future`); otherwise the request is refused with
+   * INVALID_ARGUMENT and a field violation on occur_time. The server checks both itself rather than through
+   * protovalidate rules here (as CEL they cost more than the rest of the request's validation), so a client-side
+   * protovalidate does not see them.
    *
    * @generated from field: google.protobuf.Timestamp occur_time = 5;
    */
