@@ -7,6 +7,7 @@ import { apiEnvironment, demoEnabled, type KindlingConfig } from "./config/confi
 import type { Logger } from "./observability/logger.ts";
 import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
+import { listenForChanges } from "./engine/change-notices.ts";
 import { createApiServer } from "./api/server.ts";
 import { createApi } from "./api/routes.ts";
 import { API_CHILD_ENV, CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
@@ -127,10 +128,10 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
       const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
-      const unlisten = await unlessAborted(signal, catalog.listen(), (late) => late());
-      cleanups.push({ name: "definition-listener", run: unlisten });
-      cleanups.push({ name: "browser-access-listener", run: await unlessAborted(signal, browser.start(), (late) => late()) });
-      cleanups.push({ name: "key-revocation-listener", run: await unlessAborted(signal, revocations.listen(), (late) => late()) });
+      // One connection hears every other process's changes to what this one keeps in memory.
+      const unlisten = await unlessAborted(signal, listenForChanges(pool, [catalog.changes, browser.changes, revocations.changes]), (late) => late());
+      cleanups.push({ name: "change-listener", run: unlisten });
+      cleanups.push({ name: "browser-access", run: await unlessAborted(signal, browser.start(), (late) => late()) });
       const demo = demoEnabled(config, role);
       if (demo) await unlessAborted(signal, ensureDemoTenant(pool));
       const api = createApiServer({

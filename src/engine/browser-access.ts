@@ -3,13 +3,15 @@
 // both are answered from memory:
 //   - origins: every tenant's list is loaded when the process starts listening (a preflight carries no
 //     credentials, so it is answered from "is this origin allowed for any tenant"), reloaded for one tenant when
-//     any process changes it (a PostgreSQL NOTIFY, as the definition catalog does) and in full once a minute in
-//     case a notification was missed;
-//   - session keys: loaded per tenant on first use and kept until a NOTIFY says the key changed (rotation) or a
-//     TTL passes. A token whose key id is not the cached one reloads the key once (at most every 2 s per
-//     tenant), so a key created a moment ago by another process is found before its notification arrives.
+//     any process changes it (a change notice, src/engine/change-notices.ts, as for the definition catalog), in
+//     full when notices are heard again after a lost connection, and in full once a minute besides;
+//   - session keys: loaded per tenant on first use and kept until a notice says the key changed (rotation) or a
+//     TTL passes; while notices cannot be heard, read on every use. A token whose key id is not the cached one
+//     reloads the key once (at most every 2 s per tenant), so a key created a moment ago by another process is
+//     found before its notice arrives.
 import { randomBytes } from "node:crypto";
-import type { Pool, PoolClient } from "pg";
+import type { Pool } from "pg";
+import { announce, type ChangeSubscriber } from "./change-notices.ts";
 import type { SessionKey } from "../auth/member-session.ts";
 
 export interface BrowserOrigins {
@@ -31,8 +33,10 @@ export interface BrowserAccess {
   ensureSessionKey(tenantId: string, at: number): Promise<SessionKey>;
   /** Replaces the tenant's session key; tokens signed with the old one fail on every process once notified. */
   rotateSessionKey(tenantId: string, at: number): Promise<void>;
-  /** Loads every tenant's origins and subscribes to other processes' changes; returns a stop. */
+  /** Loads every tenant's origins and reloads them once a minute; returns a stop. */
   start(): Promise<() => Promise<void>>;
+  /** Hears other processes' changes (for listenForChanges). */
+  readonly changes: ChangeSubscriber;
 }
 
 const CHANNEL = "kindling_browser_access_changed";
@@ -43,6 +47,7 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
   let byTenant = new Map<string, ReadonlySet<string>>();
   let tenantsByOrigin = new Map<string, number>();
   const keys = new Map<string, Promise<{ key: SessionKey | undefined; loadedAt: number }>>();
+  let deaf = false;
 
   function indexOrigins(map: Map<string, ReadonlySet<string>>): Map<string, number> {
     const counts = new Map<string, number>();
@@ -93,9 +98,7 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     return entry;
   }
 
-  async function notify(tenantId: string): Promise<void> {
-    await pool.query("select pg_notify($1, $2)", [CHANNEL, tenantId]);
-  }
+  const notify = (tenantId: string) => announce(pool, CHANNEL, tenantId);
 
   const newKey = () => ({ id: randomBytes(12).toString("base64url"), secret: randomBytes(32) });
 
@@ -129,6 +132,7 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
     },
 
     async sessionKey(tenantId, kid) {
+      if (deaf) return (await loadKey(tenantId)).key;
       const entry = await cachedKey(tenantId);
       const age = now() - entry.loadedAt;
       if (age < keyTtlMs && (entry.key?.id === kid || age < KEY_RECHECK_MS)) return entry.key;
@@ -175,23 +179,28 @@ export function createBrowserAccess(pool: Pool, keyTtlMs = 60_000, now: () => nu
 
     async start() {
       await loadAll();
-      const client: PoolClient = await pool.connect();
-      // A lost listening connection must not crash the process: the full reload and the key TTL cover the gap.
-      client.on("error", () => undefined);
-      client.on("notification", (n) => {
-        if (n.channel !== CHANNEL || !n.payload) return;
-        keys.delete(n.payload);
-        loadTenantOrigins(n.payload).catch(() => undefined);
-      });
-      await client.query(`listen ${CHANNEL}`);
-      // A missed notification (a dropped connection) is repaired by the next full reload.
+      // A missed notice is also repaired by the next full reload.
       const timer = setInterval(() => void loadAll().catch(() => undefined), FULL_RELOAD_MS);
       timer.unref();
-      return async () => {
-        clearInterval(timer);
-        await client.query(`unlisten ${CHANNEL}`).catch(() => undefined);
-        client.release();
-      };
+      return async () => clearInterval(timer);
+    },
+
+    changes: {
+      channel: CHANNEL,
+      notice(tenantId) {
+        keys.delete(tenantId);
+        loadTenantOrigins(tenantId).catch(() => undefined);
+      },
+      deaf() {
+        deaf = true;
+        keys.clear();
+      },
+      // Changes made while deaf were not heard: start afresh.
+      listening() {
+        deaf = false;
+        keys.clear();
+        loadAll().catch(() => undefined);
+      },
     },
   };
 }

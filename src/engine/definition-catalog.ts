@@ -1,9 +1,10 @@
 // A tenant's definitions, parsed once per version: the proto message (for responses and reward settings) and the
 // domain's StreakRules (for the engine). Recording an activity must not re-read and re-parse its definitions,
 // so they are cached per tenant and dropped when any process changes one: DefinitionService calls
-// `invalidate`, which also NOTIFYs other processes through PostgreSQL (see `listen`). A TTL bounds staleness
-// if a notification is ever missed.
-import type { Pool, PoolClient } from "pg";
+// `invalidate`, which also notifies other processes through PostgreSQL (`changes`, heard through
+// src/engine/change-notices.ts). A TTL bounds staleness; while notices cannot be heard it is one second.
+import type { Pool } from "pg";
+import { announce, type ChangeSubscriber } from "./change-notices.ts";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { StreakDefinitionSchema, type StreakDefinition as DefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
 import type { DefinitionState, PauseInterval } from "../db/entities/index.ts";
@@ -30,6 +31,8 @@ interface TenantEntry {
 }
 
 const CHANNEL = "kindling_definition_changed";
+/** How long a tenant's definitions are trusted while changes cannot be heard. */
+const DEAF_TTL_MS = 1_000;
 
 export interface DefinitionCatalog {
   /** Any definition of the tenant, in any state; callers decide what each state allows. */
@@ -38,12 +41,13 @@ export interface DefinitionCatalog {
   /** LIVE definitions, for "not started" views. */
   live(tenantId: string): Promise<readonly CatalogDefinition[]>;
   invalidate(tenantId: string): Promise<void>;
-  /** Subscribes to other processes' changes; returns an unsubscribe. */
-  listen(): Promise<() => Promise<void>>;
+  /** Hears other processes' changes (for listenForChanges). */
+  readonly changes: ChangeSubscriber;
 }
 
 export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => number = Date.now): DefinitionCatalog {
   const tenants = new Map<string, Promise<TenantEntry>>();
+  let deaf = false;
 
   async function load(tenantId: string): Promise<TenantEntry> {
     const { rows } = await pool.query<{
@@ -77,7 +81,7 @@ export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => n
     const cached = tenants.get(tenantId);
     if (cached) {
       const value = await cached;
-      if (now() - value.loadedAt < ttlMs) return value;
+      if (now() - value.loadedAt < (deaf ? Math.min(ttlMs, DEAF_TTL_MS) : ttlMs)) return value;
     }
     const loading = load(tenantId);
     tenants.set(tenantId, loading);
@@ -97,18 +101,20 @@ export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => n
     },
     async invalidate(tenantId) {
       tenants.delete(tenantId);
-      await pool.query("select pg_notify($1, $2)", [CHANNEL, tenantId]);
+      await announce(pool, CHANNEL, tenantId);
     },
-    async listen() {
-      const client: PoolClient = await pool.connect();
-      client.on("notification", (n) => {
-        if (n.channel === CHANNEL && n.payload) tenants.delete(n.payload);
-      });
-      await client.query(`listen ${CHANNEL}`);
-      return async () => {
-        await client.query(`unlisten ${CHANNEL}`).catch(() => undefined);
-        client.release();
-      };
+    changes: {
+      channel: CHANNEL,
+      notice: (tenantId) => void tenants.delete(tenantId),
+      deaf: () => {
+        deaf = true;
+        tenants.clear();
+      },
+      // Changes made while deaf were not heard: start afresh.
+      listening: () => {
+        deaf = false;
+        tenants.clear();
+      },
     },
   };
 }
