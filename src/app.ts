@@ -76,6 +76,16 @@ async function unlessAborted<T>(
   }
 }
 
+/** Applies the migrations over a connection of their own (DATABASE_DIRECT_URL), closed afterwards. */
+async function migrateThrough(url: string): Promise<string[]> {
+  const orm = await createOrm(url);
+  try {
+    return await migrate(orm);
+  } finally {
+    await orm.close();
+  }
+}
+
 /** Starts every part the role needs. Exported for tests and the benchmark, which run the real stack in-process. */
 export async function startKindling(config: KindlingConfig, logger: Logger, role: Role, overrides: StartOverrides = {}): Promise<Started> {
   const { signal } = overrides;
@@ -108,9 +118,12 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     // Bounded: MikroORM's close can wait forever for a connection an interrupted operation never returns; the
     // database is stopped (or the process ends) right after, which closes it anyway.
     cleanups.push({ name: "database", run: () => settleWithin(orm.close(), ORM_CLOSE_LIMIT_MS, "closing the ORM", logger) });
+    // Migrations and change notices need a session of their own: behind a transaction-pooling proxy they take
+    // DATABASE_DIRECT_URL.
+    const directUrl = config.databaseDirectUrl ?? databaseUrl;
     // Not cut short: closing the ORM under a migration that still holds its transaction would wait forever. The
     // migrations are brief; an abort is honoured right after them.
-    const applied = await migrate(orm);
+    const applied = directUrl === databaseUrl ? await migrate(orm) : await migrateThrough(directUrl);
     signal?.throwIfAborted();
     if (applied.length > 0) logger.info({ migrations: applied }, "migrations applied");
     if (role === "migrate") {
@@ -129,7 +142,14 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       cleanups.push({ name: "pool", run: () => pool.end() });
       const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
       // One connection hears every other process's changes to what this one keeps in memory.
-      const unlisten = await unlessAborted(signal, listenForChanges(pool, [catalog.changes, browser.changes, revocations.changes]), (late) => late());
+      let noticePool = pool;
+      if (directUrl !== databaseUrl) {
+        noticePool = new pg.Pool({ connectionString: directUrl, max: 1, application_name: `kindling-api-notices:${process.pid}` });
+        noticePool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle notice connection lost"));
+        const direct = noticePool;
+        cleanups.push({ name: "notice-pool", run: () => direct.end() });
+      }
+      const unlisten = await unlessAborted(signal, listenForChanges(noticePool, [catalog.changes, browser.changes, revocations.changes]), (late) => late());
       cleanups.push({ name: "change-listener", run: unlisten });
       cleanups.push({ name: "browser-access", run: await unlessAborted(signal, browser.start(), (late) => late()) });
       const demo = demoEnabled(config, role);

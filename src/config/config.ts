@@ -9,6 +9,11 @@ export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" |
 export interface KindlingConfig {
   /** PostgreSQL URL; undefined means "start the embedded PostgreSQL". */
   readonly databaseUrl: string | undefined;
+  /**
+   * A session-level connection to the same database, for migrations and change notices (LISTEN), when
+   * `databaseUrl` goes through a transaction-pooling proxy such as PgBouncer; undefined means `databaseUrl`.
+   */
+  readonly databaseDirectUrl: string | undefined;
   /** Temporal frontend host:port; undefined means "start the local Temporal dev server". */
   readonly temporalAddress: string | undefined;
   readonly temporalNamespace: string;
@@ -154,6 +159,7 @@ function name(env: Env, variable: string, fallback: string): string {
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KindlingConfig {
   return {
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    databaseDirectUrl: url(env, "DATABASE_DIRECT_URL", ["postgres:", "postgresql:"]),
     temporalAddress: hostPort(env, "TEMPORAL_ADDRESS"),
     temporalNamespace: name(env, "TEMPORAL_NAMESPACE", "default"),
     temporalTaskQueue: name(env, "TEMPORAL_TASK_QUEUE", "kindling"),
@@ -190,6 +196,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
   return {
     HOST: config.host,
     LOG_LEVEL: config.logLevel,
+    ...(config.databaseDirectUrl === undefined ? {} : { DATABASE_DIRECT_URL: config.databaseDirectUrl }),
     DATABASE_POOL_SIZE: String(config.databasePoolSize),
     MAX_REQUEST_BYTES: String(config.maxRequestBytes),
     RATE_LIMIT_PER_SECOND: String(config.rateLimitPerSecond),
@@ -205,6 +212,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
 /** The documented settings, for the README's configuration table and `--help`. */
 export const configVariables = [
   ["DATABASE_URL", "PostgreSQL URL. Unset: an embedded PostgreSQL keeps its data in KINDLING_DATA_DIR."],
+  ["DATABASE_DIRECT_URL", "A direct (session-level) URL of the same database for migrations and change notices (LISTEN), when DATABASE_URL goes through PgBouncer in transaction mode. Default: DATABASE_URL."],
   ["TEMPORAL_ADDRESS", "Temporal frontend host:port. Unset: a local Temporal dev server (with Web UI) is started."],
   ["TEMPORAL_NAMESPACE", "Temporal namespace (default `default`)."],
   ["TEMPORAL_TASK_QUEUE", "Task queue the worker polls (default `kindling`)."],

@@ -34,7 +34,8 @@ export interface TestApi {
 
 export interface StartTestApiOptions {
   readonly label?: string;
-  readonly env?: Record<string, string>;
+  /** Settings beside the defaults; a function gets the test database's URL (e.g. to reach it through a proxy). */
+  readonly env?: Record<string, string> | ((databaseUrl: string) => Record<string, string>);
   /** A clock for the server; see `createTestClock`. */
   readonly now?: () => number;
 }
@@ -61,7 +62,7 @@ export function createTestClock(startMs: number): TestClock {
 
 export async function startTestApi(options: StartTestApiOptions = {}): Promise<TestApi> {
   const db: TestDatabase = await createTestDatabase({ label: options.label ?? "api" });
-  const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", RATE_LIMIT_PER_SECOND: "0", ...options.env });
+  const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", RATE_LIMIT_PER_SECOND: "0", ...(typeof options.env === "function" ? options.env(db.url) : options.env) });
   const logger = createLogger(config.logLevel);
   let started: Started | undefined;
   let orm: Orm | undefined;
