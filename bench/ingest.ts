@@ -25,7 +25,11 @@
 // bench/loadgen, the default when `go` runs; raw: unary gRPC framed by hand on node:http2 in a worker thread, the
 // default without Go; connect: connect-node's transport in a worker thread),
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
-// generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written).
+// generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written), BENCH_PGBOUNCER (true:
+// a second API on the same database through Debian's pgbouncer in transaction mode — its server pool the size of the
+// API's pool, prepared statements off, DATABASE_DIRECT_URL for migrations and notices — measured beside the direct
+// one in every round, reported as the ratio pooled/direct), BENCH_PREPARED_STATEMENTS (false: the direct API without
+// prepared statements too, to tell PgBouncer's cost from theirs; default true).
 import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -37,6 +41,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
+import { startPgBouncer, type PgBouncer } from "../test/support/pgbouncer.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
@@ -58,6 +63,7 @@ const levels = (process.env.BENCH_CONCURRENCY ?? "32,128").split(",").map((c) =>
 const maxConcurrency = Math.max(...levels);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
 const apiProcesses = Number(process.env.BENCH_API_PROCESSES ?? 1);
+const viaPgbouncer = process.env.BENCH_PGBOUNCER === "true";
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 // The load generator: `go` (bench/loadgen, grpc-go, compiled here) when a Go toolchain is present, else `raw`.
@@ -75,6 +81,8 @@ interface Round {
   readonly batching: Record<string, number>;
   readonly pgbench: { activityTransactionTps: number; progressReadTps: number } | null;
   readonly ratios: { ingestVsPgbench: number; readsVsPgbench: number } | null;
+  /** BENCH_PGBOUNCER: the same phases against the API whose pool goes through PgBouncer. */
+  readonly pgbouncer: { recordActivity: MeasuredLoad; getMemberStreak: MeasuredLoad; ingestVsDirect: number; readsVsDirect: number } | null;
 }
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
@@ -147,11 +155,24 @@ async function main() {
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
   console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion.stdout.trim()})` : `${client} (JavaScript, worker thread)`}`);
   // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.
-  const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64)) } });
+  const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64 + (viaPgbouncer ? 40 : 0))) } });
+  const poolSize = Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)));
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
-    DATABASE_POOL_SIZE: String(Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)))), KINDLING_API_PROCESSES: String(apiProcesses),
-    KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath) });
+    DATABASE_POOL_SIZE: String(poolSize), KINDLING_API_PROCESSES: String(apiProcesses),
+    KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath), KINDLING_DB_PREPARED_STATEMENTS: process.env.BENCH_PREPARED_STATEMENTS ?? "true" });
   const kindling = await startKindling(config, createLogger("warn"), "api");
+  let bouncer: PgBouncer | undefined;
+  let pooled: Awaited<ReturnType<typeof startKindling>> | undefined;
+  if (viaPgbouncer) {
+    bouncer = await startPgBouncer(pg.databaseUrl, { poolSize });
+    pooled = await startKindling(
+      loadConfig({ DATABASE_URL: bouncer.url, DATABASE_DIRECT_URL: pg.databaseUrl, KINDLING_DB_PREPARED_STATEMENTS: "false", PORT: "0", LOG_LEVEL: "warn",
+        RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: String(poolSize), KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath) }),
+      createLogger("warn"),
+      "api",
+    );
+    console.log(`PgBouncer ${bouncer.url.replace(/\/\/[^@]*@/, "//")} (transaction mode, ${poolSize} server connections) in front of a second API: ${pooled.apiUrl}`);
+  }
   const orm = await createOrm(pg.databaseUrl, 2);
   try {
     const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "bench" });
@@ -244,6 +265,21 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           deadlocks: batchesAfter.deadlocks - batchesBefore.deadlocks,
         };
         console.log(ingest, batching);
+        let ingestPooled: MeasuredLoad | undefined;
+        if (pooled) {
+          await settle(pg.databaseUrl);
+          console.log(`RecordActivity through PgBouncer: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+          const pooledBefore = batchIngestTotals();
+          ingestPooled = await measuredLoad({ ...job, apiUrl: pooled.apiUrl!, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
+          const pooledAfter = batchIngestTotals();
+          console.log(ingestPooled, {
+            batches: pooledAfter.batches - pooledBefore.batches,
+            averageBatchSize: Math.round(((pooledAfter.items - pooledBefore.items) / Math.max(1, pooledAfter.batches - pooledBefore.batches)) * 100) / 100,
+            retries: pooledAfter.retries - pooledBefore.retries,
+            conflicts: pooledAfter.conflicts - pooledBefore.conflicts,
+            fallbacks: pooledAfter.fallbacks - pooledBefore.fallbacks,
+          });
+        }
         if (!skipPgbench) await settle(pg.databaseUrl);
         const pgIngest = skipPgbench ? null : runPgbench(pg.databaseUrl, ingestSql, vars, concurrency, seconds);
         if (pgIngest) console.log(`pgbench, equivalent activity transaction: ${pgIngest.tps} tps, ${pgIngest.latencyMs} ms average`);
@@ -252,6 +288,13 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
         const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
         console.log(read);
+        let readPooled: MeasuredLoad | undefined;
+        if (pooled) {
+          await settle(pg.databaseUrl);
+          console.log(`GetMemberStreak through PgBouncer: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+          readPooled = await measuredLoad({ ...job, apiUrl: pooled.apiUrl!, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
+          console.log(readPooled);
+        }
         if (!skipPgbench) await settle(pg.databaseUrl);
         const pgRead = skipPgbench ? null : runPgbench(pg.databaseUrl, readSql, vars, concurrency, seconds);
         if (pgRead) console.log(`pgbench, equivalent progress read: ${pgRead.tps} tps, ${pgRead.latencyMs} ms average`);
@@ -264,7 +307,12 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           batching,
           pgbench: pgIngest && pgRead ? { activityTransactionTps: pgIngest.tps, progressReadTps: pgRead.tps } : null,
           ratios: pgIngest && pgRead ? { ingestVsPgbench: ratio(ingest.perSecond, pgIngest.tps), readsVsPgbench: ratio(read.perSecond, pgRead.tps) } : null,
+          pgbouncer: ingestPooled && readPooled
+            ? { recordActivity: ingestPooled, getMemberStreak: readPooled, ingestVsDirect: ratio(ingestPooled.perSecond, ingest.perSecond), readsVsDirect: ratio(readPooled.perSecond, read.perSecond) }
+            : null,
         });
+        const last = results.at(-1)!.pgbouncer;
+        if (last) console.log(`through PgBouncer vs direct: ingest ${last.ingestVsDirect}×, reads ${last.readsVsDirect}×`);
       }
     }
     const unaryAfter = grpcUnaryTotals();
@@ -296,6 +344,9 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         ratios: {
           ingestVsPgbench: medianOf((r) => r.ratios!.ingestVsPgbench),
           readsVsPgbench: medianOf((r) => r.ratios!.readsVsPgbench),
+          ...(viaPgbouncer
+            ? { pgbouncerIngestVsDirect: medianOf((r) => r.pgbouncer!.ingestVsDirect), pgbouncerReadsVsDirect: medianOf((r) => r.pgbouncer!.readsVsDirect) }
+            : {}),
         },
         rounds: results,
       };
@@ -303,7 +354,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath },
+      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath, pgbouncer: viaPgbouncer },
       targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
       // Counted in the first API process only (the others keep their own counters).
       unaryPath,
@@ -318,12 +369,18 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       console.log(`  ingest: ${level.median.recordActivityPerSecond} req/s vs pgbench ${level.median.pgbenchActivityTransactionTps} tps → ${level.ratios.ingestVsPgbench}× (target ≥ 1.0×; rounds ${each((r) => r.ratios!.ingestVsPgbench)})`);
       console.log(`  reads:  ${level.median.getMemberStreakPerSecond} req/s vs pgbench ${level.median.pgbenchProgressReadTps} tps → ${level.ratios.readsVsPgbench}× (target ≥ 0.5×; rounds ${each((r) => r.ratios!.readsVsPgbench)})`);
       console.log(`  no-op health check: ${level.median.healthCheckPerSecond} calls/s`);
+      if (viaPgbouncer) {
+        console.log(`  through PgBouncer vs direct: ingest ${level.ratios.pgbouncerIngestVsDirect}×, reads ${level.ratios.pgbouncerReadsVsDirect}× (rounds ${each((r) => r.pgbouncer!.ingestVsDirect)} / ${each((r) => r.pgbouncer!.readsVsDirect)})`);
+      }
       const cpu = level.median.apiCpuMicrosPerCall;
       if (cpu) console.log(`  API CPU per call: RecordActivity ${cpu.recordActivity} µs, GetMemberStreak ${cpu.getMemberStreak} µs, health check ${cpu.healthCheck} µs`);
     }
     console.log("written to bench/results/ingest.json");
   } finally {
     await orm.close();
+    await pooled?.stop();
+    if (bouncer && process.env.BENCH_DEBUG) console.log(bouncer.log().slice(-4000));
+    await bouncer?.stop();
     await kindling.stop();
     await pg.stop();
     rmSync(root, { recursive: true, force: true });

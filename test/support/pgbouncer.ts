@@ -44,6 +44,7 @@ export async function startPgBouncer(upstreamUrl: string, options: { poolSize?: 
       `default_pool_size = ${options.poolSize ?? 4}`,
       "max_client_conn = 1000",
       "ignore_startup_parameters = extra_float_digits,options",
+      `admin_users = ${user}`,
       "",
     ].join("\n"),
     { mode: 0o644 },
