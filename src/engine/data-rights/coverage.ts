@@ -53,6 +53,16 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
 ];
 
 /**
+ * A statement on the member's rows of one table: `verb` is what precedes `t` ("select … from", "delete from").
+ * The unused CTE gives the three parameters their types, so a condition may use any of them (PostgreSQL refuses a
+ * parameter it cannot type).
+ */
+export function memberRowsSql(entry: MemberDataTable, verb: string, tail = ""): string {
+  return `with member_params as (select $1::uuid as tenant_id, $2::uuid as member_id, $3::text as external_id)
+    ${verb} ${entry.table} t where ${entry.rows}${tail}`;
+}
+
+/**
  * Tables with a column whose name says "member" but that hold nothing about any one member, and why. The
  * coverage test accepts them without a line above.
  */

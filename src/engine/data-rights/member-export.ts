@@ -4,7 +4,7 @@
 // into pieces of at most CHUNK_BYTES, so memory stays bounded whatever the member's history.
 import type { Pool, PoolClient } from "pg";
 import { notFoundError } from "../engine-error.ts";
-import { MEMBER_DATA } from "./coverage.ts";
+import { MEMBER_DATA, memberRowsSql } from "./coverage.ts";
 
 export const EXPORT_FORMAT = "kindling.member_export.v1";
 const CHUNK_BYTES = 64 * 1024;
@@ -58,10 +58,7 @@ export async function* exportMember(pool: Pool, tenantId: string, externalId: st
     for (const [i, entry] of MEMBER_DATA.entries()) {
       yield* chunker.push(`${i > 0 ? "," : ""}${JSON.stringify(entry.table)}:[`);
       // The table name and conditions come from the coverage map (code), never from the request.
-      await client.query(
-        `declare member_rows no scroll cursor for select row_to_json(t)::text as row from ${entry.table} t where ${entry.rows}${entry.order ? ` order by ${entry.order}` : ""}`,
-        params,
-      );
+      await client.query(`declare member_rows no scroll cursor for ${memberRowsSql(entry, "select row_to_json(t)::text as row from", entry.order ? ` order by ${entry.order}` : "")}`, params);
       let first = true;
       for (;;) {
         if (signal?.aborted) return;
