@@ -11,7 +11,7 @@ export class Migration0012MemberErasure extends Migration {
       "tenant_id" uuid not null,
       "definition_id" uuid not null,
       "erased_members" int not null default 0,
-      "erased_activities" bigint not null default 0,
+      "erased_activities" bigint not null default '0',
       "erased_rewards" int not null default 0,
       "erased_reward_points" double precision not null default 0,
       "updated_at" timestamptz not null,
