@@ -19,7 +19,7 @@ import { createLogger } from "../../src/observability/logger.ts";
 import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { rewardWorkflowId } from "../../src/workflows/messages.ts";
 import { MEMBER_DATA } from "../../src/engine/data-rights/coverage.ts";
-import { startTestApi, type TestApi } from "../support/api.ts";
+import { startTestApi, type Protocol, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { DAY, createLiveDefinition, expectFailure, sqlPool, today } from "../support/fixtures.ts";
 
@@ -88,9 +88,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-async function exportText(externalId: string): Promise<{ text: string; pieces: number[] }> {
+async function exportText(externalId: string, protocol: Protocol = "connect-json"): Promise<{ text: string; pieces: number[] }> {
   const pieces: Uint8Array[] = [];
-  for await (const res of api.client(MemberService).exportMember({ memberExternalId: externalId })) pieces.push(res.data);
+  for await (const res of api.client(MemberService, api.admin, protocol).exportMember({ memberExternalId: externalId })) pieces.push(res.data);
   return { text: Buffer.concat(pieces).toString("utf8"), pieces: pieces.map((p) => p.length) };
 }
 
@@ -178,6 +178,9 @@ describe("ExportMember", () => {
     expect(Math.max(...pieces)).toBeLessThanOrEqual(64 * 1024);
     const doc = JSON.parse(text) as ExportDocument;
     expect(doc.tables.activity).toHaveLength(1503);
+    // The same document over gRPC and gRPC-Web (export_time aside).
+    const withoutTime = (t: string) => t.replace(/"export_time":"[^"]+"/, "");
+    for (const protocol of ["grpc", "grpc-web"] as const) expect(withoutTime((await exportText("exp-long", protocol)).text)).toBe(withoutTime(text));
   });
 
   it("export/unknown_member_is_not_found_and_bad_input_invalid", async () => {

@@ -75,15 +75,17 @@ async function erasePass(client: PoolClient, tenantId: string, memberId: string,
 }
 
 /**
- * Waits until every transaction that was open at `since` has ended (or SETTLE_TIMEOUT_MS passed). PostgreSQL's
- * activity view shows this database user's sessions, which are all of Kindling's.
+ * Waits until every client transaction that was open at `since` has ended (or SETTLE_TIMEOUT_MS passed; a session
+ * idle in a transaction for that long is not one of Kindling's writers). PostgreSQL's activity view shows this
+ * database user's sessions, which are all of Kindling's; autovacuum and other background work are left out.
  */
 async function settle(pool: Pool, since: Date): Promise<void> {
   const end = Date.now() + SETTLE_TIMEOUT_MS;
   while (Date.now() < end) {
     const { rows } = await pool.query<{ open: number }>(
       `select count(*)::int as open from pg_stat_activity
-        where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null and xact_start < $1`,
+        where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()
+          and xact_start is not null and xact_start < $1`,
       [since],
     );
     if (rows[0]!.open === 0) return;
