@@ -79,6 +79,8 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       // Gamopanda: streak logs are written by the tenant's backend only; end users have no access.
       RecordActivity: SERVER,
       RecordActivities: SERVER,
+      // History from another system recomputes streaks and may grant rewards: the tenant's administrators only.
+      ImportActivities: ADMIN,
       GetActivity: SERVER,
       ListActivities: SERVER,
     },

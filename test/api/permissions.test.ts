@@ -31,7 +31,8 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { LeaderboardMetric } from "../../src/gen/kindling/v1/leaderboard_service_pb.js";
 import { ApiKeyRole, JwtAlgorithm } from "../../src/gen/kindling/v1/tenant_pb.js";
@@ -56,6 +57,7 @@ const TABLE = `
 
   kindling.v1.ActivityService/RecordActivity          ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/RecordActivities        ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.ActivityService/ImportActivities        ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/GetActivity             ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/ListActivities          ok     ok       denied  denied   denied        denied  ok            unauth
 
@@ -192,6 +194,7 @@ function requestFor(rpc: string): Record<string, unknown> {
     "DefinitionService/ArchiveDefinition": { definitionId: scratchDef },
     "ActivityService/RecordActivity": { activity },
     "ActivityService/RecordActivities": { activities: [activity] },
+    "ActivityService/ImportActivities": { activities: [{ ...activity, occurTime: timestampFromMs(Date.now() - 86_400_000) }], milestonePolicy: ImportMilestonePolicy.NONE },
     "ActivityService/GetActivity": { activityId: aliceActivity },
     "ActivityService/ListActivities": { memberExternalId: "alice" },
     "MemberStreakService/GetMemberStreak": { memberExternalId: "alice", definitionId: liveDef },
