@@ -152,7 +152,7 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
     if (req.emitEvents) await insertEvents(client, eventsForEffects({ ...owner, memberExternalId: member.external_id, definitionId: def.id }, effects, rewards, now));
     streaks.push({ memberExternalId: member.external_id, definitionId: def.id, state: next, milestonesReached: effects.filter((e) => e.type === "streak.milestone_reached").length });
   }
-  const notApplied = records.filter((r) => r.applied_definition_ids.length === 0).length;
+  const notApplied = inserted.rows.filter((r) => r.applied_definition_ids.length === 0).length;
   return { imported: inserted.rows.length, duplicates: records.length - inserted.rows.length, notApplied, streaks };
 }
 
