@@ -120,11 +120,14 @@ describe("ImportActivities", () => {
 
   it("import/interleaves_with_live_recording_of_the_same_member", async () => {
     const activities = api.client(ActivityService);
+    // The member and their streak row exist (a live check-in today); then three imports and live check-ins at once,
+    // each of which must see the others' activities or wait for them.
+    await activities.recordActivity({ activity: checkIns("imp-live", [0])[0]! });
     const batches = [range(-30, -21), range(-20, -11), range(-10, -1)].map((days) => checkIns("imp-live", days));
     await Promise.all([
       ...batches.map((batch) => activities.importActivities({ activities: batch, milestonePolicy: ImportMilestonePolicy.GRANT })),
-      activities.recordActivity({ activity: checkIns("imp-live", [0])[0]! }),
       activities.recordActivity({ activity: { ...checkIns("imp-live", [0])[0]!, uniqueIdentifier: "imp-live:0b" } }),
+      activities.recordActivity({ activity: { ...checkIns("imp-live", [0])[0]!, uniqueIdentifier: "imp-live:0c" } }),
     ]);
     const streak = await streakOf("imp-live");
     expect({ current: streak.currentCount, longest: streak.longestCount }).toEqual({ current: 31, longest: 31 });
