@@ -74,6 +74,10 @@ describe("ImportActivities", () => {
     // Live recording the same day afterwards is a second check-in of today's window, not a new count.
     const live = await api.client(ActivityService).recordActivity({ activity: { ...checkIns("imp-400", [0])[0]!, uniqueIdentifier: "imp-400:live" } });
     expect(live.results[0]!.streak!.currentCount).toBe(200);
+    // The API tells imported activities from live ones.
+    const listed = await api.client(ActivityService).listActivities({ memberExternalId: "imp-400", pageSize: 2 });
+    // (Both happened at the same instant today, so their order is not the point.)
+    expect(listed.activities.map((a) => [a.uniqueIdentifier, a.imported]).sort()).toEqual([["imp-400:0", true], ["imp-400:live", false]]);
   });
 
   it("import/a_repeat_is_all_duplicates_and_changes_nothing", async () => {
