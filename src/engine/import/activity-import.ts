@@ -62,7 +62,7 @@ async function upsertMembers(client: PoolClient, tenantId: string, activities: r
       `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
        ${MERGE_INLINE_PROFILE}`,
-      [randomUUID(), tenantId, a.memberExternalId, p.firstName || null, p.lastName || null, p.email || null, p.phone || null, p.timeZone || null, p.locale || null],
+      [randomUUID(), tenantId, a.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
     );
   }
   await client.query(
