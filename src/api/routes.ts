@@ -79,6 +79,8 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       // Gamopanda: streak logs are written by the tenant's backend only; end users have no access.
       RecordActivity: SERVER,
       RecordActivities: SERVER,
+      // History from another system recomputes streaks and may grant rewards: the tenant's administrators only.
+      ImportActivities: ADMIN,
       GetActivity: SERVER,
       ListActivities: SERVER,
     },
@@ -108,6 +110,10 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       GetMember: ["ADMIN", "SERVICE", "END_USER"],
       GrantFreezes: SERVER,
       RepairStreak: SERVER,
+      // Data rights: the tenant's administrators act on a member's request; a backend key may not read or erase
+      // everything about a member.
+      ExportMember: ADMIN,
+      EraseMember: ADMIN,
     },
   ],
   [
@@ -191,7 +197,7 @@ export function createApi(deps: ApiDeps): {
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
-    serviceRegistration(MemberService, createMemberService({ members, reader, now })),
+    serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
     serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),

@@ -74,6 +74,8 @@ export interface ActivityRecord {
   readonly metadata: Record<string, string>;
   readonly platform: string | null;
   readonly recordedAt: number;
+  /** Brought in by ImportActivities rather than recorded live. */
+  readonly imported: boolean;
 }
 
 /** Every reason an activity is stored but not applied to a streak; each has a name in the API's enum. */
@@ -216,7 +218,7 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput): Pro
 
 export interface ActivityRow {
   id: string; member_id: string; definition_id: string | null; event_type: string | null; applied_definition_ids: string[]; occurred_at: Date; value: number | null;
-  distinct_key: string | null; unique_identifier: string; metadata: Record<string, string>; platform: string | null; recorded_at: Date;
+  distinct_key: string | null; unique_identifier: string; metadata: Record<string, string>; platform: string | null; recorded_at: Date; imported: boolean;
 }
 
 export function activityRecord(row: ActivityRow, externalId: string): ActivityRecord {
@@ -224,11 +226,11 @@ export function activityRecord(row: ActivityRow, externalId: string): ActivityRe
     id: row.id, memberId: row.member_id, memberExternalId: externalId, definitionId: row.definition_id, eventType: row.event_type,
     appliedDefinitionIds: row.applied_definition_ids,
     occurredAt: row.occurred_at.getTime(), value: row.value, distinctKey: row.distinct_key, uniqueIdentifier: row.unique_identifier,
-    metadata: row.metadata, platform: row.platform, recordedAt: row.recorded_at.getTime(),
+    metadata: row.metadata, platform: row.platform, recordedAt: row.recorded_at.getTime(), imported: row.imported,
   };
 }
 
-export const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, metadata, platform, recorded_at";
+export const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, metadata, platform, recorded_at, imported";
 
 /** Thrown inside the transaction when the idempotency key already exists; the caller rolls back and re-reads. */
 class DuplicateActivity extends Error {}

@@ -5,7 +5,7 @@
 // already there on its next try — and marks the rows relayed in the same transaction. A row whose delivery
 // failed gets an exponential back-off and stays in line; nothing is dropped.
 import type { Pool, PoolClient } from "pg";
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from "@temporalio/client";
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, isGrpcServiceError, type Client } from "@temporalio/client";
 import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
 import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -173,6 +173,28 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   }
 
+  /**
+   * EraseMember: every run of the reward's workflow is cancelled, then its history deleted (its memo, summary and
+   * search attributes name the member). A run already gone, or never started, is skipped.
+   */
+  async function cancelReward(p: OutboxPayloads["reward.cancel"]): Promise<void> {
+    // gRPC's NOT_FOUND; the status enum lives in @grpc/grpc-js, which the worker does not depend on directly.
+    const GRPC_NOT_FOUND: number = 5;
+    for (let attempt = 0; attempt <= p.attempts; attempt++) {
+      const workflowId = rewardWorkflowId(p.tenantId, p.rewardId, attempt);
+      try {
+        await client.workflow.getHandle(workflowId).cancel();
+      } catch (error) {
+        if (!(error instanceof WorkflowNotFoundError)) throw error;
+      }
+      try {
+        await client.workflowService.deleteWorkflowExecution({ namespace: client.options.namespace, workflowExecution: { workflowId } });
+      } catch (error) {
+        if (!(isGrpcServiceError(error) && (error.code as number) === GRPC_NOT_FOUND)) throw error;
+      }
+    }
+  }
+
   async function definitionChanged(p: OutboxPayloads["definition.changed"], names: SweeperNames | undefined): Promise<void> {
     const workflowId = sweeperWorkflowId(p.tenantId, p.definitionId);
     const signalArgs: [{ state: string; version: number }] = [{ state: p.state, version: p.version }];
@@ -225,6 +247,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const p = row.payload as OutboxPayloads["reward.fulfilled"];
         return startReward(p.tenantId, p.rewardId, 0, facts.get(p.rewardId), rewardFulfilledSignal);
       }
+      case "reward.cancel":
+        return cancelReward(row.payload as OutboxPayloads["reward.cancel"]);
       case "definition.changed": {
         const p = row.payload as OutboxPayloads["definition.changed"];
         return definitionChanged(p, names.get(p.definitionId));
@@ -251,7 +275,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         return 0;
       }
       withSummary = withAttributes && (await summaryCheck.usable());
-      const rewardIds = rows.filter((r) => r.kind.startsWith("reward.")).map((r) => String(r.payload.rewardId));
+      const rewardIds = rows.filter((r) => r.kind.startsWith("reward.") && r.kind !== "reward.cancel").map((r) => String(r.payload.rewardId));
       const facts = await rewardFacts(db, rewardIds);
       const definitionIds = rows.filter((r) => r.kind === "definition.changed").map((r) => String(r.payload.definitionId));
       const names = new Map<string, SweeperNames>();

@@ -13,13 +13,18 @@ export interface OutboxPayloads {
   "reward.fulfilled": { rewardId: string; tenantId: string };
   /** A FAILED reward was retried through the API; `attempt` makes the new workflow run's id unique. */
   "reward.retry": { rewardId: string; tenantId: string; memberId: string; definitionId: string; attempt: number };
+  /**
+   * The member of the reward was erased (EraseMember): its workflow runs (the first and each retry's, attempt 0 to
+   * `attempts`) are cancelled and their histories deleted, since their labels name the member.
+   */
+  "reward.cancel": { tenantId: string; rewardId: string; attempts: number };
   /** A definition changed state (published, paused, resumed, archived) or rules; its sweeper follows. */
   "definition.changed": { tenantId: string; definitionId: string; state: string; version: number };
 }
 
 export type OutboxKind = keyof OutboxPayloads;
 
-export const OUTBOX_KINDS: readonly OutboxKind[] = ["reward.lifecycle", "reward.claimed", "reward.fulfilled", "reward.retry", "definition.changed"];
+export const OUTBOX_KINDS: readonly OutboxKind[] = ["reward.lifecycle", "reward.claimed", "reward.fulfilled", "reward.retry", "reward.cancel", "definition.changed"];
 
 /** Queries run on the caller's transaction; `dedupeKey` is unique, so enqueueing the same thing twice is a no-op. */
 export async function enqueueOutbox<K extends OutboxKind>(

@@ -31,7 +31,8 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { LeaderboardMetric } from "../../src/gen/kindling/v1/leaderboard_service_pb.js";
 import { ApiKeyRole, JwtAlgorithm } from "../../src/gen/kindling/v1/tenant_pb.js";
@@ -56,6 +57,7 @@ const TABLE = `
 
   kindling.v1.ActivityService/RecordActivity          ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/RecordActivities        ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.ActivityService/ImportActivities        ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/GetActivity             ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/ListActivities          ok     ok       denied  denied   denied        denied  ok            unauth
 
@@ -72,6 +74,8 @@ const TABLE = `
   kindling.v1.MemberService/GetMember                 ok     ok       ok      ok       denied        denied  ok            unauth
   kindling.v1.MemberService/GrantFreezes              ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.MemberService/RepairStreak              ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.MemberService/ExportMember              ok     denied   denied  denied   denied        denied  ok            unauth
+  kindling.v1.MemberService/EraseMember               ok     denied   denied  denied   denied        denied  ok            unauth
 
   kindling.v1.TenantService/GetTenant                 ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.TenantService/CreateApiKey              ok     denied   denied  denied   denied        denied  ok            unauth
@@ -98,7 +102,8 @@ const TABLE = `
 // ListEvents and WatchEvents: an end user naming no member gets their own events (the member filter is forced to
 // the caller); naming another member is MEMBER_MISMATCH, as everywhere else. A leaderboard is the definition's,
 // not a member's: any end user of the tenant reads it (with display names, see leaderboard_service.proto), but a
-// rank or a preference is asked or set only for oneself.
+// rank or a preference is asked or set only for oneself. Exporting or erasing everything about a member is for
+// the tenant's administrators only (they act on the member's request); not even the member may.
 
 function parseTable(text: string): Map<string, Record<Caller, Answer>> {
   const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
@@ -189,6 +194,7 @@ function requestFor(rpc: string): Record<string, unknown> {
     "DefinitionService/ArchiveDefinition": { definitionId: scratchDef },
     "ActivityService/RecordActivity": { activity },
     "ActivityService/RecordActivities": { activities: [activity] },
+    "ActivityService/ImportActivities": { activities: [{ ...activity, occurTime: timestampFromMs(Date.now() - 86_400_000) }], milestonePolicy: ImportMilestonePolicy.NONE },
     "ActivityService/GetActivity": { activityId: aliceActivity },
     "ActivityService/ListActivities": { memberExternalId: "alice" },
     "MemberStreakService/GetMemberStreak": { memberExternalId: "alice", definitionId: liveDef },
@@ -202,6 +208,9 @@ function requestFor(rpc: string): Record<string, unknown> {
     "MemberService/GetMember": { memberExternalId: "alice" },
     "MemberService/GrantFreezes": { memberExternalId: "alice", definitionId: liveDef, count: 1 },
     "MemberService/RepairStreak": { memberExternalId: "alice", definitionId: liveDef },
+    "MemberService/ExportMember": { memberExternalId: "alice" },
+    // A member of its own: erasing alice would change what later rows read.
+    "MemberService/EraseMember": { memberExternalId: "erased-by-the-table" },
     "TenantService/GetTenant": {},
     "TenantService/CreateApiKey": { name: "made-by-the-table", role: ApiKeyRole.SERVICE },
     "TenantService/ListApiKeys": {},

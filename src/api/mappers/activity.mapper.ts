@@ -25,6 +25,7 @@ export function activityMessage(a: ActivityRecord): Activity {
     uniqueIdentifier: a.uniqueIdentifier,
     metadata: a.metadata,
     platform: a.platform ?? "",
+    imported: a.imported,
   });
 }
 

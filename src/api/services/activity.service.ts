@@ -16,6 +16,9 @@ import { notFound, toConnectError } from "../errors.ts";
 import { principalOf } from "../context.ts";
 import { listActivities, findActivity } from "../../db/repositories/activity.repository.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ImportMilestonePolicy } from "../../gen/kindling/v1/activity_service_pb.js";
+import { importActivities, type MilestonePolicy } from "../../engine/import/activity-import.ts";
+import { EngineError } from "../../engine/engine-error.ts";
 import { Code } from "@connectrpc/connect";
 
 export interface ActivityServiceDeps {
@@ -66,7 +69,45 @@ export function createActivityService(deps: ActivityServiceDeps): ServiceImpl<ty
     };
   }
 
+  const policies: Partial<Record<ImportMilestonePolicy, MilestonePolicy>> = {
+    [ImportMilestonePolicy.NONE]: "NONE",
+    [ImportMilestonePolicy.RECORD]: "RECORD",
+    [ImportMilestonePolicy.GRANT]: "GRANT",
+  };
+
   return {
+    async importActivities(req, context) {
+      const principal = principalOf(context);
+      const now = deps.now();
+      // History has a time of its own: "when Kindling receives it" would put every imported activity today.
+      const missing = req.activities.findIndex((a) => a.occurTime === undefined);
+      if (missing >= 0) {
+        const field = `activities[${missing}].occur_time`;
+        throw new EngineError("INVALID_ARGUMENT", "OCCUR_TIME_REQUIRED", "an imported activity needs its occur_time", { field }, field);
+      }
+      const result = await importActivities(
+        { pool: deps.pool, catalog: deps.catalog, now: deps.now },
+        {
+          tenantId: principal.tenantId,
+          activities: req.activities.map((a) => toIngestInput(principal.tenantId, a, now)),
+          milestonePolicy: policies[req.milestonePolicy]!,
+          emitEvents: req.emitEvents,
+        },
+      );
+      return {
+        importedCount: result.imported,
+        duplicateCount: result.duplicates,
+        notAppliedCount: result.notApplied,
+        streaks: result.streaks.map((s) => ({
+          memberExternalId: s.memberExternalId,
+          definitionId: s.definitionId,
+          currentCount: s.state.current,
+          longestCount: s.state.longest,
+          milestonesReachedCount: s.milestonesReached,
+        })),
+      };
+    },
+
     async recordActivity(req, context) {
       const principal = principalOf(context);
       const now = deps.now();

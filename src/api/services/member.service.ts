@@ -1,5 +1,6 @@
 // MemberService handlers: request -> member store call -> Member / MemberStreakProgress messages.
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { Pool } from "pg";
 import { MemberService } from "../../gen/kindling/v1/member_service_pb.js";
 import type { MemberStore, ChangedStreak } from "../../engine/member-store.ts";
 import type { ProgressReader } from "../../engine/progress-reader.ts";
@@ -7,10 +8,13 @@ import { memberMessage } from "../mappers/member.mapper.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
 import { principalOf } from "../context.ts";
 import { assertOwnMember } from "./member-streak.service.ts";
+import { exportMember } from "../../engine/data-rights/member-export.ts";
+import { eraseMember } from "../../engine/data-rights/member-erasure.ts";
 
 export interface MemberServiceDeps {
   readonly members: MemberStore;
   readonly reader: ProgressReader;
+  readonly pool: Pool;
   readonly now: () => number;
 }
 
@@ -46,6 +50,21 @@ export function createMemberService(deps: MemberServiceDeps): ServiceImpl<typeof
       const principal = principalOf(context);
       const { restoredCount, streak } = await deps.members.repair(principal.tenantId, req.memberExternalId, req.definitionId);
       return { restoredCount, streak: await progress(principal.tenantId, req.memberExternalId, streak) };
+    },
+
+    async *exportMember(req, context) {
+      const principal = principalOf(context);
+      for await (const data of exportMember(deps.pool, principal.tenantId, req.memberExternalId, deps.now(), context.signal)) yield { data };
+    },
+
+    async eraseMember(req, context) {
+      const principal = principalOf(context);
+      const erasure = await eraseMember(deps.pool, principal.tenantId, req.memberExternalId);
+      return {
+        erased: erasure.erased,
+        tables: erasure.tables.map((t) => ({ table: t.table, deletedCount: BigInt(t.deleted) })),
+        cancelledRewardCount: erasure.cancelledRewards,
+      };
     },
   };
 }

@@ -23,6 +23,8 @@ const ActivitySchema = defineEntity({
     platform: p.string().length(64).nullable(),
     metadata: p.json<Record<string, string>>().default("{}"),
     recordedAt: p.datetime().onCreate(() => new Date()),
+    /** Brought in by ImportActivities (history from another system), not recorded live (migration 0012). */
+    imported: p.boolean().default(false),
   },
 });
 

@@ -5,17 +5,17 @@ import type { ActivityRecord } from "../../engine/activity-ingestor.ts";
 interface Row {
   id: string; member_id: string; external_id: string; definition_id: string | null; event_type: string | null; applied_definition_ids: string[];
   occurred_at: Date; value: number | null; distinct_key: string | null; unique_identifier: string; metadata: Record<string, string>;
-  platform: string | null; recorded_at: Date;
+  platform: string | null; recorded_at: Date; imported: boolean;
 }
 
 const SELECT = `select a.id, a.member_id, m.external_id, a.definition_id, a.event_type, a.applied_definition_ids, a.occurred_at, a.value,
-  a.distinct_key, a.unique_identifier, a.metadata, a.platform, a.recorded_at
+  a.distinct_key, a.unique_identifier, a.metadata, a.platform, a.recorded_at, a.imported
   from activity a join member m on m.id = a.member_id and m.tenant_id = a.tenant_id`;
 
 const toRecord = (r: Row): ActivityRecord => ({
   id: r.id, memberId: r.member_id, memberExternalId: r.external_id, definitionId: r.definition_id, eventType: r.event_type,
   appliedDefinitionIds: r.applied_definition_ids, occurredAt: r.occurred_at.getTime(), value: r.value, distinctKey: r.distinct_key,
-  uniqueIdentifier: r.unique_identifier, metadata: r.metadata, platform: r.platform, recordedAt: r.recorded_at.getTime(),
+  uniqueIdentifier: r.unique_identifier, metadata: r.metadata, platform: r.platform, recordedAt: r.recorded_at.getTime(), imported: r.imported,
 });
 
 export async function findActivity(pool: Pool, tenantId: string, id: string): Promise<ActivityRecord | undefined> {

@@ -105,6 +105,14 @@ export declare type Activity = Message<"kindling.v1.Activity"> & {
    * @generated from field: string platform = 12;
    */
   platform: string;
+
+  /**
+   * Whether the activity was brought in by ActivityService.ImportActivities (history from another system)
+   * rather than recorded live.
+   *
+   * @generated from field: bool imported = 13;
+   */
+  imported: boolean;
 };
 
 /**

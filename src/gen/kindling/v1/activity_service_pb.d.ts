@@ -2,7 +2,7 @@
 // @generated from file kindling/v1/activity_service.proto (package kindling.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Activity, ActivityInput, StreakResult } from "./activity_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -345,10 +345,179 @@ export declare type ListActivitiesResponse = Message<"kindling.v1.ListActivities
 export declare const ListActivitiesResponseSchema: GenMessage<ListActivitiesResponse>;
 
 /**
+ * The request of ImportActivities.
+ *
+ * @generated from message kindling.v1.ImportActivitiesRequest
+ */
+export declare type ImportActivitiesRequest = Message<"kindling.v1.ImportActivitiesRequest"> & {
+  /**
+   * The activities to import, 1 to 1000. occur_time is required on each; member profiles are upserted as when
+   * recording.
+   *
+   * @generated from field: repeated kindling.v1.ActivityInput activities = 1;
+   */
+  activities: ActivityInput[];
+
+  /**
+   * What to do with milestones reached inside the imported history. Required.
+   *
+   * @generated from field: kindling.v1.ImportMilestonePolicy milestone_policy = 2;
+   */
+  milestonePolicy: ImportMilestonePolicy;
+
+  /**
+   * Whether to write the streak.* and reward events the recomputation produces (broken, incremented, milestone
+   * reached …), dated when they happened. False (the default) writes none: webhooks and event streams do not
+   * hear about the past.
+   *
+   * @generated from field: bool emit_events = 3;
+   */
+  emitEvents: boolean;
+};
+
+/**
+ * Describes the message kindling.v1.ImportActivitiesRequest.
+ * Use `create(ImportActivitiesRequestSchema)` to create a new message.
+ */
+export declare const ImportActivitiesRequestSchema: GenMessage<ImportActivitiesRequest>;
+
+/**
+ * A member streak after an import.
+ *
+ * @generated from message kindling.v1.ImportedStreak
+ */
+export declare type ImportedStreak = Message<"kindling.v1.ImportedStreak"> & {
+  /**
+   * The member's external id.
+   *
+   * @generated from field: string member_external_id = 1;
+   */
+  memberExternalId: string;
+
+  /**
+   * The definition's UUID.
+   *
+   * @generated from field: string definition_id = 2;
+   */
+  definitionId: string;
+
+  /**
+   * The streak's current count after the recomputation.
+   *
+   * @generated from field: uint32 current_count = 3;
+   */
+  currentCount: number;
+
+  /**
+   * The streak's longest count after the recomputation.
+   *
+   * @generated from field: uint32 longest_count = 4;
+   */
+  longestCount: number;
+
+  /**
+   * Milestones reached inside the history that this import reached for the first time.
+   *
+   * @generated from field: uint32 milestones_reached_count = 5;
+   */
+  milestonesReachedCount: number;
+};
+
+/**
+ * Describes the message kindling.v1.ImportedStreak.
+ * Use `create(ImportedStreakSchema)` to create a new message.
+ */
+export declare const ImportedStreakSchema: GenMessage<ImportedStreak>;
+
+/**
+ * The response of ImportActivities.
+ *
+ * @generated from message kindling.v1.ImportActivitiesResponse
+ */
+export declare type ImportActivitiesResponse = Message<"kindling.v1.ImportActivitiesResponse"> & {
+  /**
+   * Activities stored by this call.
+   *
+   * @generated from field: uint32 imported_count = 1;
+   */
+  importedCount: number;
+
+  /**
+   * Activities already stored (same member and unique_identifier), left unchanged.
+   *
+   * @generated from field: uint32 duplicate_count = 2;
+   */
+  duplicateCount: number;
+
+  /**
+   * Activities stored but applied to no definition (before the definition's start, after its end, without the
+   * value or distinct key its condition needs, or addressed to an event type no definition listens to).
+   *
+   * @generated from field: uint32 not_applied_count = 3;
+   */
+  notAppliedCount: number;
+
+  /**
+   * The member streaks recomputed, in (member external id, definition id) order.
+   *
+   * @generated from field: repeated kindling.v1.ImportedStreak streaks = 4;
+   */
+  streaks: ImportedStreak[];
+};
+
+/**
+ * Describes the message kindling.v1.ImportActivitiesResponse.
+ * Use `create(ImportActivitiesResponseSchema)` to create a new message.
+ */
+export declare const ImportActivitiesResponseSchema: GenMessage<ImportActivitiesResponse>;
+
+/**
+ * What an import does with milestones its history reaches.
+ *
+ * @generated from enum kindling.v1.ImportMilestonePolicy
+ */
+export enum ImportMilestonePolicy {
+  /**
+   * Not allowed: an import must choose.
+   *
+   * @generated from enum value: IMPORT_MILESTONE_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No reward: the streak counts the milestones as reached (so they are never granted later for that history),
+   * and no reward row is written.
+   *
+   * @generated from enum value: IMPORT_MILESTONE_POLICY_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * Recorded as earned and already fulfilled elsewhere (the previous vendor paid for them): a reward row in
+   * state ISSUED, issued when the milestone was reached, with no reward workflow and no points credited.
+   *
+   * @generated from enum value: IMPORT_MILESTONE_POLICY_RECORD = 2;
+   */
+  RECORD = 2,
+
+  /**
+   * Granted now, as if reached live: reward rows and their workflows (claim, fulfilment) as recording creates.
+   *
+   * @generated from enum value: IMPORT_MILESTONE_POLICY_GRANT = 3;
+   */
+  GRANT = 3,
+}
+
+/**
+ * Describes the enum kindling.v1.ImportMilestonePolicy.
+ */
+export declare const ImportMilestonePolicySchema: GenEnum<ImportMilestonePolicy>;
+
+/**
  * Records member activity (Gamopanda streak logs, Loyalteez record-activity, Phoenix events) and reads it back.
  *
- * Permissions: ADMIN and SERVICE credentials may record activity; only ADMIN may get and list it. End users and
- * guests have no access.
+ * Permissions: ADMIN and SERVICE credentials may record activity; only ADMIN may get and list it, and import
+ * history. End users and guests have no access.
  *
  * @generated from service kindling.v1.ActivityService
  */
@@ -378,6 +547,27 @@ export declare const ActivityService: GenService<{
     methodKind: "unary";
     input: typeof RecordActivitiesRequestSchema;
     output: typeof RecordActivitiesResponseSchema;
+  },
+  /**
+   * Imports historical activity, for example when migrating from another vendor: up to 1000 activities of any
+   * number of members, with event times as far in the past as needed. Unlike recording, an import is not bound by
+   * the grace horizon: every member streak an imported activity reaches is recomputed from the member's whole
+   * activity history in event time (imported and recorded alike), so a member migrated with 400 days of
+   * check-ins arrives with the right current and longest counts and window history. Imported activities are
+   * stored marked as imported. Idempotent by (member, unique_identifier): an activity already stored is counted
+   * as a duplicate and changes nothing, so a failed import can simply be sent again. Live recording for the same
+   * members may run at the same time (each member streak is locked while it is recomputed). Milestones reached
+   * inside the imported history follow milestone_policy; events are written only with emit_events. The whole
+   * request is one transaction: any invalid item (INVALID_ARGUMENT), unknown definition (NOT_FOUND, reason
+   * DEFINITION_NOT_FOUND) or definition neither LIVE nor PAUSED (FAILED_PRECONDITION, reason
+   * DEFINITION_NOT_LIVE) imports nothing.
+   *
+   * @generated from rpc kindling.v1.ActivityService.ImportActivities
+   */
+  importActivities: {
+    methodKind: "unary";
+    input: typeof ImportActivitiesRequestSchema;
+    output: typeof ImportActivitiesResponseSchema;
   },
   /**
    * Gets one activity. NOT_FOUND (reason ACTIVITY_NOT_FOUND) when it does not exist.

@@ -215,10 +215,132 @@ export declare type RepairStreakResponse = Message<"kindling.v1.RepairStreakResp
 export declare const RepairStreakResponseSchema: GenMessage<RepairStreakResponse>;
 
 /**
+ * The request of ExportMember.
+ *
+ * @generated from message kindling.v1.ExportMemberRequest
+ */
+export declare type ExportMemberRequest = Message<"kindling.v1.ExportMemberRequest"> & {
+  /**
+   * The member's external id. Required; 1 to 256 characters.
+   *
+   * @generated from field: string member_external_id = 1;
+   */
+  memberExternalId: string;
+};
+
+/**
+ * Describes the message kindling.v1.ExportMemberRequest.
+ * Use `create(ExportMemberRequestSchema)` to create a new message.
+ */
+export declare const ExportMemberRequestSchema: GenMessage<ExportMemberRequest>;
+
+/**
+ * One piece of the export document.
+ *
+ * @generated from message kindling.v1.ExportMemberResponse
+ */
+export declare type ExportMemberResponse = Message<"kindling.v1.ExportMemberResponse"> & {
+  /**
+   * The next bytes of the document's UTF-8 text (at most 64 KiB). A piece may end inside a row, or inside a
+   * multi-byte character: only the concatenation of every piece is the document.
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message kindling.v1.ExportMemberResponse.
+ * Use `create(ExportMemberResponseSchema)` to create a new message.
+ */
+export declare const ExportMemberResponseSchema: GenMessage<ExportMemberResponse>;
+
+/**
+ * The request of EraseMember.
+ *
+ * @generated from message kindling.v1.EraseMemberRequest
+ */
+export declare type EraseMemberRequest = Message<"kindling.v1.EraseMemberRequest"> & {
+  /**
+   * The member's external id. Required; 1 to 256 characters.
+   *
+   * @generated from field: string member_external_id = 1;
+   */
+  memberExternalId: string;
+};
+
+/**
+ * Describes the message kindling.v1.EraseMemberRequest.
+ * Use `create(EraseMemberRequestSchema)` to create a new message.
+ */
+export declare const EraseMemberRequestSchema: GenMessage<EraseMemberRequest>;
+
+/**
+ * The rows one table lost to an erasure.
+ *
+ * @generated from message kindling.v1.ErasedTable
+ */
+export declare type ErasedTable = Message<"kindling.v1.ErasedTable"> & {
+  /**
+   * The table's name.
+   *
+   * @generated from field: string table = 1;
+   */
+  table: string;
+
+  /**
+   * How many of its rows were deleted.
+   *
+   * @generated from field: uint64 deleted_count = 2;
+   */
+  deletedCount: bigint;
+};
+
+/**
+ * Describes the message kindling.v1.ErasedTable.
+ * Use `create(ErasedTableSchema)` to create a new message.
+ */
+export declare const ErasedTableSchema: GenMessage<ErasedTable>;
+
+/**
+ * The response of EraseMember.
+ *
+ * @generated from message kindling.v1.EraseMemberResponse
+ */
+export declare type EraseMemberResponse = Message<"kindling.v1.EraseMemberResponse"> & {
+  /**
+   * Whether a member was erased by this call (false when the tenant had no such member, e.g. a repeated call).
+   *
+   * @generated from field: bool erased = 1;
+   */
+  erased: boolean;
+
+  /**
+   * The rows deleted, per table that holds member data, in the order they were deleted.
+   *
+   * @generated from field: repeated kindling.v1.ErasedTable tables = 2;
+   */
+  tables: ErasedTable[];
+
+  /**
+   * The reward workflows asked to stop (one per reward the member had).
+   *
+   * @generated from field: uint32 cancelled_reward_count = 3;
+   */
+  cancelledRewardCount: number;
+};
+
+/**
+ * Describes the message kindling.v1.EraseMemberResponse.
+ * Use `create(EraseMemberResponseSchema)` to create a new message.
+ */
+export declare const EraseMemberResponseSchema: GenMessage<EraseMemberResponse>;
+
+/**
  * Manages members and their per-definition freezes and repairs.
  *
- * Permissions: ADMIN and SERVICE credentials may call every RPC; an end user (JWT) may only get their own
- * member record; guests have no access.
+ * Permissions: ADMIN and SERVICE credentials may call every RPC but ExportMember and EraseMember, which are ADMIN
+ * only; an end user (JWT) may only get their own member record; guests have no access.
  *
  * @generated from service kindling.v1.MemberService
  */
@@ -270,6 +392,40 @@ export declare const MemberService: GenService<{
     methodKind: "unary";
     input: typeof RepairStreakRequestSchema;
     output: typeof RepairStreakResponseSchema;
+  },
+  /**
+   * Exports everything Kindling holds about one member (right of access): the profile, member streaks with their
+   * state and windows, activities, rewards, events naming the member, webhook deliveries of those events and
+   * outbox rows about them, as one JSON document read from one consistent snapshot. The document is streamed:
+   * the `data` of every response, concatenated in order, is the document's UTF-8 text, so a member with years
+   * of activity costs the server and the client one chunk of memory, not the whole document. The document is
+   * `{"format": "kindling.member_export.v1", "export_time": ..., "tenant_id": ..., "member_external_id": ...,
+   * "tables": {"<table>": [<row>, ...], ...}}`, one key per table that holds member data (the coverage map in
+   * src/engine/data-rights/coverage.ts), each row with the table's column names. NOT_FOUND (reason
+   * MEMBER_NOT_FOUND) when the tenant has no such member, which is also the answer after EraseMember.
+   *
+   * @generated from rpc kindling.v1.MemberService.ExportMember
+   */
+  exportMember: {
+    methodKind: "server_streaming";
+    input: typeof ExportMemberRequestSchema;
+    output: typeof ExportMemberResponseSchema;
+  },
+  /**
+   * Erases a member (right to erasure): deletes the profile, activities and their metadata, member streaks,
+   * rewards, events naming the member, webhook deliveries of those events and unrelayed outbox rows about them,
+   * in one transaction; adds the member's counts to the tenant's anonymised erasure totals; and cancels the
+   * member's reward workflows (through the outbox, so a Temporal outage delays it but cannot lose it). Afterwards
+   * no read, event stream, webhook or export returns anything about the member. Idempotent: erasing a member
+   * that does not exist (or no longer exists) succeeds with `erased` false and changes nothing. Activity recorded
+   * for the same external id afterwards creates a new member.
+   *
+   * @generated from rpc kindling.v1.MemberService.EraseMember
+   */
+  eraseMember: {
+    methodKind: "unary";
+    input: typeof EraseMemberRequestSchema;
+    output: typeof EraseMemberResponseSchema;
   },
 }>;
 

@@ -1,0 +1,71 @@
+// Where Kindling keeps data about a member, table by table: the one map both ExportMember and EraseMember read,
+// so what is exported and what is erased cannot drift apart. test/db/member-data-coverage.test.ts fails when a
+// table has a column that names a member (member_id, member_streak_id, reward_id, event_id, external_id …) and no
+// line here — a new table holding member data is one line: its name, the condition selecting the member's rows,
+// and whether erasure deletes them (and if it keeps them, why that identifies nobody).
+//
+// Conditions are SQL on the table aliased `t`, with $1 the tenant id, $2 the member's UUID and $3 their external id.
+// Lines are in export order (parents first); erasure deletes in the reverse order, so a condition may look its
+// rows up through a parent table that still holds the member's rows.
+
+export interface MemberDataTable {
+  readonly table: string;
+  /** Selects the member's rows of `t` ($1 tenant id, $2 member id, $3 external id). */
+  readonly rows: string;
+  /** Export order of the rows (an ORDER BY list on `t`); none when the table has no useful order. */
+  readonly order?: string;
+  /** `delete`, or why the rows are kept (they must identify nobody once the rest is deleted). */
+  readonly erase: "delete" | { readonly retain: string };
+}
+
+/** The member's streak events: stored with their member id, or (events written without one) naming them in the payload. */
+const MEMBER_EVENTS = "select e.id from streak_event e where e.tenant_id = $1 and (e.member_id = $2 or e.payload->>'user_id' = $3)";
+
+export const MEMBER_DATA: readonly MemberDataTable[] = [
+  { table: "member", rows: "t.tenant_id = $1 and t.id = $2", erase: "delete" },
+  { table: "member_streak", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.created_at, t.id", erase: "delete" },
+  {
+    table: "member_streak_state",
+    rows: "t.member_streak_id in (select s.id from member_streak s where s.tenant_id = $1 and s.member_id = $2)",
+    order: "t.member_streak_id",
+    erase: "delete",
+  },
+  { table: "activity", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
+  { table: "reward", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.created_at, t.id", erase: "delete" },
+  {
+    table: "reward_code_pool_usage",
+    rows: "t.tenant_id = $1 and t.reward_id in (select r.id from reward r where r.tenant_id = $1 and r.member_id = $2)",
+    order: "t.created_at",
+    erase: {
+      retain:
+        "a code handed out stays used, or the pool would hand it to someone else; once the reward row is deleted its reward_id resolves to nothing",
+    },
+  },
+  { table: "streak_event", rows: `t.id in (${MEMBER_EVENTS})`, order: "t.id", erase: "delete" },
+  { table: "webhook_delivery", rows: `t.tenant_id = $1 and t.event_id in (${MEMBER_EVENTS})`, order: "t.created_at, t.id", erase: "delete" },
+  {
+    // Reward work not yet relayed to Temporal names the member (reward.lifecycle, reward.retry) or their reward.
+    table: "outbox_message",
+    rows: "t.tenant_id = $1 and (t.payload->>'memberId' = $2::text or t.payload->>'rewardId' in (select r.id::text from reward r where r.tenant_id = $1 and r.member_id = $2))",
+    order: "t.id",
+    erase: "delete",
+  },
+];
+
+/**
+ * A statement on the member's rows of one table: `verb` is what precedes `t` ("select … from", "delete from").
+ * The unused CTE gives the three parameters their types, so a condition may use any of them (PostgreSQL refuses a
+ * parameter it cannot type).
+ */
+export function memberRowsSql(entry: MemberDataTable, verb: string, tail = ""): string {
+  return `with member_params as (select $1::uuid as tenant_id, $2::uuid as member_id, $3::text as external_id)
+    ${verb} ${entry.table} t where ${entry.rows}${tail}`;
+}
+
+/**
+ * Tables with a column whose name says "member" but that hold nothing about any one member, and why. The
+ * coverage test accepts them without a line above.
+ */
+export const NO_MEMBER_DATA: Readonly<Record<string, string>> = {
+  member_erasure_tally: "per-definition totals of erased members, with no member id (the anonymised aggregate erasure keeps)",
+};
