@@ -62,6 +62,28 @@ export const neutralSql = (from: number, to: number) =>
   `exists (select 1 from unnest($${from}::timestamptz[], $${to}::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
 const NEUTRAL = neutralSql(5, 6);
 
+/**
+ * The WITH item `page`: the definition's next `$4` rows due by `$3` after the keyset position, in one id range —
+ * the range's bounds in parameters `range` and `range + 1`, the position (due time, id) in `after` and `after + 1`;
+ * `$2` is the definition. One range read of the (definition_id, due, id) index.
+ */
+const pageSql = (due: "break_at" | "at_risk_at", range: number, after: number) => `page as materialized (
+         select s.id, s.${due}
+           from member_streak s
+          where s.definition_id = $2 and s.${due} <= $3 and (s.${due}, s.id) > ($${after}::timestamptz, $${after + 1}::uuid)
+            and s.id > $${range} and s.id <= $${range + 1}
+          order by s.${due}, s.id
+          limit $4
+       )`;
+
+/**
+ * The answer of a page statement (WITH items `page` and `done`): rows finalised, rows the page found, and the page's
+ * last (due time, id), where the next page starts.
+ */
+const pageAnswer = (done: string, due: string) =>
+  `select (select count(*)::int from ${done}) as n, (select count(*)::int from page) as found, l.${due}::text as last_at, l.id::text as last_id
+     from (select 1) one left join lateral (select ${due}, id from page order by ${due} desc, id desc limit 1) l on true`;
+
 /** Where a range's next page starts: after this (due time, id) in the sweep's index order. */
 interface PageCursor {
   readonly at: string;
@@ -115,14 +137,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
   const [froms, tos] = pauseArrays(def);
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
-      `with page as materialized (
-         select s.id, s.break_at
-           from member_streak s
-          where s.definition_id = $2 and s.break_at <= $3 and (s.break_at, s.id) > ($9::timestamptz, $10::uuid)
-            and s.id > $7 and s.id <= $8
-          order by s.break_at, s.id
-          limit $4
-       ), due as materialized (
+      `with ${pageSql("break_at", 7, 9)}, due as materialized (
          select s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.break_at, s.break_window_key
            from member_streak s
           where s.id = any (array(select id from page))
@@ -146,8 +161,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
            from due d
          on conflict on constraint streak_event_dedupe do nothing
        )
-       select (select count(*)::int from broken) as n, (select count(*)::int from page) as found, l.break_at::text as last_at, l.id::text as last_id
-         from (select 1) one left join lateral (select break_at, id from page order by break_at desc, id desc limit 1) l on true`,
+       ${pageAnswer("broken", "break_at")}`,
       [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, lower, upper, after.at, after.id],
     );
     return rows[0]!;
@@ -190,14 +204,7 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
-      `with page as materialized (
-         select s.id, s.at_risk_at
-           from member_streak s
-          where s.definition_id = $2 and s.at_risk_at <= $3 and (s.at_risk_at, s.id) > ($7::timestamptz, $8::uuid)
-            and s.id > $5 and s.id <= $6
-          order by s.at_risk_at, s.id
-          limit $4
-       ), due as materialized (
+      `with ${pageSql("at_risk_at", 5, 7)}, due as materialized (
          select s.id
            from member_streak s
           where s.id = any (array(select id from page))
@@ -219,8 +226,7 @@ export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: numb
            from marked k
          on conflict on constraint streak_event_dedupe do nothing
        )
-       select (select count(*)::int from marked) as n, (select count(*)::int from page) as found, l.at_risk_at::text as last_at, l.id::text as last_id
-         from (select 1) one left join lateral (select at_risk_at, id from page order by at_risk_at desc, id desc limit 1) l on true`,
+       ${pageAnswer("marked", "at_risk_at")}`,
       [def.tenantId, def.id, new Date(asOf), pageSize, lower, upper, after.at, after.id],
     );
     return rows[0]!;
