@@ -36,9 +36,8 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { runPgbench, settleDatabase } from "./pgbench.ts";
+import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
 import { startPgBouncer, type PgBouncer } from "../test/support/pgbouncer.ts";
@@ -176,10 +175,7 @@ async function main() {
   const orm = await createOrm(pg.databaseUrl, 2);
   try {
     const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "bench" });
-    const transport = createGrpcTransport({
-      baseUrl: kindling.apiUrl!,
-      interceptors: [(next) => (req) => (req.header.set("apikey", tenant.keyId), req.header.set("secretkey", tenant.secret), next(req))],
-    });
+    const transport = apiKeyTransport(kindling.apiUrl!, tenant);
     const defs = createClient(DefinitionService, transport);
     const { definition } = await defs.createDefinition({
       definition: {

@@ -25,12 +25,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { runPgbench, settleDatabase } from "./pgbench.ts";
+import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaderboardMetric, LeaderboardService } from "../src/gen/kindling/v1/leaderboard_service_pb.js";
 
 interface LoadJob {
@@ -164,10 +163,7 @@ async function main(): Promise<void> {
   const pool = new pgDriver.Pool({ connectionString: pg.databaseUrl, max: 2 });
   try {
     const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "leaderboard bench" });
-    const transport = createGrpcTransport({
-      baseUrl: kindling.apiUrl!,
-      interceptors: [(next) => (req) => (req.header.set("apikey", tenant.keyId), req.header.set("secretkey", tenant.secret), next(req))],
-    });
+    const transport = apiKeyTransport(kindling.apiUrl!, tenant);
     const defs = createClient(DefinitionService, transport);
     const { definition } = await defs.createDefinition({
       definition: {

@@ -1,10 +1,13 @@
 // What the benches share to measure PostgreSQL on its own, side by side with Kindling in the same run: pgbench
-// running a script over the bench's database, and settling that database before each measured phase.
+// running a script over the bench's database, and settling that database before each measured phase; and the
+// API-key transport the benches call their API with.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import pgDriver from "pg";
+import type { Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 
 export interface PgbenchResult {
   readonly tps: number;
@@ -49,4 +52,12 @@ export async function settleDatabase(url: string, tables: readonly string[]): Pr
   } finally {
     await client.end();
   }
+}
+
+/** A gRPC transport to a benchmark's API that authenticates every call with the tenant's API key. */
+export function apiKeyTransport(baseUrl: string, key: { readonly keyId: string; readonly secret: string }): Transport {
+  return createGrpcTransport({
+    baseUrl,
+    interceptors: [(next) => (req) => (req.header.set("apikey", key.keyId), req.header.set("secretkey", key.secret), next(req))],
+  });
 }

@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createTemporaryDataRoot, startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
 import { loadConfig } from "../src/config/config.ts";
@@ -22,6 +21,7 @@ import { createTenantWithAdminKey } from "../src/db/repositories/tenant.reposito
 import { DefinitionService } from "../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
+import { apiKeyTransport } from "./pgbench.ts";
 
 const members = Number(process.env.STORAGE_MEMBERS ?? 2000);
 const days = Number(process.env.STORAGE_DAYS ?? 30);
@@ -43,10 +43,7 @@ async function main() {
   const db = new pg.Pool({ connectionString: postgres.databaseUrl, max: 2 });
   try {
     const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "storage" });
-    const transport = createGrpcTransport({
-      baseUrl: kindling.apiUrl!,
-      interceptors: [(next) => (req) => (req.header.set("apikey", tenant.keyId), req.header.set("secretkey", tenant.secret), next(req))],
-    });
+    const transport = apiKeyTransport(kindling.apiUrl!, tenant);
     const defs = createClient(DefinitionService, transport);
     const { definition } = await defs.createDefinition({
       definition: {

@@ -14,11 +14,16 @@
 // (c) AT RISK: live streaks whose open window is unsatisfied and inside the at-risk lead, not yet told about
 //     this window: one streak.at_risk per member and window, marked in at_risk_notified_window.
 //
-// Page cost must not grow with the table: the UPDATE finds the page's rows by primary key
+// Page cost must not grow with the table. A page of the break and at-risk sweeps is found by a keyset on the due
+// time: the next `pageSize` rows after the last page's (due time, id) in the definition's partial index on
+// (definition_id, due time, id) (migration 0013) — one index range read of a page, however many rows are due,
+// finished or in other definitions. (Pages ordered by id with the due time as a filter read every due row of the
+// definition and sorted them on each page: quadratic in the rows due, since a whole daily cohort shares one due
+// instant.) The rows are then locked in id order, the UPDATE finds them by primary key
 // (`id = any(array(select id from due))`) and the event's user_id by member primary key. A join to `due` / `member`
 // let the planner hash-join against a sequential scan of the whole member_streak and member tables on every
-// page, which made a 1,000,000-row sweep quadratic (20 pages × 1M rows, bloating as it went). Each page is a
-// single statement, so there are 20 commits per million rows: synchronous_commit off would save nothing.
+// page. Each page is a single statement, so there are 20 commits per million rows: synchronous_commit off would
+// save nothing.
 //
 // Row locks: each page locks its rows for one statement or transaction. Recording activity locks one member's
 // rows in definition order; a sweep only ever locks rows of one definition, so the two cannot deadlock.
@@ -57,6 +62,34 @@ export const neutralSql = (from: number, to: number) =>
   `exists (select 1 from unnest($${from}::timestamptz[], $${to}::timestamptz[]) as p(f, t) where p.f <= s.break_at and p.t > s.window_close_at)`;
 const NEUTRAL = neutralSql(5, 6);
 
+/**
+ * The WITH item `page`: the definition's next `$4` rows due by `$3` after the keyset position, in one id range —
+ * the range's bounds in parameters `range` and `range + 1`, the position (due time, id) in `after` and `after + 1`;
+ * `$2` is the definition. One range read of the (definition_id, due, id) index.
+ */
+const pageSql = (due: "break_at" | "at_risk_at", range: number, after: number) => `page as materialized (
+         select s.id, s.${due}
+           from member_streak s
+          where s.definition_id = $2 and s.${due} <= $3 and (s.${due}, s.id) > ($${after}::timestamptz, $${after + 1}::uuid)
+            and s.id > $${range} and s.id <= $${range + 1}
+          order by s.${due}, s.id
+          limit $4
+       )`;
+
+/**
+ * The answer of a page statement (WITH items `page` and `done`): rows finalised, rows the page found, and the page's
+ * last (due time, id), where the next page starts.
+ */
+const pageAnswer = (done: string, due: string) =>
+  `select (select count(*)::int from ${done}) as n, (select count(*)::int from page) as found, l.${due}::text as last_at, l.id::text as last_id
+     from (select 1) one left join lateral (select ${due}, id from page order by ${due} desc, id desc limit 1) l on true`;
+
+/** Where a range's next page starts: after this (due time, id) in the sweep's index order. */
+interface PageCursor {
+  readonly at: string;
+  readonly id: string;
+}
+
 // Id ranges swept side by side, each on its own connection: (lower, upper], splitting the uuid space in halves.
 // A page is one statement (its own transaction), CPU-bound in the backend; two backends use both cores of the
 // development machine. The ranges are disjoint, so the two statements never wait for each other's rows; each
@@ -73,23 +106,25 @@ const ID_RANGES: readonly (readonly [string, string])[] = [
  */
 async function sweepRanges(
   options: SweepOptions,
-  page: (after: string, upTo: string, pageSize: number) => Promise<{ n: number; last: string | null }>,
+  page: (after: PageCursor, lower: string, upper: string, pageSize: number) => Promise<{ n: number; found: number; last_at: string | null; last_id: string | null }>,
 ): Promise<number> {
   const pageSize = options.pageSize ?? DEFAULT_BREAK_PAGE;
   let total = 0;
   let failed = false;
   const settled = await Promise.allSettled(
     ID_RANGES.map(async ([lower, upper]) => {
-      let after = lower;
+      let after: PageCursor = { at: "-infinity", id: lower };
       while (!failed) {
-        const { n, last } = await page(after, upper, pageSize).catch((error: unknown) => {
+        const { n, found, last_at, last_id } = await page(after, lower, upper, pageSize).catch((error: unknown) => {
           failed = true;
           throw error;
         });
-        if (n === 0 || last === null) return;
+        // A page can find rows and finalise none of them (each changed since: a concurrent sweep or recording took
+        // it); the next page starts after them all the same. Only a page that finds nothing ends the range.
+        if (found === 0 || last_at === null || last_id === null) return;
         total += n;
-        after = last;
-        options.onPage?.(total);
+        after = { at: last_at, id: last_id };
+        if (n > 0) options.onPage?.(total);
       }
     }),
   );
@@ -100,15 +135,14 @@ async function sweepRanges(
 /** (a) Breaks every due BREAK row of the definition, with its streak.broken event. Returns rows broken. */
 export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const [froms, tos] = pauseArrays(def);
-  return sweepRanges(options, async (after, upTo, pageSize) => {
-    const { rows } = await pool.query<{ n: number; last: string | null }>(
-      `with due as materialized (
+  return sweepRanges(options, async (after, lower, upper, pageSize) => {
+    const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
+      `with ${pageSql("break_at", 7, 9)}, due as materialized (
          select s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.break_at, s.break_window_key
            from member_streak s
-          where s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and s.id > $7 and s.id <= $8
-            and not ${NEUTRAL}
+          where s.id = any (array(select id from page))
+            and s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and not ${NEUTRAL}
           order by s.id
-          limit $4
           for update of s
        ), broken as (
          update member_streak s
@@ -127,8 +161,8 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
            from due d
          on conflict on constraint streak_event_dedupe do nothing
        )
-       select count(*)::int as n, max(id::text) as last from broken`,
-      [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, after, upTo],
+       ${pageAnswer("broken", "break_at")}`,
+      [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, lower, upper, after.at, after.id],
     );
     return rows[0]!;
   });
@@ -168,15 +202,15 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
 
 /** (c) Emits streak.at_risk once per member and window. Returns reminders emitted. */
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
-  return sweepRanges(options, async (after, upTo, pageSize) => {
-    const { rows } = await pool.query<{ n: number; last: string | null }>(
-      `with due as materialized (
+  return sweepRanges(options, async (after, lower, upper, pageSize) => {
+    const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
+      `with ${pageSql("at_risk_at", 5, 7)}, due as materialized (
          select s.id
            from member_streak s
-          where s.tenant_id = $1 and s.definition_id = $2 and s.at_risk_at <= $3 and s.break_at > $3 and s.id > $5 and s.id <= $6
+          where s.id = any (array(select id from page))
+            and s.tenant_id = $1 and s.definition_id = $2 and s.at_risk_at <= $3 and s.break_at > $3
             and s.at_risk_notified_window is distinct from s.break_window_key
           order by s.id
-          limit $4
           for update of s
        ), marked as (
          update member_streak s set at_risk_notified_window = s.break_window_key
@@ -192,8 +226,8 @@ export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: numb
            from marked k
          on conflict on constraint streak_event_dedupe do nothing
        )
-       select count(*)::int as n, max(id::text) as last from marked`,
-      [def.tenantId, def.id, new Date(asOf), pageSize, after, upTo],
+       ${pageAnswer("marked", "at_risk_at")}`,
+      [def.tenantId, def.id, new Date(asOf), pageSize, lower, upper, after.at, after.id],
     );
     return rows[0]!;
   });

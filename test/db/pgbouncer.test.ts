@@ -23,6 +23,7 @@ import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 const DAY = 86_400_000;
 let bouncer: PgBouncer;
@@ -72,15 +73,7 @@ afterAll(async () => {
   await bouncer?.stop();
 });
 
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000) => waitFor(probe, timeoutMs);
 
 describe("behind PgBouncer in transaction mode", () => {
   it("pgbouncer/migrations_and_notices_take_the_direct_connection", async () => {

@@ -19,6 +19,7 @@ import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/
 import { rewardWorkflowId, sweeperWorkflowId } from "../../src/workflows/messages.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 let api: TestApi;
 let temporal: SharedTemporal;
@@ -83,15 +84,7 @@ async function earnReward(member: string, definitionId: string): Promise<string>
   return rewardId;
 }
 
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 45_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 45_000) => waitFor(probe, timeoutMs);
 
 async function issuedReward(rewardId: string) {
   return eventually(async () => {

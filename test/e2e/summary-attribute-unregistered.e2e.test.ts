@@ -19,6 +19,7 @@ import { rewardWorkflowId, sweeperWorkflowId } from "../../src/workflows/message
 import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 const DAY = 24 * 3600_000;
 // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
@@ -38,15 +39,7 @@ const sink = new Writable({
   },
 });
 
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000) => waitFor(probe, timeoutMs, { ignoreErrors: true });
 
 beforeAll(async () => {
   [api, temporal] = await Promise.all([startTestApi({ label: "e2e_no_summary" }), connectToSharedTemporal("e2e-no-summary")]);

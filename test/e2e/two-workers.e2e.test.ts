@@ -20,6 +20,7 @@ import { rewardWorkflowId, sweeperWorkflowId } from "../../src/workflows/message
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { sqlPool } from "../support/fixtures.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 const DAY = 86_400_000;
 const MEMBERS = 40;
@@ -52,15 +53,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000) => waitFor(probe, timeoutMs);
 
 async function executions(workflowId: string): Promise<number> {
   let n = 0;

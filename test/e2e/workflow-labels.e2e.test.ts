@@ -18,6 +18,7 @@ import { sweeperLabel } from "../../src/engine/workflow-labels.ts";
 import type { definitionSweeperWorkflow } from "../../src/workflows/definition-sweeper.workflow.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 const DAY = 24 * 3600_000;
 const summaryKey = defineSearchAttributeKey(KINDLING_SUMMARY, SearchAttributeType.KEYWORD);
@@ -61,15 +62,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000) => waitFor(probe, timeoutMs, { ignoreErrors: true });
 
 const describeWhenStarted = (handle: WorkflowHandle) => eventually(() => handle.describe());
 

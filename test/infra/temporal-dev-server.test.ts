@@ -14,6 +14,7 @@ import { KINDLING_SEARCH_ATTRIBUTES, KINDLING_SUMMARY, KINDLING_TENANT_ID } from
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import * as activities from "./fixtures/ping.activities.ts";
 import { pingWorkflow } from "./fixtures/ping.workflow.ts";
+import { eventually as waitFor } from "../support/eventually.ts";
 
 const workflowsPath = fileURLToPath(new URL("./fixtures/ping.workflow.ts", import.meta.url));
 const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
@@ -165,15 +166,7 @@ async function withClient(
 }
 
 // Visibility is eventually consistent, even on the dev server.
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const eventually = <T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000) => waitFor(probe, timeoutMs);
 
 // A port Kindling's own dev server could not bind must fail start-up naming the port, never leave Kindling talking to
 // whatever else answers there (an orphaned dev server from an earlier run, or any other program).

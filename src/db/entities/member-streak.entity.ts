@@ -15,8 +15,8 @@ const MemberStreakSchema = defineEntity({
   uniques: [{ properties: ["tenantId", "memberId", "definitionId"] }],
   indexes: [
     // Partial: finished rows (nulls) are never swept, so breaking a row adds no entries here (migration 0004).
-    { name: "member_streak_break_sweep", expression: `create index "member_streak_break_sweep" on "member_streak" ("definition_id", "break_at") where "break_at" is not null` },
-    { name: "member_streak_at_risk_sweep", expression: `create index "member_streak_at_risk_sweep" on "member_streak" ("definition_id", "at_risk_at") where "at_risk_at" is not null` },
+    { name: "member_streak_break_page", expression: `create index "member_streak_break_page" on "member_streak" ("definition_id", "break_at", "id") where "break_at" is not null` },
+    { name: "member_streak_at_risk_page", expression: `create index "member_streak_at_risk_page" on "member_streak" ("definition_id", "at_risk_at", "id") where "at_risk_at" is not null` },
     // Leaderboards in board order, ranked rows only (migration 0009).
     { name: "member_streak_leaderboard_current", expression: LEADERBOARD_CURRENT_INDEX },
     { name: "member_streak_leaderboard_longest", expression: LEADERBOARD_LONGEST_INDEX },

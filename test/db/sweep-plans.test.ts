@@ -1,0 +1,113 @@
+// Sweeps in O(page) (issue 15): a page of the break or at-risk sweep reads about a page of index entries, however
+// many rows are due or in other definitions. 12,000 streaks of one definition all due at one instant (a daily
+// cohort) and as many of a second definition; ANALYZEd. A page in the middle of the
+// sweep (cursor after the 3,000th row, inside the first of the two id ranges) is run under EXPLAIN ANALYZE, in a transaction rolled back: the page is an
+// index range scan of the keyset index that reads at most ~2 pages of entries (the id-range half filters about
+// one in two), with no sequential scan of member_streak. Then the whole sweep runs with small pages and finalises
+// every row once.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Pool } from "pg";
+import { sweepAtRisk, sweepBreaks } from "../../src/engine/window-sweeps.ts";
+import type { CatalogDefinition } from "../../src/engine/definition-catalog.ts";
+import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
+
+const COHORT = 12_000;
+const PAGE = 400;
+const D0 = Date.UTC(2030, 0, 7);
+const BREAK_AT = D0 + DAY;
+const AT_RISK_AT = D0 + DAY - 4 * HOUR;
+
+let db: OrchestrationDb;
+let def: CatalogDefinition;
+
+beforeAll(async () => {
+  db = await createOrchestrationDb("sweep_plans");
+  const ids = [await db.definition(dailyUtc({ name: "Cohort" })), await db.definition(dailyUtc({ name: "Other cohort" }))];
+  def = await db.catalogDefinition(ids[0]!);
+  await db.pool.query(
+    `insert into member (id, tenant_id, external_id, created_at, updated_at)
+     select gen_random_uuid(), $1, 'm' || i, now(), now() from generate_series(1, $2) i`,
+    [db.tenantId, COHORT],
+  );
+  // Each member: a due row on both definitions.
+  await db.pool.query(
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, break_at, at_risk_at,
+                                window_close_at, break_kind, break_window_key, version, created_at, updated_at)
+     select gen_random_uuid(), $1, m.id, d.id, 'IN_PROGRESS', 3, 3, $3, $4, $5, 'BREAK', '2030-01-07', 1, now(), now()
+       from member m cross join unnest($2::uuid[]) as d(id) where m.tenant_id = $1`,
+    [db.tenantId, ids, new Date(BREAK_AT), new Date(AT_RISK_AT), new Date(D0 + DAY)],
+  );
+  await db.pool.query("analyze member_streak");
+});
+
+afterAll(async () => {
+  await db?.close();
+});
+
+/** The statements a sweep sends, captured without running them. */
+async function firstStatement(sweep: (pool: Pool) => Promise<unknown>): Promise<{ text: string; values: unknown[] }> {
+  let captured: { text: string; values: unknown[] } | undefined;
+  const spy = { query: (text: string, values: unknown[]) => ((captured ??= { text, values }), Promise.reject(new Error("captured"))) } as unknown as Pool;
+  await sweep(spy).catch(() => undefined);
+  return captured!;
+}
+
+interface PlanNode { "Node Type": string; "Relation Name"?: string; "Index Name"?: string; "Actual Rows": number; "Actual Loops": number; "Rows Removed by Filter"?: number; Plans?: PlanNode[] }
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+async function explainMidSweep(statement: { text: string; values: unknown[] }, cursorAt: number, cursorId: number, dueColumn: string): Promise<PlanNode[]> {
+  const client = await db.pool.connect();
+  try {
+    await client.query("begin");
+    const { rows: mid } = await client.query<{ at: string; id: string }>(
+      `select ${dueColumn}::text as at, id::text as id from member_streak where definition_id = $1 order by ${dueColumn}, id offset 3000 limit 1`,
+      [def.id],
+    );
+    const values = [...statement.values];
+    values[cursorAt] = mid[0]!.at;
+    values[cursorId] = mid[0]!.id;
+    const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`explain (analyze, format json) ${statement.text}`, values);
+    return nodes(rows[0]!["QUERY PLAN"][0].Plan);
+  } finally {
+    await client.query("rollback");
+    client.release();
+  }
+}
+
+function expectPageRead(plan: PlanNode[], index: string): void {
+  expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "member_streak")).toEqual([]);
+  const scans = plan.filter((n) => n["Index Name"] === index);
+  expect(scans).toHaveLength(1);
+  const read = scans[0]!["Actual Rows"] * scans[0]!["Actual Loops"] + (scans[0]!["Rows Removed by Filter"] ?? 0);
+  if (process.env.SHOW_PLAN_READS) console.log(index, "entries read for a page of", PAGE, ":", read);
+  // About two pages of entries (half of them in the other id range); an O(rows due) page would read thousands.
+  expect(read).toBeGreaterThanOrEqual(PAGE);
+  expect(read).toBeLessThanOrEqual(3 * PAGE);
+}
+
+describe("sweep pages", () => {
+  it("plans/break_page_reads_about_a_page_of_the_keyset_index", async () => {
+    const statement = await firstStatement((pool) => sweepBreaks(pool, def, BREAK_AT + HOUR, { pageSize: PAGE }));
+    expectPageRead(await explainMidSweep(statement, 8, 9, "break_at"), "member_streak_break_page");
+  });
+
+  it("plans/at_risk_page_reads_about_a_page_of_the_keyset_index", async () => {
+    const statement = await firstStatement((pool) => sweepAtRisk(pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE }));
+    expectPageRead(await explainMidSweep(statement, 6, 7, "at_risk_at"), "member_streak_at_risk_page");
+  });
+
+  it("sweeps/small_pages_finalise_the_whole_cohort_once", async () => {
+    expect(await sweepAtRisk(db.pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE })).toBe(COHORT);
+    expect(await sweepAtRisk(db.pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE })).toBe(0);
+    expect(await sweepBreaks(db.pool, def, BREAK_AT + HOUR, { pageSize: PAGE })).toBe(COHORT);
+    expect(await sweepBreaks(db.pool, def, BREAK_AT + HOUR, { pageSize: PAGE })).toBe(0);
+    const { rows } = await db.pool.query<{ definition_id: string; status: string; n: number }>(
+      "select definition_id, status, count(*)::int as n from member_streak group by definition_id, status order by definition_id = $1 desc",
+      [def.id],
+    );
+    expect(rows.map((r) => [r.definition_id === def.id, r.status, r.n])).toEqual([[true, "BROKEN", COHORT], [false, "IN_PROGRESS", COHORT]]);
+  });
+});
