@@ -2,12 +2,13 @@
 // It scales by deadline bucket, not by member: it asks PostgreSQL for the definition's next due instant (the
 // earliest break_at or at-risk time over all its member streaks — member-local zones and rolling windows are
 // just different values there), sleeps on one durable timer until that instant rounded up to the minute, then
-// runs the set-based sweeps as activities. Its history per loop is a constant handful of events whatever the
+// runs the set-based sweeps as activities, then snapshots the definition's daily stats (it also wakes at UTC
+// midnight for that, once the definition has stats). Its history per loop is a constant handful of events whatever the
 // number of members, and it continues as new before the history grows large.
 //
 // PAUSED: it keeps sweeping, but windows closing in a pause are neutral (the sweeps read the pauses) and no
 // at-risk reminders go out. ARCHIVED: it stops. A definitionChanged signal wakes it to re-plan at once.
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from "@temporalio/workflow";
+import { condition, continueAsNew, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { KindlingActivities } from "../activities/index.ts";
 import { definitionChangedSignal, sweeperStatusQuery, type SweeperInput, type SweeperStatus, type SweptDefinitionState } from "./messages.ts";
 
@@ -65,6 +66,9 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
       totals.broken += await sweeps.sweepBreaks(scope);
       totals.advanced += await sweeps.sweepAdvance(scope);
       if (current.state === "LIVE") totals.atRisk += await sweeps.sweepAtRisk(scope);
+      // Program analytics (issue 13): the day's stats, after what this sweep finalised. Patched: runs started
+      // before it replay without the activity.
+      if (patched("definition-stats")) await sweeps.snapshotDefinitionStats(scope);
       atRiskSweptUntil = now;
       lastSweepAt = now;
       continue;
