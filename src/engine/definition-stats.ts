@@ -79,10 +79,7 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
   const lastClosed = last[0]?.day ? Date.parse(`${last[0].day}T00:00:00Z`) : null;
   const from = Math.max(today - MAX_BACKFILL_DAYS * DAY_MS, Math.min(today - LOOKBACK_DAYS * DAY_MS, lastClosed === null ? today : lastClosed + DAY_MS));
   const { rowCount } = await pool.query(
-    `with days as (
-       select g::date as day from generate_series($3::date, $4::date, interval '1 day') g
-        where g::date >= (select (d.created_at at time zone 'UTC')::date from streak_definition d where d.id = $2 and d.tenant_id = $1)
-     ), ev as (
+    `with ev as (
        select (e.occurred_at at time zone 'UTC')::date as day,
               count(*) filter (where e.type = 'streak.at_risk')::int as at_risk,
               count(*) filter (where e.type = 'streak.broken')::int as broken,
@@ -101,6 +98,12 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
                 where e.definition_id = $2 and e.occurred_at >= $5 and e.occurred_at < $6 and e.tenant_id = $1 and e.type = 'streak.milestone_reached'
                 group by 1, 2) m
         group by m.day
+     ), days as (
+       -- Today, and earlier days that have events or a row already: no empty rows for days before the
+       -- definition had anything to count.
+       select g::date as day from generate_series($3::date, $4::date, interval '1 day') g
+        where g::date = $4::date or g::date in (select day from ev union all select day from ms)
+           or exists (select 1 from definition_stats_day x where x.tenant_id = $1 and x.definition_id = $2 and x.day = g::date)
      ), state as (
        select count(*)::int as active, ${HISTOGRAM_SQL} as histogram
          from member_streak where tenant_id = $1 and definition_id = $2 and current_count > 0
