@@ -40,16 +40,17 @@ export function createSweepActivities(deps: SweepActivityDeps) {
      * a reminder that becomes due while the sweeper sleeps (a member's first activity in an earlier zone, a SUM
      * not yet met) is then sent at most lead/2 late — always before its window closes — instead of up to the
      * sweeper's longest sleep (1 h) late, which for a short lead would be after the close, i.e. never.
-     * Once the definition has stats, it is also at most the next UTC midnight, where the day's stats close.
+     * It is also at most the next UTC midnight, where the day's stats close (nextStatsDue).
      */
-    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number }): Promise<number | null> {
-      const [deadline, statsDue] = await Promise.all([nextDueAt(deps.pool, input, input.atRiskAfter), nextStatsDue(deps.pool, input)]);
-      const due = deadline === null ? statsDue : statsDue === null ? deadline : Math.min(deadline, statsDue);
+    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number }): Promise<number> {
+      const asOf = input.asOf ?? Date.now();
+      const [deadline, statsDue] = await Promise.all([nextDueAt(deps.pool, input, input.atRiskAfter), nextStatsDue(deps.pool, input, asOf)]);
+      const due = deadline === null ? statsDue : Math.min(deadline, statsDue);
       const def = await definition(input.tenantId, input.definitionId);
       const leadMs = (def?.rules.atRiskLeadSeconds ?? 0) * 1000;
       if (def?.state !== "LIVE" || leadMs <= 0) return due;
-      const lookAgainAt = (input.asOf ?? Date.now()) + Math.floor(leadMs / 2);
-      return due === null ? lookAgainAt : Math.min(due, lookAgainAt);
+      const lookAgainAt = asOf + Math.floor(leadMs / 2);
+      return Math.min(due, lookAgainAt);
     },
     async sweepBreaks(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);

@@ -1,7 +1,7 @@
 // Program analytics per definition and UTC day (issue 13, item 3): what GetDefinitionStats reads.
 //
 // Written by the definition sweeper, never at read time: after every sweep (a window close, an at-risk batch,
-// or the wake at UTC midnight that closes the day — see nextStatsDue) one statement snapshots the definition
+// or the wake at every UTC midnight that closes the day — see nextStatsDue) one statement snapshots the definition
 // into definition_stats_day, set-based:
 // - event counters per day from streak_event (index streak_event_definition_time, migration 0011), grouped by
 //   the UTC day of each event's time: at risk = streak.at_risk, broken = streak.broken, frozen =
@@ -130,15 +130,17 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
 }
 
 /**
- * When the sweeper must wake to close the stats' current day: the UTC midnight after the newest row's day, or
- * null before the first snapshot (the first sweep writes it).
+ * When the sweeper must snapshot next to keep one row per day: the UTC midnight after the newest row's day, where
+ * that day closes. Before the first snapshot it is the start of `asOf`'s day, so a new sweeper snapshots at
+ * once, and every day from then on has its closing snapshot at its end.
  */
-export async function nextStatsDue(pool: Pool, scope: StatsScope): Promise<number | null> {
+export async function nextStatsDue(pool: Pool, scope: StatsScope, asOf: number): Promise<number> {
   const { rows } = await pool.query<{ day: string | null }>(
     "select max(day)::text as day from definition_stats_day where tenant_id = $1 and definition_id = $2",
     [scope.tenantId, scope.definitionId],
   );
-  return rows[0]?.day ? Date.parse(`${rows[0].day}T00:00:00Z`) + DAY_MS : null;
+  const newest = rows[0]?.day ? Date.parse(`${rows[0].day}T00:00:00Z`) : startOfUtcDay(asOf) - DAY_MS;
+  return newest + DAY_MS;
 }
 
 /** A YYYY-MM-DD day that exists, as the epoch ms of its UTC midnight; undefined otherwise. */
