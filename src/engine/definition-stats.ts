@@ -8,7 +8,8 @@
 //   streak.freeze_used, started = streak.incremented to a count of 1 (a first start or a restart), milestones =
 //   streak.milestone_reached per threshold, rewards = reward.issued / reward.claimed / reward.expired. The
 //   counters of today and of the LOOKBACK_DAYS days before are recomputed by every snapshot (and of every day
-//   since the last closed one, up to MAX_BACKFILL_DAYS, after a sweeper outage), so an event written after its
+//   since the last closed one, up to MAX_BACKFILL_DAYS, after a sweeper outage or at the first snapshot of a
+//   definition that already has events), so an event written after its
 //   day closed (an activity recorded inside grace whose milestone is dated to the previous day) still lands on
 //   its day;
 // - state per day from member_streak: active streaks (current count above 0) and their histogram over
@@ -77,8 +78,18 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
     [scope.tenantId, scope.definitionId],
   );
   const lastClosed = last[0]?.day ? Date.parse(`${last[0].day}T00:00:00Z`) : null;
-  const from = Math.max(today - MAX_BACKFILL_DAYS * DAY_MS, Math.min(today - LOOKBACK_DAYS * DAY_MS, lastClosed === null ? today : lastClosed + DAY_MS));
-  const { rowCount } = await pool.query(
+  const from = Math.max(today - MAX_BACKFILL_DAYS * DAY_MS, Math.min(today - LOOKBACK_DAYS * DAY_MS, lastClosed === null ? -Infinity : lastClosed + DAY_MS));
+  const { rowCount } = await pool.query(SNAPSHOT_SQL, snapshotArgs(scope, from, today, asOf));
+  return rowCount ?? 0;
+}
+
+/** The snapshot's parameters: tenant, definition, first and last day, their instants, and the snapshot's time. */
+export function snapshotArgs(scope: StatsScope, from: number, today: number, asOf: number): unknown[] {
+  return [scope.tenantId, scope.definitionId, dayText(from), dayText(today), new Date(from), new Date(today + DAY_MS), new Date(asOf)];
+}
+
+/** One statement: the days' counters from streak_event, the state from member_streak, upserted. */
+export const SNAPSHOT_SQL =
     `with ev as (
        select (e.occurred_at at time zone 'UTC')::date as day,
               count(*) filter (where e.type = 'streak.at_risk')::int as at_risk,
@@ -105,8 +116,12 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
         where g::date = $4::date or g::date in (select day from ev union all select day from ms)
            or exists (select 1 from definition_stats_day x where x.tenant_id = $1 and x.definition_id = $2 and x.day = g::date)
      ), state as (
+       -- Two index ranges: the current leaderboard's index holds the rows not opted out (migration 0009),
+       -- member_streak_opted_out_counts the others (0011).
        select count(*)::int as active, ${HISTOGRAM_SQL} as histogram
-         from member_streak where tenant_id = $1 and definition_id = $2 and current_count > 0
+         from (select current_count from member_streak where tenant_id = $1 and definition_id = $2 and current_count > 0 and not leaderboard_opt_out
+               union all
+               select current_count from member_streak where tenant_id = $1 and definition_id = $2 and current_count > 0 and leaderboard_opt_out) c
      )
      insert into definition_stats_day as t (tenant_id, definition_id, day, closed, computed_at, has_state, active, count_histogram,
        at_risk, broken, frozen, started, milestones, rewards_issued, rewards_claimed, rewards_expired)
@@ -123,11 +138,7 @@ export async function snapshotDefinitionStats(pool: Pool, scope: StatsScope, asO
        count_histogram = case when t.closed then t.count_histogram else excluded.count_histogram end,
        at_risk = excluded.at_risk, broken = excluded.broken, frozen = excluded.frozen, started = excluded.started,
        milestones = excluded.milestones, rewards_issued = excluded.rewards_issued, rewards_claimed = excluded.rewards_claimed,
-       rewards_expired = excluded.rewards_expired`,
-    [scope.tenantId, scope.definitionId, dayText(from), dayText(today), new Date(from), new Date(today + DAY_MS), new Date(asOf)],
-  );
-  return rowCount ?? 0;
-}
+       rewards_expired = excluded.rewards_expired`;
 
 /**
  * When the sweeper must snapshot next to keep one row per day: the UTC midnight after the newest row's day, where
@@ -142,6 +153,13 @@ export async function nextStatsDue(pool: Pool, scope: StatsScope, asOf: number):
   const newest = rows[0]?.day ? Date.parse(`${rows[0].day}T00:00:00Z`) : startOfUtcDay(asOf) - DAY_MS;
   return newest + DAY_MS;
 }
+
+/** A read: one range of the primary key. */
+export const READ_SQL = `select day::text as day, closed, computed_at, has_state, active, count_histogram, at_risk, broken, frozen, started, milestones,
+         rewards_issued, rewards_claimed, rewards_expired
+    from definition_stats_day
+   where tenant_id = $1 and definition_id = $2 and day >= $3::date and day <= $4::date
+   order by day`;
 
 /** A YYYY-MM-DD day that exists, as the epoch ms of its UTC midnight; undefined otherwise. */
 function parseDay(text: string): number | undefined {
@@ -162,14 +180,7 @@ export async function readDefinitionStats(pool: Pool, scope: StatsScope, startDa
   const { rows } = await pool.query<{
     day: string; closed: boolean; computed_at: Date; has_state: boolean; active: number; count_histogram: number[]; at_risk: number; broken: number;
     frozen: number; started: number; milestones: Record<string, number>; rewards_issued: number; rewards_claimed: number; rewards_expired: number;
-  }>(
-    `select day::text as day, closed, computed_at, has_state, active, count_histogram, at_risk, broken, frozen, started, milestones,
-            rewards_issued, rewards_claimed, rewards_expired
-       from definition_stats_day
-      where tenant_id = $1 and definition_id = $2 and day >= $3::date and day <= $4::date
-      order by day`,
-    [scope.tenantId, scope.definitionId, startDay, endDay],
-  );
+  }>(READ_SQL, [scope.tenantId, scope.definitionId, startDay, endDay]);
   return rows.map((r) => ({
     day: r.day,
     closed: r.closed,
