@@ -12,6 +12,7 @@ export * from "./webhook-delivery.entity.ts";
 export * from "./reward-code-pool-usage.entity.ts";
 export * from "./tenant-browser-access.entity.ts";
 export * from "./tenant-leaderboard-settings.entity.ts";
+export * from "./definition-stats-day.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -25,6 +26,7 @@ import { StreakEventSchema } from "./streak-event.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
 import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
+import { DefinitionStatsDaySchema } from "./definition-stats-day.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -44,4 +46,5 @@ export const allEntities = [
   RewardCodePoolUsageSchema,
   TenantBrowserAccessSchema,
   TenantLeaderboardSettingsSchema,
+  DefinitionStatsDaySchema,
 ];

@@ -35,7 +35,11 @@ export class Migration0011DefinitionStats extends Migration {
       "rewards_expired" int not null default 0,
       primary key ("tenant_id", "definition_id", "day")
     );`);
-    this.addSql(`create index "streak_event_definition_time" on "streak_event" ("definition_id", "occurred_at");`);
-    this.addSql(`create index "member_streak_opted_out_counts" on "member_streak" ("tenant_id", "definition_id", "current_count") where "current_count" > 0 and "leaderboard_opt_out";`);
+    this.addSql(STREAK_EVENT_DEFINITION_TIME_INDEX);
+    this.addSql(OPTED_OUT_COUNTS_INDEX);
   }
 }
+
+export const STREAK_EVENT_DEFINITION_TIME_INDEX = `create index "streak_event_definition_time" on "streak_event" ("definition_id", "occurred_at")`;
+export const OPTED_OUT_COUNTS_INDEX =
+  `create index "member_streak_opted_out_counts" on "member_streak" ("tenant_id", "definition_id", "current_count") where "current_count" > 0 and "leaderboard_opt_out"`;

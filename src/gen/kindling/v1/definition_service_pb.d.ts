@@ -750,8 +750,9 @@ export declare const DefinitionService: GenService<{
   /**
    * Returns the definition's program analytics per UTC day in a range of at most 366 days: streaks active and
    * their distribution of current counts, and what happened that day (streaks at risk, broken, frozen, started,
-   * milestones by threshold, rewards issued, claimed and expired). ADMIN and SERVICE only. The definition
-   * sweeper writes one row per day as the day's windows close; days it has no row for are left out. Returns
+   * milestones by threshold, rewards issued, claimed and expired). ADMIN and SERVICE only. Nothing is computed
+   * at read time: the definition sweeper updates the current day's row after each of its sweeps and closes it
+   * at the UTC midnight that ends the day; days it has no row for are left out. Returns
    * NOT_FOUND (DEFINITION_NOT_FOUND) for a definition the tenant does not have, and INVALID_ARGUMENT
    * (INVALID_DAY_RANGE) for a start_day after end_day, a range longer than 366 days, or a day that does not
    * exist.
