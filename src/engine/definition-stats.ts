@@ -107,6 +107,7 @@ export const SNAPSHOT_SQL =
          from (select (e.occurred_at at time zone 'UTC')::date as day, e.payload->>'threshold' as threshold, count(*)::int as n
                  from streak_event e
                 where e.definition_id = $2 and e.occurred_at >= $5 and e.occurred_at < $6 and e.tenant_id = $1 and e.type = 'streak.milestone_reached'
+                  and e.payload ? 'threshold'
                 group by 1, 2) m
         group by m.day
      ), days as (
