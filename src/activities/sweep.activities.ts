@@ -40,11 +40,14 @@ export function createSweepActivities(deps: SweepActivityDeps) {
      * a reminder that becomes due while the sweeper sleeps (a member's first activity in an earlier zone, a SUM
      * not yet met) is then sent at most lead/2 late — always before its window closes — instead of up to the
      * sweeper's longest sleep (1 h) late, which for a short lead would be after the close, i.e. never.
-     * It is also at most the next UTC midnight, where the day's stats close (nextStatsDue).
+     * It is also at most the next UTC midnight, where the day's stats close (nextStatsDue), or `statsRetryAt`
+     * after a failed snapshot.
      */
-    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number }): Promise<number> {
+    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number; statsRetryAt?: number | null }): Promise<number> {
       const asOf = input.asOf ?? Date.now();
-      const [deadline, statsDue] = await Promise.all([nextDueAt(deps.pool, input, input.atRiskAfter), nextStatsDue(deps.pool, input, asOf)]);
+      const [deadline, statsDueAt] = await Promise.all([nextDueAt(deps.pool, input, input.atRiskAfter), nextStatsDue(deps.pool, input, asOf)]);
+      // After a failed snapshot the workflow says when to try again: overdue stats wait until then.
+      const statsDue = Math.max(statsDueAt, input.statsRetryAt ?? statsDueAt);
       const due = deadline === null ? statsDue : Math.min(deadline, statsDue);
       const def = await definition(input.tenantId, input.definitionId);
       const leadMs = (def?.rules.atRiskLeadSeconds ?? 0) * 1000;

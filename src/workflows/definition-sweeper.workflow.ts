@@ -42,6 +42,8 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
   let changed = false;
   let atRiskSweptUntil = input.atRiskSweptUntil ?? null;
   let lastSweepAt: number | null = null;
+  // After a failed stats snapshot, the stats are not due again before this instant (see below).
+  let statsRetryAt: number | null = null;
   let nextWakeAt: number | null = null;
   const totals = { broken: 0, advanced: 0, atRisk: 0 };
   const stateNow = (): SweptDefinitionState | "ARCHIVED" => current.state;
@@ -60,7 +62,7 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
   for (let iteration = 0; ; iteration++) {
     if (current.state === "ARCHIVED") return status();
     const now = Date.now();
-    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil, asOf: now });
+    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil, asOf: now, statsRetryAt });
     // Bucket deadlines to the minute: one timer serves every streak due within it.
     let wakeAt = due === null ? now + maxSleepMs : Math.ceil(due / MINUTE) * MINUTE;
     // Something the last sweep should have finalised is still due (a row written meanwhile): look again, but
@@ -78,8 +80,11 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
       if (patched("definition-stats")) {
         try {
           await stats.snapshotDefinitionStats(scope);
+          statsRetryAt = null;
         } catch (error) {
           if (!(error instanceof ActivityFailure)) throw error;
+          // The day stays due for its stats; try again in an hour, not at every minute's look.
+          statsRetryAt = now + HOUR;
         }
       }
       atRiskSweptUntil = now;
