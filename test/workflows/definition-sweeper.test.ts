@@ -154,39 +154,3 @@ describe("definition sweeper over a simulated week", () => {
     });
   });
 });
-
-describe("definition sweeper and its stats", () => {
-  it("stats/a_failing_snapshot_never_holds_up_window_closes", async () => {
-    const taskQueue = uniqueTaskQueue("sweeper-stats");
-    const def = await db.definition(dailyUtc({ name: "Stats failing" }));
-    const real = createActivities({ pool: db.pool });
-    let snapshotCalls = 0;
-    const activities = {
-      ...real,
-      snapshotDefinitionStats: async () => {
-        snapshotCalls++;
-        throw new Error("stats store unavailable");
-      },
-    };
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
-    await worker.runUntil(async () => {
-      const d0 = Math.ceil(((await env.currentTimeMs()) + HOUR) / DAY) * DAY;
-      await db.record("frank", def, d0 + 10 * HOUR, d0 + 10 * HOUR, "frank-0");
-      const handle = await env.client.workflow.start<typeof definitionSweeperWorkflow>("definitionSweeperWorkflow", {
-        taskQueue,
-        workflowId: sweeperWorkflowId(db.tenantId, def),
-        args: [{ version: 1, tenantId: db.tenantId, definitionId: def, state: "LIVE" }],
-      });
-      // Frank's day-1 window closes unsatisfied at day 2 00:00: broken although every snapshot fails.
-      const now = await env.currentTimeMs();
-      await env.sleep(d0 + 2 * DAY + 5 * MINUTE - now);
-      expect(await db.streak("frank", def)).toMatchObject({ status: "BROKEN", current_count: 0 });
-      expect((await handle.query(sweeperStatusQuery)).broken).toBe(1);
-      // Failing snapshots were tried (three attempts each), and the sweeper went on, trying again hourly (about
-      // 50 rounds in two days), not at every minute's look.
-      expect(snapshotCalls).toBeGreaterThanOrEqual(3);
-      expect(snapshotCalls).toBeLessThanOrEqual(3 * 60);
-      await handle.terminate("test over");
-    });
-  });
-});
