@@ -6,8 +6,9 @@
 //      ingestor (one activity today), and its JSON state and projected columns are copied to N members with one
 //      INSERT … SELECT generate_series — every row is a valid domain state, one day into its streak;
 //   3. the real definition sweeper workflow runs on a time-skipping Temporal server with the real activities:
-//      at 20:00 it sends N at-risk reminders, at midnight it breaks N streaks (set-based, 50k rows a statement);
-//      we time both sweeps and the whole rollover, check every row is BROKEN with its streak.broken event, and
+//      at 20:00 it sends N at-risk reminders, at midnight it breaks N streaks (set-based, 50k rows a statement)
+//      and closes the day's stats (src/engine/definition-stats.ts); we time the sweeps, the stats snapshots and
+//      the whole rollover, check every row is BROKEN with its streak.broken event, and
 //      read the workflow's history size (events, bytes) — for N = 10,000 and N = 1,000,000;
 //   4. actions per recorded activity: members record a week of activity (3 a day) on a definition with a
 //      points-ledger milestone at day 7 while the relay and the worker run; we count what reached Temporal
@@ -73,14 +74,17 @@ try {
   // Sweep timings are taken inside the real activities.
   const timings: Record<string, number[]> = {};
   const real = createActivities({ pool });
-  const timed = <K extends "sweepBreaks" | "sweepAtRisk" | "sweepAdvance">(name: K) =>
+  const timed = <K extends "sweepBreaks" | "sweepAtRisk" | "sweepAdvance" | "snapshotDefinitionStats">(name: K) =>
     (async (input: Parameters<(typeof real)[K]>[0]) => {
       const started = performance.now();
       const n = await real[name](input);
       if (n > 0) (timings[name] ??= []).push(performance.now() - started);
       return n;
     }) as (typeof real)[K];
-  const activities = { ...real, sweepBreaks: timed("sweepBreaks"), sweepAtRisk: timed("sweepAtRisk"), sweepAdvance: timed("sweepAdvance") };
+  const activities = {
+    ...real, sweepBreaks: timed("sweepBreaks"), sweepAtRisk: timed("sweepAtRisk"), sweepAdvance: timed("sweepAdvance"),
+    snapshotDefinitionStats: timed("snapshotDefinitionStats"),
+  };
 
   async function definition(name: string, extra: Record<string, unknown> = {}): Promise<string> {
     const id = randomUUID();
@@ -152,7 +156,11 @@ try {
       };
       const status = () => handle.query(sweeperStatusQuery);
       await through(template.at_risk_at.getTime(), async () => (await status()).atRisk >= n + 1);
-      rolloverMs = await through(template.break_at.getTime(), async () => (await status()).broken >= n + 1);
+      // The rollover is done when every row is broken and the closed day's stats are written (issue 13).
+      const closedDay = new Date(template.break_at.getTime() - DAY).toISOString().slice(0, 10);
+      const statsClosed = async () =>
+        (await pool.query("select 1 from definition_stats_day where tenant_id = $1 and definition_id = $2 and day = $3 and closed", [tenantId, def, closedDay])).rowCount === 1;
+      rolloverMs = await through(template.break_at.getTime(), async () => (await status()).broken >= n + 1 && (await statsClosed()));
       await handle.signal(definitionChangedSignal, { state: "ARCHIVED", version: 2 });
       await handle.result();
       return handle.fetchHistory();
@@ -168,9 +176,13 @@ try {
       members: n + 1,
       seedSeconds: +(seedMs / 1000).toFixed(2),
       breakSweepSeconds: +((timings.sweepBreaks ?? [0]).reduce((a, b) => a + b, 0) / 1000).toFixed(2),
-      // From the deadline's timer to every row broken, as the workflow saw it (includes a 1 s simulated step).
+      // From the deadline's timer to every row broken and the day's stats closed, as the workflow saw it
+      // (includes a 1 s simulated step).
       rolloverSeconds: +(rolloverMs / 1000).toFixed(2),
       atRiskSweepSeconds: +((timings.sweepAtRisk ?? [0]).reduce((a, b) => a + b, 0) / 1000).toFixed(2),
+      // Every stats snapshot of the run (at the sweeper's start, after the at-risk sweep, after the break sweep).
+      statsSnapshots: (timings.snapshotDefinitionStats ?? []).length,
+      statsSnapshotSeconds: +((timings.snapshotDefinitionStats ?? [0]).reduce((a, b) => a + b, 0) / 1000).toFixed(2),
       brokenRows: counts.broken,
       brokenEvents: counts.events,
       atRiskEvents: counts.at_risk,
@@ -258,7 +270,7 @@ try {
   const results = {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", memoryGiB: Math.round(totalmem() / 2 ** 30) },
     postgres: "embedded 17, durable (fsync on), max_wal_size 8GB, shared_buffers 1GB",
-    note: "members = seeded + the template member; sweep seconds are wall time inside the activities; history is the sweeper workflow's whole run (hourly look-ups, the at-risk sweep, the break sweep, archive)",
+    note: "members = seeded + the template member; sweep seconds are wall time inside the activities; history is the sweeper workflow's whole run (hourly look-ups, the at-risk sweep, the break sweep, the stats snapshots, archive); rolloverSeconds ends when the closed day's stats row is written",
     rollover: { small, big, targetSeconds: 60, withinTarget: big.breakSweepSeconds < 60 },
     historyGrowsWithMembers: big.historyEvents > small.historyEvents || big.historyBytes > 2 * small.historyBytes,
     actions,

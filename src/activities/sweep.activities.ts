@@ -5,6 +5,7 @@ import { Context } from "@temporalio/activity";
 import type { Pool } from "pg";
 import type { CatalogDefinition, DefinitionCatalog } from "../engine/definition-catalog.ts";
 import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../engine/window-sweeps.ts";
+import { nextStatsDue, snapshotDefinitionStats } from "../engine/definition-stats.ts";
 
 export interface SweepActivityInput {
   readonly tenantId: string;
@@ -39,14 +40,20 @@ export function createSweepActivities(deps: SweepActivityDeps) {
      * a reminder that becomes due while the sweeper sleeps (a member's first activity in an earlier zone, a SUM
      * not yet met) is then sent at most lead/2 late — always before its window closes — instead of up to the
      * sweeper's longest sleep (1 h) late, which for a short lead would be after the close, i.e. never.
+     * It is also at most the next UTC midnight, where the day's stats close (nextStatsDue), or `statsRetryAt`
+     * after a failed snapshot.
      */
-    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number }): Promise<number | null> {
-      const due = await nextDueAt(deps.pool, input, input.atRiskAfter);
+    async nextSweepDue(input: { tenantId: string; definitionId: string; atRiskAfter: number | null; asOf?: number; statsRetryAt?: number | null }): Promise<number> {
+      const asOf = input.asOf ?? Date.now();
+      const [deadline, statsDueAt] = await Promise.all([nextDueAt(deps.pool, input, input.atRiskAfter), nextStatsDue(deps.pool, input, asOf)]);
+      // After a failed snapshot the workflow says when to try again: overdue stats wait until then.
+      const statsDue = Math.max(statsDueAt, input.statsRetryAt ?? statsDueAt);
+      const due = deadline === null ? statsDue : Math.min(deadline, statsDue);
       const def = await definition(input.tenantId, input.definitionId);
       const leadMs = (def?.rules.atRiskLeadSeconds ?? 0) * 1000;
       if (def?.state !== "LIVE" || leadMs <= 0) return due;
-      const lookAgainAt = (input.asOf ?? Date.now()) + Math.floor(leadMs / 2);
-      return due === null ? lookAgainAt : Math.min(due, lookAgainAt);
+      const lookAgainAt = asOf + Math.floor(leadMs / 2);
+      return Math.min(due, lookAgainAt);
     },
     async sweepBreaks(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);
@@ -63,6 +70,10 @@ export function createSweepActivities(deps: SweepActivityDeps) {
       // A paused definition accepts no activity, so a reminder to act would be a lie.
       if (!def || def.state !== "LIVE") return 0;
       return sweepAtRisk(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat });
+    },
+    /** After the sweeps at `asOf`: the definition's stats rows for today and the days just closed. */
+    async snapshotDefinitionStats(input: SweepActivityInput): Promise<number> {
+      return snapshotDefinitionStats(deps.pool, input, input.asOf);
     },
   };
 }

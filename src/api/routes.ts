@@ -25,6 +25,7 @@ import { createTenantService } from "./services/tenant.service.ts";
 import { createEventService } from "./services/event.service.ts";
 import { createLeaderboardService } from "./services/leaderboard.service.ts";
 import { createLeaderboardStore } from "../engine/leaderboard.ts";
+import { readDefinitionStats } from "../engine/definition-stats.ts";
 import { createWebhookStore } from "../engine/webhook-store.ts";
 import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
@@ -71,6 +72,8 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       PauseDefinition: ADMIN,
       ResumeDefinition: ADMIN,
       ArchiveDefinition: ADMIN,
+      // Program analytics are the tenant's: its backends read them, never end users or guests.
+      GetDefinitionStats: SERVER,
     },
   ],
   [
@@ -193,7 +196,10 @@ export function createApi(deps: ApiDeps): {
   });
   const browser = createBrowserAccess(deps.pool, undefined, now);
   const services: ServiceRegistration[] = [
-    serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
+    serviceRegistration(DefinitionService, createDefinitionService({
+      em, now, onChanged: (row) => catalog.invalidate(row.tenantId),
+      stats: (scope, startDay, endDay) => readDefinitionStats(deps.pool, scope, startDay, endDay),
+    })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),

@@ -2,12 +2,13 @@
 // It scales by deadline bucket, not by member: it asks PostgreSQL for the definition's next due instant (the
 // earliest break_at or at-risk time over all its member streaks — member-local zones and rolling windows are
 // just different values there), sleeps on one durable timer until that instant rounded up to the minute, then
-// runs the set-based sweeps as activities. Its history per loop is a constant handful of events whatever the
+// runs the set-based sweeps as activities, then snapshots the definition's daily stats (it also wakes at UTC
+// midnight for that, once the definition has stats). Its history per loop is a constant handful of events whatever the
 // number of members, and it continues as new before the history grows large.
 //
 // PAUSED: it keeps sweeping, but windows closing in a pause are neutral (the sweeps read the pauses) and no
 // at-risk reminders go out. ARCHIVED: it stops. A definitionChanged signal wakes it to re-plan at once.
-import { condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from "@temporalio/workflow";
+import { ActivityFailure, condition, continueAsNew, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from "@temporalio/workflow";
 import type { KindlingActivities } from "../activities/index.ts";
 import { definitionChangedSignal, sweeperStatusQuery, type SweeperInput, type SweeperStatus, type SweptDefinitionState } from "./messages.ts";
 
@@ -18,6 +19,13 @@ const sweeps = proxyActivities<KindlingActivities>({
   startToCloseTimeout: "30 minutes",
   heartbeatTimeout: "2 minutes",
   retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
+});
+
+// The stats snapshot is one statement (no heartbeats), and never holds up window closes: after a few attempts
+// the sweeper goes on, and the next snapshot recomputes every day since the last closed one.
+const stats = proxyActivities<KindlingActivities>({
+  startToCloseTimeout: "10 minutes",
+  retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute", maximumAttempts: 3 },
 });
 
 const queries = proxyActivities<KindlingActivities>({
@@ -34,6 +42,8 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
   let changed = false;
   let atRiskSweptUntil = input.atRiskSweptUntil ?? null;
   let lastSweepAt: number | null = null;
+  // After a failed stats snapshot, the stats are not due again before this instant (see below).
+  let statsRetryAt: number | null = null;
   let nextWakeAt: number | null = null;
   const totals = { broken: 0, advanced: 0, atRisk: 0 };
   const stateNow = (): SweptDefinitionState | "ARCHIVED" => current.state;
@@ -52,7 +62,7 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
   for (let iteration = 0; ; iteration++) {
     if (current.state === "ARCHIVED") return status();
     const now = Date.now();
-    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil, asOf: now });
+    const due = await queries.nextSweepDue({ tenantId, definitionId, atRiskAfter: atRiskSweptUntil, asOf: now, statsRetryAt });
     // Bucket deadlines to the minute: one timer serves every streak due within it.
     let wakeAt = due === null ? now + maxSleepMs : Math.ceil(due / MINUTE) * MINUTE;
     // Something the last sweep should have finalised is still due (a row written meanwhile): look again, but
@@ -65,6 +75,18 @@ export async function definitionSweeperWorkflow(input: SweeperInput): Promise<Sw
       totals.broken += await sweeps.sweepBreaks(scope);
       totals.advanced += await sweeps.sweepAdvance(scope);
       if (current.state === "LIVE") totals.atRisk += await sweeps.sweepAtRisk(scope);
+      // Program analytics (issue 13): the day's stats, after what this sweep finalised. Patched: runs started
+      // before it replay without the activity.
+      if (patched("definition-stats")) {
+        try {
+          await stats.snapshotDefinitionStats(scope);
+          statsRetryAt = null;
+        } catch (error) {
+          if (!(error instanceof ActivityFailure)) throw error;
+          // The day stays due for its stats; try again in an hour, not at every minute's look.
+          statsRetryAt = now + HOUR;
+        }
+      }
       atRiskSweptUntil = now;
       lastSweepAt = now;
       continue;

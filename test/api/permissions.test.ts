@@ -54,6 +54,7 @@ const TABLE = `
   kindling.v1.DefinitionService/PauseDefinition       ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.DefinitionService/ResumeDefinition      ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.DefinitionService/ArchiveDefinition     ok     denied   denied  denied   denied        denied  ok            unauth
+  kindling.v1.DefinitionService/GetDefinitionStats    ok     ok       denied  denied   denied        denied  ok            unauth
 
   kindling.v1.ActivityService/RecordActivity          ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.ActivityService/RecordActivities        ok     ok       denied  denied   denied        denied  ok            unauth
@@ -192,6 +193,7 @@ function requestFor(rpc: string): Record<string, unknown> {
     "DefinitionService/PauseDefinition": { definitionId: scratchDef },
     "DefinitionService/ResumeDefinition": { definitionId: scratchDef },
     "DefinitionService/ArchiveDefinition": { definitionId: scratchDef },
+    "DefinitionService/GetDefinitionStats": { definitionId: liveDef, startDay: "2025-01-01", endDay: "2025-01-31" },
     "ActivityService/RecordActivity": { activity },
     "ActivityService/RecordActivities": { activities: [activity] },
     "ActivityService/ImportActivities": { activities: [{ ...activity, occurTime: timestampFromMs(Date.now() - 86_400_000) }], milestonePolicy: ImportMilestonePolicy.NONE },

@@ -126,6 +126,24 @@ describe("definition sweeper over a simulated week", () => {
       expect(broken.find((e) => e.member === "pablo")!.payload).toMatchObject({ final_count: 3, window_key: dayKey(at(4, 0)) });
       expect(broken.find((e) => e.member === "paula")!.payload).toMatchObject({ final_count: 1, window_key: dayKey(at(1, 0)) });
 
+      // Program analytics: the sweeper snapshotted the daily stats as it went. Each day 0-6 is closed, with its
+      // state taken at midnight — the sweeper wakes then to close the day, before the 02:00 breaks: at day 3's
+      // close all five members of "daily" were active, Bob in grace — and its counters equal that day's events.
+      const { rows: statRows } = await db.pool.query<{ day: string; closed: boolean; has_state: boolean; active: number; broken: number; at_risk: number; frozen: number }>(
+        "select day::text as day, closed, has_state, active, broken, at_risk, frozen from definition_stats_day where definition_id = any($1) and day >= $2 and day < $3 order by definition_id = $4 desc, day",
+        [[daily, frozen], dayKey(at(0, 0)), dayKey(at(7, 0)), daily],
+      );
+      const onDay = (events: { occurredAt: number }[], day: number) => events.filter((e) => dayKey(e.occurredAt) === dayKey(at(day, 0))).length;
+      const dailyBroken = await db.events("streak.broken", daily);
+      const frozenAtRisk = await db.events("streak.at_risk", frozen);
+      const days = [0, 1, 2, 3, 4, 5, 6];
+      expect(statRows.map(({ day, closed, has_state, broken, at_risk, frozen }) => ({ day, closed, has_state, broken, at_risk, frozen }))).toEqual([
+        ...days.map((d) => ({ day: dayKey(at(d, 0)), closed: true, has_state: true, broken: onDay(dailyBroken, d), at_risk: onDay(atRisk, d), frozen: 0 })),
+        ...days.map((d) => ({ day: dayKey(at(d, 0)), closed: true, has_state: true, broken: onDay(broken.filter((e) => e.payload.definition_id === frozen), d), at_risk: onDay(frozenAtRisk, d), frozen: onDay(freezes, d) })),
+      ]);
+      expect(statRows[3]!.active).toBe(5);
+      expect(statRows.reduce((n, r) => n + r.broken, 0)).toBe(dailyBroken.length + broken.filter((e) => e.payload.definition_id === frozen).length);
+
       const status = await sweepers[0].query(sweeperStatusQuery);
       expect(status.state).toBe("LIVE");
 

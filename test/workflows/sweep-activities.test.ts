@@ -23,12 +23,20 @@ describe("nextSweepDue", () => {
     const live = await db.definition(dailyUtc({ name: "Short lead", ...lead }));
     const paused = await db.definition(dailyUtc({ name: "Paused short lead", ...lead }), "PAUSED");
     const noLead = await db.definition(dailyUtc({ name: "No lead" }));
-    const ask = (definitionId: string, asOf: number) => activities.nextSweepDue({ tenantId: db.tenantId, definitionId, atRiskAfter: null, asOf });
+    const nextDue = (definitionId: string, asOf: number) => activities.nextSweepDue({ tenantId: db.tenantId, definitionId, atRiskAfter: null, asOf });
+    // Before its first stats snapshot a sweeper is due at once (the start of the day)...
+    expect(await nextDue(noLead, at(0, 12))).toBe(at(0, 0));
+    // ... and then every sweep snapshots the day's stats, so the stats are next due at the coming UTC midnight.
+    const ask = async (definitionId: string, asOf: number) => {
+      await activities.snapshotDefinitionStats({ tenantId: db.tenantId, definitionId, asOf });
+      return nextDue(definitionId, asOf);
+    };
 
-    // Nothing due at all: look again in lead/2 (5 min) — only when reminders can be due.
+    // Nothing due at all: look again in lead/2 (5 min) — only when reminders can be due; otherwise at the next
+    // UTC midnight, where the day's stats close.
     expect(await ask(live, at(0, 12))).toBe(at(0, 12, 5));
-    expect(await ask(paused, at(0, 12))).toBeNull();
-    expect(await ask(noLead, at(0, 12))).toBeNull();
+    expect(await ask(paused, at(0, 12))).toBe(at(1, 0));
+    expect(await ask(noLead, at(0, 12))).toBe(at(1, 0));
 
     // A member satisfies day 0: the day-1 window's reminder is due at day 1 23:50.
     await db.record("m", live, at(0, 9), at(0, 9), "m-0");

@@ -18,12 +18,18 @@ import { definitionStateFromProto, etagOf, messageFromRow, msOf, rulesFromMessag
 import { lockedFieldsFor, nextState, type LifecycleAction } from "./definition-lifecycle.ts";
 import { keepStoredProviderSecrets } from "../mappers/redaction.mapper.ts";
 import { assertDefinitionInScope, scopedDefinition } from "./member-streak.service.ts";
+import { COUNT_BUCKETS, type DefinitionDayStats, type StatsScope } from "../../engine/definition-stats.ts";
+import type { DefinitionDayStatsSchema } from "../../gen/kindling/v1/definition_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 
 export interface DefinitionServiceDeps {
   readonly em: () => EntityManager;
   /** Told after every committed change, so caches drop the definition and orchestration can follow its state. */
   readonly onChanged: (row: StreakDefinition) => Promise<void>;
   readonly now: () => number;
+  /** The definition's stored daily stats in a day range (src/engine/definition-stats.ts). */
+  readonly stats: (scope: StatsScope, startDay: string, endDay: string) => Promise<DefinitionDayStats[]>;
 }
 
 const seesOnlyLive = (p: Principal) => p.role === "END_USER" || p.role === "GUEST";
@@ -32,6 +38,25 @@ const seesOnlyLive = (p: Principal) => p.role === "END_USER" || p.role === "GUES
 function assertValidDefinition(definition: StreakDefinitionMessage): void {
   const [first] = validateRules(rulesFromMessage(definition));
   if (first !== undefined) throw ruleViolation(first, definition);
+}
+
+function dayStatsMessage(d: DefinitionDayStats): MessageInitShape<typeof DefinitionDayStatsSchema> {
+  return {
+    day: d.day,
+    closed: d.closed,
+    computeTime: timestampFromMs(d.computedAt),
+    hasState: d.hasState,
+    activeStreaks: d.active,
+    atRiskStreaks: d.atRisk,
+    brokenStreaks: d.broken,
+    frozenStreaks: d.frozen,
+    startedStreaks: d.started,
+    milestones: d.milestones.map((m) => ({ threshold: m.threshold, reached: m.reached })),
+    rewardsIssued: d.rewardsIssued,
+    rewardsClaimed: d.rewardsClaimed,
+    rewardsExpired: d.rewardsExpired,
+    countDistribution: d.hasState ? COUNT_BUCKETS.map(([min, max], i) => ({ minCount: min, maxCount: max ?? 0, streaks: d.histogram[i] ?? 0 })) : [],
+  };
 }
 
 export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImpl<typeof DefinitionService> {
@@ -99,6 +124,13 @@ export function createDefinitionService(deps: DefinitionServiceDeps): ServiceImp
       assertDefinitionInScope(principal, req.definitionId);
       const row = await load(deps.em(), principal, req.definitionId);
       return { definition: messageFromRow(row) };
+    },
+
+    async getDefinitionStats(req, context) {
+      const principal = principalOf(context);
+      await load(deps.em(), principal, req.definitionId);
+      const days = await deps.stats({ tenantId: principal.tenantId, definitionId: req.definitionId }, req.startDay, req.endDay);
+      return { days: days.map(dayStatsMessage) };
     },
 
     async listDefinitions(req, context) {

@@ -1,5 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { LEADERBOARD_CURRENT_INDEX, LEADERBOARD_LONGEST_INDEX } from "../migrations/0009-leaderboards.migration.ts";
+import { OPTED_OUT_COUNTS_INDEX } from "../migrations/0011-definition-stats.migration.ts";
 
 export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
 
@@ -20,6 +21,8 @@ const MemberStreakSchema = defineEntity({
     // Leaderboards in board order, ranked rows only (migration 0009).
     { name: "member_streak_leaderboard_current", expression: LEADERBOARD_CURRENT_INDEX },
     { name: "member_streak_leaderboard_longest", expression: LEADERBOARD_LONGEST_INDEX },
+    // With the current board's index, every active streak of a definition: the daily stats (migration 0011).
+    { name: "member_streak_opted_out_counts", expression: OPTED_OUT_COUNTS_INDEX },
   ],
   properties: {
     id: p.uuid().primary(),

@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { STREAK_EVENT_DEFINITION_TIME_INDEX } from "../migrations/0011-definition-stats.migration.ts";
 
 export type StreakEventType =
   | "streak.incremented"
@@ -17,7 +18,12 @@ export type StreakEventType =
 const StreakEventSchema = defineEntity({
   name: "StreakEvent",
   tableName: "streak_event",
-  indexes: [{ properties: ["tenantId", "id"] }, { properties: ["tenantId", "memberId", "id"] }],
+  indexes: [
+    { properties: ["tenantId", "id"] },
+    { properties: ["tenantId", "memberId", "id"] },
+    // A definition's events by time, aggregated per day by the stats snapshot (migration 0011).
+    { name: "streak_event_definition_time", expression: STREAK_EVENT_DEFINITION_TIME_INDEX },
+  ],
   uniques: [{ name: "streak_event_dedupe", properties: ["tenantId", "dedupeKey"] }],
   properties: {
     id: p.bigint("string").primary().autoincrement(),

@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { DefinitionState, StreakDefinition } from "./definition_pb.js";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file kindling/v1/definition_service.proto.
@@ -418,10 +418,242 @@ export declare type ArchiveDefinitionResponse = Message<"kindling.v1.ArchiveDefi
 export declare const ArchiveDefinitionResponseSchema: GenMessage<ArchiveDefinitionResponse>;
 
 /**
+ * The request of GetDefinitionStats.
+ *
+ * @generated from message kindling.v1.GetDefinitionStatsRequest
+ */
+export declare type GetDefinitionStatsRequest = Message<"kindling.v1.GetDefinitionStatsRequest"> & {
+  /**
+   * The UUID of the definition. Required.
+   *
+   * @generated from field: string definition_id = 1;
+   */
+  definitionId: string;
+
+  /**
+   * The first UTC day of the range, as YYYY-MM-DD. Required.
+   *
+   * @generated from field: string start_day = 2;
+   */
+  startDay: string;
+
+  /**
+   * The last UTC day of the range (inclusive), as YYYY-MM-DD; at most 365 days after start_day. Required.
+   *
+   * @generated from field: string end_day = 3;
+   */
+  endDay: string;
+};
+
+/**
+ * Describes the message kindling.v1.GetDefinitionStatsRequest.
+ * Use `create(GetDefinitionStatsRequestSchema)` to create a new message.
+ */
+export declare const GetDefinitionStatsRequestSchema: GenMessage<GetDefinitionStatsRequest>;
+
+/**
+ * The response of GetDefinitionStats.
+ *
+ * @generated from message kindling.v1.GetDefinitionStatsResponse
+ */
+export declare type GetDefinitionStatsResponse = Message<"kindling.v1.GetDefinitionStatsResponse"> & {
+  /**
+   * One entry per day of the range the sweeper has written, oldest first.
+   *
+   * @generated from field: repeated kindling.v1.DefinitionDayStats days = 1;
+   */
+  days: DefinitionDayStats[];
+};
+
+/**
+ * Describes the message kindling.v1.GetDefinitionStatsResponse.
+ * Use `create(GetDefinitionStatsResponseSchema)` to create a new message.
+ */
+export declare const GetDefinitionStatsResponseSchema: GenMessage<GetDefinitionStatsResponse>;
+
+/**
+ * A definition's analytics for one UTC day. Event counters count the events whose time falls in the day; the
+ * state fields (active_streaks, count_distribution) are the state the definition sweeper saw when it closed the
+ * day.
+ *
+ * @generated from message kindling.v1.DefinitionDayStats
+ */
+export declare type DefinitionDayStats = Message<"kindling.v1.DefinitionDayStats"> & {
+  /**
+   * The UTC day, as YYYY-MM-DD.
+   *
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * True once the day has ended and the sweeper closed it. False for the current day: its row is the sweeper's
+   * latest snapshot (at compute_time) and grows until the day closes.
+   *
+   * @generated from field: bool closed = 2;
+   */
+  closed: boolean;
+
+  /**
+   * When the sweeper last computed this row.
+   *
+   * @generated from field: google.protobuf.Timestamp compute_time = 3;
+   */
+  computeTime?: Timestamp | undefined;
+
+  /**
+   * Whether active_streaks and count_distribution were captured for this day. False for a day that ended while
+   * no sweep ran (it has no window close to snapshot at): its event counters are still exact.
+   *
+   * @generated from field: bool has_state = 4;
+   */
+  hasState: boolean;
+
+  /**
+   * Member streaks with a current count above zero at the end of the day (after the windows that closed then).
+   *
+   * @generated from field: int32 active_streaks = 5;
+   */
+  activeStreaks: number;
+
+  /**
+   * Streaks whose open window was at risk: at-risk reminders sent that day (streak.at_risk events).
+   *
+   * @generated from field: int32 at_risk_streaks = 6;
+   */
+  atRiskStreaks: number;
+
+  /**
+   * Streaks broken that day (streak.broken events).
+   *
+   * @generated from field: int32 broken_streaks = 7;
+   */
+  brokenStreaks: number;
+
+  /**
+   * Freezes used that day (streak.freeze_used events).
+   *
+   * @generated from field: int32 frozen_streaks = 8;
+   */
+  frozenStreaks: number;
+
+  /**
+   * Streaks started or restarted that day: increments to a count of 1 (streak.incremented with new_count 1).
+   *
+   * @generated from field: int32 started_streaks = 9;
+   */
+  startedStreaks: number;
+
+  /**
+   * Milestones reached that day, per threshold (streak.milestone_reached events), by threshold ascending.
+   *
+   * @generated from field: repeated kindling.v1.MilestoneCount milestones = 10;
+   */
+  milestones: MilestoneCount[];
+
+  /**
+   * Rewards issued that day (reward.issued events).
+   *
+   * @generated from field: int32 rewards_issued = 11;
+   */
+  rewardsIssued: number;
+
+  /**
+   * Rewards claimed that day (reward.claimed events).
+   *
+   * @generated from field: int32 rewards_claimed = 12;
+   */
+  rewardsClaimed: number;
+
+  /**
+   * Rewards expired that day (reward.expired events).
+   *
+   * @generated from field: int32 rewards_expired = 13;
+   */
+  rewardsExpired: number;
+
+  /**
+   * The active streaks by current count, in the fixed buckets 1, 2-3, 4-7, 8-14, 15-30, 31-60, 61-100 and
+   * 101 and up; every bucket is listed, empty ones with 0. The streaks sum to active_streaks.
+   *
+   * @generated from field: repeated kindling.v1.CountBucket count_distribution = 14;
+   */
+  countDistribution: CountBucket[];
+};
+
+/**
+ * Describes the message kindling.v1.DefinitionDayStats.
+ * Use `create(DefinitionDayStatsSchema)` to create a new message.
+ */
+export declare const DefinitionDayStatsSchema: GenMessage<DefinitionDayStats>;
+
+/**
+ * How many times one milestone threshold was reached.
+ *
+ * @generated from message kindling.v1.MilestoneCount
+ */
+export declare type MilestoneCount = Message<"kindling.v1.MilestoneCount"> & {
+  /**
+   * The milestone's threshold (a streak count).
+   *
+   * @generated from field: int32 threshold = 1;
+   */
+  threshold: number;
+
+  /**
+   * Times it was reached that day.
+   *
+   * @generated from field: int32 reached = 2;
+   */
+  reached: number;
+};
+
+/**
+ * Describes the message kindling.v1.MilestoneCount.
+ * Use `create(MilestoneCountSchema)` to create a new message.
+ */
+export declare const MilestoneCountSchema: GenMessage<MilestoneCount>;
+
+/**
+ * One bucket of the distribution of current counts.
+ *
+ * @generated from message kindling.v1.CountBucket
+ */
+export declare type CountBucket = Message<"kindling.v1.CountBucket"> & {
+  /**
+   * The lowest current count in the bucket.
+   *
+   * @generated from field: int32 min_count = 1;
+   */
+  minCount: number;
+
+  /**
+   * The highest current count in the bucket; 0 for the last bucket, which has no upper bound.
+   *
+   * @generated from field: int32 max_count = 2;
+   */
+  maxCount: number;
+
+  /**
+   * Active streaks whose current count is in the bucket.
+   *
+   * @generated from field: int32 streaks = 3;
+   */
+  streaks: number;
+};
+
+/**
+ * Describes the message kindling.v1.CountBucket.
+ * Use `create(CountBucketSchema)` to create a new message.
+ */
+export declare const CountBucketSchema: GenMessage<CountBucket>;
+
+/**
  * Manages streak definitions (campaigns) and their lifecycle.
  *
  * Permissions: ADMIN credentials may call every RPC. End users (JWT) and guests may only get and list
- * definitions, and see LIVE definitions only; SERVICE credentials may get and list every definition.
+ * definitions, and see LIVE definitions only; SERVICE credentials may get and list every definition and read
+ * its stats.
  *
  * @generated from service kindling.v1.DefinitionService
  */
@@ -514,6 +746,23 @@ export declare const DefinitionService: GenService<{
     methodKind: "unary";
     input: typeof ArchiveDefinitionRequestSchema;
     output: typeof ArchiveDefinitionResponseSchema;
+  },
+  /**
+   * Returns the definition's program analytics per UTC day in a range of at most 366 days: streaks active and
+   * their distribution of current counts, and what happened that day (streaks at risk, broken, frozen, started,
+   * milestones by threshold, rewards issued, claimed and expired). ADMIN and SERVICE only. Nothing is computed
+   * at read time: the definition sweeper updates the current day's row after each of its sweeps and closes it
+   * at the UTC midnight that ends the day; days it has no row for are left out. Returns
+   * NOT_FOUND (DEFINITION_NOT_FOUND) for a definition the tenant does not have, and INVALID_ARGUMENT
+   * (INVALID_DAY_RANGE) for a start_day after end_day, a range longer than 366 days, or a day that does not
+   * exist.
+   *
+   * @generated from rpc kindling.v1.DefinitionService.GetDefinitionStats
+   */
+  getDefinitionStats: {
+    methodKind: "unary";
+    input: typeof GetDefinitionStatsRequestSchema;
+    output: typeof GetDefinitionStatsResponseSchema;
   },
 }>;
 
