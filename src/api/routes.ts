@@ -25,6 +25,7 @@ import { createTenantService } from "./services/tenant.service.ts";
 import { createEventService } from "./services/event.service.ts";
 import { createLeaderboardService } from "./services/leaderboard.service.ts";
 import { createLeaderboardStore } from "../engine/leaderboard.ts";
+import { listStreakWindows } from "../engine/streak-history.ts";
 import { createWebhookStore } from "../engine/webhook-store.ts";
 import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
@@ -52,6 +53,8 @@ export interface ApiDeps {
   readonly ingestBatch?: BatchIngestorOptions;
   /** Prepared statements on the hot paths (default true; false behind a transaction-pooling proxy). */
   readonly preparedStatements?: boolean;
+  /** Store window history when recording activity (default true; KINDLING_HISTORY=false is a measuring aid). */
+  readonly history?: boolean;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -88,6 +91,7 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
     {
       GetMemberStreak: ["ADMIN", "SERVICE", "END_USER"],
       ListMemberStreaks: ["ADMIN", "SERVICE", "END_USER"],
+      ListStreakWindows: ["ADMIN", "SERVICE", "END_USER"],
     },
   ],
   [
@@ -174,7 +178,7 @@ export function createApi(deps: ApiDeps): {
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
   // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
   const preparedStatements = deps.preparedStatements ?? true;
-  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements } });
+  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements, history: deps.history ?? true } });
   // Concurrent single-streak reads share one query; see src/engine/batch-progress-reader.ts.
   const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements });
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
@@ -189,7 +193,7 @@ export function createApi(deps: ApiDeps): {
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
-    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
+    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),

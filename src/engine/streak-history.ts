@@ -136,13 +136,13 @@ export interface WindowQuery {
   readonly order: WindowOrder;
 }
 
-/** A window of the history: stored, or folded from the live state. */
-export type HistoryWindow = Omit<WindowRecord, "final">;
+/** A window of the history: stored (final), or folded from the live state (final or not). */
+export type HistoryWindow = WindowRecord;
 
 /** Keyset position: a window's start and key (the key breaks a tie a zone change could make). */
 export type WindowCursor = readonly [number, string];
 
-function compareWindows(a: HistoryWindow, b: HistoryWindow): number {
+function compareWindows(a: Pick<HistoryWindow, "startMs" | "key">, b: Pick<HistoryWindow, "startMs" | "key">): number {
   return a.startMs - b.startMs || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 }
 
@@ -163,11 +163,10 @@ export async function listStreakWindows(pool: Pool, q: WindowQuery, now: number,
   const inRange = (w: HistoryWindow) => (q.fromMs === null || w.startMs >= q.fromMs) && (q.toMs === null || w.startMs < q.toMs);
   const beyond = (w: HistoryWindow) => {
     if (after === undefined) return true;
-    const c = compareWindows(w, { startMs: after[0], key: after[1] } as HistoryWindow);
+    const c = compareWindows(w, { startMs: after[0], key: after[1] });
     return newest ? c < 0 : c > 0;
   };
   const live: HistoryWindow[] = unsavedWindows(q.definition.rules, streak.state, now, { pausedIntervals: q.definition.pauses })
-    .map(({ final: _final, ...w }) => w)
     .filter((w) => inRange(w) && beyond(w));
   const cmp = newest ? ">" : "<";
   const { rows } = await pool.query<{
@@ -186,7 +185,7 @@ export async function listStreakWindows(pool: Pool, q: WindowQuery, now: number,
   for (const r of rows) {
     merged.set(r.start_at.getTime(), {
       key: r.window_key, startMs: r.start_at.getTime(), endMs: r.end_at.getTime(), outcome: r.outcome,
-      count: r.activity_count, sum: r.value_sum, distinct: r.distinct_keys, countAfter: r.count_after,
+      count: r.activity_count, sum: r.value_sum, distinct: r.distinct_keys, countAfter: r.count_after, final: true,
     });
   }
   for (const w of live) merged.set(w.startMs, w);
