@@ -830,6 +830,7 @@ export { isValidZone };
  * saved (stored by the next write or sweep, with exactly these values) and the live ones — the open window
  * (OPEN, or IN_GRACE past its close), satisfied windows whose grace has not passed (SATISFIED, not final) and
  * satisfied windows held behind an unsettled one (their count after is the count as it stands, without them).
+ * Windows that have not started at `now` are left out.
  * A rolling window with no deadline (after a completion, until the member's next activity) is left out.
  */
 export function unsavedWindows(rules: StreakRules, state: MemberStreakState, now: number, opts: EvalOptions = {}): WindowRecord[] {
@@ -856,5 +857,6 @@ export function unsavedWindows(rules: StreakRules, state: MemberStreakState, now
       out.push(windowRecord(w, p.satisfied ? "SATISFIED" : now < w.endMs ? "OPEN" : "IN_GRACE", p, r.chain.current, false));
     }
   }
-  return out.sort((a, b) => a.startMs - b.startMs);
+  // The fold looks one window ahead of a satisfied one; a window that has not started yet is not history.
+  return out.filter((w) => w.startMs <= now).sort((a, b) => a.startMs - b.startMs);
 }
