@@ -100,23 +100,24 @@ function partialProgressPossible(condition: Condition): boolean {
  * migration 0010 have no window_start_at: their broken window is stored by the next writer's fold instead.
  */
 export function breakHistorySql(def: CatalogDefinition): string {
+  const inWindow = (e: string) => `${e}.at >= extract(epoch from d.window_start_at) * 1000 and ${e}.at < extract(epoch from d.window_close_at) * 1000`;
   const aggregate = partialProgressPossible(def.rules.condition)
-    ? `left join lateral (
-         select count(*)::int as n, coalesce(sum(e.value), 0)::float8 as total,
-                coalesce((select jsonb_agg(k.key order by k.first, k.key) from (
-                  select t.key, min(t.at) as first from jsonb_to_recordset(st.state->'tail') as t(at float8, key text)
-                   where t.key is not null and t.at >= extract(epoch from d.window_start_at) * 1000 and t.at < extract(epoch from d.window_close_at) * 1000
-                   group by t.key) k), '[]'::jsonb) as keys
-           from member_streak_state st, jsonb_to_recordset(st.state->'tail') as e(at float8, value float8)
-          where st.member_streak_id = d.id
-            and e.at >= extract(epoch from d.window_start_at) * 1000 and e.at < extract(epoch from d.window_close_at) * 1000
-       ) a on true`
-    : `cross join (select 0 as n, 0::float8 as total, '[]'::jsonb as keys) a`;
+    ? `join member_streak_state st on st.member_streak_id = d.id
+       cross join lateral (
+         select count(*)::int as n, coalesce(sum(e.value), 0)::float8 as total
+           from jsonb_to_recordset(st.state->'tail') as e(at float8, value float8) where ${inWindow("e")}
+       ) a
+       cross join lateral (
+         select coalesce(jsonb_agg(k.key order by k.first, k.key), '[]'::jsonb) as keys
+           from (select e.key, min(e.at) as first from jsonb_to_recordset(st.state->'tail') as e(at float8, key text)
+                  where e.key is not null and ${inWindow("e")} group by e.key) k
+       ) b`
+    : `cross join (select 0 as n, 0::float8 as total) a cross join (select '[]'::jsonb as keys) b`;
   return `history as (
        insert into streak_window (member_streak_id, start_at, window_key, tenant_id, member_id, definition_id, end_at, outcome,
          activity_count, value_sum, distinct_keys, count_after, finalised_at)
        select d.id, d.window_start_at, d.break_window_key, d.tenant_id, d.member_id, d.definition_id, d.window_close_at, 'MISSED',
-              a.n, a.total, a.keys, 0, now()
+              a.n, a.total, b.keys, 0, now()
          from due d ${aggregate}
         where d.window_start_at is not null
        on conflict (member_streak_id, start_at) do nothing
