@@ -38,6 +38,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readFileSyn
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
+import pgDriver from "pg";
 import { runPgbench, settleDatabase } from "./pgbench.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -174,7 +175,18 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
  * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
  * part of one, and would fall on whichever phase came after a write phase: our reads always follow pgbench's writes).
  */
-const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward"];
+const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
+
+/** Window history rows stored so far (streak_window). */
+async function historyRows(url: string): Promise<number> {
+  const c = new pgDriver.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query<{ n: string }>("select count(*) as n from streak_window")).rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}
 const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 
 async function main() {
@@ -270,6 +282,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         await settle(pg.databaseUrl);
         console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
         const batchesBefore = batchIngestTotals();
+        const windowsBefore = await historyRows(pg.databaseUrl);
         const ingest = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen, postmasterPid);
         const batchesAfter = batchIngestTotals();
         const batching = {
@@ -280,6 +293,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
           fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
           deadlocks: batchesAfter.deadlocks - batchesBefore.deadlocks,
+          // Window history rows the phase stored (streak_window), per recorded activity.
+          historyRowsPerActivity: Math.round(((await historyRows(pg.databaseUrl)) - windowsBefore) / Math.max(1, ingest.requests) * 100) / 100,
         };
         console.log(ingest, batching);
         if (!skipPgbench) await settle(pg.databaseUrl);
