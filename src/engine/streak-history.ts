@@ -60,7 +60,6 @@ export function insertStreakWindowsSql(param: number, keep = false): string {
      on conflict (member_streak_id, start_at) do ${keep ? "nothing" : UPSERT}`;
 }
 
-
 /** Stores what one transition finalised, and applies a repair's rewrite of the history it restored. */
 export async function saveStreakHistory(
   client: Pick<PoolClient, "query">,
