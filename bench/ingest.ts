@@ -29,13 +29,20 @@
 // a second API on the same database through Debian's pgbouncer in transaction mode — its server pool the size of the
 // API's pool, prepared statements off, DATABASE_DIRECT_URL for migrations and notices — measured beside the direct
 // one in every round, reported as the ratio pooled/direct), BENCH_PREPARED_STATEMENTS (false: the direct API without
-// prepared statements too, to tell PgBouncer's cost from theirs; default true).
+// prepared statements too, to tell PgBouncer's cost from theirs; default true), BENCH_HISTORY
+// (KINDLING_HISTORY for the API: false stores no window history when recording; default true), BENCH_ROLLING (true:
+// the definition has rolling windows of at least 1 s, any activity counts, no grace — each member's activity a
+// second or more after its last counted one counts a window and finalises it at once, so nearly every recorded
+// activity stores a history row, the most history writes per activity there can be; default false: daily windows,
+// which never close during a run). Beside the API's CPU time per call, each phase reports PostgreSQL's (every
+// server process, from /proc; null off Linux).
 import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
+import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -72,8 +79,10 @@ const client: "go" | "raw" | "connect" =
     ? process.env.BENCH_CLIENT
     : goVersion.status === 0 ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
+const history = process.env.BENCH_HISTORY !== "false";
+const rolling = process.env.BENCH_ROLLING === "true";
 
-type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null };
+type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null; readonly dbCpuMicrosPerCall: number | null };
 
 interface Round {
   readonly kindling: { recordActivity: MeasuredLoad; getMemberStreak: MeasuredLoad; healthCheck: MeasuredLoad };
@@ -132,12 +141,39 @@ function load(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?
  * threads, garbage collection included), steadier on a shared VM than calls per second. Only when the load comes
  * from the separate Go process and the API is this one process; null otherwise.
  */
-async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string): Promise<MeasuredLoad> {
+/** CPU time (µs) of the postmaster `pid` and its children so far, from /proc; null where /proc is not there. */
+function postgresCpuMicros(pid: number): number | null {
+  try {
+    const tick = 1e6 / 100;
+    let total = 0;
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      } catch {
+        continue;
+      }
+      // Fields after the command (which may hold spaces), from field 3 on: ppid is the 2nd, utime and stime the 12th and 13th.
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(entry) !== pid && Number(rest[1]) !== pid) continue;
+      total += (Number(rest[11]) + Number(rest[12])) * tick;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string, postmasterPid?: number): Promise<MeasuredLoad> {
   const before = process.cpuUsage();
+  const dbBefore = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   const result = await load(job, loadgen);
   const used = process.cpuUsage(before);
+  const dbAfter = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
-  return { ...result, apiCpuMicrosPerCall: perCall };
+  const dbPerCall = dbBefore !== null && dbAfter !== null && result.requests > 0 ? Math.round((dbAfter - dbBefore) / result.requests) : null;
+  return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall };
 }
 
 
@@ -146,7 +182,18 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
  * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
  * part of one, and would fall on whichever phase came after a write phase: our reads always follow pgbench's writes).
  */
-const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward"];
+const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
+
+/** Window history rows stored so far (streak_window). */
+async function historyRows(url: string): Promise<number> {
+  const c = new pgDriver.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return Number((await c.query<{ n: string }>("select count(*) as n from streak_window")).rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}
 const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 
 async function main() {
@@ -158,7 +205,9 @@ async function main() {
   const poolSize = Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)));
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
     DATABASE_POOL_SIZE: String(poolSize), KINDLING_API_PROCESSES: String(apiProcesses),
-    KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath), KINDLING_DB_PREPARED_STATEMENTS: process.env.BENCH_PREPARED_STATEMENTS ?? "true" });
+    KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath), KINDLING_DB_PREPARED_STATEMENTS: process.env.BENCH_PREPARED_STATEMENTS ?? "true",
+    KINDLING_HISTORY: String(history) });
+  const postmasterPid = Number(readFileSync(join(root, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
   const kindling = await startKindling(config, createLogger("warn"), "api");
   let bouncer: PgBouncer | undefined;
   let pooled: Awaited<ReturnType<typeof startKindling>> | undefined;
@@ -179,10 +228,12 @@ async function main() {
     const defs = createClient(DefinitionService, transport);
     const { definition } = await defs.createDefinition({
       definition: {
-        name: "Bench daily",
+        name: rolling ? "Bench rolling" : "Bench daily",
         eventTypes: ["purchase"],
-        window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
-        condition: { type: ConditionType.SUM, min: 50 },
+        window: rolling
+          ? { kind: { case: "rolling", value: { minSpacingDuration: { seconds: 1n }, maxGapDuration: { seconds: 3600n } } } }
+          : { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+        condition: rolling ? { type: ConditionType.COUNT, min: 1 } : { type: ConditionType.SUM, min: 50 },
         milestones: [{ threshold: 7, reward: { kind: RewardKind.POINTS, points: 100, fulfilmentMode: FulfilmentMode.CLAIM } }],
       },
     });
@@ -249,7 +300,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         await settle(pg.databaseUrl);
         console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
         const batchesBefore = batchIngestTotals();
-        const ingest = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen);
+        const windowsBefore = await historyRows(pg.databaseUrl);
+        const ingest = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen, postmasterPid);
         const batchesAfter = batchIngestTotals();
         const batching = {
           batches: batchesAfter.batches - batchesBefore.batches,
@@ -259,6 +311,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           conflicts: batchesAfter.conflicts - batchesBefore.conflicts,
           fallbacks: batchesAfter.fallbacks - batchesBefore.fallbacks,
           deadlocks: batchesAfter.deadlocks - batchesBefore.deadlocks,
+          // Window history rows the phase stored (streak_window), per recorded activity.
+          historyRowsPerActivity: Math.round(((await historyRows(pg.databaseUrl)) - windowsBefore) / Math.max(1, ingest.requests) * 100) / 100,
         };
         console.log(ingest, batching);
         let ingestPooled: MeasuredLoad | undefined;
@@ -282,7 +336,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
         await settle(pg.databaseUrl);
         console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
-        const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen);
+        const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen, postmasterPid);
         console.log(read);
         let readPooled: MeasuredLoad | undefined;
         if (pooled) {
@@ -350,7 +404,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath, pgbouncer: viaPgbouncer },
+      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath, pgbouncer: viaPgbouncer, history, rolling },
       targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
       // Counted in the first API process only (the others keep their own counters).
       unaryPath,

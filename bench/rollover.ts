@@ -8,7 +8,8 @@
 //   3. the real definition sweeper workflow runs on a time-skipping Temporal server with the real activities:
 //      at 20:00 it sends N at-risk reminders, at midnight it breaks N streaks (set-based, 50k rows a statement)
 //      and closes the day's stats (src/engine/definition-stats.ts); we time the sweeps, the stats snapshots and
-//      the whole rollover, check every row is BROKEN with its streak.broken event, and
+//      the whole rollover, check every row is BROKEN with its streak.broken event and its missed window stored as
+//      history (streak_window), and
 //      read the workflow's history size (events, bytes) — for N = 10,000 and N = 1,000,000;
 //   4. actions per recorded activity: members record a week of activity (3 a day) on a definition with a
 //      points-ledger milestone at day 7 while the relay and the worker run; we count what reached Temporal
@@ -121,10 +122,10 @@ try {
       `with t as (
          select s.*, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id where s.definition_id = $2
        ), copied as (
-         insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, window_close_at, at_risk_at,
-           break_at, break_kind, break_window_key, last_activity_at, version, created_at, updated_at)
-         select gen_random_uuid(), t.tenant_id, m.id, t.definition_id, t.status, t.current_count, t.longest_count, t.window_close_at, t.at_risk_at,
-           t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
+         insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, window_start_at, window_close_at,
+           at_risk_at, break_at, break_kind, break_window_key, last_activity_at, version, created_at, updated_at)
+         select gen_random_uuid(), t.tenant_id, m.id, t.definition_id, t.status, t.current_count, t.longest_count, t.window_start_at, t.window_close_at,
+           t.at_risk_at, t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
            from member m cross join t
           where m.tenant_id = $1 and m.external_id like 'r' || $3::int || '-%'
          returning id
@@ -165,8 +166,9 @@ try {
       await handle.result();
       return handle.fetchHistory();
     });
-    const counts = (await pool.query<{ broken: number; events: number; at_risk: number }>(
+    const counts = (await pool.query<{ broken: number; events: number; at_risk: number; windows: number }>(
       `select (select count(*)::int from member_streak where definition_id = $1 and status = 'BROKEN') as broken,
+              (select count(*)::int from streak_window where definition_id = $1 and outcome = 'MISSED') as windows,
               (select count(*)::int from streak_event where definition_id = $1 and type = 'streak.broken') as events,
               (select count(*)::int from streak_event where definition_id = $1 and type = 'streak.at_risk') as at_risk`,
       [def],
@@ -185,12 +187,14 @@ try {
       statsSnapshotSeconds: +((timings.snapshotDefinitionStats ?? [0]).reduce((a, b) => a + b, 0) / 1000).toFixed(2),
       brokenRows: counts.broken,
       brokenEvents: counts.events,
+      // Broken windows stored as history (streak_window) by the break sweep.
+      missedWindowRows: counts.windows,
       atRiskEvents: counts.at_risk,
       historyEvents: result.events?.length ?? 0,
       historyBytes,
     };
     log(`${n}: ${JSON.stringify(out)}`);
-    if (counts.broken !== n + 1 || counts.events !== n + 1) throw new Error(`rollover incomplete: ${JSON.stringify(counts)}`);
+    if (counts.broken !== n + 1 || counts.events !== n + 1 || counts.windows !== n + 1) throw new Error(`rollover incomplete: ${JSON.stringify(counts)}`);
     return out;
   }
 

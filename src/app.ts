@@ -140,7 +140,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
       pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, ...(overrides.now ? { now: overrides.now } : {}) });
+      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, ...(overrides.now ? { now: overrides.now } : {}) });
       // One connection hears every other process's changes to what this one keeps in memory.
       let noticePool = pool;
       if (directUrl !== databaseUrl) {

@@ -26,6 +26,7 @@ import { createEventService } from "./services/event.service.ts";
 import { createLeaderboardService } from "./services/leaderboard.service.ts";
 import { createLeaderboardStore } from "../engine/leaderboard.ts";
 import { readDefinitionStats } from "../engine/definition-stats.ts";
+import { listStreakWindows } from "../engine/streak-history.ts";
 import { createWebhookStore } from "../engine/webhook-store.ts";
 import { createRewardStore } from "../engine/reward-store.ts";
 import { createMemberStore } from "../engine/member-store.ts";
@@ -53,6 +54,8 @@ export interface ApiDeps {
   readonly ingestBatch?: BatchIngestorOptions;
   /** Prepared statements on the hot paths (default true; false behind a transaction-pooling proxy). */
   readonly preparedStatements?: boolean;
+  /** Store window history when recording activity (default true; KINDLING_HISTORY=false is a measuring aid). */
+  readonly history?: boolean;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -93,6 +96,7 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
     {
       GetMemberStreak: ["ADMIN", "SERVICE", "END_USER"],
       ListMemberStreaks: ["ADMIN", "SERVICE", "END_USER"],
+      ListStreakWindows: ["ADMIN", "SERVICE", "END_USER"],
     },
   ],
   [
@@ -183,7 +187,7 @@ export function createApi(deps: ApiDeps): {
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
   // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
   const preparedStatements = deps.preparedStatements ?? true;
-  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements } });
+  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements, history: deps.history ?? true } });
   // Concurrent single-streak reads share one query; see src/engine/batch-progress-reader.ts.
   const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements });
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
@@ -201,7 +205,7 @@ export function createApi(deps: ApiDeps): {
       stats: (scope, startDay, endDay) => readDefinitionStats(deps.pool, scope, startDay, endDay),
     })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
-    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
+    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),

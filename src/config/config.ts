@@ -55,6 +55,8 @@ export interface KindlingConfig {
   readonly grpcUnaryPath: boolean;
   /** Session-level prepared statements on the hot paths (false behind a transaction-pooling proxy such as PgBouncer). */
   readonly preparedStatements: boolean;
+  /** Store window history when recording activity (KINDLING_HISTORY, default true). */
+  readonly history: boolean;
   /**
    * Drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (the ProtoJSON default),
    * for rolling upgrades where clients may already send fields this version does not know.
@@ -180,6 +182,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reusePort: flag(env, "KINDLING_API_REUSE_PORT"),
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
+    history: flag(env, "KINDLING_HISTORY", true),
     jsonIgnoreUnknownFields: flag(env, "KINDLING_JSON_IGNORE_UNKNOWN_FIELDS"),
     corsOrigins: origins(env, "KINDLING_CORS_ORIGINS"),
     demo: optionalFlag(env, "KINDLING_DEMO"),
@@ -203,6 +206,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
+    KINDLING_HISTORY: String(config.history),
     KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
     KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
     ...(config.demo === undefined ? {} : { KINDLING_DEMO: String(config.demo) }),
@@ -232,6 +236,7 @@ export const configVariables = [
   ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
+  ["KINDLING_HISTORY", "false: recording activity stores no window history (ListStreakWindows then misses the windows it finalised); a measuring aid for bench/, default true."],
   ["KINDLING_JSON_IGNORE_UNKNOWN_FIELDS", "true: drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (default false), for rolling upgrades where clients already send newer fields."],
   ["KINDLING_CORS_ORIGINS", "Comma-separated browser origins (such as https://shop.example.com) allowed to call the API for every tenant, beside each tenant's own list (TenantService.SetBrowserOrigins). Default none."],
   ["KINDLING_DEMO", "true: serve the /demo page, whose panel acts as the ADMIN of a demo tenant (a development aid; never expose it). Default: on only for the embedded `npm start` (no DATABASE_URL), off otherwise."],

@@ -3,7 +3,7 @@ import type { WindowBounds } from "./calendar-window.ts";
 import { compareEntries, evaluateCondition } from "./condition.ts";
 import type { ActivityEntry, WindowProgress } from "./condition.ts";
 import { credit, grantFreezeCount, initialChain, isAlive, milestoneKey, miss, restore } from "./streak-chain.ts";
-import type { ChainState, EarnedMilestone, MissKind } from "./streak-chain.ts";
+import type { BreakRecord, ChainState, EarnedMilestone, MissKind } from "./streak-chain.ts";
 import type { CalendarWindowSpec, Milestone, RollingWindowSpec, StreakRules } from "./rules.ts";
 
 /** An activity as sent by the tenant (Gamopanda streak log / Phoenix event / Loyalteez check-in). */
@@ -108,6 +108,40 @@ export interface Transition<O> {
   readonly state: MemberStreakState;
   readonly outcome: O;
   readonly effects: readonly StreakEffect[];
+  /** Windows this transition finalised (moved into the base), oldest first: the history to store with the state. */
+  readonly finalised?: readonly WindowRecord[];
+  /** Set by a repair: the windows it bridged and how it rewrote the history of the run since the break. */
+  readonly bridge?: Bridge;
+}
+
+/** What a window came to, once final. Live windows (not final yet) are OPEN, IN_GRACE or SATISFIED. */
+export type WindowOutcome = "SATISFIED" | "MISSED" | "FROZEN" | "NEUTRAL" | "BRIDGED" | "OPEN" | "IN_GRACE";
+
+/** One window of a member streak's history: its bounds, outcome, aggregate and the streak count after it. */
+export interface WindowRecord {
+  readonly key: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly outcome: WindowOutcome;
+  readonly count: number;
+  readonly sum: number;
+  readonly distinct: readonly string[];
+  readonly countAfter: number;
+  /** Whether the window can no longer change (its close plus grace passed and the fold moved past it). */
+  readonly final: boolean;
+}
+
+/**
+ * A repair's rewrite of stored history: windows from `fromMs` (the start of the window that broke the run) up to
+ * `untilMs` that were stored with a count of 0 become BRIDGED at `previousStreak`, windows of the run since the
+ * break (stored with a count above 0) count `previousStreak` more, and `windows` lists the calendar windows in
+ * that range with no stored row (no activity) to store as BRIDGED.
+ */
+export interface Bridge {
+  readonly fromMs: number;
+  readonly untilMs: number;
+  readonly previousStreak: number;
+  readonly windows: readonly WindowRecord[];
 }
 
 export function initialState(rules: StreakRules): MemberStreakState {
@@ -144,6 +178,20 @@ export interface FoldResult {
   readonly misses: readonly { readonly windowKey: string; readonly kind: MissKind }[];
   /** Rolling: window each tail entry counted towards (null inside the minimum spacing). */
   readonly entryWindows: ReadonlyMap<string, string | null>;
+  /** Every window the fold settled or evaluated, in order; `final` ones were moved into the new base. */
+  readonly windows: readonly WindowRecord[];
+}
+
+const MISS_OUTCOME: Record<MissKind, WindowOutcome> = { NONE: "MISSED", BREAK: "MISSED", FREEZE: "FROZEN", NEUTRAL: "NEUTRAL" };
+
+function windowRecord(
+  w: { readonly key: string; readonly startMs: number; readonly endMs: number },
+  outcome: WindowOutcome,
+  progress: Pick<WindowProgress, "count" | "sum" | "distinct"> | null,
+  countAfter: number,
+  final: boolean,
+): WindowRecord {
+  return { key: w.key, startMs: w.startMs, endMs: w.endMs, outcome, count: progress?.count ?? 0, sum: progress?.sum ?? 0, distinct: progress?.distinct ?? [], countAfter, final };
 }
 
 function graceMs(rules: StreakRules): number {
@@ -178,6 +226,7 @@ function foldCalendar(
   let prefixFinal = true;
   let gi = 0;
   const misses: { windowKey: string; kind: MissKind }[] = [];
+  const windows: WindowRecord[] = [];
   let frontier: Frontier = { window: null, held: false, alive: false };
   let w: WindowBounds | null =
     isAlive(ch) && base.cursor !== null ? windowFor(spec, base.cursor, zone) : (groups[0]?.w ?? null);
@@ -187,24 +236,31 @@ function foldCalendar(
     const group = groups[gi]?.w.key === w.key ? groups[gi] : undefined;
     const final = now >= w.endMs + grace;
     const progress = group === undefined ? null : evaluateCondition(rules.condition, group.entries);
+    let outcome: WindowOutcome;
     if (progress !== null && progress.satisfiedAt !== null) {
       ch = credit(rules, ch, { key: w.key, startMs: w.startMs, endMs: w.endMs, at: progress.satisfiedAt });
+      outcome = "SATISFIED";
     } else if (final) {
       const r = miss(ch, w.key, isNeutral(w.endMs, grace, opts.pausedIntervals), w.endMs + grace);
       ch = r.chain;
       if (r.kind !== "NONE") misses.push({ windowKey: w.key, kind: r.kind });
+      outcome = MISS_OUTCOME[r.kind];
     } else if (isAlive(ch)) {
       // Later windows wait: counting them now could grant what a miss here would take back.
       frontier = { window: w, held: groups.some((g) => g.w.startMs > w!.startMs), alive: true };
+      windows.push(windowRecord(w, now < w.endMs ? "OPEN" : "IN_GRACE", progress, ch.current, false));
       break;
     } else {
       prefixFinal = false;
+      outcome = now < w.endMs ? "OPEN" : "IN_GRACE";
     }
     if (final && prefixFinal) {
       newBase = { chain: ch, cursor: w.endMs, anchor: null };
       if (group !== undefined) absorbed += group.entries.length;
+      windows.push(windowRecord(w, outcome, progress, ch.current, true));
     } else {
       prefixFinal = false;
+      windows.push(windowRecord(w, outcome, progress, ch.current, false));
     }
     if (isAlive(ch)) {
       w = nextWindow(spec, w, zone);
@@ -218,7 +274,7 @@ function foldCalendar(
     const latest = groups[groups.length - 1] as { w: WindowBounds };
     if (now < latest.w.endMs + grace) frontier = { window: latest.w, held: false, alive: false };
   }
-  return { chain: ch, base: newBase, tail: tail.slice(absorbed), frontier, misses, entryWindows: new Map() };
+  return { chain: ch, base: newBase, tail: tail.slice(absorbed), frontier, misses, entryWindows: new Map(), windows };
 }
 
 interface RollingOpen {
@@ -254,6 +310,7 @@ function foldRolling(
   let absorbed = 0;
   let prefixFinal = true;
   const misses: { windowKey: string; kind: MissKind }[] = [];
+  const windows: WindowRecord[] = [];
   const entryWindows = new Map<string, string | null>();
   let open = chainWindow(spec, ch, anchor);
   let held = false;
@@ -263,10 +320,13 @@ function foldRolling(
     if (open !== null && open.closeAt !== null && (e === undefined || e.at >= open.closeAt)) {
       const closeAt = open.closeAt;
       if (now >= closeAt + grace) {
+        const closed = open;
+        let outcome: WindowOutcome = "MISSED";
         if (!open.fresh) {
           const r = miss(ch, rollingKey(open.openAt), isNeutral(closeAt, grace, opts.pausedIntervals), closeAt + grace);
           ch = r.chain;
           misses.push({ windowKey: rollingKey(open.openAt), kind: r.kind });
+          outcome = MISS_OUTCOME[r.kind];
           // A bridged window is replaced by one of the same length opening at the old deadline.
           if (isAlive(ch)) anchor = closeAt - min;
         }
@@ -274,6 +334,11 @@ function foldRolling(
         if (prefixFinal) {
           newBase = { chain: ch, cursor: closeAt, anchor };
           absorbed = i;
+        }
+        // A window a dead run's activity opened and never satisfied is history only if it holds activity.
+        if (!closed.fresh || closed.entries.length > 0) {
+          const bounds = { key: rollingKey(closed.openAt), startMs: closed.openAt, endMs: closeAt };
+          windows.push(windowRecord(bounds, outcome, evaluateCondition(rules.condition, closed.entries), ch.current, prefixFinal));
         }
         continue;
       }
@@ -291,9 +356,11 @@ function foldRolling(
     entryWindows.set(e.id, rollingKey(open.openAt));
     const progress = evaluateCondition(rules.condition, open.entries);
     if (progress.satisfied) {
-      ch = credit(rules, ch, { key: rollingKey(open.openAt), startMs: open.openAt, endMs: open.closeAt ?? e.at, at: e.at });
+      const bounds = { key: rollingKey(open.openAt), startMs: open.openAt, endMs: open.closeAt ?? e.at };
+      ch = credit(rules, ch, { ...bounds, at: e.at });
       anchor = e.at;
       open = chainWindow(spec, ch, anchor);
+      windows.push(windowRecord(bounds, "SATISFIED", progress, ch.current, prefixFinal && now >= e.at + grace));
       if (prefixFinal && now >= e.at + grace) {
         // Final up to this instant, which stays open: another check-in at the very same instant is still
         // accepted (it falls inside the minimum spacing, at least a second, so it is applied without counting);
@@ -319,6 +386,7 @@ function foldRolling(
     frontier: { window: frontierWindow, held, alive: isAlive(ch) && open !== null },
     misses,
     entryWindows,
+    windows,
   };
 }
 
@@ -430,7 +498,11 @@ export function advance(
 ): Transition<null> {
   const r = fold(rules, state.zone, state.base, state.tail, now, opts);
   const next = materialise(state, r, now);
-  return { state: next, outcome: null, effects: diffEffects(rules, state, next, r.misses) };
+  return { state: next, outcome: null, effects: diffEffects(rules, state, next, r.misses), finalised: finalOnly(r) };
+}
+
+function finalOnly(r: FoldResult): WindowRecord[] {
+  return r.windows.filter((w) => w.final);
 }
 
 function pinZone(rules: StreakRules, state: MemberStreakState, memberZone: string | null | undefined): string | null {
@@ -471,6 +543,7 @@ export function applyActivity(
     state: advanced.state,
     outcome: { kind: "NOT_APPLIED", reason },
     effects: advanced.effects,
+    finalised: advanced.finalised,
   });
   if (!Number.isFinite(value) || value < 0 || !Number.isFinite(activity.occurredAt)) return notApplied("INVALID_VALUE");
   if (activity.occurredAt > ctx.now + (ctx.futureToleranceMs ?? 0)) return notApplied("IN_FUTURE");
@@ -519,6 +592,7 @@ export function applyActivity(
       windowKey,
     },
     effects,
+    finalised: [...(advanced.finalised ?? []), ...finalOnly(r)],
   };
 }
 
@@ -590,6 +664,7 @@ export function repair(rules: StreakRules, state: MemberStreakState, now: number
     state: s,
     outcome: { kind: "NOT_REPAIRABLE", reason },
     effects: advanced.effects,
+    finalised: advanced.finalised,
   });
   const windowSec = rules.repairWindowSeconds ?? 0;
   if (windowSec <= 0) return no("REPAIR_DISABLED");
@@ -637,7 +712,35 @@ export function repair(rules: StreakRules, state: MemberStreakState, now: number
     state: next,
     outcome: { kind: "REPAIRED", restoredCount: next.current },
     effects: [...advanced.effects, ...diffEffects(rules, s, next, r.misses)],
+    finalised: [...(advanced.finalised ?? []), ...finalOnly(r)],
+    bridge: bridgeOf(rules, s, lb, cursor ?? now, s.base.chain.current > 0 ? s.base.chain.runStartKey : null),
   };
+}
+
+// Bridged calendar windows are stored one row each; a repair window spans at most a few hundred of them, and
+// this bound keeps a misconfigured one (hourly windows, a year to repair) from writing without limit.
+const MAX_BRIDGED_WINDOWS = 5_000;
+
+/**
+ * The history a repair rewrites (see `Bridge`): from the window that broke the run up to the restored base's
+ * cursor, or up to the start of the run since the break when that run is already final (`runStartKey`).
+ */
+function bridgeOf(rules: StreakRules, s: MemberStreakState, lb: BreakRecord, untilMs: number, runStartKey: string | null): Bridge {
+  const spec = rules.window;
+  const closeAt = lb.brokenAt - graceMs(rules);
+  const windows: WindowRecord[] = [];
+  if (spec.type === "ROLLING") {
+    const fromMs = closeAt - (spec.maxGapSeconds - spec.minSpacingSeconds) * 1000;
+    return { fromMs, untilMs: Math.max(untilMs, fromMs + 1), previousStreak: lb.previousStreak, windows };
+  }
+  const zone = s.zone ?? spec.timezone;
+  let w = windowFor(spec, closeAt - 1, zone);
+  const fromMs = w.startMs;
+  while (w.startMs < untilMs && w.key !== runStartKey && windows.length < MAX_BRIDGED_WINDOWS) {
+    windows.push(windowRecord(w, "BRIDGED", null, lb.previousStreak, true));
+    w = nextWindow(spec, w, zone);
+  }
+  return { fromMs, untilMs: Math.max(untilMs, fromMs + 1), previousStreak: lb.previousStreak, windows };
 }
 
 /** Adds freezes (admin grant), capped at the policy's `maxHeld`. */
@@ -657,6 +760,7 @@ export function grantFreezes(
     state: next,
     outcome: { kind: "GRANTED", freezesHeld: next.freezesHeld },
     effects: [...advanced.effects, ...diffEffects(rules, s, next, r.misses)],
+    finalised: [...(advanced.finalised ?? []), ...finalOnly(r)],
   };
 }
 
@@ -720,3 +824,39 @@ export function atRisk(rules: StreakRules, state: MemberStreakState, now: number
 
 export type { WindowProgress };
 export { isValidZone };
+
+/**
+ * The windows after the stored base at `now`, oldest first: the ones that became final since the state was last
+ * saved (stored by the next write or sweep, with exactly these values) and the live ones — the open window
+ * (OPEN, or IN_GRACE past its close), satisfied windows whose grace has not passed (SATISFIED, not final) and
+ * satisfied windows held behind an unsettled one (their count after is the count as it stands, without them).
+ * Windows that have not started at `now` are left out.
+ * A rolling window with no deadline (after a completion, until the member's next activity) is left out.
+ */
+export function unsavedWindows(rules: StreakRules, state: MemberStreakState, now: number, opts: EvalOptions = {}): WindowRecord[] {
+  const r = fold(rules, state.zone, state.base, state.tail, now, opts);
+  const out = [...r.windows];
+  const f = r.frontier.window;
+  const spec = rules.window;
+  if (f !== null && f.endMs !== Number.MAX_SAFE_INTEGER && !out.some((w) => w.key === f.key)) {
+    const entries = r.tail.filter((e) => e.at >= f.startMs && e.at < f.endMs);
+    out.push(windowRecord(f, now < f.endMs ? "OPEN" : "IN_GRACE", evaluateCondition(rules.condition, entries), r.chain.current, false));
+  }
+  if (spec.type === "CALENDAR" && f !== null && r.frontier.held) {
+    const zone = state.zone ?? spec.timezone;
+    const later = new Map<string, { w: WindowBounds; entries: ActivityEntry[] }>();
+    for (const e of r.tail) {
+      if (e.at < f.endMs) continue;
+      const w = windowFor(spec, e.at, zone);
+      const group = later.get(w.key) ?? { w, entries: [] };
+      group.entries.push(e);
+      later.set(w.key, group);
+    }
+    for (const { w, entries } of later.values()) {
+      const p = evaluateCondition(rules.condition, entries);
+      out.push(windowRecord(w, p.satisfied ? "SATISFIED" : now < w.endMs ? "OPEN" : "IN_GRACE", p, r.chain.current, false));
+    }
+  }
+  // The fold looks one window ahead of a satisfied one; a window that has not started yet is not history.
+  return out.filter((w) => w.startMs <= now).sort((a, b) => a.startMs - b.startMs);
+}

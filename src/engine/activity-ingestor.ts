@@ -13,12 +13,13 @@
 // (tenant, member, unique_identifier): a duplicate inserts nothing and answers with the current state.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import type { RewardFactsByDefinition } from "./progress-reader.ts";
 import { EngineError } from "./engine-error.ts";
+import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
@@ -156,8 +157,10 @@ export async function resolveTargets(catalog: DefinitionCatalog, input: RecordAc
   return [...(await catalog.byEventType(input.tenantId, input.target.eventType))].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number }): ActivityIngestor {
+/** `history: false` stores no window history (streak_window) when recording: a measuring aid, see KINDLING_HISTORY. */
+export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; history?: boolean }): ActivityIngestor {
   const { pool, catalog } = deps;
+  const history = deps.history ?? true;
 
   return {
     async record(input) {
@@ -166,7 +169,7 @@ export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCa
       const client = await pool.connect();
       try {
         await client.query("begin");
-        const result = await recordInTransaction(client, input, defs, now);
+        const result = await recordInTransaction(client, input, defs, now, history);
         await client.query("commit");
         return result;
       } catch (error) {
@@ -235,24 +238,25 @@ export const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, appli
 /** Thrown inside the transaction when the idempotency key already exists; the caller rolls back and re-reads. */
 class DuplicateActivity extends Error {}
 
-async function recordInTransaction(client: PoolClient, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
+async function recordInTransaction(client: PoolClient, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number, history: boolean): Promise<RecordActivityResult> {
   const member = await upsertMember(client, input);
   const memberRef = { id: member.id, externalId: input.memberExternalId, timeZone: member.timeZone };
   const activityId = randomUUID();
   const streaks: StreakOutcome[] = [];
   const events: PlannedEvent[] = [];
   const rewards: PlannedReward[] = [];
+  const windows: { owner: HistoryOwner; windows: readonly WindowRecord[] }[] = [];
   // Streaks first, the activity row last: that row's unique key decides "duplicate", and inserting it last lets
   // it carry the definitions that counted it without a second write. A duplicate rolls all of this back.
   for (const def of defs) {
     const row = await lockMemberStreak(client, input.tenantId, member.id, def);
     const opts = { pausedIntervals: def.pauses };
     const gate = gateReason(def, input);
-    let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[] };
+    let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[]; finalised?: readonly WindowRecord[] };
     if (gate) {
       // Not counted, but windows that closed meanwhile still finalise, so the stored state is never stale.
       const advanced = advance(def.rules, row.state, now, opts);
-      next = { state: advanced.state, outcome: null, effects: advanced.effects };
+      next = { state: advanced.state, outcome: null, effects: advanced.effects, finalised: advanced.finalised };
     } else {
       next = applyActivity(
         def.rules,
@@ -264,6 +268,9 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
     if (next.outcome?.kind === "DUPLICATE") throw new DuplicateActivity();
     const notApplied: NotAppliedReason | null = gate ?? (next.outcome?.kind === "NOT_APPLIED" ? next.outcome.reason : null);
     await saveMemberStreak(client, row.id, def, next.state, now);
+    if (history && next.finalised !== undefined && next.finalised.length > 0) {
+      windows.push({ owner: { tenantId: input.tenantId, memberId: member.id, definitionId: def.id, memberStreakId: row.id }, windows: next.finalised });
+    }
     const planned = planRewards(def, { tenantId: input.tenantId, memberId: member.id, memberStreakId: row.id, activityId }, next.effects, now);
     rewards.push(...planned);
     const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
@@ -287,6 +294,7 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
   if (inserted.rows.length === 0) throw new DuplicateActivity();
   await insertRewardsAndOutbox(client, rewards);
   await insertEvents(client, events);
+  if (windows.length > 0) await client.query(insertStreakWindowsSql(1), [streakWindowRecords(windows, now)]);
   return { activity: activityRecord(inserted.rows[0]!, input.memberExternalId), duplicate: false, member: memberRef, streaks };
 }
 

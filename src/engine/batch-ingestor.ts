@@ -34,7 +34,7 @@
 // definition fails its own call with TargetDefinitionError, as before.
 import { createHash, randomUUID } from "node:crypto";
 import { type Pool, type PoolClient, type QueryResult } from "pg";
-import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../domain/streak-machine.ts";
 import {
   ACTIVITY_COLUMNS,
   FUTURE_TOLERANCE_MS,
@@ -59,6 +59,7 @@ import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from 
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import { eventRecords, insertEventsSql, memberStreakRecords, saveMemberStreaksSql } from "./streak-persistence.ts";
+import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
 
 export interface BatchIngestorOptions {
   /**
@@ -67,6 +68,11 @@ export interface BatchIngestorOptions {
    * connection's prepared statements from one transaction to the next.
    */
   readonly preparedStatements?: boolean;
+  /**
+   * Store the windows each activity finalises as history (streak_window; default true). False is a measuring aid
+   * (KINDLING_HISTORY=false): the history is then incomplete.
+   */
+  readonly history?: boolean;
   /** Most activities in one transaction (default 256). */
   readonly maxBatch?: number;
   /**
@@ -147,10 +153,11 @@ const isRetryable = (error: unknown) =>
 
 export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
   const { pool, catalog } = deps;
-  const single = deps.single ?? createActivityIngestor(deps);
+  const single = deps.single ?? createActivityIngestor({ ...deps, history: deps.options?.history ?? true });
   const maxRetries = deps.options?.maxRetries ?? 5;
   const maxBatch = deps.options?.maxBatch ?? 256;
   const prepared = deps.options?.preparedStatements ?? true;
+  const history = deps.options?.history ?? true;
   const counts = { retries: 0, conflicts: 0, fallbacks: 0, deadlocks: 0 };
 
   async function oneByOne(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
@@ -170,7 +177,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     let attempt: Attempt;
     const client = await pool.connect();
     try {
-      attempt = await attemptBatch(client, items, deps.now(), prepared);
+      attempt = await attemptBatch(client, items, deps.now(), prepared, history);
     } catch (error) {
       // A connection that cannot even roll back (or tell which statements it holds) is dropped rather than
       // returned to the pool.
@@ -383,7 +390,7 @@ async function batchMessage(client: PoolClient, parts: readonly (string | Statem
   return resultAt.map((k) => results[k]!);
 }
 
-async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number, prepared: boolean): Promise<Attempt> {
+async function attemptBatch(client: PoolClient, items: readonly Pending[], now: number, prepared: boolean, history: boolean): Promise<Attempt> {
   // 1. Duplicates: stored keys and keys repeated inside the batch, with the stored members (one SELECT). Without
   //    inline profiles, the member-streak rows of the stored members are locked in the same round trip as BEGIN
   //    and that SELECT (one simple-protocol message); with profiles, members are locked before streak rows (the
@@ -415,6 +422,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   const outcomes: (StreakOutcome[] | null)[] = items.map(() => null);
   const rewards: PlannedReward[] = [];
   const events: PlannedEvent[] = [];
+  const windows: { owner: HistoryOwner; windows: readonly WindowRecord[] }[] = [];
   const conflicts: number[] = [];
   const duplicateStreaks = (i: number): StreakOutcome[] => {
     const member = memberOf(i);
@@ -437,14 +445,15 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
     const streaks: StreakOutcome[] = [];
     const planned: PlannedReward[] = [];
     const planEvents: PlannedEvent[] = [];
+    const planWindows: { owner: HistoryOwner; windows: readonly WindowRecord[] }[] = [];
     let duplicate = false;
     for (const def of defs) {
       const slot = slots.get(streakKey(member.id, def.id))!;
       const gate = gateReason(def, input);
-      let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[] };
+      let next: { state: MemberStreakState; outcome: ApplyOutcome | null; effects: readonly StreakEffect[]; finalised?: readonly WindowRecord[] };
       if (gate) {
         const advanced = advance(def.rules, slot.state, now, { pausedIntervals: def.pauses });
-        next = { state: advanced.state, outcome: null, effects: advanced.effects };
+        next = { state: advanced.state, outcome: null, effects: advanced.effects, finalised: advanced.finalised };
       } else {
         next = applyActivity(
           def.rules,
@@ -463,6 +472,9 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
       planned.push(...granted);
       const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
       planEvents.push(...eventsForEffects({ ...owner, memberExternalId: input.memberExternalId, definitionId: def.id, wasReset }, next.effects, granted, now));
+      if (history && next.finalised !== undefined && next.finalised.length > 0) {
+        planWindows.push({ owner: { tenantId: input.tenantId, memberId: member.id, definitionId: def.id, memberStreakId: slot.id }, windows: next.finalised });
+      }
       streaks.push({ definition: def, memberStreakId: slot.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: granted });
     }
     if (duplicate) {
@@ -478,6 +490,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
     outcomes[i] = streaks;
     rewards.push(...planned);
     events.push(...planEvents);
+    windows.push(...planWindows);
   }
   // Every item repeating a conflicting key follows it to the one-at-a-time path.
   if (conflicts.length > 0) {
@@ -494,7 +507,7 @@ async function attemptBatch(client: PoolClient, items: readonly Pending[], now: 
   //    KB001 (kindling_batch_check) before anything commits: the batch runs again (runBatch), and sees it stored.
   const fresh = items.map((_, i) => i).filter((i) => kinds[i]!.kind === "fresh");
   const { inserted, facts } = await writeBatch(client, prepared, {
-    streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, now,
+    streaks: [...slots.values()].filter((s) => s.saves > 0), items, fresh, activityIds, outcomes, memberOf, rewards, events, windows, now,
   });
 
   const results: Settled<RecordActivityResult>[] = afterCommit(() => items.map((item, i) => {
@@ -864,6 +877,8 @@ interface BatchWrites {
   readonly memberOf: (i: number) => MemberInfo;
   readonly rewards: readonly PlannedReward[];
   readonly events: readonly PlannedEvent[];
+  /** The windows the batch's transitions finalised (streak_window rows). */
+  readonly windows: readonly { readonly owner: HistoryOwner; readonly windows: readonly WindowRecord[] }[];
   readonly now: number;
 }
 
@@ -898,6 +913,8 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
        on conflict (dedupe_key) do nothing
      ), new_events as (
        ${insertEventsSql(5)}
+     ), new_windows as (
+       ${insertStreakWindowsSql(8)}
      ), stored_rewards as (
        select r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at,
               null::uuid as activity_id
@@ -927,7 +944,7 @@ export const BATCH_STATEMENTS = {
   createMembers: { text: CREATE_MEMBERS_SQL, types: ["uuid[]", "text[]"] },
   classify: { text: CLASSIFY_SQL, types: ["uuid[]", "text[]", "text[]"] },
   prelock: { text: PRELOCK_SQL, types: ["uuid[]", "text[]", "uuid[]"] },
-  write: { text: WRITE_SQL, types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int"] },
+  write: { text: WRITE_SQL, types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int", "jsonb"] },
   // Batches with inline profiles (their own round trips, sent as unnamed statements).
   readMembers: { text: MEMBERS_SQL, types: ["uuid[]", "text[]"] },
   lockMembers: { text: `${MEMBERS_SQL}\n            order by m.tenant_id, m.external_id for update of m`, types: ["uuid[]", "text[]"] },
@@ -988,7 +1005,7 @@ async function writeBatch(
     ...BATCH_STATEMENTS.write,
     values: [
       memberStreakRecords(w.streaks, w.now), numbered(activities), numbered(rewards), numbered(outbox), eventRecords(w.events), JSON.stringify([...pairs.values()]),
-      activities.length,
+      activities.length, streakWindowRecords(w.windows, w.now),
     ],
   };
   const [written] = await batchMessage(client, [write, "commit"], prepared);

@@ -126,7 +126,7 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
         const before = advance(def.rules, row.state, now, opts).state.freezesHeld;
         const next = grantFreezes(def.rules, row.state, count, now, opts);
         const owner = { tenantId, memberId: member, memberExternalId, memberStreakId: row.id, activityId: null };
-        await persistTransition(client, owner, def, next.state, next.effects, now);
+        await persistTransition(client, owner, def, next.state, next.effects, now, next);
         return {
           granted: Math.max(0, next.outcome.freezesHeld - before),
           streak: { definition: def, memberId: member, memberStreakId: row.id, state: next.state, ...(await timestamps(client, row.id)) },
@@ -149,7 +149,7 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
           });
         }
         const owner = { tenantId, memberId: member, memberExternalId, memberStreakId: row.id, activityId: null };
-        await persistTransition(client, owner, def, next.state, next.effects, now);
+        await persistTransition(client, owner, def, next.state, next.effects, now, next);
         return {
           restoredCount: next.outcome.restoredCount,
           streak: { definition: def, memberId: member, memberStreakId: row.id, state: next.state, ...(await timestamps(client, row.id)) },

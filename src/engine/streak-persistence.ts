@@ -4,7 +4,8 @@
 // produced. One copy, so the columns a sweep relies on cannot drift between writers.
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
-import { initialState, type MemberStreakState, type StreakEffect } from "../domain/streak-machine.ts";
+import { initialState, type MemberStreakState, type StreakEffect, type Transition } from "../domain/streak-machine.ts";
+import { saveStreakHistory } from "./streak-history.ts";
 import { streakProjection } from "./streak-projection.ts";
 import type { CatalogDefinition } from "./definition-catalog.ts";
 import { enqueueOutbox } from "./outbox.ts";
@@ -78,6 +79,7 @@ export interface MemberStreakColumns {
   readonly status: string;
   readonly current_count: number;
   readonly longest_count: number;
+  readonly window_start_at: Date | null;
   readonly window_close_at: Date | null;
   readonly at_risk_at: Date | null;
   readonly break_at: Date | null;
@@ -93,7 +95,7 @@ export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakS
   const d = streakProjection(def.rules, state, { pausedIntervals: def.pauses });
   const ms = (v: number | null) => (v === null ? null : new Date(v));
   return {
-    state, status: state.status, current_count: state.current, longest_count: state.longest, window_close_at: ms(d.windowCloseAt),
+    state, status: state.status, current_count: state.current, longest_count: state.longest, window_start_at: ms(d.windowStartAt), window_close_at: ms(d.windowCloseAt),
     at_risk_at: ms(d.atRiskAt), break_at: ms(d.breakAt), last_activity_at: ms(state.lastActivityAt), updated_at: new Date(now),
     break_kind: d.breakKind, break_window_key: d.breakWindowKey, breaks: state.breaks,
   };
@@ -117,10 +119,10 @@ export async function saveMemberStreak(client: PoolClient, id: string, def: Cata
     `with saved as (update member_streak_state set state = $2 where member_streak_id = $1)
      update member_streak set status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
        at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10,
-       break_kind = $11, break_window_key = $12, ${REACHED_AT_SET("", "$4", "$5", "$13", "$10")}, breaks = $13
+       break_kind = $11, break_window_key = $12, ${REACHED_AT_SET("", "$4", "$5", "$13", "$10")}, breaks = $13, window_start_at = $14
      where id = $1`,
     [id, JSON.stringify(c.state), c.status, c.current_count, c.longest_count, c.window_close_at, c.at_risk_at, c.break_at, c.last_activity_at, c.updated_at,
-      c.break_kind, c.break_window_key, c.breaks],
+      c.break_kind, c.break_window_key, c.breaks, c.window_start_at],
   );
 }
 
@@ -144,13 +146,13 @@ export function memberStreakRecords(rows: readonly SavedStreak[], now: number): 
 export function saveMemberStreaksSql(prefix: string, param: number): string {
   return `${prefix}_x as materialized (
        select * from jsonb_to_recordset($${param}::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
-         window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
+         window_start_at timestamptz, window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
          break_kind varchar, break_window_key varchar, breaks int)
      ), ${prefix}_state as (
        update member_streak_state st set state = x.state from ${prefix}_x x where st.member_streak_id = x.id
      ), ${prefix}_row as (
        update member_streak s set status = x.status, current_count = x.current_count, longest_count = x.longest_count,
-         window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
+         window_start_at = x.window_start_at, window_close_at = x.window_close_at, at_risk_at = x.at_risk_at, break_at = x.break_at, last_activity_at = x.last_activity_at,
          version = s.version + x.saves, updated_at = x.updated_at, break_kind = x.break_kind, break_window_key = x.break_window_key,
          ${REACHED_AT_SET("s.", "x.current_count", "x.longest_count", "x.breaks", "x.updated_at")}, breaks = x.breaks
        from ${prefix}_x x
@@ -213,8 +215,8 @@ export interface TransitionOwner {
 }
 
 /**
- * Saves a transition's state and persists what it produced (rewards for milestones reached, their outbox rows,
- * events), as recording activity does. Returns the rewards it planned.
+ * Saves a transition's state and persists what it produced (the windows it finalised, rewards for milestones
+ * reached, their outbox rows, events), as recording activity does. Returns the rewards it planned.
  */
 export async function persistTransition(
   client: PoolClient,
@@ -223,8 +225,10 @@ export async function persistTransition(
   state: MemberStreakState,
   effects: readonly StreakEffect[],
   now: number,
+  history: Pick<Transition<unknown>, "finalised" | "bridge"> = {},
 ): Promise<PlannedReward[]> {
   await saveMemberStreak(client, owner.memberStreakId, def, state, now);
+  await saveStreakHistory(client, { tenantId: owner.tenantId, memberId: owner.memberId, definitionId: def.id, memberStreakId: owner.memberStreakId }, history, now);
   const planned = planRewards(def, { tenantId: owner.tenantId, memberId: owner.memberId, memberStreakId: owner.memberStreakId, activityId: owner.activityId }, effects, now);
   await insertRewardsAndOutbox(client, planned);
   await insertEvents(client, eventsForEffects({ ...owner, definitionId: def.id }, effects, planned, now));

@@ -12,11 +12,13 @@ export interface StreakProjection {
   readonly breakKind: BreakKind | null;
   /** Key of the open window that closes at `windowCloseAt` (the one a break or an at-risk reminder is about). */
   readonly breakWindowKey: string | null;
+  /** Start of that window: the break sweep stores the broken window's bounds as history without the JSON. */
+  readonly windowStartAt: number | null;
 }
 
 export function streakProjection(rules: StreakRules, state: MemberStreakState, opts: EvalOptions = {}): StreakProjection {
   const d = deadlines(rules, state, opts);
-  if (d.breakAt === null) return { ...d, breakWindowKey: null };
+  if (d.breakAt === null) return { ...d, breakWindowKey: null, windowStartAt: null };
   const frontier = frontierOf(rules, state, state.evaluatedAt ?? 0, opts).frontier;
-  return { ...d, breakWindowKey: frontier.window?.key ?? null };
+  return { ...d, breakWindowKey: frontier.window?.key ?? null, windowStartAt: frontier.window?.startMs ?? null };
 }

@@ -31,6 +31,7 @@ import type { Pool } from "pg";
 import { advance, type MemberStreakState } from "../domain/streak-machine.ts";
 import type { CatalogDefinition } from "./definition-catalog.ts";
 import { persistTransition } from "./streak-persistence.ts";
+import { breakHistorySql } from "./streak-history.ts";
 import { inTransaction } from "./transaction.ts";
 
 export interface SweepScope {
@@ -138,7 +139,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
       `with ${pageSql("break_at", 7, 9)}, due as materialized (
-         select s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.break_at, s.break_window_key
+         select s.id, s.tenant_id, s.member_id, s.definition_id, s.current_count, s.break_at, s.break_window_key, s.window_start_at, s.window_close_at
            from member_streak s
           where s.id = any (array(select id from page))
             and s.tenant_id = $1 and s.definition_id = $2 and s.break_kind = 'BREAK' and s.break_at <= $3 and not ${NEUTRAL}
@@ -146,7 +147,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
           for update of s
        ), broken as (
          update member_streak s
-            set status = 'BROKEN', current_count = 0, window_close_at = null, at_risk_at = null, break_at = null,
+            set status = 'BROKEN', current_count = 0, window_start_at = null, window_close_at = null, at_risk_at = null, break_at = null,
                 break_kind = null, break_window_key = null, version = s.version + 1, updated_at = now()
           where s.id = any (array(select id from due))
          returning s.id
@@ -160,7 +161,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
                 d.break_at, now()
            from due d
          on conflict on constraint streak_event_dedupe do nothing
-       )
+       ), ${breakHistorySql(def)}
        ${pageAnswer("broken", "break_at")}`,
       [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, lower, upper, after.at, after.id],
     );
@@ -189,7 +190,7 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
       for (const row of rows) {
         const next = advance(def.rules, row.state, asOf, opts);
         const owner = { tenantId: def.tenantId, memberId: row.member_id, memberExternalId: row.external_id, memberStreakId: row.id, activityId: null };
-        await persistTransition(client, owner, def, next.state, next.effects, asOf);
+        await persistTransition(client, owner, def, next.state, next.effects, asOf, next);
       }
       if (rows.length > 0) after = rows[rows.length - 1]!.id;
       return rows.length;

@@ -64,6 +64,7 @@ const TABLE = `
 
   kindling.v1.MemberStreakService/GetMemberStreak     ok     ok       ok      ok       denied        denied  ok            unauth
   kindling.v1.MemberStreakService/ListMemberStreaks   ok     ok       ok      ok       denied        denied  ok            unauth
+  kindling.v1.MemberStreakService/ListStreakWindows   ok     ok       ok      ok       denied        denied  ok            unauth
 
   kindling.v1.RewardService/ListRewards               ok     ok       ok      ok       denied        denied  ok            unauth
   kindling.v1.RewardService/GetReward                 ok     ok       ok      ok       denied        denied  ok            unauth
@@ -201,6 +202,7 @@ function requestFor(rpc: string): Record<string, unknown> {
     "ActivityService/ListActivities": { memberExternalId: "alice" },
     "MemberStreakService/GetMemberStreak": { memberExternalId: "alice", definitionId: liveDef },
     "MemberStreakService/ListMemberStreaks": { memberExternalId: "alice" },
+    "MemberStreakService/ListStreakWindows": { memberExternalId: "alice", definitionId: liveDef },
     "RewardService/ListRewards": { memberExternalId: "alice" },
     "RewardService/GetReward": { rewardId: aliceReward },
     "RewardService/ClaimReward": { target: { case: "rewardId", value: aliceReward } },

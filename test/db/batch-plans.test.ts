@@ -88,7 +88,7 @@ async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
     createMembers: await plans(BATCH_STATEMENTS.createMembers.text, BATCH_STATEMENTS.createMembers.types, [tenants, externals]),
     classify: await plans(BATCH_STATEMENTS.classify.text, BATCH_STATEMENTS.classify.types, [tenants, externals, keys.map((_, n) => `plan-${n}`)]),
     prelock: await plans(BATCH_STATEMENTS.prelock.text, BATCH_STATEMENTS.prelock.types, [tenants, externals, definitions]),
-    write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length]),
+    write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length, "[]"]),
     progressRead: await plans(PROGRESS_READ_SQL, ["uuid[]", "text[]", "uuid[]"], [tenants, externals, definitions]),
     readMembers: await plans(BATCH_STATEMENTS.readMembers.text, BATCH_STATEMENTS.readMembers.types, [tenants, externals]),
     lockMembers: await plans(BATCH_STATEMENTS.lockMembers.text, BATCH_STATEMENTS.lockMembers.types, [tenants, externals]),

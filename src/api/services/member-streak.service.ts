@@ -6,8 +6,12 @@ import type { ProgressReader } from "../../engine/progress-reader.ts";
 import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import { initialState } from "../../domain/streak-machine.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
-import { ApiError, notFound } from "../errors.ts";
-import { decodePageToken, encodePageToken, pageSize } from "../pagination.ts";
+import { ApiError, invalidArgument, notFound } from "../errors.ts";
+import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { StreakWindowOrder } from "../../gen/kindling/v1/member_streak_service_pb.js";
+import type { HistoryWindow, WindowCursor, WindowQuery } from "../../engine/streak-history.ts";
+import { streakWindowMessage } from "../mappers/streak-window.mapper.ts";
 import { principalOf } from "../context.ts";
 import { Code } from "@connectrpc/connect";
 import type { Principal } from "../context.ts";
@@ -16,6 +20,8 @@ export interface MemberStreakServiceDeps {
   readonly reader: ProgressReader;
   readonly catalog: DefinitionCatalog;
   readonly now: () => number;
+  /** One page of a member streak's window history (src/engine/streak-history.ts). */
+  readonly windows: (query: WindowQuery, now: number, limit: number, after: WindowCursor | undefined) => Promise<readonly HistoryWindow[]>;
 }
 
 /** End users may read only their own member (PRODUCT §2); others may read any member of their tenant. */
@@ -45,6 +51,15 @@ export function assertDefinitionInScope(principal: Principal, definitionId: stri
 export function definitionFilter(principal: Principal, requested: string): string | undefined {
   if (requested !== "") assertDefinitionInScope(principal, requested);
   return scopedDefinition(principal) ?? (requested || undefined);
+}
+
+/** A page token's position: a window's start (epoch ms) and key; anything else is not a token this server issued. */
+function windowCursor(after: readonly unknown[]): WindowCursor {
+  const [startMs, key] = after;
+  if (typeof startMs !== "number" || !Number.isSafeInteger(startMs) || typeof key !== "string") {
+    throw invalidArgument("INVALID_PAGE_TOKEN", "page_token is not one this server issued", [{ field: "page_token", description: "malformed page token" }]);
+  }
+  return [startMs, key];
 }
 
 export function createMemberStreakService(deps: MemberStreakServiceDeps): ServiceImpl<typeof MemberStreakService> {
@@ -96,6 +111,31 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
         nextPageToken: last && start + limit < filtered.length ? encodePageToken([last.definitionId]) : "",
         totalSize: filtered.length,
       };
+    },
+
+    async listStreakWindows(req, context) {
+      const principal = principalOf(context);
+      assertOwnMember(principal, req.memberExternalId);
+      assertDefinitionInScope(principal, req.definitionId);
+      const definition = await deps.catalog.get(principal.tenantId, req.definitionId);
+      if (definition === undefined || !visible(principal, definition.state)) {
+        throw notFound("member streak", { member_external_id: req.memberExternalId, definition_id: req.definitionId });
+      }
+      const query: WindowQuery = {
+        tenantId: principal.tenantId,
+        memberExternalId: req.memberExternalId,
+        definition,
+        fromMs: req.startTime === undefined ? null : timestampMs(req.startTime),
+        toMs: req.endTime === undefined ? null : timestampMs(req.endTime),
+        order: req.order === StreakWindowOrder.NEWEST_FIRST ? "NEWEST_FIRST" : "OLDEST_FIRST",
+      };
+      const now = deps.now();
+      const page = await keysetPage(
+        req,
+        (limit, after) => deps.windows(query, now, limit, after === undefined ? undefined : windowCursor(after)),
+        (w) => [w.startMs, w.key],
+      );
+      return { windows: page.rows.map(streakWindowMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

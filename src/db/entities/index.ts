@@ -14,6 +14,7 @@ export * from "./tenant-browser-access.entity.ts";
 export * from "./tenant-leaderboard-settings.entity.ts";
 export * from "./member-erasure-tally.entity.ts";
 export * from "./definition-stats-day.entity.ts";
+export * from "./streak-window.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -24,6 +25,7 @@ import { RewardSchema } from "./reward.entity.ts";
 import { RewardCodePoolUsageSchema } from "./reward-code-pool-usage.entity.ts";
 import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
 import { StreakEventSchema } from "./streak-event.entity.ts";
+import { StreakWindowSchema } from "./streak-window.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
 import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
@@ -50,4 +52,5 @@ export const allEntities = [
   TenantLeaderboardSettingsSchema,
   MemberErasureTallySchema,
   DefinitionStatsDaySchema,
+  StreakWindowSchema,
 ];

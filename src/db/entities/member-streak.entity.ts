@@ -32,6 +32,8 @@ const MemberStreakSchema = defineEntity({
     status: p.string().length(16).$type<MemberStreakStatus>(),
     currentCount: p.integer().default(0),
     longestCount: p.integer().default(0),
+    /** Start of the window that closes at window_close_at, so the break sweep can store it as history (migration 0010). */
+    windowStartAt: p.datetime().nullable(),
     windowCloseAt: p.datetime().nullable(),
     atRiskAt: p.datetime().nullable(),
     breakAt: p.datetime().nullable(),

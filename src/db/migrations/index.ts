@@ -9,6 +9,7 @@ import { Migration0006BatchCheck } from "./0006-batch-check.migration.ts";
 import { Migration0007ApiKeyLastUse } from "./0007-api-key-last-use.migration.ts";
 import { Migration0008BrowserAccess } from "./0008-browser-access.migration.ts";
 import { Migration0009Leaderboards } from "./0009-leaderboards.migration.ts";
+import { Migration0010StreakWindows } from "./0010-streak-windows.migration.ts";
 import { Migration0011DefinitionStats } from "./0011-definition-stats.migration.ts";
 import { Migration0012DataRightsImport } from "./0012-data-rights-import.migration.ts";
 import { Migration0013SweepKeyset } from "./0013-sweep-keyset.migration.ts";
@@ -25,6 +26,7 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0007_api_key_last_use", class: Migration0007ApiKeyLastUse },
   { name: "0008_browser_access", class: Migration0008BrowserAccess },
   { name: "0009_leaderboards", class: Migration0009Leaderboards },
+  { name: "0010_streak_windows", class: Migration0010StreakWindows },
   { name: "0011_definition_stats", class: Migration0011DefinitionStats },
   { name: "0012_data_rights_import", class: Migration0012DataRightsImport },
   { name: "0013_sweep_keyset", class: Migration0013SweepKeyset },

@@ -30,6 +30,13 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
     order: "t.member_streak_id",
     erase: "delete",
   },
+  // Finalised windows of the member's streaks (history): before member_streak is deleted, by their streak.
+  {
+    table: "streak_window",
+    rows: "t.member_streak_id in (select s.id from member_streak s where s.tenant_id = $1 and s.member_id = $2)",
+    order: "t.member_streak_id, t.start_at",
+    erase: "delete",
+  },
   { table: "activity", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
   { table: "reward", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.created_at, t.id", erase: "delete" },
   {

@@ -2,9 +2,11 @@
 // @generated from file kindling/v1/member_streak_service.proto (package kindling.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { MemberStreakProgress, MemberStreakState } from "./member_streak_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { StreakWindow } from "./streak_window_pb.js";
 
 /**
  * Describes the file kindling/v1/member_streak_service.proto.
@@ -159,6 +161,129 @@ export declare type ListMemberStreaksResponse = Message<"kindling.v1.ListMemberS
 export declare const ListMemberStreaksResponseSchema: GenMessage<ListMemberStreaksResponse>;
 
 /**
+ * The request of ListStreakWindows.
+ *
+ * @generated from message kindling.v1.ListStreakWindowsRequest
+ */
+export declare type ListStreakWindowsRequest = Message<"kindling.v1.ListStreakWindowsRequest"> & {
+  /**
+   * The member's external id. Required; 1 to 256 characters.
+   *
+   * @generated from field: string member_external_id = 1;
+   */
+  memberExternalId: string;
+
+  /**
+   * The UUID of the definition. Required.
+   *
+   * @generated from field: string definition_id = 2;
+   */
+  definitionId: string;
+
+  /**
+   * Only windows that start at or after this instant. Unset means from the first window.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only windows that start before this instant. Unset means up to the open window.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Oldest or newest window first. Unspecified means oldest first.
+   *
+   * @generated from field: kindling.v1.StreakWindowOrder order = 5;
+   */
+  order: StreakWindowOrder;
+
+  /**
+   * The maximum number of windows to return, 0 to 1000. Zero means the server default of 50.
+   *
+   * @generated from field: int32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of a previous response, to get the next page with the same range and order. Empty for
+   * the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message kindling.v1.ListStreakWindowsRequest.
+ * Use `create(ListStreakWindowsRequestSchema)` to create a new message.
+ */
+export declare const ListStreakWindowsRequestSchema: GenMessage<ListStreakWindowsRequest>;
+
+/**
+ * The response of ListStreakWindows.
+ *
+ * @generated from message kindling.v1.ListStreakWindowsResponse
+ */
+export declare type ListStreakWindowsResponse = Message<"kindling.v1.ListStreakWindowsResponse"> & {
+  /**
+   * The windows on this page.
+   *
+   * @generated from field: repeated kindling.v1.StreakWindow windows = 1;
+   */
+  windows: StreakWindow[];
+
+  /**
+   * The token for the next page, or empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message kindling.v1.ListStreakWindowsResponse.
+ * Use `create(ListStreakWindowsResponseSchema)` to create a new message.
+ */
+export declare const ListStreakWindowsResponseSchema: GenMessage<ListStreakWindowsResponse>;
+
+/**
+ * The order ListStreakWindows returns windows in.
+ *
+ * @generated from enum kindling.v1.StreakWindowOrder
+ */
+export enum StreakWindowOrder {
+  /**
+   * Oldest first.
+   *
+   * @generated from enum value: STREAK_WINDOW_ORDER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Oldest window first.
+   *
+   * @generated from enum value: STREAK_WINDOW_ORDER_OLDEST_FIRST = 1;
+   */
+  OLDEST_FIRST = 1,
+
+  /**
+   * Newest window first.
+   *
+   * @generated from enum value: STREAK_WINDOW_ORDER_NEWEST_FIRST = 2;
+   */
+  NEWEST_FIRST = 2,
+}
+
+/**
+ * Describes the enum kindling.v1.StreakWindowOrder.
+ */
+export declare const StreakWindowOrderSchema: GenEnum<StreakWindowOrder>;
+
+/**
  * Reads members' streak progress.
  *
  * Permissions: ADMIN and SERVICE credentials read any member; an end user (JWT) reads only their own progress
@@ -187,6 +312,19 @@ export declare const MemberStreakService: GenService<{
     methodKind: "unary";
     input: typeof ListMemberStreaksRequestSchema;
     output: typeof ListMemberStreaksResponseSchema;
+  },
+  /**
+   * Lists one member's windows in one definition, oldest or newest first: each window's outcome, aggregate and
+   * the streak count after it (a streak calendar). Finalised windows are stored as they are finalised; open and
+   * in-grace windows come from the live state. Returns NOT_FOUND (reason MEMBER_STREAK_NOT_FOUND) when the member
+   * has no record for that definition.
+   *
+   * @generated from rpc kindling.v1.MemberStreakService.ListStreakWindows
+   */
+  listStreakWindows: {
+    methodKind: "unary";
+    input: typeof ListStreakWindowsRequestSchema;
+    output: typeof ListStreakWindowsResponseSchema;
   },
 }>;
 
