@@ -48,12 +48,12 @@ describe("member data coverage", () => {
   });
 
   it("coverage/a_new_member_table_without_a_line_fails", async () => {
-    // What a helper adding a per-window history would add; rolled back, so the schema stays as migrated.
+    // A table a later change might add (a member's notes); rolled back, so the schema stays as migrated.
     const client = await pool.connect();
     try {
       await client.query("begin");
-      await client.query("create table streak_window (id uuid primary key, tenant_id uuid not null, member_id uuid not null, window_key varchar(64) not null)");
-      expect(await uncovered(client)).toEqual({ streak_window: ["member_id"] });
+      await client.query("create table member_note (id uuid primary key, tenant_id uuid not null, member_id uuid not null, note text not null)");
+      expect(await uncovered(client)).toEqual({ member_note: ["member_id"] });
     } finally {
       await client.query("rollback");
       client.release();
