@@ -35,6 +35,19 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        // Issue 17: faults, load and attack on real processes (test/reliability/). `npm test` runs the reduced
+        // sizes; `npm run test:reliability` the full ones (RELIABILITY_FULL=1), writing bench/results/reliability.json.
+        test: {
+          name: "reliability",
+          include: ["test/reliability/**/*.test.ts"],
+          globalSetup: ["test/reliability/global-setup.ts"],
+          // One file at a time: each kills processes, loads the machine and measures latency.
+          fileParallelism: false,
+          testTimeout: process.env.RELIABILITY_FULL === "1" ? 3_600_000 : 180_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });

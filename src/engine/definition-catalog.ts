@@ -2,7 +2,7 @@
 // domain's StreakRules (for the engine). Recording an activity must not re-read and re-parse its definitions,
 // so they are cached per tenant and dropped when any process changes one: DefinitionService calls
 // `invalidate`, which also NOTIFYs other processes through PostgreSQL (see `listen`). A TTL bounds staleness
-// if a notification is ever missed.
+// if a notification is ever missed; while the listening connection is down nothing is cached at all.
 import type { Pool, PoolClient } from "pg";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { StreakDefinitionSchema, type StreakDefinition as DefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
@@ -30,6 +30,7 @@ interface TenantEntry {
 }
 
 const CHANNEL = "kindling_definition_changed";
+const RECONNECT_MS = 1_000;
 
 export interface DefinitionCatalog {
   /** Any definition of the tenant, in any state; callers decide what each state allows. */
@@ -44,6 +45,8 @@ export interface DefinitionCatalog {
 
 export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => number = Date.now): DefinitionCatalog {
   const tenants = new Map<string, Promise<TenantEntry>>();
+  // True while a listening connection was lost and not yet replaced: changes may go unheard, so nothing is cached.
+  let deaf = false;
 
   async function load(tenantId: string): Promise<TenantEntry> {
     const { rows } = await pool.query<{
@@ -80,6 +83,7 @@ export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => n
       if (now() - value.loadedAt < ttlMs) return value;
     }
     const loading = load(tenantId);
+    if (deaf) return loading;
     tenants.set(tenantId, loading);
     loading.catch(() => tenants.delete(tenantId));
     return loading;
@@ -100,14 +104,59 @@ export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => n
       await pool.query("select pg_notify($1, $2)", [CHANNEL, tenantId]);
     },
     async listen() {
-      const client: PoolClient = await pool.connect();
-      client.on("notification", (n) => {
-        if (n.channel === CHANNEL && n.payload) tenants.delete(n.payload);
-      });
-      await client.query(`listen ${CHANNEL}`);
+      let stopped = false;
+      let client: PoolClient | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      const again = () => {
+        if (!stopped) retry = setTimeout(() => void subscribe(false).catch(() => undefined), RECONNECT_MS);
+      };
+      // A lost listening connection (a database restart, a network cut) must not crash the process. Notices sent
+      // while it is down are missed, so nothing is cached until it listens again, and it is replaced every second.
+      const lost = (failed: PoolClient) => {
+        if (client !== failed) return;
+        client = undefined;
+        deaf = true;
+        tenants.clear();
+        failed.release(true);
+        again();
+      };
+      async function subscribe(initial: boolean): Promise<void> {
+        retry = undefined;
+        let connection: PoolClient | undefined;
+        try {
+          connection = await pool.connect();
+          const listening = connection;
+          listening.on("notification", (n) => {
+            if (n.channel === CHANNEL && n.payload) tenants.delete(n.payload);
+          });
+          listening.on("error", () => lost(listening));
+          listening.on("end", () => lost(listening));
+          await listening.query(`listen ${CHANNEL}`);
+          if (stopped) {
+            listening.release(true);
+            return;
+          }
+          client = listening;
+          // What was loaded while deaf may predate a change whose notice was missed.
+          if (deaf) tenants.clear();
+          deaf = false;
+        } catch (error) {
+          connection?.release(true);
+          if (!initial) again();
+          throw error;
+        }
+      }
+      await subscribe(true);
       return async () => {
-        await client.query(`unlisten ${CHANNEL}`).catch(() => undefined);
-        client.release();
+        stopped = true;
+        if (retry) clearTimeout(retry);
+        const current = client;
+        client = undefined;
+        if (current) {
+          await current.query(`unlisten ${CHANNEL}`).catch(() => undefined);
+          // Closed rather than returned to the pool, so its handlers and subscription go with it.
+          current.release(true);
+        }
       };
     },
   };
