@@ -75,4 +75,51 @@ describe("reliability: lost listening connections", () => {
       await second?.stop();
     }
   });
+
+  it("reliability/database_connection_lost_inside_a_transaction_neither_crashes_nor_loses_the_call", async () => {
+    // Found with the PostgreSQL kill: a connection lost while checked out of the pool (inside a recording
+    // transaction) killed the process, since pg's 'error' event on it had no listener (src/db/pool.ts).
+    const config = loadConfig({ DATABASE_URL: api.databaseUrl, PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
+    let second: Started | undefined;
+    const locker = await db.connect();
+    try {
+      second = await startKindling(config, createLogger("silent"), "api");
+      const admin = { tenantId: api.admin.tenantId, keyId: api.admin.keyId, secret: api.admin.secret };
+      const definitionId = await dailyDefinition(transportFor(api.url, admin, "connect-json"), "Cut mid-transaction");
+      const activities = createClient(ActivityService, createConnectTransport({
+        baseUrl: second.apiUrl!,
+        httpVersion: "1.1",
+        interceptors: [(next) => (req) => {
+          req.header.set("apikey", admin.keyId);
+          req.header.set("secretkey", admin.secret);
+          return next(req);
+        }],
+      }));
+      const record = (uniqueIdentifier: string) =>
+        activities.recordActivity({
+          activity: { memberRef: { case: "memberExternalId", value: "cut" }, target: { case: "definitionId", value: definitionId }, occurTime: timestampFromMs(Date.now()), uniqueIdentifier },
+        });
+      await record("cut-0");
+      // Hold the member's streak row, so the next recording waits inside its transaction; then cut that connection.
+      await locker.query("begin");
+      await locker.query("select 1 from member_streak where tenant_id = $1 and definition_id = $2 for update", [admin.tenantId, definitionId]);
+      const pending = record("cut-1");
+      const waiting = "select pid from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and application_name like 'kindling-api:%'";
+      await expect.poll(async () => (await db.query(waiting)).rowCount, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+      await db.query(`select pg_terminate_backend(pid) from (${waiting}) w`);
+      // Let the lost connection's events play out before the row is free again.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await locker.query("rollback");
+
+      // The call is answered (the batch ran again on a sound connection), once, and the process lives on.
+      const answered = await pending;
+      expect(answered.activity?.uniqueIdentifier).toBe("cut-1");
+      expect((await record("cut-1")).duplicate).toBe(true);
+      const { rows } = await db.query<{ n: number }>("select count(*)::int as n from activity where tenant_id = $1 and unique_identifier = 'cut-1'", [admin.tenantId]);
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      locker.release();
+      await second?.stop();
+    }
+  });
 });
