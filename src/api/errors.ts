@@ -108,11 +108,18 @@ export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) {
     // Errors raised by Connect itself (malformed request, unsupported codec, too large) get a reason too.
     if (error.findDetails(ErrorInfoSchema).length > 0) return error;
+    // A body connect cannot decode is the request's fault, not the server's: connect calls it INTERNAL.
+    if (error.code === Code.Internal && MALFORMED_BODY.test(error.rawMessage)) {
+      return withDetails(Code.InvalidArgument, `the request cannot be read: ${error.rawMessage}`, "MALFORMED_REQUEST", { cause: error });
+    }
     const reason = error.code === Code.ResourceExhausted ? "REQUEST_TOO_LARGE" : Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
     return withDetails(error.code, error.rawMessage, reason, { cause: error });
   }
   return withDetails(Code.Internal, "internal error", "INTERNAL", { cause: error });
 }
+
+// What connect-es says when it cannot decode a request body (binary or JSON parse, envelope decompression).
+const MALFORMED_BODY = /^(parse binary|parse JSON|cannot decode|decompression failed|received compressed envelope|invalid envelope|protocol error)/i;
 
 // SQLSTATEs of a database that is going away, restarting or out of connections: class 08 (connection exception),
 // 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections).
