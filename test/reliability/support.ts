@@ -79,8 +79,11 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
   }
 }
 
-/** Codes a client retries: the call may or may not have happened, and trying again is safe (idempotent key). */
-export const RETRYABLE = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted, Code.ResourceExhausted, Code.Unknown]);
+/**
+ * Codes a client retries: the call may or may not have happened, and trying again is safe (idempotent key).
+ * CANCELED is what connect-node's client reports for an HTTP/2 stream reset by a server that went away.
+ */
+export const RETRYABLE = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted, Code.ResourceExhausted, Code.Unknown, Code.Canceled]);
 
 export function codeOf(error: unknown): Code {
   return ConnectError.from(error).code;
