@@ -2,6 +2,7 @@
 // clients for an API URL, and the checks "each streak equals its recompute from stored history".
 import { randomUUID } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
@@ -42,12 +43,13 @@ export function clientFor<S extends DescService>(service: S, transport: Transpor
 }
 
 /** A LIVE daily COUNT ≥ 1 definition with POINTS milestones (CLAIM: no Temporal work needed to hold them). */
-export async function dailyDefinition(transport: Transport, name: string, eventType?: string): Promise<string> {
+export async function dailyDefinition(transport: Transport, name: string, eventType?: string, startTimeMs?: number): Promise<string> {
   const defs = clientFor(DefinitionService, transport);
   const { definition } = await defs.createDefinition({
     definition: {
       name,
       eventTypes: eventType ? [eventType] : [],
+      ...(startTimeMs === undefined ? {} : { startTime: timestampFromMs(startTimeMs) }),
       window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
       condition: { type: ConditionType.COUNT, min: 1 },
       milestones: [
