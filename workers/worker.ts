@@ -54,7 +54,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   try {
     const nativeConnection = await NativeConnection.connect({ address: options.temporalAddress });
     cleanups.push(() => nativeConnection.close());
-    const connection = await Connection.connect({ address: options.temporalAddress });
+    // grpc-js waits up to 2 minutes between reconnection attempts by default: after a Temporal outage the relay's
+    // client sat idle that long while Temporal was already back. Reconnect within seconds instead.
+    const connection = await Connection.connect({
+      address: options.temporalAddress,
+      channelArgs: { "grpc.initial_reconnect_backoff_ms": 500, "grpc.max_reconnect_backoff_ms": 3_000 },
+    });
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: options.namespace });
     const activities = createActivities({ pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted });
