@@ -41,8 +41,12 @@ export default defineConfig({
         test: {
           name: "reliability",
           include: ["test/reliability/**/*.test.ts"],
-          // Waits on Temporal's recovery of a killed worker (a 2-minute heartbeat timeout): too slow for `npm test`.
-          exclude: process.env.RELIABILITY_FULL === "1" || process.env.RELIABILITY_ALL === "1" ? [] : ["test/reliability/worker-kill.test.ts"],
+          // These wait on Temporal's recovery (of a killed worker: a 2-minute heartbeat timeout; after an outage:
+          // task timeouts), minutes each: too slow for `npm test`.
+          exclude:
+            process.env.RELIABILITY_FULL === "1" || process.env.RELIABILITY_ALL === "1"
+              ? []
+              : ["test/reliability/worker-kill.test.ts", "test/reliability/temporal-outage.test.ts"],
           globalSetup: ["test/reliability/global-setup.ts"],
           // One file at a time: each kills processes, loads the machine and measures latency.
           fileParallelism: false,
