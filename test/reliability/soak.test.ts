@@ -2,7 +2,7 @@
 // (RecordActivity) over many members and definitions, against an API process and a worker process. Reported per
 // interval: p50/p99 and errors, and the RSS of each process, with the RSS slope over the run (no timed
 // assertions: the figures go to bench/results/reliability.json). Asserted: no call fails.
-// Sizes: RELIABILITY_SOAK_S (reduced 60; full 600), intervals of RELIABILITY_SOAK_INTERVAL_S (10; 60).
+// Sizes: RELIABILITY_SOAK_S (reduced 40; full 600), intervals of RELIABILITY_SOAK_INTERVAL_S (10; 60).
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
@@ -12,7 +12,7 @@ import { connectToSharedTemporal, type SharedTemporal } from "../support/tempora
 import { clientFor, createTenant, dailyDefinition, transportFor, type Tenant } from "./shared.ts";
 import { rssBytes, size, sleep, slope, startKindlingChild, summarise, writeFigures, type KindlingChild } from "./support.ts";
 
-const SOAK_S = size("RELIABILITY_SOAK_S", 60, 600);
+const SOAK_S = size("RELIABILITY_SOAK_S", 40, 600);
 const INTERVAL_S = size("RELIABILITY_SOAK_INTERVAL_S", 10, 60);
 const MEMBERS = 2_000;
 const DEFINITIONS = 10;
