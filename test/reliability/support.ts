@@ -2,7 +2,7 @@
 // each overridable), figures written for bench/results/reliability.json, latency summaries, RSS of processes,
 // Kindling API and worker processes started as `node src/main.ts api|worker`, and a PostgreSQL of a test's own.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -219,6 +219,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     },
     async stop() {
       await own.current.stop();
+      await rm(root, { recursive: true, force: true });
     },
   };
   return own;
