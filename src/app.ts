@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { apiEnvironment, demoEnabled, type KindlingConfig } from "./config/config.ts";
 import type { Logger } from "./observability/logger.ts";
 import { createOrm, migrate, type Orm } from "./db/orm.ts";
+import { createPool } from "./db/pool.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { listenForChanges } from "./engine/change-notices.ts";
 import { createApiServer } from "./api/server.ts";
@@ -13,7 +14,6 @@ import { createApi } from "./api/routes.ts";
 import { API_CHILD_ENV, CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
 import { createCorsPolicy } from "./api/cors.ts";
 import { createDemoAccess, ensureDemoTenant } from "./api/demo/demo-access.ts";
-import pg from "pg";
 import { resolveTemporalCli } from "./infra/temporal-binaries.ts";
 import { startTemporalDevServer } from "./infra/temporal-dev-server.ts";
 import { startWorker } from "../workers/worker.ts";
@@ -136,16 +136,14 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
     if (role === "all" || role === "api") {
       const apiLogger = logger.child({ component: "api" });
       // application_name tells the API processes apart in pg_stat_activity (KINDLING_API_PROCESSES > 1).
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: config.databasePoolSize, application_name: `kindling-api:${process.pid}` });
-      // An idle client whose connection drops (database restart) must not crash the process; the pool replaces it.
-      pool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle database connection lost"));
+      // A lost database connection (restart, failover) must not crash the process, idle or in use (see pool.ts).
+      const pool = createPool({ connectionString: databaseUrl, max: config.databasePoolSize, application_name: `kindling-api:${process.pid}` }, apiLogger);
       cleanups.push({ name: "pool", run: () => pool.end() });
       const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, ...(overrides.now ? { now: overrides.now } : {}) });
       // One connection hears every other process's changes to what this one keeps in memory.
       let noticePool = pool;
       if (directUrl !== databaseUrl) {
-        noticePool = new pg.Pool({ connectionString: directUrl, max: 1, application_name: `kindling-api-notices:${process.pid}` });
-        noticePool.on("error", (error) => apiLogger.warn({ error: error.message }, "idle notice connection lost"));
+        noticePool = createPool({ connectionString: directUrl, max: 1, application_name: `kindling-api-notices:${process.pid}` }, apiLogger);
         const direct = noticePool;
         cleanups.push({ name: "notice-pool", run: () => direct.end() });
       }

@@ -2,13 +2,13 @@
 // the outbox relay that feeds them — in one process, scaled out by running more of it. `startWorker` is what
 // src/app.ts calls for the `all` and `worker` roles (`npm run start:worker`).
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { Client, Connection } from "@temporalio/client";
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities, type ActivityDeps } from "../src/activities/index.ts";
 import { createOutboxRelay, type OutboxRelay } from "../src/engine/outbox-relay.ts";
 import { createWebhookDispatcher } from "../src/engine/webhook-dispatcher.ts";
 import type { Logger } from "../src/observability/logger.ts";
+import { createPool } from "../src/db/pool.ts";
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL("../src/workflows/index.ts", import.meta.url));
 
@@ -45,9 +45,8 @@ export async function bundleWorkflows(): Promise<WorkflowBundle> {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const logger = options.logger.child({ component: "worker" });
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.databasePoolSize ?? 10 });
-  // An idle client whose connection drops (database restart) must not crash the worker; the pool replaces it.
-  pool.on("error", (error) => logger.warn({ error: error.message }, "idle database connection lost"));
+  // A lost database connection (restart, failover) must not crash the worker, idle or in use (see pool.ts).
+  const pool = createPool({ connectionString: options.databaseUrl, max: options.databasePoolSize ?? 10 }, logger);
   const cleanups: (() => Promise<void>)[] = [() => pool.end()];
   const cleanup = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => logger.error({ err }, "worker cleanup failed"));
@@ -55,7 +54,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   try {
     const nativeConnection = await NativeConnection.connect({ address: options.temporalAddress });
     cleanups.push(() => nativeConnection.close());
-    const connection = await Connection.connect({ address: options.temporalAddress });
+    // grpc-js waits up to 2 minutes between reconnection attempts by default: after a Temporal outage the relay's
+    // client sat idle that long while Temporal was already back. Reconnect within seconds instead.
+    const connection = await Connection.connect({
+      address: options.temporalAddress,
+      channelArgs: { "grpc.initial_reconnect_backoff_ms": 500, "grpc.max_reconnect_backoff_ms": 3_000 },
+    });
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: options.namespace });
     const activities = createActivities({ pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted });

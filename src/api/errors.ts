@@ -100,11 +100,46 @@ export function toConnectError(error: unknown): ConnectError {
       cause: error,
     });
   }
+  if (isDatabaseUnavailable(error)) {
+    // The outcome of a write cut off mid-way is unknown, and retrying it is safe: every write is idempotent
+    // (unique_identifier, request ids), so the client is told to retry, as for any transient failure.
+    return withDetails(Code.Unavailable, "database unavailable, retry", "DATABASE_UNAVAILABLE", { retryAfterMs: 1_000, cause: error });
+  }
   if (error instanceof ConnectError) {
     // Errors raised by Connect itself (malformed request, unsupported codec, too large) get a reason too.
     if (error.findDetails(ErrorInfoSchema).length > 0) return error;
+    // A body connect cannot decode is the request's fault, not the server's: connect calls it INTERNAL.
+    if (error.code === Code.Internal && MALFORMED_BODY.test(error.rawMessage)) {
+      return withDetails(Code.InvalidArgument, `the request cannot be read: ${error.rawMessage}`, "MALFORMED_REQUEST", { cause: error });
+    }
     const reason = error.code === Code.ResourceExhausted ? "REQUEST_TOO_LARGE" : Code[error.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
     return withDetails(error.code, error.rawMessage, reason, { cause: error });
   }
   return withDetails(Code.Internal, "internal error", "INTERNAL", { cause: error });
+}
+
+// What connect-es says when it cannot decode a request body (binary or JSON parse, envelope decompression).
+const MALFORMED_BODY = /^(parse binary|parse JSON|cannot decode|decompression failed|received compressed envelope|invalid envelope|protocol error)/i;
+
+// SQLSTATEs of a database that is going away, restarting or out of connections: class 08 (connection exception),
+// 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections).
+const UNAVAILABLE_SQLSTATES = /^(08...|57P0[123]|53300)$/;
+// What node and pg report for a connection that cannot be made or was cut.
+const UNAVAILABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+const UNAVAILABLE_MESSAGES = [
+  "Connection terminated",
+  "timeout exceeded when trying to connect",
+  "Client has encountered a connection error and is not queryable",
+  "Client was closed and is not queryable",
+];
+
+/** Whether `error` (or any error it wraps, as MikroORM's DriverException does) is a lost or refused database connection. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if (current instanceof ApiError || current instanceof ConnectError) return false;
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && (UNAVAILABLE_SQLSTATES.test(code) || UNAVAILABLE_SOCKET_CODES.has(code))) return true;
+    if (UNAVAILABLE_MESSAGES.some((m) => current instanceof Error && current.message.startsWith(m))) return true;
+  }
+  return false;
 }

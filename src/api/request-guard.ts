@@ -12,7 +12,8 @@
 // Connect's own errors that still come back without an ErrorInfo (a malformed JSON document, a compressed body
 // that inflates past the limit) are given one on the way out, through the same mapper as everything else.
 import type { DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
-import { ScalarType } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, ScalarType } from "@bufbuild/protobuf";
+import { gunzipSync, inflateSync } from "node:zlib";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAsyncIterable, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -63,7 +64,7 @@ export function guardHandler(handler: UniversalHandler, options: RequestGuardOpt
       } else if (protocol === "other" && unary) {
         // gRPC and gRPC-Web: one envelope (5 bytes of header) holds the message. An error the body throws is what
         // connect puts in the trailers, details included.
-        req = { ...req, body: limitedBody(req, limit) };
+        req = { ...req, body: checkedEnvelope(req, limitedBody(req, limit), handler.method.input, options) };
       }
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -189,6 +190,56 @@ function limitedBody(req: UniversalServerRequest, limit: number): AsyncIterable<
       }
     },
   };
+}
+
+/**
+ * A gRPC or gRPC-Web unary body that cannot be read as one message is refused as INVALID_ARGUMENT (reason
+ * MALFORMED_REQUEST): a truncated envelope, a length that disagrees with the bytes, an unknown flag, a compressed
+ * flag without a compression the server knows, a payload that does not inflate or parse. Connect would answer
+ * INTERNAL, as if the server were at fault, and clients would not know the request itself is bad.
+ */
+function checkedEnvelope(req: UniversalServerRequest, body: AsyncIterable<Uint8Array>, input: DescMessage, options: RequestGuardOptions): AsyncIterable<Uint8Array> {
+  const encoding = (req.header.get("grpc-encoding") ?? "identity").toLowerCase();
+  const json = /[+/]json(;|$)/i.test(req.header.get("content-type") ?? "");
+  return {
+    async *[Symbol.asyncIterator]() {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of body) chunks.push(chunk);
+      const bytes = Buffer.concat(chunks);
+      const problem = envelopeProblem(bytes, encoding, json, input, options);
+      if (problem !== undefined) throw toConnectError(malformed(problem));
+      yield bytes;
+    },
+  };
+}
+
+export function malformed(problem: string): ApiError {
+  return new ApiError(Code.InvalidArgument, "MALFORMED_REQUEST", `the request cannot be read: ${problem}`);
+}
+
+function envelopeProblem(bytes: Buffer, encoding: string, json: boolean, input: DescMessage, options: RequestGuardOptions): string | undefined {
+  if (bytes.length < 5) return "the message envelope is truncated";
+  const flag = bytes[0]!;
+  if (flag !== 0 && flag !== 1) return `unknown envelope flag ${flag}`;
+  const length = bytes.readUInt32BE(1);
+  if (length !== bytes.length - 5) return `the envelope declares ${length} bytes and holds ${bytes.length - 5}`;
+  let payload: Uint8Array = bytes.subarray(5);
+  if (flag === 1) {
+    const inflate = encoding === "gzip" ? gunzipSync : encoding === "deflate" ? inflateSync : undefined;
+    if (inflate === undefined) return `a compressed message without a known grpc-encoding (${encoding})`;
+    try {
+      payload = inflate(payload, { maxOutputLength: options.maxRequestBytes });
+    } catch {
+      return `the message does not inflate as ${encoding}`;
+    }
+  }
+  try {
+    if (json) fromJsonString(input, fatalDecoder.decode(payload), { ignoreUnknownFields: options.ignoreUnknownJsonFields });
+    else fromBinary(input, payload);
+  } catch (error) {
+    return error instanceof Error ? error.message : "the message does not parse";
+  }
+  return undefined;
 }
 
 async function checkedConnectPost(req: UniversalServerRequest, input: DescMessage, options: RequestGuardOptions): Promise<UniversalServerRequest> {

@@ -2,7 +2,7 @@
 // domain's StreakRules (for the engine). Recording an activity must not re-read and re-parse its definitions,
 // so they are cached per tenant and dropped when any process changes one: DefinitionService calls
 // `invalidate`, which also notifies other processes through PostgreSQL (`changes`, heard through
-// src/engine/change-notices.ts). A TTL bounds staleness; while notices cannot be heard it is one second.
+// src/engine/change-notices.ts). A TTL bounds staleness; while notices cannot be heard nothing is cached.
 import type { Pool } from "pg";
 import { announce, type ChangeSubscriber } from "./change-notices.ts";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
@@ -31,8 +31,6 @@ interface TenantEntry {
 }
 
 const CHANNEL = "kindling_definition_changed";
-/** How long a tenant's definitions are trusted while changes cannot be heard. */
-const DEAF_TTL_MS = 1_000;
 
 export interface DefinitionCatalog {
   /** Any definition of the tenant, in any state; callers decide what each state allows. */
@@ -81,9 +79,11 @@ export function createDefinitionCatalog(pool: Pool, ttlMs = 30_000, now: () => n
     const cached = tenants.get(tenantId);
     if (cached) {
       const value = await cached;
-      if (now() - value.loadedAt < (deaf ? Math.min(ttlMs, DEAF_TTL_MS) : ttlMs)) return value;
+      if (now() - value.loadedAt < ttlMs) return value;
     }
     const loading = load(tenantId);
+    // While changes cannot be heard, nothing is cached: every call reads the definitions.
+    if (deaf) return loading;
     tenants.set(tenantId, loading);
     loading.catch(() => tenants.delete(tenantId));
     return loading;

@@ -85,6 +85,23 @@ export function backoffMs(attempts: number): number {
   return Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
 }
 
+// gRPC UNAVAILABLE and DEADLINE_EXCEEDED: Temporal itself cannot be reached, whatever the message.
+const TEMPORAL_DOWN_CODES = new Set([14, 4]);
+// How often the relay tries again while Temporal is unreachable.
+const TEMPORAL_DOWN_RETRY_MS = 2_000;
+
+/** Temporal is unreachable (down, restarting, cut off): no message is at fault, and none should be backed off. */
+export function isTemporalUnavailable(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current !== null && typeof current === "object" && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "number" && TEMPORAL_DOWN_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/** Thrown by a relay pass that stopped because Temporal is unreachable. */
+class TemporalUnavailable extends Error {}
+
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, client, taskQueue, logger } = options;
   const batchSize = options.batchSize ?? 100;
@@ -288,12 +305,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         for (const d of found.rows) names.set(d.definitionId, d);
       }
       const relayed: string[] = [];
+      let unreachable: unknown;
       // In order: a reward's claim signal goes after its start, a definition's pause after its publish.
       for (const row of rows) {
         try {
           await deliver(db, row, facts, names);
           relayed.push(row.id);
         } catch (error) {
+          // Temporal down is no message's fault: backing each one off (up to 5 minutes, growing with every pass)
+          // delayed the whole backlog by minutes after Temporal came back. The pass stops, the messages keep their
+          // attempts, and the relay tries again every few seconds until Temporal answers.
+          if (isTemporalUnavailable(error)) {
+            unreachable = error;
+            break;
+          }
           const message = error instanceof Error ? error.message : String(error);
           logger.warn({ err: error, outboxId: row.id, kind: row.kind, attempts: row.attempts + 1 }, "outbox: relay failed, will retry");
           await db.query(
@@ -304,6 +329,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       if (relayed.length > 0) await db.query("update outbox_message set relayed_at = now() where id = any($1::bigint[])", [relayed]);
       await db.query("commit");
+      if (unreachable !== undefined) throw new TemporalUnavailable("temporal unreachable", { cause: unreachable });
       return relayed.length;
     } catch (error) {
       await db.query("rollback").catch(() => undefined);
@@ -323,6 +349,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function run(): Promise<void> {
     let lastLagLog = 0;
     let failures = 0;
+    let temporalDown = false;
     while (running) {
       let relayed = 0;
       try {
@@ -334,11 +361,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         }
       } catch (error) {
         failures++;
-        logger.error({ err: error }, "outbox relay batch failed");
+        temporalDown = error instanceof TemporalUnavailable;
+        if (temporalDown) logger.warn({ err: (error as Error).cause }, "outbox relay: temporal unreachable, retrying");
+        else logger.error({ err: error }, "outbox relay batch failed");
       }
       // A full batch means more may be waiting; otherwise sleep (longer after repeated failures).
       if (relayed < batchSize && running) {
-        const delay = failures > 0 ? Math.min(backoffMs(failures), 30_000) : pollMs;
+        const delay = failures === 0 ? pollMs : temporalDown ? TEMPORAL_DOWN_RETRY_MS : Math.min(backoffMs(failures), 30_000);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
           wake = () => {

@@ -145,6 +145,26 @@ describe("activities dated too far ahead are refused", () => {
   });
 });
 
+describe("strings with NUL are refused", () => {
+  it("contract/a_nul_in_any_string_is_invalid_argument_naming_where_and_stores_nothing", async () => {
+    const cases: [unknown, string][] = [
+      [{ activity: activity("nul-a\u0000", "nul-1", { value: 5 }) }, "activity.member_external_id"],
+      [{ activity: activity("nul-b", "nul-2", { value: 5, metadata: { note: "x\u0000y" } }) }, 'activity.metadata["note"]'],
+      [{ activity: activity("nul-c", "nul-3", { value: 5, metadata: { ["k\u0000"]: "v" } }) }, 'activity.metadata["k\\\\0"]'], // the NUL shown as \0, then JSON-escaped
+    ];
+    for (const [body, field] of cases) {
+      const answer = await post("ActivityService/RecordActivity", JSON.stringify(body));
+      expect(answer.status, field).toBe(400);
+      expect(errorInfo(answer.json)?.reason).toBe("INVALID_REQUEST");
+      expect(violations(answer.json).map((v) => v.field), field).toEqual([field]);
+    }
+    const batch = await post("ActivityService/RecordActivities", JSON.stringify({ activities: [activity("nul-d", "nul-4", { value: 5 }), activity("nul-e", "nul-\u00005", { value: 5 })] }));
+    expect(batch.status).toBe(400);
+    expect(violations(batch.json).map((v) => v.field)).toEqual(["activities[1].unique_identifier"]);
+    expect(await membersNamed("nul-")).toEqual([]);
+  });
+});
+
 describe("every activity that is not applied says why", () => {
   it("contract/future_dated_activity_is_not_applied_with_reason_in_future", async () => {
     // The server's clock is an hour behind: an activity dated now (real time, so within the schema's 5 minutes)
