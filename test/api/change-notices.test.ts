@@ -89,7 +89,7 @@ describe("changes reach every API process", () => {
     await expect.poll(() => outcomeOnSecond(def.id), { timeout: 1_000, interval: 20 }).toBe("DEFINITION_PAUSED");
 
     // Listening connections cut (as by a database restart): no notice reaches anyone, yet a change is seen within a
-    // second, because a process that cannot hear keeps its definitions for at most a second.
+    // second, because a process that cannot hear caches no definitions.
     const cut = await cutListeners();
     expect(cut.length).toBeGreaterThanOrEqual(2);
     await defs.resumeDefinition({ definitionId: def.id });
