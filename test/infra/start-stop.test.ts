@@ -58,8 +58,11 @@ async function stopAt(pattern: RegExp, signal: NodeJS.Signals): Promise<void> {
     new Promise<"still running">((resolve) => setTimeout(resolve, STOP_WITHIN_MS, "still running")),
   ]);
   expect(outcome, outputOf(started).slice(-3_000)).not.toBe("still running");
-  expect(await stillAlive(family)).toEqual([]);
-  expect(await servicePids(dataRoot)).toEqual([]);
+  // Everything it started is gone within the same 10 s (a service may finish its own shutdown — PostgreSQL's
+  // shutdown checkpoint — a moment after Kindling's exit on a loaded machine).
+  const deadline = () => Math.max(0, signalledAt + STOP_WITHIN_MS - Date.now());
+  expect(await eventually(() => stillAlive(family), deadline())).toEqual([]);
+  expect(await eventually(async () => (await servicePids(dataRoot)).map(String), deadline())).toEqual([]);
 }
 
 describe("node src/main.ts all, stopped by a signal", () => {
