@@ -13,6 +13,7 @@ export * from "./reward-code-pool-usage.entity.ts";
 export * from "./tenant-browser-access.entity.ts";
 export * from "./tenant-leaderboard-settings.entity.ts";
 export * from "./member-erasure-tally.entity.ts";
+export * from "./team.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -27,6 +28,7 @@ import { TenantSchema } from "./tenant.entity.ts";
 import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
 import { MemberErasureTallySchema } from "./member-erasure-tally.entity.ts";
+import { TeamMemberSchema, TeamMemberWindowSchema, TeamSchema } from "./team.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -47,4 +49,7 @@ export const allEntities = [
   TenantBrowserAccessSchema,
   TenantLeaderboardSettingsSchema,
   MemberErasureTallySchema,
+  TeamSchema,
+  TeamMemberSchema,
+  TeamMemberWindowSchema,
 ];

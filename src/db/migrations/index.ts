@@ -10,6 +10,7 @@ import { Migration0007ApiKeyLastUse } from "./0007-api-key-last-use.migration.ts
 import { Migration0008BrowserAccess } from "./0008-browser-access.migration.ts";
 import { Migration0009Leaderboards } from "./0009-leaderboards.migration.ts";
 import { Migration0012DataRightsImport } from "./0012-data-rights-import.migration.ts";
+import { Migration0014TeamStreaks } from "./0014-team-streaks.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -24,4 +25,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0008_browser_access", class: Migration0008BrowserAccess },
   { name: "0009_leaderboards", class: Migration0009Leaderboards },
   { name: "0012_data_rights_import", class: Migration0012DataRightsImport },
+  { name: "0014_team_streaks", class: Migration0014TeamStreaks },
 ];
