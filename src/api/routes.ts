@@ -206,16 +206,17 @@ export function createApi(deps: ApiDeps): {
     listening: () => verifiedKeys.trust(),
   });
   const browser = createBrowserAccess(deps.pool, undefined, now);
+  const teams = createTeamStore({ pool: deps.pool, catalog, now });
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({ em, now, onChanged: (row) => catalog.invalidate(row.tenantId) })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
-    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now })),
+    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, teams })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
     serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),
-    serviceRegistration(TeamService, createTeamService({ teams: createTeamStore({ pool: deps.pool, catalog, now }) })),
+    serviceRegistration(TeamService, createTeamService({ teams })),
   ];
   const interceptors = [
     createErrorInterceptor(),

@@ -120,10 +120,11 @@ async function saveTeam(client: Query, tenantId: string, def: CatalogDefinition,
     }
     for (const [key, g] of byWindow) rows.push({ member_id: memberId, window_key: key, window_end_at: new Date(g.end).toISOString(), entries: g.entries });
   }
+  // Two statements: an insert beside a delete in one statement does not see that delete (same snapshot).
+  await client.query("delete from team_member_window where team_id = $1", [teamId]);
   await client.query(
-    `with cleared as (delete from team_member_window where team_id = $1)
-     insert into team_member_window (team_id, member_id, window_key, tenant_id, window_end_at, entries, updated_at)
-     select $1, x.member_id, x.window_key, $2, x.window_end_at, x.entries, $4
+    `insert into team_member_window (team_id, member_id, window_key, tenant_id, window_end_at, entries, updated_at)
+     select $1::uuid, x.member_id, x.window_key, $2::uuid, x.window_end_at, x.entries, $4::timestamptz
        from jsonb_to_recordset($3::jsonb) as x(member_id uuid, window_key varchar, window_end_at timestamptz, entries jsonb)`,
     [teamId, tenantId, JSON.stringify(rows), new Date(now)],
   );
@@ -131,10 +132,10 @@ async function saveTeam(client: Query, tenantId: string, def: CatalogDefinition,
 
 async function saveMemberships(client: Query, tenantId: string, definitionId: string, teamId: string, memberships: readonly TeamMembership[], now: number): Promise<void> {
   try {
+    await client.query("delete from team_member where team_id = $1", [teamId]);
     await client.query(
-      `with cleared as (delete from team_member where team_id = $1)
-       insert into team_member (team_id, member_id, effective_from, tenant_id, definition_id, effective_to, created_at)
-       select $1, x.member_id, x.effective_from, $2, $3, x.effective_to, $5
+      `insert into team_member (team_id, member_id, effective_from, tenant_id, definition_id, effective_to, created_at)
+       select $1::uuid, x.member_id, x.effective_from, $2::uuid, $3::uuid, x.effective_to, $5::timestamptz
          from jsonb_to_recordset($4::jsonb) as x(member_id uuid, effective_from timestamptz, effective_to timestamptz)`,
       [teamId, tenantId, definitionId, JSON.stringify(memberships.map((m) => ({
         member_id: m.memberId, effective_from: new Date(m.fromMs).toISOString(), effective_to: m.toMs === null ? null : new Date(m.toMs).toISOString(),
@@ -220,8 +221,8 @@ export interface TeamStore {
   addMember(tenantId: string, teamId: string, memberExternalId: string): Promise<TeamView>;
   removeMember(tenantId: string, teamId: string, memberExternalId: string): Promise<TeamView>;
   get(tenantId: string, teamId: string): Promise<TeamView>;
-  /** The team progress of a member's team on `def` in the current window, or null (not a team definition, no team). */
-  progressForMember(tenantId: string, def: CatalogDefinition, memberId: string): Promise<TeamView | null>;
+  /** The member's team on `def` in the current window, or null (not a team definition, or on no team now). */
+  progressForMember(tenantId: string, def: CatalogDefinition, memberExternalId: string): Promise<TeamView | null>;
 }
 
 export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number }): TeamStore {
@@ -250,7 +251,8 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
       name: team.name,
       createdAt: team.createdAt,
       members: team.config.memberships.map((m) => ({ memberExternalId: name(m.memberId), effectiveFrom: m.fromMs, effectiveTo: m.toMs })),
-      progress: { ...p, doneMembers: p.doneMembers.map(name), pendingMembers: p.pendingMembers.map(name) },
+      // Done in the order they did it; pending by external id.
+      progress: { ...p, doneMembers: p.doneMembers.map(name), pendingMembers: p.pendingMembers.map(name).sort() },
     };
   }
 
@@ -321,16 +323,16 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
       return view(pool, tenantId, team, def, rule, deps.now());
     },
 
-    async progressForMember(tenantId, def, memberId) {
+    async progressForMember(tenantId, def, memberExternalId) {
       const rule = teamRuleOf(def);
       const spec = def.rules.window;
       if (rule === null || spec.type !== "CALENDAR") return null;
       const now = deps.now();
       const { rows } = await pool.query<{ team_id: string }>(
-        `select team_id from team_member where tenant_id = $1 and definition_id = $2 and member_id = $3
-            and effective_from <= $4 and (effective_to is null or effective_to > $4)
-          order by effective_from desc limit 1`,
-        [tenantId, def.id, memberId, new Date(windowFor(spec, now, spec.timezone).startMs)],
+        `select tm.team_id from team_member tm join member m on m.id = tm.member_id and m.tenant_id = $1 and m.external_id = $3
+          where tm.tenant_id = $1 and tm.definition_id = $2 and tm.effective_from <= $4 and (tm.effective_to is null or tm.effective_to > $4)
+          order by tm.effective_from desc limit 1`,
+        [tenantId, def.id, memberExternalId, new Date(windowFor(spec, now, spec.timezone).startMs)],
       );
       if (!rows[0]) return null;
       const team = await loadTeam(pool, tenantId, rows[0].team_id, def, false);
