@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { TeamService } from "../../src/gen/kindling/v1/team_service_pb.js";
 import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
@@ -137,6 +137,16 @@ describe("team streaks over the API (day 0 to day 2)", () => {
     // Sam is off the team now: his view has no team.
     const sam = await api.client(MemberStreakService).getMemberStreak({ memberExternalId: "sam", definitionId: teamDef });
     expect(sam.streak!.team).toBeUndefined();
+  });
+
+  it("teams/import_grants_no_member_milestones_on_a_team_definition", async () => {
+    clock.set(at(2, 13));
+    const history = [0, 1].map((day) => ({ ...activity("ivy", day, 8), memberRef: { case: "memberExternalId" as const, value: "ivy" } }));
+    await api.client(ActivityService).importActivities({ activities: history, milestonePolicy: ImportMilestonePolicy.GRANT });
+    const ivy = await api.client(MemberStreakService).getMemberStreak({ memberExternalId: "ivy", definitionId: teamDef });
+    expect(ivy.streak!.currentCount).toBe(2);
+    // Ivy's own count reached the milestone; on a team definition only the team's milestones pay.
+    expect((await rewardsOf(teamDef)).filter(([m]) => m === "ivy")).toEqual([]);
   });
 
   it("teams/bad_requests_are_typed_and_change_nothing", async () => {
