@@ -153,7 +153,8 @@ export function addMembership(rules: StreakRules, memberships: readonly TeamMemb
   if (rosterAt(memberships, eff).length + 1 > MAX_TEAM_MEMBERS) {
     throw new DomainError("INVALID_TEAM_SIZE", "memberId", `a team has at most ${MAX_TEAM_MEMBERS} members`);
   }
-  const resumed = memberships.findIndex((m) => m.memberId === memberId && m.toMs === eff);
+  // Removed from a window not started yet (at `eff` or later): the removal is undone instead.
+  const resumed = memberships.findIndex((m) => m.memberId === memberId && m.toMs !== null && m.toMs >= eff);
   if (resumed >= 0) return memberships.map((m, i) => (i === resumed ? { ...m, toMs: null } : m));
   return [...memberships, { memberId, fromMs: eff, toMs: null }];
 }

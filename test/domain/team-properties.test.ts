@@ -199,7 +199,8 @@ describe("team streak properties", () => {
       fc.property(rulesArb, opsArb, (rules, ops) => {
         const spec = rules.window as CalendarWindowSpec;
         let memberships = createMemberships(rules, MEMBERS.slice(0, ops.size), T0);
-        for (const c of ops.changes) {
+        // Changes in time order, as a team sees them.
+        for (const c of [...ops.changes].sort((x, y) => x.hour - y.hour)) {
           const t = T0 + c.hour * HOUR + 17 * 60_000;
           const memberId = MEMBERS[c.member] as string;
           let next = memberships;
