@@ -74,7 +74,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-describe("team streaks over the API (day 0 to day 2)", () => {
+describe("team streaks over the API (day 0 to day 3)", () => {
   it("teams/member_view_says_two_of_three_done_and_who_has_not", async () => {
     await checkIn("ana", 0, 9);
     await checkIn("ben", 0, 10);
@@ -139,9 +139,19 @@ describe("team streaks over the API (day 0 to day 2)", () => {
     expect(sam.streak!.team).toBeUndefined();
   });
 
+  it("teams/concurrent_check_ins_of_one_team_lose_no_update", async () => {
+    // Day 3: the three members of the roster check in at once, each through the one-at-a-time path; the team row
+    // lock serialises them, so the window counts exactly once whatever order they commit in.
+    clock.set(at(3, 9));
+    await Promise.all(["ana", "ben", "zoe"].map((m) => api.client(ActivityService).recordActivity({ activity: activity(m, 3, 9) })));
+    const view = await teamOf("ana");
+    expect(view).toMatchObject({ windowSatisfied: true, currentCount: 4, pendingMemberExternalIds: [] });
+    expect([...view.doneMemberExternalIds].sort()).toEqual(["ana", "ben", "zoe"]);
+  });
+
   it("teams/import_grants_no_member_milestones_on_a_team_definition", async () => {
-    clock.set(at(2, 13));
-    const history = [0, 1].map((day) => ({ ...activity("ivy", day, 8), memberRef: { case: "memberExternalId" as const, value: "ivy" } }));
+    clock.set(at(3, 13));
+    const history = [2, 3].map((day) => ({ ...activity("ivy", day, 8), memberRef: { case: "memberExternalId" as const, value: "ivy" } }));
     await api.client(ActivityService).importActivities({ activities: history, milestonePolicy: ImportMilestonePolicy.GRANT });
     const ivy = await api.client(MemberStreakService).getMemberStreak({ memberExternalId: "ivy", definitionId: teamDef });
     expect(ivy.streak!.currentCount).toBe(2);
@@ -150,7 +160,7 @@ describe("team streaks over the API (day 0 to day 2)", () => {
   });
 
   it("teams/bad_requests_are_typed_and_change_nothing", async () => {
-    clock.set(at(2, 12));
+    clock.set(at(3, 14));
     await expectFailure(teams().createTeam({ definitionId: soloDef, name: "x", memberExternalIds: ["a1", "a2"] }), Code.InvalidArgument, "NOT_A_TEAM_DEFINITION");
     await expectFailure(teams().createTeam({ definitionId: teamDef, name: "x", memberExternalIds: ["ana", "a2"] }), Code.FailedPrecondition, "ALREADY_TEAM_MEMBER");
     await expectFailure(teams().addTeamMember({ teamId, memberExternalId: "ana" }), Code.FailedPrecondition, "ALREADY_TEAM_MEMBER");
