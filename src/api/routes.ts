@@ -16,6 +16,7 @@ import { MemberService } from "../gen/kindling/v1/member_service_pb.js";
 import { TenantService } from "../gen/kindling/v1/tenant_service_pb.js";
 import { EventService } from "../gen/kindling/v1/event_service_pb.js";
 import { LeaderboardService } from "../gen/kindling/v1/leaderboard_service_pb.js";
+import { TeamService } from "../gen/kindling/v1/team_service_pb.js";
 import { createDefinitionService } from "./services/definition.service.ts";
 import { createActivityService } from "./services/activity.service.ts";
 import { createMemberStreakService } from "./services/member-streak.service.ts";
@@ -24,6 +25,8 @@ import { createMemberService } from "./services/member.service.ts";
 import { createTenantService } from "./services/tenant.service.ts";
 import { createEventService } from "./services/event.service.ts";
 import { createLeaderboardService } from "./services/leaderboard.service.ts";
+import { createTeamService } from "./services/team.service.ts";
+import { createTeamStore } from "../engine/team-streaks.ts";
 import { createLeaderboardStore } from "../engine/leaderboard.ts";
 import { readDefinitionStats } from "../engine/definition-stats.ts";
 import { listStreakWindows } from "../engine/streak-history.ts";
@@ -161,6 +164,17 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       SetLeaderboardSettings: ADMIN,
     },
   ],
+  [
+    TeamService,
+    {
+      // Teams are made and changed by the tenant's backend (which may relay members inviting each other); members
+      // see their team in their own progress view.
+      CreateTeam: SERVER,
+      AddTeamMember: SERVER,
+      RemoveTeamMember: SERVER,
+      GetTeam: SERVER,
+    },
+  ],
 ];
 
 function permissionMatrix(): PermissionMatrix {
@@ -199,18 +213,20 @@ export function createApi(deps: ApiDeps): {
     listening: () => verifiedKeys.trust(),
   });
   const browser = createBrowserAccess(deps.pool, undefined, now);
+  const teams = createTeamStore({ pool: deps.pool, catalog, now });
   const services: ServiceRegistration[] = [
     serviceRegistration(DefinitionService, createDefinitionService({
       em, now, onChanged: (row) => catalog.invalidate(row.tenantId),
       stats: (scope, startDay, endDay) => readDefinitionStats(deps.pool, scope, startDay, endDay),
     })),
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
-    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
+    serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, teams, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
     serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
     serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),
+    serviceRegistration(TeamService, createTeamService({ teams })),
   ];
   const interceptors = [
     createErrorInterceptor(),

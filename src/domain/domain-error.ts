@@ -16,7 +16,11 @@ export type DomainErrorReason =
   | "INVALID_FREEZE_POLICY"
   | "INVALID_REPAIR_WINDOW"
   | "INVALID_AT_RISK_LEAD"
-  | "INVALID_DISPLAY";
+  | "INVALID_DISPLAY"
+  | "INVALID_TEAM_RULE"
+  | "ALREADY_TEAM_MEMBER"
+  | "NOT_TEAM_MEMBER"
+  | "INVALID_TEAM_SIZE";
 
 export class DomainError extends Error {
   readonly reason: DomainErrorReason;

@@ -42,3 +42,4 @@ export * from "./streak-machine.ts";
 export * from "./display-templates.ts";
 export * from "./progress-view.ts";
 export * from "./reward-lifecycle.ts";
+export * from "./team-streak.ts";

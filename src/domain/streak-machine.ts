@@ -505,6 +505,26 @@ function finalOnly(r: FoldResult): WindowRecord[] {
   return r.windows.filter((w) => w.final);
 }
 
+/**
+ * Re-derives `state` at `now` with `tail` as its not-final activities, for compositions that derive the tail
+ * themselves (team streaks feed one "window satisfied" entry per team window). `state` must already be advanced
+ * to `now`, and `tail` must hold every entry of its not-final windows (it replaces `state.tail`). Effects are the
+ * difference from `state`, exactly as for `applyActivity`.
+ */
+export function withTail(
+  rules: StreakRules,
+  state: MemberStreakState,
+  tail: readonly ActivityEntry[],
+  now: number,
+  opts: EvalOptions = {},
+  extra: Pick<MemberStreakState, "zone" | "lastActivityAt" | "activityCount">,
+): Transition<null> {
+  const sorted = [...tail].sort(compareEntries);
+  const r = fold(rules, extra.zone, state.base, sorted, now, opts);
+  const next = materialise(state, r, now, extra);
+  return { state: next, outcome: null, effects: diffEffects(rules, state, next, r.misses) };
+}
+
 function pinZone(rules: StreakRules, state: MemberStreakState, memberZone: string | null | undefined): string | null {
   const spec = rules.window;
   if (spec.type === "ROLLING") return null;

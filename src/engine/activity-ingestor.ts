@@ -21,6 +21,7 @@ import type { RewardFactsByDefinition } from "./progress-reader.ts";
 import { EngineError } from "./engine-error.ts";
 import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
+import { applyTeamActivityInTransaction, teamRuleOf, type TeamActivityResult } from "./team-streaks.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };
@@ -271,7 +272,21 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
     if (history && next.finalised !== undefined && next.finalised.length > 0) {
       windows.push({ owner: { tenantId: input.tenantId, memberId: member.id, definitionId: def.id, memberStreakId: row.id }, windows: next.finalised });
     }
-    const planned = planRewards(def, { tenantId: input.tenantId, memberId: member.id, memberStreakId: row.id, activityId }, next.effects, now);
+    // Team definitions: the member's own streak above is their window aggregate and view; the team's streak
+    // changes in this same transaction (its row locked after the member's), and its milestones pay every member
+    // on the roster instead of the member's own milestones.
+    const individual = teamRuleOf(def) === null;
+    let teamResult: TeamActivityResult | null = null;
+    if (!individual && gate === null) {
+      teamResult = await applyTeamActivityInTransaction(
+        client, def, input.tenantId, member.id,
+        { id: input.uniqueIdentifier, occurredAt: input.occurredAt, value: input.value ?? 0, distinctKey: input.distinctKey ?? null },
+        activityId, now, FUTURE_TOLERANCE_MS,
+      );
+    }
+    const planned = individual
+      ? planRewards(def, { tenantId: input.tenantId, memberId: member.id, memberStreakId: row.id, activityId }, next.effects, now)
+      : [...(teamResult?.rewards ?? [])];
     rewards.push(...planned);
     const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
     events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id, activityId, wasReset }, next.effects, planned, now));

@@ -58,6 +58,7 @@ import type { OutboxPayloads } from "./outbox.ts";
 import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "./progress-reader.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
+import { teamRuleOf } from "./team-streaks.ts";
 import { eventRecords, insertEventsSql, memberStreakRecords, saveMemberStreaksSql } from "./streak-persistence.ts";
 import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
 
@@ -227,7 +228,15 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
       }),
     );
     const runnable = resolved.filter((p): p is Pending => "input" in p);
-    const results = runnable.length > 0 ? await runBatch(runnable) : [];
+    // Team definitions take the one-at-a-time path, which also updates the member's team in the same transaction.
+    const forTeam = (p: Pending) => p.defs.some((d) => teamRuleOf(d) !== null);
+    const batched = runnable.filter((p) => !forTeam(p));
+    const single = runnable.filter(forTeam);
+    const batchedResults = batched.length > 0 ? await runBatch(batched) : [];
+    const singleResults = await oneByOne(single);
+    let b = 0;
+    let s = 0;
+    const results = runnable.map((p) => (forTeam(p) ? singleResults[s++]! : batchedResults[b++]!));
     let k = 0;
     return resolved.map((p) => ("input" in p ? results[k++]! : { ok: false, error: p.error }));
   }

@@ -100,6 +100,11 @@ const TABLE = `
   kindling.v1.LeaderboardService/SetLeaderboardPreference ok     ok       ok      ok       denied        denied  ok            unauth
   kindling.v1.LeaderboardService/GetLeaderboardSettings   ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.LeaderboardService/SetLeaderboardSettings   ok     denied   denied  denied   denied        denied  ok            unauth
+
+  kindling.v1.TeamService/CreateTeam                  ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.TeamService/AddTeamMember               ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.TeamService/RemoveTeamMember            ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.TeamService/GetTeam                     ok     ok       denied  denied   denied        denied  ok            unauth
 `;
 // ListEvents and WatchEvents: an end user naming no member gets their own events (the member filter is forced to
 // the caller); naming another member is MEMBER_MISMATCH, as everywhere else. A leaderboard is the definition's,
@@ -238,6 +243,10 @@ function requestFor(rpc: string): Record<string, unknown> {
     "LeaderboardService/GetLeaderboardSettings": {},
     // Boards stay visible, so the end-user columns of the rows above keep reading them.
     "LeaderboardService/SetLeaderboardSettings": { hiddenFromEndUsers: false },
+    "TeamService/CreateTeam": { definitionId: liveDef, name: "Pair", memberExternalIds: ["alice", "bob"] },
+    "TeamService/AddTeamMember": { teamId: MADE_UP, memberExternalId: "alice" },
+    "TeamService/RemoveTeamMember": { teamId: MADE_UP, memberExternalId: "alice" },
+    "TeamService/GetTeam": { teamId: MADE_UP },
   };
   const request = requests[rpc.replace(/^kindling\.v1\./, "")];
   if (!request) throw new Error(`no request for ${rpc}: add one beside its row`);

@@ -10,6 +10,8 @@ import { StreakDefinition, type DefinitionState as StoredState } from "../../db/
 import { findDefinition, listDefinitions, withPauseChange } from "../../db/repositories/definition.repository.ts";
 import { enqueueDefinitionChanged } from "../../db/repositories/outbox.repository.ts";
 import { validateRules } from "../../domain/rules.ts";
+import { validateTeamRule } from "../../domain/team-streak.ts";
+import { teamRuleFromMessage } from "../../engine/team-streaks.ts";
 import { ruleViolation } from "../mappers/rule-violation.mapper.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
 import { principalOf, type Principal } from "../context.ts";
@@ -36,8 +38,12 @@ const seesOnlyLive = (p: Principal) => p.role === "END_USER" || p.role === "GUES
 
 /** Refuses a definition whose rules the domain cannot run, naming the first broken rule by its API field. */
 function assertValidDefinition(definition: StreakDefinitionMessage): void {
-  const [first] = validateRules(rulesFromMessage(definition));
+  const rules = rulesFromMessage(definition);
+  const [first] = validateRules(rules);
   if (first !== undefined) throw ruleViolation(first, definition);
+  const team = teamRuleFromMessage(definition);
+  const [teamProblem] = team === null ? [] : validateTeamRule(rules, team);
+  if (teamProblem !== undefined) throw ruleViolation(teamProblem, definition);
 }
 
 function dayStatsMessage(d: DefinitionDayStats): MessageInitShape<typeof DefinitionDayStatsSchema> {

@@ -1,7 +1,10 @@
 // MemberStreakService: "where does this member stand" in one call, from PostgreSQL alone.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import type { TeamStore } from "../../engine/team-streaks.ts";
+import { teamProgressMessage } from "./team.service.ts";
 import { MemberStreakService } from "../../gen/kindling/v1/member_streak_service_pb.js";
-import { MemberStreakState } from "../../gen/kindling/v1/member_streak_pb.js";
+import { MemberStreakState, TeamProgressSchema } from "../../gen/kindling/v1/member_streak_pb.js";
 import type { ProgressReader } from "../../engine/progress-reader.ts";
 import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
 import { initialState } from "../../domain/streak-machine.ts";
@@ -22,6 +25,8 @@ export interface MemberStreakServiceDeps {
   readonly now: () => number;
   /** One page of a member streak's window history (src/engine/streak-history.ts). */
   readonly windows: (query: WindowQuery, now: number, limit: number, after: WindowCursor | undefined) => Promise<readonly HistoryWindow[]>;
+  /** Team definitions: the member's team progress joins their view (absent: no team progress is shown). */
+  readonly teams?: TeamStore;
 }
 
 /** End users may read only their own member (PRODUCT §2); others may read any member of their tenant. */
@@ -81,7 +86,10 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
         throw notFound("member streak", { member_external_id: req.memberExternalId, definition_id: req.definitionId });
       }
       const now = deps.now();
-      return { streak: progressMessage(found.definition, req.memberExternalId, found.row, rows.rewards(found.definition.id), now, req.language || undefined) };
+      const streak = progressMessage(found.definition, req.memberExternalId, found.row, rows.rewards(found.definition.id), now, req.language || undefined);
+      const team = await deps.teams?.progressForMember(principalOf(context).tenantId, found.definition, req.memberExternalId);
+      if (team) streak.team = create(TeamProgressSchema, teamProgressMessage(team));
+      return { streak };
     },
 
     async listMemberStreaks(req, context) {

@@ -15,6 +15,7 @@ export * from "./tenant-leaderboard-settings.entity.ts";
 export * from "./member-erasure-tally.entity.ts";
 export * from "./definition-stats-day.entity.ts";
 export * from "./streak-window.entity.ts";
+export * from "./team.entity.ts";
 
 import { ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
@@ -31,6 +32,7 @@ import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
 import { MemberErasureTallySchema } from "./member-erasure-tally.entity.ts";
 import { DefinitionStatsDaySchema } from "./definition-stats-day.entity.ts";
+import { TeamMemberSchema, TeamMemberWindowSchema, TeamSchema } from "./team.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -53,4 +55,7 @@ export const allEntities = [
   MemberErasureTallySchema,
   DefinitionStatsDaySchema,
   StreakWindowSchema,
+  TeamSchema,
+  TeamMemberSchema,
+  TeamMemberWindowSchema,
 ];

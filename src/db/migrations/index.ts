@@ -13,6 +13,7 @@ import { Migration0010StreakWindows } from "./0010-streak-windows.migration.ts";
 import { Migration0011DefinitionStats } from "./0011-definition-stats.migration.ts";
 import { Migration0012DataRightsImport } from "./0012-data-rights-import.migration.ts";
 import { Migration0013SweepKeyset } from "./0013-sweep-keyset.migration.ts";
+import { Migration0014TeamStreaks } from "./0014-team-streaks.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -30,4 +31,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0011_definition_stats", class: Migration0011DefinitionStats },
   { name: "0012_data_rights_import", class: Migration0012DataRightsImport },
   { name: "0013_sweep_keyset", class: Migration0013SweepKeyset },
+  { name: "0014_team_streaks", class: Migration0014TeamStreaks },
 ];

@@ -38,6 +38,10 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
     erase: "delete",
   },
   { table: "activity", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
+  // Team streaks (migration 0014): the member's stretches on teams and their activities in open team windows. The
+  // team row itself (name, the team chain keyed by window) names no member; erasure takes the member off the team.
+  { table: "team_member", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.effective_from, t.team_id", erase: "delete" },
+  { table: "team_member_window", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.window_end_at, t.team_id", erase: "delete" },
   { table: "reward", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.created_at, t.id", erase: "delete" },
   {
     table: "reward_code_pool_usage",

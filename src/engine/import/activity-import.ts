@@ -15,6 +15,7 @@ import { advance, diffEffects, recompute, type ActivityInput as DomainActivity, 
 import { MERGE_INLINE_PROFILE, gateReason, resolveTargets, type RecordActivityInput } from "../activity-ingestor.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definition-catalog.ts";
 import { planRewards, type PlannedReward } from "../reward-plan.ts";
+import { teamRuleOf } from "../team-streaks.ts";
 import { eventsForEffects } from "../streak-events.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "../streak-persistence.ts";
 import { inTransaction } from "../transaction.ts";
@@ -77,7 +78,8 @@ async function upsertMembers(client: PoolClient, tenantId: string, activities: r
 
 /** The rewards a policy writes for the milestones an import reached. */
 function rewardsFor(policy: MilestonePolicy, def: CatalogDefinition, owner: Parameters<typeof planRewards>[1], effects: readonly StreakEffect[], now: number): PlannedReward[] {
-  if (policy === "NONE") return [];
+  // Team definitions reward the team's milestones to its members, never a member's own (src/engine/team-streaks.ts).
+  if (policy === "NONE" || teamRuleOf(def) !== null) return [];
   const planned = planRewards(def, owner, effects, now);
   if (policy === "GRANT") return planned;
   // RECORD: earned when the history reached it and fulfilled elsewhere; nothing to claim, issue or run.

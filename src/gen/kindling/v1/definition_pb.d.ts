@@ -175,6 +175,15 @@ export declare type StreakDefinition = Message<"kindling.v1.StreakDefinition"> &
    * @generated from field: string etag = 20;
    */
   etag: string;
+
+  /**
+   * Set when this is a team streak (issue 14): a team of members (TeamService) keeps one streak that counts a
+   * window only when enough members of that window's team satisfied the condition. Team streaks need calendar
+   * windows in the definition's time zone (use_member_time_zone off). Unset means an individual streak.
+   *
+   * @generated from field: kindling.v1.TeamRule team = 21;
+   */
+  team?: TeamRule | undefined;
 };
 
 /**
@@ -182,6 +191,34 @@ export declare type StreakDefinition = Message<"kindling.v1.StreakDefinition"> &
  * Use `create(StreakDefinitionSchema)` to create a new message.
  */
 export declare const StreakDefinitionSchema: GenMessage<StreakDefinition>;
+
+/**
+ * How a team streak counts a window.
+ *
+ * @generated from message kindling.v1.TeamRule
+ */
+export declare type TeamRule = Message<"kindling.v1.TeamRule"> & {
+  /**
+   * K: the window counts when at least this many members of the window's team satisfied it (capped at the team's
+   * size). Zero means every member. At most 100.
+   *
+   * @generated from field: uint32 min_members_satisfied = 1;
+   */
+  minMembersSatisfied: number;
+
+  /**
+   * The freezes the team holds (a missed team window uses one). Unset means the definition's freeze_policy.
+   *
+   * @generated from field: kindling.v1.FreezePolicy freeze_policy = 2;
+   */
+  freezePolicy?: FreezePolicy | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.TeamRule.
+ * Use `create(TeamRuleSchema)` to create a new message.
+ */
+export declare const TeamRuleSchema: GenMessage<TeamRule>;
 
 /**
  * How time is cut into windows: the periods within which a member must satisfy the condition.

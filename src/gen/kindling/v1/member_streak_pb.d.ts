@@ -329,6 +329,14 @@ export declare type MemberStreakProgress = Message<"kindling.v1.MemberStreakProg
    * @generated from field: uint32 total_count = 41;
    */
   totalCount: number;
+
+  /**
+   * Team definitions only: the member's team and where it stands in the current window; unset when the member
+   * is on no team of this definition.
+   *
+   * @generated from field: kindling.v1.TeamProgress team = 42;
+   */
+  team?: TeamProgress | undefined;
 };
 
 /**
@@ -651,6 +659,110 @@ export declare type RenderedMessage = Message<"kindling.v1.RenderedMessage"> & {
  * Use `create(RenderedMessageSchema)` to create a new message.
  */
 export declare const RenderedMessageSchema: GenMessage<RenderedMessage>;
+
+/**
+ * Where a team stands in the current window ("2 of 3 done today; Sam hasn't checked in").
+ *
+ * @generated from message kindling.v1.TeamProgress
+ */
+export declare type TeamProgress = Message<"kindling.v1.TeamProgress"> & {
+  /**
+   * The team's id and name.
+   *
+   * @generated from field: string team_id = 1;
+   */
+  teamId: string;
+
+  /**
+   * @generated from field: string team_name = 2;
+   */
+  teamName: string;
+
+  /**
+   * The current window: its key and bounds.
+   *
+   * @generated from field: string window_key = 3;
+   */
+  windowKey: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp window_start_time = 4;
+   */
+  windowStartTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp window_close_time = 5;
+   */
+  windowCloseTime?: Timestamp | undefined;
+
+  /**
+   * How many members count in this window, and how many of them must satisfy it (K capped at that).
+   *
+   * @generated from field: uint32 member_count = 6;
+   */
+  memberCount: number;
+
+  /**
+   * @generated from field: uint32 required_count = 7;
+   */
+  requiredCount: number;
+
+  /**
+   * The members who satisfied the window, in the order they did.
+   *
+   * @generated from field: repeated string done_member_external_ids = 8;
+   */
+  doneMemberExternalIds: string[];
+
+  /**
+   * The members who have not yet, by external id.
+   *
+   * @generated from field: repeated string pending_member_external_ids = 9;
+   */
+  pendingMemberExternalIds: string[];
+
+  /**
+   * Whether the window already counts for the team.
+   *
+   * @generated from field: bool window_satisfied = 10;
+   */
+  windowSatisfied: boolean;
+
+  /**
+   * The team's streak.
+   *
+   * @generated from field: kindling.v1.MemberStreakState state = 11;
+   */
+  state: MemberStreakState;
+
+  /**
+   * @generated from field: uint32 current_count = 12;
+   */
+  currentCount: number;
+
+  /**
+   * @generated from field: uint32 longest_count = 13;
+   */
+  longestCount: number;
+
+  /**
+   * @generated from field: uint32 freezes_held = 14;
+   */
+  freezesHeld: number;
+
+  /**
+   * The team's run is live and this window is within the at-risk lead of closing unsatisfied.
+   *
+   * @generated from field: bool at_risk = 15;
+   */
+  atRisk: boolean;
+};
+
+/**
+ * Describes the message kindling.v1.TeamProgress.
+ * Use `create(TeamProgressSchema)` to create a new message.
+ */
+export declare const TeamProgressSchema: GenMessage<TeamProgress>;
 
 /**
  * The state of a member's streak.
