@@ -145,7 +145,13 @@ describe("streak history properties", () => {
         fc.integer({ min: 0, max: 5 * 24 }),
         (rules, items, pauseAt, extra) => {
           const pauses: PauseInterval[] = pauseAt === null ? [] : [{ from: T0 + pauseAt * HOUR, to: T0 + (pauseAt + 40) * HOUR }];
-          const acts = items.map((x, i) => ({ id: `e${i}`, occurredAt: T0 + x.hour * HOUR, distinctKey: x.key })).sort((a, b) => a.occurredAt - b.occurredAt);
+          // Arrival in event-time order, activities of the same instant in the fold's order (time, then id): one of
+          // two same-instant activities that arrives after its window was finalised (rolling windows without grace
+          // finalise at once) is too late for it, so which one a window's aggregate names depends on arrival, which
+          // one fold of the history cannot know. (Found by this property with ids e5 and e10 at one instant.)
+          const acts = items
+            .map((x, i) => ({ id: `e${i}`, occurredAt: T0 + x.hour * HOUR, distinctKey: x.key }))
+            .sort((a, b) => compareEntries({ id: a.id, at: a.occurredAt, value: 0, key: a.distinctKey }, { id: b.id, at: b.occurredAt, value: 0, key: b.distinctKey }));
           let state = initialState(rules);
           const stored = new Map<number, WindowRecord>();
           for (const a of acts) {
@@ -166,7 +172,7 @@ describe("streak history properties", () => {
           if (settled !== undefined && incremental.every((w) => w.final)) expect(settled.countAfter).toBe(now.current);
         },
       ),
-      { numRuns: 1500 },
+      { numRuns: 1500, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
     );
   });
 });
