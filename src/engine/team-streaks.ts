@@ -20,6 +20,7 @@ import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.
 import type { StreakDefinition as StreakDefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
 import { EngineError, notFoundError } from "./engine-error.ts";
 import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import { inTransaction } from "./transaction.ts";
 
 const teamRules = new WeakMap<CatalogDefinition, TeamRule | null>();
 
@@ -256,23 +257,8 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
     };
   }
 
-  async function inTransaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query("begin");
-      const result = await fn(client);
-      await client.query("commit");
-      return result;
-    } catch (error) {
-      await client.query("rollback").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
   async function change(tenantId: string, teamId: string, memberExternalId: string, op: typeof addMembership): Promise<TeamView> {
-    return inTransaction(async (client) => {
+    return inTransaction(pool, async (client) => {
       const locked = await loadTeam(client, tenantId, teamId, undefined, true);
       if (!locked) throw notFoundError("team", { team_id: teamId });
       const { def, rule } = await teamDefinition(tenantId, locked.definitionId);
@@ -292,7 +278,7 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
   return {
     async create(tenantId, definitionId, name, memberExternalIds) {
       const { def, rule } = await teamDefinition(tenantId, definitionId);
-      return inTransaction(async (client) => {
+      return inTransaction(pool, async (client) => {
         const now = deps.now();
         const ids = await memberIds(client, tenantId, memberExternalIds);
         let memberships: TeamMembership[];
