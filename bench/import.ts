@@ -15,8 +15,8 @@
 // BENCH_IMPORT_MEMBERS (default 1000; full size 10000), BENCH_IMPORT_CONCURRENCY (default 4), BENCH_IMPORT_POLICY
 // (NONE, RECORD or GRANT; default RECORD), BENCH_SECONDS (pgbench, default 10).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, createWriteStream } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { rmSync, writeFileSync, mkdirSync, createWriteStream } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -25,7 +25,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { runPgbench, settleDatabase } from "./pgbench.ts";
-import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
+import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
@@ -55,7 +55,7 @@ function activity(n: number) {
 const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
 async function main() {
-  const root = mkdtempSync(join(tmpdir(), "kindling-bench-import-"));
+  const root = await createTemporaryDataRoot("kindling-bench-import-");
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: "100" } });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: String(Math.max(8, concurrency * 2)) });
   const kindling = await startKindling(config, createLogger("warn"), "api");

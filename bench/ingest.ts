@@ -38,15 +38,15 @@
 // server process, from /proc; null off Linux).
 import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
+import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
 import { startPgBouncer, type PgBouncer } from "../test/support/pgbouncer.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
@@ -176,7 +176,6 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall };
 }
 
-
 /**
  * The tables the measured phases write: settled (VACUUM ANALYZE, CHECKPOINT) before every phase, ours and pgbench's
  * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
@@ -197,7 +196,7 @@ async function historyRows(url: string): Promise<number> {
 const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 
 async function main() {
-  const root = mkdtempSync(join(tmpdir(), "kindling-bench-"));
+  const root = await createTemporaryDataRoot("kindling-bench-");
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
   console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion.stdout.trim()})` : `${client} (JavaScript, worker thread)`}`);
   // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.

@@ -21,8 +21,8 @@
 // The rank's cost grows with the member's rank on both sides (the rows ahead are counted through the index), so
 // random members make its absolute rate low; the ratio compares like with like.
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
@@ -31,6 +31,7 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { LeaderboardMetric, LeaderboardService } from "../src/gen/kindling/v1/leaderboard_service_pb.js";
+import { createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
 
 interface LoadJob {
   /** `floor`: GetLeaderboardSettings, a one-row read: what the RPC stack alone allows on this machine. */
@@ -133,7 +134,6 @@ function load(job: LoadJob): Promise<LoadResult> {
 }
 
 
-
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   const levels = (process.env.BENCH_CONCURRENCY ?? "8").split(",").map((c) => Number(c.trim())).filter((c) => Number.isInteger(c) && c > 0);
   const log = (message: string) => process.stdout.write(`[leaderboard] ${message}\n`);
 
-  const root = mkdtempSync(join(tmpdir(), "kindling-leaderboard-"));
+  const root = await createTemporaryDataRoot("kindling-leaderboard-");
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_wal_size: "4GB", shared_buffers: "512MB", max_connections: "100" } });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: "16" });
   const kindling = await startKindling(config, createLogger("warn"), "api");

@@ -4,8 +4,8 @@
 // second is called back to back until it answers UNAUTHENTICATED. Reported: the time from the revocation's
 // answer to the first refusal on the second process (p50, p95, max), and the calls the second still accepted.
 // Results: bench/results/revocation.json. Knob: ROUNDS (default 50).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
+
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -18,6 +18,7 @@ import { createOrm } from "../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
 import { TenantService } from "../src/gen/kindling/v1/tenant_service_pb.js";
 import { ApiKeyRole } from "../src/gen/kindling/v1/tenant_pb.js";
+import { createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
 const root = join(import.meta.dirname, "..");
@@ -31,7 +32,7 @@ const tenants = (url: string, headers: Record<string, string>) => {
   return createClient(TenantService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [set] }));
 };
 
-const dataDir = mkdtempSync(join(tmpdir(), "kindling-bench-revocation-"));
+const dataDir = await createTemporaryDataRoot("kindling-bench-revocation-");
 const silent = createLogger("silent");
 const first = await startKindling(loadConfig({ KINDLING_DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: "0", PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" }), silent, "api");
 let second: Started | undefined;

@@ -12,10 +12,10 @@
 //      the API; we count the preflights (OPTIONS) and the GETs it saw. Target: one request per read and one
 //      cached preflight for them all.
 // Results: bench/results/widget.json. Knobs: LOADS (default 15), READS (default 10).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+
 import { join } from "node:path";
 import { brotliCompressSync, constants as zlib, gzipSync } from "node:zlib";
 import { createClient, type Interceptor } from "@connectrpc/connect";
@@ -32,6 +32,7 @@ import { ActivityService } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { TenantService } from "../src/gen/kindling/v1/tenant_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
 import { launchChromium, servePages } from "../test/support/browser.ts";
+import { createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
 
 const LOADS = Number(process.env.LOADS ?? 15);
 const READS = Number(process.env.READS ?? 10);
@@ -52,7 +53,7 @@ const size = {
 };
 log(`bundle ${size.rawBytes} B raw, ${size.gzipBytes} B gzip -9 (${(size.gzipBytes / 1024).toFixed(1)} KiB), ${size.brotliBytes} B brotli`);
 
-const dataDir = mkdtempSync(join(tmpdir(), "kindling-bench-widget-"));
+const dataDir = await createTemporaryDataRoot("kindling-bench-widget-");
 const config = loadConfig({ KINDLING_DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: "0", PORT: "0", LOG_LEVEL: "silent", RATE_LIMIT_PER_SECOND: "0" });
 const started = await startKindling(config, createLogger("silent"), "api");
 const chromium = await launchChromium();

@@ -283,6 +283,7 @@ async function reachableClusterDir(account: ServiceAccount, dataDir: string, log
   }
   const relocated = join(RELOCATED_CLUSTERS_DIR, createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
   await mkdir(RELOCATED_CLUSTERS_DIR, { recursive: true, mode: 0o755 });
+  await pruneOrphanedClusters();
   const stillBlocked = await firstBlockedAncestor(account, relocated);
   if (stillBlocked !== undefined) {
     throw new Error(
@@ -292,6 +293,8 @@ async function reachableClusterDir(account: ServiceAccount, dataDir: string, log
   }
   await mkdir(dirname(dataDir), { recursive: true });
   await symlink(relocated, dataDir, "dir");
+  // Beside the cluster directory (initdb wants that one empty): which link the cluster belongs to.
+  await writeFile(`${relocated}${LINK_SUFFIX}`, dataDir);
   logger.warn(
     { service: "postgres", dataDir, clusterDir: relocated, blocked: blocked.path },
     `the '${SERVICE_USER}' user cannot enter ${blocked.path}; keeping the cluster in ${relocated}, linked from ${dataDir}`,
@@ -300,6 +303,30 @@ async function reachableClusterDir(account: ServiceAccount, dataDir: string, log
 }
 
 const RELOCATED_CLUSTERS_DIR = "/var/lib/kindling/postgres";
+const LINK_SUFFIX = ".link";
+
+/** Whether a PostgreSQL whose data directory is `dir` is running (its postmaster.pid names a live process). */
+async function postmasterRunning(dir: string): Promise<boolean> {
+  const pid = Number((await readFile(join(dir, "postmaster.pid"), "utf8").catch(() => "")).split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid);
+}
+
+/**
+ * Relocated clusters whose link is gone (its data directory was deleted, as a temporary one is) and that no
+ * PostgreSQL runs from: removed, so a deleted data directory does not leave its cluster in /var/lib behind.
+ */
+async function pruneOrphanedClusters(): Promise<void> {
+  for (const entry of await readdir(RELOCATED_CLUSTERS_DIR).catch(() => [] as string[])) {
+    if (!entry.endsWith(LINK_SUFFIX)) continue;
+    const cluster = join(RELOCATED_CLUSTERS_DIR, entry.slice(0, -LINK_SUFFIX.length));
+    const link = await readFile(join(RELOCATED_CLUSTERS_DIR, entry), "utf8").catch(() => "");
+    const target = await readlink(link).catch(() => undefined);
+    if (target !== undefined && resolve(dirname(link), target) === cluster) continue;
+    if (await postmasterRunning(cluster)) continue;
+    await rm(cluster, { recursive: true, force: true });
+    await rm(join(RELOCATED_CLUSTERS_DIR, entry), { force: true });
+  }
+}
 const BINARIES_STAGE_ROOT = "/var/lib/kindling/postgres-binaries";
 
 // The same problem for the binaries: in a clone under /root they sit in node_modules, which the service user
@@ -578,11 +605,33 @@ export const EPHEMERAL_POSTGRES_SETTINGS: Readonly<Record<string, string>> = {
   max_connections: "300",
 };
 
-// A fresh directory a `postgres` service user can enter (mkdtemp makes 0700 directories).
+/** How old a temporary root with no PostgreSQL running in it must be before another run may remove it. */
+const STALE_TEMPORARY_ROOT_MS = 60 * 60_000;
+
+/**
+ * A fresh directory a `postgres` service user can enter (mkdtemp makes 0700 directories). Roots of the same prefix
+ * that a killed run left behind (older than an hour, no PostgreSQL running in them) are removed first, so scratch
+ * clusters do not pile up in the temporary folder.
+ */
 export async function createTemporaryDataRoot(prefix: string): Promise<string> {
+  await pruneTemporaryDataRoots(prefix);
   const root = await mkdtemp(join(tmpdir(), prefix));
   await chmod(root, 0o755);
   return root;
+}
+
+async function pruneTemporaryDataRoots(prefix: string): Promise<void> {
+  for (const entry of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!entry.startsWith(prefix)) continue;
+    const root = join(tmpdir(), entry);
+    const info = await stat(root).catch(() => undefined);
+    if (info === undefined || !info.isDirectory() || Date.now() - info.mtimeMs < STALE_TEMPORARY_ROOT_MS) continue;
+    // A cluster at the root or one level down (root/postgres), possibly relocated behind a link.
+    const candidates = [root, ...(await readdir(root).catch(() => [] as string[])).map((child) => join(root, child))];
+    let running = false;
+    for (const dir of candidates) if (await postmasterRunning(dir)) running = true;
+    if (!running) await rm(root, { recursive: true, force: true });
+  }
 }
 
 function sleep(ms: number): Promise<void> {

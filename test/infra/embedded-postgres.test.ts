@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { cp, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { arch, platform, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import pg from "pg";
@@ -161,7 +161,7 @@ describe("startEmbeddedPostgres", () => {
         expect([second.reusedCluster, second.clusterDir]).toEqual([true, clusterDir]);
       } finally {
         await rm(privateDir, { recursive: true, force: true });
-        if (clusterDir !== undefined) await rm(clusterDir, { recursive: true, force: true });
+        if (clusterDir !== undefined) for (const left of [clusterDir, `${clusterDir}.link`]) await rm(left, { recursive: true, force: true });
       }
     },
   );
@@ -206,3 +206,23 @@ async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>
     await client.end();
   }
 }
+
+describe("temporary data roots", () => {
+  it("temporary_roots/stale_ones_without_a_running_postgres_are_removed_by_the_next_run", async () => {
+    const prefix = `kindling-prune-${process.pid}-`;
+    const stale = await mkdtemp(join(tmpdir(), prefix));
+    const recent = await mkdtemp(join(tmpdir(), prefix));
+    // A killed run's root: two hours old, a cluster directory whose postmaster is gone.
+    await writeFile(join(stale, "postmaster.pid"), "999999999\n");
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(stale, twoHoursAgo, twoHoursAgo);
+    const fresh = await createTemporaryDataRoot(prefix);
+    try {
+      const left = (await readdir(tmpdir())).filter((e) => e.startsWith(prefix)).map((e) => join(tmpdir(), e)).sort();
+      // The stale root is gone; a recent one (perhaps another run's, still starting) and the new one stay.
+      expect(left).toEqual([recent, fresh].sort());
+    } finally {
+      for (const dir of [stale, recent, fresh]) await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
