@@ -16,7 +16,7 @@ export interface ChangeSubscriber {
   notice(payload: string): void;
   /** Notices may be missed from now on. */
   deaf(): void;
-  /** Notices arrive again (after `deaf`, or when listening starts). */
+  /** Notices arrive again, after `deaf` (not when listening first starts: nothing can have been missed then). */
   listening(): void;
 }
 
@@ -42,6 +42,7 @@ export async function listenForChanges(pool: Pool, subscribers: readonly ChangeS
   let stopped = false;
   let client: PoolClient | undefined;
   let retry: NodeJS.Timeout | undefined;
+  let wasLost = false;
 
   const again = () => {
     if (!stopped) retry = setTimeout(() => void subscribe(false).catch(() => undefined), RECONNECT_MS);
@@ -49,6 +50,7 @@ export async function listenForChanges(pool: Pool, subscribers: readonly ChangeS
   const lost = (failed: PoolClient) => {
     if (client !== failed) return;
     client = undefined;
+    wasLost = true;
     for (const s of subscribers) s.deaf();
     failed.release(true);
     again();
@@ -74,7 +76,8 @@ export async function listenForChanges(pool: Pool, subscribers: readonly ChangeS
         return;
       }
       client = listening;
-      for (const s of subscribers) s.listening();
+      if (wasLost) for (const s of subscribers) s.listening();
+      wasLost = false;
     } catch (error) {
       connection?.release(true);
       if (!initial) again();
