@@ -51,7 +51,7 @@ import { startPgBouncer, type PgBouncer } from "../test/support/pgbouncer.ts";
 import { loadConfig } from "../src/config/config.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
-import { batchIngestTotals } from "../src/engine/batch-ingestor.ts";
+import { batchIngestTotals } from "../src/engine/ingest/batch-ingestor.ts";
 import { grpcUnaryTotals } from "../src/api/grpc-unary.ts";
 import type { LoadJob, LoadResult } from "./load-worker.ts";
 import { createOrm } from "../src/db/orm.ts";

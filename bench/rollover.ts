@@ -7,7 +7,7 @@
 //      INSERT … SELECT generate_series — every row is a valid domain state, one day into its streak;
 //   3. the real definition sweeper workflow runs on a time-skipping Temporal server with the real activities:
 //      at 20:00 it sends N at-risk reminders, at midnight it breaks N streaks (set-based, 50k rows a statement)
-//      and closes the day's stats (src/engine/definition-stats.ts); we time the sweeps, the stats snapshots and
+//      and closes the day's stats (src/engine/history/definition-stats.ts); we time the sweeps, the stats snapshots and
 //      the whole rollover, check every row is BROKEN with its streak.broken event and its missed window stored as
 //      history (streak_window), and
 //      read the workflow's history size (events, bytes) — for N = 10,000 and N = 1,000,000;
@@ -31,9 +31,9 @@ import { createOrm, migrate } from "../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind, StreakDefinitionSchema } from "../src/gen/kindling/v1/definition_pb.js";
 import { specFromMessage } from "../src/api/mappers/definition.mapper.ts";
-import { createDefinitionCatalog } from "../src/engine/definition-catalog.ts";
-import { createActivityIngestor } from "../src/engine/activity-ingestor.ts";
-import { createOutboxRelay } from "../src/engine/outbox-relay.ts";
+import { createDefinitionCatalog } from "../src/engine/definitions/definition-catalog.ts";
+import { createActivityIngestor } from "../src/engine/ingest/activity-ingestor.ts";
+import { createOutboxRelay } from "../src/engine/delivery/outbox-relay.ts";
 import { createActivities } from "../src/activities/index.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { definitionChangedSignal, sweeperStatusQuery, sweeperWorkflowId } from "../src/workflows/messages.ts";

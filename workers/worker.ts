@@ -5,8 +5,8 @@ import { fileURLToPath } from "node:url";
 import { Client, Connection } from "@temporalio/client";
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities, type ActivityDeps } from "../src/activities/index.ts";
-import { createOutboxRelay, type OutboxRelay } from "../src/engine/outbox-relay.ts";
-import { createWebhookDispatcher } from "../src/engine/webhook-dispatcher.ts";
+import { createOutboxRelay, type OutboxRelay } from "../src/engine/delivery/outbox-relay.ts";
+import { createWebhookDispatcher } from "../src/engine/delivery/webhook-dispatcher.ts";
 import type { Logger } from "../src/observability/logger.ts";
 import { createPool } from "../src/db/pool.ts";
 

@@ -1,8 +1,8 @@
 // Every activity the Kindling worker registers, built from its dependencies (STYLE.md: createActivities(deps)).
 // Workflows import only the type of this object.
 import type { Pool } from "pg";
-import { createDefinitionCatalog } from "../engine/definition-catalog.ts";
-import { createRewardEngine, type RewardEngineDeps } from "../engine/reward-fulfilment.ts";
+import { createDefinitionCatalog } from "../engine/definitions/definition-catalog.ts";
+import { createRewardEngine, type RewardEngineDeps } from "../engine/rewards/reward-fulfilment.ts";
 import { createSweepActivities } from "./sweep.activities.ts";
 import { createRewardActivities } from "./reward.activities.ts";
 

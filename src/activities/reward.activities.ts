@@ -1,8 +1,8 @@
 // Reward lifecycle activities: thin adapters from the reward workflow to the conditional writes in
-// src/engine/reward-fulfilment.ts. Provider errors that retrying cannot fix become non-retryable
+// src/engine/rewards/reward-fulfilment.ts. Provider errors that retrying cannot fix become non-retryable
 // ApplicationFailures whose type is the stable reason, which the workflow records as failure_reason.
 import { ApplicationFailure } from "@temporalio/activity";
-import { PermanentProviderError, type RewardEngine, type RewardSnapshot } from "../engine/reward-fulfilment.ts";
+import { PermanentProviderError, type RewardEngine, type RewardSnapshot } from "../engine/rewards/reward-fulfilment.ts";
 
 export interface RewardActivityInput {
   readonly tenantId: string;

@@ -3,9 +3,9 @@
 // is noticed within the heartbeat timeout and the retry resumes: finalised rows no longer match.
 import { Context } from "@temporalio/activity";
 import type { Pool } from "pg";
-import type { CatalogDefinition, DefinitionCatalog } from "../engine/definition-catalog.ts";
-import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../engine/window-sweeps.ts";
-import { nextStatsDue, snapshotDefinitionStats } from "../engine/definition-stats.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../engine/definitions/definition-catalog.ts";
+import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../engine/sweeps/window-sweeps.ts";
+import { nextStatsDue, snapshotDefinitionStats } from "../engine/history/definition-stats.ts";
 
 export interface SweepActivityInput {
   readonly tenantId: string;

@@ -1,6 +1,6 @@
 // CORS for Connect and gRPC-Web from browser pages on other origins (issue 12). Allowed origins are the
 // server's global list (KINDLING_CORS_ORIGINS) plus each tenant's own (TenantService.SetBrowserOrigins), all held
-// in memory (src/engine/browser-access.ts): no request waits on the database for this.
+// in memory (src/engine/access/browser-access.ts): no request waits on the database for this.
 //
 // A preflight carries no credentials, so it cannot name a tenant: it is granted when any tenant (or the global
 // list) allows the origin, and cached by the browser for PREFLIGHT_MAX_AGE_S, so reads do not pay one per call.

@@ -4,7 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError } from "../domain/domain-error.ts";
-import { TargetDefinitionError } from "../engine/activity-ingestor.ts";
+import { TargetDefinitionError } from "../engine/ingest/activity-ingestor.ts";
 import { EngineError, type EngineErrorKind } from "../engine/engine-error.ts";
 import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 

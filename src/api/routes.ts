@@ -26,18 +26,18 @@ import { createTenantService } from "./services/tenant.service.ts";
 import { createEventService } from "./services/event.service.ts";
 import { createLeaderboardService } from "./services/leaderboard.service.ts";
 import { createTeamService } from "./services/team.service.ts";
-import { createTeamStore } from "../engine/team-streaks.ts";
-import { createLeaderboardStore } from "../engine/leaderboard.ts";
-import { readDefinitionStats } from "../engine/definition-stats.ts";
-import { listStreakWindows } from "../engine/streak-history.ts";
-import { createWebhookStore } from "../engine/webhook-store.ts";
-import { createRewardStore } from "../engine/reward-store.ts";
-import { createMemberStore } from "../engine/member-store.ts";
-import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definition-catalog.ts";
-import { createBrowserAccess, type BrowserAccess } from "../engine/browser-access.ts";
-import { createKeyRevocations, type KeyRevocations } from "../engine/key-revocations.ts";
-import { createBatchIngestor, type BatchIngestorOptions } from "../engine/batch-ingestor.ts";
-import { createBatchProgressReader } from "../engine/batch-progress-reader.ts";
+import { createTeamStore } from "../engine/teams/team-streaks.ts";
+import { createLeaderboardStore } from "../engine/history/leaderboard.ts";
+import { readDefinitionStats } from "../engine/history/definition-stats.ts";
+import { listStreakWindows } from "../engine/history/streak-history.ts";
+import { createWebhookStore } from "../engine/delivery/webhook-store.ts";
+import { createRewardStore } from "../engine/rewards/reward-store.ts";
+import { createMemberStore } from "../engine/members/member-store.ts";
+import { createDefinitionCatalog, type DefinitionCatalog } from "../engine/definitions/definition-catalog.ts";
+import { createBrowserAccess, type BrowserAccess } from "../engine/access/browser-access.ts";
+import { createKeyRevocations, type KeyRevocations } from "../engine/access/key-revocations.ts";
+import { createBatchIngestor, type BatchIngestorOptions } from "../engine/ingest/batch-ingestor.ts";
+import { createBatchProgressReader } from "../engine/reads/batch-progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
 import { createLoggingInterceptor } from "./interceptors/logging.interceptor.ts";
 import { createAuthInterceptor, createVerifiedKeyCache, type PermissionMatrix } from "./interceptors/auth.interceptor.ts";
@@ -199,10 +199,10 @@ export function createApi(deps: ApiDeps): {
   const now = deps.now ?? Date.now;
   const em = () => deps.orm.em.fork();
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
-  // Concurrent RecordActivity calls share transactions (group commit); see src/engine/batch-ingestor.ts.
+  // Concurrent RecordActivity calls share transactions (group commit); see src/engine/ingest/batch-ingestor.ts.
   const preparedStatements = deps.preparedStatements ?? true;
   const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements, history: deps.history ?? true } });
-  // Concurrent single-streak reads share one query; see src/engine/batch-progress-reader.ts.
+  // Concurrent single-streak reads share one query; see src/engine/reads/batch-progress-reader.ts.
   const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements });
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });

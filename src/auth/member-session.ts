@@ -1,5 +1,5 @@
 // Member sessions (TenantService.CreateMemberSession): JWTs Kindling signs itself, with the tenant's session key
-// (HS256, src/engine/browser-access.ts), for tenants that do not sign end-user JWTs of their own. A browser holds
+// (HS256, src/engine/access/browser-access.ts), for tenants that do not sign end-user JWTs of their own. A browser holds
 // one and calls the API as that member; it holds no secret, and the token stops working at its expiry or when the
 // tenant rotates its key (the token's `kid` then names a key that is gone).
 //

@@ -14,7 +14,7 @@
 //   validity. A PATCH that moves expiry_at is picked up through `fulfilled`.
 import { ActivityFailure, ApplicationFailure, condition, proxyActivities, setHandler } from "@temporalio/workflow";
 import type { KindlingActivities } from "../activities/index.ts";
-import type { RewardSnapshot } from "../engine/reward-fulfilment.ts";
+import type { RewardSnapshot } from "../engine/rewards/reward-fulfilment.ts";
 import { rewardClaimedSignal, rewardFulfilledSignal, rewardStatusQuery, type RewardInput, type RewardOutcome } from "./messages.ts";
 
 const db = proxyActivities<KindlingActivities>({

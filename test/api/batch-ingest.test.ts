@@ -1,4 +1,4 @@
-// The batched ingestor (src/engine/batch-ingestor.ts): concurrent activities share transactions, and every item
+// The batched ingestor (src/engine/ingest/batch-ingestor.ts): concurrent activities share transactions, and every item
 // still gets exactly the answer and the stored effect the one-at-a-time path gives in arrival order. Part of the
 // tests drive the API over gRPC (where RecordActivity calls batch by themselves); part drive the engine directly
 // on the same database, where batch boundaries can be pinned down and compared with a sequential run.
@@ -10,10 +10,10 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
-import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
-import { batchIngestTotals, createBatchIngestor, quoteLiteral, sqlLiteral, type BatchIngestStats } from "../../src/engine/batch-ingestor.ts";
-import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/progress-reader.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/ingest/activity-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, quoteLiteral, sqlLiteral, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
+import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 

@@ -18,7 +18,7 @@ import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { JwtAlgorithm } from "../../src/gen/kindling/v1/tenant_pb.js";
 import { EventType, WebhookDeliveryState, type Event } from "../../src/gen/kindling/v1/event_pb.js";
 import { FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
-import { createWebhookDispatcher } from "../../src/engine/webhook-dispatcher.ts";
+import { createWebhookDispatcher } from "../../src/engine/delivery/webhook-dispatcher.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { activityOnDay, createLiveDefinition, DAY, expectFailure, sqlPool, today } from "../support/fixtures.ts";

@@ -12,8 +12,8 @@ import { MemberStreakService, StreakWindowOrder } from "../../src/gen/kindling/v
 import { StreakWindowOutcome, type StreakWindow } from "../../src/gen/kindling/v1/streak_window_pb.js";
 import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
-import { sweepAdvance, sweepBreaks } from "../../src/engine/window-sweeps.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { sweepAdvance, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { compareEntries, initialState, unsavedWindows, type ActivityEntry, type MemberStreakState } from "../../src/domain/index.ts";
 import { createTestClock, startTestApi, type TestApi, type TestClock } from "../support/api.ts";
 import { DAY, createLiveDefinition, expectFailure, sqlPool } from "../support/fixtures.ts";

@@ -5,7 +5,7 @@
 //   read is one range of definition_stats_day's primary key, under a generic and a custom plan;
 // - what the snapshot writes equals the same numbers counted here in TypeScript from every row and event.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { COUNT_BUCKETS, READ_SQL, SNAPSHOT_SQL, readDefinitionStats, snapshotArgs, snapshotDefinitionStats } from "../../src/engine/definition-stats.ts";
+import { COUNT_BUCKETS, READ_SQL, SNAPSHOT_SQL, readDefinitionStats, snapshotArgs, snapshotDefinitionStats } from "../../src/engine/history/definition-stats.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
 import { preparedPlans } from "../support/plans.ts";
 

@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
-import { createLeaderboardStore, liveArgs, rankSql, topSql, type LeaderboardMetric } from "../../src/engine/leaderboard.ts";
-import type { CatalogDefinition } from "../../src/engine/definition-catalog.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { createLeaderboardStore, liveArgs, rankSql, topSql, type LeaderboardMetric } from "../../src/engine/history/leaderboard.ts";
+import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { preparedPlans } from "../support/plans.ts";
 import { createLiveDefinition } from "../support/fixtures.ts";

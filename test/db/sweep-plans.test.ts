@@ -7,8 +7,8 @@
 // every row once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool } from "pg";
-import { sweepAtRisk, sweepBreaks } from "../../src/engine/window-sweeps.ts";
-import type { CatalogDefinition } from "../../src/engine/definition-catalog.ts";
+import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
 
 const COHORT = 12_000;

@@ -14,7 +14,7 @@ import { createLogger } from "../../src/observability/logger.ts";
 import { startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { rewardWorkflowId, sweeperWorkflowId } from "../../src/workflows/messages.ts";
 import { KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../../src/workflows/search-attributes.ts";
-import { sweeperLabel } from "../../src/engine/workflow-labels.ts";
+import { sweeperLabel } from "../../src/engine/delivery/workflow-labels.ts";
 import type { definitionSweeperWorkflow } from "../../src/workflows/definition-sweeper.workflow.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";

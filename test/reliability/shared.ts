@@ -8,7 +8,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import pg from "pg";
 import { createOrm } from "../../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../../src/db/repositories/tenant.repository.ts";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";

@@ -14,8 +14,8 @@ import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.j
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
-import { createActivityIngestor } from "../../src/engine/activity-ingestor.ts";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createActivityIngestor } from "../../src/engine/ingest/activity-ingestor.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { createTemporaryDataRoot } from "../../src/infra/embedded-postgres.ts";
 import { findFreePort } from "../../src/infra/free-port.ts";
 import { resolveTemporalCli } from "../../src/infra/temporal-binaries.ts";

@@ -8,8 +8,8 @@ import { CalendarPeriod, ConditionType, StreakDefinitionSchema } from "../../src
 import { specFromMessage } from "../../src/api/mappers/definition.mapper.ts";
 import { createOrm, migrate } from "../../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../../src/db/repositories/tenant.repository.ts";
-import { createDefinitionCatalog, type CatalogDefinition } from "../../src/engine/definition-catalog.ts";
-import { createActivityIngestor, type RecordActivityResult } from "../../src/engine/activity-ingestor.ts";
+import { createDefinitionCatalog, type CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
+import { createActivityIngestor, type RecordActivityResult } from "../../src/engine/ingest/activity-ingestor.ts";
 import type { PauseInterval } from "../../src/db/entities/index.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 

@@ -1,7 +1,7 @@
 // Every reason the engine has for storing an activity without applying it has its own name in the API's
 // NotAppliedReason enum: UNSPECIFIED means "applied" and never answers a result that was not applied.
 import { describe, expect, it } from "vitest";
-import { NOT_APPLIED_REASONS } from "../../src/engine/activity-ingestor.ts";
+import { NOT_APPLIED_REASONS } from "../../src/engine/ingest/activity-ingestor.ts";
 import { NOT_APPLIED_REASON_TO_PROTO } from "../../src/api/mappers/activity.mapper.ts";
 import { NotAppliedReason } from "../../src/gen/kindling/v1/activity_pb.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LIST_SUMMARY_BYTES, rewardLabel, sweeperLabel, type RewardNames } from "../../src/engine/workflow-labels.ts";
+import { LIST_SUMMARY_BYTES, rewardLabel, sweeperLabel, type RewardNames } from "../../src/engine/delivery/workflow-labels.ts";
 
 const ids = { tenantId: "t-1", definitionId: "d-1", rewardId: "r-1", memberId: "m-1" };
 const reward = (names: Partial<RewardNames>) =>

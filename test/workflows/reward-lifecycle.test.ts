@@ -8,8 +8,8 @@ import { FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition
 import { createTimeSkippingEnvironment, uniqueTaskQueue } from "../support/temporal.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
 import { createActivities } from "../../src/activities/index.ts";
-import { createRewardEngine } from "../../src/engine/reward-fulfilment.ts";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createRewardEngine } from "../../src/engine/rewards/reward-fulfilment.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { WORKFLOWS_PATH } from "../../workers/worker.ts";
 import { rewardClaimedSignal, rewardFulfilledSignal, rewardWorkflowId, type RewardInput } from "../../src/workflows/messages.ts";
 import type { rewardLifecycleWorkflow } from "../../src/workflows/reward-lifecycle.workflow.ts";

@@ -1,7 +1,7 @@
 // The sweeper's look-up activity: with an at-risk lead the sweeper never sleeps longer than half the lead, so a
 // reminder that became due while it slept still goes out before its window closes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDefinitionCatalog } from "../../src/engine/definition-catalog.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { createSweepActivities } from "../../src/activities/sweep.activities.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, MINUTE, type OrchestrationDb } from "../support/orchestration.ts";
 

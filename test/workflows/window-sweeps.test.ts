@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { advance } from "../../src/domain/streak-machine.ts";
 import { progressView } from "../../src/domain/progress-view.ts";
-import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/window-sweeps.ts";
+import { nextDueAt, sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
 
 let db: OrchestrationDb;

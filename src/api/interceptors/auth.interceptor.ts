@@ -35,7 +35,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * Verified API secrets, by fingerprint, so scrypt runs once per key per minute rather than on every request.
  * `forget` drops a key at once: a revocation on any API process reaches every process's cache through a
- * PostgreSQL notification (src/engine/key-revocations.ts), so a revoked key stops working everywhere within a
+ * PostgreSQL notification (src/engine/access/key-revocations.ts), so a revoked key stops working everywhere within a
  * second. While notifications cannot arrive (the listening connection is down), `distrust` empties the cache and
  * keeps it empty, so every call verifies against the database, until `trust` (listening again).
  *

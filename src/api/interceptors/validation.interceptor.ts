@@ -18,7 +18,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { ApiError } from "../errors.ts";
 import { Code } from "@connectrpc/connect";
 import { ActivityInputSchema, type ActivityInput } from "../../gen/kindling/v1/activity_pb.js";
-import { FUTURE_TOLERANCE_MS } from "../../engine/activity-ingestor.ts";
+import { FUTURE_TOLERANCE_MS } from "../../engine/ingest/activity-ingestor.ts";
 
 interface Violation {
   readonly field: string;

@@ -4,7 +4,7 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionState, MultiplierTierSchema, StreakDefinitionSchema, type StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
 import { LOYALTEEZ_MULTIPLIER_TIERS } from "../../domain/rules.ts";
 import type { DefinitionState as StoredState, StreakDefinition } from "../../db/entities/index.ts";
-export { rulesFromMessage, displayFromMessage } from "../../engine/definition-rules.ts";
+export { rulesFromMessage, displayFromMessage } from "../../engine/definitions/definition-rules.ts";
 
 const stateToProto: Record<StoredState, DefinitionState> = {
   DRAFT: DefinitionState.DRAFT,

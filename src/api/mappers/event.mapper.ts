@@ -4,11 +4,11 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EventSchema, EventType, type Event } from "../../gen/kindling/v1/event_pb.js";
 import type { StreakEventType } from "../../db/entities/index.ts";
-import type { StoredEvent } from "../../engine/event-stream.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "../../engine/definition-catalog.ts";
-import { rewardsByIds, type StoredReward } from "../../engine/reward-store.ts";
+import type { StoredEvent } from "../../engine/delivery/event-stream.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
+import { rewardsByIds, type StoredReward } from "../../engine/rewards/reward-store.ts";
 import type { Pool } from "pg";
-import { milestoneMessage } from "../../engine/reward-plan.ts";
+import { milestoneMessage } from "../../engine/rewards/reward-plan.ts";
 import { rewardMessage } from "./reward.mapper.ts";
 
 export const eventTypeToProto: Record<StreakEventType, EventType> = {

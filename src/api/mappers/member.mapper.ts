@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { MemberSchema, type Member } from "../../gen/kindling/v1/member_pb.js";
-import type { StoredMember } from "../../engine/member-store.ts";
+import type { StoredMember } from "../../engine/members/member-store.ts";
 
 export function memberMessage(m: StoredMember): Member {
   return create(MemberSchema, {

@@ -15,7 +15,7 @@ import { progressView, type ProgressView } from "../../domain/progress-view.ts";
 import type { MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
 import type { StreakStatus } from "../../domain/streak-chain.ts";
 import { resolveText, type MessageKey, type RenderedDisplay } from "../../domain/display-templates.ts";
-import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
+import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
 
 export interface RewardFacts {
   readonly unclaimed: readonly { id: string; threshold: number; kind: string; points: number; value: string; claimDeadlineAt: number | null }[];

@@ -4,9 +4,9 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RewardSchema, RewardState, type Reward } from "../../gen/kindling/v1/reward_pb.js";
 import { FulfilmentMode, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
 import type { FulfilmentMode as Mode, RewardState as State } from "../../db/entities/index.ts";
-import type { CatalogDefinition } from "../../engine/definition-catalog.ts";
-import type { StoredReward } from "../../engine/reward-store.ts";
-import { milestoneMessage } from "../../engine/reward-plan.ts";
+import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
+import type { StoredReward } from "../../engine/rewards/reward-store.ts";
+import { milestoneMessage } from "../../engine/rewards/reward-plan.ts";
 
 /** What the message needs of a reward: a stored row, or one the ingestor just planned. */
 export type RewardRecord = Omit<StoredReward, "memberId" | "repetition">;

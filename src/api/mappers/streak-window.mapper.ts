@@ -1,9 +1,9 @@
-// StreakWindow messages from the engine's history windows (src/engine/streak-history.ts).
+// StreakWindow messages from the engine's history windows (src/engine/history/streak-history.ts).
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { StreakWindowOutcome, StreakWindowSchema, type StreakWindow } from "../../gen/kindling/v1/streak_window_pb.js";
 import { WindowProgressSchema } from "../../gen/kindling/v1/member_streak_pb.js";
-import type { HistoryWindow } from "../../engine/streak-history.ts";
+import type { HistoryWindow } from "../../engine/history/streak-history.ts";
 import type { WindowOutcome } from "../../domain/streak-machine.ts";
 
 const OUTCOMES: Record<WindowOutcome, StreakWindowOutcome> = {

@@ -11,7 +11,7 @@ import { findDefinition, listDefinitions, withPauseChange } from "../../db/repos
 import { enqueueDefinitionChanged } from "../../db/repositories/outbox.repository.ts";
 import { validateRules } from "../../domain/rules.ts";
 import { validateTeamRule } from "../../domain/team-streak.ts";
-import { teamRuleFromMessage } from "../../engine/team-streaks.ts";
+import { teamRuleFromMessage } from "../../engine/teams/team-streaks.ts";
 import { ruleViolation } from "../mappers/rule-violation.mapper.ts";
 import { ApiError, failedPrecondition, notFound } from "../errors.ts";
 import { principalOf, type Principal } from "../context.ts";
@@ -20,7 +20,7 @@ import { definitionStateFromProto, etagOf, messageFromRow, msOf, rulesFromMessag
 import { lockedFieldsFor, nextState, type LifecycleAction } from "./definition-lifecycle.ts";
 import { keepStoredProviderSecrets } from "../mappers/redaction.mapper.ts";
 import { assertDefinitionInScope, scopedDefinition } from "./member-streak.service.ts";
-import { COUNT_BUCKETS, type DefinitionDayStats, type StatsScope } from "../../engine/definition-stats.ts";
+import { COUNT_BUCKETS, type DefinitionDayStats, type StatsScope } from "../../engine/history/definition-stats.ts";
 import type { DefinitionDayStatsSchema } from "../../gen/kindling/v1/definition_service_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -30,7 +30,7 @@ export interface DefinitionServiceDeps {
   /** Told after every committed change, so caches drop the definition and orchestration can follow its state. */
   readonly onChanged: (row: StreakDefinition) => Promise<void>;
   readonly now: () => number;
-  /** The definition's stored daily stats in a day range (src/engine/definition-stats.ts). */
+  /** The definition's stored daily stats in a day range (src/engine/history/definition-stats.ts). */
   readonly stats: (scope: StatsScope, startDay: string, endDay: string) => Promise<DefinitionDayStats[]>;
 }
 

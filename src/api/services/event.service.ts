@@ -1,5 +1,5 @@
 // EventService handlers: listing and streaming persisted events, and managing webhook subscriptions. The stream
-// is read by polling PostgreSQL (a short interval, gap-aware positions: see engine/event-stream.ts), which needs
+// is read by polling PostgreSQL (a short interval, gap-aware positions: see engine/delivery/event-stream.ts), which needs
 // no extra connection per watcher and works the same behind any number of API replicas.
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
@@ -9,9 +9,9 @@ import { EventService } from "../../gen/kindling/v1/event_service_pb.js";
 import { WebhookDeliverySchema, WebhookDeliveryState, WebhookSubscriptionSchema } from "../../gen/kindling/v1/event_pb.js";
 import type { EventType } from "../../gen/kindling/v1/event_pb.js";
 import type { DeliveryStatus, StreakEventType } from "../../db/entities/index.ts";
-import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
-import { createStreamFloor, latestSeq, listEvents, pause, readSlice } from "../../engine/event-stream.ts";
-import type { StoredDelivery, StoredSubscription, WebhookStore } from "../../engine/webhook-store.ts";
+import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
+import { createStreamFloor, latestSeq, listEvents, pause, readSlice } from "../../engine/delivery/event-stream.ts";
+import type { StoredDelivery, StoredSubscription, WebhookStore } from "../../engine/delivery/webhook-store.ts";
 import { eventMessages, eventTypeFromProto, eventTypeToProto, seqOfCursor } from "../mappers/event.mapper.ts";
 import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
 import { invalidArgument } from "../errors.ts";

@@ -1,13 +1,13 @@
 // LeaderboardService: a definition's top members and one member's rank, from one indexed statement each
-// (src/engine/leaderboard.ts). What each caller sees is decided here: end users read boards of definitions they
+// (src/engine/history/leaderboard.ts). What each caller sees is decided here: end users read boards of definitions they
 // may see, unless the tenant hides boards from them, and never another member's external id.
 import { Code, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { LeaderboardMetric, LeaderboardService } from "../../gen/kindling/v1/leaderboard_service_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { LeaderboardEntrySchema } from "../../gen/kindling/v1/leaderboard_service_pb.js";
-import type { DefinitionCatalog, CatalogDefinition } from "../../engine/definition-catalog.ts";
-import type { LeaderboardEntry, LeaderboardMetric as Metric, LeaderboardStore } from "../../engine/leaderboard.ts";
+import type { DefinitionCatalog, CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
+import type { LeaderboardEntry, LeaderboardMetric as Metric, LeaderboardStore } from "../../engine/history/leaderboard.ts";
 import { principalOf, type Principal } from "../context.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { assertDefinitionInScope, assertOwnMember } from "./member-streak.service.ts";

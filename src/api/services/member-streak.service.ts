@@ -1,19 +1,19 @@
 // MemberStreakService: "where does this member stand" in one call, from PostgreSQL alone.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import type { TeamStore } from "../../engine/team-streaks.ts";
+import type { TeamStore } from "../../engine/teams/team-streaks.ts";
 import { teamProgressMessage } from "./team.service.ts";
 import { MemberStreakService } from "../../gen/kindling/v1/member_streak_service_pb.js";
 import { MemberStreakState, TeamProgressSchema } from "../../gen/kindling/v1/member_streak_pb.js";
-import type { ProgressReader } from "../../engine/progress-reader.ts";
-import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
+import type { ProgressReader } from "../../engine/reads/progress-reader.ts";
+import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
 import { initialState } from "../../domain/streak-machine.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
 import { ApiError, invalidArgument, notFound } from "../errors.ts";
 import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { StreakWindowOrder } from "../../gen/kindling/v1/member_streak_service_pb.js";
-import type { HistoryWindow, WindowCursor, WindowQuery } from "../../engine/streak-history.ts";
+import type { HistoryWindow, WindowCursor, WindowQuery } from "../../engine/history/streak-history.ts";
 import { streakWindowMessage } from "../mappers/streak-window.mapper.ts";
 import { principalOf } from "../context.ts";
 import { Code } from "@connectrpc/connect";
@@ -23,7 +23,7 @@ export interface MemberStreakServiceDeps {
   readonly reader: ProgressReader;
   readonly catalog: DefinitionCatalog;
   readonly now: () => number;
-  /** One page of a member streak's window history (src/engine/streak-history.ts). */
+  /** One page of a member streak's window history (src/engine/history/streak-history.ts). */
   readonly windows: (query: WindowQuery, now: number, limit: number, after: WindowCursor | undefined) => Promise<readonly HistoryWindow[]>;
   /** Team definitions: the member's team progress joins their view (absent: no team progress is shown). */
   readonly teams?: TeamStore;

@@ -2,8 +2,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Pool } from "pg";
 import { MemberService } from "../../gen/kindling/v1/member_service_pb.js";
-import type { MemberStore, ChangedStreak } from "../../engine/member-store.ts";
-import type { ProgressReader } from "../../engine/progress-reader.ts";
+import type { MemberStore, ChangedStreak } from "../../engine/members/member-store.ts";
+import type { ProgressReader } from "../../engine/reads/progress-reader.ts";
 import { memberMessage } from "../mappers/member.mapper.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
 import { principalOf } from "../context.ts";

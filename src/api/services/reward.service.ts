@@ -1,11 +1,11 @@
 // RewardService handlers: request -> reward store call -> Reward messages. The lifecycle rules live in
-// src/domain/reward-lifecycle.ts and the transactions in src/engine/reward-store.ts.
+// src/domain/reward-lifecycle.ts and the transactions in src/engine/rewards/reward-store.ts.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { RewardService } from "../../gen/kindling/v1/reward_service_pb.js";
 import type { RewardState } from "../../db/entities/index.ts";
-import type { DefinitionCatalog } from "../../engine/definition-catalog.ts";
-import type { Actor, RewardStore, StoredReward } from "../../engine/reward-store.ts";
+import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
+import type { Actor, RewardStore, StoredReward } from "../../engine/rewards/reward-store.ts";
 import type { FulfilmentPatch } from "../../domain/reward-lifecycle.ts";
 import { rewardMessage, rewardStateFromProto } from "../mappers/reward.mapper.ts";
 import { keysetPage } from "../pagination.ts";

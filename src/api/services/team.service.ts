@@ -1,4 +1,4 @@
-// TeamService: teams of members keeping one team streak (issue 14, part 3). The store (src/engine/team-streaks.ts)
+// TeamService: teams of members keeping one team streak (issue 14, part 3). The store (src/engine/teams/team-streaks.ts)
 // does the work; this maps its view to kindling.v1.Team. Only the tenant's backend calls it (ADMIN / SERVICE).
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -7,7 +7,7 @@ import { TeamService } from "../../gen/kindling/v1/team_service_pb.js";
 import type { TeamSchema } from "../../gen/kindling/v1/team_pb.js";
 import type { TeamProgressSchema } from "../../gen/kindling/v1/member_streak_pb.js";
 import { MemberStreakState } from "../../gen/kindling/v1/member_streak_pb.js";
-import type { TeamStore, TeamView } from "../../engine/team-streaks.ts";
+import type { TeamStore, TeamView } from "../../engine/teams/team-streaks.ts";
 import { principalOf } from "../context.ts";
 
 export interface TeamServiceDeps {

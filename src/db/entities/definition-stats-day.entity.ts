@@ -2,7 +2,7 @@ import { defineEntity, p } from "@mikro-orm/core";
 
 /**
  * A definition's analytics for one UTC day (migration 0011); written set-based by the definition sweeper and read
- * on `pg` by src/engine/definition-stats.ts, which documents each column.
+ * on `pg` by src/engine/history/definition-stats.ts, which documents each column.
  */
 const DefinitionStatsDaySchema = defineEntity({
   name: "DefinitionStatsDay",
@@ -15,7 +15,7 @@ const DefinitionStatsDaySchema = defineEntity({
     computedAt: p.datetime(),
     hasState: p.boolean(),
     active: p.integer().default(0),
-    /** Active streaks per COUNT_BUCKETS entry (src/engine/definition-stats.ts). */
+    /** Active streaks per COUNT_BUCKETS entry (src/engine/history/definition-stats.ts). */
     countHistogram: p.array<number>().columnType("int[]").defaultRaw("'{}'"),
     atRisk: p.integer().default(0),
     broken: p.integer().default(0),

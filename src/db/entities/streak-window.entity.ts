@@ -3,7 +3,7 @@ import { defineEntity, p } from "@mikro-orm/core";
 export type StreakWindowOutcome = "SATISFIED" | "MISSED" | "FROZEN" | "NEUTRAL" | "BRIDGED";
 
 /**
- * One finalised window of a member streak (migration 0010): written on `pg` by src/engine/streak-history.ts in the
+ * One finalised window of a member streak (migration 0010): written on `pg` by src/engine/history/streak-history.ts in the
  * transaction that finalises it, read by ListStreakWindows.
  */
 const StreakWindowSchema = defineEntity({

@@ -3,7 +3,7 @@ import { TEAM_MEMBER_OPEN_INDEX } from "../migrations/0014-team-streaks.migratio
 
 /**
  * A team keeping one team streak on a team definition (migration 0014). `state` is the team chain's domain
- * MemberStreakState; the counts and status are its projections. Written on `pg` by src/engine/team-streaks.ts.
+ * MemberStreakState; the counts and status are its projections. Written on `pg` by src/engine/teams/team-streaks.ts.
  */
 const TeamSchema = defineEntity({
   name: "Team",

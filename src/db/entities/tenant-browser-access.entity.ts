@@ -2,7 +2,7 @@ import { defineEntity, p } from "@mikro-orm/core";
 
 /**
  * A tenant's browser access (issue 12): its allowed CORS origins and the key its member sessions are signed with.
- * Read and written on `pg` by src/engine/browser-access.ts (every API process holds it in memory); the entity
+ * Read and written on `pg` by src/engine/access/browser-access.ts (every API process holds it in memory); the entity
  * keeps the ORM's view of the table in step with migration 0008.
  */
 const TenantBrowserAccessSchema = defineEntity({

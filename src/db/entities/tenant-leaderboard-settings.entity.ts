@@ -1,6 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
-/** A tenant's leaderboard settings (migration 0009); read and written on `pg` by src/engine/leaderboard.ts. */
+/** A tenant's leaderboard settings (migration 0009); read and written on `pg` by src/engine/history/leaderboard.ts. */
 const TenantLeaderboardSettingsSchema = defineEntity({
   name: "TenantLeaderboardSettings",
   tableName: "tenant_leaderboard_settings",

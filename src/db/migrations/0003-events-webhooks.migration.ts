@@ -1,4 +1,4 @@
-// Events and webhooks (EventService, src/engine/webhook-dispatcher.ts):
+// Events and webhooks (EventService, src/engine/delivery/webhook-dispatcher.ts):
 // - streak_event.public_id: the event's UUID in the API (Event.id, Kindling-Event-Id); the bigserial id stays
 //   the internal stream position (Event.cursor). A default, so every existing writer gets one for free.
 // - webhook_subscription.definition_id / description: the subscription's filter and note;

@@ -1,4 +1,4 @@
-// Window-close sweeps at scale (src/engine/window-sweeps.ts, PRODUCT §7: 1,000,000 streaks within a minute):
+// Window-close sweeps at scale (src/engine/sweeps/window-sweeps.ts, PRODUCT §7: 1,000,000 streaks within a minute):
 // - member_streak_break_sweep / member_streak_at_risk_sweep become partial (break_at / at_risk_at not null).
 //   Every reader of them (the sweeps, nextDueAt) already asks for a non-null bound. A broken row has both set to
 //   null, so breaking it no longer inserts two index entries that nothing can ever find; the indexes also stay

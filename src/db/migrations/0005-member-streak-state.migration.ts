@@ -1,6 +1,6 @@
 // The domain's MemberStreakState document moves out of member_streak into member_streak_state (1:1, same id).
 //
-// Why: the window-close sweeps (src/engine/window-sweeps.ts) rewrite every due member_streak row — a break sets
+// Why: the window-close sweeps (src/engine/sweeps/window-sweeps.ts) rewrite every due member_streak row — a break sets
 // status, counts and the deadline columns — but never the state document, which is ≈1.1 KB of the ≈1.3 KB row.
 // PostgreSQL writes a whole new row version on every UPDATE and, on the first change to a page after each
 // checkpoint, the whole 8 KB page into the WAL; with the document in the row a 1,000,000-row break rewrote

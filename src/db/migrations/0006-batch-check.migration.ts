@@ -1,5 +1,5 @@
 // kindling_batch_check: lets the batched ingestor send its one write statement and COMMIT in a single round trip
-// (src/engine/batch-ingestor.ts). The statement inserts the batch's new activities with `on conflict do nothing`;
+// (src/engine/ingest/batch-ingestor.ts). The statement inserts the batch's new activities with `on conflict do nothing`;
 // when a concurrent transaction stored one of the same idempotency keys first, fewer rows come back, and the
 // streak states the statement also wrote count an activity that is not ours. The check raises SQLSTATE KB001
 // inside the statement, which aborts it and skips the COMMIT sent with it; the ingestor rolls back and runs the

@@ -1,6 +1,6 @@
 // Browser access of a tenant (issue 12), one row per tenant that set any of it:
 // - origins: the browser origins allowed to call the API with the tenant's credentials (CORS), as sent in the
-//   `Origin` header; every API process keeps all tenants' origins in memory (src/engine/browser-access.ts).
+//   `Origin` header; every API process keeps all tenants' origins in memory (src/engine/access/browser-access.ts).
 // - session_key / session_key_id: the HS256 key Kindling signs member sessions with, and its id (the JWT `kid`).
 //   Created on the first CreateMemberSession; RotateMemberSessionKey replaces both, so older tokens fail.
 //   Like the tenants' own HS256 end-user secrets (tenant.jwt_config), it is stored as is: the server must sign.

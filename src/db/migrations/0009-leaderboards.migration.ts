@@ -1,7 +1,7 @@
-// Leaderboards per definition (issue 13, item 2; src/engine/leaderboard.ts):
+// Leaderboards per definition (issue 13, item 2; src/engine/history/leaderboard.ts):
 // - member_streak.count_reached_at / longest_reached_at: when the row's current / longest count took its present
 //   value. Ties on a count rank whoever reached it first; every writer that changes a count sets them in the same
-//   UPDATE (src/engine/streak-persistence.ts), from the writer's clock. Existing rows start from updated_at.
+//   UPDATE (src/engine/ingest/streak-persistence.ts), from the writer's clock. Existing rows start from updated_at.
 // - member_streak.breaks: the domain's break counter, projected like the count. A streak broken at read time (its
 //   window passed, no sweep yet) that restarts to the count it had is a new run: the counter tells them apart.
 // - member.leaderboard_opt_out / display_name: a member's choice not to appear on leaderboards, and the name end

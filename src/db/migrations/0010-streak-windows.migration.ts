@@ -1,4 +1,4 @@
-// Per-window streak history (issue 13, item 1; src/engine/streak-history.ts):
+// Per-window streak history (issue 13, item 1; src/engine/history/streak-history.ts):
 // - streak_window: one row per finalised window of a member streak — its key and bounds, what it came to
 //   (SATISFIED, MISSED, FROZEN, NEUTRAL, BRIDGED), its aggregate and the streak count after it. Rows are written in
 //   the transaction (or statement) that finalises the window: recording activity, the batched ingest, the admin

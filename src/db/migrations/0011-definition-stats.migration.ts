@@ -1,4 +1,4 @@
-// Program analytics per definition and UTC day (issue 13, item 3; src/engine/definition-stats.ts):
+// Program analytics per definition and UTC day (issue 13, item 3; src/engine/history/definition-stats.ts):
 // - definition_stats_day: one row per definition and day, written by the definition sweeper after its sweeps.
 //   Event counters (at risk, broken, frozen, started, milestones by threshold, rewards issued / claimed /
 //   expired) are recomputed from streak_event for the last few days at every snapshot; the state columns

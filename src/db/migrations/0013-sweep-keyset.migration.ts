@@ -1,4 +1,4 @@
-// Sweeps in O(page) (src/engine/window-sweeps.ts): a page of the break or at-risk sweep is the next rows after a
+// Sweeps in O(page) (src/engine/sweeps/window-sweeps.ts): a page of the break or at-risk sweep is the next rows after a
 // (due time, id) keyset in the definition's rows, so the partial sweep indexes gain `id` as their last column
 // and return a page in index order: a daily cohort shares one due instant, and without `id` every page read the
 // whole cohort and sorted it. Built before the old ones are dropped, so sweeps and nextDueAt always have one.

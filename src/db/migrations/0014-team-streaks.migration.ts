@@ -1,4 +1,4 @@
-// Issue 14, part 3: team streaks (src/engine/team-streaks.ts, domain in src/domain/team-streak.ts).
+// Issue 14, part 3: team streaks (src/engine/teams/team-streaks.ts, domain in src/domain/team-streak.ts).
 // - team: one team on one team definition, with the team chain's MemberStreakState document and its projections.
 // - team_member: stretches of membership in window starts, [effective_from, effective_to): a change takes effect
 //   at the next window. A member is on at most one team per definition at a time (open stretch, partial unique).

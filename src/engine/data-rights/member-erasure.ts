@@ -9,7 +9,7 @@
 // pass, once every transaction open at the commit has ended, deletes what it wrote. Recording that starts after
 // the commit finds no member and creates a new one for the external id.
 import type { Pool, PoolClient } from "pg";
-import { enqueueOutbox } from "../outbox.ts";
+import { enqueueOutbox } from "../delivery/outbox.ts";
 import { inTransaction } from "../transaction.ts";
 import { MEMBER_DATA, memberRowsSql } from "./coverage.ts";
 

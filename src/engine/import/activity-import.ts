@@ -12,12 +12,12 @@
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { advance, diffEffects, recompute, type ActivityInput as DomainActivity, type MemberStreakState, type StreakEffect } from "../../domain/streak-machine.ts";
-import { MERGE_INLINE_PROFILE, gateReason, resolveTargets, type RecordActivityInput } from "../activity-ingestor.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "../definition-catalog.ts";
-import { planRewards, type PlannedReward } from "../reward-plan.ts";
-import { teamRuleOf } from "../team-streaks.ts";
-import { eventsForEffects } from "../streak-events.ts";
-import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "../streak-persistence.ts";
+import { MERGE_INLINE_PROFILE, gateReason, resolveTargets, type RecordActivityInput } from "../ingest/activity-ingestor.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
+import { teamRuleOf } from "../teams/team-streaks.ts";
+import { eventsForEffects } from "../ingest/streak-events.ts";
+import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "../ingest/streak-persistence.ts";
 import { inTransaction } from "../transaction.ts";
 
 export type MilestonePolicy = "NONE" | "RECORD" | "GRANT";
@@ -78,7 +78,7 @@ async function upsertMembers(client: PoolClient, tenantId: string, activities: r
 
 /** The rewards a policy writes for the milestones an import reached. */
 function rewardsFor(policy: MilestonePolicy, def: CatalogDefinition, owner: Parameters<typeof planRewards>[1], effects: readonly StreakEffect[], now: number): PlannedReward[] {
-  // Team definitions reward the team's milestones to its members, never a member's own (src/engine/team-streaks.ts).
+  // Team definitions reward the team's milestones to its members, never a member's own (src/engine/teams/team-streaks.ts).
   if (policy === "NONE" || teamRuleOf(def) !== null) return [];
   const planned = planRewards(def, owner, effects, now);
   if (policy === "GRANT") return planned;

@@ -2,14 +2,14 @@
 // repairs lock the member streak row like recording activity does, run the domain operation, and persist the
 // transition through the same writer as the ingestor (streak-persistence.ts), so the projected columns, rewards
 // for milestones reached and events come out exactly as they would from an activity.
-import type { MemberProfile } from "./activity-ingestor.ts";
+import type { MemberProfile } from "../ingest/activity-ingestor.ts";
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../domain/streak-machine.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
-import { EngineError, notFoundError } from "./engine-error.ts";
-import { lockExistingMemberStreak, lockMemberStreak, persistTransition } from "./streak-persistence.ts";
-import { inTransaction } from "./transaction.ts";
+import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { EngineError, notFoundError } from "../engine-error.ts";
+import { lockExistingMemberStreak, lockMemberStreak, persistTransition } from "../ingest/streak-persistence.ts";
+import { inTransaction } from "../transaction.ts";
 
 export interface StoredMember {
   readonly id: string;

@@ -1,8 +1,8 @@
 // Domain effects as persisted events (PRODUCT §2 Event). Each carries a dedupe key derived from what happened,
 // not from when it was noticed, so re-running a sweep or replaying an activity inserts nothing new.
-import type { StreakEffect } from "../domain/streak-machine.ts";
-import type { StreakEventType } from "../db/entities/index.ts";
-import type { PlannedReward } from "./reward-plan.ts";
+import type { StreakEffect } from "../../domain/streak-machine.ts";
+import type { StreakEventType } from "../../db/entities/index.ts";
+import type { PlannedReward } from "../rewards/reward-plan.ts";
 
 export interface PlannedEvent {
   readonly tenantId: string;

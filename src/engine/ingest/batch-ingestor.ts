@@ -34,7 +34,7 @@
 // definition fails its own call with TargetDefinitionError, as before.
 import { createHash, randomUUID } from "node:crypto";
 import { type Pool, type PoolClient, type QueryResult } from "pg";
-import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../domain/streak-machine.ts";
+import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
 import {
   ACTIVITY_COLUMNS,
   FUTURE_TOLERANCE_MS,
@@ -52,15 +52,15 @@ import {
   type RecordActivityResult,
   type StreakOutcome,
 } from "./activity-ingestor.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
-import { createBatcher, type BatchStats, type Settled } from "./group-batcher.ts";
-import type { OutboxPayloads } from "./outbox.ts";
-import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "./progress-reader.ts";
-import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { createBatcher, type BatchStats, type Settled } from "../group-batcher.ts";
+import type { OutboxPayloads } from "../delivery/outbox.ts";
+import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "../reads/progress-reader.ts";
+import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
-import { teamRuleOf } from "./team-streaks.ts";
+import { teamRuleOf } from "../teams/team-streaks.ts";
 import { eventRecords, insertEventsSql, memberStreakRecords, saveMemberStreaksSql } from "./streak-persistence.ts";
-import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
+import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 
 export interface BatchIngestorOptions {
   /**

@@ -7,15 +7,15 @@
 // member's app) and needs row locks and conditional updates the ORM would only wrap.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { advance } from "../domain/streak-machine.ts";
-import { applyFulfilment, claimDecision, pickClaimable, pointsCreditedOnClaim, retryDecision, type FulfilmentPatch } from "../domain/reward-lifecycle.ts";
-import type { FulfilmentMode, RewardState, StreakEventType } from "../db/entities/index.ts";
-import type { DefinitionCatalog } from "./definition-catalog.ts";
-import { definitionMismatch, EngineError, memberMismatch, notFoundError } from "./engine-error.ts";
-import { enqueueOutbox } from "./outbox.ts";
+import { advance } from "../../domain/streak-machine.ts";
+import { applyFulfilment, claimDecision, pickClaimable, pointsCreditedOnClaim, retryDecision, type FulfilmentPatch } from "../../domain/reward-lifecycle.ts";
+import type { FulfilmentMode, RewardState, StreakEventType } from "../../db/entities/index.ts";
+import type { DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { definitionMismatch, EngineError, memberMismatch, notFoundError } from "../engine-error.ts";
+import { enqueueOutbox } from "../delivery/outbox.ts";
 import { milestoneMessage } from "./reward-plan.ts";
-import { insertEvents, readMemberStreakStates } from "./streak-persistence.ts";
-import { inTransaction } from "./transaction.ts";
+import { insertEvents, readMemberStreakStates } from "../ingest/streak-persistence.ts";
+import { inTransaction } from "../transaction.ts";
 
 /** A reward row with its member's external id; epoch ms for instants, so it is also a JSON-safe event snapshot. */
 export interface StoredReward {

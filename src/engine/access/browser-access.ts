@@ -11,8 +11,8 @@
 //     found before its notice arrives.
 import { randomBytes } from "node:crypto";
 import type { Pool } from "pg";
-import { announce, type ChangeSubscriber } from "./change-notices.ts";
-import type { SessionKey } from "../auth/member-session.ts";
+import { announce, type ChangeSubscriber } from "../change-notices.ts";
+import type { SessionKey } from "../../auth/member-session.ts";
 
 export interface BrowserOrigins {
   readonly origins: readonly string[];

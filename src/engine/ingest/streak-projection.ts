@@ -2,8 +2,8 @@
 // (see the persistence contract in src/domain/index.ts): the domain's `deadlines()` plus the key of the window
 // whose miss happens at `breakAt`. The key is what the streak.broken and streak.at_risk dedupe keys are made of,
 // so a sweep that never reads the JSON still writes exactly the event the domain would have produced.
-import { deadlines, frontierOf, type BreakKind, type EvalOptions, type MemberStreakState } from "../domain/streak-machine.ts";
-import type { StreakRules } from "../domain/rules.ts";
+import { deadlines, frontierOf, type BreakKind, type EvalOptions, type MemberStreakState } from "../../domain/streak-machine.ts";
+import type { StreakRules } from "../../domain/rules.ts";
 
 export interface StreakProjection {
   readonly windowCloseAt: number | null;

@@ -4,12 +4,12 @@
 // produced. One copy, so the columns a sweep relies on cannot drift between writers.
 import { randomUUID } from "node:crypto";
 import type { PoolClient } from "pg";
-import { initialState, type MemberStreakState, type StreakEffect, type Transition } from "../domain/streak-machine.ts";
-import { saveStreakHistory } from "./streak-history.ts";
+import { initialState, type MemberStreakState, type StreakEffect, type Transition } from "../../domain/streak-machine.ts";
+import { saveStreakHistory } from "../history/streak-history.ts";
 import { streakProjection } from "./streak-projection.ts";
-import type { CatalogDefinition } from "./definition-catalog.ts";
-import { enqueueOutbox } from "./outbox.ts";
-import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import { enqueueOutbox } from "../delivery/outbox.ts";
+import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 
 /** A member streak's id with its domain document (member_streak_state). */

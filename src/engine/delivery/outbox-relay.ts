@@ -8,7 +8,7 @@ import type { Pool, PoolClient } from "pg";
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, isGrpcServiceError, type Client } from "@temporalio/client";
 import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
 import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
-import type { Logger } from "../observability/logger.ts";
+import type { Logger } from "../../observability/logger.ts";
 import {
   definitionChangedSignal,
   rewardClaimedSignal,
@@ -17,8 +17,8 @@ import {
   sweeperWorkflowId,
   type RewardInput,
   type SweeperInput,
-} from "../workflows/messages.ts";
-import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../workflows/search-attributes.ts";
+} from "../../workflows/messages.ts";
+import { KINDLING_DEFINITION_ID, KINDLING_MEMBER_ID, KINDLING_SUMMARY, KINDLING_TENANT_ID } from "../../workflows/search-attributes.ts";
 import { rewardLabel, sweeperLabel, type SweeperNames } from "./workflow-labels.ts";
 import { createSummaryAttributeCheck, isSummaryAttributeRefusal } from "./summary-attribute.ts";
 

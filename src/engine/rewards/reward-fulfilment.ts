@@ -8,10 +8,10 @@
 // - a pool code is taken in the same transaction that issues the reward, so a crash before commit takes none.
 import { createHmac, randomInt } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import { milestoneMessage } from "./reward-plan.ts";
-import type { FulfilmentMode, RewardState } from "../db/entities/index.ts";
-import { inTransaction } from "./transaction.ts";
+import type { FulfilmentMode, RewardState } from "../../db/entities/index.ts";
+import { inTransaction } from "../transaction.ts";
 
 export type ProviderSettings =
   | { readonly kind: "CODE_GENERATOR"; readonly prefix: string; readonly length: number }

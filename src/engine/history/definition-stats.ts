@@ -19,7 +19,7 @@
 // Today's row is the latest snapshot (closed false, computed_at says when). A read is one range scan of the
 // table's primary key.
 import type { Pool } from "pg";
-import { EngineError } from "./engine-error.ts";
+import { EngineError } from "../engine-error.ts";
 
 /** Buckets of the current-count histogram: [min, max] inclusive; max null is unbounded. Never reorder. */
 export const COUNT_BUCKETS: readonly (readonly [number, number | null])[] = [

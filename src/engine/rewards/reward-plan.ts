@@ -2,11 +2,11 @@
 // and first state. Badges and freezes are granted by the crossing itself (the domain already counted the
 // freeze), so they start ISSUED and need no workflow; everything else starts a reward lifecycle workflow.
 import { randomUUID } from "node:crypto";
-import { FulfilmentMode, RewardKind, type Milestone as MilestoneMessage } from "../gen/kindling/v1/definition_pb.js";
-import type { FulfilmentMode as Mode, RewardState } from "../db/entities/index.ts";
-import type { StreakEffect } from "../domain/streak-machine.ts";
-import type { CatalogDefinition } from "./definition-catalog.ts";
-import { multiplierFor } from "../domain/streak-chain.ts";
+import { FulfilmentMode, RewardKind, type Milestone as MilestoneMessage } from "../../gen/kindling/v1/definition_pb.js";
+import type { FulfilmentMode as Mode, RewardState } from "../../db/entities/index.ts";
+import type { StreakEffect } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import { multiplierFor } from "../../domain/streak-chain.ts";
 
 export type RewardKindName = "POINTS" | "COUPON" | "BADGE" | "FREEZE" | "CUSTOM";
 

@@ -2,8 +2,8 @@
 // the member's rewards. Definitions come from the catalog cache. Nothing here writes: a streak whose window has
 // passed is reported broken from the stored state and `now` alone, before any sweep has finalised it.
 import type { Pool } from "pg";
-import type { MemberStreakState } from "../domain/streak-machine.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
+import type { MemberStreakState } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 
 export interface StreakRow {
   readonly id: string;

@@ -2,10 +2,10 @@
 // webhook-dispatcher.ts.
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Pool } from "pg";
-import type { DeliveryStatus, StreakEventType } from "../db/entities/index.ts";
-import { notFoundError } from "./engine-error.ts";
+import type { DeliveryStatus, StreakEventType } from "../../db/entities/index.ts";
+import { notFoundError } from "../engine-error.ts";
 import { latestSeq } from "./event-stream.ts";
-import { inTransaction } from "./transaction.ts";
+import { inTransaction } from "../transaction.ts";
 
 export interface StoredSubscription {
   readonly id: string;

@@ -13,15 +13,15 @@
 // (tenant, member, unique_identifier): a duplicate inserts nothing and answers with the current state.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
-import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../domain/streak-machine.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
-import { planRewards, type PlannedReward } from "./reward-plan.ts";
+import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
-import type { RewardFactsByDefinition } from "./progress-reader.ts";
-import { EngineError } from "./engine-error.ts";
-import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "./streak-history.ts";
+import type { RewardFactsByDefinition } from "../reads/progress-reader.ts";
+import { EngineError } from "../engine-error.ts";
+import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
-import { applyTeamActivityInTransaction, teamRuleOf, type TeamActivityResult } from "./team-streaks.ts";
+import { applyTeamActivityInTransaction, teamRuleOf, type TeamActivityResult } from "../teams/team-streaks.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };

@@ -10,7 +10,7 @@
 // seen; the caller remembers what it already handed out (webhook deliveries by their unique key, watch streams
 // in memory), so nothing is sent twice and nothing committed late is skipped.
 import type { Pool, PoolClient } from "pg";
-import type { StreakEventType } from "../db/entities/index.ts";
+import type { StreakEventType } from "../../db/entities/index.ts";
 
 export interface StoredEvent {
   /** The bigserial id: the stream position (Event.cursor). */

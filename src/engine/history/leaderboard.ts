@@ -16,10 +16,10 @@
 // created by a transaction that read the member's flag just before a concurrent opt-out committed keeps the old
 // flag; the next SetLeaderboardPreference corrects it.
 import type { Pool } from "pg";
-import type { CatalogDefinition } from "./definition-catalog.ts";
-import { notFoundError } from "./engine-error.ts";
-import { inTransaction } from "./transaction.ts";
-import { neutralSql, pauseArrays } from "./window-sweeps.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import { notFoundError } from "../engine-error.ts";
+import { inTransaction } from "../transaction.ts";
+import { neutralSql, pauseArrays } from "../sweeps/window-sweeps.ts";
 
 export type LeaderboardMetric = "CURRENT_COUNT" | "LONGEST_COUNT";
 

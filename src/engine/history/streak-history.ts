@@ -11,10 +11,10 @@
 // Reads merge the stored rows with the windows after the stored base, folded at `now` by the domain
 // (`unsavedWindows`): those not saved yet and the live ones (open, in grace).
 import type { Pool, PoolClient } from "pg";
-import { unsavedWindows, type Bridge, type WindowRecord } from "../domain/streak-machine.ts";
-import type { Condition } from "../domain/rules.ts";
-import type { CatalogDefinition } from "./definition-catalog.ts";
-import { notFoundError } from "./engine-error.ts";
+import { unsavedWindows, type Bridge, type WindowRecord } from "../../domain/streak-machine.ts";
+import type { Condition } from "../../domain/rules.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import { notFoundError } from "../engine-error.ts";
 
 /** Whose windows a write stores. */
 export interface HistoryOwner {

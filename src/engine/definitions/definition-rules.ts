@@ -7,10 +7,10 @@ import {
   Weekday,
   type Display,
   type StreakDefinition as StreakDefinitionMessage,
-} from "../gen/kindling/v1/definition_pb.js";
+} from "../../gen/kindling/v1/definition_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { LOYALTEEZ_MULTIPLIER_TIERS, type Milestone, type Period, type RewardKind as DomainRewardKind, type StreakRules } from "../domain/rules.ts";
-import type { DisplayConfig, DisplayTexts } from "../domain/display-templates.ts";
+import { LOYALTEEZ_MULTIPLIER_TIERS, type Milestone, type Period, type RewardKind as DomainRewardKind, type StreakRules } from "../../domain/rules.ts";
+import type { DisplayConfig, DisplayTexts } from "../../domain/display-templates.ts";
 
 const seconds = (d: Duration | undefined): number | undefined =>
   d === undefined ? undefined : Number(d.seconds) + Math.round(d.nanos / 1e9);

@@ -9,7 +9,7 @@
 // remembers (`deaf`): the cache is emptied and bypassed, every call verifies its key against the database, until
 // notices arrive again (`listening`).
 import type { Pool } from "pg";
-import { announce, type ChangeSubscriber } from "./change-notices.ts";
+import { announce, type ChangeSubscriber } from "../change-notices.ts";
 
 export interface KeyRevocations {
   /** Tells every API process (this one included) that the key was revoked. Call after the revocation commits. */

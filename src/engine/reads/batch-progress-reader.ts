@@ -4,10 +4,10 @@
 // ProgressReader.read gives for it; reads of all of a member's streaks (ListMemberStreaks) and reward facts go
 // to the plain reader. If a batch query fails, its calls are answered one at a time, so one bad call fails alone.
 import type { Pool } from "pg";
-import type { MemberStreakState } from "../domain/streak-machine.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
-import { hashedStatementName } from "./batch-ingestor.ts";
-import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "./group-batcher.ts";
+import type { MemberStreakState } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { hashedStatementName } from "../ingest/batch-ingestor.ts";
+import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "../group-batcher.ts";
 import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
 interface ReadKey {

@@ -5,7 +5,7 @@
 // 1. Fan-out. Every subscription keeps a cursor (the last event id already turned into deliveries for it). One
 //    scan of the event stream from the lowest cursor inserts a webhook_delivery row for each matching event; the
 //    unique (subscription_id, event_id) key makes that idempotent, so re-scans and concurrent dispatchers record
-//    each delivery once. Cursors only move over settled positions (engine/event-stream.ts), so an event that
+//    each delivery once. Cursors only move over settled positions (engine/delivery/event-stream.ts), so an event that
 //    commits after a later one was seen is still fanned out.
 // 2. Delivery. Due rows are leased with FOR UPDATE SKIP LOCKED (their next_attempt_at moves past the lease), the
 //    HTTP POSTs are made outside any transaction, and each outcome is written back: SUCCEEDED on a 2xx answer,
@@ -18,11 +18,11 @@
 import { createHmac, randomUUID } from "node:crypto";
 import type { Pool } from "pg";
 import { toJsonString } from "@bufbuild/protobuf";
-import type { Logger } from "../observability/logger.ts";
-import type { StreakEventType } from "../db/entities/index.ts";
-import { EventSchema } from "../gen/kindling/v1/event_pb.js";
-import { eventMessages } from "../api/mappers/event.mapper.ts";
-import { createDefinitionCatalog, type DefinitionCatalog } from "./definition-catalog.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { StreakEventType } from "../../db/entities/index.ts";
+import { EventSchema } from "../../gen/kindling/v1/event_pb.js";
+import { eventMessages } from "../../api/mappers/event.mapper.ts";
+import { createDefinitionCatalog, type DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import { createStreamFloor, listEvents, pause, readSlice } from "./event-stream.ts";
 
 export interface WebhookDispatcherOptions {

@@ -4,11 +4,11 @@
 // `invalidate`, which also notifies other processes through PostgreSQL (`changes`, heard through
 // src/engine/change-notices.ts). A TTL bounds staleness; while notices cannot be heard nothing is cached.
 import type { Pool } from "pg";
-import { announce, type ChangeSubscriber } from "./change-notices.ts";
+import { announce, type ChangeSubscriber } from "../change-notices.ts";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
-import { StreakDefinitionSchema, type StreakDefinition as DefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
-import type { DefinitionState, PauseInterval } from "../db/entities/index.ts";
-import type { StreakRules } from "../domain/rules.ts";
+import { StreakDefinitionSchema, type StreakDefinition as DefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
+import type { DefinitionState, PauseInterval } from "../../db/entities/index.ts";
+import type { StreakRules } from "../../domain/rules.ts";
 import { rulesFromMessage } from "./definition-rules.ts";
 
 export interface CatalogDefinition {

@@ -28,11 +28,11 @@
 // Row locks: each page locks its rows for one statement or transaction. Recording activity locks one member's
 // rows in definition order; a sweep only ever locks rows of one definition, so the two cannot deadlock.
 import type { Pool } from "pg";
-import { advance, type MemberStreakState } from "../domain/streak-machine.ts";
-import type { CatalogDefinition } from "./definition-catalog.ts";
-import { persistTransition } from "./streak-persistence.ts";
-import { breakHistorySql } from "./streak-history.ts";
-import { inTransaction } from "./transaction.ts";
+import { advance, type MemberStreakState } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import { persistTransition } from "../ingest/streak-persistence.ts";
+import { breakHistorySql } from "../history/streak-history.ts";
+import { inTransaction } from "../transaction.ts";
 
 export interface SweepScope {
   readonly tenantId: string;

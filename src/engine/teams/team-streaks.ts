@@ -11,16 +11,16 @@ import type { Pool, PoolClient } from "pg";
 import {
   addMembership, applyTeamActivity, createMemberships, initialTeamState, removeMembership, teamAwards, teamProgress,
   validateTeamRule, type TeamConfig, type TeamMembership, type TeamRule, type TeamStreakState, type TeamWindowView,
-} from "../domain/team-streak.ts";
-import { DomainError } from "../domain/domain-error.ts";
-import { windowFor } from "../domain/calendar-window.ts";
-import type { ActivityEntry } from "../domain/condition.ts";
-import type { ActivityInput, ApplyOutcome, MemberStreakState, StreakEffect } from "../domain/streak-machine.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "./definition-catalog.ts";
-import type { StreakDefinition as StreakDefinitionMessage } from "../gen/kindling/v1/definition_pb.js";
-import { EngineError, notFoundError } from "./engine-error.ts";
-import { planRewards, type PlannedReward } from "./reward-plan.ts";
-import { inTransaction } from "./transaction.ts";
+} from "../../domain/team-streak.ts";
+import { DomainError } from "../../domain/domain-error.ts";
+import { windowFor } from "../../domain/calendar-window.ts";
+import type { ActivityEntry } from "../../domain/condition.ts";
+import type { ActivityInput, ApplyOutcome, MemberStreakState, StreakEffect } from "../../domain/streak-machine.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import type { StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
+import { EngineError, notFoundError } from "../engine-error.ts";
+import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
+import { inTransaction } from "../transaction.ts";
 
 const teamRules = new WeakMap<CatalogDefinition, TeamRule | null>();
 

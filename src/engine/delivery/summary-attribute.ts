@@ -7,8 +7,8 @@
 // warning saying how to register it, once each time it is found missing. A failed check counts as missing (the
 // workflow still starts, only without its list column) and is asked again after the same interval.
 import type { Client } from "@temporalio/client";
-import type { Logger } from "../observability/logger.ts";
-import { KINDLING_SUMMARY } from "../workflows/search-attributes.ts";
+import type { Logger } from "../../observability/logger.ts";
+import { KINDLING_SUMMARY } from "../../workflows/search-attributes.ts";
 
 export interface SummaryAttributeCheck {
   /** True when starts may set KindlingSummary; asks the server at most once per `recheckMs`. */
