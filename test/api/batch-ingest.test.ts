@@ -12,7 +12,8 @@ import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_ser
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/ingest/activity-ingestor.ts";
-import { batchIngestTotals, createBatchIngestor, quoteLiteral, sqlLiteral, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
+import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
+import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";

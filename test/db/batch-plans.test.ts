@@ -10,7 +10,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
-import { BATCH_STATEMENTS } from "../../src/engine/ingest/batch-ingestor.ts";
+import { BATCH_STATEMENTS } from "../../src/engine/ingest/batch-sql.ts";
 import { PROGRESS_READ_SQL } from "../../src/engine/reads/batch-progress-reader.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { preparedPlans } from "../support/plans.ts";

@@ -1,7 +1,7 @@
 // EXPLAIN of the statements the API prepares, for the plan tests (test/db/*-plans.test.ts): each is PREPAREd as the
 // API prepares it and explained under the generic and the custom plan, since PostgreSQL may use either.
 import type pg from "pg";
-import { sqlLiteral } from "../../src/engine/ingest/batch-ingestor.ts";
+import { sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 
 /** The plans of one prepared statement for these arguments, generic and custom, as EXPLAIN prints them. */
 export async function preparedPlans(pool: pg.Pool, text: string, types: readonly string[], args: readonly unknown[]): Promise<string[]> {

@@ -72,7 +72,7 @@ export async function lockMemberStreak(client: PoolClient, tenantId: string, mem
 /**
  * The columns a save writes: the state and everything projected from it (see the domain's persistence
  * contract). The one definition of those columns, shared by `saveMemberStreak` and the batched ingestor's
- * multi-row update (batch-ingestor.ts), so the two writers cannot drift.
+ * multi-row update (batch-sql.ts), so the two writers cannot drift.
  */
 export interface MemberStreakColumns {
   readonly state: MemberStreakState;

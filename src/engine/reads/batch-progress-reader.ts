@@ -6,7 +6,7 @@
 import type { Pool } from "pg";
 import type { MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
-import { hashedStatementName } from "../ingest/batch-ingestor.ts";
+import { hashedStatementName } from "../ingest/batch-message.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "../group-batcher.ts";
 import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
@@ -80,7 +80,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
   // order the single read lists them; none when there is no streak, as the single read asks for them only then).
   // Per-key lookups are LATERAL with `offset 0` so each stays a unique-index probe whatever the statistics say
-  // (see classify in batch-ingestor.ts).
+  // (see classify in batch-attempt.ts).
   const { rows } = await pool.query<{
     i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
