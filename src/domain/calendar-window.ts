@@ -1,5 +1,20 @@
 import { DateTime, IANAZone } from "luxon";
-import type { CalendarWindowSpec, Period } from "./rules.ts";
+
+export type Period = "DAILY" | "WEEKLY" | "MONTHLY";
+
+/** Calendar windows: consecutive local days, weeks or months in one IANA zone. */
+export interface CalendarWindowSpec {
+  readonly type: "CALENDAR";
+  readonly period: Period;
+  /** IANA zone of the definition; also the fallback when the member's own zone is unknown. */
+  readonly timezone: string;
+  /** When true each member's windows follow the member's own zone (pinned on their first activity). */
+  readonly useMemberTimezone?: boolean;
+  /** Local wall-clock time at which a window starts, `HH:MM` (24 h). */
+  readonly resetTime: string;
+  /** ISO weekday a week starts on: 1 = Monday … 7 = Sunday. Only used by WEEKLY. */
+  readonly weekStart: number;
+}
 
 /** One window: `[startMs, endMs)` in epoch milliseconds, with its stable key. */
 export interface WindowBounds {

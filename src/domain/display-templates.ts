@@ -1,4 +1,4 @@
-import type { StreakStatus } from "./streak-chain.ts";
+import type { StreakStatus } from "./streak-status.ts";
 
 /** Gamopanda end-user display (EUD) fields, without the `eud` prefix. */
 export type DisplayTextKey =

@@ -37,6 +37,7 @@ export * from "./domain-error.ts";
 export * from "./rules.ts";
 export * from "./calendar-window.ts";
 export * from "./condition.ts";
+export * from "./streak-status.ts";
 export * from "./streak-chain.ts";
 export * from "./streak-machine.ts";
 export * from "./display-templates.ts";

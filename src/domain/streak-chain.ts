@@ -1,6 +1,5 @@
 import type { Milestone, StreakRules } from "./rules.ts";
-
-export type StreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
+import type { StreakStatus } from "./streak-status.ts";
 
 /** A window that was counted: its bounds and the event time at which it became satisfied. */
 export interface CreditedWindow {

@@ -1,10 +1,10 @@
 import { effectiveZone, isValidZone, rollingKey, windowFor, nextWindow } from "./calendar-window.ts";
-import type { WindowBounds } from "./calendar-window.ts";
+import type { CalendarWindowSpec, WindowBounds } from "./calendar-window.ts";
 import { compareEntries, evaluateCondition } from "./condition.ts";
 import type { ActivityEntry, WindowProgress } from "./condition.ts";
 import { credit, grantFreezeCount, initialChain, isAlive, milestoneKey, miss, restore } from "./streak-chain.ts";
 import type { BreakRecord, ChainState, EarnedMilestone, MissKind } from "./streak-chain.ts";
-import type { CalendarWindowSpec, Milestone, RollingWindowSpec, StreakRules } from "./rules.ts";
+import type { Milestone, RollingWindowSpec, StreakRules } from "./rules.ts";
 
 /** An activity as sent by the tenant (Gamopanda streak log / Phoenix event / Loyalteez check-in). */
 export interface ActivityInput {

@@ -1,5 +1,5 @@
 import { nextWindow, windowFor } from "./calendar-window.ts";
-import type { WindowBounds } from "./calendar-window.ts";
+import type { CalendarWindowSpec, WindowBounds } from "./calendar-window.ts";
 import { compareEntries, evaluateCondition } from "./condition.ts";
 import type { ActivityEntry } from "./condition.ts";
 import { DomainError } from "./domain-error.ts";
@@ -11,7 +11,7 @@ import type {
   ActivityInput, ApplyContext, ApplyOutcome, Deadlines, EvalOptions, MemberStreakState, NotAppliedReason,
   RepairOutcome, StreakEffect,
 } from "./streak-machine.ts";
-import type { CalendarWindowSpec, FreezePolicy, Milestone, StreakRules } from "./rules.ts";
+import type { FreezePolicy, Milestone, StreakRules } from "./rules.ts";
 
 /**
  * Team streaks, composed from the individual machinery. Each member's own satisfaction of a window is computed

@@ -13,18 +13,9 @@ import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
 import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
 import { principalKey, vouchedPrincipalKey, type Principal, type Role } from "../context.ts";
 import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
-import { DEFAULT_MAX_TOKEN_LIFETIME_MS, type EndUserJwtConfig } from "../../db/entities/index.ts";
-import { isMemberSession, sessionKeyId, verifyMemberSession, type SessionKey } from "../../auth/member-session.ts";
-
-export interface CredentialStore {
-  findApiKey(keyId: string): Promise<{ tenantId: string; role: "ADMIN" | "SERVICE"; secretHash: string; revoked: boolean } | undefined>;
-  /** Records that the key authenticated a call at `at` (a minute boundary); never moves the time back. */
-  touchApiKey(keyId: string, at: Date): Promise<void>;
-  findTenantJwtConfig(tenantId: string): Promise<EndUserJwtConfig | null | undefined>;
-  tenantExists(tenantId: string): Promise<boolean>;
-  /** The tenant's member-session key; `kid` is the key id the token names (see BrowserAccess.sessionKey). */
-  findSessionKey(tenantId: string, kid: string): Promise<SessionKey | undefined>;
-}
+import { DEFAULT_MAX_TOKEN_LIFETIME_MS } from "../../db/entities/index.ts";
+import { isMemberSession, sessionKeyId, verifyMemberSession } from "../../auth/member-session.ts";
+import type { CredentialStore } from "../../db/repositories/credential.repository.ts";
 
 /** Roles allowed per fully-qualified method name (`kindling.v1.DefinitionService/CreateDefinition`). */
 export type PermissionMatrix = ReadonlyMap<string, readonly Role[]>;

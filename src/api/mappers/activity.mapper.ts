@@ -2,10 +2,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { ActivitySchema, NotAppliedReason, StreakResultSchema, type Activity, type StreakResult } from "../../gen/kindling/v1/activity_pb.js";
-import type { ActivityRecord, NotAppliedReason as Reason, StreakOutcome } from "../../engine/ingest/activity-ingestor.ts";
+import type { ActivityRecord } from "../../db/entities/index.ts";
+import type { NotAppliedReason as Reason, StreakOutcome } from "../../engine/ingest/activity-ingestor.ts";
 import type { RewardFactsByDefinition } from "../../engine/reads/progress-reader.ts";
 import { progressMessage } from "./progress.mapper.ts";
-import { rewardMessage } from "./reward.mapper.ts";
+import { rewardMessage } from "../../engine/rewards/reward-messages.ts";
 import { milestoneMessage } from "../../engine/rewards/reward-plan.ts";
 import type { Milestone } from "../../gen/kindling/v1/definition_pb.js";
 import type { MemberStreakProgress } from "../../gen/kindling/v1/member_streak_pb.js";

@@ -13,7 +13,7 @@ import {
 import { DefinitionState, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
 import { progressView, type ProgressView } from "../../domain/progress-view.ts";
 import type { MemberStreakState as DomainState } from "../../domain/streak-machine.ts";
-import type { StreakStatus } from "../../domain/streak-chain.ts";
+import type { StreakStatus } from "../../domain/streak-status.ts";
 import { resolveText, type MessageKey, type RenderedDisplay } from "../../domain/display-templates.ts";
 import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
 

@@ -12,7 +12,7 @@ import type { DeliveryStatus, StreakEventType } from "../../db/entities/index.ts
 import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
 import { createStreamFloor, latestSeq, listEvents, pause, readSlice } from "../../engine/delivery/event-stream.ts";
 import type { StoredDelivery, StoredSubscription, WebhookStore } from "../../engine/delivery/webhook-store.ts";
-import { eventMessages, eventTypeFromProto, eventTypeToProto, seqOfCursor } from "../mappers/event.mapper.ts";
+import { eventMessages, eventTypeFromProto, eventTypeToProto, seqOfCursor } from "../../engine/delivery/event-messages.ts";
 import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
 import { invalidArgument } from "../errors.ts";
 import type { Principal } from "../context.ts";

@@ -7,7 +7,7 @@ import type { RewardState } from "../../db/entities/index.ts";
 import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
 import type { Actor, RewardStore, StoredReward } from "../../engine/rewards/reward-store.ts";
 import type { FulfilmentPatch } from "../../domain/reward-lifecycle.ts";
-import { rewardMessage, rewardStateFromProto } from "../mappers/reward.mapper.ts";
+import { rewardMessage, rewardStateFromProto } from "../../engine/rewards/reward-messages.ts";
 import { keysetPage } from "../pagination.ts";
 import type { Principal } from "../context.ts";
 import { principalOf } from "../context.ts";

@@ -1,5 +1,24 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
+/** A stored activity as the engine and the API see it (times in epoch milliseconds). */
+export interface ActivityRecord {
+  readonly id: string;
+  readonly memberId: string;
+  readonly memberExternalId: string;
+  readonly definitionId: string | null;
+  readonly eventType: string | null;
+  readonly appliedDefinitionIds: readonly string[];
+  readonly occurredAt: number;
+  readonly value: number | null;
+  readonly distinctKey: string | null;
+  readonly uniqueIdentifier: string;
+  readonly metadata: Record<string, string>;
+  readonly platform: string | null;
+  readonly recordedAt: number;
+  /** Brought in by ImportActivities rather than recorded live. */
+  readonly imported: boolean;
+}
+
 /** Immutable streak log: never updated or deleted (PRODUCT §2). */
 const ActivitySchema = defineEntity({
   name: "Activity",

@@ -1,6 +1,6 @@
 // Activity reads for the admin API (the write path is src/engine/ingest/activity-ingestor.ts).
 import type { Pool } from "pg";
-import type { ActivityRecord } from "../../engine/ingest/activity-ingestor.ts";
+import type { ActivityRecord } from "../entities/index.ts";
 
 interface Row {
   id: string; member_id: string; external_id: string; definition_id: string | null; event_type: string | null; applied_definition_ids: string[];

@@ -1,7 +1,18 @@
 // Look-ups the auth interceptor needs, as plain reads on a fresh EntityManager fork each time, and the key's last use.
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { ApiKey, Tenant } from "../entities/index.ts";
-import type { CredentialStore } from "../../api/interceptors/auth.interceptor.ts";
+import { ApiKey, Tenant, type EndUserJwtConfig } from "../entities/index.ts";
+import type { SessionKey } from "../../auth/member-session.ts";
+
+/** What the API's auth interceptor reads (src/api/interceptors/auth.interceptor.ts). */
+export interface CredentialStore {
+  findApiKey(keyId: string): Promise<{ tenantId: string; role: "ADMIN" | "SERVICE"; secretHash: string; revoked: boolean } | undefined>;
+  /** Records that the key authenticated a call at `at` (a minute boundary); never moves the time back. */
+  touchApiKey(keyId: string, at: Date): Promise<void>;
+  findTenantJwtConfig(tenantId: string): Promise<EndUserJwtConfig | null | undefined>;
+  tenantExists(tenantId: string): Promise<boolean>;
+  /** The tenant's member-session key; `kid` is the key id the token names (see BrowserAccess.sessionKey). */
+  findSessionKey(tenantId: string, kid: string): Promise<SessionKey | undefined>;
+}
 
 export function createCredentialStore(em: () => EntityManager, findSessionKey: CredentialStore["findSessionKey"]): CredentialStore {
   return {

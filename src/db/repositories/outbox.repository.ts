@@ -1,8 +1,7 @@
 // Outbox rows written through the ORM, inside the caller's unit of work, so they commit or roll back with the
 // change that needs them (the pg-level twin for the hot path is src/engine/delivery/outbox.ts).
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { OutboxMessage, type StreakDefinition } from "../entities/index.ts";
-import type { OutboxPayloads } from "../../engine/delivery/outbox.ts";
+import { OutboxMessage, type OutboxPayloads, type StreakDefinition } from "../entities/index.ts";
 
 /**
  * Tells orchestration that a definition changed state or rules: its sweeper is started, re-planned, paused or

@@ -9,7 +9,8 @@ import {
   type StreakDefinition as StreakDefinitionMessage,
 } from "../../gen/kindling/v1/definition_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { LOYALTEEZ_MULTIPLIER_TIERS, type Milestone, type Period, type RewardKind as DomainRewardKind, type StreakRules } from "../../domain/rules.ts";
+import { LOYALTEEZ_MULTIPLIER_TIERS, type Milestone, type RewardKind as DomainRewardKind, type StreakRules } from "../../domain/rules.ts";
+import type { Period } from "../../domain/calendar-window.ts";
 import type { DisplayConfig, DisplayTexts } from "../../domain/display-templates.ts";
 
 const seconds = (d: Duration | undefined): number | undefined =>

@@ -7,7 +7,7 @@
 import type { Pool, PoolClient } from "pg";
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, isGrpcServiceError, type Client } from "@temporalio/client";
 import { TypedSearchAttributes, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from "@temporalio/common";
-import type { OutboxKind, OutboxPayloads } from "./outbox.ts";
+import type { OutboxKind, OutboxPayloads } from "../../db/entities/index.ts";
 import type { Logger } from "../../observability/logger.ts";
 import {
   definitionChangedSignal,

@@ -21,7 +21,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import type { Logger } from "../../observability/logger.ts";
 import type { StreakEventType } from "../../db/entities/index.ts";
 import { EventSchema } from "../../gen/kindling/v1/event_pb.js";
-import { eventMessages } from "../../api/mappers/event.mapper.ts";
+import { eventMessages } from "./event-messages.ts";
 import { createDefinitionCatalog, type DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import { createStreamFloor, listEvents, pause, readSlice } from "./event-stream.ts";
 

@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
+import type { ActivityRecord } from "../../db/entities/index.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
@@ -60,24 +61,6 @@ export interface RecordActivityInput {
   readonly uniqueIdentifier: string;
   readonly metadata: Readonly<Record<string, string>>;
   readonly platform?: string | undefined;
-}
-
-export interface ActivityRecord {
-  readonly id: string;
-  readonly memberId: string;
-  readonly memberExternalId: string;
-  readonly definitionId: string | null;
-  readonly eventType: string | null;
-  readonly appliedDefinitionIds: readonly string[];
-  readonly occurredAt: number;
-  readonly value: number | null;
-  readonly distinctKey: string | null;
-  readonly uniqueIdentifier: string;
-  readonly metadata: Record<string, string>;
-  readonly platform: string | null;
-  readonly recordedAt: number;
-  /** Brought in by ImportActivities rather than recorded live. */
-  readonly imported: boolean;
 }
 
 /** Every reason an activity is stored but not applied to a streak; each has a name in the API's enum. */

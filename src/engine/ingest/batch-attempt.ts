@@ -8,7 +8,6 @@ import {
   FUTURE_TOLERANCE_MS,
   activityRecord,
   gateReason,
-  type ActivityRecord,
   type ActivityRow,
   MERGE_INLINE_PROFILE,
   type MemberProfile,
@@ -19,7 +18,7 @@ import {
 } from "./activity-ingestor.ts";
 import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
 import type { Settled } from "../group-batcher.ts";
-import type { OutboxPayloads } from "../delivery/outbox.ts";
+import type { ActivityRecord, OutboxPayloads } from "../../db/entities/index.ts";
 import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "../reads/progress-reader.ts";
 import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";

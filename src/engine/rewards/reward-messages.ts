@@ -1,12 +1,13 @@
-// Reward rows (and rewards just planned by the ingestor) -> kindling.v1.Reward.
+// Reward rows (and rewards just planned by the ingestor) -> kindling.v1.Reward. In the engine because event messages
+// (delivery/event-messages.ts, also sent by the webhook dispatcher) carry rewards.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RewardSchema, RewardState, type Reward } from "../../gen/kindling/v1/reward_pb.js";
 import { FulfilmentMode, RewardKind } from "../../gen/kindling/v1/definition_pb.js";
 import type { FulfilmentMode as Mode, RewardState as State } from "../../db/entities/index.ts";
-import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
-import type { StoredReward } from "../../engine/rewards/reward-store.ts";
-import { milestoneMessage } from "../../engine/rewards/reward-plan.ts";
+import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
+import type { StoredReward } from "./reward-store.ts";
+import { milestoneMessage } from "./reward-plan.ts";
 
 /** What the message needs of a reward: a stored row, or one the ingestor just planned. */
 export type RewardRecord = Omit<StoredReward, "memberId" | "repetition">;

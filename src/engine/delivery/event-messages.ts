@@ -1,15 +1,16 @@
 // Persisted events -> kindling.v1.Event. Payloads are stored as the snake_case JSON each writer produced (the
-// ingestor, the sweeps, the reward engine); this maps each type's keys onto its typed payload message.
+// ingestor, the sweeps, the reward engine); this maps each type's keys onto its typed payload message. In the
+// engine rather than the API's mappers because the webhook dispatcher sends the same messages as EventService.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EventSchema, EventType, type Event } from "../../gen/kindling/v1/event_pb.js";
 import type { StreakEventType } from "../../db/entities/index.ts";
-import type { StoredEvent } from "../../engine/delivery/event-stream.ts";
-import type { CatalogDefinition, DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
-import { rewardsByIds, type StoredReward } from "../../engine/rewards/reward-store.ts";
+import type { StoredEvent } from "./event-stream.ts";
+import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
+import { rewardsByIds, type StoredReward } from "../rewards/reward-store.ts";
 import type { Pool } from "pg";
-import { milestoneMessage } from "../../engine/rewards/reward-plan.ts";
-import { rewardMessage } from "./reward.mapper.ts";
+import { milestoneMessage } from "../rewards/reward-plan.ts";
+import { rewardMessage } from "../rewards/reward-messages.ts";
 
 export const eventTypeToProto: Record<StreakEventType, EventType> = {
   "streak.incremented": EventType.STREAK_INCREMENTED,
