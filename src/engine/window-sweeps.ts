@@ -50,6 +50,8 @@ export interface SweepOptions {
   readonly pageSize?: number;
   /** Called after every page with the running total (activities heartbeat from it). */
   readonly onPage?: (done: number) => void;
+  /** Teams per page of the team sweeps (a transaction through the domain; team-sweeps.ts). */
+  readonly teamPageSize?: number;
 }
 
 const DEFAULT_BREAK_PAGE = 50_000;
@@ -147,7 +149,7 @@ export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: numb
   const members = await sweepMemberBreaks(pool, def, asOf, options);
   const rule = teamRuleOf(def);
   if (rule === null) return members;
-  return members + await sweepTeamBreaks(pool, def, rule, asOf, { onPage: (n) => options.onPage?.(members + n) });
+  return members + await sweepTeamBreaks(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: (n) => options.onPage?.(members + n) });
 }
 
 async function sweepMemberBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions): Promise<number> {
@@ -223,7 +225,7 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
  */
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const rule = teamRuleOf(def);
-  if (rule !== null) return sweepTeamAtRisk(pool, def, rule, asOf, { onPage: options.onPage });
+  if (rule !== null) return sweepTeamAtRisk(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: options.onPage });
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
       `with ${pageSql("at_risk_at", 5, 7)}, due as materialized (
