@@ -17,7 +17,7 @@ import { DomainError } from "../domain/domain-error.ts";
 import { previousWindow, windowFor } from "../domain/calendar-window.ts";
 import type { CalendarWindowSpec } from "../domain/rules.ts";
 import type { ActivityEntry } from "../domain/condition.ts";
-import type { ActivityInput, ApplyOutcome, MemberStreakState, StreakEffect } from "../domain/streak-machine.ts";
+import type { ActivityInput, ApplyOutcome, Bridge, MemberStreakState, StreakEffect, WindowRecord } from "../domain/streak-machine.ts";
 import { streakProjection } from "./streak-projection.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
 import { insertEvents, insertRewardsAndOutbox } from "./streak-persistence.ts";
@@ -179,6 +179,41 @@ async function memberIds(client: Query, tenantId: string, externalIds: readonly 
   return new Map(rows.map((r) => [r.external_id, r.id]));
 }
 
+/**
+ * Stores the team windows a transition finalised (team_window, migration 0015) and a repair's rewrite of the
+ * history it restored, as saveStreakHistory does for a member streak (streak-history.ts): a window is stored once
+ * by its start (a writer that folds it again writes the same row); missed windows since the break become BRIDGED
+ * at the restored count, and the run since counts on from it.
+ */
+export async function saveTeamHistory(
+  client: Query,
+  tenantId: string,
+  definitionId: string,
+  teamId: string,
+  change: { readonly finalised?: readonly WindowRecord[]; readonly bridge?: Bridge },
+  now: number,
+): Promise<void> {
+  const insert = (windows: readonly WindowRecord[], keep: boolean) =>
+    client.query(
+      `insert into team_window (team_id, start_at, window_key, tenant_id, definition_id, end_at, outcome, count_after, finalised_at)
+       select $1::uuid, x.start_at, x.window_key, $2::uuid, $3::uuid, x.end_at, x.outcome, x.count_after, $5::timestamptz
+         from jsonb_to_recordset($4::jsonb) as x(start_at timestamptz, window_key varchar, end_at timestamptz, outcome varchar, count_after int)
+       on conflict (team_id, start_at) do ${keep ? "nothing" : "update set window_key = excluded.window_key, end_at = excluded.end_at, outcome = excluded.outcome, count_after = excluded.count_after"}`,
+      [teamId, tenantId, definitionId, JSON.stringify(windows.map((w) => ({
+        start_at: new Date(w.startMs).toISOString(), window_key: w.key, end_at: new Date(w.endMs).toISOString(), outcome: w.outcome, count_after: w.countAfter,
+      }))), new Date(now)],
+    );
+  if ((change.finalised?.length ?? 0) > 0) await insert(change.finalised!, false);
+  const bridge = change.bridge;
+  if (bridge === undefined) return;
+  await client.query(
+    `update team_window set outcome = case when count_after = 0 then 'BRIDGED' else outcome end, count_after = count_after + $4
+      where team_id = $1 and start_at >= $2 and start_at < $3`,
+    [teamId, new Date(bridge.fromMs), new Date(bridge.untilMs), bridge.previousStreak],
+  );
+  if (bridge.windows.length > 0) await insert(bridge.windows, true);
+}
+
 /** External ids of the team's members, past and present. */
 export async function externalIds(client: Query, tenantId: string, memberships: readonly TeamMembership[]): Promise<Map<string, string>> {
   const ids = [...new Set(memberships.map((m) => m.memberId))];
@@ -265,8 +300,10 @@ export async function persistTeamTransition(
   state: TeamStreakState,
   effects: readonly StreakEffect[],
   now: number,
+  history: { readonly finalised?: readonly WindowRecord[]; readonly bridge?: Bridge } = {},
 ): Promise<void> {
   await saveTeam(client, tenantId, def, config.rule, teamId, state, now);
+  await saveTeamHistory(client, tenantId, def.id, teamId, history, now);
   if (effects.length === 0) return;
   const rewards = teamRewards(def, tenantId, config, effects, null, now);
   await insertRewardsAndOutbox(client, rewards);
@@ -319,7 +356,10 @@ export async function applyTeamActivityInTransaction(
   const team = (await loadTeam(client, tenantId, teamId, def, true))!;
   const config: TeamConfig = { rule, memberships: team.config.memberships };
   const r = applyTeamActivity(def.rules, config, team.state, memberId, activity, { now, pausedIntervals: def.pauses, futureToleranceMs });
-  if (r.outcome.kind !== "DUPLICATE") await saveTeam(client, tenantId, def, rule, teamId, r.state, now);
+  if (r.outcome.kind !== "DUPLICATE") {
+    await saveTeam(client, tenantId, def, rule, teamId, r.state, now);
+    await saveTeamHistory(client, tenantId, def.id, teamId, r, now);
+  }
   // Each milestone the team reached, once per member on its roster (reward_grant_once keeps it at once).
   const rewards = teamRewards(def, tenantId, config, r.effects, activityId, now);
   const wasReset = r.outcome.kind === "APPLIED" && r.outcome.wasReset;
@@ -396,7 +436,9 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
   async function locked<T>(
     tenantId: string,
     teamId: string,
-    op: (t: { def: CatalogDefinition; rule: TeamRule; config: TeamConfig; state: TeamStreakState; now: number }) => { state: TeamStreakState; effects: readonly StreakEffect[]; result: T },
+    op: (t: { def: CatalogDefinition; rule: TeamRule; config: TeamConfig; state: TeamStreakState; now: number }) => {
+      state: TeamStreakState; effects: readonly StreakEffect[]; finalised?: readonly WindowRecord[]; bridge?: Bridge; result: T;
+    },
   ): Promise<T & { team: TeamView }> {
     return inTransaction(pool, async (client) => {
       const team = await loadTeam(client, tenantId, teamId, undefined, true);
@@ -405,7 +447,7 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
       const now = deps.now();
       const config: TeamConfig = { rule, memberships: team.config.memberships };
       const r = op({ def, rule, config, state: team.state, now });
-      await persistTeamTransition(client, def, tenantId, teamId, config, r.state, r.effects, now);
+      await persistTeamTransition(client, def, tenantId, teamId, config, r.state, r.effects, now, r);
       return { ...r.result, team: await view(client, tenantId, { ...team, state: r.state }, def, rule, now) };
     });
   }
@@ -419,7 +461,7 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
         const opts = { pausedIntervals: def.pauses };
         const before = advanceTeam(def.rules, config, state, now, opts).state.chain.freezesHeld;
         const r = grantTeamFreezes(def.rules, config, state, count, now, opts);
-        return { state: r.state, effects: r.effects, result: { granted: Math.max(0, r.outcome.freezesHeld - before) } };
+        return { ...r, result: { granted: Math.max(0, r.outcome.freezesHeld - before) } };
       }),
 
     repair: (tenantId, teamId) =>
@@ -429,7 +471,7 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
           // Thrown inside the transaction: nothing is written (the finalisation repair did in memory is the sweeps').
           throw new EngineError("FAILED_PRECONDITION", REPAIR_REASONS[r.outcome.reason], `the team streak cannot be repaired (${r.outcome.reason.toLowerCase()})`, { team_id: teamId });
         }
-        return { state: r.state, effects: r.effects, result: { restoredCount: r.outcome.restoredCount } };
+        return { ...r, result: { restoredCount: r.outcome.restoredCount } };
       }),
 
     async create(tenantId, definitionId, name, memberExternalIds) {

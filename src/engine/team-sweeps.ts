@@ -74,7 +74,7 @@ async function sweepTeams(
 /**
  * Finalises the definition's teams whose window closed (plus grace) without counting: a team freeze is used
  * (team freeze policy) or the team's streak breaks, exactly once, with the team's streak.* events to each roster
- * member; held windows settle. Returns teams advanced.
+ * member and the finalised windows in team_window; held windows settle. Returns teams advanced.
  */
 export async function sweepTeamBreaks(pool: Pool, def: CatalogDefinition, rule: TeamRule, asOf: number, options: TeamSweepOptions = {}): Promise<number> {
   const opts = { pausedIntervals: def.pauses };
@@ -82,7 +82,7 @@ export async function sweepTeamBreaks(pool: Pool, def: CatalogDefinition, rule: 
     const team = (await loadTeam(client, def.tenantId, teamId, def, false))!;
     const config: TeamConfig = { rule, memberships: team.config.memberships };
     const next = advanceTeam(def.rules, config, team.state, asOf, opts);
-    await persistTeamTransition(client, def, def.tenantId, teamId, config, next.state, next.effects, asOf);
+    await persistTeamTransition(client, def, def.tenantId, teamId, config, next.state, next.effects, asOf, next);
     return true;
   });
 }

@@ -74,6 +74,15 @@ async function teamRow(teamId: string) {
   return rows[0]!;
 }
 
+/** The team's stored window history (team_window), oldest first. */
+async function history(teamId: string) {
+  const { rows } = await db.query<{ window_key: string; outcome: string; count_after: number }>(
+    "select window_key, outcome, count_after from team_window where team_id = $1 order by start_at",
+    [teamId],
+  );
+  return rows.map((r) => `${r.window_key} ${r.outcome} ${r.count_after}`);
+}
+
 beforeAll(async () => {
   clock = createTestClock(at(0, 8));
   api = await startTestApi({ label: "team_sweeps", now: clock.now });
@@ -152,6 +161,8 @@ describe("team streaks in the sweeps (day 0 to day 3)", () => {
     const broken = (await events(teamDef, EventType.STREAK_BROKEN)).filter((e) => e.teamId !== "");
     expect(who(broken)).toEqual([`ana@${team["trio"]}`, `ben@${team["trio"]}`, `cal@${team["trio"]}`]);
     expect(broken.every((e) => e.payload.case === "streakBroken" && e.payload.value.finalCount === 1 && e.payload.value.missedWindowKey === "2025-03-04")).toBe(true);
+    // The missed window is in the team's history, as the sweep finalised it.
+    expect(await history(team["trio"]!)).toEqual(["2025-03-03 SATISFIED 1", "2025-03-04 MISSED 0"]);
     // Swept again, and the team written to by a check-in (which advances it first): no second break.
     expect(await sweepBreaks(db, def, at(2, 2))).toBe(0);
     await checkIn(teamDef, "ben", 2, 9);
@@ -172,6 +183,7 @@ describe("team streaks in the sweeps (day 0 to day 3)", () => {
     expect(who(used)).toEqual([`dee@${team["duo"]}`, `eve@${team["duo"]}`]);
     const duo = used.find((e) => e.teamId === team["duo"])!;
     expect(duo.payload.case === "streakFreezeUsed" && duo.payload.value).toMatchObject({ windowKey: "2025-03-04", freezesRemaining: 1 });
+    expect(await history(team["duo"]!)).toEqual(["2025-03-03 SATISFIED 1", "2025-03-04 FROZEN 1"]);
   });
 
   it("team_sweeps/a_team_kept_alive_by_a_freeze_alone_is_due_for_the_sweeper", async () => {
@@ -199,6 +211,7 @@ describe("team streaks in the sweeps (day 0 to day 3)", () => {
     expect(repaired.team!.progress).toMatchObject({ currentCount: 1, state: MemberStreakState.IN_PROGRESS });
     const told = (await events(teamDef, EventType.STREAK_REPAIRED)).filter((e) => e.teamId === team["trio"]);
     expect(who(told)).toEqual([`ana@${team["trio"]}`, `ben@${team["trio"]}`, `cal@${team["trio"]}`]);
+    expect(await history(team["trio"]!)).toEqual(["2025-03-03 SATISFIED 1", "2025-03-04 BRIDGED 1"]);
     // Once: a second repair is refused and changes nothing.
     const after = await teamRow(team["trio"]!);
     await expectFailure(teams().repairTeamStreak({ teamId: team["trio"]! }), Code.FailedPrecondition, "ALREADY_REPAIRED");

@@ -79,3 +79,24 @@ const TeamMemberWindowSchema = defineEntity({
 export class TeamMemberWindow extends TeamMemberWindowSchema.class {}
 TeamMemberWindowSchema.setClass(TeamMemberWindow);
 export { TeamMemberWindowSchema };
+
+/** One finalised window of a team's streak (migration 0015): its outcome and the team's count after it. */
+const TeamWindowSchema = defineEntity({
+  name: "TeamWindow",
+  tableName: "team_window",
+  properties: {
+    teamId: p.uuid().primary(),
+    startAt: p.datetime().primary(),
+    windowKey: p.string().length(64),
+    tenantId: p.uuid(),
+    definitionId: p.uuid(),
+    endAt: p.datetime(),
+    outcome: p.string().length(16),
+    countAfter: p.integer(),
+    finalisedAt: p.datetime(),
+  },
+});
+
+export class TeamWindow extends TeamWindowSchema.class {}
+TeamWindowSchema.setClass(TeamWindow);
+export { TeamWindowSchema };
