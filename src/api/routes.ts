@@ -173,6 +173,9 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       AddTeamMember: SERVER,
       RemoveTeamMember: SERVER,
       GetTeam: SERVER,
+      // As MemberService's GrantFreezes and RepairStreak for a member.
+      GrantTeamFreezes: SERVER,
+      RepairTeamStreak: SERVER,
     },
   ],
 ];

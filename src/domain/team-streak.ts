@@ -8,8 +8,8 @@ import {
   advance, atRisk, deadlines, frontierOf, grantFreezes, initialState, recompute, repair, withTail,
 } from "./streak-machine.ts";
 import type {
-  ActivityInput, ApplyContext, ApplyOutcome, Deadlines, EvalOptions, MemberStreakState, NotAppliedReason,
-  RepairOutcome, StreakEffect,
+  ActivityInput, ApplyContext, ApplyOutcome, Bridge, Deadlines, EvalOptions, MemberStreakState, NotAppliedReason,
+  RepairOutcome, StreakEffect, WindowRecord,
 } from "./streak-machine.ts";
 import type { FreezePolicy, Milestone, StreakRules } from "./rules.ts";
 
@@ -61,6 +61,10 @@ export interface TeamTransition<O> {
   readonly outcome: O;
   /** The team chain's effects (`streak.*`), for the team as a whole. */
   readonly effects: readonly StreakEffect[];
+  /** The team windows this transition finalised, oldest first: the team's history to store with the state. */
+  readonly finalised?: readonly WindowRecord[];
+  /** Set by a repair: the team windows it bridged (as for an individual repair). */
+  readonly bridge?: Bridge;
 }
 
 /** Every reason `rules` + `rule` cannot be a team streak; empty when they can. */
@@ -240,7 +244,7 @@ function pruneFinal(rules: StreakRules, members: Readonly<Record<string, readonl
 /** Finalises the team chain at `now` (breaks, freezes, settles) and forgets member entries of final windows. */
 export function advanceTeam(rules: StreakRules, team: TeamConfig, state: TeamStreakState, now: number, opts: EvalOptions = {}): TeamTransition<null> {
   const a = advance(teamChainRules(rules, team.rule), state.chain, now, opts);
-  return { state: { version: 1, chain: a.state, members: pruneFinal(rules, state.members, now) }, outcome: null, effects: a.effects };
+  return { state: { version: 1, chain: a.state, members: pruneFinal(rules, state.members, now) }, outcome: null, effects: a.effects, finalised: a.finalised ?? [] };
 }
 
 /** Re-derives the team chain from the member entries (state already advanced to `now`). */
@@ -284,6 +288,7 @@ export function applyTeamActivity(
     state: advanced.state,
     outcome: { kind: "NOT_APPLIED", reason },
     effects: advanced.effects,
+    finalised: advanced.finalised,
   });
   const value = activity.value ?? 0;
   if (!Number.isFinite(value) || value < 0 || !Number.isFinite(activity.occurredAt)) return notApplied("INVALID_VALUE");
@@ -313,6 +318,8 @@ export function applyTeamActivity(
       windowKey: w.key,
     },
     effects: [...advanced.effects, ...r.effects],
+    // Only windows final at `now` are finalised, and advancing finalised them all: the new entry is in a live window.
+    finalised: advanced.finalised,
   };
 }
 
@@ -334,6 +341,13 @@ export function recomputeTeam(
   now: number,
   opts: EvalOptions = {},
 ): TeamStreakState {
+  const members = membersOf(activities);
+  const facts = teamEntries(rules, team, members).map((e) => ({ id: e.id, occurredAt: e.at, value: e.value }));
+  const chain = recompute(teamChainRules(rules, team.rule), facts, now, opts);
+  return { version: 1, chain, members: pruneFinal(rules, members, now) };
+}
+
+function membersOf(activities: readonly TeamActivity[]): Record<string, ActivityEntry[]> {
   const members: Record<string, ActivityEntry[]> = {};
   const seen = new Set<string>();
   for (const { memberId, activity: a } of activities) {
@@ -343,21 +357,27 @@ export function recomputeTeam(
     (members[memberId] ??= []).push({ id: a.id, at: a.occurredAt, value: a.value ?? 0, key: a.distinctKey ?? null });
   }
   for (const list of Object.values(members)) list.sort(compareEntries);
-  const facts = teamEntries(rules, team, members).map((e) => ({ id: e.id, occurredAt: e.at, value: e.value }));
-  const chain = recompute(teamChainRules(rules, team.rule), facts, now, opts);
-  return { version: 1, chain, members: pruneFinal(rules, members, now) };
+  return members;
+}
+
+/** The team chain's entries the full history gives: one per counted team window (what `recomputeTeam` folds). */
+export function teamChainEntries(rules: StreakRules, team: TeamConfig, activities: readonly TeamActivity[]): ActivityEntry[] {
+  return teamEntries(rules, team, membersOf(activities));
 }
 
 /** Restores the team's broken streak (the individual `repair` on the team chain). */
 export function repairTeam(rules: StreakRules, team: TeamConfig, state: TeamStreakState, now: number, opts: EvalOptions = {}): TeamTransition<RepairOutcome> {
   const r = repair(teamChainRules(rules, team.rule), state.chain, now, opts);
-  return { state: { version: 1, chain: r.state, members: pruneFinal(rules, state.members, now) }, outcome: r.outcome, effects: r.effects };
+  return {
+    state: { version: 1, chain: r.state, members: pruneFinal(rules, state.members, now) }, outcome: r.outcome, effects: r.effects,
+    finalised: r.finalised ?? [], ...(r.bridge === undefined ? {} : { bridge: r.bridge }),
+  };
 }
 
 /** Adds freezes to the team (capped by the team freeze policy). */
 export function grantTeamFreezes(rules: StreakRules, team: TeamConfig, state: TeamStreakState, count: number, now: number, opts: EvalOptions = {}) {
   const r = grantFreezes(teamChainRules(rules, team.rule), state.chain, count, now, opts);
-  return { state: { version: 1 as const, chain: r.state, members: pruneFinal(rules, state.members, now) }, outcome: r.outcome, effects: r.effects };
+  return { state: { version: 1 as const, chain: r.state, members: pruneFinal(rules, state.members, now) }, outcome: r.outcome, effects: r.effects, finalised: r.finalised ?? [] };
 }
 
 export function teamDeadlines(rules: StreakRules, team: TeamConfig, state: TeamStreakState, opts: EvalOptions = {}): Deadlines {

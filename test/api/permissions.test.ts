@@ -105,6 +105,8 @@ const TABLE = `
   kindling.v1.TeamService/AddTeamMember               ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.TeamService/RemoveTeamMember            ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.TeamService/GetTeam                     ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.TeamService/GrantTeamFreezes            ok     ok       denied  denied   denied        denied  ok            unauth
+  kindling.v1.TeamService/RepairTeamStreak            ok     ok       denied  denied   denied        denied  ok            unauth
 `;
 // ListEvents and WatchEvents: an end user naming no member gets their own events (the member filter is forced to
 // the caller); naming another member is MEMBER_MISMATCH, as everywhere else. A leaderboard is the definition's,
@@ -247,6 +249,8 @@ function requestFor(rpc: string): Record<string, unknown> {
     "TeamService/AddTeamMember": { teamId: MADE_UP, memberExternalId: "alice" },
     "TeamService/RemoveTeamMember": { teamId: MADE_UP, memberExternalId: "alice" },
     "TeamService/GetTeam": { teamId: MADE_UP },
+    "TeamService/GrantTeamFreezes": { teamId: MADE_UP, count: 1 },
+    "TeamService/RepairTeamStreak": { teamId: MADE_UP },
   };
   const request = requests[rpc.replace(/^kindling\.v1\./, "")];
   if (!request) throw new Error(`no request for ${rpc}: add one beside its row`);

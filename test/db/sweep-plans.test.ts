@@ -8,6 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool } from "pg";
 import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import { sweepTeamAtRisk, sweepTeamBreaks } from "../../src/engine/teams/team-sweeps.ts";
+import { teamRuleOf } from "../../src/engine/teams/team-streaks.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
 
@@ -19,6 +21,8 @@ const AT_RISK_AT = D0 + DAY - 4 * HOUR;
 
 let db: OrchestrationDb;
 let def: CatalogDefinition;
+/** A team definition with COHORT teams all due at one instant (the team sweeps' pages, migration 0015). */
+let teamDef: CatalogDefinition;
 
 beforeAll(async () => {
   db = await createOrchestrationDb("sweep_plans");
@@ -38,6 +42,15 @@ beforeAll(async () => {
     [db.tenantId, ids, new Date(BREAK_AT), new Date(AT_RISK_AT), new Date(D0 + DAY)],
   );
   await db.pool.query("analyze member_streak");
+  teamDef = await db.catalogDefinition(await db.definition(dailyUtc({ name: "Teams", team: {} })));
+  await db.pool.query(
+    `insert into team (id, tenant_id, definition_id, name, state, status, current_count, longest_count, break_at, at_risk_at, window_close_at,
+                       break_kind, break_window_key, created_at, updated_at)
+     select gen_random_uuid(), $1, $2, 't' || i, '{}', 'IN_PROGRESS', 3, 3, $4, $5, $6, 'BREAK', '2030-01-07', now(), now()
+       from generate_series(1, $3) i`,
+    [db.tenantId, teamDef.id, COHORT, new Date(BREAK_AT), new Date(AT_RISK_AT), new Date(D0 + DAY)],
+  );
+  await db.pool.query("analyze team");
 });
 
 afterAll(async () => {
@@ -58,13 +71,13 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-async function explainMidSweep(statement: { text: string; values: unknown[] }, cursorAt: number, cursorId: number, dueColumn: string): Promise<PlanNode[]> {
+async function explainMidSweep(statement: { text: string; values: unknown[] }, cursorAt: number, cursorId: number, dueColumn: string, table = "member_streak", definitionId = def.id): Promise<PlanNode[]> {
   const client = await db.pool.connect();
   try {
     await client.query("begin");
     const { rows: mid } = await client.query<{ at: string; id: string }>(
-      `select ${dueColumn}::text as at, id::text as id from member_streak where definition_id = $1 order by ${dueColumn}, id offset 3000 limit 1`,
-      [def.id],
+      `select ${dueColumn}::text as at, id::text as id from ${table} where definition_id = $1 order by ${dueColumn}, id offset 3000 limit 1`,
+      [definitionId],
     );
     const values = [...statement.values];
     values[cursorAt] = mid[0]!.at;
@@ -88,7 +101,27 @@ function expectPageRead(plan: PlanNode[], index: string): void {
   expect(read).toBeLessThanOrEqual(3 * PAGE);
 }
 
+/** A team page: one range read of the keyset index, about a page of entries, no sequential scan of team. */
+function expectTeamPageRead(plan: PlanNode[], index: string): void {
+  expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "team")).toEqual([]);
+  const scans = plan.filter((n) => n["Index Name"] === index);
+  expect(scans).toHaveLength(1);
+  const read = scans[0]!["Actual Rows"] * scans[0]!["Actual Loops"] + (scans[0]!["Rows Removed by Filter"] ?? 0);
+  expect(read).toBeGreaterThanOrEqual(PAGE);
+  expect(read).toBeLessThanOrEqual(2 * PAGE);
+}
+
 describe("sweep pages", () => {
+  it("plans/team_break_page_reads_about_a_page_of_the_keyset_index", async () => {
+    const statement = await firstStatement((pool) => sweepTeamBreaks(pool, teamDef, teamRuleOf(teamDef)!, BREAK_AT + HOUR, { pageSize: PAGE }));
+    expectTeamPageRead(await explainMidSweep(statement, 2, 3, "break_at", "team", teamDef.id), "team_break_page");
+  });
+
+  it("plans/team_at_risk_page_reads_about_a_page_of_the_keyset_index", async () => {
+    const statement = await firstStatement((pool) => sweepTeamAtRisk(pool, teamDef, teamRuleOf(teamDef)!, AT_RISK_AT + HOUR, { pageSize: PAGE }));
+    expectTeamPageRead(await explainMidSweep(statement, 2, 3, "at_risk_at", "team", teamDef.id), "team_at_risk_page");
+  });
+
   it("plans/break_page_reads_about_a_page_of_the_keyset_index", async () => {
     const statement = await firstStatement((pool) => sweepBreaks(pool, def, BREAK_AT + HOUR, { pageSize: PAGE }));
     expectPageRead(await explainMidSweep(statement, 8, 9, "break_at"), "member_streak_break_page");

@@ -1,17 +1,17 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
-  addMembership, advanceTeam, applyTeamActivity, createMemberships, DomainError, initialTeamState, milestoneKey,
-  recomputeTeam, removeMembership, repairTeam, requiredMembers, rosterAt, teamAwards, windowFor,
+  addMembership, advanceTeam, applyTeamActivity, createMemberships, DomainError, initialState, initialTeamState, milestoneKey,
+  recomputeTeam, removeMembership, repairTeam, requiredMembers, rosterAt, teamAwards, teamChainEntries, teamChainRules, unsavedWindows, windowFor,
 } from "../../src/domain/index.ts";
 import type {
-  ActivityInput, CalendarWindowSpec, StreakEffect, StreakRules, TeamActivity, TeamConfig, TeamRule, TeamStreakState,
+  ActivityInput, CalendarWindowSpec, StreakEffect, StreakRules, TeamActivity, TeamConfig, TeamRule, TeamStreakState, WindowRecord,
 } from "../../src/domain/index.ts";
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2025, 2, 4); // spans the March DST changes of the zones below
 
-export const TEAM_RUNS = { a: 1500, d: 1000, e: 1000, k: 1000, m: 500 };
+export const TEAM_RUNS = { a: 1500, d: 1000, e: 1000, h: 1000, k: 1000, m: 500 };
 
 const MEMBERS = ["ana", "ben", "sam", "zoe", "kit"];
 
@@ -90,6 +90,8 @@ interface Played {
   readonly team: TeamConfig;
   readonly applied: TeamActivity[];
   readonly effects: StreakEffect[];
+  /** The team windows each step finalised (what the stores write to team_window), in order. */
+  readonly finalised: WindowRecord[];
   readonly steps: { readonly before: TeamStreakState; readonly after: TeamStreakState; readonly team: TeamConfig }[];
 }
 
@@ -99,6 +101,7 @@ function play(rules: StreakRules, rule: TeamRule, size: number, ops: readonly Op
   let state = initialTeamState(rules, rule);
   const applied: TeamActivity[] = [];
   const effects: StreakEffect[] = [];
+  const finalised: WindowRecord[] = [];
   const steps: Played["steps"][number][] = [];
   for (const op of ops) {
     if (op.kind === "change") {
@@ -114,10 +117,11 @@ function play(rules: StreakRules, rule: TeamRule, size: number, ops: readonly Op
     expect(r.outcome.kind).toBe("APPLIED");
     applied.push({ memberId: op.memberId, activity: op.activity });
     effects.push(...r.effects);
+    finalised.push(...(r.finalised ?? []));
     steps.push({ before: state, after: r.state, team });
     state = r.state;
   }
-  return { state, team, applied, effects, steps };
+  return { state, team, applied, effects, finalised, steps };
 }
 
 describe("team streak properties", () => {
@@ -132,6 +136,25 @@ describe("team streak properties", () => {
         expect(incremental).toEqual(full);
       }),
       { numRuns: TEAM_RUNS.a },
+    );
+  });
+
+  it("team/history_incremental_windows_equal_one_fold: the team windows finalised along the way and at the end are one fold's of the whole history", () => {
+    fc.assert(
+      fc.property(rulesArb, teamRuleArb, opsArb, fc.integer({ min: 0, max: 6 * 24 }), (rules, rule, ops, extraHours) => {
+        const list = schedule(rules, ops);
+        const p = play(rules, rule, ops.size, list);
+        const end = Math.max(...list.map((o) => o.t)) + extraHours * HOUR;
+        // As team_window stores them: by window start, a window finalised again overwriting the first row.
+        const stored = new Map<number, WindowRecord>();
+        for (const w of [...p.finalised, ...(advanceTeam(rules, p.team, p.state, end).finalised ?? [])]) stored.set(w.startMs, w);
+        const chainRules = teamChainRules(rules, rule);
+        const spec = rules.window as CalendarWindowSpec;
+        const whole = { ...initialState(chainRules), zone: spec.timezone, tail: teamChainEntries(rules, p.team, p.applied) };
+        const oneFold = unsavedWindows(chainRules, whole, end).filter((w) => w.final);
+        expect([...stored.values()].sort((a, b) => a.startMs - b.startMs)).toEqual(oneFold);
+      }),
+      { numRuns: TEAM_RUNS.h },
     );
   });
 

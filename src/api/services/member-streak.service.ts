@@ -113,6 +113,14 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
       const start = after === undefined ? 0 : filtered.findIndex((p) => p.definitionId > String(after));
       const limit = pageSize(req.pageSize);
       const page = start < 0 ? [] : filtered.slice(start, start + limit);
+      // Team definitions: each progress carries the member's team, as GetMemberStreak's does (for this page only).
+      if (deps.teams) {
+        for (const p of page) {
+          const def = await deps.catalog.get(principal.tenantId, p.definitionId);
+          const team = def && (await deps.teams.progressForMember(principal.tenantId, def, req.memberExternalId));
+          if (team) p.team = create(TeamProgressSchema, teamProgressMessage(team));
+        }
+      }
       const last = page.at(-1);
       return {
         streaks: page,

@@ -76,5 +76,15 @@ export function createTeamService(deps: TeamServiceDeps): ServiceImpl<typeof Tea
       const { tenantId } = principalOf(context);
       return { team: teamMessage(await deps.teams.get(tenantId, req.teamId)) };
     },
+    async grantTeamFreezes(req, context) {
+      const { tenantId } = principalOf(context);
+      const { granted, team } = await deps.teams.grantFreezes(tenantId, req.teamId, req.count);
+      return { grantedCount: granted, team: teamMessage(team) };
+    },
+    async repairTeamStreak(req, context) {
+      const { tenantId } = principalOf(context);
+      const { restoredCount, team } = await deps.teams.repair(tenantId, req.teamId);
+      return { restoredCount, team: teamMessage(team) };
+    },
   };
 }

@@ -32,7 +32,7 @@ import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
 import { TenantLeaderboardSettingsSchema } from "./tenant-leaderboard-settings.entity.ts";
 import { MemberErasureTallySchema } from "./member-erasure-tally.entity.ts";
 import { DefinitionStatsDaySchema } from "./definition-stats-day.entity.ts";
-import { TeamMemberSchema, TeamMemberWindowSchema, TeamSchema } from "./team.entity.ts";
+import { TeamMemberSchema, TeamMemberWindowSchema, TeamSchema, TeamWindowSchema } from "./team.entity.ts";
 import { WebhookDeliverySchema } from "./webhook-delivery.entity.ts";
 import { WebhookSubscriptionSchema } from "./webhook-subscription.entity.ts";
 
@@ -58,4 +58,5 @@ export const allEntities = [
   TeamSchema,
   TeamMemberSchema,
   TeamMemberWindowSchema,
+  TeamWindowSchema,
 ];

@@ -8,7 +8,12 @@ import { TEAM_MEMBER_OPEN_INDEX } from "../migrations/0014-team-streaks.migratio
 const TeamSchema = defineEntity({
   name: "Team",
   tableName: "team",
-  indexes: [{ properties: ["tenantId", "definitionId"] }],
+  indexes: [
+    { properties: ["tenantId", "definitionId"] },
+    // The team sweeps' pages (migration 0015), as member_streak's (migration 0013).
+    { name: "team_break_page", expression: `create index "team_break_page" on "team" ("definition_id", "break_at", "id") where "break_at" is not null` },
+    { name: "team_at_risk_page", expression: `create index "team_at_risk_page" on "team" ("definition_id", "at_risk_at", "id") where "at_risk_at" is not null` },
+  ],
   properties: {
     id: p.uuid().primary(),
     tenantId: p.uuid(),
@@ -18,6 +23,15 @@ const TeamSchema = defineEntity({
     status: p.string().length(16),
     currentCount: p.integer().default(0),
     longestCount: p.integer().default(0),
+    /** The team chain's deadlines (streak-projection.ts), for the team sweeps (migration 0015). */
+    windowCloseAt: p.datetime().nullable(),
+    atRiskAt: p.datetime().nullable(),
+    breakAt: p.datetime().nullable(),
+    breakKind: p.string().length(8).nullable().$type<"BREAK" | "FREEZE" | "SETTLE">(),
+    /** Key of the window closing at window_close_at: the team's at-risk reminders and break are about it. */
+    breakWindowKey: p.string().length(64).nullable(),
+    /** Window whose at-risk reminders went out: once per team and window. */
+    atRiskNotifiedWindow: p.string().length(64).nullable(),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
   },
@@ -65,3 +79,24 @@ const TeamMemberWindowSchema = defineEntity({
 export class TeamMemberWindow extends TeamMemberWindowSchema.class {}
 TeamMemberWindowSchema.setClass(TeamMemberWindow);
 export { TeamMemberWindowSchema };
+
+/** One finalised window of a team's streak (migration 0015): its outcome and the team's count after it. */
+const TeamWindowSchema = defineEntity({
+  name: "TeamWindow",
+  tableName: "team_window",
+  properties: {
+    teamId: p.uuid().primary(),
+    startAt: p.datetime().primary(),
+    windowKey: p.string().length(64),
+    tenantId: p.uuid(),
+    definitionId: p.uuid(),
+    endAt: p.datetime(),
+    outcome: p.string().length(16),
+    countAfter: p.integer(),
+    finalisedAt: p.datetime(),
+  },
+});
+
+export class TeamWindow extends TeamWindowSchema.class {}
+TeamWindowSchema.setClass(TeamWindow);
+export { TeamWindowSchema };

@@ -94,6 +94,7 @@ export function eventMessage(e: StoredEvent, ctx: EventContext): Event {
     occurTime: timestampFromMs(e.occurredAt),
     createTime: timestampFromMs(e.createdAt),
     cursor: cursorOf(e.seq),
+    teamId: str(e.payload["team_id"]),
     payload: payloadOf(e, ctx),
   });
 }

@@ -272,7 +272,9 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
       : [...(teamResult?.rewards ?? [])];
     rewards.push(...planned);
     const wasReset = next.outcome?.kind === "APPLIED" && next.outcome.wasReset;
-    events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id, activityId, wasReset }, next.effects, planned, now));
+    events.push(...eventsForEffects({ tenantId: input.tenantId, memberId: member.id, memberExternalId: input.memberExternalId, definitionId: def.id, memberStreakId: row.id, activityId, wasReset }, next.effects, individual ? planned : [], now));
+    // The team's own events (streak.* naming the team, per roster member): the same keys the team sweeps write.
+    events.push(...(teamResult?.events ?? []));
     streaks.push({ definition: def, memberStreakId: row.id, applied: notApplied === null, notAppliedReason: notApplied, outcome: next.outcome, state: next.state, effects: next.effects, rewards: planned });
   }
   const inserted = await client.query<ActivityRow>(

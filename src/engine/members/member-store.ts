@@ -57,8 +57,8 @@ const storedMember = (r: MemberRow): StoredMember => ({
   timeZone: r.time_zone, locale: r.locale, pointsBalance: r.points_balance, createdAt: r.created_at.getTime(), updatedAt: r.updated_at.getTime(),
 });
 
-/** Repair refusals of the domain, as the API's reasons (member_service.proto). */
-const repairReasons = {
+/** Repair refusals of the domain, as the API's reasons (member_service.proto; team_service.proto for teams). */
+export const REPAIR_REASONS = {
   REPAIR_DISABLED: "REPAIR_NOT_ALLOWED",
   NOT_BROKEN: "STREAK_NOT_BROKEN",
   ALREADY_REPAIRED: "ALREADY_REPAIRED",
@@ -144,7 +144,7 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
         const next = repair(def.rules, row.state, now, { pausedIntervals: def.pauses });
         if (next.outcome.kind === "NOT_REPAIRABLE") {
           // Nothing is written on refusal: the finalisation `repair` did in memory is the sweeps' and readers' job.
-          throw new EngineError("FAILED_PRECONDITION", repairReasons[next.outcome.reason], `the streak cannot be repaired (${next.outcome.reason.toLowerCase()})`, {
+          throw new EngineError("FAILED_PRECONDITION", REPAIR_REASONS[next.outcome.reason], `the streak cannot be repaired (${next.outcome.reason.toLowerCase()})`, {
             definition_id: definitionId,
           });
         }

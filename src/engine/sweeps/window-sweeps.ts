@@ -27,12 +27,18 @@
 //
 // Row locks: each page locks its rows for one statement or transaction. Recording activity locks one member's
 // rows in definition order; a sweep only ever locks rows of one definition, so the two cannot deadlock.
+//
+// Team definitions (issue 14, part 3): the break sweep also finalises the definition's teams, and the at-risk
+// sweep sends the team's reminders instead of the members' own (team-sweeps.ts): on a team definition the
+// reminder is about the team's window, and it goes only to the roster members who have not satisfied it.
 import type { Pool } from "pg";
 import { advance, type MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
 import { persistTransition } from "../ingest/streak-persistence.ts";
 import { breakHistorySql } from "../history/streak-history.ts";
 import { inTransaction } from "../transaction.ts";
+import { teamRuleOf } from "../teams/team-streaks.ts";
+import { sweepTeamAtRisk, sweepTeamBreaks } from "../teams/team-sweeps.ts";
 
 export interface SweepScope {
   readonly tenantId: string;
@@ -44,6 +50,8 @@ export interface SweepOptions {
   readonly pageSize?: number;
   /** Called after every page with the running total (activities heartbeat from it). */
   readonly onPage?: (done: number) => void;
+  /** Teams per page of the team sweeps (a transaction through the domain; team-sweeps.ts). */
+  readonly teamPageSize?: number;
 }
 
 const DEFAULT_BREAK_PAGE = 50_000;
@@ -133,8 +141,18 @@ async function sweepRanges(
   return total;
 }
 
-/** (a) Breaks every due BREAK row of the definition, with its streak.broken event. Returns rows broken. */
+/**
+ * (a) Breaks every due BREAK row of the definition, with its streak.broken event; on a team definition, then
+ * finalises its due teams (break, freeze or settle). Returns rows broken plus teams finalised.
+ */
 export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  const members = await sweepMemberBreaks(pool, def, asOf, options);
+  const rule = teamRuleOf(def);
+  if (rule === null) return members;
+  return members + await sweepTeamBreaks(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: (n) => options.onPage?.(members + n) });
+}
+
+async function sweepMemberBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions): Promise<number> {
   const [froms, tos] = pauseArrays(def);
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
@@ -201,8 +219,13 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
   }
 }
 
-/** (c) Emits streak.at_risk once per member and window. Returns reminders emitted. */
+/**
+ * (c) Emits streak.at_risk once per member and window; on a team definition, once per team and window to each
+ * roster member who has not acted yet (the members' own streaks send none). Returns reminders emitted.
+ */
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  const rule = teamRuleOf(def);
+  if (rule !== null) return sweepTeamAtRisk(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: options.onPage });
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
       `with ${pageSql("at_risk_at", 5, 7)}, due as materialized (
@@ -236,13 +259,16 @@ export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: numb
 
 /**
  * The next instant the definition needs a sweep: the earliest break, or the earliest at-risk reminder after
- * `atRiskAfter` (reminders at or before it were handled by the sweep at that instant). Null when nothing is due.
+ * `atRiskAfter` (reminders at or before it were handled by the sweep at that instant), of its member streaks and
+ * its teams. Null when nothing is due.
  */
 export async function nextDueAt(pool: Pool, scope: SweepScope, atRiskAfter: number | null): Promise<number | null> {
   const { rows } = await pool.query<{ due: Date | null }>(
     `select least(
        (select min(break_at) from member_streak where definition_id = $2 and tenant_id = $1 and break_at is not null),
-       (select min(at_risk_at) from member_streak where definition_id = $2 and tenant_id = $1 and at_risk_at > $3)
+       (select min(at_risk_at) from member_streak where definition_id = $2 and tenant_id = $1 and at_risk_at > $3),
+       (select min(break_at) from team where definition_id = $2 and tenant_id = $1 and break_at is not null),
+       (select min(at_risk_at) from team where definition_id = $2 and tenant_id = $1 and at_risk_at > $3)
      ) as due`,
     [scope.tenantId, scope.definitionId, new Date(atRiskAfter ?? 0)],
   );

@@ -9,18 +9,23 @@
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import {
-  addMembership, applyTeamActivity, createMemberships, initialTeamState, removeMembership, teamAwards, teamProgress,
-  validateTeamRule, type TeamConfig, type TeamMembership, type TeamRule, type TeamStreakState, type TeamWindowView,
+  addMembership, advanceTeam, applyTeamActivity, createMemberships, grantTeamFreezes, initialTeamState, removeMembership, repairTeam,
+  rosterAt, teamAwards, teamChainRules, teamProgress, validateTeamRule,
+  type TeamConfig, type TeamMembership, type TeamRule, type TeamStreakState, type TeamWindowView,
 } from "../../domain/team-streak.ts";
 import { DomainError } from "../../domain/domain-error.ts";
-import { windowFor } from "../../domain/calendar-window.ts";
+import { previousWindow, windowFor, type CalendarWindowSpec } from "../../domain/calendar-window.ts";
 import type { ActivityEntry } from "../../domain/condition.ts";
-import type { ActivityInput, ApplyOutcome, MemberStreakState, StreakEffect } from "../../domain/streak-machine.ts";
+import type { ActivityInput, ApplyOutcome, Bridge, MemberStreakState, StreakEffect, WindowRecord } from "../../domain/streak-machine.ts";
+import { streakProjection } from "../ingest/streak-projection.ts";
+import { eventsForEffects, type PlannedEvent } from "../ingest/streak-events.ts";
+import { insertEvents, insertRewardsAndOutbox } from "../ingest/streak-persistence.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import type { StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
 import { EngineError, notFoundError } from "../engine-error.ts";
 import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { inTransaction } from "../transaction.ts";
+import { REPAIR_REASONS } from "../members/member-store.ts";
 
 const teamRules = new WeakMap<CatalogDefinition, TeamRule | null>();
 
@@ -58,7 +63,7 @@ export interface TeamView {
   readonly progress: TeamWindowView;
 }
 
-interface LoadedTeam {
+export interface LoadedTeam {
   readonly id: string;
   readonly definitionId: string;
   readonly name: string;
@@ -69,7 +74,8 @@ interface LoadedTeam {
 
 type Query = Pick<PoolClient, "query">;
 
-async function loadTeam(client: Query, tenantId: string, teamId: string, def: CatalogDefinition | undefined, lock: boolean): Promise<LoadedTeam | null> {
+/** The team with its memberships and open member windows (`config.rule` is empty: callers take the definition's). */
+export async function loadTeam(client: Query, tenantId: string, teamId: string, def: CatalogDefinition | undefined, lock: boolean): Promise<LoadedTeam | null> {
   const { rows } = await client.query<{ id: string; definition_id: string; name: string; state: MemberStreakState; created_at: Date }>(
     `select id, definition_id, name, state, created_at from team where tenant_id = $1 and id = $2${lock ? " for update" : ""}`,
     [tenantId, teamId],
@@ -101,14 +107,21 @@ async function loadTeam(client: Query, tenantId: string, teamId: string, def: Ca
   };
 }
 
-/** Writes the team chain and its open member windows (the state holds only windows that are not final). */
-async function saveTeam(client: Query, tenantId: string, def: CatalogDefinition, teamId: string, state: TeamStreakState, now: number): Promise<void> {
+/**
+ * Writes the team chain with the deadlines the team sweeps index on (the individual projection of the team chain,
+ * streak-projection.ts), and its open member windows (the state holds only windows that are not final).
+ */
+export async function saveTeam(client: Query, tenantId: string, def: CatalogDefinition, rule: TeamRule, teamId: string, state: TeamStreakState, now: number): Promise<void> {
   const spec = def.rules.window;
   if (spec.type !== "CALENDAR") throw new Error("team streaks need calendar windows");
   const c = state.chain;
+  const d = streakProjection(teamChainRules(def.rules, rule), c, { pausedIntervals: def.pauses });
+  const ms = (v: number | null) => (v === null ? null : new Date(v));
   await client.query(
-    "update team set state = $2, status = $3, current_count = $4, longest_count = $5, updated_at = $6 where id = $1",
-    [teamId, JSON.stringify(c), c.status, c.current, c.longest, new Date(now)],
+    `update team set state = $2, status = $3, current_count = $4, longest_count = $5, updated_at = $6,
+       window_close_at = $7, at_risk_at = $8, break_at = $9, break_kind = $10, break_window_key = $11
+     where id = $1`,
+    [teamId, JSON.stringify(c), c.status, c.current, c.longest, new Date(now), ms(d.windowCloseAt), ms(d.atRiskAt), ms(d.breakAt), d.breakKind, d.breakWindowKey],
   );
   const rows: { member_id: string; window_key: string; window_end_at: string; entries: ActivityEntry[] }[] = [];
   for (const [memberId, entries] of Object.entries(state.members)) {
@@ -165,6 +178,137 @@ async function memberIds(client: Query, tenantId: string, externalIds: readonly 
   return new Map(rows.map((r) => [r.external_id, r.id]));
 }
 
+/**
+ * Stores the team windows a transition finalised (team_window, migration 0015) and a repair's rewrite of the
+ * history it restored, as saveStreakHistory does for a member streak (streak-history.ts): a window is stored once
+ * by its start (a writer that folds it again writes the same row); missed windows since the break become BRIDGED
+ * at the restored count, and the run since counts on from it.
+ */
+export async function saveTeamHistory(
+  client: Query,
+  tenantId: string,
+  definitionId: string,
+  teamId: string,
+  change: { readonly finalised?: readonly WindowRecord[]; readonly bridge?: Bridge },
+  now: number,
+): Promise<void> {
+  const insert = (windows: readonly WindowRecord[], keep: boolean) =>
+    client.query(
+      `insert into team_window (team_id, start_at, window_key, tenant_id, definition_id, end_at, outcome, count_after, finalised_at)
+       select $1::uuid, x.start_at, x.window_key, $2::uuid, $3::uuid, x.end_at, x.outcome, x.count_after, $5::timestamptz
+         from jsonb_to_recordset($4::jsonb) as x(start_at timestamptz, window_key varchar, end_at timestamptz, outcome varchar, count_after int)
+       on conflict (team_id, start_at) do ${keep ? "nothing" : "update set window_key = excluded.window_key, end_at = excluded.end_at, outcome = excluded.outcome, count_after = excluded.count_after"}`,
+      [teamId, tenantId, definitionId, JSON.stringify(windows.map((w) => ({
+        start_at: new Date(w.startMs).toISOString(), window_key: w.key, end_at: new Date(w.endMs).toISOString(), outcome: w.outcome, count_after: w.countAfter,
+      }))), new Date(now)],
+    );
+  if ((change.finalised?.length ?? 0) > 0) await insert(change.finalised!, false);
+  const bridge = change.bridge;
+  if (bridge === undefined) return;
+  await client.query(
+    `update team_window set outcome = case when count_after = 0 then 'BRIDGED' else outcome end, count_after = count_after + $4
+      where team_id = $1 and start_at >= $2 and start_at < $3`,
+    [teamId, new Date(bridge.fromMs), new Date(bridge.untilMs), bridge.previousStreak],
+  );
+  if (bridge.windows.length > 0) await insert(bridge.windows, true);
+}
+
+/** External ids of the team's members, past and present. */
+export async function externalIds(client: Query, tenantId: string, memberships: readonly TeamMembership[]): Promise<Map<string, string>> {
+  const ids = [...new Set(memberships.map((m) => m.memberId))];
+  const { rows } = await client.query<{ id: string; external_id: string }>("select id, external_id from member where tenant_id = $1 and id = any($2::uuid[])", [tenantId, ids]);
+  return new Map(rows.map((r) => [r.id, r.external_id]));
+}
+
+/** The window of `key` at or before `fromMs` (walking back); null when none within `limit` windows. */
+function windowByKey(spec: CalendarWindowSpec, key: string, fromMs: number, limit = 5000) {
+  let w = windowFor(spec, fromMs, spec.timezone);
+  for (let i = 0; i < limit && w.key !== key; i++) w = previousWindow(spec, w, spec.timezone);
+  return w.key === key ? w : null;
+}
+
+/** Start of the window a team effect is about: its own window, or the window of `now` for a repair or completion. */
+function effectWindowStart(spec: CalendarWindowSpec, e: StreakEffect, now: number): number {
+  switch (e.type) {
+    case "streak.milestone_reached":
+      return windowFor(spec, e.earnedAt, spec.timezone).startMs;
+    case "streak.incremented":
+    case "streak.broken":
+    case "streak.freeze_used":
+      return (windowByKey(spec, e.windowKey, e.type === "streak.broken" ? e.brokenAt : now) ?? windowFor(spec, now, spec.timezone)).startMs;
+    case "streak.completed":
+    case "streak.repaired":
+      return windowFor(spec, now, spec.timezone).startMs;
+  }
+}
+
+/** Whose team event: the team and one member on it (dedupe keys are per team and member). */
+export const teamEventOwnerKey = (teamId: string, memberId: string) => `team:${teamId}:${memberId}`;
+
+/**
+ * The team chain's effects as events, one per member on the roster of the window each is about (a brand notifies
+ * people, and every one of them keeps this streak), each naming the team (`team_id`). The dedupe keys are the
+ * individual ones with the team and member as owner, so the sweep and a lazy advance on read or write of the
+ * same window insert each event once. `rewards` are the members' planned rewards of the same effects.
+ */
+export function teamEvents(
+  def: CatalogDefinition,
+  tenantId: string,
+  teamId: string,
+  memberships: readonly TeamMembership[],
+  names: ReadonlyMap<string, string>,
+  effects: readonly StreakEffect[],
+  rewards: readonly PlannedReward[],
+  now: number,
+  context: { activityId?: string | null; wasReset?: boolean } = {},
+): PlannedEvent[] {
+  const spec = def.rules.window;
+  if (spec.type !== "CALENDAR") return [];
+  const out: PlannedEvent[] = [];
+  for (const effect of effects) {
+    for (const memberId of rosterAt(memberships, effectWindowStart(spec, effect, now))) {
+      const owner = {
+        tenantId, memberId, memberExternalId: names.get(memberId) ?? "", definitionId: def.id, memberStreakId: teamEventOwnerKey(teamId, memberId),
+        activityId: context.activityId ?? null, wasReset: context.wasReset,
+      };
+      for (const e of eventsForEffects(owner, [effect], rewards.filter((r) => r.memberId === memberId), now)) {
+        out.push(e.type.startsWith("streak.") ? { ...e, payload: { ...e.payload, team_id: teamId } } : e);
+      }
+    }
+  }
+  return out;
+}
+
+/** Each roster member's rewards for the milestones among `effects` (reward_grant_once keeps each at once). */
+export function teamRewards(def: CatalogDefinition, tenantId: string, config: TeamConfig, effects: readonly StreakEffect[], activityId: string | null, now: number): PlannedReward[] {
+  return effects.flatMap((effect) =>
+    teamAwards(def.rules, config, [effect]).flatMap((a) => planRewards(def, { tenantId, memberId: a.memberId, memberStreakId: "", activityId }, [effect], now)),
+  );
+}
+
+/**
+ * Saves a team transition and what it produced (members' rewards and outbox rows, the team's events per member),
+ * as recording activity does; for the sweeps and the admin operations.
+ */
+export async function persistTeamTransition(
+  client: PoolClient,
+  def: CatalogDefinition,
+  tenantId: string,
+  teamId: string,
+  config: TeamConfig,
+  state: TeamStreakState,
+  effects: readonly StreakEffect[],
+  now: number,
+  history: { readonly finalised?: readonly WindowRecord[]; readonly bridge?: Bridge } = {},
+): Promise<void> {
+  await saveTeam(client, tenantId, def, config.rule, teamId, state, now);
+  await saveTeamHistory(client, tenantId, def.id, teamId, history, now);
+  if (effects.length === 0) return;
+  const rewards = teamRewards(def, tenantId, config, effects, null, now);
+  await insertRewardsAndOutbox(client, rewards);
+  await insertEvents(client, teamEvents(def, tenantId, teamId, config.memberships, await externalIds(client, tenantId, config.memberships), effects, rewards, now));
+}
+
 function domainFailure(error: unknown): never {
   if (error instanceof DomainError) throw new EngineError("FAILED_PRECONDITION", error.reason, error.message);
   throw error;
@@ -177,6 +321,8 @@ export interface TeamActivityResult {
   readonly effects: readonly StreakEffect[];
   /** Rewards of team milestones, one per member on the roster of the window the milestone was reached in. */
   readonly rewards: readonly PlannedReward[];
+  /** The team's events (teamEvents), for the recording transaction to insert with the member's own. */
+  readonly events: readonly PlannedEvent[];
 }
 
 /**
@@ -209,12 +355,17 @@ export async function applyTeamActivityInTransaction(
   const team = (await loadTeam(client, tenantId, teamId, def, true))!;
   const config: TeamConfig = { rule, memberships: team.config.memberships };
   const r = applyTeamActivity(def.rules, config, team.state, memberId, activity, { now, pausedIntervals: def.pauses, futureToleranceMs });
-  if (r.outcome.kind !== "DUPLICATE") await saveTeam(client, tenantId, def, teamId, r.state, now);
+  if (r.outcome.kind !== "DUPLICATE") {
+    await saveTeam(client, tenantId, def, rule, teamId, r.state, now);
+    await saveTeamHistory(client, tenantId, def.id, teamId, r, now);
+  }
   // Each milestone the team reached, once per member on its roster (reward_grant_once keeps it at once).
-  const rewards = r.effects.flatMap((effect) =>
-    teamAwards(def.rules, config, [effect]).flatMap((a) => planRewards(def, { tenantId, memberId: a.memberId, memberStreakId: "", activityId }, [effect], now)),
-  );
-  return { teamId, outcome: r.outcome, effects: r.effects, rewards };
+  const rewards = teamRewards(def, tenantId, config, r.effects, activityId, now);
+  const wasReset = r.outcome.kind === "APPLIED" && r.outcome.wasReset;
+  const events = r.effects.length === 0
+    ? []
+    : teamEvents(def, tenantId, teamId, config.memberships, await externalIds(client, tenantId, config.memberships), r.effects, rewards, now, { activityId, wasReset });
+  return { teamId, outcome: r.outcome, effects: r.effects, rewards, events };
 }
 
 export interface TeamStore {
@@ -224,7 +375,12 @@ export interface TeamStore {
   get(tenantId: string, teamId: string): Promise<TeamView>;
   /** The member's team on `def` in the current window, or null (not a team definition, or on no team now). */
   progressForMember(tenantId: string, def: CatalogDefinition, memberExternalId: string): Promise<TeamView | null>;
+  /** Adds freezes to the team, capped by the team freeze policy (MemberStore.grantFreezes for a team). */
+  grantFreezes(tenantId: string, teamId: string, count: number): Promise<{ granted: number; team: TeamView }>;
+  /** Restores the team's broken streak (MemberStore.repair for a team); nothing is written on refusal. */
+  repair(tenantId: string, teamId: string): Promise<{ restoredCount: number; team: TeamView }>;
 }
+
 
 export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number }): TeamStore {
   const { pool, catalog } = deps;
@@ -275,7 +431,48 @@ export function createTeamStore(deps: { pool: Pool; catalog: DefinitionCatalog; 
     });
   }
 
+  /** Locks the team and runs `op` on it with its definition; `op` returns the new state and its effects. */
+  async function locked<T>(
+    tenantId: string,
+    teamId: string,
+    op: (t: { def: CatalogDefinition; rule: TeamRule; config: TeamConfig; state: TeamStreakState; now: number }) => {
+      state: TeamStreakState; effects: readonly StreakEffect[]; finalised?: readonly WindowRecord[]; bridge?: Bridge; result: T;
+    },
+  ): Promise<T & { team: TeamView }> {
+    return inTransaction(pool, async (client) => {
+      const team = await loadTeam(client, tenantId, teamId, undefined, true);
+      if (!team) throw notFoundError("team", { team_id: teamId });
+      const { def, rule } = await teamDefinition(tenantId, team.definitionId);
+      const now = deps.now();
+      const config: TeamConfig = { rule, memberships: team.config.memberships };
+      const r = op({ def, rule, config, state: team.state, now });
+      await persistTeamTransition(client, def, tenantId, teamId, config, r.state, r.effects, now, r);
+      return { ...r.result, team: await view(client, tenantId, { ...team, state: r.state }, def, rule, now) };
+    });
+  }
+
   return {
+    grantFreezes: (tenantId, teamId, count) =>
+      locked(tenantId, teamId, ({ def, rule, config, state, now }) => {
+        if (((rule.freezePolicy ?? def.rules.freezePolicy)?.maxHeld ?? 0) <= 0) {
+          throw new EngineError("FAILED_PRECONDITION", "FREEZES_DISABLED", "the team's freeze policy allows no freezes", { team_id: teamId });
+        }
+        const opts = { pausedIntervals: def.pauses };
+        const before = advanceTeam(def.rules, config, state, now, opts).state.chain.freezesHeld;
+        const r = grantTeamFreezes(def.rules, config, state, count, now, opts);
+        return { ...r, result: { granted: Math.max(0, r.outcome.freezesHeld - before) } };
+      }),
+
+    repair: (tenantId, teamId) =>
+      locked(tenantId, teamId, ({ def, config, state, now }) => {
+        const r = repairTeam(def.rules, config, state, now, { pausedIntervals: def.pauses });
+        if (r.outcome.kind === "NOT_REPAIRABLE") {
+          // Thrown inside the transaction: nothing is written (the finalisation repair did in memory is the sweeps').
+          throw new EngineError("FAILED_PRECONDITION", REPAIR_REASONS[r.outcome.reason], `the team streak cannot be repaired (${r.outcome.reason.toLowerCase()})`, { team_id: teamId });
+        }
+        return { ...r, result: { restoredCount: r.outcome.restoredCount } };
+      }),
+
     async create(tenantId, definitionId, name, memberExternalIds) {
       const { def, rule } = await teamDefinition(tenantId, definitionId);
       return inTransaction(pool, async (client) => {

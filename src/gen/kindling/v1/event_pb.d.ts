@@ -69,6 +69,16 @@ export declare type Event = Message<"kindling.v1.Event"> & {
   cursor: string;
 
   /**
+   * The UUID of the team, for an event of a team streak (a team definition's StreakDefinition.team): the team's
+   * events go to each member on the roster of the window they are about, one event per member, all naming the
+   * team; at-risk reminders only to the members who have not satisfied the window yet. Empty for events of a
+   * member's own streak.
+   *
+   * @generated from field: string team_id = 8;
+   */
+  teamId: string;
+
+  /**
    * The type-specific details. The case matches type.
    *
    * @generated from oneof kindling.v1.Event.payload

@@ -192,6 +192,107 @@ export declare type GetTeamResponse = Message<"kindling.v1.GetTeamResponse"> & {
 export declare const GetTeamResponseSchema: GenMessage<GetTeamResponse>;
 
 /**
+ * The request of GrantTeamFreezes.
+ *
+ * @generated from message kindling.v1.GrantTeamFreezesRequest
+ */
+export declare type GrantTeamFreezesRequest = Message<"kindling.v1.GrantTeamFreezesRequest"> & {
+  /**
+   * The UUID of the team. Required.
+   *
+   * @generated from field: string team_id = 1;
+   */
+  teamId: string;
+
+  /**
+   * The number of freezes to add. 1 to 100.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message kindling.v1.GrantTeamFreezesRequest.
+ * Use `create(GrantTeamFreezesRequestSchema)` to create a new message.
+ */
+export declare const GrantTeamFreezesRequestSchema: GenMessage<GrantTeamFreezesRequest>;
+
+/**
+ * The response of GrantTeamFreezes.
+ *
+ * @generated from message kindling.v1.GrantTeamFreezesResponse
+ */
+export declare type GrantTeamFreezesResponse = Message<"kindling.v1.GrantTeamFreezesResponse"> & {
+  /**
+   * The number of freezes actually added, which is less than requested when the cap was reached.
+   *
+   * @generated from field: uint32 granted_count = 1;
+   */
+  grantedCount: number;
+
+  /**
+   * The team after the grant, with the new freezes_held in its progress.
+   *
+   * @generated from field: kindling.v1.Team team = 2;
+   */
+  team?: Team | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.GrantTeamFreezesResponse.
+ * Use `create(GrantTeamFreezesResponseSchema)` to create a new message.
+ */
+export declare const GrantTeamFreezesResponseSchema: GenMessage<GrantTeamFreezesResponse>;
+
+/**
+ * The request of RepairTeamStreak.
+ *
+ * @generated from message kindling.v1.RepairTeamStreakRequest
+ */
+export declare type RepairTeamStreakRequest = Message<"kindling.v1.RepairTeamStreakRequest"> & {
+  /**
+   * The UUID of the team. Required.
+   *
+   * @generated from field: string team_id = 1;
+   */
+  teamId: string;
+};
+
+/**
+ * Describes the message kindling.v1.RepairTeamStreakRequest.
+ * Use `create(RepairTeamStreakRequestSchema)` to create a new message.
+ */
+export declare const RepairTeamStreakRequestSchema: GenMessage<RepairTeamStreakRequest>;
+
+/**
+ * The response of RepairTeamStreak.
+ *
+ * @generated from message kindling.v1.RepairTeamStreakResponse
+ */
+export declare type RepairTeamStreakResponse = Message<"kindling.v1.RepairTeamStreakResponse"> & {
+  /**
+   * The count the team's streak was restored to.
+   *
+   * @generated from field: uint32 restored_count = 1;
+   */
+  restoredCount: number;
+
+  /**
+   * The team after the repair.
+   *
+   * @generated from field: kindling.v1.Team team = 2;
+   */
+  team?: Team | undefined;
+};
+
+/**
+ * Describes the message kindling.v1.RepairTeamStreakResponse.
+ * Use `create(RepairTeamStreakResponseSchema)` to create a new message.
+ */
+export declare const RepairTeamStreakResponseSchema: GenMessage<RepairTeamStreakResponse>;
+
+/**
  * Teams for team streaks (issue 14): a team of 2 to 100 members of the tenant keeps one streak on a team
  * definition. A member is on at most one team per definition. Membership changes take effect at the next window
  * of the definition. Teams are created and changed by the tenant's backend (ADMIN or SERVICE credentials), which
@@ -243,6 +344,33 @@ export declare const TeamService: GenService<{
     methodKind: "unary";
     input: typeof GetTeamRequestSchema;
     output: typeof GetTeamResponseSchema;
+  },
+  /**
+   * Adds freezes to the team's balance, capped at the team's freeze policy max_held (TeamRule.freeze_policy, or
+   * the definition's when the team rule has none), as MemberService.GrantFreezes does for a member.
+   * FAILED_PRECONDITION with reason FREEZES_DISABLED when that policy allows no freezes; NOT_FOUND (reason
+   * TEAM_NOT_FOUND) when the tenant has no such team.
+   *
+   * @generated from rpc kindling.v1.TeamService.GrantTeamFreezes
+   */
+  grantTeamFreezes: {
+    methodKind: "unary";
+    input: typeof GrantTeamFreezesRequestSchema;
+    output: typeof GrantTeamFreezesResponseSchema;
+  },
+  /**
+   * Restores the team's broken streak to the count it had when it broke, as if the missed windows had been
+   * frozen, with MemberService.RepairStreak's semantics: milestones already granted are never granted again.
+   * FAILED_PRECONDITION with reason STREAK_NOT_BROKEN, REPAIR_NOT_ALLOWED, REPAIR_WINDOW_EXPIRED or
+   * ALREADY_REPAIRED; NOT_FOUND (reason TEAM_NOT_FOUND). A successful repair emits a streak.repaired event to
+   * every member on the team's current roster.
+   *
+   * @generated from rpc kindling.v1.TeamService.RepairTeamStreak
+   */
+  repairTeamStreak: {
+    methodKind: "unary";
+    input: typeof RepairTeamStreakRequestSchema;
+    output: typeof RepairTeamStreakResponseSchema;
   },
 }>;
 
