@@ -219,6 +219,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           taskQueue: config.temporalTaskQueue,
           logger,
           shutdownGraceMs: config.shutdownGraceMs,
+          retentionDays: config.retentionDays,
         }),
         (late) => late.stop(),
       );

@@ -23,8 +23,9 @@
 //     earlier activity of the batch; each row is written once, with the projections of `memberStreakColumns`
 //     (the same function the single-row save uses), and its version moves once per activity as before;
 //   - the writes are one statement (data-modifying WITH items): streak rows, activities, rewards with their outbox
-//     rows, events, with the same dedupe keys as before. Activities are inserted `on conflict do nothing
-//     returning`: a row that does not come back is a concurrent duplicate (committed after the pre-check), and
+//     rows, events, with the same dedupe keys as before. Activities are inserted `returning`, and the activity
+//     table's key trigger (migration 0015) skips one whose idempotency key is stored: a row that does not come
+//     back is a concurrent duplicate (committed after the pre-check), and
 //     kindling_batch_check (migration 0006) then raises KB001 inside the statement, so neither it nor the COMMIT
 //     sent with it takes effect; the batch runs again and reads that key as stored. A concurrent duplicate the
 //     domain itself sees (in a locked streak row's state) rolls the batch back before the write; that item goes
@@ -548,7 +549,8 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
        from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
        cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
        left join lateral (
-         select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
+         select a.* from activity_key ak join activity a on a.id = ak.activity_id and a.recorded_at = ak.recorded_at
+          where ak.tenant_id = k.tenant_id and ak.member_id = m.id and ak.unique_identifier = k.uid offset 0
        ) a on true`;
 
 // `offset 0` keeps NOT EXISTS a per-key index probe (a subplan) instead of an anti join, which the planner made a
@@ -900,7 +902,6 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
            applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
            metadata jsonb, recorded_at timestamptz, n bigint)
         order by n
-       on conflict on constraint activity_idempotency_key do nothing
        returning ${ACTIVITY_COLUMNS}
      ), new_rewards as (
        insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,

@@ -1,10 +1,13 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
-/** Immutable streak log: never updated or deleted (PRODUCT §2). */
+/**
+ * Immutable streak log: never updated; deleted only by retention and erasure. Range-partitioned by week of
+ * recorded_at (migration 0015, partitions managed by src/engine/retention.ts, not by the ORM), so the primary key
+ * carries recorded_at and the idempotency key lives in activity_key.
+ */
 const ActivitySchema = defineEntity({
   name: "Activity",
   tableName: "activity",
-  uniques: [{ name: "activity_idempotency_key", properties: ["tenantId", "memberId", "uniqueIdentifier"] }],
   indexes: [{ properties: ["tenantId", "memberId", "occurredAt"] }],
   properties: {
     id: p.uuid().primary(),
@@ -22,7 +25,7 @@ const ActivitySchema = defineEntity({
     uniqueIdentifier: p.string().length(256),
     platform: p.string().length(64).nullable(),
     metadata: p.json<Record<string, string>>().default("{}"),
-    recordedAt: p.datetime().onCreate(() => new Date()),
+    recordedAt: p.datetime().primary().onCreate(() => new Date()),
     /** Brought in by ImportActivities (history from another system), not recorded live (migration 0012). */
     imported: p.boolean().default(false),
   },
@@ -31,3 +34,24 @@ const ActivitySchema = defineEntity({
 export class Activity extends ActivitySchema.class {}
 ActivitySchema.setClass(Activity);
 export { ActivitySchema };
+
+/**
+ * The activity idempotency key (tenant, member, unique_identifier), one row per stored activity: written by the
+ * activity table's BEFORE INSERT trigger, which skips an activity whose key is stored (migration 0015). Deleted
+ * with its activity (retention, erasure).
+ */
+const ActivityKeySchema = defineEntity({
+  name: "ActivityKey",
+  tableName: "activity_key",
+  properties: {
+    tenantId: p.uuid().primary(),
+    memberId: p.uuid().primary(),
+    uniqueIdentifier: p.string().length(256).primary(),
+    activityId: p.uuid(),
+    recordedAt: p.datetime(),
+  },
+});
+
+export class ActivityKey extends ActivityKeySchema.class {}
+ActivityKeySchema.setClass(ActivityKey);
+export { ActivityKeySchema };

@@ -14,6 +14,7 @@ import { Migration0011DefinitionStats } from "./0011-definition-stats.migration.
 import { Migration0012DataRightsImport } from "./0012-data-rights-import.migration.ts";
 import { Migration0013SweepKeyset } from "./0013-sweep-keyset.migration.ts";
 import { Migration0014TeamStreaks } from "./0014-team-streaks.migration.ts";
+import { Migration0015RetentionPartitions } from "./0015-retention-partitions.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -32,4 +33,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0012_data_rights_import", class: Migration0012DataRightsImport },
   { name: "0013_sweep_keyset", class: Migration0013SweepKeyset },
   { name: "0014_team_streaks", class: Migration0014TeamStreaks },
+  { name: "0015_retention_partitions", class: Migration0015RetentionPartitions },
 ];

@@ -118,7 +118,6 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
        from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
          applied_definition_ids text[], occurred_at timestamptz, value double precision, distinct_key varchar, unique_identifier varchar,
          platform varchar, metadata jsonb)
-     on conflict on constraint activity_idempotency_key do nothing
      returning member_id, applied_definition_ids`,
     [JSON.stringify(records)],
   );
