@@ -221,6 +221,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
     KINDLING_HISTORY: String(config.history),
+    KINDLING_RETENTION_DAYS: String(config.retentionDays ?? 0),
     KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
     KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
     ...(config.demo === undefined ? {} : { KINDLING_DEMO: String(config.demo) }),

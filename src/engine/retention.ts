@@ -111,6 +111,12 @@ export async function tenantRetentions(db: Pick<Pool, "query">, policy: Retentio
   return rows.map((r) => ({ tenantId: r.id, days: r.days ?? policy.defaultDays }));
 }
 
+/** The tenant's own retention in days, or null when it has none (the default applies). */
+export async function tenantRetention(db: Pick<Pool, "query">, tenantId: string): Promise<number | null> {
+  const { rows } = await db.query<{ days: number }>("select retention_days as days from tenant_retention where tenant_id = $1", [tenantId]);
+  return rows[0]?.days ?? null;
+}
+
 /** Sets (days) or clears (null: back to the default) a tenant's own retention. */
 export async function setTenantRetention(db: Pick<Pool, "query">, tenantId: string, days: number | null): Promise<void> {
   if (days === null) {
