@@ -7,7 +7,8 @@ import type pg from "pg";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { EventService } from "../../src/gen/kindling/v1/event_service_pb.js";
-import { applyRetention, setTenantRetention } from "../../src/engine/retention.ts";
+import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
+import { applyRetention } from "../../src/engine/retention.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
 import { createLiveDefinition, DAY, errorMetadata, expectFailure, sqlPool } from "../support/fixtures.ts";
 
@@ -51,7 +52,7 @@ describe("events behind retention", () => {
     const otherFirst = await api.client(EventService, other).listEvents({ pageSize: 1 });
 
     // Thirty days on, this tenant keeps a week: its events go (row deletes; the other tenant keeps everything).
-    await setTenantRetention(db, api.admin.tenantId, 7);
+    await api.client(TenantService).setDataRetention({ retentionDays: 7 });
     const pass = await applyRetention(db, Date.now() + 30 * DAY, { defaultDays: null });
     expect(pass.eventsDeleted).toBe(3);
     expect(pass.droppedPartitions).toEqual([]);
@@ -68,5 +69,19 @@ describe("events behind retention", () => {
     // The other tenant's cursor is not behind anything of theirs that was removed.
     const rest = await api.client(EventService, other).listEvents({ pageSize: 10, pageToken: otherFirst.nextPageToken });
     expect(rest.events.map((e) => e.memberExternalId)).toEqual(["kept-2", "kept-3"]);
+  });
+
+  it("tenant/data_retention_override_is_set_read_cleared_and_refused_below_a_week", async () => {
+    const tenants = api.client(TenantService, other);
+    expect(await tenants.getDataRetention({})).toMatchObject({ retentionDays: 0, tenantOverride: false });
+    await expectFailure(tenants.setDataRetention({ retentionDays: 3 }), Code.InvalidArgument, "INVALID_RETENTION");
+    await expectFailure(tenants.setDataRetention({ retentionDays: 40_000 }), Code.InvalidArgument, "INVALID_REQUEST");
+    expect(await tenants.getDataRetention({})).toMatchObject({ retentionDays: 0, tenantOverride: false });
+    expect(await tenants.setDataRetention({ retentionDays: 30 })).toMatchObject({ retentionDays: 30, tenantOverride: true });
+    expect(await tenants.getDataRetention({})).toMatchObject({ retentionDays: 30, tenantOverride: true });
+    const stored = await db.query("select retention_days from tenant_retention where tenant_id = $1", [other.tenantId]);
+    expect(stored.rows).toEqual([{ retention_days: 30 }]);
+    expect(await tenants.setDataRetention({ retentionDays: 0 })).toMatchObject({ retentionDays: 0, tenantOverride: false });
+    expect((await db.query("select 1 from tenant_retention where tenant_id = $1", [other.tenantId])).rows).toEqual([]);
   });
 });
