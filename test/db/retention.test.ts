@@ -14,6 +14,8 @@ import { createActivityIngestor } from "../../src/engine/activity-ingestor.ts";
 import { createBatchIngestor } from "../../src/engine/batch-ingestor.ts";
 import { applyRetention, ensurePartitions, listPartitions, setTenantRetention, weekStart } from "../../src/engine/retention.ts";
 import { retentionFloor } from "../../src/engine/event-stream.ts";
+import { importActivities } from "../../src/engine/import/activity-import.ts";
+import { EngineError } from "../../src/engine/engine-error.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { dailyUtc, DAY } from "../support/orchestration.ts";
 
@@ -210,5 +212,23 @@ describe("retention", () => {
     expect((await record(tenantB, "busy", def, now, "busy-0")).duplicate).toBe(false);
     // The dropped week's events are gone for every tenant: the floor for all tenants is raised.
     expect(await retentionFloor(pool, tenantB)).toBeGreaterThan(0n);
+  });
+
+  it("import/refused_when_retention_removed_part_of_the_history", async () => {
+    // After the previous test: "busy" lost busy-0 to retention (its state counts 2 applied, 1 is kept); "idle" lost nothing.
+    const def = (await pool.query<{ id: string }>("select id from streak_definition where name = 'Tail'")).rows[0]!.id;
+    const now = t0 + 61 * DAY;
+    const imports = (member: string, key: string) =>
+      importActivities({ pool, catalog: catalog(), now: () => now }, {
+        tenantId: tenantB, milestonePolicy: "NONE", emitEvents: false,
+        activities: [{ tenantId: tenantB, memberExternalId: member, target: { definitionId: def }, occurredAt: t0 + 2 * DAY, uniqueIdentifier: key, metadata: {} }],
+      });
+    const count = async () => (await pool.query("select count(*)::int as n from activity where tenant_id = $1", [tenantB])).rows[0] as { n: number };
+    const before = await count();
+    const refused = await imports("busy", "busy-import").then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(EngineError);
+    expect(refused).toMatchObject({ kind: "FAILED_PRECONDITION", reason: "HISTORY_EXPIRED", metadata: { member_external_id: "busy" } });
+    expect(await count()).toEqual(before);
+    expect((await imports("idle", "idle-import")).imported).toBe(1);
   });
 });

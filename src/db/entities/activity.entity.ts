@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { ACTIVITY_KEY_TRIGGER } from "../migrations/0015-retention-partitions.migration.ts";
 
 /**
  * Immutable streak log: never updated; deleted only by retention and erasure. Range-partitioned by week of
@@ -9,6 +10,8 @@ const ActivitySchema = defineEntity({
   name: "Activity",
   tableName: "activity",
   indexes: [{ properties: ["tenantId", "memberId", "occurredAt"] }],
+  // The idempotency key's trigger (migration 0015), declared so the schema diff knows it.
+  triggers: [{ name: "activity_key", timing: "before", events: ["insert"], expression: ACTIVITY_KEY_TRIGGER }],
   properties: {
     id: p.uuid().primary(),
     tenantId: p.uuid(),

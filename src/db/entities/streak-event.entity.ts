@@ -1,5 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { STREAK_EVENT_DEFINITION_TIME_INDEX } from "../migrations/0011-definition-stats.migration.ts";
+import { STREAK_EVENT_KEY_TRIGGER } from "../migrations/0015-retention-partitions.migration.ts";
 
 export type StreakEventType =
   | "streak.incremented"
@@ -22,6 +23,8 @@ export type StreakEventType =
 const StreakEventSchema = defineEntity({
   name: "StreakEvent",
   tableName: "streak_event",
+  // The dedupe key's trigger (migration 0015), declared so the schema diff knows it.
+  triggers: [{ name: "streak_event_key", timing: "before", events: ["insert"], expression: STREAK_EVENT_KEY_TRIGGER }],
   indexes: [
     { properties: ["tenantId", "id"] },
     { properties: ["tenantId", "memberId", "id"] },

@@ -50,7 +50,7 @@ const WEEK_PARTITION_FUNCTION = `create or replace function kindling_week_partit
     return true;
   end $$;`;
 
-const ACTIVITY_KEY_TRIGGER = `create or replace function kindling_activity_key() returns trigger language plpgsql as $$
+const ACTIVITY_KEY_FUNCTION = `create or replace function kindling_activity_key() returns trigger language plpgsql as $$
   begin
     insert into activity_key (tenant_id, member_id, unique_identifier, activity_id, recorded_at)
     values (new.tenant_id, new.member_id, new.unique_identifier, new.id, new.recorded_at)
@@ -59,12 +59,15 @@ const ACTIVITY_KEY_TRIGGER = `create or replace function kindling_activity_key()
     return new;
   end $$;`;
 
-const STREAK_EVENT_KEY_TRIGGER = `create or replace function kindling_streak_event_key() returns trigger language plpgsql as $$
+const STREAK_EVENT_KEY_FUNCTION = `create or replace function kindling_streak_event_key() returns trigger language plpgsql as $$
   begin
     insert into streak_event_key (tenant_id, dedupe_key) values (new.tenant_id, new.dedupe_key) on conflict do nothing;
     if not found then return null; end if;
     return new;
   end $$;`;
+
+export const ACTIVITY_KEY_TRIGGER = `create trigger "activity_key" before insert on "activity" for each row execute function kindling_activity_key()`;
+export const STREAK_EVENT_KEY_TRIGGER = `create trigger "streak_event_key" before insert on "streak_event" for each row execute function kindling_streak_event_key()`;
 
 export class Migration0015RetentionPartitions extends Migration {
   override name = "0015_retention_partitions";
@@ -106,8 +109,8 @@ export class Migration0015RetentionPartitions extends Migration {
     this.addSql(`alter table "activity_next" rename to "activity";`);
     this.addSql(`alter table "activity" add constraint "activity_pkey" primary key ("id", "recorded_at");`);
     this.addSql(`create index "activity_tenant_id_member_id_occurred_at_index" on "activity" ("tenant_id", "member_id", "occurred_at");`);
+    this.addSql(ACTIVITY_KEY_FUNCTION);
     this.addSql(ACTIVITY_KEY_TRIGGER);
-    this.addSql(`create trigger "activity_key" before insert on "activity" for each row execute function kindling_activity_key();`);
 
     // streak_event: the same, keeping the id sequence (the stream positions go on from where they were).
     this.addSql(`alter sequence "streak_event_id_seq" owned by none;`);
@@ -124,8 +127,8 @@ export class Migration0015RetentionPartitions extends Migration {
     this.addSql(`create index "streak_event_tenant_id_member_id_id_index" on "streak_event" ("tenant_id", "member_id", "id");`);
     this.addSql(`create index "streak_event_public_id_index" on "streak_event" ("public_id");`);
     this.addSql(`create index "streak_event_definition_time" on "streak_event" ("definition_id", "occurred_at");`);
+    this.addSql(STREAK_EVENT_KEY_FUNCTION);
     this.addSql(STREAK_EVENT_KEY_TRIGGER);
-    this.addSql(`create trigger "streak_event_key" before insert on "streak_event" for each row execute function kindling_streak_event_key();`);
 
     // The current week and the next four exist from the start; the retention workflow keeps weeks ahead.
     this.addSql(WEEK_PARTITION_FUNCTION);
