@@ -6,8 +6,8 @@
 //   rows the default partition caught for a week into it).
 // - Behind, whole weeks: a week partition is dropped when all of it is older than the longest retention any tenant
 //   has (the global default for tenants without their own, tenant_retention otherwise). Activities still needed by
-//   a member's state (below) are re-inserted first and land in the default partition; the keys of everything else
-//   (activity_key, streak_event_key) and the webhook deliveries of its events go in the same transaction.
+//   a member's state (below) are held aside and come back into the default partition; the keys of everything else
+//   (activity_key, streak_event_key) and the webhook deliveries of its events go first (dropPartition).
 // - Behind, rows: a tenant whose retention is shorter than that longest one has its older activities and events
 //   deleted row by row, in pages, with their keys and deliveries; rows in the default partition past their
 //   tenant's retention go the same way.
@@ -19,9 +19,10 @@
 // - Events behind a removed one: the highest removed id is kept per tenant (event_retention_floor; the nil UUID for
 //   a dropped partition, which held every tenant's), and a cursor below it is CURSOR_EXPIRED.
 //
-// DDL (creating and dropping partitions) takes an ACCESS EXCLUSIVE lock on the parent for an instant; every such
-// transaction sets a lock_timeout, so a long query on the table makes the step fail and the workflow retry it,
-// rather than queueing the hot path behind it.
+// DDL (creating and dropping partitions) takes an ACCESS EXCLUSIVE lock on the parent; those transactions take it
+// first (so they never wait for it while holding row locks a writer waits for), do little under it, and set a
+// lock_timeout, so a long query on the table makes the step fail and the workflow retry it rather than queueing
+// the hot path behind it for long.
 import type { Pool, PoolClient } from "pg";
 import { inTransaction } from "./transaction.ts";
 import { ALL_TENANTS } from "./event-stream.ts";
@@ -193,26 +194,45 @@ export async function applyRetention(pool: Pool, now: number, policy: RetentionP
   return result;
 }
 
-/** Drops one week partition; returns the activities it kept (needed by a member's state), re-inserted into the default partition. */
+/**
+ * Drops one week partition in two transactions, so recording never waits behind the long part:
+ * 1. without any table lock: the activities a member's state still needs are copied to activity_retention_hold,
+ *    and every other key of the week's rows is deleted (and, for events, the keys and webhook deliveries);
+ * 2. with the parent locked (lock_timeout bounds the wait): the week is dropped, and the held activities go back
+ *    into activity under their own keys, into the default partition now that their week is gone.
+ * A key removed in step 1 frees its unique_identifier a moment before its row goes: that row is past retention.
+ * Returns the activities kept.
+ */
 async function dropPartition(pool: Pool, p: Partition): Promise<number> {
-  return inTransaction(pool, async (client) => {
-    await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
-    const part = quoteIdent(p.name);
-    if (p.table === "activity") {
-      await client.query(`create temporary table kindling_kept on commit drop as select * from ${part} a where ${NEEDED_BY_STATE}`);
+  const part = quoteIdent(p.name);
+  const inWeek = (column: string) => `${column} < $1${p.from === null ? "" : ` and ${column} >= $2`}`;
+  const bounds = p.from === null ? [new Date(p.to!)] : [new Date(p.to!), new Date(p.from)];
+  if (p.table === "activity") {
+    await inTransaction(pool, async (client) => {
+      await client.query(`insert into activity_retention_hold select a.* from ${part} a where ${NEEDED_BY_STATE} on conflict do nothing`);
       await client.query(
         `delete from activity_key k using ${part} a
-          where k.tenant_id = a.tenant_id and k.member_id = a.member_id and k.unique_identifier = a.unique_identifier`,
+          where k.tenant_id = a.tenant_id and k.member_id = a.member_id and k.unique_identifier = a.unique_identifier and k.activity_id = a.id
+            and not exists (select 1 from activity_retention_hold h where h.id = a.id and h.recorded_at = a.recorded_at)`,
       );
+    });
+    return inTransaction(pool, async (client) => {
+      await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+      await client.query("lock table activity in access exclusive mode");
       await client.query(`drop table ${part}`);
-      // Their week is gone, so they land in the default partition; the key trigger writes their keys again.
-      const kept = await client.query("insert into activity select * from kindling_kept");
-      await client.query("drop table kindling_kept");
+      const kept = await client.query(`insert into activity select * from activity_retention_hold where ${inWeek("recorded_at")}`, bounds);
+      await client.query(`delete from activity_retention_hold where ${inWeek("recorded_at")}`, bounds);
       return kept.rowCount ?? 0;
-    }
+    });
+  }
+  await inTransaction(pool, async (client) => {
+    await client.query(`delete from streak_event_key k using ${part} e where k.tenant_id = e.tenant_id and k.dedupe_key = e.dedupe_key and k.event_id = e.id`);
+    await client.query(`delete from webhook_delivery d using ${part} e where d.event_id = e.id`);
+  });
+  return inTransaction(pool, async (client) => {
+    await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+    await client.query("lock table streak_event in access exclusive mode");
     const { rows } = await client.query<{ through: string | null }>(`select max(id)::text as through from ${part}`);
-    await client.query(`delete from streak_event_key k using ${part} e where k.tenant_id = e.tenant_id and k.dedupe_key = e.dedupe_key`);
-    await client.query(`delete from webhook_delivery d where d.event_id in (select e.id from ${part} e)`);
     await client.query(`drop table ${part}`);
     if (rows[0]?.through) await raiseFloor(client, ALL_TENANTS, rows[0].through);
     return 0;
@@ -228,10 +248,10 @@ async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, on
           limit $3
        ), gone as (
          delete from activity a using victims v where a.id = v.id and a.recorded_at = v.recorded_at
-         returning a.tenant_id, a.member_id, a.unique_identifier
+         returning a.id, a.tenant_id, a.member_id, a.unique_identifier
        )
        delete from activity_key k using gone g
-        where k.tenant_id = g.tenant_id and k.member_id = g.member_id and k.unique_identifier = g.unique_identifier`,
+        where k.tenant_id = g.tenant_id and k.member_id = g.member_id and k.unique_identifier = g.unique_identifier and k.activity_id = g.id`,
       [tenantId, before, ROW_PAGE],
     );
     return rowCount ?? 0;
@@ -249,7 +269,7 @@ async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyD
          delete from streak_event e using victims v where e.id = v.id and e.created_at = v.created_at
          returning e.id, e.tenant_id, e.dedupe_key
        ), keys as (
-         delete from streak_event_key k using gone g where k.tenant_id = g.tenant_id and k.dedupe_key = g.dedupe_key
+         delete from streak_event_key k using gone g where k.tenant_id = g.tenant_id and k.dedupe_key = g.dedupe_key and k.event_id = g.id
        ), deliveries as (
          delete from webhook_delivery d where d.tenant_id = $1 and d.event_id in (select id from gone)
        )

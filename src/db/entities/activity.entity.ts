@@ -1,6 +1,28 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { ACTIVITY_KEY_TRIGGER } from "../migrations/0015-retention-partitions.migration.ts";
 
+/** activity's columns; activity_retention_hold has the same. */
+const activityProperties = () => ({
+  id: p.uuid().primary(),
+  tenantId: p.uuid(),
+  memberId: p.uuid(),
+  /** Set when the activity names one definition; null when it fans out by event type. */
+  definitionId: p.uuid().nullable(),
+  eventType: p.string().length(128).nullable(),
+  /** Definitions that counted it (fan-out result), fixed when it was recorded. */
+  appliedDefinitionIds: p.array().default([]),
+  occurredAt: p.datetime(),
+  /** Null when the activity carried no value (COUNT streaks); SUM streaks require one. */
+  value: p.double().nullable(),
+  distinctKey: p.string().length(256).nullable(),
+  uniqueIdentifier: p.string().length(256),
+  platform: p.string().length(64).nullable(),
+  metadata: p.json<Record<string, string>>().default("{}"),
+  recordedAt: p.datetime().primary().onCreate(() => new Date()),
+  /** Brought in by ImportActivities (history from another system), not recorded live (migration 0012). */
+  imported: p.boolean().default(false),
+});
+
 /**
  * Immutable streak log: never updated; deleted only by retention and erasure. Range-partitioned by week of
  * recorded_at (migration 0015, partitions managed by src/engine/retention.ts, not by the ORM), so the primary key
@@ -12,26 +34,7 @@ const ActivitySchema = defineEntity({
   indexes: [{ properties: ["tenantId", "memberId", "occurredAt"] }],
   // The idempotency key's trigger (migration 0015), declared so the schema diff knows it.
   triggers: [{ name: "activity_key", timing: "before", events: ["insert"], expression: ACTIVITY_KEY_TRIGGER }],
-  properties: {
-    id: p.uuid().primary(),
-    tenantId: p.uuid(),
-    memberId: p.uuid(),
-    /** Set when the activity names one definition; null when it fans out by event type. */
-    definitionId: p.uuid().nullable(),
-    eventType: p.string().length(128).nullable(),
-    /** Definitions that counted it (fan-out result), fixed when it was recorded. */
-    appliedDefinitionIds: p.array().default([]),
-    occurredAt: p.datetime(),
-    /** Null when the activity carried no value (COUNT streaks); SUM streaks require one. */
-    value: p.double().nullable(),
-    distinctKey: p.string().length(256).nullable(),
-    uniqueIdentifier: p.string().length(256),
-    platform: p.string().length(64).nullable(),
-    metadata: p.json<Record<string, string>>().default("{}"),
-    recordedAt: p.datetime().primary().onCreate(() => new Date()),
-    /** Brought in by ImportActivities (history from another system), not recorded live (migration 0012). */
-    imported: p.boolean().default(false),
-  },
+  properties: activityProperties(),
 });
 
 export class Activity extends ActivitySchema.class {}
@@ -58,3 +61,17 @@ const ActivityKeySchema = defineEntity({
 export class ActivityKey extends ActivityKeySchema.class {}
 ActivityKeySchema.setClass(ActivityKey);
 export { ActivityKeySchema };
+
+/**
+ * Activities of a week partition being dropped that a member's state still needs, between retention's two steps
+ * (src/engine/retention.ts); empty otherwise. The same columns as activity.
+ */
+const ActivityRetentionHoldSchema = defineEntity({
+  name: "ActivityRetentionHold",
+  tableName: "activity_retention_hold",
+  properties: activityProperties(),
+});
+
+export class ActivityRetentionHold extends ActivityRetentionHoldSchema.class {}
+ActivityRetentionHoldSchema.setClass(ActivityRetentionHold);
+export { ActivityRetentionHoldSchema };

@@ -18,7 +18,7 @@ export * from "./streak-window.entity.ts";
 export * from "./team.entity.ts";
 export * from "./retention.entity.ts";
 
-import { ActivityKeySchema, ActivitySchema } from "./activity.entity.ts";
+import { ActivityKeySchema, ActivityRetentionHoldSchema, ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
 import { MemberStreakSchema, MemberStreakStateSchema } from "./member-streak.entity.ts";
 import { MemberSchema } from "./member.entity.ts";
@@ -61,6 +61,7 @@ export const allEntities = [
   TeamMemberSchema,
   TeamMemberWindowSchema,
   ActivityKeySchema,
+  ActivityRetentionHoldSchema,
   StreakEventKeySchema,
   TenantRetentionSchema,
   EventRetentionFloorSchema,

@@ -62,6 +62,7 @@ const StreakEventKeySchema = defineEntity({
   properties: {
     tenantId: p.uuid().primary(),
     dedupeKey: p.string().length(256).primary(),
+    eventId: p.bigint("string"),
   },
 });
 

@@ -13,8 +13,9 @@
 //   index did):
 //   - activity_key (tenant_id, member_id, unique_identifier) → the activity's id and recorded_at, so a duplicate's
 //     stored activity is found by the key's primary key and then the activity's (one partition);
-//   - streak_event_key (tenant_id, dedupe_key).
-//   A key lives exactly as long as its row: retention deletes both in one statement.
+//   - streak_event_key (tenant_id, dedupe_key) → the event's id.
+//   A key lives exactly as long as its row: retention deletes both. A row may come back under its own key (the
+//   same id), which is how rows move between partitions.
 // - streak_event.public_id stays indexed but is no longer enforced unique (gen_random_uuid: 122 random bits).
 // - tenant_retention: a tenant's own retention in days, overriding KINDLING_RETENTION_DAYS.
 // - event_retention_floor: per tenant (and for all tenants, the nil UUID) the highest event id retention has
@@ -33,37 +34,39 @@ const WEEK_PARTITION_FUNCTION = `create or replace function kindling_week_partit
     if key_column is null then raise exception 'kindling_week_partition: % is not partitioned by week', parent; end if;
     if week_start <> date_trunc('week', week_start, 'UTC') then raise exception 'kindling_week_partition: % is not a UTC Monday', week_start; end if;
     if to_regclass(part) is not null then return false; end if;
-    -- Rows the default partition holds for this week move into it: their keys are deleted and written again by
-    -- the key trigger as the rows are inserted into the new partition.
+    -- Rows the default partition holds for this week move into it (the key triggers let a row in again under its
+    -- own key). The parent is locked first, so the move cannot wait for a lock behind writers that wait for it.
+    execute format('lock table %I in access exclusive mode', parent);
     execute format('create temporary table kindling_moving (like %I) on commit drop', parent);
     execute format('with m as (delete from %I where %I >= %L and %I < %L returning *) insert into kindling_moving select * from m',
       parent || '_default', key_column, week_start, key_column, week_end);
-    if parent = 'activity' then
-      delete from activity_key k using kindling_moving m
-       where k.tenant_id = m.tenant_id and k.member_id = m.member_id and k.unique_identifier = m.unique_identifier;
-    else
-      delete from streak_event_key k using kindling_moving m where k.tenant_id = m.tenant_id and k.dedupe_key = m.dedupe_key;
-    end if;
     execute format('create table %I partition of %I for values from (%L) to (%L)', part, parent, week_start, week_end);
     execute format('insert into %I select * from kindling_moving', part);
     drop table kindling_moving;
     return true;
   end $$;`;
 
+// The key triggers: a row whose key is stored is skipped (as `on conflict do nothing` skipped it), unless the
+// key is its own (the same activity or event moved between partitions by retention or a new week).
 const ACTIVITY_KEY_FUNCTION = `create or replace function kindling_activity_key() returns trigger language plpgsql as $$
   begin
     insert into activity_key (tenant_id, member_id, unique_identifier, activity_id, recorded_at)
     values (new.tenant_id, new.member_id, new.unique_identifier, new.id, new.recorded_at)
     on conflict do nothing;
-    if not found then return null; end if;
-    return new;
+    if found then return new; end if;
+    perform 1 from activity_key k
+      where k.tenant_id = new.tenant_id and k.member_id = new.member_id and k.unique_identifier = new.unique_identifier and k.activity_id = new.id;
+    if found then return new; end if;
+    return null;
   end $$;`;
 
 const STREAK_EVENT_KEY_FUNCTION = `create or replace function kindling_streak_event_key() returns trigger language plpgsql as $$
   begin
-    insert into streak_event_key (tenant_id, dedupe_key) values (new.tenant_id, new.dedupe_key) on conflict do nothing;
-    if not found then return null; end if;
-    return new;
+    insert into streak_event_key (tenant_id, dedupe_key, event_id) values (new.tenant_id, new.dedupe_key, new.id) on conflict do nothing;
+    if found then return new; end if;
+    perform 1 from streak_event_key k where k.tenant_id = new.tenant_id and k.dedupe_key = new.dedupe_key and k.event_id = new.id;
+    if found then return new; end if;
+    return null;
   end $$;`;
 
 export const ACTIVITY_KEY_TRIGGER = `create trigger "activity_key" before insert on "activity" for each row execute function kindling_activity_key()`;
@@ -84,6 +87,7 @@ export class Migration0015RetentionPartitions extends Migration {
     this.addSql(`create table "streak_event_key" (
       "tenant_id" uuid not null,
       "dedupe_key" varchar(256) not null,
+      "event_id" bigint not null,
       constraint "streak_event_key_pkey" primary key ("tenant_id", "dedupe_key")
     );`);
     this.addSql(`create table "tenant_retention" (
@@ -111,6 +115,10 @@ export class Migration0015RetentionPartitions extends Migration {
     this.addSql(`create index "activity_tenant_id_member_id_occurred_at_index" on "activity" ("tenant_id", "member_id", "occurred_at");`);
     this.addSql(ACTIVITY_KEY_FUNCTION);
     this.addSql(ACTIVITY_KEY_TRIGGER);
+    // Activities of a week being dropped that a member's state still needs wait here until the week is gone, then
+    // go back into activity (the default partition) under their own keys (src/engine/retention.ts).
+    this.addSql(`create table "activity_retention_hold" (like "activity" including defaults);`);
+    this.addSql(`alter table "activity_retention_hold" add constraint "activity_retention_hold_pkey" primary key ("id", "recorded_at");`);
 
     // streak_event: the same, keeping the id sequence (the stream positions go on from where they were).
     this.addSql(`alter sequence "streak_event_id_seq" owned by none;`);
@@ -118,7 +126,7 @@ export class Migration0015RetentionPartitions extends Migration {
     this.addSql(`create table "streak_event_legacy" partition of "streak_event_next" for values from (minvalue) to ((date_trunc('week', now(), 'UTC')));`);
     this.addSql(`create table "streak_event_default" partition of "streak_event_next" default;`);
     this.addSql(`insert into "streak_event_next" select * from "streak_event";`);
-    this.addSql(`insert into "streak_event_key" (tenant_id, dedupe_key) select tenant_id, dedupe_key from "streak_event";`);
+    this.addSql(`insert into "streak_event_key" (tenant_id, dedupe_key, event_id) select tenant_id, dedupe_key, id from "streak_event";`);
     this.addSql(`drop table "streak_event";`);
     this.addSql(`alter table "streak_event_next" rename to "streak_event";`);
     this.addSql(`alter sequence "streak_event_id_seq" owned by "streak_event"."id";`);

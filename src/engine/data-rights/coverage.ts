@@ -38,6 +38,8 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
     erase: "delete",
   },
   { table: "activity", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
+  // Activities held aside while retention drops their week (migration 0015; empty between passes).
+  { table: "activity_retention_hold", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
   // The activity idempotency keys (migration 0015): one per stored activity, deleted with them.
   { table: "activity_key", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.recorded_at, t.unique_identifier", erase: "delete" },
   // Team streaks (migration 0014): the member's stretches on teams and their activities in open team windows. The
