@@ -81,7 +81,7 @@ describe("migration 0015", () => {
       expect(again.rows).toEqual([]);
       const event = await pool.query<{ id: string }>(
         `insert into streak_event (tenant_id, type, member_id, dedupe_key, payload, occurred_at, created_at)
-         values ($1, 'streak.incremented', $2, unnest(array['dedupe-a-now', 'dedupe-new']), '{}', now(), now()) returning id::text`,
+         select $1, 'streak.incremented', $2, k, '{}', now(), now() from unnest(array['dedupe-a-now', 'dedupe-new']) k returning id::text`,
         [tenant, member],
       );
       expect(event.rows.length).toBe(1);
