@@ -13,7 +13,7 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../..
 import { BATCH_STATEMENTS } from "../../src/engine/batch-ingestor.ts";
 import { PROGRESS_READ_SQL } from "../../src/engine/batch-progress-reader.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
-import { preparedPlans } from "../support/plans.ts";
+import { preparedPlans, withoutEmptyPartitionScans } from "../support/plans.ts";
 
 const MEMBERS = 3000;
 // activity's week partitions (activity_p20261130, activity_legacy, activity_default) and its key table count as activity.
@@ -104,7 +104,7 @@ describe("batch statement plans", () => {
       const byStatement = await plansOfEveryStatement();
       expect(Object.keys(byStatement)).toHaveLength(8);
       for (const [statement, planned] of Object.entries(byStatement)) {
-        for (const plan of planned) expect(plan, `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
+        for (const plan of planned) expect(withoutEmptyPartitionScans(plan), `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
       }
     }
     // The tables really are large enough for the planner to prefer a scan where one is open to it.
