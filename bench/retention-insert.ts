@@ -7,7 +7,7 @@
 // - lookup: the duplicate check of RETENTION_BATCH stored keys, as the batch's classify statement does it (0014:
 //   the activity's unique index; 0015: activity_key, then the activity by its primary key in one partition).
 // Reports µs of wall time per activity (one client, synchronous_commit off so the commit's fsync does not drown the
-// statement cost), median of the rounds. Written to bench/results/retention-insert.json.
+// statement cost), median of the rounds, and PostgreSQL's own time for a lookup (EXPLAIN ANALYZE, median of 200). Written to bench/results/retention-insert.json.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -42,6 +42,8 @@ async function prepare(adminUrl: string, name: Side["name"]): Promise<Side> {
   else await migrate(orm);
   await orm.close();
   const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+  // The server stops before the pool at the end of a run; an idle connection's error then is expected.
+  pool.on("error", () => undefined);
   pool.on("connect", (c) => void c.query("set synchronous_commit = off"));
   const tenant = randomUUID();
   await pool.query("insert into tenant (id, name, created_at, updated_at) values ($1, 'bench', now(), now())", [tenant]);
@@ -86,14 +88,40 @@ async function writeRound(side: Side, round: number): Promise<number> {
   return ((performance.now() - started) * 1000) / (PER_ROUND * BATCH);
 }
 
-async function lookupRound(side: Side): Promise<number> {
-  const lookup =
-    side.name === "0014"
+const lookupSql = (side: Side) =>
+  side.name === "0014"
       ? `select a.id from unnest($1::uuid[], $2::text[]) as k(member_id, uid)
            cross join lateral (select a.id from activity a where a.tenant_id = $3 and a.member_id = k.member_id and a.unique_identifier = k.uid offset 0) a`
       : `select a.id from unnest($1::uuid[], $2::text[]) as k(member_id, uid)
            cross join lateral (select a.id from activity_key ak join activity a on a.id = ak.activity_id and a.recorded_at = ak.recorded_at
                                  where ak.tenant_id = $3 and ak.member_id = k.member_id and ak.unique_identifier = k.uid offset 0) a`;
+
+/**
+ * PostgreSQL's own time for one lookup of BATCH stored keys (EXPLAIN ANALYZE, ms), median of `n`: execution, and
+ * planning apart (the API prepares the statement once per connection, so it plans rarely).
+ */
+async function serverLookupMs(side: Side, n: number, stored = true): Promise<{ execution: number; planning: number }> {
+  const times: number[] = [];
+  const planning: number[] = [];
+  for (let i = 0; i < n; i++) {
+    // Stored keys (duplicates: the key, then the activity), or new ones (the common case: the key probe alone).
+    const keys = Array.from({ length: BATCH }, () => {
+      const k = side.keys[Math.floor(Math.random() * side.keys.length)]!;
+      return stored ? k : { member: k.member, uid: `${k.uid}-new` };
+    });
+    const { rows } = await side.pool.query<{ "QUERY PLAN": [{ "Planning Time": number; "Execution Time": number }] }>(
+      `explain (analyze, format json) ${lookupSql(side)}`,
+      [keys.map((k) => k.member), keys.map((k) => k.uid), side.tenant],
+    );
+    const plan = rows[0]!["QUERY PLAN"][0];
+    times.push(plan["Execution Time"]);
+    planning.push(plan["Planning Time"]);
+  }
+  return { execution: median(times), planning: median(planning) };
+}
+
+async function lookupRound(side: Side): Promise<number> {
+  const lookup = lookupSql(side);
   const started = performance.now();
   for (let t = 0; t < PER_ROUND; t++) {
     const keys = Array.from({ length: BATCH }, () => side.keys[Math.floor(Math.random() * side.keys.length)]!);
@@ -118,13 +146,25 @@ async function main() {
         results[side.name]!.lookup.push(await lookupRound(side));
       }
     }
+    const server: Record<string, { execution: number; planning: number }> = {};
+    const serverNew: Record<string, { execution: number; planning: number }> = {};
+    for (const side of sides) server[side.name] = await serverLookupMs(side, 200);
+    for (const side of sides) serverNew[side.name] = await serverLookupMs(side, 200, false);
     const summary = Object.fromEntries(
-      Object.entries(results).map(([name, r]) => [name, { writeMicrosPerActivity: median(r.write), lookupMicrosPerKey: median(r.lookup) }]),
+      Object.entries(results).map(([name, r]) => [
+        name, {
+          writeMicrosPerActivity: median(r.write), lookupMicrosPerKey: median(r.lookup),
+          serverLookupExecutionMsPerBatch: server[name]!.execution, serverLookupPlanningMs: server[name]!.planning,
+          serverNewKeysLookupExecutionMsPerBatch: serverNew[name]!.execution,
+        },
+      ]),
     );
     const report = {
       measuredAt: new Date().toISOString(), batch: BATCH, rounds: ROUNDS, transactionsPerRound: PER_ROUND, summary,
       writeRatio: summary["0015"]!.writeMicrosPerActivity / summary["0014"]!.writeMicrosPerActivity,
       lookupRatio: summary["0015"]!.lookupMicrosPerKey / summary["0014"]!.lookupMicrosPerKey,
+      serverLookupExecutionRatio: summary["0015"]!.serverLookupExecutionMsPerBatch / summary["0014"]!.serverLookupExecutionMsPerBatch,
+      serverNewKeysLookupExecutionRatio: summary["0015"]!.serverNewKeysLookupExecutionMsPerBatch / summary["0014"]!.serverNewKeysLookupExecutionMsPerBatch,
     };
     console.log(JSON.stringify(report, null, 2));
     mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
