@@ -139,7 +139,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // A lost database connection (restart, failover) must not crash the process, idle or in use (see pool.ts).
       const pool = createPool({ connectionString: databaseUrl, max: config.databasePoolSize, application_name: `kindling-api:${process.pid}` }, apiLogger);
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, ...(overrides.now ? { now: overrides.now } : {}) });
+      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, retentionDays: config.retentionDays, ...(overrides.now ? { now: overrides.now } : {}) });
       // One connection hears every other process's changes to what this one keeps in memory.
       let noticePool = pool;
       if (directUrl !== databaseUrl) {
@@ -219,6 +219,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           taskQueue: config.temporalTaskQueue,
           logger,
           shutdownGraceMs: config.shutdownGraceMs,
+          retentionDays: config.retentionDays,
         }),
         (late) => late.stop(),
       );

@@ -2,13 +2,15 @@
 // the outbox relay that feeds them — in one process, scaled out by running more of it. `startWorker` is what
 // src/app.ts calls for the `all` and `worker` roles (`npm run start:worker`).
 import { fileURLToPath } from "node:url";
-import { Client, Connection } from "@temporalio/client";
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from "@temporalio/client";
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from "@temporalio/worker";
 import { createActivities, type ActivityDeps } from "../src/activities/index.ts";
 import { createOutboxRelay, type OutboxRelay } from "../src/engine/delivery/outbox-relay.ts";
 import { createWebhookDispatcher } from "../src/engine/delivery/webhook-dispatcher.ts";
 import type { Logger } from "../src/observability/logger.ts";
 import { createPool } from "../src/db/pool.ts";
+import { WorkflowIdConflictPolicy } from "@temporalio/common";
+import { retentionWorkflowId } from "../src/workflows/messages.ts";
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL("../src/workflows/index.ts", import.meta.url));
 
@@ -30,6 +32,10 @@ export interface WorkerOptions {
   readonly afterIssueCommitted?: ActivityDeps["afterIssueCommitted"];
   /** How long shutdown waits for running activities before cancelling them. */
   readonly shutdownGraceMs?: number;
+  /** KINDLING_RETENTION_DAYS: days kept for tenants without their own retention; null or absent keeps everything. */
+  readonly retentionDays?: number | null;
+  /** Start the retention workflow (partitions ahead, retention behind) if it is not running (default true). */
+  readonly retentionWorkflow?: boolean;
 }
 
 export interface RunningWorker {
@@ -41,6 +47,23 @@ export interface RunningWorker {
 
 export async function bundleWorkflows(): Promise<WorkflowBundle> {
   return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+}
+
+/**
+ * Starts the deployment's retention workflow unless it runs: every worker asks, one workflow runs (its id is the
+ * task queue's, USE_EXISTING), as the relay starts sweepers.
+ */
+export async function startRetentionWorkflow(client: Client, taskQueue: string): Promise<void> {
+  try {
+    await client.workflow.start("retentionWorkflow", {
+      taskQueue,
+      workflowId: retentionWorkflowId(taskQueue),
+      args: [{ version: 1 }],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    });
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+  }
 }
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -62,7 +85,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: options.namespace });
-    const activities = createActivities({ pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted });
+    const activities = createActivities({
+      pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted, retention: { defaultDays: options.retentionDays ?? null },
+    });
     const worker = await Worker.create({
       connection: nativeConnection,
       namespace: options.namespace,
@@ -89,6 +114,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       webhooks.start();
       cleanups.push(() => webhooks.stop());
     }
+    if (options.retentionWorkflow ?? true) await startRetentionWorkflow(client, options.taskQueue);
     logger.info({ taskQueue: options.taskQueue, namespace: options.namespace, address: options.temporalAddress }, "worker started");
     return { worker, relay, client, stop: cleanup };
   } catch (error) {

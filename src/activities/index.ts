@@ -5,6 +5,8 @@ import { createDefinitionCatalog } from "../engine/definitions/definition-catalo
 import { createRewardEngine, type RewardEngineDeps } from "../engine/rewards/reward-fulfilment.ts";
 import { createSweepActivities } from "./sweep.activities.ts";
 import { createRewardActivities } from "./reward.activities.ts";
+import { createRetentionActivities } from "./retention.activities.ts";
+import type { RetentionPolicy } from "../engine/retention/retention.ts";
 
 export interface ActivityDeps {
   readonly pool: Pool;
@@ -13,6 +15,8 @@ export interface ActivityDeps {
   readonly fetch?: typeof fetch;
   /** Fault injection for crash tests (see RewardEngineDeps). */
   readonly afterIssueCommitted?: RewardEngineDeps["afterIssueCommitted"];
+  /** The global retention (KINDLING_RETENTION_DAYS); absent keeps everything of tenants without their own. */
+  readonly retention?: RetentionPolicy;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -23,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSweepActivities({ pool: deps.pool, catalog, breakPageSize: deps.breakPageSize }),
     ...createRewardActivities(engine),
+    ...createRetentionActivities({ pool: deps.pool, retention: deps.retention }),
   };
 }
 

@@ -59,6 +59,8 @@ export interface ApiDeps {
   readonly preparedStatements?: boolean;
   /** Store window history when recording activity (default true; KINDLING_HISTORY=false is a measuring aid). */
   readonly history?: boolean;
+  /** KINDLING_RETENTION_DAYS, as GetDataRetention reports it for tenants without their own (null: forever). */
+  readonly retentionDays?: number | null;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -139,6 +141,8 @@ const permissionsByService: ReadonlyArray<[DescService, Record<string, readonly 
       // The tenant's backend mints a session for the member it has signed in, and hands the token to the page.
       CreateMemberSession: SERVER,
       RotateMemberSessionKey: ADMIN,
+      GetDataRetention: ADMIN,
+      SetDataRetention: ADMIN,
     },
   ],
   [
@@ -226,7 +230,9 @@ export function createApi(deps: ApiDeps): {
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, teams, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
     serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
-    serviceRegistration(TenantService, createTenantService({ em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog })),
+    serviceRegistration(TenantService, createTenantService({
+      em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog, pool: deps.pool, retentionDays: deps.retentionDays ?? null,
+    })),
     serviceRegistration(EventService, createEventService({ pool: deps.pool, catalog, webhooks: createWebhookStore(deps.pool) })),
     serviceRegistration(LeaderboardService, createLeaderboardService({ leaderboards: createLeaderboardStore(deps.pool, { preparedStatements }), catalog, now })),
     serviceRegistration(TeamService, createTeamService({ teams })),

@@ -55,6 +55,11 @@ export interface KindlingConfig {
   readonly grpcUnaryPath: boolean;
   /** Session-level prepared statements on the hot paths (false behind a transaction-pooling proxy such as PgBouncer). */
   readonly preparedStatements: boolean;
+  /**
+   * Days activities and events are kept for tenants without their own retention (KINDLING_RETENTION_DAYS); null
+   * (0 or unset) keeps them forever. The worker's retention workflow applies it (src/engine/retention/retention.ts).
+   */
+  readonly retentionDays: number | null;
   /** Store window history when recording activity (KINDLING_HISTORY, default true). */
   readonly history: boolean;
   /**
@@ -157,6 +162,14 @@ function name(env: Env, variable: string, fallback: string): string {
   return raw;
 }
 
+/** 0 or unset: keep forever; otherwise at least a week (the partitions are weeks; the stats re-read the last days). */
+function retentionDays(env: Env, name: string): number | null {
+  const days = integer(env, name, 0, 0, 36_500);
+  if (days === 0) return null;
+  if (days < 7) throw new ConfigError(name, `must be 0 (keep forever) or at least 7 days, got ${days}`);
+  return days;
+}
+
 /** Reads the configuration from an environment (process.env by default). Throws ConfigError on the first bad value. */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KindlingConfig {
   return {
@@ -184,6 +197,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
     history: flag(env, "KINDLING_HISTORY", true),
     jsonIgnoreUnknownFields: flag(env, "KINDLING_JSON_IGNORE_UNKNOWN_FIELDS"),
+    retentionDays: retentionDays(env, "KINDLING_RETENTION_DAYS"),
     corsOrigins: origins(env, "KINDLING_CORS_ORIGINS"),
     demo: optionalFlag(env, "KINDLING_DEMO"),
   };
@@ -207,6 +221,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
     KINDLING_HISTORY: String(config.history),
+    KINDLING_RETENTION_DAYS: String(config.retentionDays ?? 0),
     KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
     KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
     ...(config.demo === undefined ? {} : { KINDLING_DEMO: String(config.demo) }),
@@ -236,6 +251,7 @@ export const configVariables = [
   ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
+  ["KINDLING_RETENTION_DAYS", "Days activities and events are kept (the worker's retention workflow drops older week partitions and deletes rows of tenants with a shorter retention of their own); 0 keeps them forever (default). At least 7; activities a member's open windows still need are kept regardless (docs/scaling.md)."],
   ["KINDLING_HISTORY", "false: recording activity stores no window history (ListStreakWindows then misses the windows it finalised); a measuring aid for bench/, default true."],
   ["KINDLING_JSON_IGNORE_UNKNOWN_FIELDS", "true: drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (default false), for rolling upgrades where clients already send newer fields."],
   ["KINDLING_CORS_ORIGINS", "Comma-separated browser origins (such as https://shop.example.com) allowed to call the API for every tenant, beside each tenant's own list (TenantService.SetBrowserOrigins). Default none."],

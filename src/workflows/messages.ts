@@ -43,6 +43,33 @@ export function sweeperWorkflowId(tenantId: string, definitionId: string): strin
   return `sweeper/${tenantId}/${definitionId}`;
 }
 
+/** The one retention workflow of a deployment (its task queue; src/workflows/retention.workflow.ts); every worker starts it. */
+export function retentionWorkflowId(taskQueue: string): string {
+  return `retention/${taskQueue}`;
+}
+
+/** Input of retentionWorkflow. */
+export interface RetentionInput {
+  readonly version: 1;
+  /** Time between passes. Default 6 h: a week partition is created weeks ahead, and dropped within a pass of its turn. */
+  readonly intervalMs?: number;
+  /** Passes before continuing as new, unless the server suggests it earlier. Default 100. */
+  readonly maxIterations?: number;
+}
+
+export interface RetentionStatus {
+  readonly passes: number;
+  readonly lastPassAt: number | null;
+  readonly partitionsCreated: number;
+  readonly partitionsDropped: number;
+  readonly activitiesDeleted: number;
+  readonly eventsDeleted: number;
+}
+
+/** Run a pass now (operators, tests) instead of at the next interval. */
+export const retentionRunSignal = defineSignal("retentionRun");
+export const retentionStatusQuery = defineQuery<RetentionStatus>("retentionStatus");
+
 /** Input of rewardLifecycleWorkflow. `attempt` 0 is the first run; RetryReward starts attempt 1, 2, … */
 export interface RewardInput {
   readonly version: 1;

@@ -88,6 +88,8 @@ const TABLE = `
   kindling.v1.TenantService/SetBrowserOrigins         ok     denied   denied  denied   denied        denied  ok            unauth
   kindling.v1.TenantService/CreateMemberSession       ok     ok       denied  denied   denied        denied  ok            unauth
   kindling.v1.TenantService/RotateMemberSessionKey    ok     denied   denied  denied   denied        denied  ok            unauth
+  kindling.v1.TenantService/GetDataRetention          ok     denied   denied  denied   denied        denied  ok            unauth
+  kindling.v1.TenantService/SetDataRetention          ok     denied   denied  denied   denied        denied  ok            unauth
 
   kindling.v1.EventService/ListEvents                 ok     ok       ok      ok       denied        denied  ok            unauth
   kindling.v1.EventService/WatchEvents                ok     ok       ok      ok       denied        denied  ok            unauth
@@ -232,6 +234,9 @@ function requestFor(rpc: string): Record<string, unknown> {
     "TenantService/SetBrowserOrigins": { origins: ["https://shop.example.com"] },
     "TenantService/CreateMemberSession": { memberExternalId: "alice" },
     "TenantService/RotateMemberSessionKey": {},
+    // 0: the server's default, so no tenant's retention changes.
+    "TenantService/GetDataRetention": {},
+    "TenantService/SetDataRetention": { retentionDays: 0 },
     "EventService/ListEvents": { memberExternalId: "alice" },
     "EventService/WatchEvents": { memberExternalId: "alice" },
     "EventService/CreateWebhookSubscription": { url: "https://hooks.example.com/kindling" },

@@ -13,10 +13,11 @@ import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../..
 import { BATCH_STATEMENTS } from "../../src/engine/ingest/batch-sql.ts";
 import { PROGRESS_READ_SQL } from "../../src/engine/reads/batch-progress-reader.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
-import { preparedPlans } from "../support/plans.ts";
+import { preparedPlans, withoutEmptyPartitionScans } from "../support/plans.ts";
 
 const MEMBERS = 3000;
-const SCANNED_TABLES = /Seq Scan on (member|member_streak|member_streak_state|activity|reward)\b/;
+// activity's week partitions (activity_p20261130, activity_legacy, activity_default) and its key table count as activity.
+const SCANNED_TABLES = /Seq Scan on (member|member_streak|member_streak_state|activity(_key|_legacy|_default|_p\d{8})?|reward)\b/;
 
 let api: TestApi;
 let pool: pg.Pool;
@@ -99,11 +100,11 @@ async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
 describe("batch statement plans", () => {
   it("plans/batch_statements_probe_indexes_after_a_bulk_load_and_after_analyze", async () => {
     for (const phase of ["after the bulk load", "after analyze"]) {
-      if (phase === "after analyze") await pool.query("analyze member, member_streak, member_streak_state, activity, reward");
+      if (phase === "after analyze") await pool.query("analyze member, member_streak, member_streak_state, activity, activity_key, reward");
       const byStatement = await plansOfEveryStatement();
       expect(Object.keys(byStatement)).toHaveLength(8);
       for (const [statement, planned] of Object.entries(byStatement)) {
-        for (const plan of planned) expect(plan, `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
+        for (const plan of planned) expect(withoutEmptyPartitionScans(plan), `${statement}, ${phase}`).not.toMatch(SCANNED_TABLES);
       }
     }
     // The tables really are large enough for the planner to prefer a scan where one is open to it.

@@ -32,7 +32,10 @@ async function uncovered(client: Pick<pg.Pool, "query">): Promise<Record<string,
   const { rows } = await client.query<{ table_name: string; column_name: string }>(
     `select c.table_name, c.column_name from information_schema.columns c
        join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name and t.table_type = 'BASE TABLE'
-      where c.table_schema = 'public' order by c.table_name, c.ordinal_position`,
+      where c.table_schema = 'public'
+        -- A partition (activity_p20261130 …) holds its parent's rows, which the parent's line covers.
+        and not exists (select 1 from pg_class p where p.oid = format('%I.%I', c.table_schema, c.table_name)::regclass and p.relispartition)
+      order by c.table_name, c.ordinal_position`,
   );
   const covered = new Set([...MEMBER_DATA.map((t) => t.table), ...Object.keys(NO_MEMBER_DATA)]);
   const found: Record<string, string[]> = {};

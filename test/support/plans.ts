@@ -20,3 +20,24 @@ export async function preparedPlans(pool: pg.Pool, text: string, types: readonly
     client.release();
   }
 }
+
+/**
+ * A plan without the scans of week partitions the statistics say are empty (an ANALYZE of the partitioned table
+ * also analyzes the weeks created ahead): PostgreSQL plans such a partition as a sequential scan of nothing
+ * (cost 0.00..0.01 at most), which is no scan of the table's rows. Every other scan of a partition stays, so a
+ * partition with rows in it that is scanned still fails the plan checks.
+ */
+export function withoutEmptyPartitionScans(plan: string): string {
+  const lines = plan.split("\n");
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (/Seq Scan on \w+_(legacy|default|p\d{8}) \w+\s+\(cost=0\.00\.\.0\.0[01] rows=1 /.test(line)) {
+      // Its Filter line goes with it.
+      if (/^\s*Filter:/.test(lines[i + 1] ?? "")) i++;
+      continue;
+    }
+    out.push(line);
+  }
+  return out.join("\n");
+}

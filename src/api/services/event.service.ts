@@ -10,11 +10,11 @@ import { WebhookDeliverySchema, WebhookDeliveryState, WebhookSubscriptionSchema 
 import type { EventType } from "../../gen/kindling/v1/event_pb.js";
 import type { DeliveryStatus, StreakEventType } from "../../db/entities/index.ts";
 import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
-import { createStreamFloor, latestSeq, listEvents, pause, readSlice } from "../../engine/delivery/event-stream.ts";
+import { createStreamFloor, latestSeq, listEvents, pause, readSlice, retentionFloor } from "../../engine/delivery/event-stream.ts";
 import type { StoredDelivery, StoredSubscription, WebhookStore } from "../../engine/delivery/webhook-store.ts";
 import { eventMessages, eventTypeFromProto, eventTypeToProto, seqOfCursor } from "../../engine/delivery/event-messages.ts";
 import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
-import { invalidArgument } from "../errors.ts";
+import { failedPrecondition, invalidArgument } from "../errors.ts";
 import type { Principal } from "../context.ts";
 import { principalOf } from "../context.ts";
 import { assertOwnMember, definitionFilter } from "./member-streak.service.ts";
@@ -52,6 +52,20 @@ function cursor(value: string) {
   const seq = seqOfCursor(value);
   if (seq === undefined) throw invalidArgument("INVALID_CURSOR", "after_cursor is not an event cursor", [{ field: "after_cursor", description: "not an Event.cursor value" }]);
   return seq;
+}
+
+/**
+ * Refuses a cursor behind retention: events after it may have been removed (docs/scaling.md "Retention"), so
+ * resuming from it could silently skip them. The client starts again from a fresh read (no cursor).
+ */
+async function assertRetained(pool: Pool, tenantId: string, seq: bigint, field: string): Promise<void> {
+  const floor = await retentionFloor(pool, tenantId);
+  if (seq < floor) {
+    throw failedPrecondition("CURSOR_EXPIRED", `${field} is older than the retained events: events after it were removed by retention`, {
+      cursor: seq.toString(),
+      oldest_resumable_cursor: floor.toString(),
+    });
+  }
 }
 
 function subscriptionMessage(s: StoredSubscription) {
@@ -93,6 +107,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
     const definitionId = definitionFilter(principal, req.definitionId);
     const wanted = new Set(types(req.types));
     let floor = req.afterCursor ? cursor(req.afterCursor) : await latestSeq(deps.pool);
+    if (req.afterCursor) await assertRetained(deps.pool, tenantId, floor, "after_cursor");
     const floors = createStreamFloor(gapTimeoutMs);
     // Events above the floor already sent: a gap keeps the floor below them until it settles.
     const sent = new Set<bigint>();
@@ -121,6 +136,8 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
       const principal = principalOf(context);
       const limit = req.pageSize > 0 ? pageSize(req.pageSize) : DEFAULT_EVENT_PAGE;
       const after = decodePageToken(req.pageToken, 1)?.[0];
+      const afterSeq = after === undefined ? undefined : cursor(String(after));
+      if (afterSeq !== undefined) await assertRetained(deps.pool, principal.tenantId, afterSeq, "page_token");
       const events = await listEvents(deps.pool, {
         tenantId: principal.tenantId,
         types: types(req.types),
@@ -128,7 +145,7 @@ export function createEventService(deps: EventServiceDeps): ServiceImpl<typeof E
         memberExternalId: memberFilter(principal, req.memberExternalId),
         from: req.startTime ? timestampMs(req.startTime) : undefined,
         to: req.endTime ? timestampMs(req.endTime) : undefined,
-        afterSeq: after === undefined ? undefined : cursor(String(after)),
+        afterSeq,
         limit: limit + 1,
       });
       const page = events.slice(0, limit);

@@ -18,6 +18,8 @@ import type { BrowserAccess } from "../../engine/access/browser-access.ts";
 import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
 import { DEFAULT_SESSION_TTL_MS, signMemberSession } from "../../auth/member-session.ts";
 import { parseBrowserOrigin } from "../../domain/browser-origin.ts";
+import type { Pool } from "pg";
+import { MIN_RETENTION_DAYS, setTenantRetention, tenantRetention } from "../../engine/retention/retention.ts";
 
 export interface TenantServiceDeps {
   readonly em: () => EntityManager;
@@ -26,6 +28,9 @@ export interface TenantServiceDeps {
   readonly onKeyRevoked: (keyId: string) => Promise<void>;
   readonly browser: BrowserAccess;
   readonly catalog: DefinitionCatalog;
+  readonly pool: Pool;
+  /** The server's default retention (KINDLING_RETENTION_DAYS); null keeps everything. */
+  readonly retentionDays: number | null;
 }
 
 const algorithms: Partial<Record<JwtAlgorithm, EndUserJwtConfig["algorithm"]>> = {
@@ -120,6 +125,22 @@ export function createTenantService(deps: TenantServiceDeps): ServiceImpl<typeof
       if (violations.length > 0) throw new ApiError(Code.InvalidArgument, "INVALID_ORIGIN", violations[0]!.description, { violations });
       const { origins, updatedAt } = await deps.browser.setOrigins(principalOf(context).tenantId, req.origins, deps.now());
       return { origins: [...origins], updateTime: timestampFromMs(updatedAt ?? deps.now()) };
+    },
+
+    async getDataRetention(_req, context) {
+      const own = await tenantRetention(deps.pool, principalOf(context).tenantId);
+      return { retentionDays: own ?? deps.retentionDays ?? 0, tenantOverride: own !== null };
+    },
+
+    async setDataRetention(req, context) {
+      const tenantId = principalOf(context).tenantId;
+      if (req.retentionDays !== 0 && req.retentionDays < MIN_RETENTION_DAYS) {
+        throw new ApiError(Code.InvalidArgument, "INVALID_RETENTION", `retention_days must be 0 or at least ${MIN_RETENTION_DAYS}`, {
+          violations: [{ field: "retention_days", description: `0 (the server's default) or ${MIN_RETENTION_DAYS} to 36500 days`, reason: "INVALID_RETENTION" }],
+        });
+      }
+      await setTenantRetention(deps.pool, tenantId, req.retentionDays === 0 ? null : req.retentionDays);
+      return { retentionDays: req.retentionDays === 0 ? (deps.retentionDays ?? 0) : req.retentionDays, tenantOverride: req.retentionDays !== 0 };
     },
 
     async createMemberSession(req, context) {

@@ -16,8 +16,9 @@ export * from "./member-erasure-tally.entity.ts";
 export * from "./definition-stats-day.entity.ts";
 export * from "./streak-window.entity.ts";
 export * from "./team.entity.ts";
+export * from "./retention.entity.ts";
 
-import { ActivitySchema } from "./activity.entity.ts";
+import { ActivityKeySchema, ActivityRetentionHoldSchema, ActivitySchema } from "./activity.entity.ts";
 import { ApiKeySchema } from "./api-key.entity.ts";
 import { MemberStreakSchema, MemberStreakStateSchema } from "./member-streak.entity.ts";
 import { MemberSchema } from "./member.entity.ts";
@@ -25,7 +26,8 @@ import { OutboxMessageSchema } from "./outbox-message.entity.ts";
 import { RewardSchema } from "./reward.entity.ts";
 import { RewardCodePoolUsageSchema } from "./reward-code-pool-usage.entity.ts";
 import { StreakDefinitionSchema } from "./streak-definition.entity.ts";
-import { StreakEventSchema } from "./streak-event.entity.ts";
+import { StreakEventKeySchema, StreakEventSchema } from "./streak-event.entity.ts";
+import { EventRetentionFloorSchema, TenantRetentionSchema } from "./retention.entity.ts";
 import { StreakWindowSchema } from "./streak-window.entity.ts";
 import { TenantSchema } from "./tenant.entity.ts";
 import { TenantBrowserAccessSchema } from "./tenant-browser-access.entity.ts";
@@ -59,4 +61,9 @@ export const allEntities = [
   TeamMemberSchema,
   TeamMemberWindowSchema,
   TeamWindowSchema,
+  ActivityKeySchema,
+  ActivityRetentionHoldSchema,
+  StreakEventKeySchema,
+  TenantRetentionSchema,
+  EventRetentionFloorSchema,
 ];

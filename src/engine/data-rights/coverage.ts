@@ -38,6 +38,10 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
     erase: "delete",
   },
   { table: "activity", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
+  // Activities held aside while retention drops their week (migration 0016; empty between passes).
+  { table: "activity_retention_hold", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.occurred_at, t.id", erase: "delete" },
+  // The activity idempotency keys (migration 0016): one per stored activity, deleted with them.
+  { table: "activity_key", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.recorded_at, t.unique_identifier", erase: "delete" },
   // Team streaks (migration 0014): the member's stretches on teams and their activities in open team windows. The
   // team row itself (name, the team chain keyed by window) names no member; erasure takes the member off the team.
   { table: "team_member", rows: "t.tenant_id = $1 and t.member_id = $2", order: "t.effective_from, t.team_id", erase: "delete" },
@@ -53,6 +57,14 @@ export const MEMBER_DATA: readonly MemberDataTable[] = [
     },
   },
   { table: "streak_event", rows: `t.id in (${MEMBER_EVENTS})`, order: "t.id", erase: "delete" },
+  // The dedupe keys of the member's events (migration 0016; they embed the member's streak and reward ids): erased
+  // before the events they are found through.
+  {
+    table: "streak_event_key",
+    rows: `t.tenant_id = $1 and t.dedupe_key in (select e.dedupe_key from streak_event e where e.tenant_id = $1 and e.id in (${MEMBER_EVENTS}))`,
+    order: "t.dedupe_key",
+    erase: "delete",
+  },
   { table: "webhook_delivery", rows: `t.tenant_id = $1 and t.event_id in (${MEMBER_EVENTS})`, order: "t.created_at, t.id", erase: "delete" },
   {
     // Reward work not yet relayed to Temporal names the member (reward.lifecycle, reward.retry) or their reward.

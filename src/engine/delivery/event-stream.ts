@@ -68,6 +68,21 @@ export async function listEvents(db: Pick<Pool, "query">, f: EventFilter & { aft
   return rows.map(stored);
 }
 
+/** The tenant every row of event_retention_floor with this id speaks for: a dropped partition held every tenant's events. */
+export const ALL_TENANTS = "00000000-0000-0000-0000-000000000000";
+
+/**
+ * The highest event id retention removed for the tenant (its own row deletes, or a dropped partition of every
+ * tenant's), 0 when none: a cursor below it may have missed events that are gone (CURSOR_EXPIRED).
+ */
+export async function retentionFloor(db: Pick<Pool, "query">, tenantId: string): Promise<bigint> {
+  const { rows } = await db.query<{ through: string }>(
+    "select coalesce(max(deleted_through), 0)::text as through from event_retention_floor where tenant_id = any($1::uuid[])",
+    [[tenantId, ALL_TENANTS]],
+  );
+  return BigInt(rows[0]!.through);
+}
+
 export async function latestSeq(db: Pick<Pool, "query">): Promise<bigint> {
   const { rows } = await db.query<{ id: string }>("select coalesce(max(id), 0)::text as id from streak_event");
   return BigInt(rows[0]!.id);

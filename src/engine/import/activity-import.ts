@@ -9,6 +9,11 @@
 // Milestones reached inside the history are what `diffEffects` finds between the stored state and the recomputed
 // one: milestones already earned are never reached again, and reward rows are unique per (member, definition,
 // threshold, cycle, repetition), so no import — repeated or not — grants one twice.
+//
+// Retention (src/engine/retention/retention.ts) may have removed a member's older activities. A recomputation without them
+// would rebuild the streak from the retained part only, so the import refuses (FAILED_PRECONDITION,
+// HISTORY_EXPIRED) when the stored state counts more applied activities (activityCount) than the retained history
+// holds, and changes nothing.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { advance, diffEffects, recompute, type ActivityInput as DomainActivity, type MemberStreakState, type StreakEffect } from "../../domain/streak-machine.ts";
@@ -19,6 +24,7 @@ import { teamRuleOf } from "../teams/team-streaks.ts";
 import { eventsForEffects } from "../ingest/streak-events.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "../ingest/streak-persistence.ts";
 import { inTransaction } from "../transaction.ts";
+import { EngineError } from "../engine-error.ts";
 
 export type MilestonePolicy = "NONE" | "RECORD" | "GRANT";
 
@@ -110,7 +116,7 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
       metadata: a.metadata,
     };
   });
-  const inserted = await client.query<{ member_id: string; applied_definition_ids: string[] }>(
+  const inserted = await client.query<{ id: string; member_id: string; applied_definition_ids: string[] }>(
     `insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key,
        unique_identifier, platform, metadata, recorded_at, imported)
      select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
@@ -118,8 +124,7 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
        from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
          applied_definition_ids text[], occurred_at timestamptz, value double precision, distinct_key varchar, unique_identifier varchar,
          platform varchar, metadata jsonb)
-     on conflict on constraint activity_idempotency_key do nothing
-     returning member_id, applied_definition_ids`,
+     returning id, member_id, applied_definition_ids`,
     [JSON.stringify(records)],
   );
 
@@ -144,6 +149,16 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
     const activities: DomainActivity[] = history.rows.map((a) => ({
       id: a.id, occurredAt: a.occurred_at.getTime(), value: a.value ?? undefined, distinctKey: a.distinct_key ?? undefined, memberTimezone: member.time_zone,
     }));
+    const imported = new Set(inserted.rows.map((r) => r.id));
+    const kept = history.rows.filter((a) => !imported.has(a.id)).length;
+    if (kept < row.state.activityCount) {
+      throw new EngineError(
+        "FAILED_PRECONDITION",
+        "HISTORY_EXPIRED",
+        `member ${member.external_id} has ${row.state.activityCount - kept} applied activities of definition ${def.id} removed by retention: a recomputation would miss them`,
+        { member_external_id: member.external_id, definition_id: def.id },
+      );
+    }
     const before = advance(def.rules, row.state, now, opts).state;
     const next = recompute(def.rules, activities, now, opts);
     const effects = diffEffects(def.rules, before, next);

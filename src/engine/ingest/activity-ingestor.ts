@@ -9,8 +9,9 @@
 //
 // Correctness under concurrency: the member-streak row is locked (SELECT … FOR UPDATE) before it is read, so two
 // activities of one member serialise on it and neither update is lost. Rows are locked in definition-id order,
-// so fan-out to several definitions cannot deadlock against another fan-out. Idempotency is the unique key
-// (tenant, member, unique_identifier): a duplicate inserts nothing and answers with the current state.
+// so fan-out to several definitions cannot deadlock against another fan-out. Idempotency is the key
+// (tenant, member, unique_identifier) in activity_key, written by the activity table's insert trigger (migration
+// 0016): a duplicate inserts nothing (the trigger skips the row) and answers with the current state.
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { applyActivity, advance, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
@@ -280,7 +281,6 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
   const inserted = await client.query<ActivityRow>(
     `insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-     on conflict on constraint activity_idempotency_key do nothing
      returning ${ACTIVITY_COLUMNS}`,
     [
       activityId, input.tenantId, member.id,
@@ -302,12 +302,16 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
 async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
   const { rows } = await pool.query<ActivityRow & { time_zone: string | null }>(
     `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}, m.time_zone
-       from activity a join member m on m.id = a.member_id
-      where a.tenant_id = $1 and m.tenant_id = $1 and m.external_id = $2 and a.unique_identifier = $3`,
+       from member m
+       join activity_key k on k.tenant_id = m.tenant_id and k.member_id = m.id and k.unique_identifier = $3
+       join activity a on a.id = k.activity_id and a.recorded_at = k.recorded_at
+      where m.tenant_id = $1 and m.external_id = $2`,
     [input.tenantId, input.memberExternalId, input.uniqueIdentifier],
   );
   const row = rows[0];
-  if (!row) throw new Error("duplicate activity vanished: activities are never deleted");
+  // A key and its activity are deleted together (retention, erasure), in a transaction that committed between
+  // the insert that found the key and this read.
+  if (!row) throw new Error("duplicate activity vanished: removed by retention or erasure meanwhile");
   const streaks = await currentStreaks(pool, input.tenantId, row.member_id, defs, now);
   return {
     activity: activityRecord(row, input.memberExternalId),

@@ -520,7 +520,7 @@ interface BatchWrites {
 
 /**
  * The batch's writes in one statement (data-modifying WITH items), sent with COMMIT in one simple-protocol
- * message: the streak rows, the fresh activities (`on conflict do nothing returning`; a concurrent duplicate is a
+ * message: the streak rows, the fresh activities (`returning`; the key trigger skips a stored key, so a concurrent duplicate is a
  * missing row, and kindling_batch_check then aborts the statement and so the commit), the rewards (once each,
  * by reward_grant_once) with a lifecycle outbox row for each one created that needs it, and the events. Returns
  * the inserted activities by item index, and the reward facts for the responses, read in the same round trip: for

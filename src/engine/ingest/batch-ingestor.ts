@@ -23,8 +23,9 @@
 //     earlier activity of the batch; each row is written once, with the projections of `memberStreakColumns`
 //     (the same function the single-row save uses), and its version moves once per activity as before;
 //   - the writes are one statement (data-modifying WITH items): streak rows, activities, rewards with their outbox
-//     rows, events, with the same dedupe keys as before. Activities are inserted `on conflict do nothing
-//     returning`: a row that does not come back is a concurrent duplicate (committed after the pre-check), and
+//     rows, events, with the same dedupe keys as before. Activities are inserted `returning`, and the activity
+//     table's key trigger (migration 0016) skips one whose idempotency key is stored: a row that does not come
+//     back is a concurrent duplicate (committed after the pre-check), and
 //     kindling_batch_check (migration 0006) then raises KB001 inside the statement, so neither it nor the COMMIT
 //     sent with it takes effect; the batch runs again and reads that key as stored. A concurrent duplicate the
 //     domain itself sees (in a locked streak row's state) rolls the batch back before the write; that item goes

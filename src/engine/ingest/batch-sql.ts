@@ -10,7 +10,8 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
        from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
        cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
        left join lateral (
-         select * from activity a where a.tenant_id = k.tenant_id and a.member_id = m.id and a.unique_identifier = k.uid offset 0
+         select a.* from activity_key ak join activity a on a.id = ak.activity_id and a.recorded_at = ak.recorded_at
+          where ak.tenant_id = k.tenant_id and ak.member_id = m.id and ak.unique_identifier = k.uid offset 0
        ) a on true`;
 
 // `offset 0` keeps NOT EXISTS a per-key index probe (a subplan) instead of an anti join, which the planner made a
@@ -66,7 +67,6 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
            applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
            metadata jsonb, recorded_at timestamptz, n bigint)
         order by n
-       on conflict on constraint activity_idempotency_key do nothing
        returning ${ACTIVITY_COLUMNS}
      ), new_rewards as (
        insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,

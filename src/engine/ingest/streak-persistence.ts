@@ -191,14 +191,16 @@ export function eventRecords(events: readonly PlannedEvent[]): string {
   })));
 }
 
-/** An INSERT (usable as a WITH item) of the events in `eventRecords` from parameter `$param`, once each by their dedupe key. */
+/**
+ * An INSERT (usable as a WITH item) of the events in `eventRecords` from parameter `$param`, once each by their
+ * dedupe key: the table's key trigger skips an event whose key is stored (migration 0016).
+ */
 export function insertEventsSql(param: number): string {
   return `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
      select x.tenant_id, x.type, x.member_id, x.definition_id, x.dedupe_key, x.payload, x.occurred_at, now()
        from jsonb_to_recordset($${param}::jsonb) as x(tenant_id uuid, type varchar, member_id uuid, definition_id uuid, dedupe_key varchar,
          payload jsonb, occurred_at timestamptz, n bigint)
-      order by n
-     on conflict on constraint streak_event_dedupe do nothing`;
+      order by n`;
 }
 
 export async function insertEvents(client: Pick<PoolClient, "query">, events: readonly PlannedEvent[]): Promise<void> {

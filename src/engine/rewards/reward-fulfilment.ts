@@ -132,7 +132,7 @@ async function insertRewardEvent(client: Pick<PoolClient, "query">, row: RewardR
   const payload = { user_id: row.external_id, definition_id: row.definition_id, reward_id: row.id, kind: row.kind, threshold: row.threshold, ...extra };
   await client.query(
     `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-     values ($1, $2, $3, $4, $5, $6, $7, now()) on conflict on constraint streak_event_dedupe do nothing`,
+     values ($1, $2, $3, $4, $5, $6, $7, now())`,
     [row.tenant_id, type, row.member_id, row.definition_id, dedupeKey, JSON.stringify(payload), new Date(at)],
   );
 }

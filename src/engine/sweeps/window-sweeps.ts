@@ -178,7 +178,6 @@ async function sweepMemberBreaks(pool: Pool, def: CatalogDefinition, asOf: numbe
                   'final_count', d.current_count, 'window_key', d.break_window_key),
                 d.break_at, now()
            from due d
-         on conflict on constraint streak_event_dedupe do nothing
        ), ${breakHistorySql(def)}
        ${pageAnswer("broken", "break_at")}`,
       [def.tenantId, def.id, new Date(asOf), pageSize, froms, tos, lower, upper, after.at, after.id],
@@ -248,7 +247,6 @@ export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: numb
                   'window_end_time', to_char(k.window_close_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
                 k.at_risk_at, now()
            from marked k
-         on conflict on constraint streak_event_dedupe do nothing
        )
        ${pageAnswer("marked", "at_risk_at")}`,
       [def.tenantId, def.id, new Date(asOf), pageSize, lower, upper, after.at, after.id],

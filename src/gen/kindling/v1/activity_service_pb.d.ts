@@ -560,7 +560,8 @@ export declare const ActivityService: GenService<{
    * inside the imported history follow milestone_policy; events are written only with emit_events. The whole
    * request is one transaction: any invalid item (INVALID_ARGUMENT), unknown definition (NOT_FOUND, reason
    * DEFINITION_NOT_FOUND) or definition neither LIVE nor PAUSED (FAILED_PRECONDITION, reason
-   * DEFINITION_NOT_LIVE) imports nothing.
+   * DEFINITION_NOT_LIVE) imports nothing; so does a member streak whose applied activities retention has partly
+   * removed (FAILED_PRECONDITION, reason HISTORY_EXPIRED): its recomputation would miss them.
    *
    * @generated from rpc kindling.v1.ActivityService.ImportActivities
    */

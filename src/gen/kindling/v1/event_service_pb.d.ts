@@ -407,7 +407,8 @@ export declare const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhook
  */
 export declare const EventService: GenService<{
   /**
-   * Lists persisted events, oldest first (stream order).
+   * Lists persisted events, oldest first (stream order). FAILED_PRECONDITION with reason CURSOR_EXPIRED when
+   * page_token's position is older than the retained events (retention removed events after it).
    *
    * @generated from rpc kindling.v1.EventService.ListEvents
    */

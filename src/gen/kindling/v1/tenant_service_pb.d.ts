@@ -505,6 +505,94 @@ export declare type RotateMemberSessionKeyResponse = Message<"kindling.v1.Rotate
 export declare const RotateMemberSessionKeyResponseSchema: GenMessage<RotateMemberSessionKeyResponse>;
 
 /**
+ * The request of GetDataRetention.
+ *
+ * @generated from message kindling.v1.GetDataRetentionRequest
+ */
+export declare type GetDataRetentionRequest = Message<"kindling.v1.GetDataRetentionRequest"> & {
+};
+
+/**
+ * Describes the message kindling.v1.GetDataRetentionRequest.
+ * Use `create(GetDataRetentionRequestSchema)` to create a new message.
+ */
+export declare const GetDataRetentionRequestSchema: GenMessage<GetDataRetentionRequest>;
+
+/**
+ * The response of GetDataRetention.
+ *
+ * @generated from message kindling.v1.GetDataRetentionResponse
+ */
+export declare type GetDataRetentionResponse = Message<"kindling.v1.GetDataRetentionResponse"> & {
+  /**
+   * Days activities and events are kept for this tenant; 0 means forever.
+   *
+   * @generated from field: int32 retention_days = 1;
+   */
+  retentionDays: number;
+
+  /**
+   * True when retention_days is the tenant's own (SetDataRetention), false when it is the server's default.
+   *
+   * @generated from field: bool tenant_override = 2;
+   */
+  tenantOverride: boolean;
+};
+
+/**
+ * Describes the message kindling.v1.GetDataRetentionResponse.
+ * Use `create(GetDataRetentionResponseSchema)` to create a new message.
+ */
+export declare const GetDataRetentionResponseSchema: GenMessage<GetDataRetentionResponse>;
+
+/**
+ * The request of SetDataRetention.
+ *
+ * @generated from message kindling.v1.SetDataRetentionRequest
+ */
+export declare type SetDataRetentionRequest = Message<"kindling.v1.SetDataRetentionRequest"> & {
+  /**
+   * Days to keep activities and events, 7 to 36500; 0 clears the tenant's own retention (the server's default applies).
+   *
+   * @generated from field: int32 retention_days = 1;
+   */
+  retentionDays: number;
+};
+
+/**
+ * Describes the message kindling.v1.SetDataRetentionRequest.
+ * Use `create(SetDataRetentionRequestSchema)` to create a new message.
+ */
+export declare const SetDataRetentionRequestSchema: GenMessage<SetDataRetentionRequest>;
+
+/**
+ * The response of SetDataRetention.
+ *
+ * @generated from message kindling.v1.SetDataRetentionResponse
+ */
+export declare type SetDataRetentionResponse = Message<"kindling.v1.SetDataRetentionResponse"> & {
+  /**
+   * Days activities and events are now kept for this tenant; 0 means forever.
+   *
+   * @generated from field: int32 retention_days = 1;
+   */
+  retentionDays: number;
+
+  /**
+   * True when the tenant has a retention of its own.
+   *
+   * @generated from field: bool tenant_override = 2;
+   */
+  tenantOverride: boolean;
+};
+
+/**
+ * Describes the message kindling.v1.SetDataRetentionResponse.
+ * Use `create(SetDataRetentionResponseSchema)` to create a new message.
+ */
+export declare const SetDataRetentionResponseSchema: GenMessage<SetDataRetentionResponse>;
+
+/**
  * Reads the caller's tenant and manages its credentials. Tenants themselves are created with the `kindling` CLI.
  *
  * Permissions: GetTenant and CreateMemberSession are open to ADMIN and SERVICE credentials; every other RPC is
@@ -610,6 +698,30 @@ export declare const TenantService: GenService<{
     methodKind: "unary";
     input: typeof RotateMemberSessionKeyRequestSchema;
     output: typeof RotateMemberSessionKeyResponseSchema;
+  },
+  /**
+   * Gets how long the tenant's activities and events are kept: its own retention if set, else the server's
+   * default (KINDLING_RETENTION_DAYS).
+   *
+   * @generated from rpc kindling.v1.TenantService.GetDataRetention
+   */
+  getDataRetention: {
+    methodKind: "unary";
+    input: typeof GetDataRetentionRequestSchema;
+    output: typeof GetDataRetentionResponseSchema;
+  },
+  /**
+   * Sets the tenant's own retention of activities and events, in days (7 to 36500), or clears it (0: back to the
+   * server's default). The worker's retention workflow applies it at its next pass: activities and events older
+   * than that are removed, except activities a member's streak still needs (their windows are not final yet). A
+   * WatchEvents or ListEvents cursor from before a removed event then answers CURSOR_EXPIRED.
+   *
+   * @generated from rpc kindling.v1.TenantService.SetDataRetention
+   */
+  setDataRetention: {
+    methodKind: "unary";
+    input: typeof SetDataRetentionRequestSchema;
+    output: typeof SetDataRetentionResponseSchema;
   },
 }>;
 

@@ -1,0 +1,296 @@
+// Retention of activities and events (issue 15, item 1), run by the worker's retention workflow
+// (src/workflows/retention.workflow.ts). The tables are range-partitioned by UTC week (migration 0016):
+// activity by recorded_at, streak_event by created_at.
+//
+// - Ahead: the current week and the next WEEKS_AHEAD weeks always exist (kindling_week_partition, which also moves
+//   rows the default partition caught for a week into it).
+// - Behind, whole weeks: a week partition is dropped when all of it is older than the longest retention any tenant
+//   has (the global default for tenants without their own, tenant_retention otherwise). Activities still needed by
+//   a member's state (below) are held aside and come back into the default partition; the keys of everything else
+//   (activity_key, streak_event_key) and the webhook deliveries of its events go first (dropPartition).
+// - Behind, rows: a tenant whose retention is shorter than that longest one has its older activities and events
+//   deleted row by row, in pages, with their keys and deliveries; rows in the default partition past their
+//   tenant's retention go the same way.
+// - Never removed: an activity the member's state still needs — one applied to a member streak whose window is not
+//   final yet (dated at or after the streak's base.cursor, or any, while no window of it is final). Those are the
+//   domain's tail: late events in grace and the fold of the open windows are decided from them, and a repair
+//   restores from the state alone. Recomputation from the whole history (ImportActivities) reads only what is
+//   retained: see docs/semantics.md §9.
+// - Events behind a removed one: the highest removed id is kept per tenant (event_retention_floor; the nil UUID for
+//   a dropped partition, which held every tenant's), and a cursor below it is CURSOR_EXPIRED.
+//
+// DDL (creating and dropping partitions) takes an ACCESS EXCLUSIVE lock on the parent; those transactions take it
+// first (so they never wait for it while holding row locks a writer waits for), do little under it, and set a
+// lock_timeout, so a long query on the table makes the step fail and the workflow retry it rather than queueing
+// the hot path behind it for long.
+import type { Pool, PoolClient } from "pg";
+import { inTransaction } from "../transaction.ts";
+import { ALL_TENANTS } from "../delivery/event-stream.ts";
+
+export const PARTITIONED = ["activity", "streak_event"] as const;
+export type PartitionedTable = (typeof PARTITIONED)[number];
+
+const DAY = 86_400_000;
+const WEEK = 7 * DAY;
+/** Weeks created ahead of the current one: the worker may be down this long before rows fall into the default partition. */
+export const WEEKS_AHEAD = 4;
+/** Shortest retention accepted (the stats snapshot re-reads the last days' events; a week partition is a week). */
+export const MIN_RETENTION_DAYS = 7;
+export const MAX_RETENTION_DAYS = 36_500;
+const ROW_PAGE = 5_000;
+const LOCK_TIMEOUT = "5s";
+
+/** Monday 00:00 UTC of the week holding `ms`. */
+export function weekStart(ms: number): number {
+  const day = Math.floor(ms / DAY) * DAY;
+  // 1970-01-01 was a Thursday: days since the epoch + 3, mod 7, is days since Monday.
+  const sinceMonday = (Math.floor(ms / DAY) + 3) % 7;
+  return day - sinceMonday * DAY;
+}
+
+export interface Partition {
+  readonly table: PartitionedTable;
+  readonly name: string;
+  /** Lower and upper bound (ms); null for MINVALUE, and both null for the default partition. */
+  readonly from: number | null;
+  readonly to: number | null;
+  readonly isDefault: boolean;
+}
+
+/** The partitions of the partitioned tables, by their bounds as the catalog states them. */
+export async function listPartitions(db: Pick<Pool, "query">): Promise<Partition[]> {
+  const { rows } = await db.query<{ parent: PartitionedTable; name: string; bound: string; from_at: Date | null; to_at: Date | null }>(
+    `select parent.relname as parent, child.relname as name, pg_get_expr(child.relpartbound, child.oid) as bound,
+            (substring(pg_get_expr(child.relpartbound, child.oid) from 'FROM \\(''([^'']+)''\\)'))::timestamptz as from_at,
+            (substring(pg_get_expr(child.relpartbound, child.oid) from 'TO \\(''([^'']+)''\\)'))::timestamptz as to_at
+       from pg_inherits i
+       join pg_class parent on parent.oid = i.inhparent
+       join pg_class child on child.oid = i.inhrelid
+      where parent.relname = any($1::text[]) and parent.relnamespace = 'public'::regnamespace
+      order by parent.relname, to_at nulls first, child.relname`,
+    [[...PARTITIONED]],
+  );
+  return rows.map((r) => ({
+    table: r.parent, name: r.name, from: r.from_at?.getTime() ?? null, to: r.to_at?.getTime() ?? null, isDefault: r.bound === "DEFAULT",
+  }));
+}
+
+/** Creates the week partitions of `now`'s week and the WEEKS_AHEAD after it that do not exist yet. Returns their names. */
+export async function ensurePartitions(pool: Pool, now: number, weeksAhead = WEEKS_AHEAD): Promise<string[]> {
+  const created: string[] = [];
+  const first = weekStart(now);
+  for (const table of PARTITIONED) {
+    for (let w = 0; w <= weeksAhead; w++) {
+      const start = new Date(first + w * WEEK);
+      const made = await inTransaction(pool, async (client) => {
+        await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+        const { rows } = await client.query<{ made: boolean }>("select kindling_week_partition($1, $2::timestamptz) as made", [table, start.toISOString()]);
+        return rows[0]!.made;
+      });
+      if (made) created.push(`${table}_p${start.toISOString().slice(0, 10).replaceAll("-", "")}`);
+    }
+  }
+  return created;
+}
+
+export interface RetentionPolicy {
+  /** The global default in days (KINDLING_RETENTION_DAYS); null keeps everything of tenants without their own. */
+  readonly defaultDays: number | null;
+}
+
+export interface TenantRetentionDays {
+  readonly tenantId: string;
+  /** Null: kept forever. */
+  readonly days: number | null;
+}
+
+/** Every tenant's retention: its own (tenant_retention) or the default. */
+export async function tenantRetentions(db: Pick<Pool, "query">, policy: RetentionPolicy): Promise<TenantRetentionDays[]> {
+  const { rows } = await db.query<{ id: string; days: number | null }>(
+    "select t.id, r.retention_days as days from tenant t left join tenant_retention r on r.tenant_id = t.id order by t.id",
+  );
+  return rows.map((r) => ({ tenantId: r.id, days: r.days ?? policy.defaultDays }));
+}
+
+/** The tenant's own retention in days, or null when it has none (the default applies). */
+export async function tenantRetention(db: Pick<Pool, "query">, tenantId: string): Promise<number | null> {
+  const { rows } = await db.query<{ days: number }>("select retention_days as days from tenant_retention where tenant_id = $1", [tenantId]);
+  return rows[0]?.days ?? null;
+}
+
+/** Sets (days) or clears (null: back to the default) a tenant's own retention. */
+export async function setTenantRetention(db: Pick<Pool, "query">, tenantId: string, days: number | null): Promise<void> {
+  if (days === null) {
+    await db.query("delete from tenant_retention where tenant_id = $1", [tenantId]);
+    return;
+  }
+  if (!Number.isInteger(days) || days < MIN_RETENTION_DAYS || days > MAX_RETENTION_DAYS) {
+    throw new RangeError(`retention must be a whole number of days from ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS}, got ${days}`);
+  }
+  await db.query(
+    `insert into tenant_retention (tenant_id, retention_days, updated_at) values ($1, $2, now())
+     on conflict (tenant_id) do update set retention_days = excluded.retention_days, updated_at = now()`,
+    [tenantId, days],
+  );
+}
+
+/**
+ * True for an activity row `a` that a member streak's state still needs: applied to a streak whose windows from the
+ * activity's time on are not final (its base.cursor, in ms, is null or at most the activity's occurred_at).
+ * One probe of member_streak's unique key per definition the activity was applied to.
+ */
+const NEEDED_BY_STATE = `exists (
+  select 1 from member_streak s join member_streak_state st on st.member_streak_id = s.id
+   where s.tenant_id = a.tenant_id and s.member_id = a.member_id and s.definition_id = any(a.applied_definition_ids::uuid[])
+     and (st.state->'base'->>'cursor' is null
+          or a.occurred_at >= to_timestamp((st.state->'base'->>'cursor')::double precision / 1000)))`;
+
+export interface RetentionResult {
+  readonly droppedPartitions: string[];
+  readonly activitiesDeleted: number;
+  readonly eventsDeleted: number;
+  /** Activities of dropped partitions kept because a member's state needed them (moved to the default partition). */
+  readonly activitiesKept: number;
+}
+
+/**
+ * One pass of retention at `now`: drops the week partitions older than every tenant's retention, then deletes the
+ * rows of tenants with a shorter one (and rows past retention in the default partition).
+ */
+export async function applyRetention(pool: Pool, now: number, policy: RetentionPolicy, options: { onPage?: (done: number) => void } = {}): Promise<RetentionResult> {
+  const tenants = await tenantRetentions(pool, policy);
+  const result = { droppedPartitions: [] as string[], activitiesDeleted: 0, eventsDeleted: 0, activitiesKept: 0 };
+  // A tenant with no limit (null) keeps every partition; so does a deployment with no tenants yet and no default.
+  const limits = tenants.map((t) => t.days);
+  const longest = limits.length === 0 ? policy.defaultDays : limits.some((d) => d === null) ? null : Math.max(...(limits as number[]));
+  if (longest !== null) {
+    const dropBefore = now - longest * DAY;
+    for (const p of await listPartitions(pool)) {
+      if (p.isDefault || p.to === null || p.to > dropBefore) continue;
+      result.activitiesKept += await dropPartition(pool, p);
+      result.droppedPartitions.push(p.name);
+      options.onPage?.(result.droppedPartitions.length);
+    }
+  }
+  for (const t of tenants) {
+    if (t.days === null) continue;
+    const before = new Date(now - t.days * DAY);
+    // Partitions are dropped only at the longest retention: a tenant at it loses rows by rows only in the default
+    // partition; a tenant below it in every partition older than its own limit.
+    const onlyDefault = longest !== null && t.days >= longest;
+    for (;;) {
+      const n = await deleteActivityPage(pool, t.tenantId, before, onlyDefault);
+      result.activitiesDeleted += n;
+      if (n < ROW_PAGE) break;
+      options.onPage?.(result.activitiesDeleted);
+    }
+    for (;;) {
+      const n = await deleteEventPage(pool, t.tenantId, before, onlyDefault);
+      result.eventsDeleted += n;
+      if (n < ROW_PAGE) break;
+      options.onPage?.(result.eventsDeleted);
+    }
+  }
+  return result;
+}
+
+/**
+ * Drops one week partition in two transactions, so recording never waits behind the long part:
+ * 1. without any table lock: the activities a member's state still needs are copied to activity_retention_hold,
+ *    and every other key of the week's rows is deleted (and, for events, the keys and webhook deliveries);
+ * 2. with the parent locked (lock_timeout bounds the wait): the week is dropped, and the held activities go back
+ *    into activity under their own keys, into the default partition now that their week is gone.
+ * A key removed in step 1 frees its unique_identifier a moment before its row goes: that row is past retention.
+ * Returns the activities kept.
+ */
+async function dropPartition(pool: Pool, p: Partition): Promise<number> {
+  const part = quoteIdent(p.name);
+  const inWeek = (column: string) => `${column} < $1${p.from === null ? "" : ` and ${column} >= $2`}`;
+  const bounds = p.from === null ? [new Date(p.to!)] : [new Date(p.to!), new Date(p.from)];
+  if (p.table === "activity") {
+    await inTransaction(pool, async (client) => {
+      await client.query(`insert into activity_retention_hold select a.* from ${part} a where ${NEEDED_BY_STATE} on conflict do nothing`);
+      await client.query(
+        `delete from activity_key k using ${part} a
+          where k.tenant_id = a.tenant_id and k.member_id = a.member_id and k.unique_identifier = a.unique_identifier and k.activity_id = a.id
+            and not exists (select 1 from activity_retention_hold h where h.id = a.id and h.recorded_at = a.recorded_at)`,
+      );
+    });
+    return inTransaction(pool, async (client) => {
+      await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+      await client.query("lock table activity in access exclusive mode");
+      await client.query(`drop table ${part}`);
+      const kept = await client.query(`insert into activity select * from activity_retention_hold where ${inWeek("recorded_at")}`, bounds);
+      await client.query(`delete from activity_retention_hold where ${inWeek("recorded_at")}`, bounds);
+      return kept.rowCount ?? 0;
+    });
+  }
+  await inTransaction(pool, async (client) => {
+    await client.query(`delete from streak_event_key k using ${part} e where k.tenant_id = e.tenant_id and k.dedupe_key = e.dedupe_key and k.event_id = e.id`);
+    await client.query(`delete from webhook_delivery d using ${part} e where d.event_id = e.id`);
+  });
+  return inTransaction(pool, async (client) => {
+    await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
+    await client.query("lock table streak_event in access exclusive mode");
+    const { rows } = await client.query<{ through: string | null }>(`select max(id)::text as through from ${part}`);
+    await client.query(`drop table ${part}`);
+    if (rows[0]?.through) await raiseFloor(client, ALL_TENANTS, rows[0].through);
+    return 0;
+  });
+}
+
+async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rowCount } = await client.query(
+      `with victims as (
+         select a.id, a.recorded_at from ${onlyDefault ? "activity_default" : "activity"} a
+          where a.tenant_id = $1 and a.recorded_at < $2 and not ${NEEDED_BY_STATE}
+          limit $3
+       ), gone as (
+         delete from activity a using victims v where a.id = v.id and a.recorded_at = v.recorded_at
+         returning a.id, a.tenant_id, a.member_id, a.unique_identifier
+       )
+       delete from activity_key k using gone g
+        where k.tenant_id = g.tenant_id and k.member_id = g.member_id and k.unique_identifier = g.unique_identifier and k.activity_id = g.id`,
+      [tenantId, before, ROW_PAGE],
+    );
+    return rowCount ?? 0;
+  });
+}
+
+async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ n: number; through: string | null }>(
+      `with victims as (
+         select e.id, e.created_at from ${onlyDefault ? "streak_event_default" : "streak_event"} e
+          where e.tenant_id = $1 and e.created_at < $2
+          limit $3
+       ), gone as (
+         delete from streak_event e using victims v where e.id = v.id and e.created_at = v.created_at
+         returning e.id, e.tenant_id, e.dedupe_key
+       ), keys as (
+         delete from streak_event_key k using gone g where k.tenant_id = g.tenant_id and k.dedupe_key = g.dedupe_key and k.event_id = g.id
+       ), deliveries as (
+         delete from webhook_delivery d where d.tenant_id = $1 and d.event_id in (select id from gone)
+       )
+       select count(*)::int as n, max(id)::text as through from gone`,
+      [tenantId, before, ROW_PAGE],
+    );
+    const { n, through } = rows[0]!;
+    if (through !== null) await raiseFloor(client, tenantId, through);
+    return n;
+  });
+}
+
+async function raiseFloor(client: PoolClient, tenantId: string, through: string): Promise<void> {
+  await client.query(
+    `insert into event_retention_floor (tenant_id, deleted_through, updated_at) values ($1, $2::bigint, now())
+     on conflict (tenant_id) do update set deleted_through = greatest(event_retention_floor.deleted_through, excluded.deleted_through), updated_at = now()`,
+    [tenantId, through],
+  );
+}
+
+function quoteIdent(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`retention: unexpected partition name ${name}`);
+  return `"${name}"`;
+}
