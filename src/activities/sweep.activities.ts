@@ -20,13 +20,21 @@ export interface SweepActivityDeps {
   readonly breakPageSize?: number;
 }
 
+/**
+ * Called after every committed page. Outside an activity (tests calling the sweeps directly) there is nothing to
+ * heartbeat to. Inside one, an attempt Temporal gave up on (timed out, cancelled, its workflow gone) stops here,
+ * between pages, instead of racing the attempt that replaced it for the same rows: the replacement resumes
+ * where it stopped, since finalised rows no longer match.
+ */
 function heartbeat(done: number): void {
-  // Outside an activity (tests calling the function directly) there is nothing to heartbeat to.
+  let context: Context;
   try {
-    Context.current().heartbeat(done);
+    context = Context.current();
   } catch {
     return;
   }
+  context.heartbeat(done);
+  if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason ?? new Error("sweep cancelled");
 }
 
 export function createSweepActivities(deps: SweepActivityDeps) {

@@ -15,8 +15,11 @@ import { definitionChangedSignal, sweeperStatusQuery, type SweeperInput, type Sw
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
+// A sweep's liveness is its heartbeat (one per page): a worker that dies is noticed within 2 minutes. Its whole
+// run has no useful bound: 10,000,000 streaks took 51 minutes on a loaded 2-core machine, and a 30-minute cap
+// made Temporal retry a sweep that was still working, racing it row lock for row lock (bench:rollover, issue 15).
 const sweeps = proxyActivities<KindlingActivities>({
-  startToCloseTimeout: "30 minutes",
+  startToCloseTimeout: "24 hours",
   heartbeatTimeout: "2 minutes",
   retry: { initialInterval: "1 second", backoffCoefficient: 2, maximumInterval: "1 minute" },
 });

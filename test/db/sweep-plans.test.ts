@@ -23,11 +23,14 @@ let db: OrchestrationDb;
 let def: CatalogDefinition;
 /** A team definition with COHORT teams all due at one instant (the team sweeps' pages, migration 0015). */
 let teamDef: CatalogDefinition;
+/** The second cohort's definition, swept only by the test of a stopped sweep. */
+let otherDef: CatalogDefinition;
 
 beforeAll(async () => {
   db = await createOrchestrationDb("sweep_plans");
   const ids = [await db.definition(dailyUtc({ name: "Cohort" })), await db.definition(dailyUtc({ name: "Other cohort" }))];
   def = await db.catalogDefinition(ids[0]!);
+  otherDef = await db.catalogDefinition(ids[1]!);
   await db.pool.query(
     `insert into member (id, tenant_id, external_id, created_at, updated_at)
      select gen_random_uuid(), $1, 'm' || i, now(), now() from generate_series(1, $2) i`,
@@ -142,5 +145,22 @@ describe("sweep pages", () => {
       [def.id],
     );
     expect(rows.map((r) => [r.definition_id === def.id, r.status, r.n])).toEqual([[true, "BROKEN", COHORT], [false, "IN_PROGRESS", COHORT]]);
+  });
+
+  // A sweep activity's attempt that Temporal gave up on (timed out, cancelled) throws from its heartbeat
+  // (src/activities/sweep.activities.ts); the sweep must stop in every id range after the page in flight, so the
+  // old attempt does not race its retry to the end.
+  it("sweeps/an_on_page_that_throws_stops_every_id_range", async () => {
+    const stop = new Error("attempt cancelled");
+    await expect(sweepAtRisk(db.pool, otherDef, AT_RISK_AT + HOUR, { pageSize: PAGE, onPage: () => { throw stop; } })).rejects.toBe(stop);
+    const { rows } = await db.pool.query<{ n: number }>(
+      "select count(*)::int as n from member_streak where definition_id = $1 and at_risk_notified_window is not null",
+      [otherDef.id],
+    );
+    // The page that threw, and at most the one page the other range had in flight.
+    expect(rows[0]!.n).toBeGreaterThan(0);
+    expect(rows[0]!.n).toBeLessThanOrEqual(2 * PAGE);
+    // The next attempt finishes the cohort.
+    expect(await sweepAtRisk(db.pool, otherDef, AT_RISK_AT + HOUR, { pageSize: PAGE })).toBe(COHORT - rows[0]!.n);
   });
 });
