@@ -13,7 +13,7 @@
 // that inflates past the limit) are given one on the way out, through the same mapper as everything else.
 import type { DescField, DescMessage, JsonObject } from "@bufbuild/protobuf";
 import { fromBinary, fromJsonString, ScalarType } from "@bufbuild/protobuf";
-import { gunzipSync, inflateSync } from "node:zlib";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createAsyncIterable, type UniversalHandler, type UniversalServerRequest, type UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -61,9 +61,13 @@ export function guardHandler(handler: UniversalHandler, options: RequestGuardOpt
         req = await checkedConnectPost(req, handler.method.input, options);
       } else if (protocol === "connect-get" && unary) {
         checkConnectGet(req, handler.method.input, options);
-      } else if (protocol === "other" && unary) {
-        // gRPC and gRPC-Web: one envelope (5 bytes of header) holds the message. An error the body throws is what
-        // connect puts in the trailers, details included.
+      } else if (protocol === "other" && (unary || handler.method.methodKind === "server_streaming")) {
+        // gRPC, gRPC-Web, and a Connect stream's request: one envelope (5 bytes of header) holds the message. An
+        // error the body throws is what connect puts in the trailers (its end-of-stream message for Connect),
+        // details included. A server stream's request is one message too, so it is read whole here before connect
+        // sees it: connect stops reading a body it refuses mid-way (an envelope declaring more than the limit, a
+        // second message), and over HTTP/1.1 a request abandoned before its end takes the connection with it —
+        // the client saw a reset instead of the answer.
         req = { ...req, body: checkedEnvelope(req, limitedBody(req, limit), handler.method.input, options) };
       }
     } catch (error) {
@@ -193,13 +197,15 @@ function limitedBody(req: UniversalServerRequest, limit: number): AsyncIterable<
 }
 
 /**
- * A gRPC or gRPC-Web unary body that cannot be read as one message is refused as INVALID_ARGUMENT (reason
+ * A gRPC or gRPC-Web unary body, or a server stream's request body (any protocol), that cannot be read as one
+ * message is refused as INVALID_ARGUMENT (reason
  * MALFORMED_REQUEST): a truncated envelope, a length that disagrees with the bytes, an unknown flag, a compressed
  * flag without a compression the server knows, a payload that does not inflate or parse. Connect would answer
  * INTERNAL, as if the server were at fault, and clients would not know the request itself is bad.
  */
 function checkedEnvelope(req: UniversalServerRequest, body: AsyncIterable<Uint8Array>, input: DescMessage, options: RequestGuardOptions): AsyncIterable<Uint8Array> {
-  const encoding = (req.header.get("grpc-encoding") ?? "identity").toLowerCase();
+  // gRPC and gRPC-Web name the message compression in grpc-encoding, Connect streams in connect-content-encoding.
+  const encoding = (req.header.get("grpc-encoding") ?? req.header.get("connect-content-encoding") ?? "identity").toLowerCase();
   const json = /[+/]json(;|$)/i.test(req.header.get("content-type") ?? "");
   return {
     async *[Symbol.asyncIterator]() {
@@ -225,8 +231,8 @@ function envelopeProblem(bytes: Buffer, encoding: string, json: boolean, input: 
   if (length !== bytes.length - 5) return `the envelope declares ${length} bytes and holds ${bytes.length - 5}`;
   let payload: Uint8Array = bytes.subarray(5);
   if (flag === 1) {
-    const inflate = encoding === "gzip" ? gunzipSync : encoding === "deflate" ? inflateSync : undefined;
-    if (inflate === undefined) return `a compressed message without a known grpc-encoding (${encoding})`;
+    const inflate = encoding === "gzip" ? gunzipSync : encoding === "deflate" ? inflateSync : encoding === "br" ? brotliDecompressSync : undefined;
+    if (inflate === undefined) return `a compressed message without a known encoding (${encoding})`;
     try {
       payload = inflate(payload, { maxOutputLength: options.maxRequestBytes });
     } catch {

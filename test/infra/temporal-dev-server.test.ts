@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { connectToSharedTemporal, type SharedTemporal } from "../support/tempora
 import * as activities from "./fixtures/ping.activities.ts";
 import { pingWorkflow } from "./fixtures/ping.workflow.ts";
 import { eventually as waitFor } from "../support/eventually.ts";
+import { servicePids } from "../support/kindling-process.ts";
 
 const workflowsPath = fileURLToPath(new URL("./fixtures/ping.workflow.ts", import.meta.url));
 const tenantKey = defineSearchAttributeKey(KINDLING_TENANT_ID, SearchAttributeType.KEYWORD);
@@ -145,6 +146,54 @@ describe("Temporal dev server with a SQLite file from an older Kindling", () => 
       await withClient(second.address, namespace, async (_client, connection) => {
         const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
         for (const { name } of KINDLING_SEARCH_ATTRIBUTES) expect(customAttributes?.[name]).toBeDefined();
+      });
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("Temporal dev server's SQLite file", () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "kindling-temporal-wal-"));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("temporal-dev-server/persists_with_write_ahead_logging_and_keeps_what_it_acknowledged_through_a_sigkill", async () => {
+    // The rollback journal held the dev server to a few workflows a second on a busy machine (issue 17, item 2).
+    const cli = await resolveTemporalCli();
+    const namespace = "kindling-wal";
+    const first = await startTemporalDevServer({ executablePath: cli.path, dataDir, namespace, ui: false });
+    const workflowIds = Array.from({ length: 20 }, (_, i) => `acknowledged-${i}`);
+    try {
+      await withClient(first.address, namespace, async (client) => {
+        await Promise.all(workflowIds.map((workflowId) => client.workflow.start(pingWorkflow, { taskQueue: "nobody-polls", workflowId, args: ["later"] })));
+      });
+      // SQLite's header: bytes 18 and 19 (file format write and read versions) are 2 in WAL mode, 1 with a journal.
+      const header = Buffer.alloc(20);
+      const file = await open(first.dbFilename!, "r");
+      await file.read(header, 0, 20, 0);
+      await file.close();
+      expect([header[18], header[19]]).toEqual([2, 2]);
+    } finally {
+      // Killed outright, as a crash would: no checkpoint of the log into the file.
+      for (const pid of await servicePids(dataDir)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
+      await waitFor(async () => ((await servicePids(dataDir)).length === 0 ? true : undefined));
+      await first.stop();
+    }
+    const second = await startTemporalDevServer({ executablePath: cli.path, dataDir, namespace, ui: false });
+    try {
+      await withClient(second.address, namespace, async (client) => {
+        for (const workflowId of workflowIds) expect((await client.workflow.getHandle(workflowId).describe()).status.name).toBe("RUNNING");
       });
     } finally {
       await second.stop();

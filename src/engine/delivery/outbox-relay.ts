@@ -34,6 +34,8 @@ export interface OutboxRelayOptions {
   readonly taskQueue: string;
   readonly logger: Logger;
   readonly batchSize?: number;
+  /** Messages of different workflows delivered at once within a batch (default 16). */
+  readonly concurrency?: number;
   /** Idle poll interval. */
   readonly pollMs?: number;
   /** How often the lag is logged. */
@@ -99,12 +101,31 @@ export function isTemporalUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** The workflow an outbox message is for: a reward's (whatever its attempt) or a definition's sweeper. */
+function workflowKey(row: OutboxRow): string {
+  const p = row.payload;
+  return row.kind === "definition.changed" ? `definition/${String(p.tenantId)}/${String(p.definitionId)}` : `reward/${String(p.tenantId)}/${String(p.rewardId)}`;
+}
+
+/** Rows grouped by workflow, each group in the rows' order. */
+function groupByWorkflow(rows: readonly OutboxRow[]): Map<string, OutboxRow[]> {
+  const groups = new Map<string, OutboxRow[]>();
+  for (const row of rows) {
+    const key = workflowKey(row);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  return groups;
+}
+
 /** Thrown by a relay pass that stopped because Temporal is unreachable. */
 class TemporalUnavailable extends Error {}
 
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, client, taskQueue, logger } = options;
   const batchSize = options.batchSize ?? 100;
+  const concurrency = options.concurrency ?? 16;
   const pollMs = options.pollMs ?? 250;
   const lagLogMs = options.lagLogMs ?? 30_000;
   const withAttributes = options.searchAttributes ?? true;
@@ -306,27 +327,37 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       const relayed: string[] = [];
       let unreachable: unknown;
-      // In order: a reward's claim signal goes after its start, a definition's pause after its publish.
-      for (const row of rows) {
-        try {
-          await deliver(db, row, facts, names);
-          relayed.push(row.id);
-        } catch (error) {
-          // Temporal down is no message's fault: backing each one off (up to 5 minutes, growing with every pass)
-          // delayed the whole backlog by minutes after Temporal came back. The pass stops, the messages keep their
-          // attempts, and the relay tries again every few seconds until Temporal answers.
-          if (isTemporalUnavailable(error)) {
-            unreachable = error;
-            break;
+      const deliverInOrder = async (group: OutboxRow[]) => {
+        for (const row of group) {
+          if (unreachable !== undefined) return;
+          try {
+            await deliver(db, row, facts, names);
+            relayed.push(row.id);
+          } catch (error) {
+            // Temporal down is no message's fault: backing each one off (up to 5 minutes, growing with every pass)
+            // delayed the whole backlog by minutes after Temporal came back. The pass stops, the messages keep their
+            // attempts, and the relay tries again every few seconds until Temporal answers.
+            if (isTemporalUnavailable(error)) {
+              unreachable ??= error;
+              return;
+            }
+            const message = error instanceof Error ? error.message : String(error);
+            logger.warn({ err: error, outboxId: row.id, kind: row.kind, attempts: row.attempts + 1 }, "outbox: relay failed, will retry");
+            await db.query(
+              "update outbox_message set attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => $3) where id = $1",
+              [row.id, message.slice(0, 2000), backoffMs(row.attempts) / 1000],
+            );
           }
-          const message = error instanceof Error ? error.message : String(error);
-          logger.warn({ err: error, outboxId: row.id, kind: row.kind, attempts: row.attempts + 1 }, "outbox: relay failed, will retry");
-          await db.query(
-            "update outbox_message set attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => $3) where id = $1",
-            [row.id, message.slice(0, 2000), backoffMs(row.attempts) / 1000],
-          );
         }
-      }
+      };
+      // One workflow's messages in order (a reward's claim signal after its start, a definition's pause after its
+      // publish); different workflows' side by side, `concurrency` at a time. One after another, each start waited
+      // for the server's commit, which held the relay to a few dozen starts a second: a backlog left by a Temporal
+      // outage drained minutes after Temporal was back.
+      const queue = [...groupByWorkflow(rows).values()];
+      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+        for (let group = queue.shift(); group !== undefined && unreachable === undefined; group = queue.shift()) await deliverInOrder(group);
+      }));
       if (relayed.length > 0) await db.query("update outbox_message set relayed_at = now() where id = any($1::bigint[])", [relayed]);
       await db.query("commit");
       if (unreachable !== undefined) throw new TemporalUnavailable("temporal unreachable", { cause: unreachable });
