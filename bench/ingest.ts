@@ -36,7 +36,6 @@
 // activity stores a history row, the most history writes per activity there can be; default false: daily windows,
 // which never close during a run). Beside the API's CPU time per call, each phase reports PostgreSQL's (every
 // server process, from /proc; null off Linux).
-import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -44,6 +43,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
+import { buildLoadgen, goToolchainPresent, goVersion, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
@@ -73,11 +73,10 @@ const viaPgbouncer = process.env.BENCH_PGBOUNCER === "true";
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 // The load generator: `go` (bench/loadgen, grpc-go, compiled here) when a Go toolchain is present, else `raw`.
-const goVersion = spawnSync("go", ["version"], { encoding: "utf8" });
 const client: "go" | "raw" | "connect" =
   process.env.BENCH_CLIENT === "connect" || process.env.BENCH_CLIENT === "raw" || process.env.BENCH_CLIENT === "go"
     ? process.env.BENCH_CLIENT
-    : goVersion.status === 0 ? "go" : "raw";
+    : goToolchainPresent() ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 const history = process.env.BENCH_HISTORY !== "false";
 const rolling = process.env.BENCH_ROLLING === "true";
@@ -101,26 +100,11 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 1000) / 1000;
 }
 
-/** Builds bench/loadgen (module downloads through the Go proxy on first use; go's build cache keeps it quick after). */
-function buildLoadgen(dir: string): string {
-  const binary = join(dir, "kindling-loadgen");
-  const built = spawnSync("go", ["build", "-o", binary, "."], { cwd: join(import.meta.dirname, "loadgen"), encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`building bench/loadgen failed (BENCH_CLIENT=raw runs without Go): ${built.error?.message ?? built.stderr}`);
-  return binary;
-}
-
-/** Runs one load phase in the compiled load generator, a separate process (spawned asynchronously: the API runs in this event loop). */
+/** Runs one load phase in the compiled load generator. */
 function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "connections" | "client">): Promise<LoadResult> {
-  const args = [
-    "-addr", new URL(job.apiUrl).host, "-kind", job.kind, "-seconds", String(seconds), "-concurrency", String(job.concurrency), "-connections", String(connections),
-    "-apikey", job.keyId, "-secret", job.secret, "-definition", job.definitionId, "-members", String(job.members), "-run", job.run,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-    child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}: ${out}`))));
+  return runLoadgen(binary, {
+    addr: new URL(job.apiUrl).host, kind: job.kind, seconds, concurrency: job.concurrency, connections,
+    apikey: job.keyId, secret: job.secret, definition: job.definitionId, members: job.members, run: job.run,
   });
 }
 
@@ -198,7 +182,7 @@ const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 async function main() {
   const root = await createTemporaryDataRoot("kindling-bench-");
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
-  console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion.stdout.trim()})` : `${client} (JavaScript, worker thread)`}`);
+  console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion()})` : `${client} (JavaScript, worker thread)`}`);
   // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64 + (viaPgbouncer ? 40 : 0))) } });
   const poolSize = Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)));

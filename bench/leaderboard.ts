@@ -7,8 +7,8 @@
 //   2. N members and N member streaks bulk-loaded with generate_series: counts drawn from an exponential
 //      distribution (mean 10, so large tie groups), reached-at moments spread over 30 days, every window open,
 //      1 % opted out, display names set; then VACUUM ANALYZE and CHECKPOINT;
-//   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (a lean client on
-//      node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
+//   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (bench/loadgen, the
+//      compiled grpc-go client, when Go runs here; else a lean client on node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
 //      joined to member for the names; GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
 //      with the plain rank (the member's row, then count(*) of the rows ahead of it). Every phase starts
 //      from a settled database;
@@ -16,7 +16,7 @@
 //      the ceiling of any ratio against a sub-millisecond SQL statement;
 //   4. per round ratios and their medians, printed and written to bench/results/leaderboard.json.
 // Knobs: LEADERBOARD_MEMBERS (default 1000000), BENCH_SECONDS (default 10), BENCH_ROUNDS (default 3),
-// BENCH_CONCURRENCY (default "8").
+// BENCH_CONCURRENCY (default "8"), BENCH_CLIENT (raw: the worker-thread client even where Go runs).
 //
 // The rank's cost grows with the member's rank on both sides (the rows ahead are counted through the index), so
 // random members make its absolute rate low; the ratio compares like with like.
@@ -26,6 +26,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
+import { buildLoadgen, goToolchainPresent, goVersion, runLoadgen } from "./go-loadgen.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -124,7 +125,27 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
   return { requests: latencies.length, errors, perSecond: r2(latencies.length / elapsed), p50Ms: r2(at(50)), p99Ms: r2(at(99)) };
 }
 
-function load(job: LoadJob): Promise<LoadResult> {
+/** The kinds of bench/loadgen that make the same calls as `runLoad`. */
+const GO_KINDS: Record<LoadJob["kind"], string> = { top: "leaderboard-top", rank: "leaderboard-rank", floor: "leaderboard-settings" };
+
+/**
+ * One load phase: in the compiled load generator when `loadgen` is given (a separate process), else in a worker
+ * thread; either way with the CPU time this process (the API's) spent per answered call.
+ */
+async function load(job: LoadJob, loadgen: string | undefined): Promise<LoadResult & { apiCpuMicrosPerCall: number | null }> {
+  const before = process.cpuUsage();
+  const result = loadgen
+    ? await runLoadgen(loadgen, {
+        addr: new URL(job.apiUrl).host, kind: GO_KINDS[job.kind], seconds: job.seconds, concurrency: job.concurrency,
+        apikey: job.keyId, secret: job.secret, definition: job.definitionId, members: job.members, limit: 100,
+      })
+    : await loadInWorker(job);
+  const used = process.cpuUsage(before);
+  // In a worker thread the client's CPU is this process's too: then there is no API-only figure.
+  return { ...result, apiCpuMicrosPerCall: loadgen && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null };
+}
+
+function loadInWorker(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL(import.meta.url), { workerData: job });
     worker.once("message", (result: LoadResult) => resolve(result));
@@ -156,6 +177,11 @@ async function main(): Promise<void> {
   const log = (message: string) => process.stdout.write(`[leaderboard] ${message}\n`);
 
   const root = await createTemporaryDataRoot("kindling-leaderboard-");
+  // The load generator: bench/loadgen (grpc-go) when a Go toolchain runs here, unless BENCH_CLIENT=raw; else a lean
+  // JavaScript client in a worker thread, which spends several times the CPU per call on the same two cores.
+  const loadgen = process.env.BENCH_CLIENT !== "raw" && goToolchainPresent() ? buildLoadgen(root) : undefined;
+  const client = loadgen ? `bench/loadgen (grpc-go, ${goVersion()})` : "raw (JavaScript, worker thread)";
+  log(`load generator: ${client}`);
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_wal_size: "4GB", shared_buffers: "512MB", max_connections: "100" } });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: "16" });
   const kindling = await startKindling(config, createLogger("warn"), "api");
@@ -211,18 +237,19 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
  where m.tenant_id = :tenant::uuid and m.external_id = 'm' || :m;
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
-    type Round = { concurrency: number; floor: LoadResult; top: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: LoadResult; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiTop = await load({ ...job, kind: "top", concurrency });
+        const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiRank = await load({ ...job, kind: "rank", concurrency });
+        const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const floor = await load({ ...job, kind: "floor", concurrency });
+        const floor = await load({ ...job, kind: "floor", concurrency }, loadgen);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgRank = runPgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
         const r2 = (n: number) => Math.round(n * 100) / 100;
@@ -247,15 +274,22 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         topPerSecond: median(at.map((r) => r.top.api.perSecond)),
         rankPerSecond: median(at.map((r) => r.rank.api.perSecond)),
         oneRowRpcPerSecond: median(at.map((r) => r.floor.perSecond)),
+        // The API's CPU per answered call (null with the worker-thread client, whose CPU is the same process's).
+        apiCpuMicrosPerCall: at[0]!.top.api.apiCpuMicrosPerCall === null ? null : {
+          top: median(at.map((r) => r.top.api.apiCpuMicrosPerCall!)),
+          rank: median(at.map((r) => r.rank.api.apiCpuMicrosPerCall!)),
+          oneRow: median(at.map((r) => r.floor.apiCpuMicrosPerCall!)),
+        },
       };
     });
     for (const s of summary) {
-      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s`);
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
+        (s.apiCpuMicrosPerCall ? `; API CPU per call: top ${s.apiCpuMicrosPerCall.top} µs, rank ${s.apiCpuMicrosPerCall.rank} µs, one-row ${s.apiCpuMicrosPerCall.oneRow} µs` : ""));
     }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
     writeFileSync(
       new URL("./results/leaderboard.json", import.meta.url),
-      `${JSON.stringify({ when: new Date().toISOString(), machine: { cpus: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30) }, members, seconds, rounds, summary, rounds_detail: results }, null, 2)}\n`,
+      `${JSON.stringify({ when: new Date().toISOString(), machine: { cpus: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30) }, client, members, seconds, rounds, summary, rounds_detail: results }, null, 2)}\n`,
     );
   } finally {
     await pool.end();

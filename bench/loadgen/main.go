@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
@@ -92,6 +93,46 @@ func getMemberStreak(i int64, members int64, definition string) []byte {
 	return str(b, 2, definition)
 }
 
+// kindling.v1.GetLeaderboardRequest{definition_id, metric: CURRENT_COUNT, limit}
+func getLeaderboard(definition string, limit int) []byte {
+	b := str(nil, 1, definition)
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(limit))
+}
+
+// kindling.v1.GetLeaderboardRankRequest{definition_id, metric: CURRENT_COUNT, member_external_id: a random m1..m{members}, neighbours: 5}
+func getLeaderboardRank(definition string, members int64) []byte {
+	b := str(nil, 1, definition)
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	b = protowire.AppendVarint(b, 1)
+	b = str(b, 3, fmt.Sprintf("m%d", 1+rand.Int64N(members)))
+	b = protowire.AppendTag(b, 4, protowire.VarintType)
+	return protowire.AppendVarint(b, 5)
+}
+
+// The number of top-level occurrences of field 1 (GetLeaderboardResponse.entries) in an encoded message.
+func entries(reply []byte) (int, error) {
+	n := 0
+	for len(reply) > 0 {
+		num, typ, size := protowire.ConsumeTag(reply)
+		if size < 0 {
+			return 0, protowire.ParseError(size)
+		}
+		reply = reply[size:]
+		size = protowire.ConsumeFieldValue(num, typ, reply)
+		if size < 0 {
+			return 0, protowire.ParseError(size)
+		}
+		reply = reply[size:]
+		if num == 1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func percentile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
 		return 0
@@ -107,7 +148,7 @@ func round(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
 
 func main() {
 	addr := flag.String("addr", "", "host:port of the API")
-	kind := flag.String("kind", "health", "ingest | read | health")
+	kind := flag.String("kind", "health", "ingest | read | health | leaderboard-top | leaderboard-rank | leaderboard-settings")
 	seconds := flag.Float64("seconds", 10, "duration")
 	concurrency := flag.Int("concurrency", 32, "calls in flight")
 	connections := flag.Int("connections", 1, "HTTP/2 connections, used round robin")
@@ -116,10 +157,18 @@ func main() {
 	definition := flag.String("definition", "", "definition id (read)")
 	members := flag.Int64("members", 5000, "seeded members m0..m{members-1}")
 	run := flag.String("run", "run", "prefix that makes unique identifiers unique across runs")
+	limit := flag.Int("limit", 100, "entries asked of GetLeaderboard; an answer with fewer counts as an error (leaderboard-top)")
 	flag.Parse()
 
 	var method string
 	var request func(i int64) []byte
+	// What makes an answer count as one; by default a non-empty message (health: any).
+	check := func(reply []byte) error {
+		if len(reply) == 0 && *kind != "health" {
+			return errors.New("empty response message")
+		}
+		return nil
+	}
 	switch *kind {
 	case "ingest":
 		method = "/kindling.v1.ActivityService/RecordActivity"
@@ -130,6 +179,26 @@ func main() {
 	case "health":
 		method = "/grpc.health.v1.Health/Check"
 		request = func(int64) []byte { return nil }
+	case "leaderboard-top":
+		method = "/kindling.v1.LeaderboardService/GetLeaderboard"
+		request = func(int64) []byte { return getLeaderboard(*definition, *limit) }
+		check = func(reply []byte) error {
+			n, err := entries(reply)
+			if err == nil && n != *limit {
+				err = fmt.Errorf("top %d returned %d entries", *limit, n)
+			}
+			return err
+		}
+	case "leaderboard-rank":
+		method = "/kindling.v1.LeaderboardService/GetLeaderboardRank"
+		request = func(int64) []byte { return getLeaderboardRank(*definition, *members) }
+		// A member without a ranked row (opted out) answers an empty message.
+		check = func([]byte) error { return nil }
+	case "leaderboard-settings":
+		// A one-row read whose answer (hidden_from_end_users: false) encodes to no bytes.
+		method = "/kindling.v1.LeaderboardService/GetLeaderboardSettings"
+		request = func(int64) []byte { return nil }
+		check = func([]byte) error { return nil }
 	default:
 		fmt.Fprintf(os.Stderr, "unknown kind %q\n", *kind)
 		os.Exit(2)
@@ -164,8 +233,8 @@ func main() {
 				in := request(i)
 				t0 := time.Now()
 				err := conns[int(i)%len(conns)].Invoke(ctx, method, &in, &reply)
-				if err == nil && len(reply) == 0 && *kind != "health" {
-					err = errors.New("empty response message")
+				if err == nil {
+					err = check(reply)
 				}
 				if err != nil {
 					if errorsSeen.Add(1) <= 3 {

@@ -1,0 +1,39 @@
+// The compiled load generator (bench/loadgen, a grpc-go client) from the benchmarks' side: whether it can run here,
+// building it, and running one load phase in it. bench/ingest.ts and bench/leaderboard.ts both drive it, so the
+// client's own CPU per call is the same lean figure behind every ratio they report.
+import { spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import type { LoadResult } from "./load-worker.ts";
+
+/** True when a Go toolchain runs here (the load generator is compiled on first use). */
+export function goToolchainPresent(): boolean {
+  return spawnSync("go", ["version"], { encoding: "utf8" }).status === 0;
+}
+
+/** `go version`'s answer, for the report. */
+export function goVersion(): string {
+  return spawnSync("go", ["version"], { encoding: "utf8" }).stdout.trim();
+}
+
+/** Builds bench/loadgen into `dir` (module downloads through the Go proxy on first use; go's build cache keeps it quick after). */
+export function buildLoadgen(dir: string): string {
+  const binary = join(dir, "kindling-loadgen");
+  const built = spawnSync("go", ["build", "-o", binary, "."], { cwd: join(import.meta.dirname, "loadgen"), encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building bench/loadgen failed (BENCH_CLIENT=raw runs without Go): ${built.error?.message ?? built.stderr}`);
+  return binary;
+}
+
+/**
+ * Runs one load phase in the load generator, a separate process, spawned asynchronously (the API under test may
+ * run in the caller's event loop). `flags` are its command-line flags without the dash (see bench/loadgen/main.go).
+ */
+export function runLoadgen(binary: string, flags: Readonly<Record<string, string | number>>): Promise<LoadResult> {
+  const args = Object.entries(flags).flatMap(([name, value]) => [`-${name}`, String(value)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited with ${code}: ${out}`))));
+  });
+}
