@@ -5,14 +5,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { LoadResult } from "./load-worker.ts";
 
-/** True when a Go toolchain runs here (the load generator is compiled on first use). */
-export function goToolchainPresent(): boolean {
-  return spawnSync("go", ["version"], { encoding: "utf8" }).status === 0;
-}
-
-/** `go version`'s answer, for the report. */
-export function goVersion(): string {
-  return spawnSync("go", ["version"], { encoding: "utf8" }).stdout.trim();
+/** `go version`'s answer (for the report), or null when no Go toolchain runs here (the load generator needs one). */
+export function goVersion(): string | null {
+  const answer = spawnSync("go", ["version"], { encoding: "utf8" });
+  return answer.status === 0 ? answer.stdout.trim() : null;
 }
 
 /** Builds bench/loadgen into `dir` (module downloads through the Go proxy on first use; go's build cache keeps it quick after). */

@@ -43,7 +43,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
-import { buildLoadgen, goToolchainPresent, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
@@ -73,10 +73,11 @@ const viaPgbouncer = process.env.BENCH_PGBOUNCER === "true";
 // SO_REUSEPORT places connections by hash, not in turn: with one connection per process two could share one.
 const connections = Number(process.env.BENCH_CONNECTIONS ?? (apiProcesses === 1 ? 1 : 4 * apiProcesses));
 // The load generator: `go` (bench/loadgen, grpc-go, compiled here) when a Go toolchain is present, else `raw`.
+const go = goVersion();
 const client: "go" | "raw" | "connect" =
   process.env.BENCH_CLIENT === "connect" || process.env.BENCH_CLIENT === "raw" || process.env.BENCH_CLIENT === "go"
     ? process.env.BENCH_CLIENT
-    : goToolchainPresent() ? "go" : "raw";
+    : go !== null ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 const history = process.env.BENCH_HISTORY !== "false";
 const rolling = process.env.BENCH_ROLLING === "true";
@@ -182,7 +183,7 @@ const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 async function main() {
   const root = await createTemporaryDataRoot("kindling-bench-");
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
-  console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${goVersion()})` : `${client} (JavaScript, worker thread)`}`);
+  console.log(`load generator: ${client === "go" ? `bench/loadgen (grpc-go, ${go})` : `${client} (JavaScript, worker thread)`}`);
   // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64 + (viaPgbouncer ? 40 : 0))) } });
   const poolSize = Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)));

@@ -26,7 +26,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
-import { buildLoadgen, goToolchainPresent, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -179,8 +179,9 @@ async function main(): Promise<void> {
   const root = await createTemporaryDataRoot("kindling-leaderboard-");
   // The load generator: bench/loadgen (grpc-go) when a Go toolchain runs here, unless BENCH_CLIENT=raw; else a lean
   // JavaScript client in a worker thread, which spends several times the CPU per call on the same two cores.
-  const loadgen = process.env.BENCH_CLIENT !== "raw" && goToolchainPresent() ? buildLoadgen(root) : undefined;
-  const client = loadgen ? `bench/loadgen (grpc-go, ${goVersion()})` : "raw (JavaScript, worker thread)";
+  const go = process.env.BENCH_CLIENT === "raw" ? null : goVersion();
+  const loadgen = go !== null ? buildLoadgen(root) : undefined;
+  const client = go !== null ? `bench/loadgen (grpc-go, ${go})` : "raw (JavaScript, worker thread)";
   log(`load generator: ${client}`);
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_wal_size: "4GB", shared_buffers: "512MB", max_connections: "100" } });
   const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", DATABASE_POOL_SIZE: "16" });

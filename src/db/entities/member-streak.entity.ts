@@ -10,6 +10,22 @@ export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "
  * over an index (definition_id, break_at) instead of one workflow or one row read per member — and narrow, so a
  * sweep that rewrites a million of them does not rewrite a million documents (migration 0005).
  */
+/**
+ * A streak chain's deadlines (streak-projection.ts), the columns the window sweeps page by: member_streak's and,
+ * for team streaks, team's (migration 0015).
+ */
+export const chainDeadlineProperties = () => ({
+  windowCloseAt: p.datetime().nullable(),
+  atRiskAt: p.datetime().nullable(),
+  breakAt: p.datetime().nullable(),
+  /** What happens at break_at (domain BreakKind): BREAK rows are swept set-based, FREEZE/SETTLE through advance(). */
+  breakKind: p.string().length(8).nullable().$type<"BREAK" | "FREEZE" | "SETTLE">(),
+  /** Key of the window that closes at window_close_at: the streak.broken / streak.at_risk event is about it. */
+  breakWindowKey: p.string().length(64).nullable(),
+  /** Window key for which the at-risk reminder was already emitted: it goes out once per streak and window. */
+  atRiskNotifiedWindow: p.string().length(64).nullable(),
+});
+
 const MemberStreakSchema = defineEntity({
   name: "MemberStreak",
   tableName: "member_streak",
@@ -34,15 +50,7 @@ const MemberStreakSchema = defineEntity({
     longestCount: p.integer().default(0),
     /** Start of the window that closes at window_close_at, so the break sweep can store it as history (migration 0010). */
     windowStartAt: p.datetime().nullable(),
-    windowCloseAt: p.datetime().nullable(),
-    atRiskAt: p.datetime().nullable(),
-    breakAt: p.datetime().nullable(),
-    /** What happens at break_at (domain BreakKind): BREAK rows are swept set-based, FREEZE/SETTLE through advance(). */
-    breakKind: p.string().length(8).nullable().$type<"BREAK" | "FREEZE" | "SETTLE">(),
-    /** Key of the window that closes at window_close_at: the streak.broken / streak.at_risk event is about it. */
-    breakWindowKey: p.string().length(64).nullable(),
-    /** Window key for which the at-risk reminder was already emitted: it goes out once per member and window. */
-    atRiskNotifiedWindow: p.string().length(64).nullable(),
+    ...chainDeadlineProperties(),
     lastActivityAt: p.datetime().nullable(),
     /** When current_count took its present value: ties on a leaderboard rank whoever reached the count first. */
     countReachedAt: p.datetime().nullable(),

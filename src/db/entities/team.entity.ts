@@ -1,5 +1,6 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { TEAM_MEMBER_OPEN_INDEX } from "../migrations/0014-team-streaks.migration.ts";
+import { chainDeadlineProperties } from "./member-streak.entity.ts";
 
 /**
  * A team keeping one team streak on a team definition (migration 0014). `state` is the team chain's domain
@@ -23,15 +24,8 @@ const TeamSchema = defineEntity({
     status: p.string().length(16),
     currentCount: p.integer().default(0),
     longestCount: p.integer().default(0),
-    /** The team chain's deadlines (streak-projection.ts), for the team sweeps (migration 0015). */
-    windowCloseAt: p.datetime().nullable(),
-    atRiskAt: p.datetime().nullable(),
-    breakAt: p.datetime().nullable(),
-    breakKind: p.string().length(8).nullable().$type<"BREAK" | "FREEZE" | "SETTLE">(),
-    /** Key of the window closing at window_close_at: the team's at-risk reminders and break are about it. */
-    breakWindowKey: p.string().length(64).nullable(),
-    /** Window whose at-risk reminders went out: once per team and window. */
-    atRiskNotifiedWindow: p.string().length(64).nullable(),
+    /** The team chain's deadlines, for the team sweeps (migration 0015). */
+    ...chainDeadlineProperties(),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
   },

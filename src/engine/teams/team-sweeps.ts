@@ -12,7 +12,7 @@
 //
 // Row locks: a sweep locks only team rows of one definition, one transaction per page, in id order. Recording
 // locks a member's streak row and then their team's row; a sweep locks no member row, so they cannot deadlock.
-import type { Pool } from "pg";
+import type { Pool, PoolClient } from "pg";
 import { advanceTeam, teamAtRiskRecipients, type TeamConfig, type TeamRule } from "../../domain/team-streak.ts";
 import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
 import { externalIds, loadTeam, persistTeamTransition, teamEventOwnerKey } from "./team-streaks.ts";
@@ -40,7 +40,7 @@ async function sweepTeams(
   due: "break_at" | "at_risk_at",
   recheck: string,
   options: TeamSweepOptions,
-  each: (client: Parameters<Parameters<typeof inTransaction>[1]>[0], teamId: string, row: { break_window_key: string | null; window_close_at: Date | null; at_risk_at: Date | null }) => Promise<boolean>,
+  each: (client: PoolClient, teamId: string, row: { break_window_key: string | null; window_close_at: Date | null; at_risk_at: Date | null }) => Promise<boolean>,
 ): Promise<number> {
   let total = 0;
   let after = { at: "-infinity", id: "00000000-0000-0000-0000-000000000000" };
