@@ -30,7 +30,10 @@
 // API's pool, prepared statements off, DATABASE_DIRECT_URL for migrations and notices — measured beside the direct
 // one in every round, reported as the ratio pooled/direct), BENCH_PREPARED_STATEMENTS (false: the direct API without
 // prepared statements too, to tell PgBouncer's cost from theirs; default true), BENCH_HISTORY
-// (KINDLING_HISTORY for the API: false stores no window history when recording; default true), BENCH_ROLLING (true:
+// (KINDLING_HISTORY for the API: false stores no window history when recording; default true; compare: a second API
+// on the same database with history off, its RecordActivity phase measured beside the first's in every round, in
+// alternating order, reported as the API and PostgreSQL CPU per recorded activity with history on ÷ off, written to
+// bench/results/history-cost.json — issue 13 asks ≤ 1.10), BENCH_ROLLING (true:
 // the definition has rolling windows of at least 1 s, any activity counts, no grace — each member's activity a
 // second or more after its last counted one counts a window and finalises it at once, so nearly every recorded
 // activity stores a history row, the most history writes per activity there can be; default false: daily windows,
@@ -80,6 +83,7 @@ const client: "go" | "raw" | "connect" =
     : go !== null ? "go" : "raw";
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 const history = process.env.BENCH_HISTORY !== "false";
+const historyCompare = process.env.BENCH_HISTORY === "compare";
 const rolling = process.env.BENCH_ROLLING === "true";
 
 type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null; readonly dbCpuMicrosPerCall: number | null };
@@ -91,6 +95,20 @@ interface Round {
   readonly ratios: { ingestVsPgbench: number; readsVsPgbench: number } | null;
   /** BENCH_PGBOUNCER: the same phases against the API whose pool goes through PgBouncer. */
   readonly pgbouncer: { recordActivity: MeasuredLoad; getMemberStreak: MeasuredLoad; ingestVsDirect: number; readsVsDirect: number } | null;
+  /** BENCH_HISTORY=compare: RecordActivity on the API with history off, and CPU per activity with history on ÷ off. */
+  readonly historyOff: { recordActivity: MeasuredLoad; historyRowsPerActivity: number; onFirst: boolean; cost: HistoryCost | null } | null;
+}
+
+/** CPU time per recorded activity with window history on ÷ off: the API's, PostgreSQL's, and both together. */
+interface HistoryCost { readonly api: number; readonly database: number; readonly total: number }
+
+function historyCost(on: MeasuredLoad, off: MeasuredLoad): HistoryCost | null {
+  if (on.apiCpuMicrosPerCall === null || off.apiCpuMicrosPerCall === null || on.dbCpuMicrosPerCall === null || off.dbCpuMicrosPerCall === null) return null;
+  return {
+    api: ratio(on.apiCpuMicrosPerCall, off.apiCpuMicrosPerCall),
+    database: ratio(on.dbCpuMicrosPerCall, off.dbCpuMicrosPerCall),
+    total: ratio(on.apiCpuMicrosPerCall + on.dbCpuMicrosPerCall, off.apiCpuMicrosPerCall + off.dbCpuMicrosPerCall),
+  };
 }
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
@@ -180,6 +198,43 @@ async function historyRows(url: string): Promise<number> {
 }
 const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
 
+/** BENCH_HISTORY=compare: the medians of history on ÷ off per level, printed and written to bench/results/history-cost.json. */
+function writeHistoryCost(byLevel: readonly { concurrency: number; results: Round[] }[]): void {
+  const levelsOut = byLevel.map(({ concurrency, results }) => {
+    const costs = results.map((r) => r.historyOff?.cost).filter((c): c is HistoryCost => c != null);
+    const pick = (f: (c: HistoryCost) => number) => (costs.length ? median(costs.map(f)) : null);
+    const rows = (f: (r: Round) => number) => median(results.map(f));
+    return {
+      concurrency,
+      median: {
+        onVsOff: { api: pick((c) => c.api), database: pick((c) => c.database), total: pick((c) => c.total) },
+        historyRowsPerActivity: { on: rows((r) => r.batching.historyRowsPerActivity!), off: rows((r) => r.historyOff!.historyRowsPerActivity) },
+        recordActivityPerSecond: { on: rows((r) => r.kindling.recordActivity.perSecond), off: rows((r) => r.historyOff!.recordActivity.perSecond) },
+      },
+      rounds: results.map((r) => ({
+        onFirst: r.historyOff!.onFirst,
+        on: { perSecond: r.kindling.recordActivity.perSecond, apiCpuMicrosPerCall: r.kindling.recordActivity.apiCpuMicrosPerCall, dbCpuMicrosPerCall: r.kindling.recordActivity.dbCpuMicrosPerCall, historyRowsPerActivity: r.batching.historyRowsPerActivity },
+        off: { perSecond: r.historyOff!.recordActivity.perSecond, apiCpuMicrosPerCall: r.historyOff!.recordActivity.apiCpuMicrosPerCall, dbCpuMicrosPerCall: r.historyOff!.recordActivity.dbCpuMicrosPerCall, historyRowsPerActivity: r.historyOff!.historyRowsPerActivity },
+        onVsOff: r.historyOff!.cost,
+      })),
+    };
+  });
+  const out = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, node: process.version },
+    settings: { seconds, rounds, concurrency: levels, members, client, rolling },
+    target: { totalOnVsOff: 1.1 },
+    levels: levelsOut,
+  };
+  mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
+  writeFileSync(join(import.meta.dirname, "results", "history-cost.json"), `${JSON.stringify(out, null, 2)}\n`);
+  for (const level of levelsOut) {
+    const m = level.median;
+    console.log(`history on ÷ off at ${level.concurrency} in flight (${rolling ? "rolling 1 s windows" : "daily windows"}; history rows per activity ${m.historyRowsPerActivity.on} vs ${m.historyRowsPerActivity.off}): API CPU ${m.onVsOff.api}×, PostgreSQL CPU ${m.onVsOff.database}×, together ${m.onVsOff.total}× (target ≤ 1.10)`);
+  }
+  console.log("written to bench/results/history-cost.json");
+}
+
 async function main() {
   const root = await createTemporaryDataRoot("kindling-bench-");
   const loadgen = client === "go" ? buildLoadgen(root) : undefined;
@@ -187,10 +242,11 @@ async function main() {
   // Durable settings (fsync, synchronous_commit on); only room for pgbench's clients beside the API's pool.
   const pg = await startEmbeddedPostgres({ dataDir: join(root, "postgres"), port: 0, settings: { max_connections: String(Math.max(100, maxConcurrency + 64 + (viaPgbouncer ? 40 : 0))) } });
   const poolSize = Math.max(8, Math.min(32, Math.ceil(maxConcurrency / apiProcesses)));
-  const config = loadConfig({ DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
+  const configEnv = { DATABASE_URL: pg.databaseUrl, PORT: "0", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0",
     DATABASE_POOL_SIZE: String(poolSize), KINDLING_API_PROCESSES: String(apiProcesses),
     KINDLING_GRPC_UNARY_PATH: String(grpcUnaryPath), KINDLING_DB_PREPARED_STATEMENTS: process.env.BENCH_PREPARED_STATEMENTS ?? "true",
-    KINDLING_HISTORY: String(history) });
+    KINDLING_HISTORY: String(history) };
+  const config = loadConfig(configEnv);
   const postmasterPid = Number(readFileSync(join(root, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
   const kindling = await startKindling(config, createLogger("warn"), "api");
   let bouncer: PgBouncer | undefined;
@@ -205,6 +261,11 @@ async function main() {
     );
     console.log(`PgBouncer ${bouncer.url.replace(/\/\/[^@]*@/, "//")} (transaction mode, ${poolSize} server connections) in front of a second API: ${pooled.apiUrl}`);
   }
+  // BENCH_HISTORY=compare: the same API settings on the same database, storing no window history.
+  const noHistory = historyCompare
+    ? await startKindling(loadConfig({ ...configEnv, KINDLING_HISTORY: "false" }), createLogger("warn"), "api")
+    : undefined;
+  if (noHistory) console.log(`history off: a second API on the same database, ${noHistory.apiUrl}`);
   const orm = await createOrm(pg.databaseUrl, 2);
   try {
     const tenant = await createTenantWithAdminKey(orm.em.fork(), { id: randomUUID(), name: "bench" });
@@ -281,6 +342,19 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       // together on this noisy box; the report gives every round and the median.
       for (let round = 1; round <= rounds; round++) {
         console.log(`— concurrency ${concurrency}, round ${round} of ${rounds}`);
+        // BENCH_HISTORY=compare: RecordActivity with history off, before the history-on phase in even rounds and
+        // after it in odd ones, so neither side always runs on the warmer (or more bloated) database.
+        const onFirst = round % 2 === 1;
+        const measureHistoryOff = async () => {
+          await settle(pg.databaseUrl);
+          console.log(`RecordActivity, history off: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+          const rowsBefore = await historyRows(pg.databaseUrl);
+          const off = await measuredLoad({ ...job, apiUrl: noHistory!.apiUrl!, concurrency, run: randomUUID().slice(0, 8), kind: "ingest" }, loadgen, postmasterPid);
+          const historyRowsPerActivity = Math.round(((await historyRows(pg.databaseUrl)) - rowsBefore) / Math.max(1, off.requests) * 100) / 100;
+          console.log(off, { historyRowsPerActivity });
+          return { recordActivity: off, historyRowsPerActivity };
+        };
+        const offBefore = noHistory && !onFirst ? await measureHistoryOff() : undefined;
         await settle(pg.databaseUrl);
         console.log(`RecordActivity: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
         const batchesBefore = batchIngestTotals();
@@ -299,6 +373,9 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           historyRowsPerActivity: Math.round(((await historyRows(pg.databaseUrl)) - windowsBefore) / Math.max(1, ingest.requests) * 100) / 100,
         };
         console.log(ingest, batching);
+        const off = offBefore ?? (noHistory ? await measureHistoryOff() : undefined);
+        const historyOff = off ? { ...off, onFirst, cost: historyCost(ingest, off.recordActivity) } : null;
+        if (historyOff) console.log(`history on ÷ off, CPU per recorded activity: ${JSON.stringify(historyOff.cost)}`);
         let ingestPooled: MeasuredLoad | undefined;
         if (pooled) {
           await settle(pg.databaseUrl);
@@ -344,6 +421,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
           pgbouncer: ingestPooled && readPooled
             ? { recordActivity: ingestPooled, getMemberStreak: readPooled, ingestVsDirect: ratio(ingestPooled.perSecond, ingest.perSecond), readsVsDirect: ratio(readPooled.perSecond, read.perSecond) }
             : null,
+          historyOff,
         });
         const last = results.at(-1)!.pgbouncer;
         if (last) console.log(`through PgBouncer vs direct: ingest ${last.ingestVsDirect}×, reads ${last.readsVsDirect}×`);
@@ -353,6 +431,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     // Calls the first API process answered on the lean unary gRPC path (src/api/grpc-unary.ts) during the rounds.
     const unaryPath = { enabled: grpcUnaryPath, answered: unaryAfter.answered - unaryBefore.answered, replayed: unaryAfter.replayed - unaryBefore.replayed };
     console.log({ unaryPath });
+    if (historyCompare) writeHistoryCost(byLevel);
     if (skipPgbench) return;
 
     const summary = byLevel.map(({ concurrency, results }) => {
@@ -412,6 +491,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     console.log("written to bench/results/ingest.json");
   } finally {
     await orm.close();
+    await noHistory?.stop();
     await pooled?.stop();
     if (bouncer && process.env.BENCH_DEBUG) console.log(bouncer.log().slice(-4000));
     await bouncer?.stop();
