@@ -7,7 +7,7 @@
 // every row once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pool } from "pg";
-import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { sweepTeamAtRisk, sweepTeamBreaks } from "../../src/engine/teams/team-sweeps.ts";
 import { teamRuleOf } from "../../src/engine/teams/team-streaks.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
@@ -64,6 +64,19 @@ afterAll(async () => {
 async function firstStatement(sweep: (pool: Pool) => Promise<unknown>): Promise<{ text: string; values: unknown[] }> {
   let captured: { text: string; values: unknown[] } | undefined;
   const spy = { query: (text: string, values: unknown[]) => ((captured ??= { text, values }), Promise.reject(new Error("captured"))) } as unknown as Pool;
+  await sweep(spy).catch(() => undefined);
+  return captured!;
+}
+
+/** The first statement of a sweep whose pages run in a transaction (sweepAdvance), captured without running it. */
+async function firstTransactionStatement(sweep: (pool: Pool) => Promise<unknown>): Promise<{ text: string; values: unknown[] }> {
+  let captured: { text: string; values: unknown[] } | undefined;
+  const client = {
+    // begin / rollback carry no values; the first statement with values is the page.
+    query: (text: string, values?: unknown[]) => (values === undefined ? Promise.resolve({ rows: [] }) : ((captured ??= { text, values }), Promise.reject(new Error("captured")))),
+    release: () => undefined,
+  };
+  const spy = { connect: () => Promise.resolve(client) } as unknown as Pool;
   await sweep(spy).catch(() => undefined);
   return captured!;
 }
@@ -133,6 +146,29 @@ describe("sweep pages", () => {
   it("plans/at_risk_page_reads_about_a_page_of_the_keyset_index", async () => {
     const statement = await firstStatement((pool) => sweepAtRisk(pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE }));
     expectPageRead(await explainMidSweep(statement, 6, 7, "at_risk_at"), "member_streak_at_risk_page");
+  });
+
+  // The advance sweep runs after the break sweep at every due instant; its rows (FREEZE / SETTLE, or a break in a
+  // pause) are few. A whole cohort due to BREAK must cost it nothing: paging by id with the kind as a filter read
+  // every row of the definition (10 million after a 10-million cohort), and stale statistics right after a
+  // break sweep made that a scan of the table.
+  it("plans/advance_page_reads_none_of_a_cohort_due_to_break", async () => {
+    const statement = await firstTransactionStatement((pool) => sweepAdvance(pool, def, BREAK_AT + HOUR, { pageSize: PAGE }));
+    const client = await db.pool.connect();
+    try {
+      await client.query("begin");
+      const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`explain (analyze, format json) ${statement.text}`, statement.values);
+      const plan = nodes(rows[0]!["QUERY PLAN"][0].Plan);
+      expect(plan.filter((n) => n["Node Type"] === "Seq Scan" && n["Relation Name"] === "member_streak")).toEqual([]);
+      const streakScans = plan.filter((n) => n["Relation Name"] === "member_streak");
+      expect(streakScans.map((n) => n["Index Name"])).toEqual(["member_streak_advance_page"]);
+      const read = streakScans.reduce((sum, n) => sum + n["Actual Rows"] * n["Actual Loops"] + (n["Rows Removed by Filter"] ?? 0), 0);
+      expect(read).toBe(0);
+    } finally {
+      await client.query("rollback");
+      client.release();
+    }
+    expect(await sweepAdvance(db.pool, def, BREAK_AT + HOUR, { pageSize: PAGE })).toBe(0);
   });
 
   it("sweeps/small_pages_finalise_the_whole_cohort_once", async () => {

@@ -1,6 +1,7 @@
 import { defineEntity, p } from "@mikro-orm/core";
 import { LEADERBOARD_CURRENT_INDEX, LEADERBOARD_LONGEST_INDEX } from "../migrations/0009-leaderboards.migration.ts";
 import { OPTED_OUT_COUNTS_INDEX } from "../migrations/0011-definition-stats.migration.ts";
+import { ADVANCE_PAGE_INDEX } from "../migrations/0017-advance-page.migration.ts";
 
 export type MemberStreakStatus = "NOT_STARTED" | "IN_PROGRESS" | "COMPLETED" | "BROKEN";
 
@@ -34,6 +35,8 @@ const MemberStreakSchema = defineEntity({
     // Partial: finished rows (nulls) are never swept, so breaking a row adds no entries here (migration 0004).
     { name: "member_streak_break_page", expression: `create index "member_streak_break_page" on "member_streak" ("definition_id", "break_at", "id") where "break_at" is not null` },
     { name: "member_streak_at_risk_page", expression: `create index "member_streak_at_risk_page" on "member_streak" ("definition_id", "at_risk_at", "id") where "at_risk_at" is not null` },
+    // The advance sweep's rows only: due FREEZE / SETTLE rows (migration 0017).
+    { name: "member_streak_advance_page", expression: ADVANCE_PAGE_INDEX },
     // Leaderboards in board order, ranked rows only (migration 0009).
     { name: "member_streak_leaderboard_current", expression: LEADERBOARD_CURRENT_INDEX },
     { name: "member_streak_leaderboard_longest", expression: LEADERBOARD_LONGEST_INDEX },

@@ -1,6 +1,6 @@
 // Window close at scale (PRODUCT §5): the set-based sweeps a definition's sweeper workflow runs when a deadline
 // bucket falls due. Every sweep is keyed by the definition and an instant `asOf` chosen by the workflow (its own
-// deterministic clock), pages through due rows by id, and is idempotent: a row it finalised no longer matches,
+// deterministic clock), pages through due rows in (due time, id) order, and is idempotent: a row it finalised no longer matches,
 // and every event it writes carries the dedupe key the domain path would write, so re-running changes nothing.
 //
 // (a) BREAK: rows whose deadlines() said "BREAK at break_at" and whose window is not neutralised by a pause are
@@ -186,37 +186,55 @@ async function sweepMemberBreaks(pool: Pool, def: CatalogDefinition, asOf: numbe
   });
 }
 
-/** (b) Advances FREEZE / SETTLE rows and rows whose break fell in a pause through the domain. Returns rows advanced. */
+/**
+ * (b) Advances FREEZE / SETTLE rows and rows whose break fell in a pause through the domain. Returns rows advanced.
+ *
+ * Two keyset passes over (break_at, id), each a range read of a partial index: first the due rows whose kind is
+ * not BREAK (FREEZE, SETTLE: `member_streak_advance_page`, migration 0017, which holds only them), then — only
+ * when the definition has pauses — the due BREAK rows inside a pause, from the first pause's start on (the break
+ * page index). Neither pass reads the BREAK rows the break sweep just finalised: paging by id with the kind as a
+ * filter read every row of the definition once per sweep, 10 million rows after a 10-million-row cohort broke.
+ */
 export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const [froms, tos] = pauseArrays(def);
   const opts = { pausedIntervals: def.pauses };
+  const passes = [ADVANCE_NOT_BREAK, ...(def.pauses.length > 0 ? [ADVANCE_PAUSED_BREAK] : [])];
   let total = 0;
-  let after = "00000000-0000-0000-0000-000000000000";
-  for (;;) {
-    const n = await inTransaction(pool, async (client) => {
-      const { rows } = await client.query<{ id: string; member_id: string; external_id: string; state: MemberStreakState }>(
-        `select s.id, s.member_id, m.external_id, st.state
-           from member_streak s join member m on m.id = s.member_id join member_streak_state st on st.member_streak_id = s.id
-          where s.tenant_id = $1 and s.definition_id = $2 and s.break_at <= $3 and s.id > $7
-            and (s.break_kind is distinct from 'BREAK' or ${NEUTRAL})
-          order by s.id
-          limit $4
-          for update of s, st`,
-        [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_ADVANCE_PAGE, froms, tos, after],
-      );
-      for (const row of rows) {
-        const next = advance(def.rules, row.state, asOf, opts);
-        const owner = { tenantId: def.tenantId, memberId: row.member_id, memberExternalId: row.external_id, memberStreakId: row.id, activityId: null };
-        await persistTransition(client, owner, def, next.state, next.effects, asOf, next);
-      }
-      if (rows.length > 0) after = rows[rows.length - 1]!.id;
-      return rows.length;
-    });
-    if (n === 0) return total;
-    total += n;
-    options.onPage?.(total);
+  for (const pass of passes) {
+    let after: PageCursor = { at: "-infinity", id: "00000000-0000-0000-0000-000000000000" };
+    for (;;) {
+      const n = await inTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ id: string; member_id: string; external_id: string; state: MemberStreakState; at: string }>(
+          `select s.id, s.member_id, m.external_id, st.state, s.break_at::text as at
+             from member_streak s join member m on m.id = s.member_id join member_streak_state st on st.member_streak_id = s.id
+            where s.tenant_id = $1 and s.definition_id = $2 and s.break_at <= $3 and (s.break_at, s.id) > ($5::timestamptz, $6::uuid)
+              and ${pass}
+            order by s.break_at, s.id
+            limit $4
+            for update of s, st`,
+          [def.tenantId, def.id, new Date(asOf), options.pageSize ?? DEFAULT_ADVANCE_PAGE, after.at, after.id,
+            ...(pass === ADVANCE_PAUSED_BREAK ? [froms, tos] : [])],
+        );
+        for (const row of rows) {
+          const next = advance(def.rules, row.state, asOf, opts);
+          const owner = { tenantId: def.tenantId, memberId: row.member_id, memberExternalId: row.external_id, memberStreakId: row.id, activityId: null };
+          await persistTransition(client, owner, def, next.state, next.effects, asOf, next);
+        }
+        if (rows.length > 0) after = { at: rows[rows.length - 1]!.at, id: rows[rows.length - 1]!.id };
+        return rows.length;
+      });
+      if (n === 0) break;
+      total += n;
+      options.onPage?.(total);
+    }
   }
+  return total;
 }
+
+/** The advance's first pass: due rows that do not simply break (the predicate of `member_streak_advance_page`). */
+const ADVANCE_NOT_BREAK = "s.break_kind is distinct from 'BREAK'";
+/** Its second pass: due BREAK rows whose window a pause neutralises, at or after the first pause's start ($7). */
+const ADVANCE_PAUSED_BREAK = `s.break_kind = 'BREAK' and s.break_at >= (select min(f) from unnest($7::timestamptz[]) as f) and ${neutralSql(7, 8)}`;
 
 /**
  * (c) Emits streak.at_risk once per member and window; on a team definition, once per team and window to each
