@@ -72,8 +72,15 @@ interface StreakSlot {
 
 type Kind = { kind: "fresh" } | { kind: "stored"; row: ActivityRow } | { kind: "repeat"; first: number };
 
-/** Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order). */
-const numbered = (records: readonly object[]) => JSON.stringify(records.map((r, n) => ({ ...r, n })));
+/**
+ * Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order).
+ * The records are the caller's temporaries: `n` is set on them (last, as a spread copy would put it) rather than
+ * on a copy of each.
+ */
+function numbered(records: readonly object[]): string {
+  for (let n = 0; n < records.length; n++) (records[n] as { n?: number }).n = n;
+  return JSON.stringify(records);
+}
 /** The order members are created and locked in, by every batch: (tenant, external id). */
 const byMember = (a: { tenantId: string; externalId: string }, b: { tenantId: string; externalId: string }) =>
   a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.externalId < b.externalId ? -1 : a.externalId > b.externalId ? 1 : 0;
@@ -103,7 +110,9 @@ export async function attemptBatch(client: PoolClient, items: readonly Pending[]
 
   // 2. Members: created when absent, profiles applied.
   const { members, zoneAt } = await upsertMembers(client, items, kinds, stored);
-  const memberOf = (i: number) => members.get(memberKey(items[i]!.input.tenantId, items[i]!.input.memberExternalId))!;
+  // Looked up once per item: the domain loop, the writes and the answers ask for it several times an item.
+  const memberAt = items.map((p) => members.get(memberKey(p.input.tenantId, p.input.memberExternalId))!);
+  const memberOf = (i: number) => memberAt[i]!;
 
   // 3. Member-streak rows, locked in id order (unless locked in step 1); absent ones (needed by new activities) created.
   const slots = await lockStreaks(client, items, kinds, memberOf, prelocked);
