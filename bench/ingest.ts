@@ -37,8 +37,10 @@
 // the definition has rolling windows of at least 1 s, any activity counts, no grace — each member's activity a
 // second or more after its last counted one counts a window and finalises it at once, so nearly every recorded
 // activity stores a history row, the most history writes per activity there can be; default false: daily windows,
-// which never close during a run). Beside the API's CPU time per call, each phase reports PostgreSQL's (every
-// server process, from /proc; null off Linux).
+// which never close during a run), BENCH_API_PROFILE (a directory: every Kindling phase is CPU-profiled in the API
+// process and written there as <phase>-<concurrency>-<run id>.cpuprofile, with its summary by self time printed; the
+// sampling costs CPU, so a profiled run's CPU per call is not one to compare). Beside the API's CPU time per call,
+// each phase reports PostgreSQL's (every server process, from /proc; null off Linux).
 import { Worker } from "node:worker_threads";
 import { rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -46,6 +48,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
+import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -85,6 +88,7 @@ const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 const history = process.env.BENCH_HISTORY !== "false";
 const historyCompare = process.env.BENCH_HISTORY === "compare";
 const rolling = process.env.BENCH_ROLLING === "true";
+const profileDir = process.env.BENCH_API_PROFILE || undefined;
 
 type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null; readonly dbCpuMicrosPerCall: number | null };
 
@@ -169,11 +173,16 @@ function postgresCpuMicros(pid: number): number | null {
 }
 
 async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string, postmasterPid?: number): Promise<MeasuredLoad> {
+  const stopProfile = profileDir === undefined ? undefined : await startCpuProfile(profileDir);
   const before = process.cpuUsage();
   const dbBefore = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   const result = await load(job, loadgen);
   const used = process.cpuUsage(before);
   const dbAfter = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
+  if (stopProfile) {
+    const file = await stopProfile(`${job.kind}-${job.concurrency}-${job.run}`);
+    console.log(`CPU profile ${file}:\n${summarise(JSON.parse(readFileSync(file, "utf8")), 25)}`);
+  }
   const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
   const dbPerCall = dbBefore !== null && dbAfter !== null && result.requests > 0 ? Math.round((dbAfter - dbBefore) / result.requests) : null;
   return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall };

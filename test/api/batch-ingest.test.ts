@@ -11,7 +11,15 @@ import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.j
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
-import { createActivityIngestor, TargetDefinitionError, type RecordActivityInput, type RecordActivityResult } from "../../src/engine/ingest/activity-ingestor.ts";
+import {
+  ACTIVITY_COLUMNS,
+  activityRecord,
+  createActivityIngestor,
+  TargetDefinitionError,
+  type ActivityRow,
+  type RecordActivityInput,
+  type RecordActivityResult,
+} from "../../src/engine/ingest/activity-ingestor.ts";
 import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
 import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
@@ -531,5 +539,52 @@ describe("literal arguments (the batch's messages EXECUTE prepared statements wi
     for (const value of [...hostile, JSON.stringify({ hostile }), "\\", "''", "a\\'b\\\\"]) expect(quoteLiteral(value), value).toBe(pg.escapeLiteral(value));
     // Only what the ingestor binds; anything needing the driver's conversions is refused, not guessed at.
     for (const value of [new Date(0), Buffer.from("x"), { a: 1 }, [[1]], Number.NaN]) expect(() => sqlLiteral(value)).toThrow(TypeError);
+  });
+});
+
+describe("answered activities (the write returns only ids; each answer's activity is built from what was sent)", () => {
+  it("batch/answered_activity_is_the_stored_row_for_values_postgres_converts", async () => {
+    const eventType = "stored.values";
+    const definitionId = await liveDefinition(api.admin, "Stored values", eventType, { condition: { type: ConditionType.SUM, min: 1_000 } });
+    const catalog = createDefinitionCatalog(pool, 30_000);
+    const batcher = createBatchIngestor({ pool, catalog, now: Date.now, options: { maxBatch: 64, maxInFlight: 1 } });
+    const at = Date.now() - HOUR;
+    // Values PostgreSQL converts on the way in: jsonb reorders keys (shorter first, then by UTF-8 bytes), a double
+    // comes back as the double its shortest text gives (-0 as 0), varchar cuts excess spaces off (by characters,
+    // not UTF-16 units), timestamptz keeps whole milliseconds.
+    const metadata = JSON.parse('{"zz":"1","a":"2","é":"3","bb":"4","ab":"5","€":"6","__proto__":"7","z":"8","ä":"9","😀":"10"}') as Record<string, string>;
+    const variants: Partial<RecordActivityInput>[] = [
+      { metadata, value: 0.1 },
+      { value: -0 },
+      { value: 5e-324, occurredAt: at + 0.7 },
+      { value: 1e15, distinctKey: `${"k".repeat(250)}${" ".repeat(10)}` },
+      { value: 123456.789, platform: `web${" ".repeat(70)}` },
+      { value: undefined, distinctKey: `${"😀".repeat(256)}  ` },
+      { value: 3, uniqueIdentifier: `${"u".repeat(250)}${" ".repeat(12)}` },
+      { value: 4, target: { eventType: `${"x".repeat(120)}${" ".repeat(20)}` } },
+      { value: 5, target: { definitionId } },
+      { value: 6, metadata: {} },
+    ];
+    const inputs: RecordActivityInput[] = variants.map((v, i) => ({
+      tenantId: api.admin.tenantId, memberExternalId: `stored-${i % 3}`, target: { eventType }, occurredAt: at + i, uniqueIdentifier: `stored-${i}`, metadata: {},
+      ...v,
+    }));
+    const results = await Promise.all(inputs.map((input) => batcher.record(input)));
+    expect(batcher.stats().batches).toBeLessThan(inputs.length);
+    for (const [i, result] of results.entries()) {
+      const { rows } = await pool.query<ActivityRow>(`select ${ACTIVITY_COLUMNS} from activity where id = $1`, [result.activity.id]);
+      const stored = activityRecord(rows[0]!, inputs[i]!.memberExternalId);
+      expect(result.duplicate).toBe(false);
+      expect(result.activity, `item ${i}`).toEqual(stored);
+      expect(Object.is(result.activity.value, stored.value), `item ${i}: value ${result.activity.value} vs ${stored.value}`).toBe(true);
+      // The order the map's entries are answered in.
+      expect(Object.keys(result.activity.metadata), `item ${i}`).toEqual(Object.keys(stored.metadata));
+    }
+    // The conversions really happened (else the comparison above could not tell a sent value from a stored one).
+    expect(Object.keys(results[0]!.activity.metadata)).not.toEqual(Object.keys(metadata));
+    expect(Object.is(results[1]!.activity.value, 0)).toBe(true);
+    expect(results[5]!.activity.distinctKey).toBe("😀".repeat(256));
+    expect(results[6]!.activity.uniqueIdentifier).toBe("u".repeat(250) + " ".repeat(6));
+    expect(results[7]!.activity.eventType).toHaveLength(128);
   });
 });

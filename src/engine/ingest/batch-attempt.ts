@@ -26,6 +26,7 @@ import { eventRecords, memberStreakRecords } from "./streak-persistence.ts";
 import { streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 import { BATCH_STATEMENTS } from "./batch-sql.ts";
 import { batchMessage, type Statement } from "./batch-message.ts";
+import { storedDouble, storedJsonbObject, storedVarchar } from "./stored-values.ts";
 
 export interface Pending {
   readonly input: RecordActivityInput;
@@ -71,8 +72,15 @@ interface StreakSlot {
 
 type Kind = { kind: "fresh" } | { kind: "stored"; row: ActivityRow } | { kind: "repeat"; first: number };
 
-/** Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order). */
-const numbered = (records: readonly object[]) => JSON.stringify(records.map((r, n) => ({ ...r, n })));
+/**
+ * Records for `jsonb_to_recordset`, each with its position `n`, so an insert can keep their order (lock order).
+ * The records are the caller's temporaries: `n` is set on them (last, as a spread copy would put it) rather than
+ * on a copy of each.
+ */
+function numbered(records: readonly object[]): string {
+  for (let n = 0; n < records.length; n++) (records[n] as { n?: number }).n = n;
+  return JSON.stringify(records);
+}
 /** The order members are created and locked in, by every batch: (tenant, external id). */
 const byMember = (a: { tenantId: string; externalId: string }, b: { tenantId: string; externalId: string }) =>
   a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.externalId < b.externalId ? -1 : a.externalId > b.externalId ? 1 : 0;
@@ -102,7 +110,9 @@ export async function attemptBatch(client: PoolClient, items: readonly Pending[]
 
   // 2. Members: created when absent, profiles applied.
   const { members, zoneAt } = await upsertMembers(client, items, kinds, stored);
-  const memberOf = (i: number) => members.get(memberKey(items[i]!.input.tenantId, items[i]!.input.memberExternalId))!;
+  // Looked up once per item: the domain loop, the writes and the answers ask for it several times an item.
+  const memberAt = items.map((p) => members.get(memberKey(p.input.tenantId, p.input.memberExternalId))!);
+  const memberOf = (i: number) => memberAt[i]!;
 
   // 3. Member-streak rows, locked in id order (unless locked in step 1); absent ones (needed by new activities) created.
   const slots = await lockStreaks(client, items, kinds, memberOf, prelocked);
@@ -540,19 +550,32 @@ async function writeBatch(
     for (const def of p.defs) pairs.set(streakKey(member.id, def.id), { tenant_id: p.input.tenantId, member_id: member.id, definition_id: def.id });
   });
   const byId = new Map(w.fresh.map((i) => [w.activityIds[i]!, i]));
+  const recordedAt = new Date(w.now);
+  // Each fresh activity as its row will be stored (stored-values.ts): the answer's activity, since the write
+  // returns only the ids of the rows it inserted.
+  const stored = new Map<number, ActivityRow>();
   const activities = w.fresh.map((i) => {
     const input = w.items[i]!.input;
-    return {
-      id: w.activityIds[i], tenant_id: input.tenantId, member_id: w.memberOf(i).id,
+    const occurredAt = new Date(input.occurredAt);
+    const row = {
+      id: w.activityIds[i]!, tenant_id: input.tenantId, member_id: w.memberOf(i).id,
       definition_id: "definitionId" in input.target ? input.target.definitionId : null,
       event_type: "eventType" in input.target ? input.target.eventType : null,
       applied_definition_ids: w.outcomes[i]!.filter((s) => s.applied).map((s) => s.definition.id),
-      occurred_at: new Date(input.occurredAt).toISOString(),
+      occurred_at: occurredAt.toISOString(),
       // As text, so NaN and ±Infinity reach float8 as the one-at-a-time path's parameters do.
       value: input.value === undefined ? null : String(input.value),
       distinct_key: input.distinctKey ?? null, unique_identifier: input.uniqueIdentifier, platform: input.platform ?? null,
-      metadata: input.metadata, recorded_at: new Date(w.now).toISOString(),
+      metadata: input.metadata, recorded_at: recordedAt.toISOString(),
     };
+    stored.set(i, {
+      id: row.id, member_id: row.member_id, definition_id: row.definition_id, event_type: storedVarchar(row.event_type, 128),
+      applied_definition_ids: row.applied_definition_ids, occurred_at: new Date(occurredAt.getTime()),
+      value: input.value === undefined ? null : storedDouble(input.value), distinct_key: storedVarchar(row.distinct_key, 256),
+      unique_identifier: storedVarchar(row.unique_identifier, 256), metadata: storedJsonbObject(input.metadata) as Record<string, string>,
+      platform: storedVarchar(row.platform, 64), recorded_at: new Date(w.now), imported: false,
+    });
+    return row;
   });
   activities.sort((a, b) => (a.member_id < b.member_id ? -1 : a.member_id > b.member_id ? 1 : a.unique_identifier < b.unique_identifier ? -1 : 1));
   const ms = (v: number | null) => (v === null ? null : new Date(v).toISOString());
@@ -581,8 +604,8 @@ async function writeBatch(
   // Reads the rows the statement answered (already committed): the inserted activities by item index, and each
   // item's reward facts.
   function answers(result: QueryResult) {
-    const rows = result.rows as (ActivityRow & {
-      row_kind: "activity" | "reward" | "check"; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
+    const rows = result.rows as ({
+      row_kind: "activity" | "reward" | "check"; id: string | null; r_id: string | null; r_member_id: string | null; r_definition_id: string | null; r_threshold: number | null;
       r_kind: string | null; r_points: number | null; r_value: string | null; r_state: string | null; r_claim_deadline_at: Date | null; r_created_at: Date | null;
       r_activity_id: string | null;
     })[];
@@ -590,7 +613,10 @@ async function writeBatch(
     const rewardRows: (RewardFactRow & { member_id: string; created_at: Date; createdBy: number })[] = [];
     for (const r of rows) {
       if (r.row_kind === "check") continue;
-      if (r.row_kind === "activity") inserted.set(byId.get(r.id)!, r);
+      if (r.row_kind === "activity") {
+        const i = byId.get(r.id!)!;
+        inserted.set(i, stored.get(i)!);
+      }
       else {
         const createdBy = r.r_activity_id === null ? -1 : byId.get(r.r_activity_id);
         if (createdBy === undefined) throw new Error(`batch: reward ${r.r_id} created for an activity not in the batch`);

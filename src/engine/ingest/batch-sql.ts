@@ -67,7 +67,9 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
            applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
            metadata jsonb, recorded_at timestamptz, n bigint)
         order by n
-       returning ${ACTIVITY_COLUMNS}
+       -- Only the ids: the answer's activity is what was sent, as stored (stored-values.ts); a missing id is a
+       -- key stored concurrently (kindling_batch_check below).
+       returning id
      ), new_rewards as (
        insert into reward (id, tenant_id, member_id, definition_id, threshold, cycle, repetition, kind, name, value, points, state, mode,
          claim_deadline_at, issued_at, streak_count, multiplier, activity_id, attempts, created_at, updated_at)
@@ -98,17 +100,17 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
            select * from reward r where r.tenant_id = p.tenant_id and r.member_id = p.member_id and r.definition_id = p.definition_id offset 0
          ) r
      )
-     select 'activity' as row_kind, a.*, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
+     select 'activity' as row_kind, a.id, null::uuid as r_id, null::uuid as r_member_id, null::uuid as r_definition_id, null::int as r_threshold,
             null::varchar as r_kind, null::float8 as r_points, null::varchar as r_value, null::varchar as r_state,
             null::timestamptz as r_claim_deadline_at, null::timestamptz as r_created_at, null::uuid as r_activity_id
        from new_activities a
      union all
-     select 'reward', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")},
+     select 'reward', null,
             r.id, r.member_id, r.definition_id, r.threshold, r.kind, r.points, r.value, r.state, r.claim_deadline_at, r.created_at, r.activity_id
        from (select * from stored_rewards union all select * from new_rewards) r
      union all
      -- Its own branch, so it runs whatever the others return: raises KB001 unless every new activity was inserted.
-     select 'check', ${ACTIVITY_COLUMNS.split(", ").map(() => "null").join(", ")}, ${Array.from({ length: 11 }, () => "null").join(", ")}
+     select 'check', null, ${Array.from({ length: 11 }, () => "null").join(", ")}
        from (select kindling_batch_check($7, (select count(*) from new_activities)) as ok) c`;
 
 /**

@@ -10,15 +10,22 @@
  * server log (log_min_error_statement), as it would not with bound parameters.
  */
 export function sqlLiteral(v: unknown): string {
-  const text = (x: unknown): string => {
-    if (typeof x === "string") return x;
-    if ((typeof x === "number" && Number.isFinite(x)) || typeof x === "boolean") return String(x);
-    throw new TypeError(`sqlLiteral: cannot quote a ${typeof x === "object" ? (x?.constructor?.name ?? "object") : typeof x}`);
-  };
-  const element = (x: unknown) => (x === null || x === undefined ? "NULL" : `"${text(x).replace(/[\\"]/g, (c) => `\\${c}`)}"`);
   if (v === null || v === undefined) return "null";
   if (Array.isArray(v)) return quoteLiteral(`{${v.map(element).join(",")}}`);
   return quoteLiteral(text(v));
+}
+
+function text(x: unknown): string {
+  if (typeof x === "string") return x;
+  if ((typeof x === "number" && Number.isFinite(x)) || typeof x === "boolean") return String(x);
+  throw new TypeError(`sqlLiteral: cannot quote a ${typeof x === "object" ? (x?.constructor?.name ?? "object") : typeof x}`);
+}
+
+/** An array element, double-quoted; most (ids, external ids) hold no quote or backslash and are not scanned twice. */
+function element(x: unknown): string {
+  if (x === null || x === undefined) return "NULL";
+  const t = text(x);
+  return `"${t.includes("\\") || t.includes('"') ? t.replace(/[\\"]/g, (c) => `\\${c}`) : t}"`;
 }
 
 /**
