@@ -34,7 +34,8 @@
 // the definition has rolling windows of at least 1 s, any activity counts, no grace — each member's activity a
 // second or more after its last counted one counts a window and finalises it at once, so nearly every recorded
 // activity stores a history row, the most history writes per activity there can be; default false: daily windows,
-// which never close during a run). Beside the API's CPU time per call, each phase reports PostgreSQL's (every
+// which never close during a run), BENCH_API_PROFILE (a directory: a CPU profile of the API over each measured
+// phase is written there; summarise one with `node bench/cpu-profile.ts file`). Beside the API's CPU time per call, each phase reports PostgreSQL's (every
 // server process, from /proc; null off Linux).
 import { Worker } from "node:worker_threads";
 import { rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
@@ -44,6 +45,7 @@ import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { startCpuProfile } from "./cpu-profile.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
@@ -81,6 +83,8 @@ const client: "go" | "raw" | "connect" =
 const grpcUnaryPath = process.env.BENCH_GRPC_UNARY_PATH !== "false";
 const history = process.env.BENCH_HISTORY !== "false";
 const rolling = process.env.BENCH_ROLLING === "true";
+// BENCH_API_PROFILE=dir: a CPU profile of this process (the API) over each measured phase, in dir (bench/cpu-profile.ts).
+const profileDir = process.env.BENCH_API_PROFILE;
 
 type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null; readonly dbCpuMicrosPerCall: number | null };
 
@@ -151,10 +155,12 @@ function postgresCpuMicros(pid: number): number | null {
 }
 
 async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string, postmasterPid?: number): Promise<MeasuredLoad> {
+  const profile = profileDir ? await startCpuProfile(profileDir, `${job.kind}-${job.concurrency}-${job.run}`) : undefined;
   const before = process.cpuUsage();
   const dbBefore = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   const result = await load(job, loadgen);
   const used = process.cpuUsage(before);
+  if (profile) console.log(`CPU profile: ${await profile()}`);
   const dbAfter = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
   const dbPerCall = dbBefore !== null && dbAfter !== null && result.requests > 0 ? Math.round((dbAfter - dbBefore) / result.requests) : null;
