@@ -1,0 +1,86 @@
+// Progress answers computed once per stored state. A member streak read again and again (a widget polled, an app
+// opened) has the same stored state between writes, and its answer then changes only with the clock: its
+// countdown every second, and everything else only when a window opens, closes, settles or turns at risk
+// (ProgressView.validUntil). So an answer is built once and reused, with the countdown and the reward fields filled
+// in per read, until then — for the very same inputs only:
+//   - the stored state as read on this call (its JSON text, compared whole), with the row's id, created and updated
+//     times: every read still reads the row, and a state another process wrote is a different text;
+//   - the same definition object (the catalog makes a new one for every change, and reloads them on a TTL);
+//   - the same member external id and language, and `now` within [computed at, valid until).
+// Reward facts are read on every call and filled in fresh. A state without its text (computed, not read) is
+// never cached. Bounded: the oldest entry goes when the cache is full.
+import type { MemberStreakProgress } from "../../gen/kindling/v1/member_streak_pb.js";
+import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
+import { secondsUntil } from "../../domain/progress-view.ts";
+import { progressAnswer, rewardFields, type RewardFacts, type StoredMemberStreak } from "./progress.mapper.ts";
+
+/** A stored member streak as read, with its state's JSON text as the database returned it. */
+export interface ReadMemberStreak extends StoredMemberStreak {
+  readonly stateText?: string;
+}
+
+export interface ProgressCache {
+  /** What `progressMessage` answers for these inputs, built at most once per stored state and clock span. */
+  message(def: CatalogDefinition, memberExternalId: string, stored: ReadMemberStreak, rewards: RewardFacts, now: number, language: string | undefined): MemberStreakProgress;
+  /** Answers reused and built so far (tests, benchmark). */
+  stats(): { readonly hits: number; readonly misses: number; readonly size: number };
+}
+
+interface Entry {
+  readonly stateText: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly def: CatalogDefinition;
+  readonly memberExternalId: string;
+  readonly from: number;
+  readonly until: number;
+  readonly countdownTo: number | null;
+  readonly message: MemberStreakProgress;
+}
+
+export const PROGRESS_CACHE_ENTRIES = 20_000;
+
+const totals = { hits: 0, misses: 0 };
+
+/** Answers reused and built by every progress cache of this process (tests, benchmark). */
+export function progressCacheTotals(): { readonly hits: number; readonly misses: number } {
+  return { ...totals };
+}
+
+export function createProgressCache(limit = PROGRESS_CACHE_ENTRIES): ProgressCache {
+  const entries = new Map<string, Entry>();
+  let hits = 0;
+  let misses = 0;
+  return {
+    message(def, memberExternalId, stored, rewards, now, language) {
+      const stateText = stored.stateText;
+      if (stateText === undefined || stored.id === "") return progressAnswer(def, memberExternalId, stored, rewards, now, language).message;
+      const key = language === undefined ? stored.id : `${stored.id}\u0000${language}`;
+      const hit = entries.get(key);
+      if (
+        hit !== undefined && hit.stateText === stateText && hit.def === def && hit.updatedAt === stored.updatedAt && hit.createdAt === stored.createdAt &&
+        hit.memberExternalId === memberExternalId && now >= hit.from && now < hit.until
+      ) {
+        hits++;
+        totals.hits++;
+        // A new message per answer (callers add the team to it); the fields shared with the cached one are never
+        // changed once built.
+        const message: MemberStreakProgress = { ...hit.message, ...rewardFields(rewards) };
+        if (hit.countdownTo !== null) message.secondsUntilWindowClose = BigInt(secondsUntil(hit.countdownTo, now));
+        return message;
+      }
+      misses++;
+      totals.misses++;
+      const answer = progressAnswer(def, memberExternalId, stored, rewards, now, language);
+      if (answer.validUntil > now) {
+        if (hit === undefined && entries.size >= limit) entries.delete(entries.keys().next().value!);
+        entries.set(key, {
+          stateText, createdAt: stored.createdAt, updatedAt: stored.updatedAt, def, memberExternalId,
+          from: now, until: answer.validUntil, countdownTo: answer.countdownTo, message: answer.message,
+        });
+      }
+      return { ...answer.message };
+    },
+    stats: () => ({ hits, misses, size: entries.size }),
+  };
+}
