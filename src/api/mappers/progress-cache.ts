@@ -9,7 +9,8 @@
 //   - the same member external id and language, and `now` within [computed at, valid until).
 // Reward facts are read on every call and filled in fresh. A state without its text (computed, not read) is
 // never cached. Bounded: the oldest entry goes when the cache is full.
-import type { MemberStreakProgress } from "../../gen/kindling/v1/member_streak_pb.js";
+import { MemberStreakProgressSchema, type MemberStreakProgress } from "../../gen/kindling/v1/member_streak_pb.js";
+import { encodeWithout, withKnownEncoding } from "../known-encoding.ts";
 import type { CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
 import { secondsUntil } from "../../domain/progress-view.ts";
 import { progressAnswer, rewardFields, type RewardFacts, type StoredMemberStreak } from "./progress.mapper.ts";
@@ -36,7 +37,12 @@ interface Entry {
   readonly until: number;
   readonly countdownTo: number | null;
   readonly message: MemberStreakProgress;
+  /** The message's binary form without the PER_CALL fields (src/api/known-encoding.ts). */
+  readonly prefix: Uint8Array;
 }
+
+/** The fields of an answer filled in on every read (and the team, added by the service): encoded per call. */
+const PER_CALL = ["secondsUntilWindowClose", "unclaimedMilestones", "totalRewardsEarned", "team"] as const;
 
 export const PROGRESS_CACHE_ENTRIES = 20_000;
 
@@ -67,19 +73,19 @@ export function createProgressCache(limit = PROGRESS_CACHE_ENTRIES): ProgressCac
         // changed once built.
         const message: MemberStreakProgress = { ...hit.message, ...rewardFields(rewards) };
         if (hit.countdownTo !== null) message.secondsUntilWindowClose = BigInt(secondsUntil(hit.countdownTo, now));
-        return message;
+        return withKnownEncoding(MemberStreakProgressSchema, message, hit.prefix, PER_CALL);
       }
       misses++;
       totals.misses++;
       const answer = progressAnswer(def, memberExternalId, stored, rewards, now, language);
-      if (answer.validUntil > now) {
-        if (hit === undefined && entries.size >= limit) entries.delete(entries.keys().next().value!);
-        entries.set(key, {
-          stateText, createdAt: stored.createdAt, updatedAt: stored.updatedAt, def, memberExternalId,
-          from: now, until: answer.validUntil, countdownTo: answer.countdownTo, message: answer.message,
-        });
-      }
-      return { ...answer.message };
+      if (answer.validUntil <= now) return answer.message;
+      if (hit === undefined && entries.size >= limit) entries.delete(entries.keys().next().value!);
+      const prefix = encodeWithout(MemberStreakProgressSchema, answer.message, PER_CALL);
+      entries.set(key, {
+        stateText, createdAt: stored.createdAt, updatedAt: stored.updatedAt, def, memberExternalId,
+        from: now, until: answer.validUntil, countdownTo: answer.countdownTo, message: answer.message, prefix,
+      });
+      return withKnownEncoding(MemberStreakProgressSchema, { ...answer.message }, prefix, PER_CALL);
     },
     stats: () => ({ hits, misses, size: entries.size }),
   };
