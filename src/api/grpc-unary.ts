@@ -11,7 +11,8 @@
 //   - the interceptor chain and the implementation (`invokeUnaryImplementation`, exactly as connect's handlers),
 //   - compression negotiation and the status trailers (`compressionNegotiate`, `setTrailerStatus`).
 // What is ours is the framing of one message in one gRPC envelope, the call's signal, and reading/writing the
-// HTTP/2 stream.
+// HTTP/2 stream; responses are encoded by src/api/known-encoding.ts (toBinary, or the kept bytes of a reused
+// progress answer plus its per-read fields).
 //
 // Only plain, well-formed calls take this path: HTTP/2, POST, `application/grpc[+proto]`, an uncompressed request
 // (or `identity`), a valid timeout, and a body that is exactly one uncompressed envelope within the size limit.
