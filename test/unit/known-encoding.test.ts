@@ -42,7 +42,7 @@ describe("known encodings", () => {
       expect(fromBinary(MemberStreakProgressSchema, encodeMessage(MemberStreakProgressSchema, streak))).toEqual(plain.streak);
     }
     const decoded = fromBinary(GetMemberStreakResponseSchema, encodeMessage(GetMemberStreakResponseSchema, create(GetMemberStreakResponseSchema, { streak: reused })));
-    expect(decoded.streak).toMatchObject({ secondsUntilWindowClose: 19n * 3600n - 1n, totalRewardsEarned: 0, unclaimedMilestones: [], team: { teamId: "team-1", currentCount: 4 } });
+    expect(decoded.streak).toMatchObject({ secondsUntilWindowClose: 19n * 3600n, totalRewardsEarned: 0, unclaimedMilestones: [], team: { teamId: "team-1", currentCount: 4 } });
   });
 
   it("encoding/messages_without_a_known_encoding_are_encoded_as_toBinary_does", () => {

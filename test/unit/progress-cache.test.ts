@@ -75,13 +75,14 @@ describe("progress cache", () => {
     const state = applyActivity(def.rules, initialState(def.rules), { id: "a", occurredAt: DAY0 + HOUR, value: 12 }, { now: DAY0 + HOUR }).state;
     const stored = { id: "s1", state, stateText: JSON.stringify(state), createdAt: DAY0, updatedAt: DAY0 + HOUR };
     const none = { unclaimed: [], total: 0 };
-    const first = cache.message(def, "m1", stored, none, DAY0 + 2 * HOUR, undefined);
+    // Read at 05:00 and 06:00 UTC: inside one span (the window opened at 03:00 UTC, yesterday's grace ended at 05:00).
+    const first = cache.message(def, "m1", stored, none, DAY0 + 5 * HOUR, undefined);
     first.currentCount = 99;
     first.team = { $typeName: "kindling.v1.TeamProgress" } as never;
-    const second = cache.message(def, "m1", stored, none, DAY0 + 3 * HOUR, undefined);
+    const second = cache.message(def, "m1", stored, none, DAY0 + 6 * HOUR, undefined);
     second.currentCount = 98;
-    const third = cache.message(def, "m1", stored, none, DAY0 + 3 * HOUR, undefined);
-    expect(third).toEqual(progressMessage(def, "m1", stored, none, DAY0 + 3 * HOUR, undefined));
+    const third = cache.message(def, "m1", stored, none, DAY0 + 6 * HOUR, undefined);
+    expect(third).toEqual(progressMessage(def, "m1", stored, none, DAY0 + 6 * HOUR, undefined));
     expect(cache.stats()).toMatchObject({ hits: 2, misses: 1 });
   });
 
