@@ -2,8 +2,8 @@
 // .cpuprofile by self time per function.
 //
 //   BENCH_API_PROFILE=dir npm run bench   → dir/<phase>-<concurrency>-<round>.cpuprofile, one per measured phase
-//   node bench/cpu-profile.ts file.cpuprofile [top]   → the `top` (default 30) functions by self time, with their
-//                                                      share of the profile's samples
+//   node bench/cpu-profile.ts file.cpuprofile [top] [module]   → the `top` (default 30) functions (or modules) by
+//                                                               self time, with their share of the busy samples
 // The profiler samples through node:inspector in-process; it costs some CPU itself, so CPU-per-call figures of a
 // profiled run are not comparable with an unprofiled one.
 import { Session } from "node:inspector/promises";
@@ -40,8 +40,12 @@ export async function startCpuProfile(dir: string, name: string): Promise<() => 
   };
 }
 
-/** Self time per function (name + file:line), largest first, with each one's share of all samples. */
-export function summarise(profile: Profile, top = 30): { readonly name: string; readonly ms: number; readonly share: number }[] {
+/**
+ * Self time per function (name + file:line), or per module (`by: "module"`: a package, a file of src/, or node's
+ * internals), largest first, with each one's share of the busy samples: idle time and the profiler's own session
+ * (node:inspector) are left out.
+ */
+export function summarise(profile: Profile, top = 30, by: "function" | "module" = "function"): { readonly name: string; readonly ms: number; readonly share: number }[] {
   const byNode = new Map<number, ProfileNode>(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
   let total = 0;
@@ -50,8 +54,12 @@ export function summarise(profile: Profile, top = 30): { readonly name: string; 
     const dt = profile.timeDeltas[i] ?? 0;
     if (!node) continue;
     const f = node.callFrame;
+    if (f.functionName === "(idle)" || f.url === "node:inspector") continue;
     const file = f.url.replace(/^.*\/(node_modules|src)\//, "$1/");
-    const name = `${f.functionName || "(anonymous)"} ${file ? `${file}:${f.lineNumber + 1}` : ""}`.trim();
+    const module = file.startsWith("node_modules/")
+      ? file.split("/").slice(0, file.startsWith("node_modules/@") ? 3 : 2).join("/")
+      : file.startsWith("node:") ? "node: (internals)" : file || (f.functionName.startsWith("(") ? f.functionName : "(native)");
+    const name = by === "module" ? module : `${f.functionName || "(anonymous)"} ${file ? `${file}:${f.lineNumber + 1}` : ""}`.trim();
     self.set(name, (self.get(name) ?? 0) + dt);
     total += dt;
   }
@@ -62,11 +70,13 @@ export function summarise(profile: Profile, top = 30): { readonly name: string; 
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const [file, top] = process.argv.slice(2);
+  const [file, top, by] = process.argv.slice(2);
   if (!file) {
-    console.error("usage: node bench/cpu-profile.ts file.cpuprofile [top]");
+    console.error("usage: node bench/cpu-profile.ts file.cpuprofile [top] [function|module]");
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
-  for (const row of summarise(profile, Number(top ?? 30))) console.log(`${String(row.share).padStart(5)} %  ${String(row.ms).padStart(8)} ms  ${row.name}`);
+  for (const row of summarise(profile, Number(top ?? 30), by === "module" ? "module" : "function")) {
+    console.log(`${String(row.share).padStart(5)} %  ${String(row.ms).padStart(8)} ms  ${row.name}`);
+  }
 }
