@@ -80,12 +80,16 @@ export function createProgressCache(limit = PROGRESS_CACHE_ENTRIES): ProgressCac
       const answer = progressAnswer(def, memberExternalId, stored, rewards, now, language);
       if (answer.validUntil <= now) return answer.message;
       if (hit === undefined && entries.size >= limit) entries.delete(entries.keys().next().value!);
-      const prefix = encodeWithout(MemberStreakProgressSchema, answer.message, PER_CALL);
+      // A spread copy: `create` sets a message's fields one by one, which leaves an object of this many fields in
+      // V8's dictionary mode, and copying one of those (on every reuse below) costs ~5 µs against ~0.1 µs for the
+      // copy of a copy (a fast-mode object).
+      const message = { ...answer.message };
+      const prefix = encodeWithout(MemberStreakProgressSchema, message, PER_CALL);
       entries.set(key, {
         stateText, createdAt: stored.createdAt, updatedAt: stored.updatedAt, def, memberExternalId,
-        from: now, until: answer.validUntil, countdownTo: answer.countdownTo, message: answer.message, prefix,
+        from: now, until: answer.validUntil, countdownTo: answer.countdownTo, message, prefix,
       });
-      return withKnownEncoding(MemberStreakProgressSchema, { ...answer.message }, prefix, PER_CALL);
+      return withKnownEncoding(MemberStreakProgressSchema, { ...message }, prefix, PER_CALL);
     },
     stats: () => ({ hits, misses, size: entries.size }),
   };
