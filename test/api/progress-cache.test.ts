@@ -96,8 +96,9 @@ describe("progress answers reused per stored state", () => {
     const before = progressCacheTotals();
     expect(await read("ann")).toMatchObject({ currentCount: 1 });
     expect(progressCacheTotals().hits).toBe(before.hits + 1);
-    // A second activity in the same window (the cached answer's span has not ended): the next read sees it.
-    await record(activities, "ann", 0, 11);
+    // A second activity in the same window, seconds later (the cached answer's span has not ended, and the server's
+    // definition catalog, whose TTL runs on the same clock, still holds the same definition): the next read sees it.
+    await record(activities, "ann", 0, 10 + 10 / 3600);
     expect(await read("ann")).toMatchObject({ currentCount: 1, currentWindowProgress: { count: 2 } });
     await record(activities, "ann", 1, 10);
     const after = await read("ann");
@@ -114,7 +115,10 @@ describe("progress answers reused per stored state", () => {
     const before = progressCacheTotals();
     expect(await read("bob")).toMatchObject({ currentCount: 1, secondsUntilWindowClose: 12n * 3600n - 5n });
     expect(progressCacheTotals().hits).toBe(before.hits + 1);
-    // Day 1 passes with no activity: the read at the start of day 2 reports the break from the stored state alone.
+    // Day 1 passes with no activity: a read 6 s later, at the start of day 2, reports the break from the stored state
+    // alone (within the catalog's TTL, so the same definition object: only the span of the last answer ends).
+    clock.set(at(2, 0) - 5_000);
+    expect(await read("bob")).toMatchObject({ currentCount: 1, state: MemberStreakState.IN_PROGRESS, secondsUntilWindowClose: 5n });
     clock.set(at(2, 0) + 1_000);
     const broken = await read("bob");
     expect(broken).toMatchObject({ currentCount: 0, state: MemberStreakState.BROKEN, currentWindowSatisfied: false, previousCount: 1, secondsUntilWindowClose: 86_399n });
@@ -125,8 +129,11 @@ describe("progress answers reused per stored state", () => {
     await record(api.client(ActivityService), "cat", 0, 10, riskyDefinitionId);
     clock.set(at(1, 10));
     expect(await read("cat", riskyDefinitionId)).toMatchObject({ currentCount: 1, atRisk: false, currentWindowSatisfied: false });
-    clock.set(at(1, 20) + 59 * 60_000);
+    clock.set(at(1, 21) - 10_000);
     expect(await read("cat", riskyDefinitionId)).toMatchObject({ atRisk: false });
+    const before = progressCacheTotals();
+    expect(await read("cat", riskyDefinitionId)).toMatchObject({ atRisk: false });
+    expect(progressCacheTotals().hits).toBe(before.hits + 1);
     clock.set(at(1, 21));
     expect(await read("cat", riskyDefinitionId)).toMatchObject({ currentCount: 1, atRisk: true, secondsUntilWindowClose: 3n * 3600n });
   });
@@ -136,7 +143,7 @@ describe("progress answers reused per stored state", () => {
     await record(api.client(ActivityService), "dan", 0, 10);
     expect(await read("dan")).toMatchObject({ currentCount: 1 });
     expect(await read("dan")).toMatchObject({ currentCount: 1 });
-    await record(other.activities, "dan", 0, 11);
+    await record(other.activities, "dan", 0, 10 + 10 / 3600);
     expect(await read("dan")).toMatchObject({ currentCount: 1, currentWindowProgress: { count: 2 } });
   });
 
