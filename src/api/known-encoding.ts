@@ -10,7 +10,7 @@
 // may still be set after (a team added to a progress answer), the others must not change (nothing changes a
 // registered answer: callers only add to it the fields that are encoded per call).
 import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 
 interface Known {
   readonly desc: DescMessage;
@@ -68,7 +68,7 @@ export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
     return out;
   }
   let others: Record<string, unknown> | undefined;
-  let writer: BinaryWriter | undefined;
+  const parts: { readonly header: Uint8Array; readonly prefix: Uint8Array; readonly tail: Uint8Array }[] = [];
   const values = message as unknown as Record<string, unknown>;
   for (const field of desc.fields) {
     if (field.fieldKind !== "message" || field.oneof !== undefined) continue;
@@ -79,14 +79,41 @@ export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
     others ??= { ...values };
     others[field.localName] = undefined;
     const tail = perCallBytes(inner, value);
-    writer ??= new BinaryWriter();
-    writer.tag(field.number, WireType.LengthDelimited).uint32(inner.prefix.length + tail.length).raw(inner.prefix).raw(tail);
+    parts.push({ header: fieldHeader(field.number, inner.prefix.length + tail.length), prefix: inner.prefix, tail });
   }
-  if (others === undefined || writer === undefined) return toBinary(desc, message);
+  if (others === undefined) return toBinary(desc, message);
+  // The other fields, then each known field (tag, length, kept bytes, per-call bytes), copied once into the answer.
   const head = toBinary(desc, others as never);
-  const rest = writer.finish();
-  const out = new Uint8Array(head.length + rest.length);
+  let length = head.length;
+  for (const p of parts) length += p.header.length + p.prefix.length + p.tail.length;
+  const out = new Uint8Array(length);
   out.set(head, 0);
-  out.set(rest, head.length);
+  let at = head.length;
+  for (const p of parts) {
+    out.set(p.header, at);
+    out.set(p.prefix, (at += p.header.length));
+    out.set(p.tail, (at += p.prefix.length));
+    at += p.tail.length;
+  }
   return out;
+}
+
+/** The tag (wire type LEN) and length of a message field, as varints. */
+function fieldHeader(number: number, length: number): Uint8Array {
+  const bytes: number[] = [];
+  for (let v = ((number << 3) | WireType.LengthDelimited) >>> 0; ; v >>>= 7) {
+    if (v < 0x80) {
+      bytes.push(v);
+      break;
+    }
+    bytes.push((v & 0x7f) | 0x80);
+  }
+  for (let v = length >>> 0; ; v >>>= 7) {
+    if (v < 0x80) {
+      bytes.push(v);
+      break;
+    }
+    bytes.push((v & 0x7f) | 0x80);
+  }
+  return Uint8Array.from(bytes);
 }

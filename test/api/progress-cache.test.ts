@@ -161,5 +161,9 @@ describe("progress answers reused per stored state", () => {
     const fresh = await read("eve", definitionId, other.reads);
     expect(reused.unclaimedMilestones).toHaveLength(1);
     expect(reused).toEqual(fresh);
+    // The batched read's row times (epoch milliseconds computed in SQL) are the plain read's (parsed timestamps).
+    const { streaks } = await api.client(MemberStreakService, api.admin, "grpc").listMemberStreaks({ memberExternalId: "eve" });
+    const listed = streaks.find((s) => s.definitionId === definitionId)!;
+    expect([reused.createTime, reused.updateTime]).toEqual([listed.createTime, listed.updateTime]);
   });
 });

@@ -82,7 +82,11 @@ export function createProgressCache(limit = PROGRESS_CACHE_ENTRIES): ProgressCac
         }
         // A new message per answer (callers add the team to it); the fields shared with the cached one are never
         // changed once built.
-        const message: MemberStreakProgress = { ...reused.message, ...rewardFields(rewards) };
+        // One plain spread (a shallow clone of a fast-mode object), then stores to fields it already has.
+        const message: MemberStreakProgress = { ...reused.message };
+        const facts = rewardFields(rewards);
+        message.unclaimedMilestones = facts.unclaimedMilestones;
+        message.totalRewardsEarned = facts.totalRewardsEarned;
         if (hit.countdownTo !== null) message.secondsUntilWindowClose = BigInt(secondsUntil(hit.countdownTo, now));
         return withKnownEncoding(MemberStreakProgressSchema, message, reused.prefix, PER_CALL);
       }
