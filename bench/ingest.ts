@@ -59,6 +59,7 @@ import { createLogger } from "../src/observability/logger.ts";
 import { startKindling } from "../src/app.ts";
 import { batchIngestTotals } from "../src/engine/ingest/batch-ingestor.ts";
 import { grpcUnaryTotals } from "../src/api/grpc-unary.ts";
+import { progressCacheTotals } from "../src/api/mappers/progress-cache.ts";
 import type { LoadJob, LoadResult } from "./load-worker.ts";
 import { createOrm } from "../src/db/orm.ts";
 import { createTenantWithAdminKey } from "../src/db/repositories/tenant.repository.ts";
@@ -406,8 +407,11 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
         if (pgIngest && process.env.BENCH_DEBUG) console.log(pgIngest.raw);
         await settle(pg.databaseUrl);
         console.log(`GetMemberStreak: ${concurrency} concurrent gRPC calls for ${seconds}s…`);
+        const cacheBefore = progressCacheTotals();
         const read = await measuredLoad({ ...job, concurrency, run: randomUUID().slice(0, 8), kind: "read" }, loadgen, postmasterPid);
-        console.log(read);
+        const cacheAfter = progressCacheTotals();
+        // Answers reused from the progress cache (src/api/mappers/progress-cache.ts) and built afresh in the phase.
+        console.log(read, { progressCache: { hits: cacheAfter.hits - cacheBefore.hits, misses: cacheAfter.misses - cacheBefore.misses } });
         let readPooled: MeasuredLoad | undefined;
         if (pooled) {
           await settle(pg.databaseUrl);

@@ -11,14 +11,16 @@
 //   - the interceptor chain and the implementation (`invokeUnaryImplementation`, exactly as connect's handlers),
 //   - compression negotiation and the status trailers (`compressionNegotiate`, `setTrailerStatus`).
 // What is ours is the framing of one message in one gRPC envelope, the call's signal, and reading/writing the
-// HTTP/2 stream.
+// HTTP/2 stream; responses are encoded by src/api/known-encoding.ts (toBinary, or the kept bytes of a reused
+// progress answer plus its per-read fields).
 //
 // Only plain, well-formed calls take this path: HTTP/2, POST, `application/grpc[+proto]`, an uncompressed request
 // (or `identity`), a valid timeout, and a body that is exactly one uncompressed envelope within the size limit.
 // Anything else — gRPC-Web, Connect, JSON, streaming methods, compressed or malformed requests — is answered by
 // connect-node (a malformed body is replayed into connect's own gRPC handler, so its error answers stay exact).
 import type http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
+import { encodeMessage } from "./known-encoding.ts";
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
@@ -156,7 +158,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     let payload: Uint8Array | undefined;
     try {
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
-      payload = await envelope(toBinary(spec.method.output, output), compression.response);
+      payload = await envelope(encodeMessage(spec.method.output, output), compression.response);
       call.close(CALL_ENDED);
     } catch (error) {
       payload = undefined;

@@ -1,5 +1,5 @@
 import { windowFor } from "./calendar-window.ts";
-import type { WindowBounds } from "./calendar-window.ts";
+import type { CalendarWindowSpec, WindowBounds } from "./calendar-window.ts";
 import { evaluateCondition, remainingValue } from "./condition.ts";
 import { renderDisplay } from "./display-templates.ts";
 import type { PeriodName, RenderedDisplay } from "./display-templates.ts";
@@ -74,6 +74,35 @@ export interface ProgressView {
   readonly display: RenderedDisplay;
   /** The stored state advanced to `now` (what this view was computed from). */
   readonly state: MemberStreakState;
+  /**
+   * Until when this view holds: for every instant `t` in [now, validUntil), the view of the same stored state at `t`
+   * is this one but for `secondsUntilWindowClose` (which counts down to `countdownTo`) and `state.evaluatedAt`.
+   * `now` itself when no such promise is made (rolling windows): the view must be computed again at every instant.
+   */
+  readonly validUntil: number;
+  /** The instant `secondsUntilWindowClose` counts down to (`secondsUntil(countdownTo, t)`); null when it is null. */
+  readonly countdownTo: number | null;
+}
+
+/** Whole seconds from `now` until `endMs`, rounded up, never negative: the countdown of a view. */
+export function secondsUntil(endMs: number, now: number): number {
+  return Math.max(0, Math.ceil((endMs - now) / 1000));
+}
+
+/**
+ * The first instant after `now` at which the view of a calendar streak can change other than by its countdown.
+ * Everything the view reads from `now` is a comparison with a window boundary `E` of the streak's zone (`now < E`,
+ * `now >= E + grace`: windows opening and closing, closes plus grace settling), with the at-risk instant (a
+ * boundary minus the lead), or the window containing `now`. Every boundary after `now` is at or after the end of
+ * the window containing `now`; every boundary `E` with `E + grace` after `now` is at or after the end of the
+ * window containing `now - grace`. So nothing changes before the earliest of those two instants plus grace and
+ * the at-risk instant (when it is still ahead).
+ */
+function calendarHorizon(spec: CalendarWindowSpec, zone: string, current: WindowBounds, graceMs: number, atRiskAt: number | null, now: number): number {
+  let until = current.endMs;
+  if (graceMs > 0) until = Math.min(until, windowFor(spec, now - graceMs, zone).endMs + graceMs);
+  if (atRiskAt !== null && atRiskAt > now) until = Math.min(until, atRiskAt);
+  return until;
 }
 
 export function nextMilestoneFor(rules: StreakRules, state: Pick<MemberStreakState, "status" | "current" | "cycle" | "earned">): NextMilestone | null {
@@ -118,7 +147,7 @@ export function progressView(rules: StreakRules, stored: MemberStreakState, now:
   let pendingKey: string | null = null;
   if (spec.type === "CALENDAR") {
     window = windowFor(spec, now, state.zone ?? spec.timezone);
-    secondsUntilClose = Math.max(0, Math.ceil((window.endMs - now) / 1000));
+    secondsUntilClose = secondsUntil(window.endMs, now);
     if (r.frontier.alive && r.frontier.window !== null && r.frontier.window.endMs <= now) pendingKey = r.frontier.window.key;
   } else {
     const f = r.frontier.window;
@@ -126,7 +155,7 @@ export function progressView(rules: StreakRules, stored: MemberStreakState, now:
     window = inCooldown || f === null ? (state.lastCredited === null ? null : { ...state.lastCredited }) : f;
     nextOpensAt = inCooldown && f !== null ? f.startMs : null;
     secondsUntilClose =
-      r.frontier.alive && f !== null && f.endMs < Number.MAX_SAFE_INTEGER ? Math.max(0, Math.ceil((f.endMs - now) / 1000)) : null;
+      r.frontier.alive && f !== null && f.endMs < Number.MAX_SAFE_INTEGER ? secondsUntil(f.endMs, now) : null;
   }
   const inWindow =
     window === null ? [] : state.tail.filter((e) => e.at >= (window).startMs && e.at < (window).endMs);
@@ -202,5 +231,7 @@ export function progressView(rules: StreakRules, stored: MemberStreakState, now:
     deadlines: d,
     display,
     state,
+    validUntil: spec.type === "CALENDAR" && window !== null ? calendarHorizon(spec, state.zone ?? spec.timezone, window, (rules.graceSeconds ?? 0) * 1000, d.atRiskAt, now) : now,
+    countdownTo: spec.type === "CALENDAR" ? (window?.endMs ?? null) : null,
   };
 }

@@ -7,6 +7,7 @@ import {
   MemberStreakProgressSchema,
   MemberStreakState,
   RenderedDisplaySchema,
+  UnclaimedMilestoneSchema,
   type MemberStreakProgress,
   type RenderedDisplay as DisplayMessage,
 } from "../../gen/kindling/v1/member_streak_pb.js";
@@ -100,13 +101,44 @@ export function progressMessage(
   now: number,
   language: string | undefined,
 ): MemberStreakProgress {
+  return progressAnswer(def, memberExternalId, stored, rewards, now, language).message;
+}
+
+/** The fields of a progress answer that come from the member's rewards (the rest comes from the state). */
+export function rewardFields(rewards: RewardFacts): Pick<MemberStreakProgress, "unclaimedMilestones" | "totalRewardsEarned"> {
+  return {
+    unclaimedMilestones: rewards.unclaimed.map((r) => create(UnclaimedMilestoneSchema, {
+      threshold: r.threshold,
+      rewardId: r.id,
+      kind: rewardKinds[r.kind] ?? RewardKind.UNSPECIFIED,
+      points: r.points,
+      value: r.value,
+      claimDeadlineTime: ts(r.claimDeadlineAt),
+    })),
+    totalRewardsEarned: rewards.total,
+  };
+}
+
+/**
+ * A progress answer with how long it holds: until `validUntil` the answer for the same stored state, definition,
+ * language and rewards is this one but for `secondsUntilWindowClose`, which counts down to `countdownTo`
+ * (ProgressView.validUntil).
+ */
+export function progressAnswer(
+  def: CatalogDefinition,
+  memberExternalId: string,
+  stored: StoredMemberStreak,
+  rewards: RewardFacts,
+  now: number,
+  language: string | undefined,
+): { readonly message: MemberStreakProgress; readonly validUntil: number; readonly countdownTo: number | null } {
   const { state, view } = viewOf(def, stored, now, language);
   const next = view.nextMilestone;
   const nextMessage = next ? def.message.milestones.find((m) => m.threshold === next.threshold) : undefined;
   // Gameball's ongoingReward: the tier being worked towards, or after the last milestone the last one reached.
   const lastReached = view.earnedThresholds.length > 0 ? Math.max(...view.earnedThresholds) : undefined;
   const ongoingMessage = nextMessage ?? (next ? undefined : def.message.milestones.find((m) => m.threshold === lastReached));
-  return create(MemberStreakProgressSchema, {
+  const message = create(MemberStreakProgressSchema, {
     id: stored.id,
     memberExternalId,
     definitionId: def.id,
@@ -129,15 +161,7 @@ export function progressMessage(
     periodsToNextMilestone: view.periodsToNextMilestone ?? undefined,
     nextRemainingValue: view.remainingValue,
     multiplier: view.multiplier,
-    unclaimedMilestones: rewards.unclaimed.map((r) => ({
-      threshold: r.threshold,
-      rewardId: r.id,
-      kind: rewardKinds[r.kind] ?? RewardKind.UNSPECIFIED,
-      points: r.points,
-      value: r.value,
-      claimDeadlineTime: ts(r.claimDeadlineAt),
-    })),
-    totalRewardsEarned: rewards.total,
+    ...rewardFields(rewards),
     // Gameball's "currently active reward tier": the reward of the milestone the member is working towards.
     ongoingReward: ongoingMessage?.reward
       ? {
@@ -164,4 +188,5 @@ export function progressMessage(
     updateTime: ts(stored.updatedAt),
     totalCount: view.totalPeriods,
   });
+  return { message, validUntil: view.validUntil, countdownTo: view.countdownTo };
 }

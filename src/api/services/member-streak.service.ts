@@ -9,6 +9,7 @@ import type { ProgressReader } from "../../engine/reads/progress-reader.ts";
 import type { DefinitionCatalog } from "../../engine/definitions/definition-catalog.ts";
 import { initialState } from "../../domain/streak-machine.ts";
 import { progressMessage } from "../mappers/progress.mapper.ts";
+import { createProgressCache, type ProgressCache } from "../mappers/progress-cache.ts";
 import { ApiError, invalidArgument, notFound } from "../errors.ts";
 import { decodePageToken, encodePageToken, keysetPage, pageSize } from "../pagination.ts";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -27,6 +28,8 @@ export interface MemberStreakServiceDeps {
   readonly windows: (query: WindowQuery, now: number, limit: number, after: WindowCursor | undefined) => Promise<readonly HistoryWindow[]>;
   /** Team definitions: the member's team progress joins their view (absent: no team progress is shown). */
   readonly teams?: TeamStore;
+  /** Answers built once per stored state (src/api/mappers/progress-cache.ts); one of its own when absent. */
+  readonly progress?: ProgressCache;
 }
 
 /** End users may read only their own member (PRODUCT §2); others may read any member of their tenant. */
@@ -68,6 +71,7 @@ function windowCursor(after: readonly unknown[]): WindowCursor {
 }
 
 export function createMemberStreakService(deps: MemberStreakServiceDeps): ServiceImpl<typeof MemberStreakService> {
+  const answers = deps.progress ?? createProgressCache();
   const visible = (principal: Principal, state: string) => principal.role === "ADMIN" || principal.role === "SERVICE" || state === "LIVE" || state === "PAUSED";
 
   async function read(context: HandlerContext, memberExternalId: string, definitionId?: string) {
@@ -86,7 +90,7 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
         throw notFound("member streak", { member_external_id: req.memberExternalId, definition_id: req.definitionId });
       }
       const now = deps.now();
-      const streak = progressMessage(found.definition, req.memberExternalId, found.row, rows.rewards(found.definition.id), now, req.language || undefined);
+      const streak = answers.message(found.definition, req.memberExternalId, found.row, rows.rewards(found.definition.id), now, req.language || undefined);
       const team = await deps.teams?.progressForMember(principalOf(context).tenantId, found.definition, req.memberExternalId);
       if (team) streak.team = create(TeamProgressSchema, teamProgressMessage(team));
       return { streak };
@@ -98,7 +102,7 @@ export function createMemberStreakService(deps: MemberStreakServiceDeps): Servic
       const language = req.language || undefined;
       const progress = rows.streaks
         .filter((s) => visible(principal, s.definition.state))
-        .map((s) => progressMessage(s.definition, req.memberExternalId, s.row, rows.rewards(s.definition.id), now, language));
+        .map((s) => answers.message(s.definition, req.memberExternalId, s.row, rows.rewards(s.definition.id), now, language));
       if (req.includeNotStarted) {
         const have = new Set(progress.map((p) => p.definitionId));
         for (const def of await deps.catalog.live(principal.tenantId)) {

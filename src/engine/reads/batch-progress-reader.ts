@@ -4,11 +4,10 @@
 // ProgressReader.read gives for it; reads of all of a member's streaks (ListMemberStreaks) and reward facts go
 // to the plain reader. If a batch query fails, its calls are answered one at a time, so one bad call fails alone.
 import type { Pool } from "pg";
-import type { MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 import { hashedStatementName } from "../ingest/batch-message.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "../group-batcher.ts";
-import { addRewardFact, createProgressReader, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
+import { addRewardFact, createProgressReader, streakRow, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
 interface ReadKey {
   readonly tenantId: string;
@@ -56,7 +55,8 @@ export function createBatchProgressReader(
 }
 
 /** The batched progress read (parameters uuid[], text[], uuid[]): exported so a test can check its plan. */
-export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at, rw.rewards
+export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id, st.state::text as state,
+     floor(extract(epoch from s.created_at) * 1000)::float8 as created_ms, floor(extract(epoch from s.updated_at) * 1000)::float8 as updated_ms, rw.rewards
    from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
    cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
    left join lateral (
@@ -82,7 +82,8 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
   // Per-key lookups are LATERAL with `offset 0` so each stays a unique-index probe whatever the statistics say
   // (see classify in batch-attempt.ts).
   const { rows } = await pool.query<{
-    i: string; member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null;
+    // Row times as epoch milliseconds (what Date#getTime gives for the timestamps, without parsing their text).
+    i: string; member_id: string; id: string | null; definition_id: string | null; state: string | null; created_ms: number | null; updated_ms: number | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
   }>({
     // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
@@ -98,10 +99,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
     if (r.id !== null && r.definition_id !== null && r.state !== null) {
       const definition = await catalog.get(key.tenantId, r.definition_id);
       if (definition) {
-        streak = {
-          row: { id: r.id, memberId: r.member_id, definitionId: r.definition_id, state: r.state, createdAt: r.created_at!.getTime(), updatedAt: r.updated_at!.getTime() },
-          definition,
-        };
+        streak = { row: streakRow(r.id, r.member_id, r.definition_id, r.state, r.created_ms!, r.updated_ms!), definition };
       }
     }
     const facts = new Map<string, RewardFactsByDefinition>();

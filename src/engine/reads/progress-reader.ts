@@ -10,8 +10,24 @@ export interface StreakRow {
   readonly memberId: string;
   readonly definitionId: string;
   readonly state: MemberStreakState;
+  /** The state's JSON text as read: the same text is the same state (src/api/mappers/progress-cache.ts). */
+  readonly stateText: string;
   readonly createdAt: number;
   readonly updatedAt: number;
+}
+
+/**
+ * A streak row read with its state as JSON text (`state::text`); the state is parsed when first asked for, so a read
+ * whose answer is already cached for that very text never parses it.
+ */
+export function streakRow(id: string, memberId: string, definitionId: string, stateText: string, createdAt: number, updatedAt: number): StreakRow {
+  let state: MemberStreakState | undefined;
+  return {
+    id, memberId, definitionId, stateText, createdAt, updatedAt,
+    get state() {
+      return (state ??= JSON.parse(stateText) as MemberStreakState);
+    },
+  };
 }
 
 export interface RewardRow {
@@ -77,8 +93,8 @@ export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): Pr
   return {
     rewardFacts,
     async read(tenantId, memberExternalId, definitionId) {
-      const { rows } = await pool.query<{ member_id: string; id: string | null; definition_id: string | null; state: MemberStreakState | null; created_at: Date | null; updated_at: Date | null }>(
-        `select m.id as member_id, s.id, s.definition_id, st.state, s.created_at, s.updated_at
+      const { rows } = await pool.query<{ member_id: string; id: string | null; definition_id: string | null; state: string | null; created_at: Date | null; updated_at: Date | null }>(
+        `select m.id as member_id, s.id, s.definition_id, st.state::text as state, s.created_at, s.updated_at
            from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id ${definitionId ? "and s.definition_id = $3" : ""}
            left join member_streak_state st on st.member_streak_id = s.id
           where m.tenant_id = $1 and m.external_id = $2`,
@@ -90,10 +106,7 @@ export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): Pr
         if (r.id === null || r.definition_id === null || r.state === null) continue;
         const definition = await catalog.get(tenantId, r.definition_id);
         if (!definition) continue;
-        streaks.push({
-          row: { id: r.id, memberId: r.member_id, definitionId: r.definition_id, state: r.state, createdAt: r.created_at!.getTime(), updatedAt: r.updated_at!.getTime() },
-          definition,
-        });
+        streaks.push({ row: streakRow(r.id, r.member_id, r.definition_id, r.state, r.created_at!.getTime(), r.updated_at!.getTime()), definition });
       }
       const facts = memberId && streaks.length > 0 ? await rewardFacts(tenantId, memberId, streaks.map((s) => s.definition.id)) : () => ({ unclaimed: [], total: 0 });
       return { memberId, streaks, rewards: facts };

@@ -1,0 +1,53 @@
+// src/api/known-encoding.ts: a response holding a reused progress answer is encoded from the answer's kept bytes
+// plus its per-read fields, and decodes to exactly the message the plain encoder's bytes decode to.
+import { describe, expect, it } from "vitest";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../../src/gen/kindling/v1/definition_pb.js";
+import { GetMemberStreakResponseSchema } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { MemberStreakProgressSchema, TeamProgressSchema } from "../../src/gen/kindling/v1/member_streak_pb.js";
+import { rulesFromMessage } from "../../src/engine/definitions/definition-rules.ts";
+import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
+import { applyActivity, initialState } from "../../src/domain/index.ts";
+import { createProgressCache } from "../../src/api/mappers/progress-cache.ts";
+import { encodeMessage } from "../../src/api/known-encoding.ts";
+
+const HOUR = 3_600_000;
+const DAY0 = Date.UTC(2026, 0, 5);
+
+const message = create(StreakDefinitionSchema, {
+  id: "00000000-0000-4000-8000-000000000002",
+  name: "Daily",
+  window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+  condition: { type: ConditionType.COUNT, min: 1 },
+  milestones: [{ threshold: 1, reward: { kind: RewardKind.POINTS, points: 5, fulfilmentMode: FulfilmentMode.CLAIM } }],
+});
+const def: CatalogDefinition = {
+  id: message.id, tenantId: "t", state: "LIVE", version: 1, message, rules: rulesFromMessage(message), eventTypes: [], startAt: null, endAt: null, pauses: [],
+};
+const state = applyActivity(def.rules, initialState(def.rules), { id: "a", occurredAt: DAY0 + HOUR }, { now: DAY0 + HOUR }).state;
+const stored = { id: "s1", state, stateText: JSON.stringify(state), createdAt: DAY0, updatedAt: DAY0 + HOUR };
+const rewards = { unclaimed: [{ id: "r1", threshold: 1, kind: "POINTS", points: 5, value: "", claimDeadlineAt: DAY0 + 30 * HOUR }], total: 3 };
+
+describe("known encodings", () => {
+  it("encoding/reused_answer_with_per_read_fields_decodes_like_the_plain_encoding", () => {
+    const cache = createProgressCache();
+    const built = cache.message(def, "m1", stored, rewards, DAY0 + 2 * HOUR, undefined);
+    const reused = cache.message(def, "m1", stored, { unclaimed: [], total: 0 }, DAY0 + 5 * HOUR + 1, undefined);
+    reused.team = create(TeamProgressSchema, { teamId: "team-1", currentCount: 4 });
+    expect(cache.stats()).toMatchObject({ hits: 1, misses: 1 });
+    for (const streak of [built, reused]) {
+      const response = create(GetMemberStreakResponseSchema, { streak });
+      const plain = fromBinary(GetMemberStreakResponseSchema, toBinary(GetMemberStreakResponseSchema, response));
+      expect(fromBinary(GetMemberStreakResponseSchema, encodeMessage(GetMemberStreakResponseSchema, response))).toEqual(plain);
+      expect(fromBinary(MemberStreakProgressSchema, encodeMessage(MemberStreakProgressSchema, streak))).toEqual(plain.streak);
+    }
+    const decoded = fromBinary(GetMemberStreakResponseSchema, encodeMessage(GetMemberStreakResponseSchema, create(GetMemberStreakResponseSchema, { streak: reused })));
+    expect(decoded.streak).toMatchObject({ secondsUntilWindowClose: 19n * 3600n, totalRewardsEarned: 0, unclaimedMilestones: [], team: { teamId: "team-1", currentCount: 4 } });
+  });
+
+  it("encoding/messages_without_a_known_encoding_are_encoded_as_toBinary_does", () => {
+    const streak = create(MemberStreakProgressSchema, { id: "x", currentCount: 3, memberExternalId: "m" });
+    const response = create(GetMemberStreakResponseSchema, { streak });
+    expect(encodeMessage(GetMemberStreakResponseSchema, response)).toEqual(toBinary(GetMemberStreakResponseSchema, response));
+  });
+});
