@@ -16,7 +16,9 @@
 //      the ceiling of any ratio against a sub-millisecond SQL statement;
 //   4. per round ratios and their medians, printed and written to bench/results/leaderboard.json.
 // Knobs: LEADERBOARD_MEMBERS (default 1000000), BENCH_SECONDS (default 10), BENCH_ROUNDS (default 3),
-// BENCH_CONCURRENCY (default "8"), BENCH_CLIENT (raw: the worker-thread client even where Go runs).
+// BENCH_CONCURRENCY (default "8"), BENCH_CLIENT (raw: the worker-thread client even where Go runs),
+// BENCH_API_PROFILE (a directory: the first round's API load phases are CPU-profiled there, <kind>-c<n>.cpuprofile,
+// and summarised by self time; the sampler costs CPU, so compare CPU per call from unprofiled runs only).
 //
 // The rank's cost grows with the member's rank on both sides (the rows ahead are counted through the index), so
 // random members make its absolute rate low; the ratio compares like with like.
@@ -27,6 +29,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { startCpuProfile } from "./cpu-profile.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -132,7 +135,8 @@ const GO_KINDS: Record<LoadJob["kind"], string> = { top: "leaderboard-top", rank
  * One load phase: in the compiled load generator when `loadgen` is given (a separate process), else in a worker
  * thread; either way with the CPU time this process (the API's) spent per answered call.
  */
-async function load(job: LoadJob, loadgen: string | undefined): Promise<LoadResult & { apiCpuMicrosPerCall: number | null }> {
+async function load(job: LoadJob, loadgen: string | undefined, profileDir?: string): Promise<LoadResult & { apiCpuMicrosPerCall: number | null }> {
+  const stopProfile = profileDir ? await startCpuProfile() : undefined;
   const before = process.cpuUsage();
   const result = loadgen
     ? await runLoadgen(loadgen, {
@@ -141,6 +145,11 @@ async function load(job: LoadJob, loadgen: string | undefined): Promise<LoadResu
       })
     : await loadInWorker(job);
   const used = process.cpuUsage(before);
+  if (stopProfile) {
+    const name = `${job.kind}-c${job.concurrency}`;
+    const top = await stopProfile(profileDir!, name);
+    process.stdout.write(`[leaderboard] CPU profile ${join(profileDir!, name)}.cpuprofile, self time:\n${top.map((t) => `  ${String(t.percent).padStart(5)} %  ${t.fn}`).join("\n")}\n`);
+  }
   // In a worker thread the client's CPU is this process's too: then there is no API-only figure.
   return { ...result, apiCpuMicrosPerCall: loadgen && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null };
 }
@@ -173,6 +182,7 @@ async function main(): Promise<void> {
   const members = Number(process.env.LEADERBOARD_MEMBERS ?? 1_000_000);
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+  const profileDir = process.env.BENCH_API_PROFILE || undefined;
   const levels = (process.env.BENCH_CONCURRENCY ?? "8").split(",").map((c) => Number(c.trim())).filter((c) => Number.isInteger(c) && c > 0);
   const log = (message: string) => process.stdout.write(`[leaderboard] ${message}\n`);
 
@@ -244,13 +254,14 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen);
+        const profile = round === 1 ? profileDir : undefined;
+        const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen);
+        const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const floor = await load({ ...job, kind: "floor", concurrency }, loadgen);
+        const floor = await load({ ...job, kind: "floor", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgRank = runPgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
         const r2 = (n: number) => Math.round(n * 100) / 100;
