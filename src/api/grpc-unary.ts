@@ -18,12 +18,13 @@
 // Anything else — gRPC-Web, Connect, JSON, streaming methods, compressed or malformed requests — is answered by
 // connect-node (a malformed body is replayed into connect's own gRPC handler, so its error answers stay exact).
 import type http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { binaryOf } from "./shared-responses.ts";
 
 /** A unary method with its implementation, as connect's router holds it. */
 export type UnaryMethodSpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -156,7 +157,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     let payload: Uint8Array | undefined;
     try {
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
-      payload = await envelope(toBinary(spec.method.output, output), compression.response);
+      // A shared response (shared-responses.ts) is encoded once, for every call that answers with it.
+      payload = await envelope(binaryOf(spec.method.output, output), compression.response);
       call.close(CALL_ENDED);
     } catch (error) {
       payload = undefined;
