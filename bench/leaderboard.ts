@@ -9,7 +9,8 @@
 //      1 % opted out, display names set; then VACUUM ANALYZE and CHECKPOINT;
 //   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (bench/loadgen, the
 //      compiled grpc-go client, when Go runs here; else a lean client on node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
-//      joined to member for the names; GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
+//      joined to member for the names, then pgbench with the API's own top-100 statement (the same rows rendered
+//      into one JSON value: its share of a call); GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
 //      with the plain rank (the member's row, then count(*) of the rows ahead of it). Every phase starts
 //      from a settled database;
 //      Last, GetLeaderboardSettings (a one-row read) for the same time: the rate the RPC stack alone allows here,
@@ -237,6 +238,12 @@ async function main(): Promise<void> {
  where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid and s.current_count > 0 and not s.leaderboard_opt_out
  order by s.current_count desc, s.count_reached_at, s.id limit 100;
 `;
+    // The API's own top-100 statement (src/engine/history/leaderboard.ts: the same index range, rendered into one
+    // JSON value), its parameters written in: the statement's share of a call, apart from the API's.
+    const { topSql: apiTopSqlOf } = await import("../src/engine/history/leaderboard.ts");
+    const apiTopSql = `${apiTopSqlOf("CURRENT_COUNT")
+      .replaceAll("$1", ":tenant::uuid").replaceAll("$2", ":definition::uuid").replaceAll("$3", "100")
+      .replaceAll("$4", "now()").replaceAll("$5", "'{}'::timestamptz[]").replaceAll("$6", "'{}'::timestamptz[]")};\n`;
     // The plain rank: the member's row, then the rows ahead of it (a higher count; the same count reached earlier).
     const rankSql = `\\set m random(1, :members)
 select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid
@@ -249,7 +256,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
     type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
-    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
@@ -258,6 +265,8 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
+        const pgApiTop = runPgbench(pg.databaseUrl, apiTopSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
@@ -268,11 +277,11 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const r: Round = {
           concurrency,
           floor,
-          top: { api: apiTop, pgbench: pgTop, ratio: r2(apiTop.perSecond / pgTop.tps) },
+          top: { api: apiTop, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
-        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio}; ` +
+        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
           `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}; ` +
           `one-row RPC floor ${floor.perSecond}/s`);
       }
@@ -284,6 +293,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         topRatio: median(at.map((r) => r.top.ratio)),
         rankRatio: median(at.map((r) => r.rank.ratio)),
         topPerSecond: median(at.map((r) => r.top.api.perSecond)),
+        topApiStatementTps: median(at.map((r) => r.top.apiStatement.tps)),
         rankPerSecond: median(at.map((r) => r.rank.api.perSecond)),
         oneRowRpcPerSecond: median(at.map((r) => r.floor.perSecond)),
         // The API's CPU per answered call (null with the worker-thread client, whose CPU is the same process's).
@@ -295,7 +305,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
       };
     });
     for (const s of summary) {
-      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
         (s.apiCpuMicrosPerCall ? `; API CPU per call: top ${s.apiCpuMicrosPerCall.top} µs, rank ${s.apiCpuMicrosPerCall.rank} µs, one-row ${s.apiCpuMicrosPerCall.oneRow} µs` : ""));
     }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
