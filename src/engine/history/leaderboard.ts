@@ -97,9 +97,12 @@ export function topSql(metric: LeaderboardMetric): string {
               limit $3) t`;
 }
 
-/** The parameters after a board statement's own: now and the definition's pauses, for the current board only. */
+/**
+ * The parameters after a board statement's own: now and the definition's pauses, for the current board only. ISO
+ * strings (the statement types them timestamptz), as the driver's own rendering of a Date costs more.
+ */
 export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number): unknown[] {
-  return BOARDS[metric].live ? [new Date(now), ...pauseArrays(def)] : [];
+  return BOARDS[metric].live ? [new Date(now).toISOString(), ...pauseArrays(def)] : [];
 }
 
 /**
