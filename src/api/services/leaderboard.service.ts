@@ -110,4 +110,3 @@ export function createLeaderboardService(deps: LeaderboardServiceDeps): ServiceI
     },
   };
 }
-
