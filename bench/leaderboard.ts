@@ -9,24 +9,28 @@
 //      1 % opted out, display names set; then VACUUM ANALYZE and CHECKPOINT;
 //   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (bench/loadgen, the
 //      compiled grpc-go client, when Go runs here; else a lean client on node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
-//      joined to member for the names; GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
+//      joined to member for the names, then pgbench with the API's own top-100 statement (the same rows rendered
+//      into one JSON value: its share of a call); GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
 //      with the plain rank (the member's row, then count(*) of the rows ahead of it). Every phase starts
 //      from a settled database;
 //      Last, GetLeaderboardSettings (a one-row read) for the same time: the rate the RPC stack alone allows here,
 //      the ceiling of any ratio against a sub-millisecond SQL statement;
 //   4. per round ratios and their medians, printed and written to bench/results/leaderboard.json.
 // Knobs: LEADERBOARD_MEMBERS (default 1000000), BENCH_SECONDS (default 10), BENCH_ROUNDS (default 3),
-// BENCH_CONCURRENCY (default "8"), BENCH_CLIENT (raw: the worker-thread client even where Go runs).
+// BENCH_CONCURRENCY (default "8"), BENCH_CLIENT (raw: the worker-thread client even where Go runs),
+// BENCH_API_PROFILE (a directory: the first round's API load phases are CPU-profiled there, <kind>-c<n>.cpuprofile,
+// and summarised by self time; the sampler costs CPU, so compare CPU per call from unprofiled runs only).
 //
 // The rank's cost grows with the member's rank on both sides (the rows ahead are counted through the index), so
 // random members make its absolute rate low; the ratio compares like with like.
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -132,7 +136,8 @@ const GO_KINDS: Record<LoadJob["kind"], string> = { top: "leaderboard-top", rank
  * One load phase: in the compiled load generator when `loadgen` is given (a separate process), else in a worker
  * thread; either way with the CPU time this process (the API's) spent per answered call.
  */
-async function load(job: LoadJob, loadgen: string | undefined): Promise<LoadResult & { apiCpuMicrosPerCall: number | null }> {
+async function load(job: LoadJob, loadgen: string | undefined, profileDir?: string): Promise<LoadResult & { apiCpuMicrosPerCall: number | null }> {
+  const stopProfile = profileDir ? await startCpuProfile(profileDir) : undefined;
   const before = process.cpuUsage();
   const result = loadgen
     ? await runLoadgen(loadgen, {
@@ -141,6 +146,11 @@ async function load(job: LoadJob, loadgen: string | undefined): Promise<LoadResu
       })
     : await loadInWorker(job);
   const used = process.cpuUsage(before);
+  if (stopProfile) {
+    const name = `${job.kind}-c${job.concurrency}`;
+    const file = await stopProfile(name);
+    process.stdout.write(`[leaderboard] CPU profile ${file}:\n${summarise(JSON.parse(readFileSync(file, "utf8")), 25)}\n`);
+  }
   // In a worker thread the client's CPU is this process's too: then there is no API-only figure.
   return { ...result, apiCpuMicrosPerCall: loadgen && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null };
 }
@@ -173,6 +183,7 @@ async function main(): Promise<void> {
   const members = Number(process.env.LEADERBOARD_MEMBERS ?? 1_000_000);
   const seconds = Number(process.env.BENCH_SECONDS ?? 10);
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+  const profileDir = process.env.BENCH_API_PROFILE || undefined;
   const levels = (process.env.BENCH_CONCURRENCY ?? "8").split(",").map((c) => Number(c.trim())).filter((c) => Number.isInteger(c) && c > 0);
   const log = (message: string) => process.stdout.write(`[leaderboard] ${message}\n`);
 
@@ -227,6 +238,12 @@ async function main(): Promise<void> {
  where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid and s.current_count > 0 and not s.leaderboard_opt_out
  order by s.current_count desc, s.count_reached_at, s.id limit 100;
 `;
+    // The API's own top-100 statement (src/engine/history/leaderboard.ts: the same index range, rendered into one
+    // JSON value), its parameters written in: the statement's share of a call, apart from the API's.
+    const { topSql: apiTopSqlOf } = await import("../src/engine/history/leaderboard.ts");
+    const apiTopSql = `${apiTopSqlOf("CURRENT_COUNT")
+      .replaceAll("$1", ":tenant::uuid").replaceAll("$2", ":definition::uuid").replaceAll("$3", "100")
+      .replaceAll("$4", "now()").replaceAll("$5", "'{}'::timestamptz[]").replaceAll("$6", "'{}'::timestamptz[]")};\n`;
     // The plain rank: the member's row, then the rows ahead of it (a higher count; the same count reached earlier).
     const rankSql = `\\set m random(1, :members)
 select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid
@@ -239,29 +256,32 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
     type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
-    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen);
+        const profile = round === 1 ? profileDir : undefined;
+        const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen);
+        const pgApiTop = runPgbench(pg.databaseUrl, apiTopSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
-        const floor = await load({ ...job, kind: "floor", concurrency }, loadgen);
+        const apiRank = await load({ ...job, kind: "rank", concurrency }, loadgen, profile);
+        await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
+        const floor = await load({ ...job, kind: "floor", concurrency }, loadgen, profile);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgRank = runPgbench(pg.databaseUrl, rankSql, vars, concurrency, seconds);
         const r2 = (n: number) => Math.round(n * 100) / 100;
         const r: Round = {
           concurrency,
           floor,
-          top: { api: apiTop, pgbench: pgTop, ratio: r2(apiTop.perSecond / pgTop.tps) },
+          top: { api: apiTop, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
-        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio}; ` +
+        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
           `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}; ` +
           `one-row RPC floor ${floor.perSecond}/s`);
       }
@@ -273,6 +293,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         topRatio: median(at.map((r) => r.top.ratio)),
         rankRatio: median(at.map((r) => r.rank.ratio)),
         topPerSecond: median(at.map((r) => r.top.api.perSecond)),
+        topApiStatementTps: median(at.map((r) => r.top.apiStatement.tps)),
         rankPerSecond: median(at.map((r) => r.rank.api.perSecond)),
         oneRowRpcPerSecond: median(at.map((r) => r.floor.perSecond)),
         // The API's CPU per answered call (null with the worker-thread client, whose CPU is the same process's).
@@ -284,7 +305,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
       };
     });
     for (const s of summary) {
-      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
         (s.apiCpuMicrosPerCall ? `; API CPU per call: top ${s.apiCpuMicrosPerCall.top} µs, rank ${s.apiCpuMicrosPerCall.rank} µs, one-row ${s.apiCpuMicrosPerCall.oneRow} µs` : ""));
     }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });

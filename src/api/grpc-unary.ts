@@ -26,6 +26,7 @@ import type { Compression, UniversalHandler, UniversalServerRequest } from "@con
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { binaryOf, isSharedResponse } from "./shared-responses.ts";
 
 /** A unary method with its implementation, as connect's router holds it. */
 export type UnaryMethodSpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -158,7 +159,9 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     let payload: Uint8Array | undefined;
     try {
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
-      payload = await envelope(encodeMessage(spec.method.output, output), compression.response);
+      // A shared response (shared-responses.ts) is encoded once, for every call that answers with it; a reused
+      // progress answer (known-encoding.ts) encodes only its per-read fields.
+      payload = await envelope(isSharedResponse(output) ? binaryOf(spec.method.output, output) : encodeMessage(spec.method.output, output), compression.response);
       call.close(CALL_ENDED);
     } catch (error) {
       payload = undefined;

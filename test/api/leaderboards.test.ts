@@ -14,7 +14,7 @@ import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { ApiKeyRole } from "../../src/gen/kindling/v1/tenant_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { LeaderboardMetric, LeaderboardService } from "../../src/gen/kindling/v1/leaderboard_service_pb.js";
-import { createTestClock, startTestApi, type TestApi, type TestClock } from "../support/api.ts";
+import { createTestClock, startTestApi, type Protocol, type TestApi, type TestClock } from "../support/api.ts";
 import { DAY, createLiveDefinition, expectFailure, sqlPool } from "../support/fixtures.ts";
 
 const HOUR = 3_600_000;
@@ -171,6 +171,26 @@ describe("LeaderboardService (day 1, 13:00: d is at risk, not broken)", () => {
     expect((await boards(serviceKey).getLeaderboard({ definitionId: defId, metric: CURRENT })).entries).toHaveLength(6);
     await boards().setLeaderboardSettings({ hiddenFromEndUsers: false });
     expect((await boards(asA).getLeaderboard({ definitionId: defId, metric: CURRENT })).entries).toHaveLength(6);
+  });
+  it("leaderboard/a_reused_board_keeps_each_callers_view_on_every_protocol", async () => {
+    // The API reuses the response it built for a board while the board's statement returns the same answer
+    // (src/api/services/leaderboard.service.ts); each caller must still get their own view of it, on every
+    // protocol, however the calls interleave. Top 2: c, a; b is a member not on it.
+    const asA = await session("a");
+    const asB = await session("b");
+    const view = async (auth: Record<string, string> | undefined, protocol: Protocol) =>
+      (await api.client(LeaderboardService, auth ?? api.admin, protocol).getLeaderboard({ definitionId: defId, metric: CURRENT, limit: 2 }))
+        .entries.map((e) => [e.rank, e.memberExternalId, e.count, e.isCaller, e.reachTime !== undefined]);
+    const server = [[1, "c", 2, false, true], [2, "a", 2, false, true]];
+    const others = [[1, "", 2, false, true], [2, "", 2, false, true]];
+    const own = [[1, "", 2, false, true], [2, "a", 2, true, true]];
+    for (const protocol of ["grpc", "connect-json", "connect-binary", "grpc-web", "grpc"] as const) {
+      expect(await view(undefined, protocol), protocol).toEqual(server);
+      expect(await view(asB, protocol), protocol).toEqual(others);
+      expect(await view(asA, protocol), protocol).toEqual(own);
+      expect(await view(serviceKey, protocol), protocol).toEqual(server);
+      expect(await view(asB, protocol), protocol).toEqual(others);
+    }
   });
 });
 

@@ -4,7 +4,9 @@
 // - every board statement is planned without a sequential scan, as a prepared statement under a generic and a
 //   custom plan;
 // - the answers equal a full sort of the same rows done here in TypeScript (the board's rules written out again:
-//   count desc, reached first, id; ranked rows only).
+//   count desc, reached first, id; ranked rows only);
+// - the store's reuse of a board it read before (the same frozen entries while its statement returns the same
+//   answer) never outlives the answer: a changed row, another read instant or another size is a new board at once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
@@ -113,5 +115,43 @@ describe("leaderboard statement plans", () => {
     }
     // Not ranked: opted out (m13), due to break (m10), a count of 0 (m40: 40 × 7919 ≡ 0 mod 40).
     for (const member of ["m13", "m10", "m40"]) expect((await store.rank(def, "CURRENT_COUNT", member, 1, NOW)).entry).toBeNull();
+  });
+
+  it("cache/top_reuses_an_unchanged_board_and_answers_every_change_at_once", async () => {
+    const store = createLeaderboardStore(pool);
+    const other = createLeaderboardStore(pool); // another API process
+    const first = await store.top(def, "CURRENT_COUNT", 100, NOW);
+    expect(first).toHaveLength(100);
+    // The statement ran again and returned the same board: the same entries, frozen as they are shared.
+    expect(await store.top(def, "CURRENT_COUNT", 100, NOW)).toBe(first);
+    expect(Object.isFrozen(first) && first.every((e) => Object.isFrozen(e))).toBe(true);
+    // Reached-at moments are the stored ones, to the millisecond.
+    const { rows: stored } = await pool.query<{ external_id: string; count_reached_at: Date }>(
+      "select m.external_id, s.count_reached_at from member_streak s join member m on m.id = s.member_id where s.definition_id = $1 and m.external_id = any ($2)",
+      [def.id, first.map((e) => e.memberExternalId)],
+    );
+    const reached = new Map(stored.map((r) => [r.external_id, r.count_reached_at.getTime()]));
+    expect(first.map((e) => e.reachedAt)).toEqual(first.map((e) => reached.get(e.memberExternalId)));
+
+    // Another size is another board.
+    expect((await store.top(def, "CURRENT_COUNT", 5, NOW)).map((e) => e.memberExternalId)).toEqual(first.slice(0, 5).map((e) => e.memberExternalId));
+    // A changed row (the leader renamed) is answered at once, by this store and by the other one.
+    const leader = first[0]!.memberExternalId;
+    await pool.query("update member set display_name = 'Renamed leader' where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
+    try {
+      for (const s of [store, other]) {
+        const renamed = await s.top(def, "CURRENT_COUNT", 100, NOW);
+        expect(renamed).not.toBe(first);
+        expect(renamed[0]).toMatchObject({ rank: 1, memberExternalId: leader, displayName: "Renamed leader" });
+        expect(renamed.slice(1)).toEqual(first.slice(1));
+      }
+    } finally {
+      await pool.query("update member set display_name = null where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
+    }
+    expect((await store.top(def, "CURRENT_COUNT", 100, NOW)).map((e) => e.displayName)).toEqual(first.map((e) => e.displayName));
+    // No row changed, but a day later every BREAK row's window has passed: only the FREEZE rows (n % 17 = 0) stand.
+    const later = await store.top(def, "CURRENT_COUNT", 100, NOW + 2 * 86_400_000);
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.every((e) => Number(e.memberExternalId.slice(1)) % 17 === 0)).toBe(true);
   });
 });

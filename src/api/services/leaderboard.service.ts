@@ -3,12 +3,13 @@
 // may see, unless the tenant hides boards from them, and never another member's external id.
 import { Code, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { LeaderboardMetric, LeaderboardService } from "../../gen/kindling/v1/leaderboard_service_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { GetLeaderboardResponseSchema, LeaderboardMetric, LeaderboardService, type GetLeaderboardResponse } from "../../gen/kindling/v1/leaderboard_service_pb.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { LeaderboardEntrySchema } from "../../gen/kindling/v1/leaderboard_service_pb.js";
 import type { DefinitionCatalog, CatalogDefinition } from "../../engine/definitions/definition-catalog.ts";
 import type { LeaderboardEntry, LeaderboardMetric as Metric, LeaderboardStore } from "../../engine/history/leaderboard.ts";
 import { principalOf, type Principal } from "../context.ts";
+import { shareResponse } from "../shared-responses.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { assertDefinitionInScope, assertOwnMember } from "./member-streak.service.ts";
 
@@ -54,12 +55,29 @@ export function createLeaderboardService(deps: LeaderboardServiceDeps): ServiceI
     };
   }
 
+  /**
+   * Responses already built from a board's entries, by who sees them: "server" (ADMIN, SERVICE: external ids
+   * shown) and "public" (GUEST, END_USER not on the board: external ids hidden). The store returns the same
+   * frozen entries array while its statement returns the same board, so a board read again is answered with the
+   * response built the first time (shared: frozen, and encoded once on the gRPC path, ../shared-responses.ts); a
+   * new answer is a new array, built anew. An end user on the board sees their own external id and `is_caller`:
+   * built per call.
+   */
+  const built = new WeakMap<readonly LeaderboardEntry[], { server?: GetLeaderboardResponse; public?: GetLeaderboardResponse }>();
+  function topResponse(principal: Principal, entries: readonly LeaderboardEntry[]): GetLeaderboardResponse {
+    const render = () => create(GetLeaderboardResponseSchema, { entries: entries.map((e) => entryMessage(principal, e)) });
+    if (principal.role === "END_USER" && entries.some((e) => e.memberExternalId === principal.memberExternalId)) return render();
+    let views = built.get(entries);
+    if (!views) built.set(entries, (views = {}));
+    const view = isServer(principal) ? "server" : "public";
+    return (views[view] ??= shareResponse(render()));
+  }
+
   return {
     async getLeaderboard(req, context) {
       const principal = principalOf(context);
       const def = await board(principal, req.definitionId);
-      const entries = await deps.leaderboards.top(def, METRICS[req.metric]!, req.limit || DEFAULT_LIMIT, deps.now());
-      return { entries: entries.map((e) => entryMessage(principal, e)) };
+      return topResponse(principal, await deps.leaderboards.top(def, METRICS[req.metric]!, req.limit || DEFAULT_LIMIT, deps.now()));
     },
 
     async getLeaderboardRank(req, context) {

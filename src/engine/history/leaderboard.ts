@@ -48,7 +48,8 @@ export interface LeaderboardPreference {
 }
 
 export interface LeaderboardStore {
-  top(def: CatalogDefinition, metric: LeaderboardMetric, limit: number, now: number): Promise<LeaderboardEntry[]>;
+  /** Frozen; the same array as the last call's while the board's answer is unchanged (see createLeaderboardStore). */
+  top(def: CatalogDefinition, metric: LeaderboardMetric, limit: number, now: number): Promise<readonly LeaderboardEntry[]>;
   rank(def: CatalogDefinition, metric: LeaderboardMetric, memberExternalId: string, neighbours: number, now: number): Promise<MemberRank>;
   /** Undefined fields keep the stored value; an empty display name clears it. */
   setPreference(tenantId: string, memberExternalId: string, change: { optOut?: boolean | undefined; displayName?: string | undefined }): Promise<LeaderboardPreference>;
@@ -78,19 +79,30 @@ const BOARDS: Record<LeaderboardMetric, Board> = {
 /** The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only. */
 const ranked = (b: Board, n: number) => `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n)}` : ""}`;
 
-/** Top `$3` rows; see `liveArgs` for the parameters after it. */
+/**
+ * Top `$3` rows as ONE value: a JSON array of [member_id, count, reached_at, external_id, display_name] in board
+ * order, as text (null when the board is empty; reached_at in ISO 8601 with its offset, as JSON renders a
+ * timestamptz). The rows are those of the plain `select … order by … limit $3` (the same index range read), only
+ * rendered into one value, which the store compares with the last one it read (see `createLeaderboardStore`).
+ * See `liveArgs` for the parameters after `$3`.
+ */
 export function topSql(metric: LeaderboardMetric): string {
   const b = BOARDS[metric];
-  return `select s.member_id, s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
-       from member_streak s join member m on m.id = s.member_id
-      where ${ranked(b, 4)}
-      order by s.${b.count} desc, s.${b.reached}, s.id
-      limit $3`;
+  return `select json_agg(json_build_array(t.member_id, t.count, t.reached_at, t.external_id, t.display_name)
+                       order by t.count desc, t.reached_at, t.id)::text as board
+       from (select s.id, s.member_id, s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
+               from member_streak s join member m on m.id = s.member_id
+              where ${ranked(b, 4)}
+              order by s.${b.count} desc, s.${b.reached}, s.id
+              limit $3) t`;
 }
 
-/** The parameters after a board statement's own: now and the definition's pauses, for the current board only. */
+/**
+ * The parameters after a board statement's own: now and the definition's pauses, for the current board only. ISO
+ * strings (the statement types them timestamptz), as the driver's own rendering of a Date costs more.
+ */
 export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number): unknown[] {
-  return BOARDS[metric].live ? [new Date(now), ...pauseArrays(def)] : [];
+  return BOARDS[metric].live ? [new Date(now).toISOString(), ...pauseArrays(def)] : [];
 }
 
 /**
@@ -149,17 +161,46 @@ const entry = (r: EntryRow, rank: number): LeaderboardEntry => ({
   rank, memberId: r.member_id, memberExternalId: r.external_id, displayName: r.display_name, count: r.count, reachedAt: r.reached_at?.getTime() ?? null,
 });
 
+/** One row of `topSql`'s JSON array. */
+type TopRow = [memberId: string, count: number, reachedAt: string | null, externalId: string, displayName: string | null];
+
+/** The entries of a `topSql` answer, frozen: they are shared by every read that got the same text. */
+export function parseTop(board: string | null): readonly LeaderboardEntry[] {
+  if (board === null) return Object.freeze([]);
+  const rows = JSON.parse(board) as TopRow[];
+  return Object.freeze(rows.map(([memberId, count, reachedAt, memberExternalId, displayName], i) =>
+    // Date.parse keeps milliseconds and drops the rest, as a Date from the driver does.
+    Object.freeze({ rank: i + 1, memberId, memberExternalId, displayName, count, reachedAt: reachedAt === null ? null : Date.parse(reachedAt) })));
+}
+
+/** Boards whose last answer a store keeps (tenant, definition, metric and size each make a board). */
+export const TOP_CACHE_BOARDS = 512;
+
 /**
  * `preparedStatements` (default true; false behind a transaction-pooling proxy): the board statements are named,
  * so each connection parses and plans them once — planning the rank statement costs more than running it.
+ *
+ * `top` runs its statement on every call and answers what it returned; it only skips re-reading an answer it has
+ * read before. The statement renders the board into one text, and the store keeps, per board, the last text and
+ * its entries: when the statement returns the same text again, the same (frozen) entries array is returned, so the
+ * API can reuse what it built from it (src/api/services/leaderboard.service.ts). The text is the whole answer, so
+ * equal texts are equal boards, in any process, at any instant.
  */
 export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
   const prepared = options.preparedStatements ?? true;
   const statement = (name: string, text: string, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
+  const lastTop = new Map<string, { text: string | null; entries: readonly LeaderboardEntry[] }>();
   return {
     async top(def, metric, limit, now) {
-      const { rows } = await pool.query<EntryRow>(statement(`leaderboard_top_${metric}`, topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]));
-      return rows.map((r, i) => entry(r, i + 1));
+      const { rows } = await pool.query<{ board: string | null }>(statement(`leaderboard_top_${metric}`, topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]));
+      const text = rows[0]?.board ?? null;
+      const key = `${def.tenantId}/${def.id}/${metric}/${limit}`;
+      const last = lastTop.get(key);
+      if (last && last.text === text) return last.entries;
+      const entries = parseTop(text);
+      if (!last && lastTop.size >= TOP_CACHE_BOARDS) lastTop.delete(lastTop.keys().next().value!);
+      lastTop.set(key, { text, entries });
+      return entries;
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
