@@ -67,12 +67,30 @@ const REWARD_COLUMNS = `r.id, r.tenant_id, r.member_id, r.definition_id, r.thres
   r.claim_deadline_at, r.points, r.multiplier, r.name, r.value, m.external_id`;
 
 async function readReward(client: Pick<PoolClient, "query">, tenantId: string, rewardId: string, lock = false): Promise<RewardRow | undefined> {
+  if (lock) {
+    // The lock names the reward's member (it never changes): on Citus a row lock is only taken by a statement on one
+    // shard, and the reward's shard is its member's (migration 0017).
+    const memberId = await rewardMemberId(client, tenantId, rewardId);
+    if (memberId === undefined) return undefined;
+    const { rows } = await client.query<RewardRow>(
+      `select ${REWARD_COLUMNS} from reward r join member m on m.id = r.member_id
+        where r.tenant_id = $1 and r.id = $2 and r.member_id = $3 and m.id = $3 for update of r`,
+      [tenantId, rewardId, memberId],
+    );
+    return rows[0];
+  }
   const { rows } = await client.query<RewardRow>(
     `select ${REWARD_COLUMNS} from reward r join member m on m.id = r.member_id
-      where r.tenant_id = $1 and r.id = $2 ${lock ? "for update of r" : ""}`,
+      where r.tenant_id = $1 and r.id = $2`,
     [tenantId, rewardId],
   );
   return rows[0];
+}
+
+/** The member a reward belongs to, read without a lock (a reward's member never changes). */
+export async function rewardMemberId(client: Pick<PoolClient, "query">, tenantId: string, rewardId: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ member_id: string }>("select member_id from reward where tenant_id = $1 and id = $2", [tenantId, rewardId]);
+  return rows[0]?.member_id;
 }
 
 export function providerOf(def: CatalogDefinition | undefined, threshold: number): { settings: ProviderSettings; policy: ProviderPolicy } | null {
