@@ -47,10 +47,6 @@ beforeAll(async () => {
     startTestApi({ label: "citus_twin", now: clock.now }),
     connectToSharedTemporal("citus"),
   ]);
-  worker = await startWorker({
-    databaseUrl: url, temporalAddress: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue,
-    logger: createLogger("silent"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
-  });
 }, 300_000);
 
 afterAll(async () => {
@@ -186,17 +182,6 @@ describe("Kindling on a Citus cluster", () => {
     }
   });
 
-  it("citus/the_outbox_relay_issues_each_reward_once", async () => {
-    const rewards = citusApi!.client(RewardService);
-    const issued = await eventually(async () => {
-      const { rewards: page } = await rewards.listRewards({ definitionId, pageSize: 100 });
-      return page.length === MEMBERS + 20 && page.every((r) => r.state === RewardState.ISSUED) ? page : undefined;
-    }, 90_000);
-    expect(new Set(issued.map((r) => r.couponCode)).size).toBe(MEMBERS + 20);
-    const { rows } = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.issued' and definition_id = $1", [definitionId]);
-    expect(rows[0]!.n).toBe(String(MEMBERS + 20));
-  });
-
   it("citus/sweeps_remind_and_break_the_due_streaks_once", async () => {
     const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, definitionId))!;
     const lastDay = Math.floor((START + (DAYS - 1) * DAY) / DAY) * DAY;
@@ -256,5 +241,22 @@ describe("Kindling on a Citus cluster", () => {
     }
     const stored = await coordinator!.query<{ n: string }>("select count(*)::text as n from activity where definition_id is null and event_type = 'restart'");
     expect(stored.rows[0]!.n).toBe(String(total));
+  });
+
+  it("citus/the_outbox_relay_issues_each_reward_once", async () => {
+    // The worker starts last: its relay also starts each definition's sweeper, which sweeps by the real clock, and
+    // the workload's days (by the servers' test clock) are all in the past by it.
+    worker = await startWorker({
+      databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
+      logger: createLogger("silent"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
+    });
+    const rewards = citusApi!.client(RewardService);
+    const issued = await eventually(async () => {
+      const { rewards: page } = await rewards.listRewards({ definitionId, pageSize: 100 });
+      return page.length === MEMBERS + 20 && page.every((r) => r.state === RewardState.ISSUED) ? page : undefined;
+    }, 90_000);
+    expect(new Set(issued.map((r) => r.couponCode)).size).toBe(MEMBERS + 20);
+    const { rows } = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.issued' and definition_id = $1", [definitionId]);
+    expect(rows[0]!.n).toBe(String(MEMBERS + 20));
   });
 });
