@@ -2,7 +2,7 @@
 // Citus 13.2.2, started by ../shared/tools/citus/cluster.sh (built and installed by build.sh, which .ci/run calls).
 // Without Citus installed the suite fails with the command that installs it: it never skips.
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -16,8 +16,12 @@ const PG15 = "/usr/lib/postgresql/15";
 export interface CitusCluster {
   /** The coordinator's URL (its `postgres` database, where the citus extension is created). */
   readonly url: string;
+  /** The coordinator's port, then each worker's. */
+  readonly coordinatorPort: number;
   /** Each worker's port. */
   readonly workerPorts: readonly number[];
+  /** The postmaster's process id of the node on `port` (for CPU accounting in bench/). */
+  postmasterPid(port: number): number;
   /** Restarts one worker's PostgreSQL (fast shutdown: open transactions abort, committed ones stay). */
   restartWorker(port: number): Promise<void>;
   stop(): Promise<void>;
@@ -68,7 +72,9 @@ export async function startCitusCluster(workers = 2): Promise<CitusCluster> {
     const asPostgres = (command: string) => (process.getuid?.() === 0 ? run("su", ["postgres", "-s", "/bin/bash", "-c", command]) : run("bash", ["-c", command]));
     return {
       url,
+      coordinatorPort: first,
       workerPorts,
+      postmasterPid: (port) => Number(readFileSync(join(dir, `n${port}`, "postmaster.pid"), "utf8").split("\n")[0]),
       async restartWorker(port) {
         await asPostgres(`${PG15}/bin/pg_ctl -D '${dir}/n${port}' -l '${dir}/n${port}.log' -m fast -w restart >/dev/null`);
       },
