@@ -26,8 +26,12 @@
 // - reference tables (a copy on every node, joined locally): tenant, api_key, streak_definition,
 //   tenant_browser_access, webhook_subscription, tenant_leaderboard_settings, tenant_retention,
 //   event_retention_floor.
-// - everything else stays a local table on the coordinator: the outbox (its dedupe key is global and its relay
-//   polls one table), webhook deliveries, team tables, statistics and tallies.
+// - the outbox stays on the coordinator (its dedupe key is global and its relay polls one table) as a Citus local
+//   table: a plain table's write commits after the workers' (Citus commits a transaction that wrote one shard
+//   with a plain COMMIT there first), so a crash between the two would keep a reward and lose the outbox row that
+//   starts its workflow; a write to a Citus local table makes the transaction commit with two-phase commit on
+//   every node it wrote, so the reward and its outbox row commit together.
+// - everything else stays a plain table on the coordinator: webhook deliveries, team tables, statistics, tallies.
 // - the key triggers stay: with `citus.enable_unsafe_triggers` a trigger runs on the shard, and the key row it
 //   writes belongs to the same member, so it lands on a co-located shard of the same node.
 import { Migration } from "@mikro-orm/migrations";
@@ -84,6 +88,7 @@ export function citusDistributionSql(): string[] {
     sql.push(`alter table "${d.table}" add constraint "${d.table}_pkey" primary key (${d.pkey.map((c) => `"${c}"`).join(", ")})`);
   }
   for (const t of REFERENCE) sql.push(`select create_reference_table('${t}')`);
+  sql.push(`select citus_add_local_table_to_metadata('outbox_message')`);
   sql.push(`select create_distributed_table('member', 'id')`);
   for (const d of DISTRIBUTED.slice(1)) sql.push(`select create_distributed_table('${d.table}', '${d.column}', colocate_with => 'member')`);
   return sql;
