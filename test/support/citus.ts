@@ -9,8 +9,15 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
-/** The cluster scripts: CITUS_TOOLS, else ../shared/tools/citus beside the clone (as CI lays it out). */
-export const CITUS_TOOLS = process.env.CITUS_TOOLS ?? resolve(import.meta.dirname, "..", "..", "..", "shared", "tools", "citus");
+/**
+ * The cluster scripts: CITUS_TOOLS, else shared/tools/citus beside the clone (as CI lays it out: ../shared) or beside
+ * the folder of worktrees the clone is in (../../shared).
+ */
+export const CITUS_TOOLS = process.env.CITUS_TOOLS ?? (() => {
+  const repo = resolve(import.meta.dirname, "..", "..");
+  const candidates = [resolve(repo, "..", "shared", "tools", "citus"), resolve(repo, "..", "..", "shared", "tools", "citus")];
+  return candidates.find((c) => existsSync(join(c, "cluster.sh"))) ?? candidates[0]!;
+})();
 const PG15 = "/usr/lib/postgresql/15";
 
 export interface CitusCluster {

@@ -47,7 +47,7 @@ async function duePage(pool: Pool, def: CatalogDefinition, due: "break_at" | "at
         and (s.${due}, s.id) > ($4::timestamptz, $5::uuid)
       order by s.${due}, s.id
       limit $6`,
-    [def.tenantId, def.id, new Date(asOf), after?.at ?? new Date(-8.64e15), after?.id ?? "00000000-0000-0000-0000-000000000000", limit],
+    [def.tenantId, def.id, new Date(asOf), after?.at ?? "-infinity", after?.id ?? "00000000-0000-0000-0000-000000000000", limit],
   );
   return rows;
 }
