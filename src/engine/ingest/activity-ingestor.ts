@@ -165,7 +165,7 @@ export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCa
         return result;
       } catch (error) {
         await client.query("rollback").catch(() => undefined);
-        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now);
+        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now, citus);
         throw error;
       } finally {
         client.release();
@@ -327,14 +327,14 @@ async function recordInTransaction(
 }
 
 /** The answer to a duplicate: the stored activity and the current states, read without changing anything. */
-async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
+async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number, citus: boolean): Promise<RecordActivityResult> {
   const { rows } = await pool.query<ActivityRow & { time_zone: string | null }>(
     `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}, m.time_zone
        from member m
        join activity_key k on k.tenant_id = m.tenant_id and k.member_id = m.id and k.unique_identifier = $3
        join activity a on a.member_id = k.member_id and a.id = k.activity_id and a.recorded_at = k.recorded_at
-      where m.tenant_id = $1 and m.external_id = $2`,
-    [input.tenantId, input.memberExternalId, input.uniqueIdentifier],
+      where m.tenant_id = $1 and m.external_id = $2${citus ? " and m.id = $4 and k.member_id = $4 and a.member_id = $4" : ""}`,
+    [input.tenantId, input.memberExternalId, input.uniqueIdentifier, ...(citus ? [memberIdFor(input.tenantId, input.memberExternalId)] : [])],
   );
   const row = rows[0];
   // A key and its activity are deleted together (retention, erasure), in a transaction that committed between
