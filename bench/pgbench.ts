@@ -62,7 +62,11 @@ export function apiKeyTransport(baseUrl: string, key: { readonly keyId: string; 
   });
 }
 
-/** CPU time (µs) of the postmaster `pid` and its children so far, from /proc; null where /proc is not there. */
+/**
+ * CPU time (µs) of the postmaster `pid` and its children so far, from /proc; null where /proc is not there. Children
+ * that already exited count through the postmaster's cutime and cstime (it reaps them): Citus opens and closes
+ * connections between nodes during a phase, and their backends' CPU would otherwise drop out of the total.
+ */
 export function postgresCpuMicros(pid: number): number | null {
   try {
     const tick = 1e6 / 100;
@@ -79,6 +83,7 @@ export function postgresCpuMicros(pid: number): number | null {
       const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (Number(entry) !== pid && Number(rest[1]) !== pid) continue;
       total += (Number(rest[11]) + Number(rest[12])) * tick;
+      if (Number(entry) === pid) total += (Number(rest[13]) + Number(rest[14])) * tick;
     }
     return total;
   } catch {
