@@ -1,5 +1,5 @@
 // Which database Kindling talks to: plain PostgreSQL or a Citus coordinator (issue 18, docs/scaling.md "Beyond one
-// PostgreSQL: Citus"). Migration 0017 distributes the tables when the citus extension is installed; the hot path
+// PostgreSQL: Citus"). Migration 0018 distributes the tables when the citus extension is installed; the hot path
 // then runs statements that each name one member's shard (createActivityIngestor's `citus`, the batch ingestor's
 // per-member groups, the per-member progress reader).
 import type { Pool } from "pg";

@@ -1,7 +1,7 @@
 // A member's id is derived from who the member is to its tenant: a UUIDv5 (RFC 9562 §5.5) of the external id in
 // the tenant's id as namespace. Every writer that creates a member uses it, so the same (tenant, external id)
 // always names the same row: on Citus the member table is distributed by id and its (tenant_id, external_id) key
-// holds only through the id (migration 0017). Members created before this keep their random ids; on plain
+// holds only through the id (migration 0018). Members created before this keep their random ids; on plain
 // PostgreSQL the (tenant_id, external_id) key finds them as before.
 import { createHash } from "node:crypto";
 

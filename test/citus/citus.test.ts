@@ -1,7 +1,7 @@
 // Kindling on a real Citus cluster (issue 18): a coordinator and two workers (PostgreSQL 15, Citus 13.2.2, started
 // by ../shared/tools/citus/cluster.sh in a temporary folder and stopped after the file, also when it fails). The
 // API and the worker run against the coordinator (KINDLING_DATABASE_KIND=citus); migrations distribute the
-// tables by member (migration 0017). The same recording workload also runs on one PostgreSQL (the run's shared
+// tables by member (migration 0018). The same recording workload also runs on one PostgreSQL (the run's shared
 // one) and both must give the same answers: counts, duplicates, rewards, reads. Without Citus installed the file
 // fails with the command that installs it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -213,7 +213,7 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput, citu
 }
 
 /**
- * On Citus a member's id is always memberIdFor(tenant, external id) (no member predates migration 0017 there), so
+ * On Citus a member's id is always memberIdFor(tenant, external id) (no member predates migration 0018 there), so
  * each statement names the member's shard: a read by id first (the common case, one shard), else the insert.
  */
 async function upsertCitusMember(client: PoolClient, id: string, input: RecordActivityInput): Promise<{ id: string; timeZone: string | null }> {

@@ -69,7 +69,7 @@ const REWARD_COLUMNS = `r.id, r.tenant_id, r.member_id, r.definition_id, r.thres
 async function readReward(client: Pick<PoolClient, "query">, tenantId: string, rewardId: string, lock = false): Promise<RewardRow | undefined> {
   if (lock) {
     // The lock names the reward's member (it never changes): on Citus a row lock is only taken by a statement on one
-    // shard, and the reward's shard is its member's (migration 0017).
+    // shard, and the reward's shard is its member's (migration 0018).
     const memberId = await rewardMemberId(client, tenantId, rewardId);
     if (memberId === undefined) return undefined;
     const { rows } = await client.query<RewardRow>(

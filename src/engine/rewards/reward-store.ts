@@ -124,7 +124,7 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
   const { pool, catalog } = deps;
 
   async function lockById(client: PoolClient, tenantId: string, rewardId: string): Promise<StoredReward> {
-    // Names the reward's member first: on Citus a row lock is only taken on one shard, the member's (migration 0017).
+    // Names the reward's member first: on Citus a row lock is only taken on one shard, the member's (migration 0018).
     const memberId = await rewardMemberId(client, tenantId, rewardId);
     const { rows } = memberId === undefined ? { rows: [] } : await client.query<Row>(
       `select ${COLUMNS} ${FROM} where r.tenant_id = $1 and r.id = $2 and r.member_id = $3 for update of r`, [tenantId, rewardId, memberId]);

@@ -94,8 +94,8 @@ export function citusDistributionSql(): string[] {
   return sql;
 }
 
-export class Migration0017CitusDistribution extends Migration {
-  override name = "0017_citus_distribution";
+export class Migration0018CitusDistribution extends Migration {
+  override name = "0018_citus_distribution";
 
   override async up(): Promise<void> {
     this.addSql(`alter table "member_streak_state" add column "member_id" uuid`);
