@@ -42,12 +42,12 @@
 // sampling costs CPU, so a profiled run's CPU per call is not one to compare). Beside the API's CPU time per call,
 // each phase reports PostgreSQL's (every server process, from /proc; null off Linux).
 import { Worker } from "node:worker_threads";
-import { rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
-import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
+import { runPgbench, settleDatabase, apiKeyTransport, postgresCpuMicros } from "./pgbench.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -149,30 +149,6 @@ function load(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?
  * threads, garbage collection included), steadier on a shared VM than calls per second. Only when the load comes
  * from the separate Go process and the API is this one process; null otherwise.
  */
-/** CPU time (µs) of the postmaster `pid` and its children so far, from /proc; null where /proc is not there. */
-function postgresCpuMicros(pid: number): number | null {
-  try {
-    const tick = 1e6 / 100;
-    let total = 0;
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      } catch {
-        continue;
-      }
-      // Fields after the command (which may hold spaces), from field 3 on: ppid is the 2nd, utime and stime the 12th and 13th.
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(entry) !== pid && Number(rest[1]) !== pid) continue;
-      total += (Number(rest[11]) + Number(rest[12])) * tick;
-    }
-    return total;
-  } catch {
-    return null;
-  }
-}
-
 async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "client">, loadgen?: string, postmasterPid?: number): Promise<MeasuredLoad> {
   const stopProfile = profileDir === undefined ? undefined : await startCpuProfile(profileDir);
   const before = process.cpuUsage();
@@ -514,4 +490,9 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
   }
 }
 
-await main();
+// BENCH_DATABASE=citus: the same phases against Kindling on a 3-node Citus cluster and on one PostgreSQL 15
+// (bench/citus.ts).
+const database = process.env.BENCH_DATABASE ?? "postgres";
+if (database === "citus") await (await import("./citus.ts")).benchCitus();
+else if (database === "postgres") await main();
+else throw new Error(`BENCH_DATABASE must be postgres (default) or citus, got "${database}"`);

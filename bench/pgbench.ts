@@ -2,7 +2,7 @@
 // running a script over the bench's database, and settling that database before each measured phase; and the
 // API-key transport the benches call their API with.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import pgDriver from "pg";
@@ -60,4 +60,33 @@ export function apiKeyTransport(baseUrl: string, key: { readonly keyId: string; 
     baseUrl,
     interceptors: [(next) => (req) => (req.header.set("apikey", key.keyId), req.header.set("secretkey", key.secret), next(req))],
   });
+}
+
+/**
+ * CPU time (µs) of the postmaster `pid` and its children so far, from /proc; null where /proc is not there. Children
+ * that already exited count through the postmaster's cutime and cstime (it reaps them): Citus opens and closes
+ * connections between nodes during a phase, and their backends' CPU would otherwise drop out of the total.
+ */
+export function postgresCpuMicros(pid: number): number | null {
+  try {
+    const tick = 1e6 / 100;
+    let total = 0;
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      } catch {
+        continue;
+      }
+      // Fields after the command (which may hold spaces), from field 3 on: ppid is the 2nd, utime and stime the 12th and 13th.
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(entry) !== pid && Number(rest[1]) !== pid) continue;
+      total += (Number(rest[11]) + Number(rest[12])) * tick;
+      if (Number(entry) === pid) total += (Number(rest[13]) + Number(rest[14])) * tick;
+    }
+    return total;
+  } catch {
+    return null;
+  }
 }

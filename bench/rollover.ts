@@ -128,9 +128,9 @@ try {
            t.at_risk_at, t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
            from member m cross join t
           where m.tenant_id = $1 and m.external_id like 'r' || $3::int || '-%'
-         returning id
+         returning id, member_id
        )
-       insert into member_streak_state (member_streak_id, state) select copied.id, t.state from copied cross join t`,
+       insert into member_streak_state (member_streak_id, member_id, state) select copied.id, copied.member_id, t.state from copied cross join t`,
       [tenantId, def, n],
     );
     await pool.query("vacuum analyze member_streak");

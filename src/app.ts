@@ -7,6 +7,7 @@ import { apiEnvironment, demoEnabled, type KindlingConfig } from "./config/confi
 import type { Logger } from "./observability/logger.ts";
 import { createOrm, migrate, type Orm } from "./db/orm.ts";
 import { createPool } from "./db/pool.ts";
+import { resolveDatabaseKind } from "./db/database-kind.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { listenForChanges } from "./engine/change-notices.ts";
 import { createApiServer } from "./api/server.ts";
@@ -139,7 +140,8 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
       // A lost database connection (restart, failover) must not crash the process, idle or in use (see pool.ts).
       const pool = createPool({ connectionString: databaseUrl, max: config.databasePoolSize, application_name: `kindling-api:${process.pid}` }, apiLogger);
       cleanups.push({ name: "pool", run: () => pool.end() });
-      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, retentionDays: config.retentionDays, ...(overrides.now ? { now: overrides.now } : {}) });
+      const citus = (await resolveDatabaseKind(pool, config.databaseKind)) === "citus";
+      const { services, interceptors, catalog, browser, revocations } = createApi({ orm, pool, logger: apiLogger, rateLimitPerSecond: config.rateLimitPerSecond, preparedStatements: config.preparedStatements, history: config.history, retentionDays: config.retentionDays, citus, ...(overrides.now ? { now: overrides.now } : {}) });
       // One connection hears every other process's changes to what this one keeps in memory.
       let noticePool = pool;
       if (directUrl !== databaseUrl) {
@@ -220,6 +222,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
           logger,
           shutdownGraceMs: config.shutdownGraceMs,
           retentionDays: config.retentionDays,
+          databaseKind: config.databaseKind,
         }),
         (late) => late.stop(),
       );

@@ -9,6 +9,7 @@ import { createOutboxRelay, type OutboxRelay } from "../src/engine/delivery/outb
 import { createWebhookDispatcher } from "../src/engine/delivery/webhook-dispatcher.ts";
 import type { Logger } from "../src/observability/logger.ts";
 import { createPool } from "../src/db/pool.ts";
+import { resolveDatabaseKind, type DatabaseKind } from "../src/db/database-kind.ts";
 import { WorkflowIdConflictPolicy } from "@temporalio/common";
 import { retentionWorkflowId } from "../src/workflows/messages.ts";
 
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   readonly retentionDays?: number | null;
   /** Start the retention workflow (partitions ahead, retention behind) if it is not running (default true). */
   readonly retentionWorkflow?: boolean;
+  /** KINDLING_DATABASE_KIND (default auto: asks the database; src/db/database-kind.ts). */
+  readonly databaseKind?: "auto" | DatabaseKind;
 }
 
 export interface RunningWorker {
@@ -85,8 +88,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: options.namespace });
+    const citus = (await resolveDatabaseKind(pool, options.databaseKind ?? "auto")) === "citus";
     const activities = createActivities({
-      pool, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted, retention: { defaultDays: options.retentionDays ?? null },
+      pool, citus, breakPageSize: options.breakPageSize, afterIssueCommitted: options.afterIssueCommitted, retention: { defaultDays: options.retentionDays ?? null },
     });
     const worker = await Worker.create({
       connection: nativeConnection,

@@ -17,6 +17,8 @@ export interface ActivityDeps {
   readonly afterIssueCommitted?: RewardEngineDeps["afterIssueCommitted"];
   /** The global retention (KINDLING_RETENTION_DAYS); absent keeps everything of tenants without their own. */
   readonly retention?: RetentionPolicy;
+  /** The database is a Citus coordinator (src/db/database-kind.ts; default false). */
+  readonly citus?: boolean;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -25,7 +27,7 @@ export function createActivities(deps: ActivityDeps) {
   const catalog = createDefinitionCatalog(deps.pool, 0);
   const engine = createRewardEngine({ pool: deps.pool, catalog, fetch: deps.fetch, afterIssueCommitted: deps.afterIssueCommitted });
   return {
-    ...createSweepActivities({ pool: deps.pool, catalog, breakPageSize: deps.breakPageSize }),
+    ...createSweepActivities({ pool: deps.pool, catalog, breakPageSize: deps.breakPageSize, citus: deps.citus ?? false }),
     ...createRewardActivities(engine),
     ...createRetentionActivities({ pool: deps.pool, retention: deps.retention }),
   };

@@ -18,6 +18,8 @@ export interface SweepActivityDeps {
   readonly pool: Pool;
   readonly catalog: DefinitionCatalog;
   readonly breakPageSize?: number;
+  /** The database is a Citus coordinator (src/db/database-kind.ts). */
+  readonly citus?: boolean;
 }
 
 /**
@@ -66,18 +68,18 @@ export function createSweepActivities(deps: SweepActivityDeps) {
     async sweepBreaks(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);
       if (!def) return 0;
-      return sweepBreaks(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat });
+      return sweepBreaks(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat, citus: deps.citus ?? false });
     },
     async sweepAdvance(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);
       if (!def) return 0;
-      return sweepAdvance(deps.pool, def, input.asOf, { onPage: heartbeat });
+      return sweepAdvance(deps.pool, def, input.asOf, { onPage: heartbeat, citus: deps.citus ?? false });
     },
     async sweepAtRisk(input: SweepActivityInput): Promise<number> {
       const def = await definition(input.tenantId, input.definitionId);
       // A paused definition accepts no activity, so a reminder to act would be a lie.
       if (!def || def.state !== "LIVE") return 0;
-      return sweepAtRisk(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat });
+      return sweepAtRisk(deps.pool, def, input.asOf, { pageSize: deps.breakPageSize, onPage: heartbeat, citus: deps.citus ?? false });
     },
     /** After the sweeps at `asOf`: the definition's stats rows for today and the days just closed. */
     async snapshotDefinitionStats(input: SweepActivityInput): Promise<number> {

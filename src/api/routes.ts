@@ -61,6 +61,8 @@ export interface ApiDeps {
   readonly history?: boolean;
   /** KINDLING_RETENTION_DAYS, as GetDataRetention reports it for tenants without their own (null: forever). */
   readonly retentionDays?: number | null;
+  /** The database is a Citus coordinator (src/db/database-kind.ts; default false). */
+  readonly citus?: boolean;
 }
 
 const ADMIN: readonly Role[] = ["ADMIN"];
@@ -208,9 +210,10 @@ export function createApi(deps: ApiDeps): {
   const catalog = createDefinitionCatalog(deps.pool, 30_000, now);
   // Concurrent RecordActivity calls share transactions (group commit); see src/engine/ingest/batch-ingestor.ts.
   const preparedStatements = deps.preparedStatements ?? true;
-  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements, history: deps.history ?? true } });
+  const citus = deps.citus ?? false;
+  const ingestor = createBatchIngestor({ pool: deps.pool, catalog, now, options: { ...deps.ingestBatch, preparedStatements, history: deps.history ?? true, citus } });
   // Concurrent single-streak reads share one query; see src/engine/reads/batch-progress-reader.ts.
-  const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements });
+  const reader = createBatchProgressReader(deps.pool, catalog, { preparedStatements, citus });
   const rewards = createRewardStore({ pool: deps.pool, catalog, now });
   const members = createMemberStore({ pool: deps.pool, catalog, now });
   const verifiedKeys = createVerifiedKeyCache(undefined, now);

@@ -62,6 +62,8 @@ export interface KindlingConfig {
   readonly retentionDays: number | null;
   /** Store window history when recording activity (KINDLING_HISTORY, default true). */
   readonly history: boolean;
+  /** What DATABASE_URL points at (KINDLING_DATABASE_KIND): `auto` asks the database (src/db/database-kind.ts). */
+  readonly databaseKind: "auto" | "postgres" | "citus";
   /**
    * Drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (the ProtoJSON default),
    * for rolling upgrades where clients may already send fields this version does not know.
@@ -107,6 +109,12 @@ function flag(env: Env, name: string, unset = false): boolean {
   if (raw === "0" || raw === "false") return false;
   if (raw === "1" || raw === "true") return true;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function databaseKind(env: Env, name: string): "auto" | "postgres" | "citus" {
+  const raw = optionalString(env, name)?.toLowerCase() ?? "auto";
+  if (raw === "auto" || raw === "postgres" || raw === "citus") return raw;
+  throw new ConfigError(name, `must be auto, postgres or citus, got "${raw}"`);
 }
 
 function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
@@ -196,6 +204,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     grpcUnaryPath: flag(env, "KINDLING_GRPC_UNARY_PATH", true),
     preparedStatements: flag(env, "KINDLING_DB_PREPARED_STATEMENTS", true),
     history: flag(env, "KINDLING_HISTORY", true),
+    databaseKind: databaseKind(env, "KINDLING_DATABASE_KIND"),
     jsonIgnoreUnknownFields: flag(env, "KINDLING_JSON_IGNORE_UNKNOWN_FIELDS"),
     retentionDays: retentionDays(env, "KINDLING_RETENTION_DAYS"),
     corsOrigins: origins(env, "KINDLING_CORS_ORIGINS"),
@@ -221,6 +230,7 @@ export function apiEnvironment(config: KindlingConfig): Record<string, string> {
     KINDLING_GRPC_UNARY_PATH: String(config.grpcUnaryPath),
     KINDLING_DB_PREPARED_STATEMENTS: String(config.preparedStatements),
     KINDLING_HISTORY: String(config.history),
+    KINDLING_DATABASE_KIND: config.databaseKind,
     KINDLING_RETENTION_DAYS: String(config.retentionDays ?? 0),
     KINDLING_JSON_IGNORE_UNKNOWN_FIELDS: String(config.jsonIgnoreUnknownFields),
     KINDLING_CORS_ORIGINS: config.corsOrigins.join(","),
@@ -252,6 +262,7 @@ export const configVariables = [
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
   ["KINDLING_RETENTION_DAYS", "Days activities and events are kept (the worker's retention workflow drops older week partitions and deletes rows of tenants with a shorter retention of their own); 0 keeps them forever (default). At least 7; activities a member's open windows still need are kept regardless (docs/scaling.md)."],
+  ["KINDLING_DATABASE_KIND", "citus: DATABASE_URL is a Citus coordinator (migrations distribute the tables by member; recording runs one member a transaction); postgres: plain PostgreSQL; auto (default): citus when the database has the citus extension."],
   ["KINDLING_HISTORY", "false: recording activity stores no window history (ListStreakWindows then misses the windows it finalised); a measuring aid for bench/, default true."],
   ["KINDLING_JSON_IGNORE_UNKNOWN_FIELDS", "true: drop unknown fields of JSON requests instead of refusing them with INVALID_ARGUMENT (default false), for rolling upgrades where clients already send newer fields."],
   ["KINDLING_CORS_ORIGINS", "Comma-separated browser origins (such as https://shop.example.com) allowed to call the API for every tenant, beside each tenant's own list (TenantService.SetBrowserOrigins). Default none."],

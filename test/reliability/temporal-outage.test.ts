@@ -154,8 +154,8 @@ describe("reliability: Temporal unavailable", () => {
          select gen_random_uuid(), t.tenant_id, m.id, t.definition_id, t.status, t.current_count, t.longest_count, t.window_close_at, t.at_risk_at,
            t.break_at, t.break_kind, t.break_window_key, t.last_activity_at, 1, now(), now()
            from member m cross join t where m.tenant_id = $1 and m.external_id like 'due-%' and m.external_id <> 'due-template'
-         returning id)
-       insert into member_streak_state (member_streak_id, state) select copied.id, t.state from copied cross join t`,
+         returning id, member_id)
+       insert into member_streak_state (member_streak_id, member_id, state) select copied.id, copied.member_id, t.state from copied cross join t`,
       [tenant.tenantId, sweepDef],
     );
     let outboxMax = 0;

@@ -38,6 +38,8 @@ export interface StartTestApiOptions {
   readonly env?: Record<string, string> | ((databaseUrl: string) => Record<string, string>);
   /** A clock for the server; see `createTestClock`. */
   readonly now?: () => number;
+  /** A database of the caller's (e.g. a Citus coordinator's) instead of a new one on the shared PostgreSQL; kept on close. */
+  readonly database?: TestDatabase;
 }
 
 /** A settable clock: tests play a week of daily windows by moving it, while the server runs for real. */
@@ -61,7 +63,7 @@ export function createTestClock(startMs: number): TestClock {
 }
 
 export async function startTestApi(options: StartTestApiOptions = {}): Promise<TestApi> {
-  const db: TestDatabase = await createTestDatabase({ label: options.label ?? "api" });
+  const db: TestDatabase = options.database ?? await createTestDatabase({ label: options.label ?? "api" });
   const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", RATE_LIMIT_PER_SECOND: "0", ...(typeof options.env === "function" ? options.env(db.url) : options.env) });
   const logger = createLogger(config.logLevel);
   let started: Started | undefined;

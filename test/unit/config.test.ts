@@ -25,6 +25,12 @@ describe("loadConfig", () => {
     expect(child.preparedStatements).toBe(false);
   });
 
+  it("database_kind/auto_unless_named", () => {
+    expect(loadConfig({}, "/").databaseKind).toBe("auto");
+    expect(loadConfig({ KINDLING_DATABASE_KIND: "Citus" }, "/").databaseKind).toBe("citus");
+    expect(loadConfig({ KINDLING_DATABASE_KIND: "postgres" }, "/").databaseKind).toBe("postgres");
+  });
+
   it("accepts/explicit_values", () => {
     const c = loadConfig({ DATABASE_URL: "postgres://u:p@db:5432/k", TEMPORAL_ADDRESS: "temporal:7233", PORT: "9000", LOG_LEVEL: "DEBUG" }, "/");
     expect(c).toMatchObject({ databaseUrl: "postgres://u:p@db:5432/k", temporalAddress: "temporal:7233", port: 9000, logLevel: "debug" });
@@ -42,6 +48,7 @@ describe("loadConfig", () => {
     ["KINDLING_API_REUSE_PORT", "maybe", /KINDLING_API_REUSE_PORT must be true or false/],
     ["KINDLING_GRPC_UNARY_PATH", "sometimes", /KINDLING_GRPC_UNARY_PATH must be true or false/],
     ["KINDLING_DB_PREPARED_STATEMENTS", "auto", /KINDLING_DB_PREPARED_STATEMENTS must be true or false/],
+    ["KINDLING_DATABASE_KIND", "mysql", /KINDLING_DATABASE_KIND must be auto, postgres or citus/],
   ])("rejects/%s=%s_naming_the_variable", (name, value, message) => {
     let thrown: unknown;
     try {

@@ -82,6 +82,8 @@ const MemberStreakStateSchema = defineEntity({
   tableName: "member_streak_state",
   properties: {
     memberStreakId: p.uuid().primary(),
+    /** Its streak's member: the row's shard on Citus, beside its streak (migration 0018). */
+    memberId: p.uuid(),
     state: p.json<Record<string, unknown>>(),
   },
 });

@@ -63,6 +63,8 @@ const StreakEventKeySchema = defineEntity({
     tenantId: p.uuid().primary(),
     dedupeKey: p.string().length(256).primary(),
     eventId: p.bigint("string"),
+    /** The event's member (the nil UUID for none): the key's shard on Citus (migration 0018). */
+    memberId: p.uuid(),
   },
 });
 

@@ -57,7 +57,7 @@ export function insertStreakWindowsSql(param: number, keep = false): string {
        from jsonb_to_recordset($${param}::jsonb) as x(member_streak_id uuid, start_at timestamptz, window_key varchar, tenant_id uuid, member_id uuid,
          definition_id uuid, end_at timestamptz, outcome varchar, activity_count int, value_sum float8, distinct_keys jsonb, count_after int,
          finalised_at timestamptz)
-     on conflict (member_streak_id, start_at) do ${keep ? "nothing" : UPSERT}`;
+     on conflict on constraint streak_window_pkey do ${keep ? "nothing" : UPSERT}`;
 }
 
 /** Stores what one transition finalised, and applies a repair's rewrite of the history it restored. */
@@ -87,7 +87,7 @@ export async function saveStreakHistory(
 }
 
 /** Whether a window can close unsatisfied with activity in it (COUNT of at most 1 is satisfied by any). */
-function partialProgressPossible(condition: Condition): boolean {
+export function partialProgressPossible(condition: Condition): boolean {
   return condition.type !== "COUNT" || condition.min > 1;
 }
 
@@ -101,7 +101,7 @@ function partialProgressPossible(condition: Condition): boolean {
 export function breakHistorySql(def: CatalogDefinition): string {
   const inWindow = (e: string) => `${e}.at >= extract(epoch from d.window_start_at) * 1000 and ${e}.at < extract(epoch from d.window_close_at) * 1000`;
   const aggregate = partialProgressPossible(def.rules.condition)
-    ? `join member_streak_state st on st.member_streak_id = d.id
+    ? `join member_streak_state st on st.member_id = d.member_id and st.member_streak_id = d.id
        cross join lateral (
          select count(*)::int as n, coalesce(sum(e.value), 0)::float8 as total
            from jsonb_to_recordset(st.state->'tail') as e(at float8, value float8) where ${inWindow("e")}
@@ -119,7 +119,7 @@ export function breakHistorySql(def: CatalogDefinition): string {
               a.n, a.total, b.keys, 0, now()
          from due d ${aggregate}
         where d.window_start_at is not null
-       on conflict (member_streak_id, start_at) do nothing
+       on conflict on constraint streak_window_pkey do nothing
      )`;
 }
 
@@ -153,7 +153,7 @@ function compareWindows(a: Pick<HistoryWindow, "startMs" | "key">, b: Pick<Histo
  */
 export async function listStreakWindows(pool: Pool, q: WindowQuery, now: number, limit: number, after: WindowCursor | undefined): Promise<HistoryWindow[]> {
   const { rows: found } = await pool.query<{ id: string; state: Parameters<typeof unsavedWindows>[1] }>(
-    `select s.id, st.state from member m join member_streak s on s.member_id = m.id join member_streak_state st on st.member_streak_id = s.id
+    `select s.id, st.state from member m join member_streak s on s.member_id = m.id join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
       where m.tenant_id = $1 and m.external_id = $2 and s.definition_id = $3`,
     [q.tenantId, q.memberExternalId, q.definition.id],
   );

@@ -164,7 +164,7 @@ async function importOnce(client: PoolClient, req: ImportRequest, targets: reado
     const effects = diffEffects(def.rules, before, next);
     const owner = { tenantId: req.tenantId, memberId: member.id, memberStreakId: row.id, activityId: null };
     const rewards = rewardsFor(req.milestonePolicy, def, owner, effects, now);
-    await saveMemberStreak(client, row.id, def, next, now);
+    await saveMemberStreak(client, row.id, member.id, def, next, now);
     await insertRewardsAndOutbox(client, rewards);
     if (req.emitEvents) await insertEvents(client, eventsForEffects({ ...owner, memberExternalId: member.external_id, definitionId: def.id }, effects, rewards, now));
     streaks.push({ memberExternalId: member.external_id, definitionId: def.id, state: next, milestonesReached: effects.filter((e) => e.type === "streak.milestone_reached").length });

@@ -24,6 +24,7 @@ import { EngineError } from "../engine-error.ts";
 import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
 import { applyTeamActivityInTransaction, teamRuleOf, type TeamActivityResult } from "../teams/team-streaks.ts";
+import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };
@@ -32,7 +33,7 @@ export { insertEvents };
  * Gamopanda `ownedBy`: an inline profile updates the member, but only with the fields it carries; a field it
  * leaves out keeps the stored value. Shared by the single and the batched ingest paths.
  */
-export const MERGE_INLINE_PROFILE = `on conflict (tenant_id, external_id) do update set
+export const MERGE_INLINE_PROFILE = `${ON_MEMBER_KEY} do update set
          first_name = coalesce(excluded.first_name, member.first_name),
          last_name = coalesce(excluded.last_name, member.last_name),
          email = coalesce(excluded.email, member.email),
@@ -142,10 +143,15 @@ export async function resolveTargets(catalog: DefinitionCatalog, input: RecordAc
   return [...(await catalog.byEventType(input.tenantId, input.target.eventType))].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-/** `history: false` stores no window history (streak_window) when recording: a measuring aid, see KINDLING_HISTORY. */
-export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; history?: boolean }): ActivityIngestor {
+/**
+ * `history: false` stores no window history (streak_window) when recording: a measuring aid, see KINDLING_HISTORY.
+ * `citus`: the database is a Citus coordinator (src/db/database-kind.ts); every statement then names the member's
+ * shard.
+ */
+export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; history?: boolean; citus?: boolean }): ActivityIngestor {
   const { pool, catalog } = deps;
   const history = deps.history ?? true;
+  const citus = deps.citus ?? false;
 
   return {
     async record(input) {
@@ -154,12 +160,12 @@ export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCa
       const client = await pool.connect();
       try {
         await client.query("begin");
-        const result = await recordInTransaction(client, input, defs, now, history);
+        const result = await recordInTransaction(client, input, defs, now, history, citus);
         await client.query("commit");
         return result;
       } catch (error) {
         await client.query("rollback").catch(() => undefined);
-        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now);
+        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now, citus);
         throw error;
       } finally {
         client.release();
@@ -168,31 +174,33 @@ export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCa
   };
 }
 
-async function upsertMember(client: PoolClient, input: RecordActivityInput): Promise<{ id: string; timeZone: string | null }> {
+async function upsertMember(client: PoolClient, input: RecordActivityInput, citus: boolean): Promise<{ id: string; timeZone: string | null }> {
   const p = input.profile;
+  const id = memberIdFor(input.tenantId, input.memberExternalId);
   if (p) {
     const { rows } = await client.query<{ id: string; time_zone: string | null }>(
       `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
        ${MERGE_INLINE_PROFILE}
        returning id, time_zone`,
-      [randomUUID(), input.tenantId, input.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
+      [id, input.tenantId, input.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
     );
     return { id: rows[0]!.id, timeZone: rows[0]!.time_zone };
   }
+  if (citus) return upsertCitusMember(client, id, input);
   // Members are created on first sight (Phoenix and Loyalteez identify users by their own ids only). One round
   // trip either way: insert-if-absent, else read the existing row.
   const { rows } = await client.query<{ id: string; time_zone: string | null }>(
     `with created as (
        insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
        values ($1, $2, $3, 0, now(), now())
-       on conflict (tenant_id, external_id) do nothing
+       ${ON_MEMBER_KEY} do nothing
        returning id, time_zone)
      select id, time_zone from created
      union all
      select id, time_zone from member where tenant_id = $2 and external_id = $3
      limit 1`,
-    [randomUUID(), input.tenantId, input.memberExternalId],
+    [id, input.tenantId, input.memberExternalId],
   );
   if (rows[0]) return { id: rows[0].id, timeZone: rows[0].time_zone };
   // A concurrent first activity of the same member inserted it after this statement's snapshot was taken: the
@@ -202,6 +210,24 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput): Pro
     [input.tenantId, input.memberExternalId],
   );
   return { id: again.rows[0]!.id, timeZone: again.rows[0]!.time_zone };
+}
+
+/**
+ * On Citus a member's id is always memberIdFor(tenant, external id) (no member predates migration 0018 there), so
+ * each statement names the member's shard: a read by id first (the common case, one shard), else the insert.
+ */
+async function upsertCitusMember(client: PoolClient, id: string, input: RecordActivityInput): Promise<{ id: string; timeZone: string | null }> {
+  const read = () => client.query<{ id: string; time_zone: string | null }>(
+    "select id, time_zone from member where id = $1 and tenant_id = $2 and external_id = $3", [id, input.tenantId, input.memberExternalId]);
+  const found = await read();
+  if (found.rows[0]) return { id, timeZone: found.rows[0].time_zone };
+  const created = await client.query<{ id: string; time_zone: string | null }>(
+    `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at) values ($1, $2, $3, 0, now(), now())
+     ${ON_MEMBER_KEY} do nothing returning id, time_zone`,
+    [id, input.tenantId, input.memberExternalId],
+  );
+  const row = created.rows[0] ?? (await read()).rows[0]!;
+  return { id, timeZone: row.time_zone };
 }
 
 export interface ActivityRow {
@@ -223,8 +249,10 @@ export const ACTIVITY_COLUMNS = "id, member_id, definition_id, event_type, appli
 /** Thrown inside the transaction when the idempotency key already exists; the caller rolls back and re-reads. */
 class DuplicateActivity extends Error {}
 
-async function recordInTransaction(client: PoolClient, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number, history: boolean): Promise<RecordActivityResult> {
-  const member = await upsertMember(client, input);
+async function recordInTransaction(
+  client: PoolClient, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number, history: boolean, citus: boolean,
+): Promise<RecordActivityResult> {
+  const member = await upsertMember(client, input, citus);
   const memberRef = { id: member.id, externalId: input.memberExternalId, timeZone: member.timeZone };
   const activityId = randomUUID();
   const streaks: StreakOutcome[] = [];
@@ -252,7 +280,7 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
     }
     if (next.outcome?.kind === "DUPLICATE") throw new DuplicateActivity();
     const notApplied: NotAppliedReason | null = gate ?? (next.outcome?.kind === "NOT_APPLIED" ? next.outcome.reason : null);
-    await saveMemberStreak(client, row.id, def, next.state, now);
+    await saveMemberStreak(client, row.id, member.id, def, next.state, now);
     if (history && next.finalised !== undefined && next.finalised.length > 0) {
       windows.push({ owner: { tenantId: input.tenantId, memberId: member.id, definitionId: def.id, memberStreakId: row.id }, windows: next.finalised });
     }
@@ -299,14 +327,14 @@ async function recordInTransaction(client: PoolClient, input: RecordActivityInpu
 }
 
 /** The answer to a duplicate: the stored activity and the current states, read without changing anything. */
-async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number): Promise<RecordActivityResult> {
+async function readDuplicate(pool: Pool, input: RecordActivityInput, defs: readonly CatalogDefinition[], now: number, citus: boolean): Promise<RecordActivityResult> {
   const { rows } = await pool.query<ActivityRow & { time_zone: string | null }>(
     `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")}, m.time_zone
        from member m
        join activity_key k on k.tenant_id = m.tenant_id and k.member_id = m.id and k.unique_identifier = $3
-       join activity a on a.id = k.activity_id and a.recorded_at = k.recorded_at
-      where m.tenant_id = $1 and m.external_id = $2`,
-    [input.tenantId, input.memberExternalId, input.uniqueIdentifier],
+       join activity a on a.member_id = k.member_id and a.id = k.activity_id and a.recorded_at = k.recorded_at
+      where m.tenant_id = $1 and m.external_id = $2${citus ? " and m.id = $4 and k.member_id = $4 and a.member_id = $4" : ""}`,
+    [input.tenantId, input.memberExternalId, input.uniqueIdentifier, ...(citus ? [memberIdFor(input.tenantId, input.memberExternalId)] : [])],
   );
   const row = rows[0];
   // A key and its activity are deleted together (retention, erasure), in a transaction that committed between

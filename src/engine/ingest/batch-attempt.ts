@@ -2,6 +2,7 @@
 // or their profiles applied, member-streak rows locked or created, the domain run in memory in arrival order,
 // and every write in one statement sent with COMMIT.
 import { randomUUID } from "node:crypto";
+import { memberIdFor } from "../../db/member-id.ts";
 import type { PoolClient, QueryResult } from "pg";
 import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
 import {
@@ -383,7 +384,7 @@ async function upsertMembers(
       [
         numbered(
           list.map((m) => ({
-            id: randomUUID(), tenant_id: m.tenantId, external_id: m.externalId, first_name: m.merged.firstName, last_name: m.merged.lastName,
+            id: memberIdFor(m.tenantId, m.externalId), tenant_id: m.tenantId, external_id: m.externalId, first_name: m.merged.firstName, last_name: m.merged.lastName,
             email: m.merged.email, phone: m.merged.phone, time_zone: m.merged.timeZone, locale: m.merged.locale,
           })),
         ),
@@ -407,7 +408,7 @@ async function upsertMembers(
         order by n
        on conflict (tenant_id, external_id) do nothing
        returning id, tenant_id, external_id, time_zone`,
-      [numbered(list.map((m) => ({ id: randomUUID(), tenant_id: m.tenantId, external_id: m.externalId })))],
+      [numbered(list.map((m) => ({ id: memberIdFor(m.tenantId, m.externalId), tenant_id: m.tenantId, external_id: m.externalId })))],
     );
     for (const r of rows) final.set(memberKey(r.tenant_id, r.external_id), r);
     // Created concurrently after this statement's snapshot: the insert waited and did nothing, a new statement sees it.
@@ -490,7 +491,7 @@ async function lockStreaks(
        on conflict (tenant_id, member_id, definition_id) do nothing
        returning id, member_id, definition_id
      ), states as (
-       insert into member_streak_state (member_streak_id, state) select c.id, x.state from created c join x on x.id = c.id
+       insert into member_streak_state (member_streak_id, member_id, state) select c.id, c.member_id, x.state from created c join x on x.id = c.id
      )
      select id, member_id, definition_id from created`,
     [

@@ -76,6 +76,14 @@ export interface BatchIngestorOptions {
    * concurrently (KB001) before falling back to one item at a time.
    */
   readonly maxRetries?: number;
+  /**
+   * The database is a Citus coordinator (src/db/database-kind.ts): a batch is split by member, each member's
+   * activities recorded in order, one transaction each, on that member's shard (the batched statements lock and
+   * write many members' rows in one statement chain, which Citus plans per shard only for one shard). Members run
+   * side by side, up to `citusMembersInFlight` at once (default 8).
+   */
+  readonly citus?: boolean;
+  readonly citusMembersInFlight?: number;
 }
 
 export interface BatchIngestStats extends BatchStats {
@@ -121,7 +129,8 @@ const isRetryable = (error: unknown) =>
 
 export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
   const { pool, catalog } = deps;
-  const single = deps.single ?? createActivityIngestor({ ...deps, history: deps.options?.history ?? true });
+  const citus = deps.options?.citus ?? false;
+  const single = deps.single ?? createActivityIngestor({ ...deps, history: deps.options?.history ?? true, citus });
   const maxRetries = deps.options?.maxRetries ?? 5;
   const maxBatch = deps.options?.maxBatch ?? 256;
   const prepared = deps.options?.preparedStatements ?? true;
@@ -140,7 +149,29 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     return out;
   }
 
+  /** Citus: each member's items in order, members side by side (see BatchIngestorOptions.citus). */
+  async function perMember(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
+    const groups = new Map<string, number[]>();
+    items.forEach((item, i) => {
+      const key = `${item.input.tenantId}\u0000${item.input.memberExternalId}`;
+      const group = groups.get(key);
+      if (group) group.push(i);
+      else groups.set(key, [i]);
+    });
+    const out: Settled<RecordActivityResult>[] = new Array<Settled<RecordActivityResult>>(items.length);
+    const queue = [...groups.values()];
+    const lanes = Math.min(queue.length, deps.options?.citusMembersInFlight ?? 8);
+    await Promise.all(Array.from({ length: lanes }, async () => {
+      for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
+        const results = await oneByOne(group.map((i) => items[i]!));
+        group.forEach((i, n) => { out[i] = results[n]!; });
+      }
+    }));
+    return out;
+  }
+
   async function runBatch(items: readonly Pending[], retries = 0): Promise<Settled<RecordActivityResult>[]> {
+    if (citus) return perMember(items);
     if (items.length === 1 && retries > 0) return oneByOne(items);
     let attempt: Attempt;
     const client = await pool.connect();

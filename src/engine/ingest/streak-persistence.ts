@@ -28,7 +28,7 @@ export async function readMemberStreakStates(
 ): Promise<StreakStateRow[]> {
   if (definitionIds.length === 0) return [];
   const { rows } = await client.query<StreakStateRow>(
-    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
       where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = any($3::uuid[])`,
     [tenantId, memberId, definitionIds],
   );
@@ -43,7 +43,7 @@ export async function readMemberStreakStates(
  */
 export async function lockExistingMemberStreak(client: PoolClient, tenantId: string, memberId: string, definitionId: string): Promise<StreakStateRow | undefined> {
   const { rows } = await client.query<StreakStateRow>(
-    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_streak_id = s.id
+    `select s.id, s.definition_id, st.state from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
       where s.tenant_id = $1 and s.member_id = $2 and s.definition_id = $3 for update of s, st`,
     [tenantId, memberId, definitionId],
   );
@@ -55,16 +55,20 @@ export async function lockMemberStreak(client: PoolClient, tenantId: string, mem
   const found = await lockExistingMemberStreak(client, tenantId, memberId, def.id);
   if (found) return found;
   const state = initialState(def.rules);
+  // Two statements, each on the member's shard on Citus (which plans no INSERT with a subquery or a modifying
+  // WITH feeding another table's insert as one shard's statement); in one transaction, as one statement was.
+  const optOut = await client.query<{ leaderboard_opt_out: boolean }>(
+    "select leaderboard_opt_out from member where id = $1 and tenant_id = $2", [memberId, tenantId]);
   const created = await client.query<{ id: string }>(
-    `with created as (
-       insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at, leaderboard_opt_out)
-       values ($1, $2, $3, $4, $5, 0, 0, 1, now(), now(), coalesce((select m.leaderboard_opt_out from member m where m.id = $3), false))
-       on conflict (tenant_id, member_id, definition_id) do nothing returning id
-     )
-     insert into member_streak_state (member_streak_id, state) select id, $6 from created returning member_streak_id as id`,
-    [randomUUID(), tenantId, memberId, def.id, state.status, JSON.stringify(state)],
+    `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at, leaderboard_opt_out)
+     values ($1, $2, $3, $4, $5, 0, 0, 1, now(), now(), $6)
+     on conflict (tenant_id, member_id, definition_id) do nothing returning id`,
+    [randomUUID(), tenantId, memberId, def.id, state.status, optOut.rows[0]?.leaderboard_opt_out ?? false],
   );
-  if (created.rows[0]) return { id: created.rows[0].id, state };
+  if (created.rows[0]) {
+    await client.query("insert into member_streak_state (member_streak_id, member_id, state) values ($1, $2, $3)", [created.rows[0].id, memberId, JSON.stringify(state)]);
+    return { id: created.rows[0].id, state };
+  }
   // Another transaction created it between our select and insert; its row is committed or we wait for it.
   return (await lockExistingMemberStreak(client, tenantId, memberId, def.id))!;
 }
@@ -113,16 +117,16 @@ const REACHED_AT_SET = (row: string, current: string, longest: string, breaks: s
        longest_reached_at = case when ${row}longest_count is distinct from ${longest} or ${row}longest_reached_at is null then ${at} else ${row}longest_reached_at end`;
 
 /** Writes the state and refreshes the columns projected from it (see the domain's persistence contract). */
-export async function saveMemberStreak(client: PoolClient, id: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
+export async function saveMemberStreak(client: PoolClient, id: string, memberId: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
   const c = memberStreakColumns(def, state, now);
   await client.query(
-    `with saved as (update member_streak_state set state = $2 where member_streak_id = $1)
+    `with saved as (update member_streak_state set state = $2 where member_id = $15 and member_streak_id = $1)
      update member_streak set status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
        at_risk_at = $7, break_at = $8, last_activity_at = $9, version = version + 1, updated_at = $10,
        break_kind = $11, break_window_key = $12, ${REACHED_AT_SET("", "$4", "$5", "$13", "$10")}, breaks = $13, window_start_at = $14
-     where id = $1`,
+     where member_id = $15 and id = $1`,
     [id, JSON.stringify(c.state), c.status, c.current_count, c.longest_count, c.window_close_at, c.at_risk_at, c.break_at, c.last_activity_at, c.updated_at,
-      c.break_kind, c.break_window_key, c.breaks, c.window_start_at],
+      c.break_kind, c.break_window_key, c.breaks, c.window_start_at, memberId],
   );
 }
 
@@ -229,7 +233,7 @@ export async function persistTransition(
   now: number,
   history: Pick<Transition<unknown>, "finalised" | "bridge"> = {},
 ): Promise<PlannedReward[]> {
-  await saveMemberStreak(client, owner.memberStreakId, def, state, now);
+  await saveMemberStreak(client, owner.memberStreakId, owner.memberId, def, state, now);
   await saveStreakHistory(client, { tenantId: owner.tenantId, memberId: owner.memberId, definitionId: def.id, memberStreakId: owner.memberStreakId }, history, now);
   const planned = planRewards(def, { tenantId: owner.tenantId, memberId: owner.memberId, memberStreakId: owner.memberStreakId, activityId: owner.activityId }, effects, now);
   await insertRewardsAndOutbox(client, planned);

@@ -3,7 +3,7 @@
 // transition through the same writer as the ingestor (streak-persistence.ts), so the projected columns, rewards
 // for milestones reached and events come out exactly as they would from an activity.
 import type { MemberProfile } from "../ingest/activity-ingestor.ts";
-import { randomUUID } from "node:crypto";
+import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
 import type { Pool, PoolClient } from "pg";
 import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
@@ -97,11 +97,11 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
       const { rows } = await pool.query<MemberRow & { created: boolean }>(
         `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
-         on conflict (tenant_id, external_id) do update set
+         ${ON_MEMBER_KEY} do update set
            ${["first_name", "last_name", "email", "phone", "time_zone", "locale"].map(column).join(",\n           ")},
            updated_at = now()
          returning ${MEMBER_COLUMNS}, (xmax = 0) as created`,
-        [randomUUID(), tenantId, input.externalId, ...values, ...present],
+        [memberIdFor(tenantId, input.externalId), tenantId, input.externalId, ...values, ...present],
       );
       const row = rows[0]!;
       return { member: storedMember(row), created: row.created };

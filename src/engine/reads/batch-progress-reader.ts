@@ -22,10 +22,10 @@ export interface BatchProgressReader extends ProgressReader {
 export function createBatchProgressReader(
   pool: Pool,
   catalog: DefinitionCatalog,
-  options: Partial<BatcherOptions> & { readonly preparedStatements?: boolean } = {},
+  options: Partial<BatcherOptions> & { readonly preparedStatements?: boolean; readonly citus?: boolean } = {},
 ): BatchProgressReader {
   const named = options.preparedStatements ?? true;
-  const plain = createProgressReader(pool, catalog);
+  const plain = createProgressReader(pool, catalog, { citus: options.citus ?? false });
 
   async function run(keys: readonly ReadKey[]): Promise<Settled<MemberProgressRows>[]> {
     try {
@@ -47,7 +47,9 @@ export function createBatchProgressReader(
   return {
     rewardFacts: (tenantId, memberId, definitionIds) => plain.rewardFacts(tenantId, memberId, definitionIds),
     read(tenantId, memberExternalId, definitionId) {
-      if (!definitionId) return plain.read(tenantId, memberExternalId);
+      // On Citus every read is the plain one, a query on the member's shard: the batched statement joins members
+      // found by external id to their streaks (LATERAL on other columns than the distribution column).
+      if (!definitionId || options.citus === true) return plain.read(tenantId, memberExternalId, definitionId);
       return batcher.submit({ tenantId, memberExternalId, definitionId });
     },
     stats: () => batcher.stats(),

@@ -2,6 +2,7 @@
 // the member's rewards. Definitions come from the catalog cache. Nothing here writes: a streak whose window has
 // passed is reported broken from the stored state and `now` alone, before any sweep has finalised it.
 import type { Pool } from "pg";
+import { memberIdFor } from "../../db/member-id.ts";
 import type { MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
 
@@ -76,7 +77,9 @@ export interface ProgressReader {
   rewardFacts(tenantId: string, memberId: string, definitionIds: readonly string[]): Promise<(definitionId: string) => RewardFactsByDefinition>;
 }
 
-export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): ProgressReader {
+/** `citus`: the database is a Citus coordinator; a read then names the member's shard by its derived id (member-id.ts). */
+export function createProgressReader(pool: Pool, catalog: DefinitionCatalog, options: { readonly citus?: boolean } = {}): ProgressReader {
+  const citus = options.citus ?? false;
   async function rewardFacts(tenantId: string, memberId: string, definitionIds: readonly string[]) {
     const byDefinition = new Map<string, RewardFactsByDefinition>();
     if (definitionIds.length > 0) {
@@ -96,9 +99,9 @@ export function createProgressReader(pool: Pool, catalog: DefinitionCatalog): Pr
       const { rows } = await pool.query<{ member_id: string; id: string | null; definition_id: string | null; state: string | null; created_at: Date | null; updated_at: Date | null }>(
         `select m.id as member_id, s.id, s.definition_id, st.state::text as state, s.created_at, s.updated_at
            from member m left join member_streak s on s.member_id = m.id and s.tenant_id = m.tenant_id ${definitionId ? "and s.definition_id = $3" : ""}
-           left join member_streak_state st on st.member_streak_id = s.id
-          where m.tenant_id = $1 and m.external_id = $2`,
-        definitionId ? [tenantId, memberExternalId, definitionId] : [tenantId, memberExternalId],
+           left join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
+          where m.tenant_id = $1 and m.external_id = $2${citus ? ` and m.id = $${definitionId ? 4 : 3}` : ""}`,
+        [tenantId, memberExternalId, ...(definitionId ? [definitionId] : []), ...(citus ? [memberIdFor(tenantId, memberExternalId)] : [])],
       );
       const memberId = rows[0]?.member_id ?? null;
       const streaks: { row: StreakRow; definition: CatalogDefinition }[] = [];

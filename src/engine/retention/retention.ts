@@ -140,7 +140,7 @@ export async function setTenantRetention(db: Pick<Pool, "query">, tenantId: stri
  * One probe of member_streak's unique key per definition the activity was applied to.
  */
 const NEEDED_BY_STATE = `exists (
-  select 1 from member_streak s join member_streak_state st on st.member_streak_id = s.id
+  select 1 from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
    where s.tenant_id = a.tenant_id and s.member_id = a.member_id and s.definition_id = any(a.applied_definition_ids::uuid[])
      and (st.state->'base'->>'cursor' is null
           or a.occurred_at >= to_timestamp((st.state->'base'->>'cursor')::double precision / 1000)))`;

@@ -67,12 +67,30 @@ const REWARD_COLUMNS = `r.id, r.tenant_id, r.member_id, r.definition_id, r.thres
   r.claim_deadline_at, r.points, r.multiplier, r.name, r.value, m.external_id`;
 
 async function readReward(client: Pick<PoolClient, "query">, tenantId: string, rewardId: string, lock = false): Promise<RewardRow | undefined> {
+  if (lock) {
+    // The lock names the reward's member (it never changes): on Citus a row lock is only taken by a statement on one
+    // shard, and the reward's shard is its member's (migration 0018).
+    const memberId = await rewardMemberId(client, tenantId, rewardId);
+    if (memberId === undefined) return undefined;
+    const { rows } = await client.query<RewardRow>(
+      `select ${REWARD_COLUMNS} from reward r join member m on m.id = r.member_id
+        where r.tenant_id = $1 and r.id = $2 and r.member_id = $3 and m.id = $3 for update of r`,
+      [tenantId, rewardId, memberId],
+    );
+    return rows[0];
+  }
   const { rows } = await client.query<RewardRow>(
     `select ${REWARD_COLUMNS} from reward r join member m on m.id = r.member_id
-      where r.tenant_id = $1 and r.id = $2 ${lock ? "for update of r" : ""}`,
+      where r.tenant_id = $1 and r.id = $2`,
     [tenantId, rewardId],
   );
   return rows[0];
+}
+
+/** The member a reward belongs to, read without a lock (a reward's member never changes). */
+export async function rewardMemberId(client: Pick<PoolClient, "query">, tenantId: string, rewardId: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ member_id: string }>("select member_id from reward where tenant_id = $1 and id = $2", [tenantId, rewardId]);
+  return rows[0]?.member_id;
 }
 
 export function providerOf(def: CatalogDefinition | undefined, threshold: number): { settings: ProviderSettings; policy: ProviderPolicy } | null {
@@ -172,8 +190,8 @@ export function createRewardEngine(deps: RewardEngineDeps) {
     const { rowCount } = await client.query(
       `update reward set state = 'ISSUED', coupon_code = coalesce($3, coupon_code), issued_at = $4, expiry_at = coalesce($5, expiry_at),
          failure_reason = null, attempts = greatest(attempts, $6), updated_at = $4
-       where tenant_id = $1 and id = $2 and state = any($7::text[])`,
-      [row.tenant_id, row.id, issue.couponCode, new Date(now), expiryAt === null ? null : new Date(expiryAt), attempt, ISSUABLE],
+       where tenant_id = $1 and id = $2 and state = any($7::text[]) and member_id = $8`,
+      [row.tenant_id, row.id, issue.couponCode, new Date(now), expiryAt === null ? null : new Date(expiryAt), attempt, ISSUABLE, row.member_id],
     );
     if (rowCount === 0) return false;
     await insertRewardEvent(client, row, "reward.issued", rewardEventKey.issued(row.id), { coupon_code: issue.couponCode, expiry_time: expiryAt === null ? null : new Date(expiryAt).toISOString() }, now);
@@ -262,7 +280,7 @@ export function createRewardEngine(deps: RewardEngineDeps) {
     await inTransaction(pool, async (client) => {
       const row = await readReward(client, tenantId, rewardId, true);
       if (!row || (row.state !== "PENDING" && row.state !== "CLAIMED")) return;
-      await client.query("update reward set state = 'FAILED', failure_reason = $3, attempts = greatest(attempts, $4), updated_at = $5 where tenant_id = $1 and id = $2", [tenantId, rewardId, reason, attempt, new Date(now)]);
+      await client.query("update reward set state = 'FAILED', failure_reason = $3, attempts = greatest(attempts, $4), updated_at = $5 where tenant_id = $1 and id = $2 and member_id = $6", [tenantId, rewardId, reason, attempt, new Date(now), row.member_id]);
       await insertRewardEvent(client, row, "reward.failed", rewardEventKey.failed(rewardId, attempt), { failure_reason: reason }, now);
     });
     return load(tenantId, rewardId);
@@ -278,7 +296,7 @@ export function createRewardEngine(deps: RewardEngineDeps) {
         return;
       }
       if (!row || row.state !== "AVAILABLE" || row.claim_deadline_at === null || row.claim_deadline_at.getTime() > now) return;
-      await client.query("update reward set state = 'EXPIRED', updated_at = $3 where tenant_id = $1 and id = $2 and state = 'AVAILABLE'", [tenantId, rewardId, new Date(now)]);
+      await client.query("update reward set state = 'EXPIRED', updated_at = $3 where tenant_id = $1 and id = $2 and state = 'AVAILABLE' and member_id = $4", [tenantId, rewardId, new Date(now), row.member_id]);
       await insertRewardEvent(client, row, "reward.expired", rewardEventKey.expired(rewardId), { reason: "CLAIM_DEADLINE_PASSED" }, row.claim_deadline_at.getTime());
     });
     return load(tenantId, rewardId);
@@ -294,7 +312,7 @@ export function createRewardEngine(deps: RewardEngineDeps) {
       const row = await readReward(client, tenantId, rewardId, true);
       if (!row || row.expiry_at === null || row.expiry_at.getTime() > now) return;
       if (row.state === "PENDING" || row.state === "CLAIMED") {
-        await client.query("update reward set state = 'EXPIRED', updated_at = $3 where tenant_id = $1 and id = $2 and state in ('PENDING', 'CLAIMED')", [tenantId, rewardId, new Date(now)]);
+        await client.query("update reward set state = 'EXPIRED', updated_at = $3 where tenant_id = $1 and id = $2 and state in ('PENDING', 'CLAIMED') and member_id = $4", [tenantId, rewardId, new Date(now), row.member_id]);
         await insertRewardEvent(client, row, "reward.expired", rewardEventKey.expired(rewardId), { reason: "EXPIRED_BEFORE_ISSUE" }, row.expiry_at.getTime());
       } else if (row.state === "ISSUED") {
         await insertRewardEvent(client, row, "reward.expired", rewardEventKey.expired(rewardId), { reason: "COUPON_EXPIRED", coupon_code: row.coupon_code }, row.expiry_at.getTime());

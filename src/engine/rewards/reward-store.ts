@@ -16,6 +16,7 @@ import { enqueueOutbox } from "../delivery/outbox.ts";
 import { milestoneMessage } from "./reward-plan.ts";
 import { insertEvents, readMemberStreakStates } from "../ingest/streak-persistence.ts";
 import { inTransaction } from "../transaction.ts";
+import { rewardMemberId } from "./reward-fulfilment.ts";
 
 /** A reward row with its member's external id; epoch ms for instants, so it is also a JSON-safe event snapshot. */
 export interface StoredReward {
@@ -123,7 +124,10 @@ export function createRewardStore(deps: { pool: Pool; catalog: DefinitionCatalog
   const { pool, catalog } = deps;
 
   async function lockById(client: PoolClient, tenantId: string, rewardId: string): Promise<StoredReward> {
-    const { rows } = await client.query<Row>(`select ${COLUMNS} ${FROM} where r.tenant_id = $1 and r.id = $2 for update of r`, [tenantId, rewardId]);
+    // Names the reward's member first: on Citus a row lock is only taken on one shard, the member's (migration 0018).
+    const memberId = await rewardMemberId(client, tenantId, rewardId);
+    const { rows } = memberId === undefined ? { rows: [] } : await client.query<Row>(
+      `select ${COLUMNS} ${FROM} where r.tenant_id = $1 and r.id = $2 and r.member_id = $3 for update of r`, [tenantId, rewardId, memberId]);
     if (!rows[0]) throw notFoundError("reward", { reward_id: rewardId });
     return stored(rows[0]);
   }

@@ -39,6 +39,7 @@ import { breakHistorySql } from "../history/streak-history.ts";
 import { inTransaction } from "../transaction.ts";
 import { teamRuleOf } from "../teams/team-streaks.ts";
 import { sweepTeamAtRisk, sweepTeamBreaks } from "../teams/team-sweeps.ts";
+import { citusSweepAdvance, citusSweepAtRisk, citusSweepBreaks } from "./citus-sweeps.ts";
 
 export interface SweepScope {
   readonly tenantId: string;
@@ -52,6 +53,8 @@ export interface SweepOptions {
   readonly onPage?: (done: number) => void;
   /** Teams per page of the team sweeps (a transaction through the domain; team-sweeps.ts). */
   readonly teamPageSize?: number;
+  /** The database is a Citus coordinator: the member sweeps run as citus-sweeps.ts does them. */
+  readonly citus?: boolean;
 }
 
 const DEFAULT_BREAK_PAGE = 50_000;
@@ -146,7 +149,7 @@ async function sweepRanges(
  * finalises its due teams (break, freeze or settle). Returns rows broken plus teams finalised.
  */
 export async function sweepBreaks(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
-  const members = await sweepMemberBreaks(pool, def, asOf, options);
+  const members = options.citus === true ? await citusSweepBreaks(pool, def, asOf, options) : await sweepMemberBreaks(pool, def, asOf, options);
   const rule = teamRuleOf(def);
   if (rule === null) return members;
   return members + await sweepTeamBreaks(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: (n) => options.onPage?.(members + n) });
@@ -196,6 +199,7 @@ async function sweepMemberBreaks(pool: Pool, def: CatalogDefinition, asOf: numbe
  * filter read every row of the definition once per sweep, 10 million rows after a 10-million-row cohort broke.
  */
 export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
+  if (options.citus === true) return citusSweepAdvance(pool, def, asOf, options);
   const [froms, tos] = pauseArrays(def);
   const opts = { pausedIntervals: def.pauses };
   const passes = [ADVANCE_NOT_BREAK, ...(def.pauses.length > 0 ? [ADVANCE_PAUSED_BREAK] : [])];
@@ -206,7 +210,7 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
       const n = await inTransaction(pool, async (client) => {
         const { rows } = await client.query<{ id: string; member_id: string; external_id: string; state: MemberStreakState; at: string }>(
           `select s.id, s.member_id, m.external_id, st.state, s.break_at::text as at
-             from member_streak s join member m on m.id = s.member_id join member_streak_state st on st.member_streak_id = s.id
+             from member_streak s join member m on m.id = s.member_id join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
             where s.tenant_id = $1 and s.definition_id = $2 and s.break_at <= $3 and (s.break_at, s.id) > ($5::timestamptz, $6::uuid)
               and ${pass}
             order by s.break_at, s.id
@@ -243,6 +247,7 @@ const ADVANCE_PAUSED_BREAK = `s.break_kind = 'BREAK' and s.break_at >= (select m
 export async function sweepAtRisk(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const rule = teamRuleOf(def);
   if (rule !== null) return sweepTeamAtRisk(pool, def, rule, asOf, { pageSize: options.teamPageSize, onPage: options.onPage });
+  if (options.citus === true) return citusSweepAtRisk(pool, def, asOf, options);
   return sweepRanges(options, async (after, lower, upper, pageSize) => {
     const { rows } = await pool.query<{ n: number; found: number; last_at: string | null; last_id: string | null }>(
       `with ${pageSql("at_risk_at", 5, 7)}, due as materialized (

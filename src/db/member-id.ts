@@ -1,0 +1,19 @@
+// A member's id is derived from who the member is to its tenant: a UUIDv5 (RFC 9562 §5.5) of the external id in
+// the tenant's id as namespace. Every writer that creates a member uses it, so the same (tenant, external id)
+// always names the same row: on Citus the member table is distributed by id and its (tenant_id, external_id) key
+// holds only through the id (migration 0018). Members created before this keep their random ids; on plain
+// PostgreSQL the (tenant_id, external_id) key finds them as before.
+import { createHash } from "node:crypto";
+
+export function memberIdFor(tenantId: string, externalId: string): string {
+  const namespace = Buffer.from(tenantId.replace(/-/g, ""), "hex");
+  if (namespace.length !== 16) throw new Error(`memberIdFor: tenant id ${tenantId} is not a UUID`);
+  const hash = createHash("sha1").update(namespace).update(externalId, "utf8").digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const h = hash.subarray(0, 16).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The member key as writers name it: (tenant_id, external_id) on PostgreSQL, (id, tenant_id, external_id) on Citus. */
+export const ON_MEMBER_KEY = "on conflict on constraint member_tenant_id_external_id_unique";

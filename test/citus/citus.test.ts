@@ -1,0 +1,266 @@
+// Kindling on a real Citus cluster (issue 18): a coordinator and two workers (PostgreSQL 15, Citus 13.2.2, started
+// by ../shared/tools/citus/cluster.sh in a temporary folder and stopped after the file, also when it fails). The
+// API and the worker run against the coordinator (KINDLING_DATABASE_KIND=citus); migrations distribute the
+// tables by member (migration 0018). The same recording workload also runs on one PostgreSQL (the run's shared
+// one) and both must give the same answers: counts, duplicates, rewards, reads. Without Citus installed the file
+// fails with the command that installs it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import pg from "pg";
+import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
+import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
+import { RewardState } from "../../src/gen/kindling/v1/reward_pb.js";
+import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
+import { createLogger } from "../../src/observability/logger.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import { memberIdFor } from "../../src/db/member-id.ts";
+import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
+import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
+import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
+import { startCitusCluster, type CitusCluster } from "../support/citus.ts";
+import { eventually } from "../support/eventually.ts";
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const MEMBERS = 40;
+const DAYS = 4;
+// Noon UTC, ten days ago: the workload plays four daily windows by moving the servers' clock.
+const START = Math.floor(Date.now() / DAY) * DAY - 10 * DAY + 12 * HOUR;
+
+let cluster: CitusCluster | undefined;
+let citusApi: TestApi | undefined;
+let plainApi: TestApi | undefined;
+let temporal: SharedTemporal | undefined;
+let worker: RunningWorker | undefined;
+let coordinator: pg.Pool | undefined;
+const clock = createTestClock(START);
+
+beforeAll(async () => {
+  cluster = await startCitusCluster(2);
+  coordinator = new pg.Pool({ connectionString: cluster.url, max: 4 });
+  const url = cluster.url;
+  [citusApi, plainApi, temporal] = await Promise.all([
+    startTestApi({ label: "citus", now: clock.now, env: { KINDLING_DATABASE_KIND: "citus" }, database: { name: "postgres", url, drop: async () => {} } }),
+    startTestApi({ label: "citus_twin", now: clock.now }),
+    connectToSharedTemporal("citus"),
+  ]);
+}, 300_000);
+
+afterAll(async () => {
+  await worker?.stop().catch(() => undefined);
+  await temporal?.close().catch(() => undefined);
+  await citusApi?.close().catch(() => undefined);
+  await plainApi?.close().catch(() => undefined);
+  await coordinator?.end().catch(() => undefined);
+  await cluster?.stop();
+});
+
+async function createDefinition(api: TestApi, name: string): Promise<string> {
+  const defs = api.client(DefinitionService);
+  const { definition } = await defs.createDefinition({
+    definition: {
+      name,
+      eventTypes: [name],
+      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+      condition: { type: ConditionType.COUNT, min: 1 },
+      atRiskLeadDuration: { seconds: 3600n },
+      milestones: [{
+        threshold: 3,
+        reward: { kind: RewardKind.COUPON, name: "Three days", fulfilmentMode: FulfilmentMode.PROVIDER, provider: { kind: { case: "codeGenerator", value: { prefix: "CIT-", length: 10 } } } },
+      }],
+    },
+  });
+  await defs.publishDefinition({ definitionId: definition!.id });
+  return definition!.id;
+}
+
+interface Outcome {
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly counts: readonly (number | undefined)[];
+  readonly rewards: readonly number[];
+}
+
+/**
+ * Four days: on each, every member records that day's activity twice at once (the repeat is a duplicate) as single
+ * calls, all members concurrently, and members 40-59 record theirs in one RecordActivities batch that spans them.
+ */
+async function workload(api: TestApi, eventType: string, definitionId: string): Promise<Outcome> {
+  const activities = api.client(ActivityService);
+  let applied = 0;
+  let duplicates = 0;
+  for (let d = 0; d < DAYS; d++) {
+    clock.set(START + d * DAY);
+    const at = timestampFromMs(clock.now());
+    const one = (m: number) => activities.recordActivity({
+      activity: { memberRef: { case: "memberExternalId", value: `m-${m}` }, target: { case: "eventType", value: eventType }, occurTime: at, uniqueIdentifier: `m-${m}-d${d}` },
+    });
+    const singles = await Promise.all(Array.from({ length: MEMBERS }, (_, m) => [one(m), one(m)]).flat());
+    const batch = activities.recordActivities({
+      activities: Array.from({ length: 20 }, (_, k) => ({
+        memberRef: { case: "memberExternalId" as const, value: `m-${MEMBERS + k}` }, target: { case: "eventType" as const, value: eventType },
+        occurTime: at, uniqueIdentifier: `m-${MEMBERS + k}-d${d}`,
+      })),
+    });
+    const repeated = activities.recordActivities({
+      activities: Array.from({ length: 20 }, (_, k) => ({
+        memberRef: { case: "memberExternalId" as const, value: `m-${MEMBERS + k}` }, target: { case: "eventType" as const, value: eventType },
+        occurTime: at, uniqueIdentifier: `m-${MEMBERS + k}-d${d}`,
+      })),
+    });
+    const batches = await Promise.all([batch, repeated]);
+    for (const r of [...singles, ...batches.flatMap((b) => b.results)]) {
+      if (r.duplicate) duplicates++;
+      else applied++;
+    }
+  }
+  const reads = api.client(MemberStreakService);
+  const counts = (await Promise.all(Array.from({ length: MEMBERS + 20 }, (_, m) => reads.getMemberStreak({ memberExternalId: `m-${m}`, definitionId }))))
+    .map((p) => p.streak?.currentCount);
+  const rewards = await Promise.all(Array.from({ length: MEMBERS + 20 }, async (_, m) =>
+    (await api.client(RewardService).listRewards({ memberExternalId: `m-${m}`, definitionId, pageSize: 100 })).rewards.length));
+  return { applied, duplicates, counts, rewards };
+}
+
+/** Rows of `table` per worker port, counted on its shards. */
+async function rowsPerWorker(table: string): Promise<Map<number, number>> {
+  const { rows } = await coordinator!.query<{ nodeport: number; n: string }>(
+    `select s.nodeport, sum(r.result::bigint)::text as n
+       from run_command_on_shards($1, 'select count(*) from %s') r join citus_shards s on s.shardid = r.shardid
+      group by s.nodeport`,
+    [table],
+  );
+  return new Map(rows.map((r) => [Number(r.nodeport), Number(r.n)]));
+}
+
+describe("Kindling on a Citus cluster", () => {
+  let definitionId = "";
+
+  it("citus/migrations_distribute_by_member_colocated_and_reference_the_tenant_tables", async () => {
+    const { rows } = await coordinator!.query<{ table_name: string; citus_table_type: string; distribution_column: string; colocation_id: number }>(
+      "select table_name::text, citus_table_type, distribution_column, colocation_id from citus_tables order by 1",
+    );
+    const byName = new Map(rows.map((r) => [r.table_name, r]));
+    const distributed = ["member", "member_streak", "member_streak_state", "activity", "activity_key", "reward", "streak_event", "streak_event_key", "streak_window"];
+    for (const t of distributed) expect(byName.get(t)?.citus_table_type, t).toBe("distributed");
+    expect(byName.get("member")!.distribution_column).toBe("id");
+    for (const t of distributed.slice(1)) expect(byName.get(t)!.distribution_column, t).toBe("member_id");
+    expect(new Set(distributed.map((t) => byName.get(t)!.colocation_id)).size).toBe(1);
+    for (const t of ["tenant", "api_key", "streak_definition", "tenant_browser_access", "webhook_subscription"]) expect(byName.get(t)?.citus_table_type, t).toBe("reference");
+    // The outbox stays on the coordinator, as a Citus local table (its writes commit by two-phase commit with the
+    // shards the same transaction wrote); the other coordinator tables are plain.
+    expect(byName.get("outbox_message")?.citus_table_type).toBe("local");
+    expect(byName.has("webhook_delivery")).toBe(false);
+  });
+
+  it("citus/concurrent_recording_gives_the_answers_of_one_postgresql", async () => {
+    definitionId = await createDefinition(citusApi!, "visit");
+    const plainDefinition = await createDefinition(plainApi!, "visit");
+    const onCitus = await workload(citusApi!, "visit", definitionId);
+    const onPostgres = await workload(plainApi!, "visit", plainDefinition);
+    // Every activity counted once, every repeat a duplicate, the same streaks and one reward per milestone.
+    expect(onCitus.applied).toBe((MEMBERS + 20) * DAYS);
+    expect(onCitus.duplicates).toBe((MEMBERS + 20) * DAYS);
+    expect(onCitus.counts).toEqual(Array.from({ length: MEMBERS + 20 }, () => DAYS));
+    expect(onCitus.rewards).toEqual(Array.from({ length: MEMBERS + 20 }, () => 1));
+    expect(onCitus).toEqual(onPostgres);
+    const { rows } = await coordinator!.query<{ activities: string; keys: string; members: string }>(
+      `select (select count(*) from activity)::text as activities, (select count(*) from activity_key)::text as keys,
+              (select count(*) from member where id = any($1::uuid[]))::text as members`,
+      [Array.from({ length: MEMBERS + 20 }, (_, m) => memberIdFor(citusApi!.admin.tenantId, `m-${m}`))],
+    );
+    expect(rows[0]).toEqual({ activities: String((MEMBERS + 20) * DAYS), keys: String((MEMBERS + 20) * DAYS), members: String(MEMBERS + 20) });
+  }, 360_000);
+
+  it("citus/rows_of_many_members_land_on_both_workers", async () => {
+    for (const table of ["member", "member_streak", "activity", "reward"]) {
+      const perWorker = await rowsPerWorker(table);
+      expect([...perWorker.keys()].sort(), table).toEqual([...cluster!.workerPorts].sort());
+      for (const port of cluster!.workerPorts) expect(perWorker.get(port)!, `${table} on ${port}`).toBeGreaterThan(0);
+      expect([...perWorker.values()].reduce((a, b) => a + b, 0), table).toBe(table === "activity" ? (MEMBERS + 20) * DAYS : MEMBERS + 20);
+    }
+  });
+
+  it("citus/sweeps_remind_and_break_the_due_streaks_once", async () => {
+    const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, definitionId))!;
+    const lastDay = Math.floor((START + (DAYS - 1) * DAY) / DAY) * DAY;
+    const nextEvening = lastDay + DAY + 23 * HOUR + 30 * 60_000;
+    expect(await sweepAtRisk(coordinator!, def, nextEvening, { citus: true })).toBe(MEMBERS + 20);
+    expect(await sweepAtRisk(coordinator!, def, nextEvening, { citus: true })).toBe(0);
+    expect(await sweepBreaks(coordinator!, def, nextEvening + DAY, { citus: true, pageSize: 7 })).toBe(MEMBERS + 20);
+    expect(await sweepBreaks(coordinator!, def, nextEvening + DAY, { citus: true })).toBe(0);
+    const { rows } = await coordinator!.query<{ status: string; n: string }>(
+      "select status, count(*)::text as n from member_streak where definition_id = $1 group by status", [definitionId]);
+    expect(rows.map((r) => [r.status, r.n])).toEqual([["BROKEN", String(MEMBERS + 20)]]);
+    const events = await coordinator!.query<{ type: string; n: string }>(
+      "select type, count(*)::text as n from streak_event where definition_id = $1 and type in ('streak.at_risk', 'streak.broken') group by type order by type", [definitionId]);
+    expect(events.rows.map((r) => [r.type, r.n])).toEqual([["streak.at_risk", String(MEMBERS + 20)], ["streak.broken", String(MEMBERS + 20)]]);
+    const windows = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_window where definition_id = $1 and outcome = 'MISSED'", [definitionId]);
+    expect(windows.rows[0]!.n).toBe(String(MEMBERS + 20));
+  });
+
+  it("citus/a_worker_restarted_mid_run_loses_nothing_acknowledged", async () => {
+    const id = await createDefinition(citusApi!, "restart");
+    clock.set(START + DAYS * DAY);
+    const activities = citusApi!.client(ActivityService);
+    const at = timestampFromMs(clock.now());
+    const acknowledged: string[] = [];
+    const failed: string[] = [];
+    const send = async (n: number) => {
+      const key = `r-${n}`;
+      try {
+        await activities.recordActivity({ activity: { memberRef: { case: "memberExternalId", value: key }, target: { case: "eventType", value: "restart" }, occurTime: at, uniqueIdentifier: key } });
+        acknowledged.push(key);
+      } catch {
+        failed.push(key);
+      }
+    };
+    // 8 writers in a loop; the first worker restarts once 100 recordings were acknowledged.
+    let next = 0;
+    const total = 600;
+    const writers = Array.from({ length: 8 }, async () => {
+      for (let n = next++; n < total; n = next++) await send(n);
+    });
+    await eventually(async () => (acknowledged.length >= 100 ? true : undefined), 60_000);
+    await cluster!.restartWorker(cluster!.workerPorts[0]!);
+    // Mid-run: writers were still sending when the worker came back.
+    expect(next).toBeLessThan(total);
+    await Promise.all(writers);
+    expect(acknowledged.length + failed.length).toBe(total);
+    // Everything acknowledged is stored, once, and counted.
+    const { rows } = await coordinator!.query<{ unique_identifier: string; n: string; counted: boolean }>(
+      `select a.unique_identifier, count(*)::text as n, bool_and(s.current_count = 1) as counted
+         from activity a join member_streak s on s.member_id = a.member_id and s.definition_id = $2
+        where a.unique_identifier = any($1::text[]) group by a.unique_identifier`,
+      [acknowledged, id],
+    );
+    expect(rows.length).toBe(acknowledged.length);
+    expect(rows.every((r) => r.n === "1" && r.counted)).toBe(true);
+    // Those that failed are recorded by a retry, once (a retry of one that did commit answers duplicate).
+    for (const key of failed) {
+      await activities.recordActivity({ activity: { memberRef: { case: "memberExternalId", value: key }, target: { case: "eventType", value: "restart" }, occurTime: at, uniqueIdentifier: key } });
+    }
+    const stored = await coordinator!.query<{ n: string }>("select count(*)::text as n from activity where definition_id is null and event_type = 'restart'");
+    expect(stored.rows[0]!.n).toBe(String(total));
+  }, 240_000);
+
+  it("citus/the_outbox_relay_issues_each_reward_once", async () => {
+    // The worker starts last: its relay also starts each definition's sweeper, which sweeps by the real clock, and
+    // the workload's days (by the servers' test clock) are all in the past by it.
+    worker = await startWorker({
+      databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
+      logger: createLogger("silent"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
+    });
+    const rewards = citusApi!.client(RewardService);
+    const issued = await eventually(async () => {
+      const { rewards: page } = await rewards.listRewards({ definitionId, pageSize: 100 });
+      return page.length === MEMBERS + 20 && page.every((r) => r.state === RewardState.ISSUED) ? page : undefined;
+    }, 90_000);
+    expect(new Set(issued.map((r) => r.couponCode)).size).toBe(MEMBERS + 20);
+    const { rows } = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.issued' and definition_id = $1", [definitionId]);
+    expect(rows[0]!.n).toBe(String(MEMBERS + 20));
+  }, 240_000);
+});

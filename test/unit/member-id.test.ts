@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { memberIdFor } from "../../src/db/member-id.ts";
+
+describe("memberIdFor", () => {
+  it("member_id/is_the_uuidv5_of_the_external_id_in_the_tenant_namespace", () => {
+    // RFC 9562 (as RFC 4122 before it): UUIDv5 of "www.example.com" in the DNS namespace.
+    expect(memberIdFor("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "www.example.com")).toBe("2ed6657d-e927-568b-95e1-2665a8aea6a2");
+  });
+
+  it("member_id/same_member_same_id_other_tenant_or_external_id_other_id", () => {
+    const tenant = "0b8f3c1e-5a55-4a7b-9a4e-2f0c6c1d9e01";
+    const other = "0b8f3c1e-5a55-4a7b-9a4e-2f0c6c1d9e02";
+    expect(memberIdFor(tenant, "alice")).toBe(memberIdFor(tenant, "alice"));
+    expect(memberIdFor(tenant, "alice")).not.toBe(memberIdFor(tenant, "bob"));
+    expect(memberIdFor(tenant, "alice")).not.toBe(memberIdFor(other, "alice"));
+    expect(memberIdFor(tenant, "ünïcödé")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("member_id/refuses_a_tenant_id_that_is_not_a_uuid", () => {
+    expect(() => memberIdFor("tenant-1", "alice")).toThrow(/not a UUID/);
+  });
+});
