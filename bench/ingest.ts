@@ -440,6 +440,12 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
             getMemberStreak: medianOf((r) => r.kindling.getMemberStreak.apiCpuMicrosPerCall!),
             healthCheck: medianOf((r) => r.kindling.healthCheck.apiCpuMicrosPerCall!),
           },
+          // The Go load generator's own CPU per call (µs; it shares the cores; null with the JavaScript clients).
+          loadgenCpuMicrosPerCall: results[0]!.kindling.healthCheck.clientCpuMicrosPerCall === undefined ? null : {
+            recordActivity: medianOf((r) => r.kindling.recordActivity.clientCpuMicrosPerCall!),
+            getMemberStreak: medianOf((r) => r.kindling.getMemberStreak.clientCpuMicrosPerCall!),
+            healthCheck: medianOf((r) => r.kindling.healthCheck.clientCpuMicrosPerCall!),
+          },
           pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
           pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
         },
@@ -476,6 +482,8 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       }
       const cpu = level.median.apiCpuMicrosPerCall;
       if (cpu) console.log(`  API CPU per call: RecordActivity ${cpu.recordActivity} µs, GetMemberStreak ${cpu.getMemberStreak} µs, health check ${cpu.healthCheck} µs`);
+      const client = level.median.loadgenCpuMicrosPerCall;
+      if (client) console.log(`  load generator CPU per call: RecordActivity ${client.recordActivity} µs, GetMemberStreak ${client.getMemberStreak} µs, health check ${client.healthCheck} µs`);
     }
     console.log("written to bench/results/ingest.json");
   } finally {

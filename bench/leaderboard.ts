@@ -37,6 +37,7 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, t
 import { createClient } from "@connectrpc/connect";
 import { LeaderboardMetric, LeaderboardService } from "../src/gen/kindling/v1/leaderboard_service_pb.js";
 import { createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
+import { leaderboardTopTotals } from "../src/engine/history/leaderboard.ts";
 
 interface LoadJob {
   /** `floor`: GetLeaderboardSettings, a one-row read: what the RPC stack alone allows on this machine. */
@@ -256,13 +257,17 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
     type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
-    type Round = { concurrency: number; floor: Measured; top: { api: Measured; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; readsPerStatement: number; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const profile = round === 1 ? profileDir : undefined;
+        const topBefore = leaderboardTopTotals();
         const apiTop = await load({ ...job, kind: "top", concurrency }, loadgen, profile);
+        const topAfter = leaderboardTopTotals();
+        // Concurrent reads of one board share a statement (src/engine/history/leaderboard.ts): reads per statement.
+        const readsPerStatement = Math.round(((topAfter.calls - topBefore.calls) / Math.max(1, topAfter.statements - topBefore.statements)) * 100) / 100;
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
@@ -277,11 +282,11 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const r: Round = {
           concurrency,
           floor,
-          top: { api: apiTop, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
+          top: { api: apiTop, readsPerStatement, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
-        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
+        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}, ${readsPerStatement} reads a statement) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
           `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}; ` +
           `one-row RPC floor ${floor.perSecond}/s`);
       }
@@ -294,6 +299,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         rankRatio: median(at.map((r) => r.rank.ratio)),
         topPerSecond: median(at.map((r) => r.top.api.perSecond)),
         topApiStatementTps: median(at.map((r) => r.top.apiStatement.tps)),
+        topReadsPerStatement: median(at.map((r) => r.top.readsPerStatement)),
         rankPerSecond: median(at.map((r) => r.rank.api.perSecond)),
         oneRowRpcPerSecond: median(at.map((r) => r.floor.perSecond)),
         // The API's CPU per answered call (null with the worker-thread client, whose CPU is the same process's).
@@ -305,7 +311,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
       };
     });
     for (const s of summary) {
-      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s, ${s.topReadsPerStatement} reads a statement; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
         (s.apiCpuMicrosPerCall ? `; API CPU per call: top ${s.apiCpuMicrosPerCall.top} µs, rank ${s.apiCpuMicrosPerCall.rank} µs, one-row ${s.apiCpuMicrosPerCall.oneRow} µs` : ""));
     }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });

@@ -37,6 +37,8 @@ export interface LoadResult {
   readonly p50Ms: number;
   readonly p95Ms: number;
   readonly p99Ms: number;
+  /** The Go load generator's own CPU per answered call (µs); absent from the JavaScript clients. */
+  readonly clientCpuMicrosPerCall?: number;
 }
 
 function percentile(sorted: readonly number[], p: number): number {

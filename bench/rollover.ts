@@ -15,7 +15,8 @@
 //      points-ledger milestone at day 7 while the relay and the worker run; we count what reached Temporal
 //      (workflows started, activities, timers, signals) from the histories.
 // Results: bench/results/rollover.json. Knobs: ROLLOVER_MEMBERS (default 1000000), ROLLOVER_SMALL (10000),
-// ACTIONS_MEMBERS (300).
+// ACTIONS_MEMBERS (300), ROLLOVER_SHARED_BUFFERS (1GB) and ROLLOVER_MAX_WAL_SIZE (8GB) — PostgreSQL sized to the data
+// for a 10M run; both rollovers of one run share them.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -44,13 +45,15 @@ const DAY = 24 * HOUR;
 const bigN = Number(process.env.ROLLOVER_MEMBERS ?? 1_000_000);
 const smallN = Number(process.env.ROLLOVER_SMALL ?? 10_000);
 const actionMembers = Number(process.env.ACTIONS_MEMBERS ?? 300);
+const sharedBuffers = process.env.ROLLOVER_SHARED_BUFFERS ?? "1GB";
+const maxWalSize = process.env.ROLLOVER_MAX_WAL_SIZE ?? "8GB";
 const log = (message: string) => process.stdout.write(`[rollover] ${message}\n`);
 
 const root = await createTemporaryDataRoot("kindling-rollover-");
 const postgres = await startEmbeddedPostgres({
   dataDir: join(root, "postgres"),
   // Durable; only room for a bulk UPDATE's WAL without a checkpoint every few seconds.
-  settings: { max_wal_size: "8GB", shared_buffers: "1GB", max_connections: "100" },
+  settings: { max_wal_size: maxWalSize, shared_buffers: sharedBuffers, max_connections: "100" },
 });
 const testServer = (await resolveTemporalTestServer()).path;
 // A fresh time-skipping server per phase, so each starts from the same simulated time of day.
@@ -273,7 +276,7 @@ try {
   const actions = await actionsPerActivity();
   const results = {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", memoryGiB: Math.round(totalmem() / 2 ** 30) },
-    postgres: "embedded 17, durable (fsync on), max_wal_size 8GB, shared_buffers 1GB",
+    postgres: `embedded 17, durable (fsync on), max_wal_size ${maxWalSize}, shared_buffers ${sharedBuffers}`,
     note: "members = seeded + the template member; sweep seconds are wall time inside the activities; history is the sweeper workflow's whole run (hourly look-ups, the at-risk sweep, the break sweep, the stats snapshots, archive); rolloverSeconds ends when the closed day's stats row is written",
     rollover: { small, big, targetSeconds: 60, withinTarget: big.breakSweepSeconds < 60 },
     historyGrowsWithMembers: big.historyEvents > small.historyEvents || big.historyBytes > 2 * small.historyBytes,

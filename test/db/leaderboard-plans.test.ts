@@ -6,7 +6,9 @@
 // - the answers equal a full sort of the same rows done here in TypeScript (the board's rules written out again:
 //   count desc, reached first, id; ranked rows only);
 // - the store's reuse of a board it read before (the same frozen entries while its statement returns the same
-//   answer) never outlives the answer: a changed row, another read instant or another size is a new board at once.
+//   answer) never outlives the answer: a changed row, another read instant or another size is a new board at once;
+// - concurrent reads of one board share a statement, and a read never joins a statement that began before it: a
+//   change committed while a statement runs is in the answer of every read that began after the commit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
@@ -153,5 +155,53 @@ describe("leaderboard statement plans", () => {
     const later = await store.top(def, "CURRENT_COUNT", 100, NOW + 2 * 86_400_000);
     expect(later.length).toBeGreaterThan(0);
     expect(later.every((e) => Number(e.memberExternalId.slice(1)) % 17 === 0)).toBe(true);
+  });
+
+  it("share/concurrent_reads_share_a_statement_and_none_joins_one_begun_before_it", async () => {
+    // The real pool, with a hand on the answers: each statement runs in PostgreSQL at once, its answer can be held
+    // back from the store while `hold` is set.
+    let hold: Promise<void> | undefined;
+    let sent = 0;
+    let answered = 0;
+    const held = {
+      async query(...args: Parameters<pg.Pool["query"]>) {
+        sent++;
+        const result = await (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
+        answered++;
+        if (hold) await hold;
+        return result;
+      },
+    } as unknown as pg.Pool;
+    const store = createLeaderboardStore(held);
+    const turns = async (n: number) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
+
+    // Ten reads begun in one turn: one statement, one answer.
+    const together = await Promise.all(Array.from({ length: 10 }, () => store.top(def, "CURRENT_COUNT", 100, NOW)));
+    expect(sent).toBe(1);
+    expect(together.every((b) => b === together[0])).toBe(true);
+    const leader = together[0]![0]!.memberExternalId;
+
+    // A statement has run and its answer is held; the leader is renamed after it ran (committed). Reads begun after
+    // the commit must not be answered by that statement.
+    let release!: () => void;
+    hold = new Promise((r) => (release = r));
+    const early = store.top(def, "CURRENT_COUNT", 100, NOW);
+    while (answered < 2) await turns(1);
+    await pool.query("update member set display_name = 'Shared read' where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
+    try {
+      const late = Array.from({ length: 5 }, () => store.top(def, "CURRENT_COUNT", 100, NOW));
+      await turns(5);
+      expect(sent).toBe(2); // none starts while the board's statement runs
+      hold = undefined;
+      release();
+      expect((await early)[0]).toMatchObject({ memberExternalId: leader, displayName: null });
+      const boards = await Promise.all(late);
+      expect(sent).toBe(3); // the five share the next statement
+      expect(boards.every((b) => b === boards[0])).toBe(true);
+      expect(boards[0]![0]).toMatchObject({ memberExternalId: leader, displayName: "Shared read" });
+    } finally {
+      release();
+      await pool.query("update member set display_name = null where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
+    }
   });
 });

@@ -20,6 +20,7 @@ import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
 import { notFoundError } from "../engine-error.ts";
 import { inTransaction } from "../transaction.ts";
 import { neutralSql, pauseArrays } from "../sweeps/window-sweeps.ts";
+import { createBatcher, type Batcher } from "../group-batcher.ts";
 
 export type LeaderboardMetric = "CURRENT_COUNT" | "LONGEST_COUNT";
 
@@ -173,34 +174,65 @@ export function parseTop(board: string | null): readonly LeaderboardEntry[] {
     Object.freeze({ rank: i + 1, memberId, memberExternalId, displayName, count, reachedAt: reachedAt === null ? null : Date.parse(reachedAt) })));
 }
 
-/** Boards whose last answer a store keeps (tenant, definition, metric and size each make a board). */
+/** Boards whose last answer a store keeps (tenant, definition and its version, metric and size each make a board). */
 export const TOP_CACHE_BOARDS = 512;
+
+/** Top-board reads and the statements that answered them, in this process since it started (the bench reads these). */
+const topTotals = { calls: 0, statements: 0 };
+export const leaderboardTopTotals = (): { readonly calls: number; readonly statements: number } => ({ ...topTotals });
+
+interface TopCall {
+  readonly def: CatalogDefinition;
+  readonly now: number;
+}
 
 /**
  * `preparedStatements` (default true; false behind a transaction-pooling proxy): the board statements are named,
  * so each connection parses and plans them once — planning the rank statement costs more than running it.
  *
- * `top` runs its statement on every call and answers what it returned; it only skips re-reading an answer it has
- * read before. The statement renders the board into one text, and the store keeps, per board, the last text and
- * its entries: when the statement returns the same text again, the same (frozen) entries array is returned, so the
- * API can reuse what it built from it (src/api/services/leaderboard.service.ts). The text is the whole answer, so
- * equal texts are equal boards, in any process, at any instant.
+ * `top`: concurrent reads of one board share one statement. A board runs one statement at a time; reads that arrive
+ * while it runs wait for the next one, which starts when it ends and answers all of them. A read never joins a
+ * statement that started before it arrived, so every answer is the board at an instant after its call began and
+ * before it ended — exact, as one statement per call would be. The statement takes the latest `now` of the reads it
+ * answers (each a moment before it started). On an idle board a read waits only for the end of the current
+ * event-loop turn (group-batcher.ts).
+ *
+ * The statement renders the board into one text, and the store keeps, per board, the last text and its entries:
+ * when the statement returns the same text again, the same (frozen) entries array is returned, so the API can
+ * reuse what it built from it (src/api/services/leaderboard.service.ts). The text is the whole answer, so equal
+ * texts are equal boards, in any process, at any instant.
  */
 export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
   const prepared = options.preparedStatements ?? true;
   const statement = (name: string, text: string, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
-  const lastTop = new Map<string, { text: string | null; entries: readonly LeaderboardEntry[] }>();
-  return {
-    async top(def, metric, limit, now) {
-      const { rows } = await pool.query<{ board: string | null }>(statement(`leaderboard_top_${metric}`, topSql(metric), [def.tenantId, def.id, limit, ...liveArgs(metric, def, now)]));
+  const boards = new Map<string, Batcher<TopCall, readonly LeaderboardEntry[]>>();
+
+  function board(metric: LeaderboardMetric, limit: number): Batcher<TopCall, readonly LeaderboardEntry[]> {
+    let last: { readonly text: string | null; readonly entries: readonly LeaderboardEntry[] } | undefined;
+    return createBatcher(async (calls) => {
+      const latest = calls.reduce((a, b) => (b.now > a.now ? b : a));
+      topTotals.statements++;
+      const { rows } = await pool.query<{ board: string | null }>(
+        statement(`leaderboard_top_${metric}`, topSql(metric), [latest.def.tenantId, latest.def.id, limit, ...liveArgs(metric, latest.def, latest.now)]),
+      );
       const text = rows[0]?.board ?? null;
-      const key = `${def.tenantId}/${def.id}/${metric}/${limit}`;
-      const last = lastTop.get(key);
-      if (last && last.text === text) return last.entries;
-      const entries = parseTop(text);
-      if (!last && lastTop.size >= TOP_CACHE_BOARDS) lastTop.delete(lastTop.keys().next().value!);
-      lastTop.set(key, { text, entries });
-      return entries;
+      if (!last || last.text !== text) last = { text, entries: parseTop(text) };
+      const value = last.entries;
+      return calls.map(() => ({ ok: true, value }));
+    }, { maxBatch: Number.MAX_SAFE_INTEGER, maxInFlight: 1 });
+  }
+
+  return {
+    top(def, metric, limit, now) {
+      topTotals.calls++;
+      const key = `${def.tenantId}/${def.id}/${def.version}/${metric}/${limit}`;
+      let batcher = boards.get(key);
+      if (!batcher) {
+        // A board dropped here may still be running a statement; its reads are answered all the same.
+        if (boards.size >= TOP_CACHE_BOARDS) boards.delete(boards.keys().next().value!);
+        boards.set(key, (batcher = board(metric, limit)));
+      }
+      return batcher.submit({ def, now });
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
