@@ -158,45 +158,31 @@ describe("leaderboard statement plans", () => {
   });
 
   it("share/concurrent_reads_share_a_statement_and_none_joins_one_begun_before_it", async () => {
-    // The real pool, with a hand on the answers: each statement runs in PostgreSQL at once, its answer can be held
-    // back from the store while `hold` is set.
-    let hold: Promise<void> | undefined;
-    let sent = 0;
-    let answered = 0;
-    const held = {
-      async query(...args: Parameters<pg.Pool["query"]>) {
-        sent++;
-        const result = await (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
-        answered++;
-        if (hold) await hold;
-        return result;
-      },
-    } as unknown as pg.Pool;
+    const { held, counts, setHold } = heldPool();
     const store = createLeaderboardStore(held);
-    const turns = async (n: number) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
 
     // Ten reads begun in one turn: one statement, one answer.
     const together = await Promise.all(Array.from({ length: 10 }, () => store.top(def, "CURRENT_COUNT", 100, NOW)));
-    expect(sent).toBe(1);
+    expect(counts.sent).toBe(1);
     expect(together.every((b) => b === together[0])).toBe(true);
     const leader = together[0]![0]!.memberExternalId;
 
     // A statement has run and its answer is held; the leader is renamed after it ran (committed). Reads begun after
     // the commit must not be answered by that statement.
     let release!: () => void;
-    hold = new Promise((r) => (release = r));
+    setHold(new Promise((r) => (release = r)));
     const early = store.top(def, "CURRENT_COUNT", 100, NOW);
-    while (answered < 2) await turns(1);
+    while (counts.answered < 2) await turns(1);
     await pool.query("update member set display_name = 'Shared read' where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
     try {
       const late = Array.from({ length: 5 }, () => store.top(def, "CURRENT_COUNT", 100, NOW));
       await turns(5);
-      expect(sent).toBe(2); // none starts while the board's statement runs
-      hold = undefined;
+      expect(counts.sent).toBe(2); // none starts while the board's statement runs
+      setHold(undefined);
       release();
       expect((await early)[0]).toMatchObject({ memberExternalId: leader, displayName: null });
       const boards = await Promise.all(late);
-      expect(sent).toBe(3); // the five share the next statement
+      expect(counts.sent).toBe(3); // the five share the next statement
       expect(boards.every((b) => b === boards[0])).toBe(true);
       expect(boards[0]![0]).toMatchObject({ memberExternalId: leader, displayName: "Shared read" });
     } finally {
@@ -204,4 +190,55 @@ describe("leaderboard statement plans", () => {
       await pool.query("update member set display_name = null where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
     }
   });
+
+  it("share/a_shared_statement_reads_the_latest_instant_fails_every_read_it_answers_and_keeps_versions_apart", async () => {
+    const { held, counts, failNext } = heldPool();
+    const store = createLeaderboardStore(held);
+    // One statement for a read at NOW and one two days on: both get the board of the later instant (only the
+    // FREEZE rows stand), which is inside both calls.
+    const [a, b] = await Promise.all([store.top(def, "CURRENT_COUNT", 100, NOW), store.top(def, "CURRENT_COUNT", 100, NOW + 2 * 86_400_000)]);
+    expect(counts.sent).toBe(1);
+    expect(a).toBe(b);
+    expect(a.length).toBeGreaterThan(0);
+    expect(a.every((e) => Number(e.memberExternalId.slice(1)) % 17 === 0)).toBe(true);
+    // A failing statement fails every read it was to answer; the board's next read runs again.
+    failNext(new Error("connection lost"));
+    const failed = await Promise.allSettled([store.top(def, "CURRENT_COUNT", 100, NOW), store.top(def, "CURRENT_COUNT", 100, NOW)]);
+    expect(failed.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(await store.top(def, "CURRENT_COUNT", 100, NOW)).toHaveLength(100);
+    // Another version of the definition is another board: reads of both versions in one turn do not share.
+    const before = counts.sent;
+    await Promise.all([store.top(def, "CURRENT_COUNT", 100, NOW), store.top({ ...def, version: def.version + 1 }, "CURRENT_COUNT", 100, NOW)]);
+    expect(counts.sent - before).toBe(2);
+  });
 });
+
+/** `n` turns of the event loop. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/**
+ * The real pool, with a hand on its answers: each statement runs in PostgreSQL at once, and its answer is held back
+ * from the store while a hold is set; `failNext` makes the next statement fail instead of running.
+ */
+function heldPool() {
+  const counts = { sent: 0, answered: 0 };
+  let hold: Promise<void> | undefined;
+  let failure: Error | undefined;
+  const held = {
+    async query(...args: Parameters<pg.Pool["query"]>) {
+      counts.sent++;
+      if (failure) {
+        const error = failure;
+        failure = undefined;
+        throw error;
+      }
+      const result = await (pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
+      counts.answered++;
+      if (hold) await hold;
+      return result;
+    },
+  } as unknown as pg.Pool;
+  return { held, counts, setHold: (h: Promise<void> | undefined): void => { hold = h; }, failNext: (e: Error): void => { failure = e; } };
+}

@@ -49,7 +49,11 @@ export interface LeaderboardPreference {
 }
 
 export interface LeaderboardStore {
-  /** Frozen; the same array as the last call's while the board's answer is unchanged (see createLeaderboardStore). */
+  /**
+   * Frozen; the same array as the last call's while the board's answer is unchanged (see createLeaderboardStore).
+   * `now` is the current time, not a chosen instant: concurrent reads share a statement, which reads the board as
+   * of the latest `now` among them.
+   */
   top(def: CatalogDefinition, metric: LeaderboardMetric, limit: number, now: number): Promise<readonly LeaderboardEntry[]>;
   rank(def: CatalogDefinition, metric: LeaderboardMetric, memberExternalId: string, neighbours: number, now: number): Promise<MemberRank>;
   /** Undefined fields keep the stored value; an empty display name clears it. */
@@ -227,11 +231,11 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
       topTotals.calls++;
       const key = `${def.tenantId}/${def.id}/${def.version}/${metric}/${limit}`;
       let batcher = boards.get(key);
-      if (!batcher) {
-        // A board dropped here may still be running a statement; its reads are answered all the same.
-        if (boards.size >= TOP_CACHE_BOARDS) boards.delete(boards.keys().next().value!);
-        boards.set(key, (batcher = board(metric, limit)));
-      }
+      // Least recently read first out: a board read again moves to the end.
+      if (batcher) boards.delete(key);
+      // A board dropped here may still be running a statement; its reads are answered all the same.
+      else if (boards.size >= TOP_CACHE_BOARDS) boards.delete(boards.keys().next().value!);
+      boards.set(key, (batcher ??= board(metric, limit)));
       return batcher.submit({ def, now });
     },
 
