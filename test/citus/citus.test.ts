@@ -10,8 +10,10 @@ import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { MemberService } from "../../src/gen/kindling/v1/member_service_pb.js";
 import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
 import { RewardState } from "../../src/gen/kindling/v1/reward_pb.js";
+import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
@@ -22,6 +24,8 @@ import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { startCitusCluster, type CitusCluster } from "../support/citus.ts";
 import { eventually } from "../support/eventually.ts";
+import { expectFailure } from "../support/fixtures.ts";
+import { Code } from "@connectrpc/connect";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -200,6 +204,104 @@ describe("Kindling on a Citus cluster", () => {
     expect(events.rows.map((r) => [r.type, r.n])).toEqual([["streak.at_risk", String(MEMBERS + 20)], ["streak.broken", String(MEMBERS + 20)]]);
     const windows = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_window where definition_id = $1 and outcome = 'MISSED'", [definitionId]);
     expect(windows.rows[0]!.n).toBe(String(MEMBERS + 20));
+  });
+
+  describe("repairs and claims", () => {
+    // A daily streak with a CLAIM-mode reward at 2 and a week to repair: members check in on two days after the
+    // restart test's day, so their milestone is AVAILABLE to claim; the Citus sweep breaks them two days later.
+    let repairDef = "";
+    const firstDay = Math.floor((START + (DAYS + 1) * DAY) / DAY) * DAY;
+    const breakTime = firstDay + 3 * DAY + 23 * HOUR + 30 * 60_000;
+
+    async function twoDayStreak(member: string): Promise<void> {
+      const activities = citusApi!.client(ActivityService);
+      for (const d of [0, 1]) {
+        clock.set(firstDay + d * DAY + 12 * HOUR);
+        await activities.recordActivity({
+          activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "definitionId", value: repairDef }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${member}-${d}` },
+        });
+      }
+    }
+
+    beforeAll(async () => {
+      const defs = citusApi!.client(DefinitionService);
+      const { definition } = await defs.createDefinition({
+        definition: {
+          name: "repair-claim",
+          eventTypes: ["repair-claim"],
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+          repairDuration: { seconds: BigInt(7 * 86_400) },
+          milestones: [{ threshold: 2, reward: { kind: RewardKind.POINTS, points: 100, fulfilmentMode: FulfilmentMode.CLAIM } }],
+        },
+      });
+      await defs.publishDefinition({ definitionId: definition!.id });
+      repairDef = definition!.id;
+      for (const m of ["claim-a", "claim-b", "claim-c", "repair-a", "repair-b", "repair-c"]) await twoDayStreak(m);
+    }, 120_000);
+
+    it("citus/a_claim_mode_reward_is_claimed_exactly_once", async () => {
+      clock.set(firstDay + DAY + 13 * HOUR);
+      const rewards = citusApi!.client(RewardService);
+      const members = citusApi!.client(MemberService);
+      // By milestone, then again by id and by milestone: ALREADY_CLAIMED, as on one PostgreSQL.
+      const claimed = await rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: "claim-a", definitionId: repairDef, threshold: 2 } } });
+      expect(claimed).toMatchObject({ bonusPoints: 100, milestoneThreshold: 2, currentCount: 2 });
+      expect(claimed.reward).toMatchObject({ state: RewardState.CLAIMED, memberExternalId: "claim-a" });
+      await expectFailure(rewards.claimReward({ target: { case: "rewardId", value: claimed.reward!.id } }), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      await expectFailure(rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: "claim-a", definitionId: repairDef, threshold: 2 } } }), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      // Several members' claims at once, each raced by id and by milestone: one wins per member.
+      const racers = ["claim-b", "claim-c"];
+      const ids = await Promise.all(racers.map(async (m) => (await rewards.listRewards({ memberExternalId: m, definitionId: repairDef, pageSize: 10 })).rewards[0]!.id));
+      const outcomes = await Promise.allSettled(racers.flatMap((m, i) => [
+        rewards.claimReward({ target: { case: "rewardId", value: ids[i]! } }),
+        rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: m, definitionId: repairDef, threshold: 2 } } }),
+      ]));
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(racers.length);
+      for (const o of outcomes) if (o.status === "rejected") await expectFailure(Promise.reject(o.reason as Error), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      for (const m of ["claim-a", ...racers]) expect((await members.getMember({ memberExternalId: m })).member!.pointsBalance, m).toBe(100);
+      // One CLAIMED reward, one reward.claimed event and one outbox row each (the outbox is a coordinator table).
+      const claimedIds = (await coordinator!.query<{ id: string; state: string }>(
+        "select id::text, state from reward where definition_id = $1 and member_id = any($2::uuid[])",
+        [repairDef, ["claim-a", ...racers].map((m) => memberIdFor(citusApi!.admin.tenantId, m))],
+      )).rows;
+      expect(claimedIds.map((r) => r.state)).toEqual(["CLAIMED", "CLAIMED", "CLAIMED"]);
+      const keys = claimedIds.map((r) => `reward:${r.id}:claimed`);
+      const events = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.claimed' and dedupe_key = any($1::text[])", [keys]);
+      expect(events.rows[0]!.n).toBe("3");
+      const outbox = await coordinator!.query<{ n: string }>("select count(*)::text as n from outbox_message where kind = 'reward.claimed' and dedupe_key = any($1::text[])", [keys]);
+      expect(outbox.rows[0]!.n).toBe("3");
+    });
+
+    it("citus/a_streak_broken_by_the_sweep_is_repaired_exactly_once", async () => {
+      const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, repairDef))!;
+      expect(await sweepBreaks(coordinator!, def, breakTime, { citus: true })).toBe(6);
+      clock.set(breakTime + HOUR);
+      const members = citusApi!.client(MemberService);
+      const streaks = citusApi!.client(MemberStreakService);
+      expect((await streaks.getMemberStreak({ memberExternalId: "repair-a", definitionId: repairDef })).streak).toMatchObject({ state: MemberStreakState.BROKEN, currentCount: 0, longestCount: 2 });
+      const repaired = await members.repairStreak({ memberExternalId: "repair-a", definitionId: repairDef });
+      expect(repaired.restoredCount).toBe(2);
+      expect(repaired.streak).toMatchObject({ state: MemberStreakState.IN_PROGRESS, currentCount: 2 });
+      expect((await streaks.getMemberStreak({ memberExternalId: "repair-a", definitionId: repairDef })).streak).toMatchObject({ state: MemberStreakState.IN_PROGRESS, currentCount: 2 });
+      await expectFailure(members.repairStreak({ memberExternalId: "repair-a", definitionId: repairDef }), Code.FailedPrecondition, "ALREADY_REPAIRED");
+      // Two members repaired twice at once: one repair each, the other ALREADY_REPAIRED.
+      const racers = ["repair-b", "repair-c"];
+      const outcomes = await Promise.allSettled(racers.flatMap((m) => [0, 1].map(() => members.repairStreak({ memberExternalId: m, definitionId: repairDef }))));
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(racers.length);
+      for (const o of outcomes) if (o.status === "rejected") await expectFailure(Promise.reject(o.reason as Error), Code.FailedPrecondition, "ALREADY_REPAIRED");
+      const ids = ["repair-a", ...racers].map((m) => memberIdFor(citusApi!.admin.tenantId, m));
+      const { rows } = await coordinator!.query<{ status: string; current_count: number }>(
+        "select status, current_count from member_streak where definition_id = $1 and member_id = any($2::uuid[])", [repairDef, ids]);
+      expect(rows).toEqual(ids.map(() => ({ status: "IN_PROGRESS", current_count: 2 })));
+      // One repaired event each, and no milestone granted twice.
+      const events = await coordinator!.query<{ type: string; n: string }>(
+        `select type, count(*)::text as n from streak_event where definition_id = $1 and member_id = any($2::uuid[])
+            and type in ('streak.repaired', 'streak.milestone_reached') group by type order by type`, [repairDef, ids]);
+      expect(events.rows).toEqual([{ type: "streak.milestone_reached", n: "3" }, { type: "streak.repaired", n: "3" }]);
+      const rewards = await coordinator!.query<{ n: string }>("select count(*)::text as n from reward where definition_id = $1 and member_id = any($2::uuid[])", [repairDef, ids]);
+      expect(rewards.rows[0]!.n).toBe("3");
+    });
   });
 
   it("citus/a_worker_restarted_mid_run_loses_nothing_acknowledged", async () => {
