@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { TeamService } from "../../src/gen/kindling/v1/team_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { MemberService } from "../../src/gen/kindling/v1/member_service_pb.js";
 import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
@@ -301,6 +302,60 @@ describe("Kindling on a Citus cluster", () => {
       expect(events.rows).toEqual([{ type: "streak.milestone_reached", n: "3" }, { type: "streak.repaired", n: "3" }]);
       const rewards = await coordinator!.query<{ n: string }>("select count(*)::text as n from reward where definition_id = $1 and member_id = any($2::uuid[])", [repairDef, ids]);
       expect(rewards.rows[0]!.n).toBe("3");
+    });
+  });
+
+  describe("features not on Citus answer FAILED_PRECONDITION and change nothing", () => {
+    // Each refusal names Citus (reason CITUS_UNSUPPORTED) instead of a raw SQL error, and writes nothing.
+    async function refused(call: Promise<unknown>): Promise<void> {
+      const error = await expectFailure(call, Code.FailedPrecondition, "CITUS_UNSUPPORTED");
+      expect(error.rawMessage).toMatch(/Citus/);
+    }
+    const count = async (sql: string, params: unknown[] = []) => (await coordinator!.query<{ n: string }>(sql, params)).rows[0]!.n;
+    let individual = "";
+
+    beforeAll(async () => {
+      individual = await createDefinition(citusApi!, "refusals");
+      clock.set(START + 6 * DAY);
+      await citusApi!.client(ActivityService).recordActivity({
+        activity: { memberRef: { case: "memberExternalId", value: "keep-me" }, target: { case: "eventType", value: "refusals" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: "keep-me" },
+      });
+    }, 60_000);
+
+    it("citus/a_team_definition_is_refused", async () => {
+      const defs = citusApi!.client(DefinitionService);
+      const before = await count("select count(*)::text as n from streak_definition");
+      await refused(defs.createDefinition({
+        definition: {
+          name: "team", eventTypes: ["team"], team: {},
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+        },
+      }));
+      expect(await count("select count(*)::text as n from streak_definition")).toBe(before);
+    });
+
+    it("citus/import_activities_is_refused", async () => {
+      const before = await count("select count(*)::text as n from activity");
+      await refused(citusApi!.client(ActivityService).importActivities({
+        activities: [{ memberRef: { case: "memberExternalId", value: "imp-1" }, target: { case: "eventType", value: "visit" }, occurTime: timestampFromMs(START), uniqueIdentifier: "imp-1" }],
+        milestonePolicy: ImportMilestonePolicy.NONE,
+      }));
+      expect(await count("select count(*)::text as n from activity")).toBe(before);
+      expect(await count("select count(*)::text as n from member where id = $1", [memberIdFor(citusApi!.admin.tenantId, "imp-1")])).toBe("0");
+    });
+
+    it("citus/erase_member_is_refused", async () => {
+      const id = memberIdFor(citusApi!.admin.tenantId, "keep-me");
+      await refused(citusApi!.client(MemberService).eraseMember({ memberExternalId: "keep-me" }));
+      expect(await count("select count(*)::text as n from member where id = $1", [id])).toBe("1");
+      expect(await count("select count(*)::text as n from activity where member_id = $1", [id])).toBe("1");
+    });
+
+    it("citus/team_service_is_refused", async () => {
+      const before = await count("select count(*)::text as n from team");
+      await refused(citusApi!.client(TeamService).createTeam({ definitionId: individual, name: "t", memberExternalIds: ["keep-me", "other"] }));
+      expect(await count("select count(*)::text as n from team")).toBe(before);
     });
   });
 
