@@ -11,8 +11,8 @@
 //   - the interceptor chain and the implementation (`invokeUnaryImplementation`, exactly as connect's handlers),
 //   - compression negotiation and the status trailers (`compressionNegotiate`, `setTrailerStatus`).
 // What is ours is the framing of one message in one gRPC envelope, the call's signal, and reading/writing the
-// HTTP/2 stream; responses are encoded by src/api/known-encoding.ts (toBinary, or the kept bytes of a reused
-// progress answer plus its per-read fields).
+// HTTP/2 stream; responses are encoded by src/api/known-encoding.ts (toBinary, the bytes made once for a shared
+// response, or the kept bytes of a reused progress answer plus its per-read fields).
 //
 // Only plain, well-formed calls take this path: HTTP/2, POST, `application/grpc[+proto]`, an uncompressed request
 // (or `identity`), a valid timeout, and a body that is exactly one uncompressed envelope within the size limit.
@@ -26,7 +26,6 @@ import type { Compression, UniversalHandler, UniversalServerRequest } from "@con
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { binaryOf, isSharedResponse } from "./shared-responses.ts";
 
 /** A unary method with its implementation, as connect's router holds it. */
 export type UnaryMethodSpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -159,9 +158,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     let payload: Uint8Array | undefined;
     try {
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
-      // A shared response (shared-responses.ts) is encoded once, for every call that answers with it; a reused
-      // progress answer (known-encoding.ts) encodes only its per-read fields.
-      payload = await envelope(isSharedResponse(output) ? binaryOf(spec.method.output, output) : encodeMessage(spec.method.output, output), compression.response);
+      payload = await envelope(encodeMessage(spec.method.output, output), compression.response);
       call.close(CALL_ENDED);
     } catch (error) {
       payload = undefined;

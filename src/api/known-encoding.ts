@@ -11,6 +11,7 @@
 // registered answer: callers only add to it the fields that are encoded per call).
 import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
+import { binaryOf, isSharedResponse } from "./shared-responses.ts";
 
 interface Known {
   readonly desc: DescMessage;
@@ -55,10 +56,12 @@ function perCallBytes(k: Known, message: object): Uint8Array {
 }
 
 /**
- * `toBinary(desc, message)`, using the known encoding of the message itself or of its singular message fields
- * (a response wrapping a progress answer). The bytes decode to the same message; fields may come out of number order.
+ * `toBinary(desc, message)`, using the bytes already made for a shared response (./shared-responses.ts), or the known
+ * encoding of the message itself or of its singular message fields (a response wrapping a progress answer). The
+ * bytes decode to the same message; fields may come out of number order.
  */
 export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
+  if (isSharedResponse(message)) return binaryOf(desc, message);
   const own = known.get(message);
   if (own !== undefined && own.desc === desc) {
     const tail = perCallBytes(own, message);
