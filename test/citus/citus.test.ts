@@ -359,6 +359,60 @@ describe("Kindling on a Citus cluster", () => {
     });
   });
 
+  it("citus/a_recording_aborted_as_a_deadlock_victim_is_recorded_by_a_retry", async () => {
+    // Two definitions on one event type: a recording locks the member's two streak rows in definition-id order. A
+    // session on the member's worker holds the second row, waits until the recording holds the first and waits
+    // for the second, then asks for the first: a deadlock, and the recording's transaction is the one aborted
+    // (40P01; the session never runs the deadlock check itself). The recording is run again and answers applied.
+    const ids = [await createDefinition(citusApi!, "deadlock"), await createDefinition(citusApi!, "deadlock")].sort();
+    const member = "deadlock-1";
+    const memberId = memberIdFor(citusApi!.admin.tenantId, member);
+    const activities = citusApi!.client(ActivityService);
+    const record = (d: number) => {
+      clock.set(START + (8 + d) * DAY);
+      return activities.recordActivities({
+        activities: [{ memberRef: { case: "memberExternalId", value: member }, target: { case: "eventType", value: "deadlock" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${member}-${d}` }],
+      });
+    };
+    expect((await record(0)).results[0]!.duplicate).toBe(false);
+    const { rows: [shard] } = await coordinator!.query<{ nodeport: number; shard_name: string }>(
+      `select nodeport, shard_name from citus_shards
+        where table_name = 'member_streak'::regclass and shardid = get_shard_id_for_distribution_column('member_streak', $1::uuid)`, [memberId]);
+    const workerUrl = cluster!.url.replace(`:${cluster!.coordinatorPort}/`, `:${shard!.nodeport}/`);
+    const blocker = new pg.Client({ connectionString: workerUrl });
+    const watcher = new pg.Client({ connectionString: workerUrl });
+    await Promise.all([blocker.connect(), watcher.connect()]);
+    try {
+      await blocker.query("begin");
+      await blocker.query("set local deadlock_timeout = '10min'");
+      const blockerPid = (await blocker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
+      const lock = (definitionId: string) => blocker.query(`select 1 from ${shard!.shard_name} where member_id = $1 and definition_id = $2 for update`, [memberId, definitionId]);
+      await lock(ids[1]!);
+      const recorded = record(1);
+      await eventually(async () => {
+        const { rows } = await watcher.query<{ waiting: boolean }>(
+          "select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))) as waiting", [blockerPid]);
+        return rows[0]!.waiting ? true : undefined;
+      }, 60_000);
+      // Returns once the recording's transaction was aborted and its lock on the first row released.
+      await lock(ids[0]!);
+      await blocker.query("commit");
+      const { results: [answer] } = await recorded;
+      expect(answer!.error).toBeUndefined();
+      expect(answer!.duplicate).toBe(false);
+      expect(answer!.results.map((r) => [r.definitionId, r.applied, r.streak?.currentCount])).toEqual(ids.map((id) => [id, true, 2]));
+    } finally {
+      await blocker.query("rollback").catch(() => undefined);
+      await Promise.all([blocker.end(), watcher.end()]);
+    }
+    // Stored once and counted once in each definition.
+    const stored = await coordinator!.query<{ n: string }>("select count(*)::text as n from activity where member_id = $1", [memberId]);
+    expect(stored.rows[0]!.n).toBe("2");
+    const counts = await coordinator!.query<{ definition_id: string; current_count: number }>(
+      "select definition_id::text, current_count from member_streak where member_id = $1", [memberId]);
+    expect(counts.rows.map((r) => [r.definition_id, r.current_count]).sort()).toEqual(ids.map((id) => [id, 2]));
+  }, 120_000);
+
   it("citus/a_worker_restarted_mid_run_loses_nothing_acknowledged", async () => {
     const id = await createDefinition(citusApi!, "restart");
     clock.set(START + DAYS * DAY);
@@ -409,7 +463,7 @@ describe("Kindling on a Citus cluster", () => {
     // the workload's days (by the servers' test clock) are all in the past by it.
     worker = await startWorker({
       databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
-      logger: createLogger("silent"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
+      logger: createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
     });
     const rewards = citusApi!.client(RewardService);
     const issued = await eventually(async () => {
