@@ -18,7 +18,7 @@ import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
-import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
 import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
@@ -130,6 +130,14 @@ async function workload(api: TestApi, eventType: string, definitionId: string): 
   return { applied, duplicates, counts, rewards };
 }
 
+/** Every plan node in an EXPLAIN (FORMAT JSON) answer, the tasks' remote plans of a Citus query included. */
+function planNodes(value: unknown): Record<string, unknown>[] {
+  if (Array.isArray(value)) return value.flatMap(planNodes);
+  if (value === null || typeof value !== "object") return [];
+  const node = value as Record<string, unknown>;
+  return [...("Node Type" in node ? [node] : []), ...Object.values(node).flatMap(planNodes)];
+}
+
 /** Rows of `table` per worker port, counted on its shards. */
 async function rowsPerWorker(table: string): Promise<Map<number, number>> {
   const { rows } = await coordinator!.query<{ nodeport: number; n: string }>(
@@ -205,6 +213,111 @@ describe("Kindling on a Citus cluster", () => {
     expect(events.rows.map((r) => [r.type, r.n])).toEqual([["streak.at_risk", String(MEMBERS + 20)], ["streak.broken", String(MEMBERS + 20)]]);
     const windows = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_window where definition_id = $1 and outcome = 'MISSED'", [definitionId]);
     expect(windows.rows[0]!.n).toBe(String(MEMBERS + 20));
+  });
+
+  describe("the advance sweep", () => {
+    // A daily streak with one freeze held from the start, and a daily streak paused over a window's close.
+    async function define(api: TestApi, name: string, freezes: boolean): Promise<string> {
+      const defs = api.client(DefinitionService);
+      const { definition } = await defs.createDefinition({
+        definition: {
+          name, eventTypes: [name],
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+          ...(freezes ? { freezePolicy: { maxHeld: 1, initialGrant: 1 } } : {}),
+        },
+      });
+      await defs.publishDefinition({ definitionId: definition!.id });
+      return definition!.id;
+    }
+
+    it("citus/the_advance_sweep_advances_freeze_and_paused_rows_as_on_one_postgresql", async () => {
+      const day = Math.floor(START / DAY) * DAY;
+      const asOf = day + 2 * DAY + HOUR;
+      const plainPool = new pg.Pool({ connectionString: plainApi!.databaseUrl, max: 2 });
+      try {
+        const outcome = async (api: TestApi, pool: pg.Pool, citus: boolean) => {
+          const frozen = await define(api, "adv-frozen", true);
+          const paused = await define(api, "adv-paused", false);
+          const activities = api.client(ActivityService);
+          const record = (m: string, d: number, eventType: string) => activities.recordActivity({
+            activity: { memberRef: { case: "memberExternalId", value: m }, target: { case: "eventType", value: eventType }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${m}-${eventType}-${d}` },
+          });
+          const members = ["adv-a", "adv-b", "adv-c", "adv-d"];
+          clock.set(day + 12 * HOUR);
+          for (const m of members) for (const e of ["adv-frozen", "adv-paused"]) await record(m, 0, e);
+          clock.set(day + DAY + 12 * HOUR);
+          for (const e of ["adv-frozen", "adv-paused"]) await record("adv-a", 1, e);
+          // Paused from day 1, 13:00 on, over day 1's close (day 2, 00:00): the others' breaks fall in the pause.
+          clock.set(day + DAY + 13 * HOUR);
+          await api.client(DefinitionService).pauseDefinition({ definitionId: paused });
+          const catalog = createDefinitionCatalog(pool, 0);
+          const frozenDef = (await catalog.get(api.admin.tenantId, frozen))!;
+          const pausedDef = (await catalog.get(api.admin.tenantId, paused))!;
+          const swept = {
+            breaks: [await sweepBreaks(pool, frozenDef, asOf, { citus }), await sweepBreaks(pool, pausedDef, asOf, { citus })],
+            advanced: [await sweepAdvance(pool, frozenDef, asOf, { citus, pageSize: 2 }), await sweepAdvance(pool, pausedDef, asOf, { citus, pageSize: 2 })],
+            again: [await sweepAdvance(pool, frozenDef, asOf, { citus }), await sweepAdvance(pool, pausedDef, asOf, { citus })],
+          };
+          const { rows } = await pool.query<{ def: string; external_id: string; status: string; current_count: number; break_kind: string | null; break_at: Date | null }>(
+            `select case s.definition_id when $1 then 'frozen' else 'paused' end as def, m.external_id, s.status, s.current_count, s.break_kind, s.break_at
+               from member_streak s join member m on m.id = s.member_id
+              where s.definition_id = any($2::uuid[]) and m.id = any($3::uuid[]) order by 1, 2`,
+            [frozen, [frozen, paused], members.map((m) => memberIdFor(api.admin.tenantId, m))],
+          );
+          const events = await pool.query<{ def: string; type: string; n: string }>(
+            `select case definition_id when $1 then 'frozen' else 'paused' end as def, type, count(*)::text as n from streak_event
+              where definition_id = any($2::uuid[]) group by 1, 2 order by 1, 2`, [frozen, [frozen, paused]]);
+          return { swept, rows, events: events.rows };
+        };
+        const onCitus = await outcome(citusApi!, coordinator!, true);
+        const onPostgres = await outcome(plainApi!, plainPool, false);
+        // Three members missed day 1 on each: the frozen ones spend their freeze, the paused ones' windows are neutral.
+        expect(onCitus.swept).toEqual({ breaks: [0, 0], advanced: [3, 3], again: [0, 0] });
+        expect(onCitus.rows.filter((r) => r.status === "BROKEN")).toEqual([]);
+        expect(onCitus).toEqual(onPostgres);
+      } finally {
+        await plainPool.end();
+      }
+    });
+
+    // As on one PostgreSQL (test/db/sweep-plans.test.ts, plans/advance_page_reads_none_of_a_cohort_due_to_break):
+    // a cohort due to BREAK costs the advance sweep nothing. On every shard its page is a range read of the partial
+    // index member_streak_advance_page (migration 0017), which holds none of the cohort; paging through every due
+    // row read the whole cohort, 500 rows a shard per page.
+    it("citus/advance_page_reads_none_of_a_cohort_due_to_break", async () => {
+      const cohortDef = await define(citusApi!, "adv-cohort", false);
+      const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, cohortDef))!;
+      const breakAt = Math.floor(START / DAY) * DAY;
+      try {
+        await coordinator!.query(
+          `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at,
+             leaderboard_opt_out, window_start_at, window_close_at, break_at, break_kind, break_window_key)
+           select gen_random_uuid(), $1, gen_random_uuid(), $2, 'IN_PROGRESS', 1, 1, 1, now(), now(), false, $3::timestamptz - interval '1 day', $3, $3, 'BREAK', 'w'
+             from generate_series(1, 20000)`,
+          [citusApi!.admin.tenantId, cohortDef, new Date(breakAt)],
+        );
+        await coordinator!.query("analyze member_streak");
+        let page: { text: string; values: unknown[] } | undefined;
+        const spy = { query: (text: string, values: unknown[]) => ((page ??= { text, values }), Promise.reject(new Error("captured"))) } as unknown as pg.Pool;
+        await sweepAdvance(spy, def, breakAt + HOUR, { citus: true }).catch(() => undefined);
+        const client = await coordinator!.connect();
+        try {
+          await client.query("set citus.explain_all_tasks = on");
+          const { rows } = await client.query<{ "QUERY PLAN": unknown }>(`explain (analyze, format json) ${page!.text}`, page!.values);
+          const scans = planNodes(rows[0]!["QUERY PLAN"]).filter((n) => /^member_streak_\d+$/.test(String(n["Relation Name"])));
+          expect(scans.length).toBeGreaterThanOrEqual(32);
+          expect(scans.filter((n) => !String(n["Index Name"]).startsWith("member_streak_advance_page"))).toEqual([]);
+          expect(scans.reduce((sum, n) => sum + Number(n["Actual Rows"]) * Number(n["Actual Loops"]) + Number(n["Rows Removed by Filter"] ?? 0), 0)).toBe(0);
+        } finally {
+          await client.query("reset citus.explain_all_tasks").catch(() => undefined);
+          client.release();
+        }
+        expect(await sweepAdvance(coordinator!, def, breakAt + HOUR, { citus: true })).toBe(0);
+      } finally {
+        await coordinator!.query("delete from member_streak where definition_id = $1", [cohortDef]);
+      }
+    }, 120_000);
   });
 
   describe("repairs and claims", () => {
@@ -385,6 +498,7 @@ describe("Kindling on a Citus cluster", () => {
     try {
       await blocker.query("begin");
       await blocker.query("set local deadlock_timeout = '10min'");
+      await blocker.query("set local citus.enable_manual_changes_to_shards = on");
       const blockerPid = (await blocker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
       const lock = (definitionId: string) => blocker.query(`select 1 from ${shard!.shard_name} where member_id = $1 and definition_id = $2 for update`, [memberId, definitionId]);
       await lock(ids[1]!);
