@@ -502,7 +502,8 @@ describe("Kindling on a Citus cluster", () => {
       const blockerPid = (await blocker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
       const lock = (definitionId: string) => blocker.query(`select 1 from ${shard!.shard_name} where member_id = $1 and definition_id = $2 for update`, [memberId, definitionId]);
       await lock(ids[1]!);
-      const recorded = record(1);
+      // Settled as it comes (on the old code it failed INTERNAL while the session still held its locks).
+      const recorded = record(1).then((answer) => ({ answer }), (error: unknown) => ({ error }));
       await eventually(async () => {
         const { rows } = await watcher.query<{ waiting: boolean }>(
           "select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))) as waiting", [blockerPid]);
@@ -511,7 +512,9 @@ describe("Kindling on a Citus cluster", () => {
       // Returns once the recording's transaction was aborted and its lock on the first row released.
       await lock(ids[0]!);
       await blocker.query("commit");
-      const { results: [answer] } = await recorded;
+      const settled = await recorded;
+      if ("error" in settled) throw settled.error;
+      const [answer] = settled.answer.results;
       expect(answer!.error).toBeUndefined();
       expect(answer!.duplicate).toBe(false);
       expect(answer!.results.map((r) => [r.definitionId, r.applied, r.streak?.currentCount])).toEqual(ids.map((id) => [id, true, 2]));
