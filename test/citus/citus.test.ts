@@ -262,8 +262,8 @@ describe("Kindling on a Citus cluster", () => {
           const { rows } = await pool.query<{ def: string; external_id: string; status: string; current_count: number; break_kind: string | null; break_at: Date | null }>(
             `select case s.definition_id when $1 then 'frozen' else 'paused' end as def, m.external_id, s.status, s.current_count, s.break_kind, s.break_at
                from member_streak s join member m on m.id = s.member_id
-              where s.definition_id = any($2::uuid[]) and m.id = any($3::uuid[]) order by 1, 2`,
-            [frozen, [frozen, paused], members.map((m) => memberIdFor(api.admin.tenantId, m))],
+              where s.definition_id = any($2::uuid[]) and m.external_id = any($3::text[]) order by 1, 2`,
+            [frozen, [frozen, paused], members],
           );
           const events = await pool.query<{ def: string; type: string; n: string }>(
             `select case definition_id when $1 then 'frozen' else 'paused' end as def, type, count(*)::text as n from streak_event
