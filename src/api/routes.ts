@@ -39,6 +39,7 @@ import { createKeyRevocations, type KeyRevocations } from "../engine/access/key-
 import { createBatchIngestor, type BatchIngestorOptions } from "../engine/ingest/batch-ingestor.ts";
 import { createBatchProgressReader } from "../engine/reads/batch-progress-reader.ts";
 import { createErrorInterceptor } from "./interceptors/errors.interceptor.ts";
+import { createCitusGuardInterceptor } from "./interceptors/citus-guard.interceptor.ts";
 import { createLoggingInterceptor } from "./interceptors/logging.interceptor.ts";
 import { createAuthInterceptor, createVerifiedKeyCache, type PermissionMatrix } from "./interceptors/auth.interceptor.ts";
 import { createRedactionInterceptor } from "./interceptors/redaction.interceptor.ts";
@@ -247,6 +248,8 @@ export function createApi(deps: ApiDeps): {
     createRedactionInterceptor(),
     createRateLimitInterceptor(deps.rateLimitPerSecond, now),
     createValidationInterceptor(),
+    // On Citus, features that run on one PostgreSQL only are refused with a typed error before their handlers.
+    ...(citus ? [createCitusGuardInterceptor()] : []),
   ];
   return { services, interceptors, catalog, browser, revocations };
 }

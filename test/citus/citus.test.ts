@@ -8,20 +8,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
-import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v1/activity_service_pb.js";
+import { TeamService } from "../../src/gen/kindling/v1/team_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
+import { MemberService } from "../../src/gen/kindling/v1/member_service_pb.js";
 import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
 import { RewardState } from "../../src/gen/kindling/v1/reward_pb.js";
+import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
-import { sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
+import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
 import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { startCitusCluster, type CitusCluster } from "../support/citus.ts";
 import { eventually } from "../support/eventually.ts";
+import { expectFailure } from "../support/fixtures.ts";
+import { Code } from "@connectrpc/connect";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -125,6 +130,14 @@ async function workload(api: TestApi, eventType: string, definitionId: string): 
   return { applied, duplicates, counts, rewards };
 }
 
+/** Every plan node in an EXPLAIN (FORMAT JSON) answer, the tasks' remote plans of a Citus query included. */
+function planNodes(value: unknown): Record<string, unknown>[] {
+  if (Array.isArray(value)) return value.flatMap(planNodes);
+  if (value === null || typeof value !== "object") return [];
+  const node = value as Record<string, unknown>;
+  return [...("Node Type" in node ? [node] : []), ...Object.values(node).flatMap(planNodes)];
+}
+
 /** Rows of `table` per worker port, counted on its shards. */
 async function rowsPerWorker(table: string): Promise<Map<number, number>> {
   const { rows } = await coordinator!.query<{ nodeport: number; n: string }>(
@@ -202,6 +215,321 @@ describe("Kindling on a Citus cluster", () => {
     expect(windows.rows[0]!.n).toBe(String(MEMBERS + 20));
   });
 
+  describe("the advance sweep", () => {
+    // A daily streak with one freeze held from the start, and a daily streak paused over a window's close.
+    async function define(api: TestApi, name: string, freezes: boolean): Promise<string> {
+      const defs = api.client(DefinitionService);
+      const { definition } = await defs.createDefinition({
+        definition: {
+          name, eventTypes: [name],
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+          ...(freezes ? { freezePolicy: { maxHeld: 1, initialGrant: 1 } } : {}),
+        },
+      });
+      await defs.publishDefinition({ definitionId: definition!.id });
+      return definition!.id;
+    }
+
+    it("citus/the_advance_sweep_advances_freeze_and_paused_rows_as_on_one_postgresql", async () => {
+      const day = Math.floor(START / DAY) * DAY;
+      const asOf = day + 2 * DAY + HOUR;
+      const plainPool = new pg.Pool({ connectionString: plainApi!.databaseUrl, max: 2 });
+      try {
+        const outcome = async (api: TestApi, pool: pg.Pool, citus: boolean) => {
+          const frozen = await define(api, "adv-frozen", true);
+          const paused = await define(api, "adv-paused", false);
+          const activities = api.client(ActivityService);
+          const record = (m: string, d: number, eventType: string) => activities.recordActivity({
+            activity: { memberRef: { case: "memberExternalId", value: m }, target: { case: "eventType", value: eventType }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${m}-${eventType}-${d}` },
+          });
+          const members = ["adv-a", "adv-b", "adv-c", "adv-d"];
+          clock.set(day + 12 * HOUR);
+          for (const m of members) for (const e of ["adv-frozen", "adv-paused"]) await record(m, 0, e);
+          clock.set(day + DAY + 12 * HOUR);
+          for (const e of ["adv-frozen", "adv-paused"]) await record("adv-a", 1, e);
+          // Paused from day 1, 13:00 on, over day 1's close (day 2, 00:00): the others' breaks fall in the pause.
+          clock.set(day + DAY + 13 * HOUR);
+          await api.client(DefinitionService).pauseDefinition({ definitionId: paused });
+          const catalog = createDefinitionCatalog(pool, 0);
+          const frozenDef = (await catalog.get(api.admin.tenantId, frozen))!;
+          const pausedDef = (await catalog.get(api.admin.tenantId, paused))!;
+          const swept = {
+            breaks: [await sweepBreaks(pool, frozenDef, asOf, { citus }), await sweepBreaks(pool, pausedDef, asOf, { citus })],
+            advanced: [await sweepAdvance(pool, frozenDef, asOf, { citus, pageSize: 2 }), await sweepAdvance(pool, pausedDef, asOf, { citus, pageSize: 2 })],
+            again: [await sweepAdvance(pool, frozenDef, asOf, { citus }), await sweepAdvance(pool, pausedDef, asOf, { citus })],
+          };
+          const { rows } = await pool.query<{ def: string; external_id: string; status: string; current_count: number; break_kind: string | null; break_at: Date | null }>(
+            `select case s.definition_id when $1 then 'frozen' else 'paused' end as def, m.external_id, s.status, s.current_count, s.break_kind, s.break_at
+               from member_streak s join member m on m.id = s.member_id
+              where s.definition_id = any($2::uuid[]) and m.external_id = any($3::text[]) order by 1, 2`,
+            [frozen, [frozen, paused], members],
+          );
+          const events = await pool.query<{ def: string; type: string; n: string }>(
+            `select case definition_id when $1 then 'frozen' else 'paused' end as def, type, count(*)::text as n from streak_event
+              where definition_id = any($2::uuid[]) group by 1, 2 order by 1, 2`, [frozen, [frozen, paused]]);
+          return { swept, rows, events: events.rows };
+        };
+        const onCitus = await outcome(citusApi!, coordinator!, true);
+        const onPostgres = await outcome(plainApi!, plainPool, false);
+        // Three members missed day 1 on each: the frozen ones spend their freeze, the paused ones' windows are neutral.
+        expect(onCitus.swept).toEqual({ breaks: [0, 0], advanced: [3, 3], again: [0, 0] });
+        expect(onCitus.rows.filter((r) => r.status === "BROKEN")).toEqual([]);
+        expect(onCitus).toEqual(onPostgres);
+      } finally {
+        await plainPool.end();
+      }
+    });
+
+    // As on one PostgreSQL (test/db/sweep-plans.test.ts, plans/advance_page_reads_none_of_a_cohort_due_to_break):
+    // a cohort due to BREAK costs the advance sweep nothing. On every shard its page is a range read of the partial
+    // index member_streak_advance_page (migration 0017), which holds none of the cohort; paging through every due
+    // row read the whole cohort, 500 rows a shard per page.
+    it("citus/advance_page_reads_none_of_a_cohort_due_to_break", async () => {
+      const cohortDef = await define(citusApi!, "adv-cohort", false);
+      const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, cohortDef))!;
+      const breakAt = Math.floor(START / DAY) * DAY;
+      try {
+        await coordinator!.query(
+          `insert into member_streak (id, tenant_id, member_id, definition_id, status, current_count, longest_count, version, created_at, updated_at,
+             leaderboard_opt_out, window_start_at, window_close_at, break_at, break_kind, break_window_key)
+           select gen_random_uuid(), $1, gen_random_uuid(), $2, 'IN_PROGRESS', 1, 1, 1, now(), now(), false, $3::timestamptz - interval '1 day', $3, $3, 'BREAK', 'w'
+             from generate_series(1, 20000)`,
+          [citusApi!.admin.tenantId, cohortDef, new Date(breakAt)],
+        );
+        await coordinator!.query("analyze member_streak");
+        let page: { text: string; values: unknown[] } | undefined;
+        const spy = { query: (text: string, values: unknown[]) => ((page ??= { text, values }), Promise.reject(new Error("captured"))) } as unknown as pg.Pool;
+        await sweepAdvance(spy, def, breakAt + HOUR, { citus: true }).catch(() => undefined);
+        const client = await coordinator!.connect();
+        try {
+          await client.query("set citus.explain_all_tasks = on");
+          const { rows } = await client.query<{ "QUERY PLAN": unknown }>(`explain (analyze, format json) ${page!.text}`, page!.values);
+          const scans = planNodes(rows[0]!["QUERY PLAN"]).filter((n) => /^member_streak_\d+$/.test(String(n["Relation Name"])));
+          expect(scans.length).toBeGreaterThanOrEqual(32);
+          expect(scans.filter((n) => !String(n["Index Name"]).startsWith("member_streak_advance_page"))).toEqual([]);
+          expect(scans.reduce((sum, n) => sum + Number(n["Actual Rows"]) * Number(n["Actual Loops"]) + Number(n["Rows Removed by Filter"] ?? 0), 0)).toBe(0);
+        } finally {
+          await client.query("reset citus.explain_all_tasks").catch(() => undefined);
+          client.release();
+        }
+        expect(await sweepAdvance(coordinator!, def, breakAt + HOUR, { citus: true })).toBe(0);
+      } finally {
+        await coordinator!.query("delete from member_streak where definition_id = $1", [cohortDef]);
+      }
+    }, 120_000);
+  });
+
+  describe("repairs and claims", () => {
+    // A daily streak with a CLAIM-mode reward at 2 and a week to repair: members check in on two days after the
+    // restart test's day, so their milestone is AVAILABLE to claim; the Citus sweep breaks them two days later.
+    let repairDef = "";
+    const firstDay = Math.floor((START + (DAYS + 1) * DAY) / DAY) * DAY;
+    const breakTime = firstDay + 3 * DAY + 23 * HOUR + 30 * 60_000;
+
+    async function twoDayStreak(member: string): Promise<void> {
+      const activities = citusApi!.client(ActivityService);
+      for (const d of [0, 1]) {
+        clock.set(firstDay + d * DAY + 12 * HOUR);
+        await activities.recordActivity({
+          activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "definitionId", value: repairDef }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${member}-${d}` },
+        });
+      }
+    }
+
+    beforeAll(async () => {
+      const defs = citusApi!.client(DefinitionService);
+      const { definition } = await defs.createDefinition({
+        definition: {
+          name: "repair-claim",
+          eventTypes: ["repair-claim"],
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+          repairDuration: { seconds: BigInt(7 * 86_400) },
+          milestones: [{ threshold: 2, reward: { kind: RewardKind.POINTS, points: 100, fulfilmentMode: FulfilmentMode.CLAIM } }],
+        },
+      });
+      await defs.publishDefinition({ definitionId: definition!.id });
+      repairDef = definition!.id;
+      for (const m of ["claim-a", "claim-b", "claim-c", "repair-a", "repair-b", "repair-c"]) await twoDayStreak(m);
+    }, 120_000);
+
+    it("citus/a_claim_mode_reward_is_claimed_exactly_once", async () => {
+      clock.set(firstDay + DAY + 13 * HOUR);
+      const rewards = citusApi!.client(RewardService);
+      const members = citusApi!.client(MemberService);
+      // By milestone, then again by id and by milestone: ALREADY_CLAIMED, as on one PostgreSQL.
+      const claimed = await rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: "claim-a", definitionId: repairDef, threshold: 2 } } });
+      expect(claimed).toMatchObject({ bonusPoints: 100, milestoneThreshold: 2, currentCount: 2 });
+      expect(claimed.reward).toMatchObject({ state: RewardState.CLAIMED, memberExternalId: "claim-a" });
+      await expectFailure(rewards.claimReward({ target: { case: "rewardId", value: claimed.reward!.id } }), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      await expectFailure(rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: "claim-a", definitionId: repairDef, threshold: 2 } } }), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      // Several members' claims at once, each raced by id and by milestone: one wins per member.
+      const racers = ["claim-b", "claim-c"];
+      const ids = await Promise.all(racers.map(async (m) => (await rewards.listRewards({ memberExternalId: m, definitionId: repairDef, pageSize: 10 })).rewards[0]!.id));
+      const outcomes = await Promise.allSettled(racers.flatMap((m, i) => [
+        rewards.claimReward({ target: { case: "rewardId", value: ids[i]! } }),
+        rewards.claimReward({ target: { case: "milestone", value: { memberExternalId: m, definitionId: repairDef, threshold: 2 } } }),
+      ]));
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(racers.length);
+      for (const o of outcomes) if (o.status === "rejected") await expectFailure(Promise.reject(o.reason as Error), Code.FailedPrecondition, "ALREADY_CLAIMED");
+      for (const m of ["claim-a", ...racers]) expect((await members.getMember({ memberExternalId: m })).member!.pointsBalance, m).toBe(100);
+      // One CLAIMED reward, one reward.claimed event and one outbox row each (the outbox is a coordinator table).
+      const claimedIds = (await coordinator!.query<{ id: string; state: string }>(
+        "select id::text, state from reward where definition_id = $1 and member_id = any($2::uuid[])",
+        [repairDef, ["claim-a", ...racers].map((m) => memberIdFor(citusApi!.admin.tenantId, m))],
+      )).rows;
+      expect(claimedIds.map((r) => r.state)).toEqual(["CLAIMED", "CLAIMED", "CLAIMED"]);
+      const keys = claimedIds.map((r) => `reward:${r.id}:claimed`);
+      const events = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.claimed' and dedupe_key = any($1::text[])", [keys]);
+      expect(events.rows[0]!.n).toBe("3");
+      const outbox = await coordinator!.query<{ n: string }>("select count(*)::text as n from outbox_message where kind = 'reward.claimed' and dedupe_key = any($1::text[])", [keys]);
+      expect(outbox.rows[0]!.n).toBe("3");
+    });
+
+    it("citus/a_streak_broken_by_the_sweep_is_repaired_exactly_once", async () => {
+      const def = (await createDefinitionCatalog(coordinator!, 0).get(citusApi!.admin.tenantId, repairDef))!;
+      expect(await sweepBreaks(coordinator!, def, breakTime, { citus: true })).toBe(6);
+      clock.set(breakTime + HOUR);
+      const members = citusApi!.client(MemberService);
+      const streaks = citusApi!.client(MemberStreakService);
+      expect((await streaks.getMemberStreak({ memberExternalId: "repair-a", definitionId: repairDef })).streak).toMatchObject({ state: MemberStreakState.BROKEN, currentCount: 0, longestCount: 2 });
+      const repaired = await members.repairStreak({ memberExternalId: "repair-a", definitionId: repairDef });
+      expect(repaired.restoredCount).toBe(2);
+      expect(repaired.streak).toMatchObject({ state: MemberStreakState.IN_PROGRESS, currentCount: 2 });
+      expect((await streaks.getMemberStreak({ memberExternalId: "repair-a", definitionId: repairDef })).streak).toMatchObject({ state: MemberStreakState.IN_PROGRESS, currentCount: 2 });
+      await expectFailure(members.repairStreak({ memberExternalId: "repair-a", definitionId: repairDef }), Code.FailedPrecondition, "ALREADY_REPAIRED");
+      // Two members repaired twice at once: one repair each, the other ALREADY_REPAIRED.
+      const racers = ["repair-b", "repair-c"];
+      const outcomes = await Promise.allSettled(racers.flatMap((m) => [0, 1].map(() => members.repairStreak({ memberExternalId: m, definitionId: repairDef }))));
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(racers.length);
+      for (const o of outcomes) if (o.status === "rejected") await expectFailure(Promise.reject(o.reason as Error), Code.FailedPrecondition, "ALREADY_REPAIRED");
+      const ids = ["repair-a", ...racers].map((m) => memberIdFor(citusApi!.admin.tenantId, m));
+      const { rows } = await coordinator!.query<{ status: string; current_count: number }>(
+        "select status, current_count from member_streak where definition_id = $1 and member_id = any($2::uuid[])", [repairDef, ids]);
+      expect(rows).toEqual(ids.map(() => ({ status: "IN_PROGRESS", current_count: 2 })));
+      // One repaired event each, and no milestone granted twice.
+      const events = await coordinator!.query<{ type: string; n: string }>(
+        `select type, count(*)::text as n from streak_event where definition_id = $1 and member_id = any($2::uuid[])
+            and type in ('streak.repaired', 'streak.milestone_reached') group by type order by type`, [repairDef, ids]);
+      expect(events.rows).toEqual([{ type: "streak.milestone_reached", n: "3" }, { type: "streak.repaired", n: "3" }]);
+      const rewards = await coordinator!.query<{ n: string }>("select count(*)::text as n from reward where definition_id = $1 and member_id = any($2::uuid[])", [repairDef, ids]);
+      expect(rewards.rows[0]!.n).toBe("3");
+    });
+  });
+
+  describe("features not on Citus answer FAILED_PRECONDITION and change nothing", () => {
+    // Each refusal names Citus (reason CITUS_UNSUPPORTED) instead of a raw SQL error, and writes nothing.
+    async function refused(call: Promise<unknown>): Promise<void> {
+      const error = await expectFailure(call, Code.FailedPrecondition, "CITUS_UNSUPPORTED");
+      expect(error.rawMessage).toMatch(/Citus/);
+    }
+    const count = async (sql: string, params: unknown[] = []) => (await coordinator!.query<{ n: string }>(sql, params)).rows[0]!.n;
+    let individual = "";
+
+    beforeAll(async () => {
+      individual = await createDefinition(citusApi!, "refusals");
+      clock.set(START + 6 * DAY);
+      await citusApi!.client(ActivityService).recordActivity({
+        activity: { memberRef: { case: "memberExternalId", value: "keep-me" }, target: { case: "eventType", value: "refusals" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: "keep-me" },
+      });
+    }, 60_000);
+
+    it("citus/a_team_definition_is_refused", async () => {
+      const defs = citusApi!.client(DefinitionService);
+      const before = await count("select count(*)::text as n from streak_definition");
+      await refused(defs.createDefinition({
+        definition: {
+          name: "team", eventTypes: ["team"], team: {},
+          window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
+          condition: { type: ConditionType.COUNT, min: 1 },
+        },
+      }));
+      expect(await count("select count(*)::text as n from streak_definition")).toBe(before);
+    });
+
+    it("citus/import_activities_is_refused", async () => {
+      const before = await count("select count(*)::text as n from activity");
+      await refused(citusApi!.client(ActivityService).importActivities({
+        activities: [{ memberRef: { case: "memberExternalId", value: "imp-1" }, target: { case: "eventType", value: "visit" }, occurTime: timestampFromMs(START), uniqueIdentifier: "imp-1" }],
+        milestonePolicy: ImportMilestonePolicy.NONE,
+      }));
+      expect(await count("select count(*)::text as n from activity")).toBe(before);
+      expect(await count("select count(*)::text as n from member where id = $1", [memberIdFor(citusApi!.admin.tenantId, "imp-1")])).toBe("0");
+    });
+
+    it("citus/erase_member_is_refused", async () => {
+      const id = memberIdFor(citusApi!.admin.tenantId, "keep-me");
+      await refused(citusApi!.client(MemberService).eraseMember({ memberExternalId: "keep-me" }));
+      expect(await count("select count(*)::text as n from member where id = $1", [id])).toBe("1");
+      expect(await count("select count(*)::text as n from activity where member_id = $1", [id])).toBe("1");
+    });
+
+    it("citus/team_service_is_refused", async () => {
+      const before = await count("select count(*)::text as n from team");
+      await refused(citusApi!.client(TeamService).createTeam({ definitionId: individual, name: "t", memberExternalIds: ["keep-me", "other"] }));
+      expect(await count("select count(*)::text as n from team")).toBe(before);
+    });
+  });
+
+  it("citus/a_recording_aborted_as_a_deadlock_victim_is_recorded_by_a_retry", async () => {
+    // Two definitions on one event type: a recording locks the member's two streak rows in definition-id order. A
+    // session on the member's worker holds the second row, waits until the recording holds the first and waits
+    // for the second, then asks for the first: a deadlock, and the recording's transaction is the one aborted
+    // (40P01; the session never runs the deadlock check itself). The recording is run again and answers applied.
+    const ids = [await createDefinition(citusApi!, "deadlock"), await createDefinition(citusApi!, "deadlock")].sort();
+    const member = "deadlock-1";
+    const memberId = memberIdFor(citusApi!.admin.tenantId, member);
+    const activities = citusApi!.client(ActivityService);
+    const record = (d: number) => {
+      clock.set(START + (8 + d) * DAY);
+      return activities.recordActivities({
+        activities: [{ memberRef: { case: "memberExternalId", value: member }, target: { case: "eventType", value: "deadlock" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${member}-${d}` }],
+      });
+    };
+    expect((await record(0)).results[0]!.duplicate).toBe(false);
+    const { rows: [shard] } = await coordinator!.query<{ nodeport: number; shard_name: string }>(
+      `select nodeport, shard_name from citus_shards
+        where table_name = 'member_streak'::regclass and shardid = get_shard_id_for_distribution_column('member_streak', $1::uuid)`, [memberId]);
+    const workerUrl = cluster!.url.replace(`:${cluster!.coordinatorPort}/`, `:${shard!.nodeport}/`);
+    const blocker = new pg.Client({ connectionString: workerUrl });
+    const watcher = new pg.Client({ connectionString: workerUrl });
+    await Promise.all([blocker.connect(), watcher.connect()]);
+    try {
+      await blocker.query("begin");
+      await blocker.query("set local deadlock_timeout = '10min'");
+      await blocker.query("set local citus.enable_manual_changes_to_shards = on");
+      const blockerPid = (await blocker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
+      const lock = (definitionId: string) => blocker.query(`select 1 from ${shard!.shard_name} where member_id = $1 and definition_id = $2 for update`, [memberId, definitionId]);
+      await lock(ids[1]!);
+      // Settled as it comes (on the old code it failed INTERNAL while the session still held its locks).
+      const recorded = record(1).then((answer) => ({ answer }), (error: unknown) => ({ error }));
+      await eventually(async () => {
+        const { rows } = await watcher.query<{ waiting: boolean }>(
+          "select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))) as waiting", [blockerPid]);
+        return rows[0]!.waiting ? true : undefined;
+      }, 60_000);
+      // Returns once the recording's transaction was aborted and its lock on the first row released.
+      await lock(ids[0]!);
+      await blocker.query("commit");
+      const settled = await recorded;
+      if ("error" in settled) throw settled.error;
+      const [answer] = settled.answer.results;
+      expect(answer!.error).toBeUndefined();
+      expect(answer!.duplicate).toBe(false);
+      expect(answer!.results.map((r) => [r.definitionId, r.applied, r.streak?.currentCount])).toEqual(ids.map((id) => [id, true, 2]));
+    } finally {
+      await blocker.query("rollback").catch(() => undefined);
+      await Promise.all([blocker.end(), watcher.end()]);
+    }
+    // Stored once and counted once in each definition.
+    const stored = await coordinator!.query<{ n: string }>("select count(*)::text as n from activity where member_id = $1", [memberId]);
+    expect(stored.rows[0]!.n).toBe("2");
+    const counts = await coordinator!.query<{ definition_id: string; current_count: number }>(
+      "select definition_id::text, current_count from member_streak where member_id = $1", [memberId]);
+    expect(counts.rows.map((r) => [r.definition_id, r.current_count]).sort()).toEqual(ids.map((id) => [id, 2]));
+  }, 120_000);
+
   it("citus/a_worker_restarted_mid_run_loses_nothing_acknowledged", async () => {
     const id = await createDefinition(citusApi!, "restart");
     clock.set(START + DAYS * DAY);
@@ -252,7 +580,7 @@ describe("Kindling on a Citus cluster", () => {
     // the workload's days (by the servers' test clock) are all in the past by it.
     worker = await startWorker({
       databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
-      logger: createLogger("silent"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
+      logger: createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
     });
     const rewards = citusApi!.client(RewardService);
     const issued = await eventually(async () => {

@@ -64,7 +64,9 @@ export function createTestClock(startMs: number): TestClock {
 
 export async function startTestApi(options: StartTestApiOptions = {}): Promise<TestApi> {
   const db: TestDatabase = options.database ?? await createTestDatabase({ label: options.label ?? "api" });
-  const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent", RATE_LIMIT_PER_SECOND: "0", ...(typeof options.env === "function" ? options.env(db.url) : options.env) });
+  // At `error` by default: a call answered INTERNAL logs its cause (message, SQLSTATE; logging.interceptor.ts), so
+  // an unexpected failure in a test says why; TEST_LOG_LEVEL=info shows every request, silent none.
+  const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", RATE_LIMIT_PER_SECOND: "0", ...(typeof options.env === "function" ? options.env(db.url) : options.env) });
   const logger = createLogger(config.logLevel);
   let started: Started | undefined;
   let orm: Orm | undefined;

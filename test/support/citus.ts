@@ -2,9 +2,9 @@
 // Citus 13.2.2, started by ../shared/tools/citus/cluster.sh (built and installed by build.sh, which .ci/run calls).
 // Without Citus installed the suite fails with the command that installs it: it never skips.
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -67,15 +67,33 @@ export async function startCitusCluster(workers = 2): Promise<CitusCluster> {
   // The postgres account runs the nodes, so the folder is outside any private home directory and enterable.
   const dir = mkdtempSync("/tmp/kindling-citus-");
   chmodSync(dir, 0o755);
+  // CITUS_LOG_DIR: the nodes' server logs are kept there when the cluster stops, with lock waits and Citus's
+  // distributed deadlock detection logged (a debugging aid for failures that happen only under load).
+  const logDir = process.env.CITUS_LOG_DIR;
+  let ports: number[] = [];
   const stop = async () => {
     await run(script, ["stop", dir]).catch(() => undefined);
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      for (const port of ports) {
+        const log = join(dir, `n${port}.log`);
+        if (existsSync(log)) copyFileSync(log, join(logDir, `${basename(dir)}-n${port}.log`));
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     const first = await freePorts(workers + 1);
+    ports = Array.from({ length: workers + 1 }, (_, i) => first + i);
     const { stdout } = await run(script, ["start", dir, String(first), String(workers)], { timeout: 120_000 });
     const url = stdout.trim().split("\n").pop()!;
     const workerPorts = Array.from({ length: workers }, (_, i) => first + 1 + i);
+    if (logDir) {
+      for (const port of ports) {
+        await run("psql", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-X", "-q",
+          "-c", "alter system set log_lock_waits = on", "-c", "alter system set citus.log_distributed_deadlock_detection = on", "-c", "select pg_reload_conf()"]);
+      }
+    }
     const asPostgres = (command: string) => (process.getuid?.() === 0 ? run("su", ["postgres", "-s", "/bin/bash", "-c", command]) : run("bash", ["-c", command]));
     return {
       url,

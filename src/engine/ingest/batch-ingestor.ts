@@ -80,7 +80,8 @@ export interface BatchIngestorOptions {
    * The database is a Citus coordinator (src/db/database-kind.ts): a batch is split by member, each member's
    * activities recorded in order, one transaction each, on that member's shard (the batched statements lock and
    * write many members' rows in one statement chain, which Citus plans per shard only for one shard). Members run
-   * side by side, up to `citusMembersInFlight` at once (default 8).
+   * side by side, up to `citusMembersInFlight` at once (default 8). An item whose transaction was aborted by a
+   * deadlock or a serialization failure runs again, up to `maxRetries` times (see recordOnShard).
    */
   readonly citus?: boolean;
   readonly citusMembersInFlight?: number;
@@ -149,6 +150,28 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     return out;
   }
 
+  /**
+   * Citus: one item in its own transaction, run again after a deadlock or a serialization failure as a batch is on
+   * one PostgreSQL. Citus aborts a transaction with 40P01 for a deadlock on a worker and also for one its
+   * distributed deadlock detector finds ("canceling the transaction since it was involved in a distributed
+   * deadlock"); either way the transaction rolled back and nothing of it is stored, so running it again is safe.
+   */
+  async function recordOnShard(item: Pending): Promise<Settled<RecordActivityResult>> {
+    for (let retries = 0; ; retries++) {
+      try {
+        return { ok: true, value: await single.record(item.input) };
+      } catch (error) {
+        const state = sqlState(error);
+        if (state === "40P01") counts.deadlocks++;
+        if ((state === "40P01" || state === "40001") && retries < maxRetries) {
+          counts.retries++;
+          continue;
+        }
+        return { ok: false, error };
+      }
+    }
+  }
+
   /** Citus: each member's items in order, members side by side (see BatchIngestorOptions.citus). */
   async function perMember(items: readonly Pending[]): Promise<Settled<RecordActivityResult>[]> {
     const groups = new Map<string, number[]>();
@@ -163,8 +186,7 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
     const lanes = Math.min(queue.length, deps.options?.citusMembersInFlight ?? 8);
     await Promise.all(Array.from({ length: lanes }, async () => {
       for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
-        const results = await oneByOne(group.map((i) => items[i]!));
-        group.forEach((i, n) => { out[i] = results[n]!; });
+        for (const i of group) out[i] = await recordOnShard(items[i]!);
       }
     }));
     return out;

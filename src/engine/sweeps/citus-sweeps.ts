@@ -8,9 +8,12 @@
 // single-PostgreSQL sweeps, so a re-run sweep writes nothing twice. The sweep's clock is a parameter: Citus runs
 // no volatile function in a distributed UPDATE.
 //
-// The advance sweep (FREEZE / SETTLE rows and breaks inside a pause) goes through the domain one member at a time:
-// each row is locked on its shard (lockExistingMemberStreak's statement names the member), re-checked, advanced
-// and saved, as on one PostgreSQL.
+// The advance sweep (FREEZE / SETTLE rows and breaks inside a pause) pages as on one PostgreSQL: two keyset passes
+// over (break_at, id) with sweepAdvance's predicates, the due rows that do not simply break (a range read of the
+// partial index `member_streak_advance_page` on each shard, migration 0017), then, on a definition with pauses, the
+// due BREAK rows a pause neutralises; it never reads the BREAK rows the break sweep finalises. Each row found goes
+// through the domain one member at a time: locked on its shard (the statement names the member), re-checked,
+// advanced and saved, as on one PostgreSQL.
 import type { Pool, PoolClient } from "pg";
 import { advance, type MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
@@ -18,7 +21,7 @@ import { insertEvents, persistTransition } from "../ingest/streak-persistence.ts
 import type { PlannedEvent } from "../ingest/streak-events.ts";
 import { insertStreakWindowsSql, partialProgressPossible } from "../history/streak-history.ts";
 import { inTransaction } from "../transaction.ts";
-import type { SweepOptions } from "./window-sweeps.ts";
+import { ADVANCE_NOT_BREAK, ADVANCE_PAUSED_BREAK, pauseArrays, type SweepOptions } from "./window-sweeps.ts";
 
 const DEFAULT_PAGE = 5_000;
 const DEFAULT_ADVANCE_PAGE = 500;
@@ -38,8 +41,14 @@ function neutral(def: CatalogDefinition, row: Pick<DueRow, "break_at" | "window_
   return def.pauses.some((p) => p.from <= breakAt && closeAt !== null && (p.to === null || p.to > closeAt));
 }
 
-/** The definition's next page of rows due by `asOf` on `due` after the keyset position, over every shard, unlocked. */
-async function duePage(pool: Pool, def: CatalogDefinition, due: "break_at" | "at_risk_at", filter: string, asOf: number, after: { at: Date; id: string } | null, limit: number): Promise<DueRow[]> {
+/**
+ * The definition's next page of rows due by `asOf` on `due` after the keyset position, over every shard, unlocked.
+ * `filter` may name `extra` as parameters from $7 on.
+ */
+async function duePage(
+  pool: Pool, def: CatalogDefinition, due: "break_at" | "at_risk_at", filter: string, asOf: number, after: { at: Date; id: string } | null, limit: number,
+  extra: readonly unknown[],
+): Promise<DueRow[]> {
   const { rows } = await pool.query<DueRow>(
     `select ${DUE_COLUMNS}
        from member_streak s join member m on m.id = s.member_id
@@ -47,7 +56,7 @@ async function duePage(pool: Pool, def: CatalogDefinition, due: "break_at" | "at
         and (s.${due}, s.id) > ($4::timestamptz, $5::uuid)
       order by s.${due}, s.id
       limit $6`,
-    [def.tenantId, def.id, new Date(asOf), after?.at ?? "-infinity", after?.id ?? "00000000-0000-0000-0000-000000000000", limit],
+    [def.tenantId, def.id, new Date(asOf), after?.at ?? "-infinity", after?.id ?? "00000000-0000-0000-0000-000000000000", limit, ...extra],
   );
   return rows;
 }
@@ -55,12 +64,12 @@ async function duePage(pool: Pool, def: CatalogDefinition, due: "break_at" | "at
 /** Runs `work` on each page until a page finds nothing; returns the rows it finalised. */
 async function pages(
   pool: Pool, def: CatalogDefinition, due: "break_at" | "at_risk_at", filter: string, asOf: number, limit: number, options: SweepOptions,
-  work: (rows: DueRow[]) => Promise<number>,
+  work: (rows: DueRow[]) => Promise<number>, extra: readonly unknown[] = [],
 ): Promise<number> {
   let total = 0;
   let after: { at: Date; id: string } | null = null;
   for (;;) {
-    const rows = await duePage(pool, def, due, filter, asOf, after, limit);
+    const rows = await duePage(pool, def, due, filter, asOf, after, limit, extra);
     if (rows.length === 0) return total;
     const last = rows[rows.length - 1]!;
     after = { at: last[due]!, id: last.id };
@@ -156,29 +165,39 @@ export async function citusSweepAtRisk(pool: Pool, def: CatalogDefinition, asOf:
   }));
 }
 
-/** (b) on Citus: FREEZE / SETTLE rows and breaks inside a pause, through the domain, one member's row a transaction. */
+/**
+ * (b) on Citus: FREEZE / SETTLE rows and breaks inside a pause, through the domain, one member's row a transaction;
+ * found by sweepAdvance's two keyset passes (see the top of this file). Returns rows advanced.
+ */
 export async function citusSweepAdvance(pool: Pool, def: CatalogDefinition, asOf: number, options: SweepOptions = {}): Promise<number> {
   const opts = { pausedIntervals: def.pauses };
   const needsDomain = (r: Pick<DueRow, "break_at" | "break_kind" | "window_close_at">) => r.break_kind !== "BREAK" || neutral(def, r);
-  return pages(pool, def, "break_at", "true", asOf, DEFAULT_ADVANCE_PAGE, options, async (found) => {
-    let n = 0;
-    for (const candidate of found.filter(needsDomain)) {
-      n += await inTransaction(pool, async (client) => {
-        const { rows } = await client.query<{ state: MemberStreakState; break_at: Date | null; break_kind: string | null; window_close_at: Date | null }>(
-          `select st.state, s.break_at, s.break_kind, s.window_close_at
-             from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
-            where s.member_id = $1 and s.id = $2 for update of s, st`,
-          [candidate.member_id, candidate.id],
-        );
-        const row = rows[0];
-        // Re-checked under the lock: a writer may have moved the row since the page read it.
-        if (!row || row.break_at === null || row.break_at.getTime() > asOf || !needsDomain({ ...row, break_at: row.break_at })) return 0;
-        const next = advance(def.rules, row.state, asOf, opts);
-        const owner = { tenantId: def.tenantId, memberId: candidate.member_id, memberExternalId: candidate.external_id, memberStreakId: candidate.id, activityId: null };
-        await persistTransition(client, owner, def, next.state, next.effects, asOf, next);
-        return 1;
-      });
-    }
-    return n;
-  });
+  const passes: [string, unknown[]][] = [[ADVANCE_NOT_BREAK, []], ...(def.pauses.length > 0 ? [[ADVANCE_PAUSED_BREAK, pauseArrays(def)] as [string, unknown[]]] : [])];
+  let total = 0;
+  for (const [filter, extra] of passes) {
+    const before = total;
+    const onPage = (done: number) => options.onPage?.(before + done);
+    total += await pages(pool, def, "break_at", filter, asOf, options.pageSize ?? DEFAULT_ADVANCE_PAGE, { ...options, onPage }, async (found) => {
+      let n = 0;
+      for (const candidate of found) {
+        n += await inTransaction(pool, async (client) => {
+          const { rows } = await client.query<{ state: MemberStreakState; break_at: Date | null; break_kind: string | null; window_close_at: Date | null }>(
+            `select st.state, s.break_at, s.break_kind, s.window_close_at
+               from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
+              where s.member_id = $1 and s.id = $2 for update of s, st`,
+            [candidate.member_id, candidate.id],
+          );
+          const row = rows[0];
+          // Re-checked under the lock: a writer may have moved the row since the page read it.
+          if (!row || row.break_at === null || row.break_at.getTime() > asOf || !needsDomain({ ...row, break_at: row.break_at })) return 0;
+          const next = advance(def.rules, row.state, asOf, opts);
+          const owner = { tenantId: def.tenantId, memberId: candidate.member_id, memberExternalId: candidate.external_id, memberStreakId: candidate.id, activityId: null };
+          await persistTransition(client, owner, def, next.state, next.effects, asOf, next);
+          return 1;
+        });
+      }
+      return n;
+    }, extra);
+  }
+  return total;
 }

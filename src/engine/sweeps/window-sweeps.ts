@@ -235,10 +235,13 @@ export async function sweepAdvance(pool: Pool, def: CatalogDefinition, asOf: num
   return total;
 }
 
-/** The advance's first pass: due rows that do not simply break (the predicate of `member_streak_advance_page`). */
-const ADVANCE_NOT_BREAK = "s.break_kind is distinct from 'BREAK'";
+/**
+ * The advance's first pass: due rows that do not simply break (the predicate of `member_streak_advance_page`).
+ * Also the Citus advance sweep's (citus-sweeps.ts), whose page statement has the same parameters $1-$3, $7, $8.
+ */
+export const ADVANCE_NOT_BREAK = "s.break_kind is distinct from 'BREAK'";
 /** Its second pass: due BREAK rows whose window a pause neutralises, at or after the first pause's start ($7). */
-const ADVANCE_PAUSED_BREAK = `s.break_kind = 'BREAK' and s.break_at >= (select min(f) from unnest($7::timestamptz[]) as f) and ${neutralSql(7, 8)}`;
+export const ADVANCE_PAUSED_BREAK = `s.break_kind = 'BREAK' and s.break_at >= (select min(f) from unnest($7::timestamptz[]) as f) and ${neutralSql(7, 8)}`;
 
 /**
  * (c) Emits streak.at_risk once per member and window; on a team definition, once per team and window to each
