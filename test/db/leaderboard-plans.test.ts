@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
-import { createLeaderboardStore, liveArgs, rankSql, topSql, type LeaderboardMetric } from "../../src/engine/history/leaderboard.ts";
+import { createLeaderboardStore, liveArgs, rankSql, topSql, TOP_STATEMENTS_PER_BOARD, type LeaderboardMetric } from "../../src/engine/history/leaderboard.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { preparedPlans } from "../support/plans.ts";
@@ -168,7 +168,7 @@ describe("leaderboard statement plans", () => {
     const leader = together[0]![0]!.memberExternalId;
 
     // A statement has run and its answer is held; the leader is renamed after it ran (committed). Reads begun after
-    // the commit must not be answered by that statement.
+    // the commit must not be answered by that statement: they share one of their own.
     let release!: () => void;
     setHold(new Promise((r) => (release = r)));
     const early = store.top(def, "CURRENT_COUNT", 100, NOW);
@@ -176,15 +176,20 @@ describe("leaderboard statement plans", () => {
     await pool.query("update member set display_name = 'Shared read' where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);
     try {
       const late = Array.from({ length: 5 }, () => store.top(def, "CURRENT_COUNT", 100, NOW));
+      while (counts.answered < 3) await turns(1);
+      // Both statements are held now: the board runs its most; a read begun now waits for a free one.
+      expect(TOP_STATEMENTS_PER_BOARD).toBe(2);
+      const last = store.top(def, "CURRENT_COUNT", 100, NOW);
       await turns(5);
-      expect(counts.sent).toBe(2); // none starts while the board's statement runs
+      expect(counts.sent).toBe(3);
       setHold(undefined);
       release();
       expect((await early)[0]).toMatchObject({ memberExternalId: leader, displayName: null });
       const boards = await Promise.all(late);
-      expect(counts.sent).toBe(3); // the five share the next statement
-      expect(boards.every((b) => b === boards[0])).toBe(true);
+      expect(boards.every((b) => b === boards[0])).toBe(true); // the five shared one statement
       expect(boards[0]![0]).toMatchObject({ memberExternalId: leader, displayName: "Shared read" });
+      expect((await last)[0]).toMatchObject({ memberExternalId: leader, displayName: "Shared read" });
+      expect(counts.sent).toBe(4);
     } finally {
       release();
       await pool.query("update member set display_name = null where tenant_id = $1 and external_id = $2", [def.tenantId, leader]);

@@ -181,6 +181,9 @@ export function parseTop(board: string | null): readonly LeaderboardEntry[] {
 /** Boards whose last answer a store keeps (tenant, definition and its version, metric and size each make a board). */
 export const TOP_CACHE_BOARDS = 512;
 
+/** Statements one board runs at once in a process (reads that arrive meanwhile share the next). */
+export const TOP_STATEMENTS_PER_BOARD = 2;
+
 /** Top-board reads and the statements that answered them, in this process since it started (the bench reads these). */
 const topTotals = { calls: 0, statements: 0 };
 export const leaderboardTopTotals = (): { readonly calls: number; readonly statements: number } => ({ ...topTotals });
@@ -194,8 +197,9 @@ interface TopCall {
  * `preparedStatements` (default true; false behind a transaction-pooling proxy): the board statements are named,
  * so each connection parses and plans them once — planning the rank statement costs more than running it.
  *
- * `top`: concurrent reads of one board share one statement. A board runs one statement at a time; reads that arrive
- * while it runs wait for the next one, which starts when it ends and answers all of them. A read never joins a
+ * `top`: concurrent reads of one board share one statement. A board runs up to `TOP_STATEMENTS_PER_BOARD` statements at
+ * a time; reads that arrive while they run wait for the next one, which starts when one ends and answers all of
+ * them (bench:leaderboard: two overlap the API's work on one answer with the next statement). A read never joins a
  * statement that started before it arrived, so every answer is the board at an instant after its call began and
  * before it ended — exact, as one statement per call would be. The statement takes the latest `now` of the reads it
  * answers (each a moment before it started). On an idle board a read waits only for the end of the current
@@ -223,7 +227,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
       if (!last || last.text !== text) last = { text, entries: parseTop(text) };
       const value = last.entries;
       return calls.map(() => ({ ok: true, value }));
-    }, { maxBatch: Number.MAX_SAFE_INTEGER, maxInFlight: 1 });
+    }, { maxBatch: Number.MAX_SAFE_INTEGER, maxInFlight: TOP_STATEMENTS_PER_BOARD });
   }
 
   return {
