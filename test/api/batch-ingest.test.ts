@@ -21,6 +21,7 @@ import {
   type RecordActivityResult,
 } from "../../src/engine/ingest/activity-ingestor.ts";
 import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
+import { memberIdFor } from "../../src/db/member-id.ts";
 import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
@@ -587,4 +588,13 @@ describe("answered activities (the write returns only ids; each answer's activit
     expect(results[6]!.activity.uniqueIdentifier).toBe("u".repeat(250) + " ".repeat(6));
     expect(results[7]!.activity.eventType).toHaveLength(128);
   });
+
+  it("batch/every_member_the_batches_created_has_the_derived_id", async () => {
+    // Every writer that creates a member names it memberIdFor(tenant, external id) (src/db/member-id.ts): the
+    // batched statements above created members with and without profiles; none may carry another id.
+    const { rows } = await pool.query<{ id: string; tenant_id: string; external_id: string }>("select id, tenant_id, external_id from member");
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.filter((r) => r.id !== memberIdFor(r.tenant_id, r.external_id))).toEqual([]);
+  });
 });
+

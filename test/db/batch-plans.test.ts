@@ -86,7 +86,7 @@ async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
   })));
   const pairs = JSON.stringify(keys.map((k) => ({ tenant_id: tenantId, member_id: k.member_id, definition_id: definitionId })));
   return {
-    createMembers: await plans(BATCH_STATEMENTS.createMembers.text, BATCH_STATEMENTS.createMembers.types, [tenants, externals]),
+    createMembers: await plans(BATCH_STATEMENTS.createMembers.text, BATCH_STATEMENTS.createMembers.types, [tenants, externals, keys.map((k) => k.member_id)]),
     classify: await plans(BATCH_STATEMENTS.classify.text, BATCH_STATEMENTS.classify.types, [tenants, externals, keys.map((_, n) => `plan-${n}`)]),
     prelock: await plans(BATCH_STATEMENTS.prelock.text, BATCH_STATEMENTS.prelock.types, [tenants, externals, definitions]),
     write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length, "[]"]),

@@ -14,6 +14,7 @@
 // would rebuild the streak from the retained part only, so the import refuses (FAILED_PRECONDITION,
 // HISTORY_EXPIRED) when the stored state counts more applied activities (activityCount) than the retained history
 // holds, and changes nothing.
+import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { advance, diffEffects, recompute, type ActivityInput as DomainActivity, type MemberStreakState, type StreakEffect } from "../../domain/streak-machine.ts";
@@ -69,14 +70,14 @@ async function upsertMembers(client: PoolClient, tenantId: string, activities: r
       `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
        ${MERGE_INLINE_PROFILE}`,
-      [randomUUID(), tenantId, a.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
+      [memberIdFor(tenantId, a.memberExternalId), tenantId, a.memberExternalId, p.firstName ?? null, p.lastName ?? null, p.email ?? null, p.phone ?? null, p.timeZone ?? null, p.locale ?? null],
     );
   }
   await client.query(
     `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
-     select gen_random_uuid(), $1, x.external_id, 0, now(), now() from unnest($2::text[]) with ordinality as x(external_id, n) order by x.n
-     on conflict (tenant_id, external_id) do nothing`,
-    [tenantId, externalIds],
+     select x.id, $1, x.external_id, 0, now(), now() from unnest($2::text[], $3::uuid[]) with ordinality as x(external_id, id, n) order by x.n
+     ${ON_MEMBER_KEY} do nothing`,
+    [tenantId, externalIds, externalIds.map((x) => memberIdFor(tenantId, x))],
   );
   const { rows } = await client.query<MemberRow>("select id, external_id, time_zone from member where tenant_id = $1 and external_id = any($2::text[])", [tenantId, externalIds]);
   return new Map(rows.map((r) => [r.external_id, r]));

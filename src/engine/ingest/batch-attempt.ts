@@ -273,7 +273,7 @@ function createMembersSql(items: readonly Pending[]): Statement {
   return {
     // In (tenant, external id) order, like upsertMembers, so two batches creating the same members wait in one order.
     ...BATCH_STATEMENTS.createMembers,
-    values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.externalId)],
+    values: [sorted.map((m) => m.tenantId), sorted.map((m) => m.externalId), sorted.map((m) => memberIdFor(m.tenantId, m.externalId))],
   };
 }
 

@@ -161,9 +161,8 @@ export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatal
       try {
         return { ok: true, value: await single.record(item.input) };
       } catch (error) {
-        const state = sqlState(error);
-        if (state === "40P01") counts.deadlocks++;
-        if ((state === "40P01" || state === "40001") && retries < maxRetries) {
+        if (sqlState(error) === "40P01") counts.deadlocks++;
+        if (isRetryable(error) && retries < maxRetries) {
           counts.retries++;
           continue;
         }

@@ -17,8 +17,8 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
 // `offset 0` keeps NOT EXISTS a per-key index probe (a subplan) instead of an anti join, which the planner made a
 // hash join over a sequential scan of `member` at a few thousand members (bench/).
 const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
-           select gen_random_uuid(), k.tenant_id, k.external_id, 0, now(), now()
-             from unnest($1::uuid[], $2::text[]) with ordinality as k(tenant_id, external_id, n)
+           select k.id, k.tenant_id, k.external_id, 0, now(), now()
+             from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, id, n)
             where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0)
             order by k.n
            on conflict (tenant_id, external_id) do nothing`;
@@ -118,7 +118,7 @@ const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
  * check how PostgreSQL plans them (every lookup an index probe, whatever the table sizes and statistics).
  */
 export const BATCH_STATEMENTS = {
-  createMembers: { text: CREATE_MEMBERS_SQL, types: ["uuid[]", "text[]"] },
+  createMembers: { text: CREATE_MEMBERS_SQL, types: ["uuid[]", "text[]", "uuid[]"] },
   classify: { text: CLASSIFY_SQL, types: ["uuid[]", "text[]", "text[]"] },
   prelock: { text: PRELOCK_SQL, types: ["uuid[]", "text[]", "uuid[]"] },
   write: { text: WRITE_SQL, types: ["jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "jsonb", "int", "jsonb"] },
