@@ -32,6 +32,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import type { LoadResult } from "./load-worker.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import pgDriver from "pg";
 import http2 from "node:http2";
@@ -53,15 +54,6 @@ interface LoadJob {
   readonly concurrency: number;
 }
 
-interface LoadResult {
-  readonly requests: number;
-  readonly errors: number;
-  readonly perSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  /** The Go load generator's own CPU per answered call (µs); absent from the worker-thread client. */
-  readonly clientCpuMicrosPerCall?: number;
-}
 
 /**
  * A lean unary gRPC call on one HTTP/2 session: the request framed by hand (5-byte header), the response's
@@ -131,7 +123,7 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
   latencies.sort((a, b) => a - b);
   const at = (p: number) => (latencies.length === 0 ? 0 : latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!);
   const r2 = (n: number) => Math.round(n * 100) / 100;
-  return { requests: latencies.length, errors, perSecond: r2(latencies.length / elapsed), p50Ms: r2(at(50)), p99Ms: r2(at(99)) };
+  return { requests: latencies.length, errors, perSecond: r2(latencies.length / elapsed), p50Ms: r2(at(50)), p95Ms: r2(at(95)), p99Ms: r2(at(99)) };
 }
 
 /** The kinds of bench/loadgen that make the same calls as `runLoad`. */

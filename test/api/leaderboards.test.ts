@@ -172,7 +172,7 @@ describe("LeaderboardService (day 1, 13:00: d is at risk, not broken)", () => {
     await boards().setLeaderboardSettings({ hiddenFromEndUsers: false });
     expect((await boards(asA).getLeaderboard({ definitionId: defId, metric: CURRENT })).entries).toHaveLength(6);
   });
-  it("leaderboard/a_reused_board_keeps_each_callers_view_on_every_protocol", async () => {
+  it("leaderboard/a_board_read_again_keeps_each_callers_view_on_every_protocol", async () => {
     // The API reuses the response it built for a board while the board's statement returns the same answer
     // (src/api/services/leaderboard.service.ts); each caller must still get their own view of it, on every
     // protocol, however the calls interleave. Top 2: c, a; b is a member not on it.

@@ -158,6 +158,7 @@ describe("leaderboard statement plans", () => {
   });
 
   it("share/concurrent_reads_share_a_statement_and_none_joins_one_begun_before_it", async () => {
+    expect(TOP_STATEMENTS_PER_BOARD).toBe(2); // the sequence below holds two statements to fill the board
     const { held, counts, setHold } = heldPool();
     const store = createLeaderboardStore(held);
 
@@ -178,7 +179,6 @@ describe("leaderboard statement plans", () => {
       const late = Array.from({ length: 5 }, () => store.top(def, "CURRENT_COUNT", 100, NOW));
       while (counts.answered < 3) await turns(1);
       // Both statements are held now: the board runs its most; a read begun now waits for a free one.
-      expect(TOP_STATEMENTS_PER_BOARD).toBe(2);
       const last = store.top(def, "CURRENT_COUNT", 100, NOW);
       await turns(5);
       expect(counts.sent).toBe(3);
