@@ -15,5 +15,26 @@ export function memberIdFor(tenantId: string, externalId: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The member key as writers name it: (tenant_id, external_id) on PostgreSQL, (id, tenant_id, external_id) on Citus. */
+/**
+ * The member key as an upsert that updates names it: (tenant_id, external_id) on PostgreSQL, (id, tenant_id,
+ * external_id) on Citus. Two writers creating one new member at once insert the same derived id, and the primary key
+ * is not this conflict target: the later insert can fail on it (isNewMemberRace), so such writers run again.
+ */
 export const ON_MEMBER_KEY = "on conflict on constraint member_tenant_id_external_id_unique";
+
+/**
+ * Insert-if-absent for a member: every unique key of `member` (its id and its external key) is a conflict target,
+ * so a concurrent creation of the same member makes this insert do nothing instead of failing on the id.
+ */
+export const IF_MEMBER_ABSENT = "on conflict do nothing";
+
+/**
+ * A unique violation on member's primary key: another transaction created the same new member (same derived id)
+ * while an upsert targeting ON_MEMBER_KEY ran. The failed transaction stored nothing; run again, it finds the member.
+ * (On Citus the constraint is reported with its shard's suffix.)
+ */
+export function isNewMemberRace(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, constraint } = error as { code?: unknown; constraint?: unknown };
+  return code === "23505" && typeof constraint === "string" && /^member_pkey(_\d+)?$/.test(constraint);
+}

@@ -501,6 +501,39 @@ describe("batched ingestor against sequential processing", () => {
     expect(rows.map((r) => r.member)).toEqual(members);
   });
 
+  it("batch/first_activities_of_one_new_member_at_once_all_succeed_on_every_path", async () => {
+    // A new member's id is derived from who it is (memberIdFor), so writers creating it at once collide on the
+    // primary key as well as on the (tenant_id, external_id) key their upserts name. Each path must end with the one
+    // member and every activity stored: one-at-a-time with and without a profile, and batches racing each other.
+    const { batched } = await twin({ condition: { type: ConditionType.COUNT, min: 1 } }, "newrace.event");
+    const now = T0;
+    const catalog = createDefinitionCatalog(pool, 30_000, () => now);
+    const single = createActivityIngestor({ pool, catalog, now: () => now });
+    const batchers = [0, 1, 2].map(() => createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 2 } }));
+    const rounds = Number(process.env.RACE_ROUNDS ?? 40);
+    const calls: Promise<RecordActivityResult>[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const member = `newrace-${round}`;
+      for (let k = 0; k < 8; k++) {
+        const input: RecordActivityInput = {
+          tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 1,
+          uniqueIdentifier: `${member}-${k}`, metadata: {}, profile: k % 4 === 1 ? { firstName: `f${k}` } : undefined,
+        };
+        calls.push(k % 2 === 0 ? single.record(input) : batchers[k % 3]!.record(input));
+      }
+    }
+    const settled = await Promise.allSettled(calls);
+    expect(settled.filter((s) => s.status === "rejected").map((s) => String(s.reason))).toEqual([]);
+    expect(batchers.reduce((n, b) => n + b.stats().fallbacks, 0)).toBe(0);
+    const { rows } = await pool.query<{ id: string; external_id: string; n: number }>(
+      `select m.id, m.external_id, count(a.*)::int as n from member m join activity a on a.member_id = m.id
+        where m.tenant_id = $1 and m.external_id like 'newrace-%' group by m.id, m.external_id`,
+      [batched.tenantId],
+    );
+    expect(rows).toHaveLength(rounds);
+    for (const r of rows) expect([r.id, r.n]).toEqual([memberIdFor(batched.tenantId, r.external_id), 8]);
+  });
+
   it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
     const { batched } = await twin({}, "race.event");
     const now = T0;

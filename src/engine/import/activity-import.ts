@@ -14,7 +14,7 @@
 // would rebuild the streak from the retained part only, so the import refuses (FAILED_PRECONDITION,
 // HISTORY_EXPIRED) when the stored state counts more applied activities (activityCount) than the retained history
 // holds, and changes nothing.
-import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
+import { IF_MEMBER_ABSENT, isNewMemberRace, memberIdFor } from "../../db/member-id.ts";
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { advance, diffEffects, recompute, type ActivityInput as DomainActivity, type MemberStreakState, type StreakEffect } from "../../domain/streak-machine.ts";
@@ -50,7 +50,10 @@ export interface ImportResult {
   readonly streaks: readonly ImportedStreak[];
 }
 
-/** Deadlocks with live recording (which locks streak rows in id order) and serialization failures run it again. */
+/**
+ * Deadlocks with live recording (which locks streak rows in id order), serialization failures and a concurrent
+ * creation of one of its new members (isNewMemberRace) run it again.
+ */
 const RETRIED_CODES = new Set(["40P01", "40001"]);
 const MAX_ATTEMPTS = 5;
 
@@ -76,7 +79,7 @@ async function upsertMembers(client: PoolClient, tenantId: string, activities: r
   await client.query(
     `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
      select x.id, $1, x.external_id, 0, now(), now() from unnest($2::text[], $3::uuid[]) with ordinality as x(external_id, id, n) order by x.n
-     ${ON_MEMBER_KEY} do nothing`,
+     ${IF_MEMBER_ABSENT}`,
     [tenantId, externalIds, externalIds.map((x) => memberIdFor(tenantId, x))],
   );
   const { rows } = await client.query<MemberRow>("select id, external_id, time_zone from member where tenant_id = $1 and external_id = any($2::text[])", [tenantId, externalIds]);
@@ -183,7 +186,8 @@ export async function importActivities(deps: { pool: Pool; catalog: DefinitionCa
       return await inTransaction(deps.pool, (client) => importOnce(client, req, targets, deps.now()));
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (attempt >= MAX_ATTEMPTS || typeof code !== "string" || !RETRIED_CODES.has(code)) throw error;
+      const retried = (typeof code === "string" && RETRIED_CODES.has(code)) || isNewMemberRace(error);
+      if (attempt >= MAX_ATTEMPTS || !retried) throw error;
     }
   }
 }

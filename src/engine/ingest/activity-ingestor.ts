@@ -24,7 +24,7 @@ import { EngineError } from "../engine-error.ts";
 import { insertStreakWindowsSql, streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, readMemberStreakStates, saveMemberStreak } from "./streak-persistence.ts";
 import { applyTeamActivityInTransaction, teamRuleOf, type TeamActivityResult } from "../teams/team-streaks.ts";
-import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
+import { IF_MEMBER_ABSENT, isNewMemberRace, memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
 
 // Re-exported for callers that imported it from here before it moved beside the other shared writes.
 export { insertEvents };
@@ -157,18 +157,23 @@ export function createActivityIngestor(deps: { pool: Pool; catalog: DefinitionCa
     async record(input) {
       const defs = await resolveTargets(catalog, input);
       const now = deps.now();
-      const client = await pool.connect();
-      try {
-        await client.query("begin");
-        const result = await recordInTransaction(client, input, defs, now, history, citus);
-        await client.query("commit");
-        return result;
-      } catch (error) {
-        await client.query("rollback").catch(() => undefined);
-        if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now, citus);
-        throw error;
-      } finally {
-        client.release();
+      // A concurrent creation of the same new member can fail an inline profile's upsert on the member's id
+      // (isNewMemberRace): the transaction stored nothing, and run again it finds the member.
+      for (let attempt = 1; ; attempt++) {
+        const client = await pool.connect();
+        try {
+          await client.query("begin");
+          const result = await recordInTransaction(client, input, defs, now, history, citus);
+          await client.query("commit");
+          return result;
+        } catch (error) {
+          await client.query("rollback").catch(() => undefined);
+          if (error instanceof DuplicateActivity) return readDuplicate(pool, input, defs, now, citus);
+          if (attempt < 3 && isNewMemberRace(error)) continue;
+          throw error;
+        } finally {
+          client.release();
+        }
       }
     },
   };
@@ -194,7 +199,7 @@ async function upsertMember(client: PoolClient, input: RecordActivityInput, citu
     `with created as (
        insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
        values ($1, $2, $3, 0, now(), now())
-       ${ON_MEMBER_KEY} do nothing
+       ${IF_MEMBER_ABSENT}
        returning id, time_zone)
      select id, time_zone from created
      union all
@@ -223,7 +228,7 @@ async function upsertCitusMember(client: PoolClient, id: string, input: RecordAc
   if (found.rows[0]) return { id, timeZone: found.rows[0].time_zone };
   const created = await client.query<{ id: string; time_zone: string | null }>(
     `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at) values ($1, $2, $3, 0, now(), now())
-     ${ON_MEMBER_KEY} do nothing returning id, time_zone`,
+     ${IF_MEMBER_ABSENT} returning id, time_zone`,
     [id, input.tenantId, input.memberExternalId],
   );
   const row = created.rows[0] ?? (await read()).rows[0]!;

@@ -2,7 +2,7 @@
 // or their profiles applied, member-streak rows locked or created, the domain run in memory in arrival order,
 // and every write in one statement sent with COMMIT.
 import { randomUUID } from "node:crypto";
-import { memberIdFor } from "../../db/member-id.ts";
+import { IF_MEMBER_ABSENT, memberIdFor } from "../../db/member-id.ts";
 import type { PoolClient, QueryResult } from "pg";
 import { advance, applyActivity, initialState, type ApplyOutcome, type MemberStreakState, type StreakEffect, type WindowRecord } from "../../domain/streak-machine.ts";
 import {
@@ -406,7 +406,7 @@ async function upsertMembers(
        select x.id, x.tenant_id, x.external_id, 0, now(), now()
          from jsonb_to_recordset($1::jsonb) as x(id uuid, tenant_id uuid, external_id varchar, n bigint)
         order by n
-       on conflict (tenant_id, external_id) do nothing
+       ${IF_MEMBER_ABSENT}
        returning id, tenant_id, external_id, time_zone`,
       [numbered(list.map((m) => ({ id: memberIdFor(m.tenantId, m.externalId), tenant_id: m.tenantId, external_id: m.externalId })))],
     );

@@ -38,6 +38,7 @@
 // batch-attempt.ts is one attempt (one transaction); batch-sql.ts holds the statement texts, batch-message.ts sends
 // them (prepared statements in one simple-protocol message), sql-literal.ts quotes their arguments.
 import type { Pool } from "pg";
+import { isNewMemberRace } from "../../db/member-id.ts";
 import {
   createActivityIngestor,
   resolveTargets,
@@ -126,7 +127,7 @@ const RETRYABLE = new Set(["40P01", "40001", BATCH_CONFLICT]);
 const sqlState = (error: unknown) => (typeof error === "object" && error !== null ? String((error as { code?: unknown }).code) : undefined);
 
 const isRetryable = (error: unknown) =>
-  error instanceof RetryBatch || RETRYABLE.has(sqlState(error) ?? "");
+  error instanceof RetryBatch || RETRYABLE.has(sqlState(error) ?? "") || isNewMemberRace(error);
 
 export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
   const { pool, catalog } = deps;

@@ -1,5 +1,6 @@
 // The batched ingestor's statement texts (batch-ingestor.ts, batch-attempt.ts).
 import { ACTIVITY_COLUMNS } from "./activity-ingestor.ts";
+import { IF_MEMBER_ABSENT } from "../../db/member-id.ts";
 import { insertEventsSql, saveMemberStreaksSql } from "./streak-persistence.ts";
 import { insertStreakWindowsSql } from "../history/streak-history.ts";
 
@@ -21,7 +22,7 @@ const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, poin
              from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, id, n)
             where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0)
             order by k.n
-           on conflict (tenant_id, external_id) do nothing`;
+           ${IF_MEMBER_ABSENT}`;
 
 // The profile path's member read, fenced like the streak-row locks below: each key is found by a unique-index
 // probe in a LATERAL with `offset 0`, and the rows read or locked are joined by primary key.

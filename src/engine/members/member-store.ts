@@ -3,7 +3,7 @@
 // transition through the same writer as the ingestor (streak-persistence.ts), so the projected columns, rewards
 // for milestones reached and events come out exactly as they would from an activity.
 import type { MemberProfile } from "../ingest/activity-ingestor.ts";
-import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
+import { isNewMemberRace, memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
 import type { Pool, PoolClient } from "pg";
 import { advance, grantFreezes, isValidZone, repair, type MemberStreakState } from "../../domain/streak-machine.ts";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
@@ -94,7 +94,8 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
       const values = fields.map((v) => (v === undefined || v === "" ? null : v));
       const present = fields.map((v) => v !== undefined);
       const column = (name: string, i: number) => `${name} = case when $${10 + i}::boolean then excluded.${name} else member.${name} end`;
-      const { rows } = await pool.query<MemberRow & { created: boolean }>(
+      // A concurrent creation of the same new member fails this upsert on the id (isNewMemberRace); once more finds it.
+      const upsert = () => pool.query<MemberRow & { created: boolean }>(
         `insert into member (id, tenant_id, external_id, first_name, last_name, email, phone, time_zone, locale, points_balance, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, now(), now())
          ${ON_MEMBER_KEY} do update set
@@ -103,6 +104,10 @@ export function createMemberStore(deps: { pool: Pool; catalog: DefinitionCatalog
          returning ${MEMBER_COLUMNS}, (xmax = 0) as created`,
         [memberIdFor(tenantId, input.externalId), tenantId, input.externalId, ...values, ...present],
       );
+      const { rows } = await upsert().catch((error: unknown) => {
+        if (isNewMemberRace(error)) return upsert();
+        throw error;
+      });
       const row = rows[0]!;
       return { member: storedMember(row), created: row.created };
     },

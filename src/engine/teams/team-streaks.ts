@@ -6,7 +6,7 @@
 // (SELECT … FOR UPDATE), so the team's chain and its member windows change one writer at a time. An activity
 // locks its member's own streak row before the team row (activity-ingestor.ts); membership changes lock only
 // the team row; so no two writers wait on each other in opposite orders.
-import { memberIdFor, ON_MEMBER_KEY } from "../../db/member-id.ts";
+import { IF_MEMBER_ABSENT, memberIdFor } from "../../db/member-id.ts";
 import { randomUUID } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import {
@@ -169,7 +169,7 @@ async function memberIds(client: Query, tenantId: string, externalIds: readonly 
   await client.query(
     `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
      select x.id, $1, x.external_id, 0, now(), now() from unnest($2::text[], $3::uuid[]) as x(external_id, id)
-     ${ON_MEMBER_KEY} do nothing`,
+     ${IF_MEMBER_ABSENT}`,
     [tenantId, externalIds, externalIds.map((x) => memberIdFor(tenantId, x))],
   );
   const { rows } = await client.query<{ id: string; external_id: string }>(
