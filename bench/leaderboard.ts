@@ -11,8 +11,8 @@
 //      1 % opted out, display names set; then VACUUM ANALYZE and CHECKPOINT;
 //   3. rounds of, at each concurrency level: GetLeaderboard (top 100, current count) over gRPC (bench/loadgen, the
 //      compiled grpc-go client, when Go runs here; else a lean client on node:http2 in a worker thread) for BENCH_SECONDS, then pgbench with the plain `SELECT … ORDER BY current_count DESC, … LIMIT 100`
-//      joined to member for the names, then pgbench with the API's own top-100 statement (the same rows rendered
-//      into one JSON value: its share of a call); GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
+//      joined to member for the names, then pgbench with the API's own top-100 statement (the plain one's rows,
+//      less those a passed deadline broke: its share of a call); GetLeaderboardRank (a random member, 5 neighbours a side), then pgbench
 //      with the plain rank (the member's row, then count(*) of the rows ahead of it). Every phase starts
 //      from a settled database;
 //      Last, GetLeaderboardSettings (a one-row read) for the same time: the rate the RPC stack alone allows here,
@@ -235,8 +235,8 @@ async function main(): Promise<void> {
  where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid and s.current_count > 0 and not s.leaderboard_opt_out
  order by s.current_count desc, s.count_reached_at, s.id limit 100;
 `;
-    // The API's own top-100 statement (src/engine/history/leaderboard.ts: the same index range, rendered into one
-    // JSON value), its parameters written in: the statement's share of a call, apart from the API's.
+    // The API's own top-100 statement (src/engine/history/leaderboard.ts: the same index range and rows),
+    // its parameters written in: the statement's share of a call, apart from the API's.
     const { topSql: apiTopSqlOf } = await import("../src/engine/history/leaderboard.ts");
     const apiTopSql = `${apiTopSqlOf("CURRENT_COUNT")
       .replaceAll("$1", ":tenant::uuid").replaceAll("$2", ":definition::uuid").replaceAll("$3", "100")
@@ -253,7 +253,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
     type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
-    type Round = { concurrency: number; floor: Measured; top: { api: Measured; readsPerStatement: number; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; readsPerStatement: number; statementMs: number; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
@@ -264,6 +264,8 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const topAfter = leaderboardTopTotals();
         // Concurrent reads of one board share a statement (src/engine/history/leaderboard.ts): reads per statement.
         const readsPerStatement = Math.round(((topAfter.calls - topBefore.calls) / Math.max(1, topAfter.statements - topBefore.statements)) * 100) / 100;
+        // How long the API waited for one board statement (its rows included), on average.
+        const statementMs = Math.round(((topAfter.statementMillis - topBefore.statementMillis) / Math.max(1, topAfter.statements - topBefore.statements)) * 1000) / 1000;
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
@@ -278,11 +280,11 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const r: Round = {
           concurrency,
           floor,
-          top: { api: apiTop, readsPerStatement, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
+          top: { api: apiTop, readsPerStatement, statementMs, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
-        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}, ${readsPerStatement} reads a statement) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
+        log(`c=${concurrency} round ${round}: top-100 ${apiTop.perSecond}/s (p50 ${apiTop.p50Ms} ms, errors ${apiTop.errors}, ${readsPerStatement} reads a statement of ${statementMs} ms) vs pgbench ${pgTop.tps.toFixed(1)} tps → ${r.top.ratio} (the API's statement in pgbench: ${pgApiTop.tps.toFixed(1)} tps); ` +
           `rank ${apiRank.perSecond}/s (p50 ${apiRank.p50Ms} ms, errors ${apiRank.errors}) vs pgbench ${pgRank.tps.toFixed(1)} tps → ${r.rank.ratio}; ` +
           `one-row RPC floor ${floor.perSecond}/s`);
       }
