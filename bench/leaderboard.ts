@@ -253,7 +253,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
 `;
     const job = { apiUrl: kindling.apiUrl!, keyId: tenant.keyId, secret: tenant.secret, definitionId, members, seconds };
     type Measured = LoadResult & { apiCpuMicrosPerCall: number | null };
-    type Round = { concurrency: number; floor: Measured; top: { api: Measured; readsPerStatement: number; statementMs: number; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
+    type Round = { concurrency: number; floor: Measured; top: { api: Measured; readsPerStatement: number; statementsPerSecond: number; statementMs: number; pgbench: { tps: number; latencyMs: number }; apiStatement: { tps: number; latencyMs: number }; ratio: number }; rank: { api: Measured; pgbench: { tps: number; latencyMs: number }; ratio: number } };
     const results: Round[] = [];
     for (const concurrency of levels) {
       for (let round = 1; round <= rounds; round++) {
@@ -266,6 +266,8 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const readsPerStatement = Math.round(((topAfter.calls - topBefore.calls) / Math.max(1, topAfter.statements - topBefore.statements)) * 100) / 100;
         // How long the API waited for one board statement (its rows included), on average.
         const statementMs = Math.round(((topAfter.statementMillis - topBefore.statementMillis) / Math.max(1, topAfter.statements - topBefore.statements)) * 1000) / 1000;
+        // Statements the API ran for those reads, per second of the phase, against pgbench's (each read costs a share of one).
+        const statementsPerSecond = Math.round(((topAfter.statements - topBefore.statements) / (apiTop.requests / Math.max(1e-9, apiTop.perSecond))) * 100) / 100;
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
         const pgTop = runPgbench(pg.databaseUrl, topSql, vars, concurrency, seconds);
         await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
@@ -280,7 +282,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         const r: Round = {
           concurrency,
           floor,
-          top: { api: apiTop, readsPerStatement, statementMs, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
+          top: { api: apiTop, readsPerStatement, statementsPerSecond, statementMs, pgbench: pgTop, apiStatement: { tps: pgApiTop.tps, latencyMs: pgApiTop.latencyMs }, ratio: r2(apiTop.perSecond / pgTop.tps) },
           rank: { api: apiRank, pgbench: pgRank, ratio: r2(apiRank.perSecond / pgRank.tps) },
         };
         results.push(r);
@@ -298,8 +300,8 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
         topPerSecond: median(at.map((r) => r.top.api.perSecond)),
         topApiStatementTps: median(at.map((r) => r.top.apiStatement.tps)),
         topReadsPerStatement: median(at.map((r) => r.top.readsPerStatement)),
-        // Statements the API ran for those reads, per second, against pgbench's (each read costs a share of one).
-        topStatementsPerSecond: median(at.map((r) => Math.round((r.top.api.perSecond / Math.max(1, r.top.readsPerStatement)) * 100) / 100)),
+        topStatementsPerSecond: median(at.map((r) => r.top.statementsPerSecond)),
+        topStatementMs: median(at.map((r) => r.top.statementMs)),
         loadgenCpuMicrosPerCall: at[0]!.top.api.clientCpuMicrosPerCall === undefined ? null : {
           top: median(at.map((r) => r.top.api.clientCpuMicrosPerCall!)),
           rank: median(at.map((r) => r.rank.api.clientCpuMicrosPerCall!)),
@@ -316,7 +318,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
       };
     });
     for (const s of summary) {
-      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s, ${s.topReadsPerStatement} reads a statement, ${s.topStatementsPerSecond} statements/s; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
+      log(`median at ${s.concurrency} in flight: top-100 ratio ${s.topRatio} (${s.topPerSecond}/s, ${s.topReadsPerStatement} reads a statement, ${s.topStatementsPerSecond} statements/s of ${s.topStatementMs} ms; the API's statement in pgbench ${s.topApiStatementTps} tps), rank ratio ${s.rankRatio} (${s.rankPerSecond}/s), one-row RPC ${s.oneRowRpcPerSecond}/s` +
         (s.apiCpuMicrosPerCall ? `; API CPU per call: top ${s.apiCpuMicrosPerCall.top} µs, rank ${s.apiCpuMicrosPerCall.rank} µs, one-row ${s.apiCpuMicrosPerCall.oneRow} µs` : ""));
     }
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
