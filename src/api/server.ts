@@ -45,6 +45,14 @@ const DEFAULT_WIDGET_DIR = fileURLToPath(new URL("../../web/dist/", import.meta.
 const WIDGET_FILE = /^\/widget\/([a-z0-9][a-z0-9.-]*\.js(?:\.map)?)(?:\?.*)?$/;
 
 /** Where a client on this machine reaches an API bound to `host` (a wildcard address means loopback). */
+/**
+ * How long an idle HTTP/1.1 keep-alive connection stays open (Node's default is 5 s). A client that reuses a
+ * connection just as the server closes it gets ECONNRESET for a request that was never read; clients and load
+ * balancers keep idle connections for up to a minute (60 s is the common balancer default), so the server waits
+ * longer than they do and the close comes from their side.
+ */
+export const IDLE_HTTP1_CONNECTION_MS = 65_000;
+
 export function clientUrl(host: string, port: number): string {
   const reachable = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host;
   return `http://${reachable.includes(":") ? `[${reachable}]` : reachable}:${port}`;
@@ -263,7 +271,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   }
 
   const h2 = http2.createServer({}, handle);
-  const h1 = http.createServer({ keepAliveTimeout: 5_000 }, handle);
+  const h1 = http.createServer({ keepAliveTimeout: IDLE_HTTP1_CONNECTION_MS }, handle);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
   h2.on("session", (session) => {

@@ -2,6 +2,7 @@
 // .proto files, as an internal service in another stack would), Connect over HTTP/1.1 with JSON — including GET
 // for NO_SIDE_EFFECTS methods, as a browser cache would use — Connect binary, and gRPC-Web. Each records an
 // activity and reads progress back.
+import http from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
@@ -11,6 +12,7 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
+import { IDLE_HTTP1_CONNECTION_MS } from "../../src/api/server.ts";
 import { startTestApi, type Protocol, type TestApi } from "../support/api.ts";
 
 let api: TestApi;
@@ -61,6 +63,29 @@ describe("Connect, gRPC and gRPC-Web clients", () => {
     });
     expect(post.status).toBe(405);
   });
+
+  it("interop/http1_keep_alive_connection_outlives_a_client_idle_for_more_than_node_default", async () => {
+    // A client idle for 6 s (Node's own server default closes after 5 s) reuses its connection: the server keeps it
+    // open (IDLE_HTTP1_CONNECTION_MS) and says so, so a close cannot race the client's next request.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const message = encodeURIComponent(JSON.stringify({ definitionId }));
+    const get = () => new Promise<{ status: number; reused: boolean; keepAlive: string }>((resolve, reject) => {
+      const req = http.get(`${api.url}/kindling.v1.DefinitionService/GetDefinition?connect=v1&encoding=json&message=${message}`,
+        { agent, headers: { apikey: api.admin.keyId, secretkey: api.admin.secret } }, (res) => {
+          res.resume();
+          res.once("end", () => resolve({ status: res.statusCode!, reused: req.reusedSocket, keepAlive: String(res.headers["keep-alive"]) }));
+        });
+      req.once("error", reject);
+    });
+    try {
+      const first = await get();
+      expect(first).toEqual({ status: 200, reused: false, keepAlive: `timeout=${IDLE_HTTP1_CONNECTION_MS / 1000}` });
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      expect(await get()).toMatchObject({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  }, 20_000);
 
   it("interop/grpc_js_client_from_proto_files", async () => {
     const root = join(import.meta.dirname, "..", "..", "proto");
