@@ -64,6 +64,8 @@ export function createTestClock(startMs: number): TestClock {
 
 export async function startTestApi(options: StartTestApiOptions = {}): Promise<TestApi> {
   const db: TestDatabase = options.database ?? await createTestDatabase({ label: options.label ?? "api" });
+  // A caller's database is the caller's to drop.
+  const dropOwn = () => (options.database ? Promise.resolve() : db.drop());
   // At `error` by default: a call answered INTERNAL logs its cause (message, SQLSTATE; logging.interceptor.ts), so
   // an unexpected failure in a test says why; TEST_LOG_LEVEL=info shows every request, silent none.
   const config = loadConfig({ DATABASE_URL: db.url, PORT: "0", LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", RATE_LIMIT_PER_SECOND: "0", ...(typeof options.env === "function" ? options.env(db.url) : options.env) });
@@ -105,13 +107,13 @@ export async function startTestApi(options: StartTestApiOptions = {}): Promise<T
       async close() {
         await running.stop();
         await readyOrm.close();
-        await db.drop();
+        await dropOwn();
       },
     };
   } catch (error) {
     await started?.stop();
     await orm?.close();
-    await db.drop();
+    await dropOwn();
     throw error;
   }
 }
