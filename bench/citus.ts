@@ -13,7 +13,8 @@ import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { createClient } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { apiKeyTransport, postgresCpuMicros, settleDatabase } from "./pgbench.ts";
+import { apiKeyTransport, INGEST_TABLES, postgresCpuMicros, settleDatabase } from "./pgbench.ts";
+import { median } from "./stats.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import type { LoadResult } from "./load-worker.ts";
 import { startCitusCluster } from "../test/support/citus.ts";
@@ -30,7 +31,6 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const members = Number(process.env.BENCH_MEMBERS ?? 5000);
-const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
 
 interface Target {
   readonly name: "citus" | "postgres15";
@@ -47,7 +47,6 @@ interface Phase extends LoadResult {
   readonly nodeCpuMicrosPerCall: Record<string, number | null>;
 }
 
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
 
 async function startTarget(name: Target["name"], url: string, kind: "citus" | "postgres"): Promise<Target> {
@@ -125,7 +124,7 @@ export async function benchCitus(): Promise<void> {
     };
 
     const phase = async (t: Target, kind: "ingest" | "read"): Promise<Phase> => {
-      await settleDatabase(t.url, WRITTEN_TABLES);
+      await settleDatabase(t.url, INGEST_TABLES);
       const before = Object.fromEntries(Object.entries(nodes).map(([n, pid]) => [n, postgresCpuMicros(pid)]));
       const result = await runLoadgen(loadgen, {
         addr: new URL(t.apiUrl).host, kind, seconds, concurrency, connections: 1, apikey: t.keyId, secret: t.secret,

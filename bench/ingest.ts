@@ -47,7 +47,8 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
-import { runPgbench, settleDatabase, apiKeyTransport, postgresCpuMicros } from "./pgbench.ts";
+import { runPgbench, settleDatabase, apiKeyTransport, postgresCpuMicros, INGEST_TABLES } from "./pgbench.ts";
+import { median } from "./stats.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
@@ -118,12 +119,6 @@ function historyCost(on: MeasuredLoad, off: MeasuredLoad): HistoryCost | null {
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 1000) / 1000;
-}
-
 /** Runs one load phase in the compiled load generator. */
 function loadGo(binary: string, job: Omit<LoadJob, "seconds" | "connections" | "client">): Promise<LoadResult> {
   return runLoadgen(binary, {
@@ -170,7 +165,6 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
  * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
  * part of one, and would fall on whichever phase came after a write phase: our reads always follow pgbench's writes).
  */
-const WRITTEN_TABLES = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
 
 /** Window history rows stored so far (streak_window). */
 async function historyRows(url: string): Promise<number> {
@@ -182,7 +176,7 @@ async function historyRows(url: string): Promise<number> {
     await c.end();
   }
 }
-const settle = (url: string) => settleDatabase(url, WRITTEN_TABLES);
+const settle = (url: string) => settleDatabase(url, INGEST_TABLES);
 
 /** BENCH_HISTORY=compare: the medians of history on ÷ off per level, printed and written to bench/results/history-cost.json. */
 function writeHistoryCost(byLevel: readonly { concurrency: number; results: Round[] }[]): void {

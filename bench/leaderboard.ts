@@ -31,6 +31,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
+import { median } from "./stats.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
 import type { LoadResult } from "./load-worker.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
@@ -162,10 +163,6 @@ function loadInWorker(job: LoadJob): Promise<LoadResult> {
 }
 
 
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const { startEmbeddedPostgres } = await import("../src/infra/embedded-postgres.ts");

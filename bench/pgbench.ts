@@ -38,6 +38,9 @@ export function runPgbench(url: string, script: string, vars: Record<string, str
   return { tps, latencyMs, raw: result.stdout };
 }
 
+/** The tables recording activity writes: what a phase after ingest settles. */
+export const INGEST_TABLES: readonly string[] = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
+
 /**
  * Brings the database to rest before a measured phase: the dead row versions earlier phases left are vacuumed and
  * dirty pages checkpointed now, not by autovacuum and the checkpointer during the next phase (Kindling's and

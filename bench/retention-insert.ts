@@ -12,6 +12,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
+import { median } from "./stats.ts";
 import { createTemporaryDataRoot, startEmbeddedPostgres } from "../src/infra/embedded-postgres.ts";
 import { createOrm, migrate } from "../src/db/orm.ts";
 
@@ -27,7 +28,6 @@ interface Side {
   readonly keys: { member: string; uid: string }[];
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function prepare(adminUrl: string, name: Side["name"]): Promise<Side> {
   const admin = new pg.Client({ connectionString: adminUrl });

@@ -33,16 +33,12 @@ import { TenantService } from "../src/gen/kindling/v1/tenant_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../src/gen/kindling/v1/definition_pb.js";
 import { launchChromium, servePages } from "../test/support/browser.ts";
 import { createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
+import { median } from "./stats.ts";
 
 const LOADS = Number(process.env.LOADS ?? 15);
 const READS = Number(process.env.READS ?? 10);
 const root = join(import.meta.dirname, "..");
 const log = (message: string) => process.stdout.write(`[widget] ${message}\n`);
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 // 1. Size.
 const bundle = readFileSync(join(root, "web", "dist", "kindling-streak.js"));
