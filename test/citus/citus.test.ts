@@ -544,7 +544,7 @@ describe("Kindling on a Citus cluster", () => {
       const defId = await createDefinition(citusApi!, "erasure");
       const members = [...hooked, ...Array.from({ length: 10 }, (_, k) => `erase-keep-${k}`)];
       for (let d = 0; d < 3; d++) {
-        clock.set(START + (11 + d) * DAY);
+        clock.set(START + (7 + d) * DAY);
         await Promise.all(members.map((m) => citusApi!.client(ActivityService).recordActivity({
           activity: { memberRef: { case: "memberExternalId", value: m }, target: { case: "eventType", value: "erasure" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${m}-erasure-${d}` },
         })));
