@@ -12,6 +12,7 @@ import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v
 import { TeamService } from "../../src/gen/kindling/v1/team_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { MemberService } from "../../src/gen/kindling/v1/member_service_pb.js";
+import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
 import { RewardState } from "../../src/gen/kindling/v1/reward_pb.js";
 import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
@@ -623,6 +624,19 @@ describe("Kindling on a Citus cluster", () => {
       );
       expect(orphans.rows).toEqual([{ t: "activity", n: 0 }, { t: "member_streak", n: 0 }, { t: "reward", n: 0 }, { t: "streak_event", n: 0 }]);
     }, 120_000);
+  });
+
+  it("citus/a_tenant_sets_changes_and_clears_its_data_retention", async () => {
+    // tenant_retention is a reference table: the upsert's second call takes its DO UPDATE (it called now() there,
+    // which Citus refuses in a DO UPDATE on a distributed or reference table, and answered INTERNAL on every call).
+    const tenants = citusApi!.client(TenantService);
+    expect(await tenants.setDataRetention({ retentionDays: 30 })).toMatchObject({ retentionDays: 30, tenantOverride: true });
+    expect(await tenants.setDataRetention({ retentionDays: 60 })).toMatchObject({ retentionDays: 60, tenantOverride: true });
+    expect(await tenants.getDataRetention({})).toMatchObject({ retentionDays: 60, tenantOverride: true });
+    const { rows } = await coordinator!.query<{ retention_days: number }>("select retention_days from tenant_retention where tenant_id = $1", [citusApi!.admin.tenantId]);
+    expect(rows).toEqual([{ retention_days: 60 }]);
+    expect(await tenants.setDataRetention({ retentionDays: 0 })).toMatchObject({ tenantOverride: false });
+    expect((await coordinator!.query("select 1 from tenant_retention where tenant_id = $1", [citusApi!.admin.tenantId])).rows).toEqual([]);
   });
 
   it("citus/a_recording_aborted_as_a_deadlock_victim_is_recorded_by_a_retry", async () => {
