@@ -233,7 +233,7 @@ export function createApi(deps: ApiDeps): {
     serviceRegistration(ActivityService, createActivityService({ ingestor, reader, catalog, pool: deps.pool, now })),
     serviceRegistration(MemberStreakService, createMemberStreakService({ reader, catalog, now, teams, windows: (query, at, limit, after) => listStreakWindows(deps.pool, query, at, limit, after) })),
     serviceRegistration(RewardService, createRewardService({ rewards, catalog })),
-    serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now })),
+    serviceRegistration(MemberService, createMemberService({ members, reader, pool: deps.pool, now, citus })),
     serviceRegistration(TenantService, createTenantService({
       em, now, onKeyRevoked: (keyId) => revocations.announce(keyId), browser, catalog, pool: deps.pool, retentionDays: deps.retentionDays ?? null,
     })),

@@ -2,9 +2,6 @@
 // and Connect (with replay after a cursor, end users held to their own member), and webhooks: subscriptions,
 // and the dispatcher delivering to a real local HTTP server with a valid signature, retrying a 500 until a 200.
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import http from "node:http";
-import { createHmac } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, type Client } from "@connectrpc/connect";
 import { SignJWT } from "jose";
@@ -21,6 +18,7 @@ import { FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition
 import { createWebhookDispatcher } from "../../src/engine/delivery/webhook-dispatcher.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
+import { expectedSignature, startWebhookReceiver } from "../support/webhook-receiver.ts";
 import { activityOnDay, createLiveDefinition, DAY, expectFailure, sqlPool, today } from "../support/fixtures.ts";
 
 let api: TestApi;
@@ -156,18 +154,10 @@ describe("WatchEvents", () => {
 
 describe("webhooks", () => {
   it("webhooks/dispatcher_signs_retries_a_500_and_records_the_delivery", async () => {
-    const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-    const server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        received.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-        // The first attempt fails; the retry is acknowledged.
-        res.writeHead(received.length === 1 ? 500 : 200).end(received.length === 1 ? "temporarily broken" : "ok");
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    // The first attempt fails; the retry is acknowledged.
+    const receiver = await startWebhookReceiver((_, all) => (all.length === 1 ? 500 : 200));
+    const { received } = receiver;
+    const url = `${receiver.url}/hooks`;
     const events = api.client(EventService);
     const { subscription, secret } = await events.createWebhookSubscription({ url, eventTypes: [EventType.STREAK_INCREMENTED], definitionId: otherDefId, description: "test" });
     expect(secret).toMatch(/^whsec_/);
@@ -183,10 +173,8 @@ describe("webhooks", () => {
       const [first, second] = received;
       expect(second!.body).toBe(first!.body);
       for (const r of received) {
-        const ts = String(r.headers["kindling-timestamp"]);
-        const expected = `v1=${createHmac("sha256", secret).update(`${ts}.${r.body}`).digest("hex")}`;
-        expect(r.headers["kindling-signature"]).toBe(expected);
-        expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(60);
+        expect(r.headers["kindling-signature"]).toBe(expectedSignature(secret, r));
+        expect(Math.abs(Number(r.headers["kindling-timestamp"]) - Date.now() / 1000)).toBeLessThan(60);
       }
       const body = JSON.parse(second!.body) as { id: string; type: string; memberExternalId: string; definitionId: string; streakIncremented: { newCount: number } };
       expect(body).toMatchObject({ type: "EVENT_TYPE_STREAK_INCREMENTED", memberExternalId: "hooked", definitionId: otherDefId, streakIncremented: { newCount: 1 } });
@@ -205,7 +193,7 @@ describe("webhooks", () => {
       expect(rows.rows[0].n).toBe(1);
     } finally {
       await dispatcher.stop();
-      await new Promise((resolve) => server.close(resolve));
+      await receiver.close();
     }
 
     await events.deleteWebhookSubscription({ subscriptionId: subscription!.id });

@@ -12,6 +12,7 @@ import { ActivityService, ImportMilestonePolicy } from "../../src/gen/kindling/v
 import { TeamService } from "../../src/gen/kindling/v1/team_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { MemberService } from "../../src/gen/kindling/v1/member_service_pb.js";
+import { TenantService } from "../../src/gen/kindling/v1/tenant_service_pb.js";
 import { RewardService } from "../../src/gen/kindling/v1/reward_service_pb.js";
 import { RewardState } from "../../src/gen/kindling/v1/reward_pb.js";
 import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
@@ -27,6 +28,10 @@ import { startCitusCluster, type CitusCluster } from "../support/citus.ts";
 import { eventually } from "../support/eventually.ts";
 import { expectFailure } from "../support/fixtures.ts";
 import { Code } from "@connectrpc/connect";
+import { EventService } from "../../src/gen/kindling/v1/event_service_pb.js";
+import { EventType, WebhookDeliveryState } from "../../src/gen/kindling/v1/event_pb.js";
+import { createWebhookDispatcher } from "../../src/engine/delivery/webhook-dispatcher.ts";
+import { expectedSignature, startWebhookReceiver } from "../support/webhook-receiver.ts";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -458,18 +463,180 @@ describe("Kindling on a Citus cluster", () => {
       expect(await count("select count(*)::text as n from member where id = $1", [memberIdFor(citusApi!.admin.tenantId, "imp-1")])).toBe("0");
     });
 
-    it("citus/erase_member_is_refused", async () => {
-      const id = memberIdFor(citusApi!.admin.tenantId, "keep-me");
-      await refused(citusApi!.client(MemberService).eraseMember({ memberExternalId: "keep-me" }));
-      expect(await count("select count(*)::text as n from member where id = $1", [id])).toBe("1");
-      expect(await count("select count(*)::text as n from activity where member_id = $1", [id])).toBe("1");
-    });
-
     it("citus/team_service_is_refused", async () => {
       const before = await count("select count(*)::text as n from team");
       await refused(citusApi!.client(TeamService).createTeam({ definitionId: individual, name: "t", memberExternalIds: ["keep-me", "other"] }));
       expect(await count("select count(*)::text as n from team")).toBe(before);
     });
+  });
+
+  describe("webhooks and member erasure", () => {
+    const hooked = ["hook-1", "hook-2"];
+    let hooksDef = "";
+    let erasureDef = "";
+
+    /** The rows naming `memberId` on every shard of `table` (counted on the workers, shard by shard). */
+    async function rowsOnShards(table: string, memberId: string): Promise<number> {
+      const column = table === "member" ? "id" : "member_id";
+      const { rows } = await coordinator!.query<{ n: string }>(
+        `select coalesce(sum(result::bigint), 0)::text as n from run_command_on_shards($1, format('select count(*) from %%s where ${column} = %L', $2::text))`,
+        [table, memberId],
+      );
+      return Number(rows[0]!.n);
+    }
+
+    it("citus/webhook_events_are_delivered_once_signed_and_retried", async () => {
+      // Two subscriptions on a real local endpoint: /once acknowledges every request, /flaky answers 500 to the
+      // first attempt of each event. Two dispatchers run at once, as two worker processes would.
+      hooksDef = await createDefinition(citusApi!, "hooks");
+      const receiver = await startWebhookReceiver((r, all) =>
+        r.path === "/flaky" && all.filter((x) => x.path === "/flaky" && x.headers["kindling-event-id"] === r.headers["kindling-event-id"]).length === 1 ? 500 : 200);
+      const events = citusApi!.client(EventService);
+      const subscribe = (path: string) => events.createWebhookSubscription({ url: `${receiver.url}${path}`, eventTypes: [EventType.STREAK_INCREMENTED], definitionId: hooksDef });
+      const [once, flaky] = [await subscribe("/once"), await subscribe("/flaky")];
+      const pools = [0, 1].map(() => new pg.Pool({ connectionString: cluster!.url, max: 3 }));
+      const logger = createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error");
+      const dispatchers = pools.map((pool) => createWebhookDispatcher({ pool, logger, pollIntervalMs: 50, baseBackoffMs: 200 }));
+      try {
+        for (const d of dispatchers) d.start();
+        clock.set(START + 7 * DAY);
+        for (const m of hooked) {
+          const { results } = await citusApi!.client(ActivityService).recordActivity({
+            activity: { memberRef: { case: "memberExternalId", value: m }, target: { case: "eventType", value: "hooks" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: m },
+          });
+          expect(results[0]!.applied).toBe(true);
+        }
+        const settled = async (subscriptionId: string) => (await events.listWebhookDeliveries({ subscriptionId })).deliveries;
+        await eventually(async () => {
+          const all = [...(await settled(once.subscription!.id)), ...(await settled(flaky.subscription!.id))];
+          return all.length === 4 && all.every((d) => d.state === WebhookDeliveryState.SUCCEEDED) ? true : undefined;
+        }, 60_000);
+        // More ticks of both dispatchers: nothing is delivered again.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      } finally {
+        await Promise.all(dispatchers.map((d) => d.stop()));
+        await Promise.all(pools.map((p) => p.end()));
+        await receiver.close();
+      }
+      const { rows: stored } = await coordinator!.query<{ public_id: string; external_id: string }>(
+        `select e.public_id::text, m.external_id from streak_event e join member m on m.id = e.member_id
+          where e.definition_id = $1 and e.type = 'streak.incremented' and e.member_id = any($2::uuid[])`,
+        [hooksDef, hooked.map((m) => memberIdFor(citusApi!.admin.tenantId, m))],
+      );
+      expect(stored.map((e) => e.external_id).sort()).toEqual(hooked);
+      for (const [path, secret, attempts] of [["/once", once.secret, 1], ["/flaky", flaky.secret, 2]] as const) {
+        const got = receiver.received.filter((r) => r.path === path);
+        // Each event once to /once; to /flaky twice (the 500, then the retry), with the same body.
+        expect(got.map((r) => r.headers["kindling-event-id"]).sort(), path).toEqual(stored.flatMap((e) => Array.from({ length: attempts }, () => e.public_id)).sort());
+        for (const r of got) {
+          expect(r.headers["kindling-signature"], path).toBe(expectedSignature(secret, r));
+          const body = JSON.parse(r.body) as { id: string; type: string; memberExternalId: string; definitionId: string };
+          expect(body).toMatchObject({ id: r.headers["kindling-event-id"], type: "EVENT_TYPE_STREAK_INCREMENTED", definitionId: hooksDef });
+          expect(body.memberExternalId).toBe(stored.find((e) => e.public_id === body.id)!.external_id);
+        }
+      }
+      expect((await events.listWebhookDeliveries({ subscriptionId: flaky.subscription!.id })).deliveries.map((d) => [d.attempts, d.lastStatusCode])).toEqual([[2, 200], [2, 200]]);
+      for (const s of [once, flaky]) await events.deleteWebhookSubscription({ subscriptionId: s.subscription!.id });
+    }, 120_000);
+
+    it("citus/erase_member_deletes_its_rows_on_every_shard_and_nothing_else", async () => {
+      // hook-1 and hook-2 reach a provider reward (threshold 3) on a second definition: streaks, states, windows,
+      // activities and their keys, events and their keys, a reward and its outbox row, beside the webhook deliveries
+      // of their events above; so do ten more members, spread over both workers.
+      const defId = await createDefinition(citusApi!, "erasure");
+      erasureDef = defId;
+      const members = [...hooked, ...Array.from({ length: 10 }, (_, k) => `erase-keep-${k}`)];
+      for (let d = 0; d < 3; d++) {
+        clock.set(START + (7 + d) * DAY);
+        await Promise.all(members.map((m) => citusApi!.client(ActivityService).recordActivity({
+          activity: { memberRef: { case: "memberExternalId", value: m }, target: { case: "eventType", value: "erasure" }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${m}-erasure-${d}` },
+        })));
+      }
+      const erased = memberIdFor(citusApi!.admin.tenantId, "hook-1");
+      const tables = ["member", "member_streak", "member_streak_state", "streak_window", "activity", "activity_key", "reward", "streak_event", "streak_event_key"];
+      const before = new Map<string, number>();
+      for (const t of tables) before.set(t, await rowsOnShards(t, erased));
+      // Everything the member has, on its shard (streak_window: the finalised windows of its two streaks).
+      for (const t of tables) expect(before.get(t), t).toBeGreaterThan(0);
+      const eventIds = async () => (await coordinator!.query<{ id: string }>("select id::text from streak_event where member_id = $1", [erased])).rows.map((r) => r.id);
+      const rewardIds = (await coordinator!.query<{ id: string }>("select id::text from reward where member_id = $1", [erased])).rows.map((r) => r.id);
+      expect(rewardIds).toHaveLength(1);
+      /** Every row of the cluster's member tables and coordinator tables that is not the erased member's. */
+      const others = async () => {
+        const snapshot: Record<string, string[]> = {};
+        for (const t of tables) {
+          const column = t === "member" ? "id" : "member_id";
+          snapshot[t] = (await coordinator!.query<{ r: string }>(`select row_to_json(t)::text as r from ${t} t where t.${column} <> $1`, [erased])).rows.map((x) => x.r).sort();
+        }
+        snapshot.webhook_delivery = (await coordinator!.query<{ r: string }>(
+          "select row_to_json(t)::text as r from webhook_delivery t where t.event_id <> all($1::bigint[])", [await eventIds()])).rows.map((x) => x.r).sort();
+        snapshot.outbox_message = (await coordinator!.query<{ r: string }>(
+          `select row_to_json(t)::text as r from outbox_message t
+            where coalesce(t.payload->>'memberId', '') <> $1 and coalesce(t.payload->>'rewardId', '') <> all($2::text[]) and t.kind <> 'reward.cancel'`, [erased, rewardIds])).rows.map((x) => x.r).sort();
+        return snapshot;
+      };
+      const ids = await eventIds();
+      expect(Number((await coordinator!.query<{ n: string }>("select count(*)::text as n from webhook_delivery where event_id = any($1::bigint[])", [ids])).rows[0]!.n)).toBe(2);
+      const othersBefore = await others();
+      expect(othersBefore.webhook_delivery!.length).toBeGreaterThanOrEqual(2);
+      expect(othersBefore.reward!.length).toBeGreaterThan(0);
+
+      const answer = await citusApi!.client(MemberService).eraseMember({ memberExternalId: "hook-1" });
+      expect(answer.erased).toBe(true);
+      expect(answer.cancelledRewardCount).toBe(1);
+      const deleted = Object.fromEntries(answer.tables.map((t) => [t.table, Number(t.deletedCount)]));
+      for (const t of tables) expect(deleted[t], t).toBe(before.get(t));
+      expect(deleted.webhook_delivery).toBe(2);
+      // Gone from every shard of every member table, and from the coordinator's tables.
+      for (const t of tables) expect(await rowsOnShards(t, erased), t).toBe(0);
+      expect(Number((await coordinator!.query<{ n: string }>("select count(*)::text as n from webhook_delivery where event_id = any($1::bigint[])", [ids])).rows[0]!.n)).toBe(0);
+      const outbox = await coordinator!.query<{ kind: string }>(
+        "select kind from outbox_message where payload->>'memberId' = $1 or payload->>'rewardId' = any($2::text[]) order by kind", [erased, rewardIds]);
+      expect(outbox.rows.map((r) => r.kind)).toEqual(["reward.cancel"]);
+      const tally = await coordinator!.query<{ erased_members: number; erased_activities: string; erased_rewards: number }>(
+        "select erased_members, erased_activities::text, erased_rewards from member_erasure_tally where tenant_id = $1 and definition_id = $2", [citusApi!.admin.tenantId, defId]);
+      expect(tally.rows).toEqual([{ erased_members: 1, erased_activities: "3", erased_rewards: 1 }]);
+      // Everyone else's rows, the other hooked member's deliveries among them, are as they were.
+      expect(await others()).toEqual(othersBefore);
+      expect((await citusApi!.client(MemberService).eraseMember({ memberExternalId: "hook-1" })).erased).toBe(false);
+    }, 120_000);
+
+    // As on one PostgreSQL (test/api/data-rights.test.ts, erase/activity_recorded_during_the_erasure_leaves_no_orphan_rows):
+    // whichever of an erasure and a member's new activities goes first, no row on any shard names a member that
+    // no longer exists (a recording that read the member's id before the erasure committed is undone by its second pass).
+    it("citus/activity_recorded_during_an_erasure_leaves_no_orphan_rows", async () => {
+      const activities = citusApi!.client(ActivityService);
+      const record = (member: string, key: string) => activities.recordActivity({
+        activity: { memberRef: { case: "memberExternalId", value: member }, target: { case: "definitionId", value: erasureDef }, occurTime: timestampFromMs(clock.now()), uniqueIdentifier: `${member}-${key}` },
+      });
+      clock.set(START + 9 * DAY + HOUR);
+      for (let round = 0; round < 6; round++) {
+        const member = `era-race-${round}`;
+        await record(member, "first");
+        const results = await Promise.allSettled([citusApi!.client(MemberService).eraseMember({ memberExternalId: member }), record(member, "late"), record(member, "late-2")]);
+        expect(results.map((r) => (r.status === "rejected" ? String(r.reason) : r.status))).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+      }
+      const orphans = await coordinator!.query<{ t: string; n: number }>(
+        `select 'activity' as t, count(*)::int as n from activity a where not exists (select 1 from member m where m.id = a.member_id)
+         union all select 'member_streak', count(*)::int from member_streak s where not exists (select 1 from member m where m.id = s.member_id)
+         union all select 'reward', count(*)::int from reward r where not exists (select 1 from member m where m.id = r.member_id)
+         union all select 'streak_event', count(*)::int from streak_event e where not exists (select 1 from member m where m.id = e.member_id)`,
+      );
+      expect(orphans.rows).toEqual([{ t: "activity", n: 0 }, { t: "member_streak", n: 0 }, { t: "reward", n: 0 }, { t: "streak_event", n: 0 }]);
+    }, 120_000);
+  });
+
+  it("citus/a_tenant_sets_changes_and_clears_its_data_retention", async () => {
+    // tenant_retention is a reference table: the upsert's second call takes its DO UPDATE (it called now() there,
+    // which Citus refuses in a DO UPDATE on a distributed or reference table, and answered INTERNAL on every call).
+    const tenants = citusApi!.client(TenantService);
+    expect(await tenants.setDataRetention({ retentionDays: 30 })).toMatchObject({ retentionDays: 30, tenantOverride: true });
+    expect(await tenants.setDataRetention({ retentionDays: 60 })).toMatchObject({ retentionDays: 60, tenantOverride: true });
+    expect(await tenants.getDataRetention({})).toMatchObject({ retentionDays: 60, tenantOverride: true });
+    const { rows } = await coordinator!.query<{ retention_days: number }>("select retention_days from tenant_retention where tenant_id = $1", [citusApi!.admin.tenantId]);
+    expect(rows).toEqual([{ retention_days: 60 }]);
+    expect(await tenants.setDataRetention({ retentionDays: 0 })).toMatchObject({ tenantOverride: false });
+    expect((await coordinator!.query("select 1 from tenant_retention where tenant_id = $1", [citusApi!.admin.tenantId])).rows).toEqual([]);
   });
 
   it("citus/a_recording_aborted_as_a_deadlock_victim_is_recorded_by_a_retry", async () => {

@@ -7,7 +7,6 @@ import type { Interceptor } from "@connectrpc/connect";
 import { failedPrecondition } from "../errors.ts";
 import { ActivityService } from "../../gen/kindling/v1/activity_service_pb.js";
 import { DefinitionService, type CreateDefinitionRequest } from "../../gen/kindling/v1/definition_service_pb.js";
-import { MemberService } from "../../gen/kindling/v1/member_service_pb.js";
 import { TeamService } from "../../gen/kindling/v1/team_service_pb.js";
 
 export const CITUS_UNSUPPORTED = "CITUS_UNSUPPORTED";
@@ -15,7 +14,6 @@ export const CITUS_UNSUPPORTED = "CITUS_UNSUPPORTED";
 /** Why `method` of `service` with `message` cannot run on Citus, or undefined when it can. */
 function unsupported(service: string, method: string, message: unknown): string | undefined {
   if (service === ActivityService.typeName && method === ActivityService.method.importActivities.name) return "ImportActivities";
-  if (service === MemberService.typeName && method === MemberService.method.eraseMember.name) return "EraseMember";
   if (service === TeamService.typeName) return "team streaks (TeamService)";
   if (service === DefinitionService.typeName && method === DefinitionService.method.createDefinition.name) {
     // UpdateDefinition cannot set `team` (not in its update_mask paths), so creation is the only way to one.

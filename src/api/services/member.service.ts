@@ -16,6 +16,8 @@ export interface MemberServiceDeps {
   readonly reader: ProgressReader;
   readonly pool: Pool;
   readonly now: () => number;
+  /** The database is a Citus coordinator: erasure runs one member's shard at a time (default false). */
+  readonly citus?: boolean;
 }
 
 export function createMemberService(deps: MemberServiceDeps): ServiceImpl<typeof MemberService> {
@@ -59,7 +61,7 @@ export function createMemberService(deps: MemberServiceDeps): ServiceImpl<typeof
 
     async eraseMember(req, context) {
       const principal = principalOf(context);
-      const erasure = await eraseMember(deps.pool, principal.tenantId, req.memberExternalId);
+      const erasure = await eraseMember(deps.pool, principal.tenantId, req.memberExternalId, { citus: deps.citus ?? false });
       return {
         erased: erasure.erased,
         tables: erasure.tables.map((t) => ({ table: t.table, deletedCount: BigInt(t.deleted) })),

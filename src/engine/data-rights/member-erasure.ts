@@ -8,10 +8,18 @@
 // read the member's id but had not locked yet can still write under that id after the erasure commits; a second
 // pass, once every transaction open at the commit has ended, deletes what it wrote. Recording that starts after
 // the commit finds no member and creates a new one for the external id.
+//
+// On Citus (`citus`; migration 0018) the same passes run one member's shard at a time: the member is locked by its
+// derived id (memberIdFor), every statement on a distributed table names the member's id (the coverage map's `citus`
+// conditions), and the coordinator tables are written with what was read from the shards (the tally's figures, the
+// member's reward and event ids) instead of statements that join them with distributed tables, which Citus
+// refuses or runs on every shard. The outbox is a Citus local table, so the transaction commits on the member's
+// worker and the coordinator together (two-phase commit).
 import type { Pool, PoolClient } from "pg";
+import { memberIdFor } from "../../db/member-id.ts";
 import { enqueueOutbox } from "../delivery/outbox.ts";
 import { inTransaction } from "../transaction.ts";
-import { MEMBER_DATA, memberRowsSql } from "./coverage.ts";
+import { citusMemberRowsSql, MEMBER_DATA, memberRowsSql } from "./coverage.ts";
 
 export interface Erasure {
   /** False when the tenant had no such member (never had, or already erased): nothing changed. */
@@ -26,6 +34,11 @@ export interface Erasure {
 const SETTLE_TIMEOUT_MS = 30_000;
 const SETTLE_POLL_MS = 20;
 
+export interface ErasureOptions {
+  /** The database is a Citus coordinator (src/db/database-kind.ts; default false). */
+  readonly citus?: boolean;
+}
+
 interface Pass {
   readonly tables: { table: string; deleted: number }[];
   readonly rewards: number;
@@ -36,34 +49,61 @@ interface Pass {
  * reward workflows. `externalId` null matches rows by member id only (the settling pass: the external id may by
  * then name a new member), and the tally then counts no member (the first pass did).
  */
-async function erasePass(client: PoolClient, tenantId: string, memberId: string, externalId: string | null): Promise<Pass> {
+async function erasePass(client: PoolClient, tenantId: string, memberId: string, externalId: string | null, citus: boolean): Promise<Pass> {
   // The aggregate kept: per definition, the member, their activities and rewards. No member id survives in it.
-  await client.query(
-    `insert into member_erasure_tally (tenant_id, definition_id, erased_members, erased_activities, erased_rewards, erased_reward_points, updated_at)
-     select $1::uuid, d.definition_id, sum(d.members), sum(d.activities), sum(d.rewards), sum(d.points), now()
+  const figures = `select d.definition_id, sum(d.members) as members, sum(d.activities) as activities, sum(d.rewards) as rewards, sum(d.points) as points
        from (select s.definition_id, $3::int as members, 0 as activities, 0 as rewards, 0::double precision as points
                from member_streak s where s.tenant_id = $1 and s.member_id = $2
              union all
              select unnest(a.applied_definition_ids)::uuid, 0, 1, 0, 0 from activity a where a.tenant_id = $1 and a.member_id = $2
              union all
              select r.definition_id, 0, 0, 1, r.points * r.multiplier from reward r where r.tenant_id = $1 and r.member_id = $2) d
-      group by d.definition_id
-     on conflict (tenant_id, definition_id) do update set
+      group by d.definition_id`;
+  const addToTally = `insert into member_erasure_tally (tenant_id, definition_id, erased_members, erased_activities, erased_rewards, erased_reward_points, updated_at)`;
+  const onConflict = `on conflict (tenant_id, definition_id) do update set
        erased_members = member_erasure_tally.erased_members + excluded.erased_members,
        erased_activities = member_erasure_tally.erased_activities + excluded.erased_activities,
        erased_rewards = member_erasure_tally.erased_rewards + excluded.erased_rewards,
        erased_reward_points = member_erasure_tally.erased_reward_points + excluded.erased_reward_points,
-       updated_at = now()`,
-    [tenantId, memberId, externalId === null ? 0 : 1],
-  );
+       updated_at = now()`;
+  const members = externalId === null ? 0 : 1;
+  if (citus) {
+    // Read on the member's shard, written on the coordinator: Citus plans no INSERT into a coordinator table from
+    // a SELECT of distributed ones as one statement on one shard.
+    const { rows } = await client.query<{ definition_id: string; members: string; activities: string; rewards: string; points: number }>(figures, [tenantId, memberId, members]);
+    if (rows.length > 0) {
+      await client.query(
+        `${addToTally}
+         select $1::uuid, f.definition_id, f.members, f.activities, f.rewards, f.points, now()
+           from unnest($2::uuid[], $3::int[], $4::bigint[], $5::int[], $6::double precision[]) as f(definition_id, members, activities, rewards, points)
+         ${onConflict}`,
+        [tenantId, rows.map((r) => r.definition_id), rows.map((r) => r.members), rows.map((r) => r.activities), rows.map((r) => r.rewards), rows.map((r) => r.points)],
+      );
+    }
+  } else {
+    await client.query(
+      `${addToTally}
+       select $1::uuid, f.definition_id, f.members, f.activities, f.rewards, f.points, now() from (${figures}) f
+       ${onConflict}`,
+      [tenantId, memberId, members],
+    );
+  }
 
   const rewards = await client.query<{ id: string; attempts: number }>("select id, attempts from reward where tenant_id = $1 and member_id = $2 order by id", [tenantId, memberId]);
+
+  // On Citus: the member's event ids, for the coordinator's rows that name them (read before the events go).
+  const events = citus
+    ? (await client.query<{ id: string }>("select id::text from streak_event where tenant_id = $1 and member_id = $2", [tenantId, memberId])).rows.map((r) => r.id)
+    : [];
 
   const tables: { table: string; deleted: number }[] = [];
   for (const entry of [...MEMBER_DATA].reverse()) {
     if (entry.erase !== "delete") continue;
     // The table name and conditions come from the coverage map (code), never from the request.
-    const { rowCount } = await client.query(memberRowsSql(entry, "delete from"), [tenantId, memberId, externalId]);
+    const statement = citus
+      ? citusMemberRowsSql(entry, "delete from", [tenantId, memberId, rewards.rows.map((r) => r.id), events])
+      : { text: memberRowsSql(entry, "delete from"), values: [tenantId, memberId, externalId] };
+    const { rowCount } = await client.query(statement.text, statement.values);
     tables.push({ table: entry.table, deleted: rowCount ?? 0 });
   }
 
@@ -93,13 +133,18 @@ async function settle(pool: Pool, since: Date): Promise<void> {
   }
 }
 
-export async function eraseMember(pool: Pool, tenantId: string, externalId: string): Promise<Erasure> {
+export async function eraseMember(pool: Pool, tenantId: string, externalId: string, options: ErasureOptions = {}): Promise<Erasure> {
+  const citus = options.citus ?? false;
   const first = await inTransaction(pool, async (client) => {
-    const found = await client.query<{ id: string }>("select id from member where tenant_id = $1 and external_id = $2 for update", [tenantId, externalId]);
+    // On Citus a member's id is memberIdFor(tenant, external id) (no member there predates it): naming it routes
+    // the lock to the member's shard, the only place Citus takes a row lock.
+    const found = citus
+      ? await client.query<{ id: string }>("select id from member where tenant_id = $1 and external_id = $2 and id = $3 for update", [tenantId, externalId, memberIdFor(tenantId, externalId)])
+      : await client.query<{ id: string }>("select id from member where tenant_id = $1 and external_id = $2 for update", [tenantId, externalId]);
     const memberId = found.rows[0]?.id;
     if (memberId === undefined) return undefined;
     await client.query("select id from member_streak where tenant_id = $1 and member_id = $2 order by id for update", [tenantId, memberId]);
-    return { memberId, ...(await erasePass(client, tenantId, memberId, externalId)) };
+    return { memberId, ...(await erasePass(client, tenantId, memberId, externalId, citus)) };
   });
   if (first === undefined) return { erased: false, tables: [], cancelledRewards: 0 };
 
@@ -108,7 +153,7 @@ export async function eraseMember(pool: Pool, tenantId: string, externalId: stri
   // transaction open at the commit has ended, a second pass by member id deletes whatever they wrote.
   const committed = (await pool.query<{ at: Date }>("select clock_timestamp() as at")).rows[0]!.at;
   await settle(pool, committed);
-  const second = await inTransaction(pool, (client) => erasePass(client, tenantId, first.memberId, null));
+  const second = await inTransaction(pool, (client) => erasePass(client, tenantId, first.memberId, null, citus));
   const tables = first.tables.map((t, i) => ({ table: t.table, deleted: t.deleted + second.tables[i]!.deleted }));
   return { erased: true, tables, cancelledRewards: first.rewards + second.rewards };
 }

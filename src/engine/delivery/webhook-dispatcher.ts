@@ -12,6 +12,11 @@
 //    otherwise RETRYING with the next attempt after base * 2^(attempts - 1) (capped, with jitter), FAILED after
 //    the last attempt. A dispatcher that dies mid-attempt leaves the row to be retried when its lease runs out.
 //
+// On Citus (migration 0018) webhook_delivery stays a plain table on the coordinator, webhook_subscription is a
+// reference table and streak_event is distributed: no statement here joins a delivery with either, so every statement
+// on webhook_delivery is plain PostgreSQL on the coordinator, and its unique key and SKIP LOCKED leases keep
+// concurrent dispatchers apart as on one PostgreSQL.
+//
 // Each request carries Kindling-Event-Id (the event's UUID, for receivers to drop redeliveries),
 // Kindling-Timestamp (Unix seconds) and Kindling-Signature: "v1=" + hex(HMAC-SHA256(secret, timestamp + "." + body)),
 // where the body is the Event message in protobuf JSON form (event.proto, WebhookSubscription).
@@ -111,20 +116,30 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     return slice.entries.length === SLICE && floor > from;
   }
 
+  /**
+   * Leases due deliveries, then reads their subscriptions' URL and secret: two statements, so neither joins
+   * webhook_delivery (a coordinator table on Citus) with webhook_subscription (a reference table there), a join
+   * Citus refuses ("relation webhook_delivery is not distributed"). A subscription deleted in between answers no URL,
+   * as one deleted after the lease does.
+   */
   async function lease(): Promise<Leased[]> {
-    const { rows } = await pool.query<Leased>(
+    const { rows } = await pool.query<Omit<Leased, "url" | "secret">>(
       `with due as (
          select id from webhook_delivery
           where status in ('PENDING', 'RETRYING') and next_attempt_at <= $1
           order by next_attempt_at limit $2 for update skip locked
-       ), leased as (
-         update webhook_delivery d set next_attempt_at = $3, updated_at = now() from due where d.id = due.id
-         returning d.id, d.tenant_id, d.subscription_id, d.event_id::text, d.attempts
        )
-       select l.*, s.url, s.secret from leased l left join webhook_subscription s on s.id = l.subscription_id and s.deleted_at is null`,
+       update webhook_delivery d set next_attempt_at = $3, updated_at = now() from due where d.id = due.id
+       returning d.id, d.tenant_id, d.subscription_id, d.event_id::text, d.attempts`,
       [new Date(now()), batchSize, new Date(now() + leaseMs)],
     );
-    return rows;
+    if (rows.length === 0) return [];
+    const subs = await pool.query<{ id: string; url: string; secret: string }>(
+      "select id, url, secret from webhook_subscription where id = any($1::uuid[]) and deleted_at is null",
+      [[...new Set(rows.map((r) => r.subscription_id))]],
+    );
+    const byId = new Map(subs.rows.map((s) => [s.id, s]));
+    return rows.map((r) => ({ ...r, url: byId.get(r.subscription_id)?.url ?? null, secret: byId.get(r.subscription_id)?.secret ?? null }));
   }
 
   function backoff(attempt: number): number {

@@ -118,7 +118,11 @@ export async function tenantRetention(db: Pick<Pool, "query">, tenantId: string)
   return rows[0]?.days ?? null;
 }
 
-/** Sets (days) or clears (null: back to the default) a tenant's own retention. */
+/**
+ * Sets (days) or clears (null: back to the default) a tenant's own retention. The update takes the inserted row's
+ * time (`excluded.updated_at`, the same now()) rather than calling now(): tenant_retention is a reference table on
+ * Citus, which refuses a function that is not immutable in an upsert's DO UPDATE.
+ */
 export async function setTenantRetention(db: Pick<Pool, "query">, tenantId: string, days: number | null): Promise<void> {
   if (days === null) {
     await db.query("delete from tenant_retention where tenant_id = $1", [tenantId]);
@@ -129,7 +133,7 @@ export async function setTenantRetention(db: Pick<Pool, "query">, tenantId: stri
   }
   await db.query(
     `insert into tenant_retention (tenant_id, retention_days, updated_at) values ($1, $2, now())
-     on conflict (tenant_id) do update set retention_days = excluded.retention_days, updated_at = now()`,
+     on conflict (tenant_id) do update set retention_days = excluded.retention_days, updated_at = excluded.updated_at`,
     [tenantId, days],
   );
 }
