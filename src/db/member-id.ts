@@ -24,17 +24,21 @@ export const ON_MEMBER_KEY = "on conflict on constraint member_tenant_id_externa
 
 /**
  * Insert-if-absent for a member: every unique key of `member` (its id and its external key) is a conflict target,
- * so a concurrent creation of the same member makes this insert do nothing instead of failing on the id.
+ * so a concurrent creation of the same member makes this insert do nothing instead of failing on the id. (A unique
+ * index added to `member` later would be a target too: its conflicts would pass silently here.)
  */
 export const IF_MEMBER_ABSENT = "on conflict do nothing";
 
 /**
  * A unique violation on member's primary key: another transaction created the same new member (same derived id)
  * while an upsert targeting ON_MEMBER_KEY ran. The failed transaction stored nothing; run again, it finds the member.
- * (On Citus the constraint is reported with its shard's suffix.)
+ * PostgreSQL names the constraint in the error's field; a Citus coordinator relays a worker's error without that
+ * field, so its message (`… unique constraint "member_pkey_102008"`, the shard's suffix) is read instead.
  */
 export function isNewMemberRace(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
-  const { code, constraint } = error as { code?: unknown; constraint?: unknown };
-  return code === "23505" && typeof constraint === "string" && /^member_pkey(_\d+)?$/.test(constraint);
+  const { code, constraint, message } = error as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (code !== "23505") return false;
+  if (typeof constraint === "string") return /^member_pkey(_\d+)?$/.test(constraint);
+  return typeof message === "string" && /unique constraint "member_pkey(_\d+)?"/.test(message);
 }

@@ -22,6 +22,7 @@ import {
 } from "../../src/engine/ingest/activity-ingestor.ts";
 import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
+import { createMemberStore } from "../../src/engine/members/member-store.ts";
 import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
@@ -504,25 +505,45 @@ describe("batched ingestor against sequential processing", () => {
   it("batch/first_activities_of_one_new_member_at_once_all_succeed_on_every_path", async () => {
     // A new member's id is derived from who it is (memberIdFor), so writers creating it at once collide on the
     // primary key as well as on the (tenant_id, external_id) key their upserts name. Each path must end with the one
-    // member and every activity stored: one-at-a-time with and without a profile, and batches racing each other.
+    // member and every activity stored: one-at-a-time and batched, each with and without a profile, and UpsertMember.
     const { batched } = await twin({ condition: { type: ConditionType.COUNT, min: 1 } }, "newrace.event");
     const now = T0;
     const catalog = createDefinitionCatalog(pool, 30_000, () => now);
     const single = createActivityIngestor({ pool, catalog, now: () => now });
     const batchers = [0, 1, 2].map(() => createBatchIngestor({ pool, catalog, now: () => now, options: { maxBatch: 2 } }));
-    const rounds = Number(process.env.RACE_ROUNDS ?? 40);
-    const calls: Promise<RecordActivityResult>[] = [];
-    for (let round = 0; round < rounds; round++) {
-      const member = `newrace-${round}`;
-      for (let k = 0; k < 8; k++) {
-        const input: RecordActivityInput = {
-          tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 1,
-          uniqueIdentifier: `${member}-${k}`, metadata: {}, profile: k % 4 === 1 ? { firstName: `f${k}` } : undefined,
-        };
-        calls.push(k % 2 === 0 ? single.record(input) : batchers[k % 3]!.record(input));
+    const members = createMemberStore({ pool, catalog, now: () => now });
+    // Every writer of a round waits at a gate (a BEFORE INSERT trigger on member taking a shared advisory lock the
+    // test holds exclusively) until all are queued there; released together, their conflict checks and inserts
+    // overlap, which on their own they do only within microseconds.
+    await pool.query(`create function test_gate_member_insert() returns trigger language plpgsql as $$
+      begin perform pg_advisory_lock_shared(4242); perform pg_advisory_unlock_shared(4242); return new; end $$`);
+    await pool.query("create trigger test_gate_member_insert before insert on member for each row execute function test_gate_member_insert()");
+    const gate = new pg.Client({ connectionString: api.databaseUrl });
+    await gate.connect();
+    const rounds = 12;
+    const settled: PromiseSettledResult<unknown>[] = [];
+    try {
+      for (let round = 0; round < rounds; round++) {
+        await gate.query("select pg_advisory_lock(4242)");
+        const member = `newrace-${round}`;
+        const calls: Promise<unknown>[] = [];
+        for (let k = 0; k < 8; k++) {
+          const input: RecordActivityInput = {
+            tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - HOUR, value: 1,
+            uniqueIdentifier: `${member}-${k}`, metadata: {}, profile: k % 4 < 2 ? { firstName: `f${k}` } : undefined,
+          };
+          calls.push(k % 2 === 0 ? single.record(input) : batchers[k % 3]!.record(input));
+        }
+        calls.push(members.upsert(batched.tenantId, { externalId: member, lastName: `l${round}` }));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await gate.query("select pg_advisory_unlock(4242)");
+        settled.push(...(await Promise.allSettled(calls)));
       }
+    } finally {
+      await gate.end();
+      await pool.query("drop trigger test_gate_member_insert on member");
+      await pool.query("drop function test_gate_member_insert()");
     }
-    const settled = await Promise.allSettled(calls);
     expect(settled.filter((s) => s.status === "rejected").map((s) => String(s.reason))).toEqual([]);
     expect(batchers.reduce((n, b) => n + b.stats().fallbacks, 0)).toBe(0);
     const { rows } = await pool.query<{ id: string; external_id: string; n: number }>(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { memberIdFor } from "../../src/db/member-id.ts";
+import { isNewMemberRace, memberIdFor } from "../../src/db/member-id.ts";
 
 describe("memberIdFor", () => {
   it("member_id/is_the_uuidv5_of_the_external_id_in_the_tenant_namespace", () => {
@@ -14,6 +14,21 @@ describe("memberIdFor", () => {
     expect(memberIdFor(tenant, "alice")).not.toBe(memberIdFor(tenant, "bob"));
     expect(memberIdFor(tenant, "alice")).not.toBe(memberIdFor(other, "alice"));
     expect(memberIdFor(tenant, "ünïcödé")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("member_id/a_new_member_race_is_a_unique_violation_on_the_primary_key_as_postgresql_or_citus_reports_it", () => {
+    const violation = (fields: { code: string; constraint?: string; message?: string }) => Object.assign(new Error(fields.message ?? "duplicate key"), fields);
+    // PostgreSQL: the constraint in its own field.
+    expect(isNewMemberRace(violation({ code: "23505", constraint: "member_pkey" }))).toBe(true);
+    expect(isNewMemberRace(violation({ code: "23505", constraint: "member_pkey_102008" }))).toBe(true);
+    // A Citus coordinator relaying a worker's error: no constraint field, the shard's constraint in the message.
+    expect(isNewMemberRace(violation({ code: "23505", message: 'duplicate key value violates unique constraint "member_pkey_102008"' }))).toBe(true);
+    // Anything else is not this race.
+    expect(isNewMemberRace(violation({ code: "23505", constraint: "member_tenant_id_external_id_unique" }))).toBe(false);
+    expect(isNewMemberRace(violation({ code: "23505", message: 'duplicate key value violates unique constraint "member_streak_pkey_102040"' }))).toBe(false);
+    expect(isNewMemberRace(violation({ code: "40P01", constraint: "member_pkey" }))).toBe(false);
+    expect(isNewMemberRace(new Error('unique constraint "member_pkey"'))).toBe(false);
+    expect(isNewMemberRace(null)).toBe(false);
   });
 
   it("member_id/refuses_a_tenant_id_that_is_not_a_uuid", () => {
