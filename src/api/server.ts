@@ -44,7 +44,6 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const DEFAULT_WIDGET_DIR = fileURLToPath(new URL("../../web/dist/", import.meta.url));
 const WIDGET_FILE = /^\/widget\/([a-z0-9][a-z0-9.-]*\.js(?:\.map)?)(?:\?.*)?$/;
 
-/** Where a client on this machine reaches an API bound to `host` (a wildcard address means loopback). */
 /**
  * How long an idle HTTP/1.1 keep-alive connection stays open (Node's default is 5 s). A client that reuses a
  * connection just as the server closes it gets ECONNRESET for a request that was never read; clients and load
@@ -53,6 +52,7 @@ const WIDGET_FILE = /^\/widget\/([a-z0-9][a-z0-9.-]*\.js(?:\.map)?)(?:\?.*)?$/;
  */
 export const IDLE_HTTP1_CONNECTION_MS = 65_000;
 
+/** Where a client on this machine reaches an API bound to `host` (a wildcard address means loopback). */
 export function clientUrl(host: string, port: number): string {
   const reachable = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host;
   return `http://${reachable.includes(":") ? `[${reachable}]` : reachable}:${port}`;
@@ -272,6 +272,10 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
 
   const h2 = http2.createServer({}, handle);
   const h1 = http.createServer({ keepAliveTimeout: IDLE_HTTP1_CONNECTION_MS }, handle);
+  // h1 never listens itself (connections are handed to it below), and Node's HTTP server starts tracking its
+  // connections on "listening": without it closeIdleConnections() on shutdown finds none (an idle keep-alive
+  // client held every shutdown for the whole grace period) and headersTimeout/requestTimeout are not enforced.
+  h1.emit("listening");
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
   h2.on("session", (session) => {

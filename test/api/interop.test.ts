@@ -3,6 +3,7 @@
 // for NO_SIDE_EFFECTS methods, as a browser cache would use — Connect binary, and gRPC-Web. Each records an
 // activity and reads progress back.
 import http from "node:http";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
@@ -12,7 +13,8 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
-import { IDLE_HTTP1_CONNECTION_MS } from "../../src/api/server.ts";
+import { createApiServer, IDLE_HTTP1_CONNECTION_MS } from "../../src/api/server.ts";
+import { createLogger } from "../../src/observability/logger.ts";
 import { startTestApi, type Protocol, type TestApi } from "../support/api.ts";
 
 let api: TestApi;
@@ -65,7 +67,7 @@ describe("Connect, gRPC and gRPC-Web clients", () => {
   });
 
   it("interop/http1_keep_alive_connection_outlives_a_client_idle_for_more_than_node_default", async () => {
-    // A client idle for 6 s (Node's own server default closes after 5 s) reuses its connection: the server keeps it
+    // A client idle for 7.5 s (Node's own server default closes after 5 s, plus a 1 s margin) reuses its connection: the server keeps it
     // open (IDLE_HTTP1_CONNECTION_MS) and says so, so a close cannot race the client's next request.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const message = encodeURIComponent(JSON.stringify({ definitionId }));
@@ -80,8 +82,30 @@ describe("Connect, gRPC and gRPC-Web clients", () => {
     try {
       const first = await get();
       expect(first).toEqual({ status: 200, reused: false, keepAlive: `timeout=${IDLE_HTTP1_CONNECTION_MS / 1000}` });
-      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      await new Promise((resolve) => setTimeout(resolve, 7_500));
       expect(await get()).toMatchObject({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  }, 20_000);
+
+  it("interop/shutdown_closes_idle_http1_keep_alive_connections_at_once", async () => {
+    // An idle keep-alive connection holds no request: shutdown closes it at once instead of waiting out the grace
+    // period (here ten minutes, beyond this test's timeout) or the 65 s idle timeout.
+    const server = createApiServer({ logger: createLogger("silent"), services: [], maxRequestBytes: 1 << 20, checkReady: async () => true, shutdownGraceMs: 600_000 });
+    const { url } = await server.listen(0, "127.0.0.1");
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const socket = await new Promise<Socket>((resolve, reject) => {
+        const req = http.get(`${url}/no-such-path`, { agent }, (res) => {
+          res.resume();
+          res.once("end", () => resolve(req.socket!));
+        });
+        req.once("error", reject);
+      });
+      const socketClosed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      await server.close();
+      await socketClosed;
     } finally {
       agent.destroy();
     }
