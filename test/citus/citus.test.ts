@@ -22,6 +22,7 @@ import { createDefinitionCatalog } from "../../src/engine/definitions/definition
 import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
 import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
+import { retentionWorkflowId } from "../../src/workflows/messages.ts";
 import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
 import { startCitusCluster, type CitusCluster } from "../support/citus.ts";
@@ -747,8 +748,10 @@ describe("Kindling on a Citus cluster", () => {
     // the workload's days (by the servers' test clock) are all in the past by it.
     worker = await startWorker({
       databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
-      logger: createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus", retentionWorkflow: false,
+      logger: createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus",
     });
+    // Retention sweeps are not built for Citus: the worker does not start them there.
+    await expect(temporal!.client.workflow.getHandle(retentionWorkflowId(temporal!.taskQueue)).describe()).rejects.toThrow(/not found/i);
     const rewards = citusApi!.client(RewardService);
     const issued = await eventually(async () => {
       const { rewards: page } = await rewards.listRewards({ definitionId, pageSize: 100 });
