@@ -160,12 +160,6 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall };
 }
 
-/**
- * The tables the measured phases write: settled (VACUUM ANALYZE, CHECKPOINT) before every phase, ours and pgbench's
- * alike, so no phase pays for the previous one's cleanup (on two cores autovacuum and the checkpointer take a good
- * part of one, and would fall on whichever phase came after a write phase: our reads always follow pgbench's writes).
- */
-
 /** Window history rows stored so far (streak_window). */
 async function historyRows(url: string): Promise<number> {
   const c = new pgDriver.Client({ connectionString: url });

@@ -38,7 +38,11 @@ export function runPgbench(url: string, script: string, vars: Record<string, str
   return { tps, latencyMs, raw: result.stdout };
 }
 
-/** The tables recording activity writes: what a phase after ingest settles. */
+/**
+ * The tables recording activity writes: settled (VACUUM ANALYZE, CHECKPOINT) before every measured phase of the
+ * ingest benches, ours and pgbench's alike, so no phase pays for the previous one's cleanup (on two cores autovacuum
+ * and the checkpointer take a good part of one, and would fall on whichever phase came after a write phase).
+ */
 export const INGEST_TABLES: readonly string[] = ["member", "member_streak", "member_streak_state", "activity", "reward", "streak_window"];
 
 /**

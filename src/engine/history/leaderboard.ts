@@ -189,7 +189,7 @@ export const TOP_STATEMENTS_PER_BOARD = 2;
 
 /** Top-board reads and the statements that answered them, in this process since it started (the bench reads these). */
 const topTotals = { calls: 0, statements: 0, statementMillis: 0 };
-/** `statementMillis`: the statements' summed wall time, from sending one to having its rows. */
+/** `statementMillis`: the statements' summed wall time, from asking the pool for a connection to having the rows. */
 export const leaderboardTopTotals = (): { readonly calls: number; readonly statements: number; readonly statementMillis: number } => ({ ...topTotals });
 
 interface TopCall {
