@@ -770,7 +770,8 @@ describe("Kindling on a Citus cluster", () => {
   // Last: a pass drops whole weeks older than every tenant's retention, which takes the earlier tests' rows too.
   // Two tenants' activities and events spread over 64 members each (both workers) on a Monday and a Wednesday of
   // ten weeks ahead of the real clock, plus one far ahead; the weeks from the fifth on are created by the sweep, the
-  // rows of those weeks waiting in the default partition until then. At week 10's Tuesday, with a default of 49
+  // rows of those weeks waiting in the default partition until then (times with microseconds, as the database's
+  // clock writes them). At week 10's Tuesday, with a default of 49
   // days and 14 days for the short tenant: weeks up to 2 are dropped (both tenants), and the short tenant's rows
   // older than 14 days are deleted row by row (pages of 100), week 8's Monday among them, its Wednesday kept.
   it("citus/retention_drops_old_weeks_and_deletes_a_short_tenants_rows_on_every_shard", async () => {
@@ -786,13 +787,13 @@ describe("Kindling on a Citus cluster", () => {
     const at = slots.map((ms) => new Date(ms));
     await coordinator!.query(
       `insert into activity (id, tenant_id, member_id, definition_id, applied_definition_ids, occurred_at, value, unique_identifier, metadata, recorded_at, imported)
-       select gen_random_uuid(), t, md5(t::text || m)::uuid, null, '{}', x, 1, 'ret-' || m || '-' || extract(epoch from x), '{}', x, false
+       select gen_random_uuid(), t, md5(t::text || m)::uuid, null, '{}', x, 1, 'ret-' || m || '-' || extract(epoch from x), '{}', x + m * interval '1 microsecond', false
          from unnest($1::uuid[]) t cross join generate_series(0, 63) m cross join unnest($2::timestamptz[]) x`,
       [[short, long], at],
     );
     await coordinator!.query(
       `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-       select t, 'streak.incremented', md5(t::text || m)::uuid, null, 'ret-' || m || '-' || extract(epoch from x), '{}', x, x
+       select t, 'streak.incremented', md5(t::text || m)::uuid, null, 'ret-' || m || '-' || extract(epoch from x), '{}', x, x + m * interval '1 microsecond'
          from unnest($1::uuid[]) t cross join generate_series(0, 63) m cross join unnest($2::timestamptz[]) x`,
       [[short, long], at],
     );

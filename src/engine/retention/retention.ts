@@ -291,15 +291,16 @@ interface PageResult {
 }
 
 // The row deletes are a few statements in one transaction rather than a chain of data-modifying CTEs (which Citus
-// plans CTE by CTE): the page is read (a LIMIT over every shard), its rows deleted by their primary key from the
-// list read, and then the keys (and deliveries) of exactly the rows that delete returned, so a row removed
+// plans CTE by CTE): the page is read (a LIMIT over every shard), its rows deleted from the list read (activities
+// by their primary key, events by id through the (tenant_id, id) index), and then the keys (and deliveries) of exactly the rows that delete returned, so a row removed
 // meanwhile by someone else (an erasure) costs no key that is not its own. None calls a volatile function, so
 // Citus runs each delete on every shard at once.
 
 async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
-    const { rows: page } = await client.query<{ member_id: string; id: string; recorded_at: Date }>(
-      `select a.member_id, a.id, a.recorded_at from ${onlyDefault ? "activity_default" : "activity"} a
+    // recorded_at as text: a JavaScript Date would drop its microseconds, and the row would not be found.
+    const { rows: page } = await client.query<{ member_id: string; id: string; recorded_at: string }>(
+      `select a.member_id, a.id, a.recorded_at::text as recorded_at from ${onlyDefault ? "activity_default" : "activity"} a
         where a.tenant_id = $1 and a.recorded_at < $2 and not ${NEEDED_BY_STATE}
         limit $3`,
       [tenantId, before, pageSize],
@@ -324,8 +325,8 @@ async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, on
 
 async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
-    const { rows: page } = await client.query<{ id: string; created_at: Date }>(
-      `select e.id::text as id, e.created_at from ${onlyDefault ? "streak_event_default" : "streak_event"} e
+    const { rows: page } = await client.query<{ id: string }>(
+      `select e.id::text as id from ${onlyDefault ? "streak_event_default" : "streak_event"} e
         where e.tenant_id = $1 and e.created_at < $2
         limit $3`,
       [tenantId, before, pageSize],
@@ -333,9 +334,9 @@ async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyD
     if (page.length === 0) return { read: 0, deleted: 0 };
     const { rows: gone } = await client.query<EventRow>(
       `delete from streak_event e
-        where e.tenant_id = $1 and (e.id, e.created_at) in (select * from unnest($2::bigint[], $3::timestamptz[]))
+        where e.tenant_id = $1 and e.created_at < $2 and e.id = any($3::bigint[])
         returning e.id::text as id, e.tenant_id, e.member_id, e.dedupe_key`,
-      [tenantId, page.map((r) => r.id), page.map((r) => r.created_at)],
+      [tenantId, before, page.map((r) => r.id)],
     );
     if (gone.length > 0) {
       await deleteEventKeysAndDeliveries(client, gone);
