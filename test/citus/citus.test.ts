@@ -20,6 +20,7 @@ import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { createActivityIngestor } from "../../src/engine/ingest/activity-ingestor.ts";
 import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
 import { applyRetention, ensurePartitions, listPartitions, setTenantRetention, weekStart } from "../../src/engine/retention/retention.ts";
@@ -797,6 +798,19 @@ describe("Kindling on a Citus cluster", () => {
          from unnest($1::uuid[]) t cross join generate_series(0, 63) m cross join unnest($2::timestamptz[]) x`,
       [[short, long], at],
     );
+    // The admin tenant (at the default): "hold" checks in once in week 1, whose window its stored
+    // state has not finalised; "busy" on week 1's Monday and Thursday, which finalised Monday's window. The week's
+    // drop keeps the activities still needed (back in the default partition, with their keys) and nothing else.
+    const holdDef = await createDefinition(citusApi!, "retention-hold");
+    // The ingestor the API runs on Citus, on its own clock (the API refuses an occurrence ahead of the real one).
+    const checkIn = async (member: string, ms: number, key: string) => {
+      const ingestor = createActivityIngestor({ pool: coordinator!, catalog: createDefinitionCatalog(coordinator!, 0), now: () => ms, citus: true });
+      const recorded = await ingestor.record({ tenantId: citusApi!.admin.tenantId, memberExternalId: member, target: { definitionId: holdDef }, occurredAt: ms, uniqueIdentifier: key, metadata: {} });
+      expect(recorded.duplicate, key).toBe(false);
+    };
+    await checkIn("ret-hold", monday + WEEK + 12 * HOUR, "ret-hold-0");
+    await checkIn("ret-busy", monday + WEEK + 12 * HOUR, "ret-busy-0");
+    await checkIn("ret-busy", monday + WEEK + 3 * DAY + 12 * HOUR, "ret-busy-3");
     // A webhook delivery for every event of both tenants (a coordinator table: read, then written).
     const events = await coordinator!.query<{ id: string; tenant_id: string }>("select id::text, tenant_id from streak_event where tenant_id = any($1::uuid[])", [[short, long]]);
     await coordinator!.query(
@@ -879,6 +893,17 @@ describe("Kindling on a Citus cluster", () => {
            from run_command_on_shards($1, format('select count(*) from %%s where tenant_id in (%L, %L) and ${column} < %L', $2::uuid, $3::uuid, $4::timestamptz))`,
         [table, short, long, new Date(monday + 15 * WEEK)]);
       expect(rows[0]!.n, table).toBe("0");
+    }
+    expect(pass.activitiesKept).toBeGreaterThanOrEqual(2);
+    for (const [key, kept] of [["ret-hold-0", 1], ["ret-busy-0", 0], ["ret-busy-3", 1]] as const) {
+      const { rows } = await coordinator!.query<{ n: string }>(
+        `select coalesce(sum(result::bigint), 0)::text as n
+           from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
+        [citusApi!.admin.tenantId, key]);
+      expect(Number(rows[0]!.n), key).toBe(kept);
+      const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
+        [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
+      expect(keys.rows.length, key).toBe(kept);
     }
     // Idempotent: a second pass finds nothing more of the two tenants.
     const again = await applyRetention(coordinator!, now, { defaultDays: 49 }, { pageSize: 100 });
