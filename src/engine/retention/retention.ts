@@ -296,21 +296,32 @@ interface PageResult {
 // meanwhile by someone else (an erasure) costs no key that is not its own. None calls a volatile function, so
 // Citus runs each delete on every shard at once.
 
+/**
+ * The times a page's rows span, widened to whole milliseconds either side: a bound on the time column of the page's
+ * delete, so it reads only the week partitions the page came from (the ids or keys decide which rows go).
+ */
+function timeSpan(page: readonly { ms: number }[]): [Date, Date] {
+  const times = page.map((r) => Number(r.ms));
+  return [new Date(Math.floor(Math.min(...times)) - 1), new Date(Math.ceil(Math.max(...times)) + 1)];
+}
+
 async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
+    const table = onlyDefault ? "activity_default" : "activity";
     // recorded_at as text: a JavaScript Date would drop its microseconds, and the row would not be found.
-    const { rows: page } = await client.query<{ member_id: string; id: string; recorded_at: string }>(
-      `select a.member_id, a.id, a.recorded_at::text as recorded_at from ${onlyDefault ? "activity_default" : "activity"} a
+    const { rows: page } = await client.query<{ member_id: string; id: string; recorded_at: string; ms: number }>(
+      `select a.member_id, a.id, a.recorded_at::text as recorded_at, extract(epoch from a.recorded_at)::float8 * 1000 as ms from ${table} a
         where a.tenant_id = $1 and a.recorded_at < $2 and not ${NEEDED_BY_STATE}
         limit $3`,
       [tenantId, before, pageSize],
     );
     if (page.length === 0) return { read: 0, deleted: 0 };
     const { rows: gone } = await client.query<{ member_id: string; id: string; unique_identifier: string }>(
-      `delete from activity a
-        where a.tenant_id = $1 and (a.member_id, a.id, a.recorded_at) in (select * from unnest($2::uuid[], $3::uuid[], $4::timestamptz[]))
+      `delete from ${table} a
+        where a.tenant_id = $1 and a.recorded_at between $2 and $3
+          and (a.member_id, a.id, a.recorded_at) in (select * from unnest($4::uuid[], $5::uuid[], $6::timestamptz[]))
         returning a.member_id, a.id, a.unique_identifier`,
-      [tenantId, page.map((r) => r.member_id), page.map((r) => r.id), page.map((r) => r.recorded_at)],
+      [tenantId, ...timeSpan(page), page.map((r) => r.member_id), page.map((r) => r.id), page.map((r) => r.recorded_at)],
     );
     if (gone.length > 0) {
       await client.query(
@@ -325,18 +336,19 @@ async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, on
 
 async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
-    const { rows: page } = await client.query<{ id: string }>(
-      `select e.id::text as id from ${onlyDefault ? "streak_event_default" : "streak_event"} e
+    const table = onlyDefault ? "streak_event_default" : "streak_event";
+    const { rows: page } = await client.query<{ id: string; ms: number }>(
+      `select e.id::text as id, extract(epoch from e.created_at)::float8 * 1000 as ms from ${table} e
         where e.tenant_id = $1 and e.created_at < $2
         limit $3`,
       [tenantId, before, pageSize],
     );
     if (page.length === 0) return { read: 0, deleted: 0 };
     const { rows: gone } = await client.query<EventRow>(
-      `delete from streak_event e
-        where e.tenant_id = $1 and e.created_at < $2 and e.id = any($3::bigint[])
+      `delete from ${table} e
+        where e.tenant_id = $1 and e.created_at between $2 and $3 and e.id = any($4::bigint[])
         returning e.id::text as id, e.tenant_id, e.member_id, e.dedupe_key`,
-      [tenantId, before, page.map((r) => r.id)],
+      [tenantId, ...timeSpan(page), page.map((r) => r.id)],
     );
     if (gone.length > 0) {
       await deleteEventKeysAndDeliveries(client, gone);
