@@ -118,10 +118,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       webhooks.start();
       cleanups.push(() => webhooks.stop());
     }
-    // Retention sweeps (dropping old partitions, deleting pages of old rows) are not built for Citus yet
-    // (docs/scaling.md): on a Citus coordinator the workflow is not started, so it cannot fail there on every run.
-    if (citus) logger.warn("retention sweeps do not run on a Citus cluster yet: activities and events are kept (docs/scaling.md)");
-    else if (options.retentionWorkflow ?? true) await startRetentionWorkflow(client, options.taskQueue);
+    if (options.retentionWorkflow ?? true) await startRetentionWorkflow(client, options.taskQueue);
     logger.info({ taskQueue: options.taskQueue, namespace: options.namespace, address: options.temporalAddress }, "worker started");
     return { worker, relay, client, stop: cleanup };
   } catch (error) {

@@ -4,6 +4,7 @@
 // tables by member (migration 0018). The same recording workload also runs on one PostgreSQL (the run's shared
 // one) and both must give the same answers: counts, duplicates, rewards, reads. Without Citus installed the file
 // fails with the command that installs it.
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import pg from "pg";
@@ -19,8 +20,11 @@ import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createLogger } from "../../src/observability/logger.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
+import { createActivityIngestor } from "../../src/engine/ingest/activity-ingestor.ts";
 import { sweepAdvance, sweepAtRisk, sweepBreaks } from "../../src/engine/sweeps/window-sweeps.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
+import { applyRetention, ensurePartitions, listPartitions, setTenantRetention, weekStart } from "../../src/engine/retention/retention.ts";
+import { ALL_TENANTS, retentionFloor } from "../../src/engine/delivery/event-stream.ts";
 import { bundleWorkflows, startWorker, type RunningWorker } from "../../workers/worker.ts";
 import { retentionWorkflowId } from "../../src/workflows/messages.ts";
 import { createTestClock, startTestApi, type TestApi } from "../support/api.ts";
@@ -750,8 +754,11 @@ describe("Kindling on a Citus cluster", () => {
       databaseUrl: cluster!.url, temporalAddress: temporal!.address, namespace: temporal!.namespace, taskQueue: temporal!.taskQueue,
       logger: createLogger(process.env.TEST_LOG_LEVEL === "silent" ? "silent" : "error"), workflowBundle: await bundleWorkflows(), relayPollMs: 100, databaseKind: "citus",
     });
-    // Retention sweeps are not built for Citus: the worker does not start them there.
-    await expect(temporal!.client.workflow.getHandle(retentionWorkflowId(temporal!.taskQueue)).describe()).rejects.toThrow(/not found/i);
+    // The worker starts the retention workflow on Citus as on one PostgreSQL (its sweeps: the last test below).
+    await eventually(async () => {
+      const described = await temporal!.client.workflow.getHandle(retentionWorkflowId(temporal!.taskQueue)).describe().catch(() => undefined);
+      return described?.status.name === "RUNNING" ? true : undefined;
+    }, 30_000);
     const rewards = citusApi!.client(RewardService);
     const issued = await eventually(async () => {
       const { rewards: page } = await rewards.listRewards({ definitionId, pageSize: 100 });
@@ -760,5 +767,161 @@ describe("Kindling on a Citus cluster", () => {
     expect(new Set(issued.map((r) => r.couponCode)).size).toBe(MEMBERS + 20);
     const { rows } = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_event where type = 'reward.issued' and definition_id = $1", [definitionId]);
     expect(rows[0]!.n).toBe(String(MEMBERS + 20));
+  }, 240_000);
+  // Last: a pass drops whole weeks older than every tenant's retention, which takes the earlier tests' rows too.
+  // Two tenants' activities and events spread over 64 members each (both workers) on a Monday and a Wednesday of
+  // ten weeks ahead of the real clock, plus one far ahead; the weeks from the fifth on are created by the sweep, the
+  // rows of those weeks waiting in the default partition until then (times with microseconds, as the database's
+  // clock writes them). At week 10's Tuesday, with a default of 49
+  // days and 14 days for the short tenant: weeks up to 2 are dropped (both tenants), and the short tenant's rows
+  // older than 14 days are deleted row by row (pages of 100), week 8's Monday among them, its Wednesday kept.
+  it("citus/retention_drops_old_weeks_and_deletes_a_short_tenants_rows_on_every_shard", async () => {
+    const WEEK = 7 * DAY;
+    const monday = weekStart(Date.now());
+    const now = monday + 10 * WEEK + DAY;
+    const [short, long] = [randomUUID(), randomUUID()];
+    for (const [id, name] of [[short, "retention-short"], [long, "retention-long"]]) {
+      await coordinator!.query("insert into tenant (id, name, created_at, updated_at) values ($1, $2, now(), now())", [id, name]);
+    }
+    await setTenantRetention(coordinator!, short, 14);
+    const slots = [...Array.from({ length: 10 }, (_, k) => [monday + (k + 1) * WEEK + 12 * HOUR, monday + (k + 1) * WEEK + 2 * DAY + 12 * HOUR]).flat(), monday + 20 * WEEK];
+    const at = slots.map((ms) => new Date(ms));
+    await coordinator!.query(
+      `insert into activity (id, tenant_id, member_id, definition_id, applied_definition_ids, occurred_at, value, unique_identifier, metadata, recorded_at, imported)
+       select gen_random_uuid(), t, md5(t::text || m)::uuid, null, '{}', x, 1, 'ret-' || m || '-' || extract(epoch from x), '{}', x + m * interval '1 microsecond', false
+         from unnest($1::uuid[]) t cross join generate_series(0, 63) m cross join unnest($2::timestamptz[]) x`,
+      [[short, long], at],
+    );
+    await coordinator!.query(
+      `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
+       select t, 'streak.incremented', md5(t::text || m)::uuid, null, 'ret-' || m || '-' || extract(epoch from x), '{}', x, x + m * interval '1 microsecond'
+         from unnest($1::uuid[]) t cross join generate_series(0, 63) m cross join unnest($2::timestamptz[]) x`,
+      [[short, long], at],
+    );
+    // The admin tenant (at the default): "hold" checks in once in week 1, whose window its stored
+    // state has not finalised; "busy" on week 1's Monday and Thursday, which finalised Monday's window. The week's
+    // drop keeps the activities still needed (back in the default partition, with their keys) and nothing else.
+    const holdDef = await createDefinition(citusApi!, "retention-hold");
+    // The ingestor the API runs on Citus, on its own clock (the API refuses an occurrence ahead of the real one).
+    const checkIn = async (member: string, ms: number, key: string) => {
+      const ingestor = createActivityIngestor({ pool: coordinator!, catalog: createDefinitionCatalog(coordinator!, 0), now: () => ms, citus: true });
+      const recorded = await ingestor.record({ tenantId: citusApi!.admin.tenantId, memberExternalId: member, target: { definitionId: holdDef }, occurredAt: ms, uniqueIdentifier: key, metadata: {} });
+      expect(recorded.duplicate, key).toBe(false);
+    };
+    await checkIn("ret-hold", monday + WEEK + 12 * HOUR, "ret-hold-0");
+    await checkIn("ret-busy", monday + WEEK + 12 * HOUR, "ret-busy-0");
+    await checkIn("ret-busy", monday + WEEK + 3 * DAY + 12 * HOUR, "ret-busy-3");
+    // A webhook delivery for every event of both tenants (a coordinator table: read, then written).
+    const events = await coordinator!.query<{ id: string; tenant_id: string }>("select id::text, tenant_id from streak_event where tenant_id = any($1::uuid[])", [[short, long]]);
+    await coordinator!.query(
+      `insert into webhook_delivery (id, tenant_id, subscription_id, event_id, status, attempts, created_at, updated_at)
+       select gen_random_uuid(), t, $3::uuid, e, 'SUCCEEDED', 1, now(), now() from unnest($1::uuid[], $2::bigint[]) as d(t, e)`,
+      [events.rows.map((e) => e.tenant_id), events.rows.map((e) => e.id), randomUUID()],
+    );
+
+    const shortCutoff = new Date(now - 14 * DAY);
+    const longCutoff = new Date(monday + 3 * WEEK);
+    const count = async (table: string, tenant: string, column: string, op: "<" | ">=", bound: Date) => {
+      const { rows } = await coordinator!.query<{ nodeport: number; n: string }>(
+        `select s.nodeport, sum(r.result::bigint)::text as n
+           from run_command_on_shards($1, format('select count(*) from %%s where tenant_id = %L and ${column} ${op} %L', $2::uuid, $3::timestamptz)) r
+           join citus_shards s on s.shardid = r.shardid group by s.nodeport order by 1`,
+        [table, tenant, bound],
+      );
+      return Object.fromEntries(rows.map((r) => [r.nodeport, Number(r.n)]));
+    };
+    const split = async () => {
+      const out: Record<string, Record<string, number>> = {};
+      for (const [tenant, bound, name] of [[short, shortCutoff, "short"], [long, longCutoff, "long"]] as const) {
+        for (const [table, column] of [["activity", "recorded_at"], ["activity_key", "recorded_at"], ["streak_event", "created_at"]]) {
+          out[`${table}/${name}/gone`] = await count(table!, tenant, column!, "<", bound);
+          out[`${table}/${name}/kept`] = await count(table!, tenant, column!, ">=", bound);
+        }
+      }
+      return out;
+    };
+    const before = await split();
+    const workers = [...cluster!.workerPorts].sort((a, b) => a - b);
+    // Both workers hold rows past retention and rows within it, of each tenant and each table.
+    for (const [key, byWorker] of Object.entries(before)) for (const w of workers) expect(byWorker[w] ?? 0, `${key} on ${w}`).toBeGreaterThan(0);
+    const slotsBefore = (bound: Date) => slots.filter((s) => s < bound.getTime()).length * 64;
+    expect(Object.values(before["activity/short/gone"]!).reduce((a, b) => a + b, 0)).toBe(slotsBefore(shortCutoff));
+
+    // The weeks ahead as the workflow creates them over time: weeks 5-9 (5 and 6 hold rows in the default
+    // partition, which move into them), then weeks 10-14.
+    const created = [...await ensurePartitions(coordinator!, monday + 5 * WEEK), ...await ensurePartitions(coordinator!, now)];
+    const week = (k: number) => new Date(monday + k * WEEK).toISOString().slice(0, 10).replaceAll("-", "");
+    expect(created.sort()).toEqual(["activity", "streak_event"].flatMap((t) => Array.from({ length: 10 }, (_, k) => `${t}_p${week(k + 5)}`)).sort());
+
+    const pass = await applyRetention(coordinator!, now, { defaultDays: 49 }, { pageSize: 100 });
+    expect(pass.droppedPartitions.sort()).toEqual(["activity", "streak_event"].flatMap((t) => [`${t}_legacy`, ...[0, 1, 2].map((k) => `${t}_p${week(k)}`)]).sort());
+    const after = await split();
+    for (const [key, byWorker] of Object.entries(after)) {
+      for (const w of workers) expect(byWorker[w] ?? 0, `${key} on ${w}`).toBe(key.endsWith("/gone") ? 0 : before[key]![w]);
+    }
+    // Exactly the short tenant's rows within 14 days are kept (week 8's Monday went, its Wednesday stayed), and
+    // the long tenant's from week 3 on.
+    const total = (byWorker: Record<string, number>) => Object.values(byWorker).reduce((a, b) => a + b, 0);
+    expect(total(after["activity/short/kept"]!)).toBe(slots.filter((s) => s >= shortCutoff.getTime()).length * 64);
+    expect(total(after["streak_event/long/kept"]!)).toBe(slots.filter((s) => s >= longCutoff.getTime()).length * 64);
+    // Event keys: one per kept event, on its shard.
+    for (const [tenant, name] of [[short, "short"], [long, "long"]] as const) {
+      const { rows } = await coordinator!.query<{ nodeport: number; n: string }>(
+        `select s.nodeport, sum(r.result::bigint)::text as n from run_command_on_shards('streak_event_key', format('select count(*) from %%s where tenant_id = %L', $1::uuid)) r
+           join citus_shards s on s.shardid = r.shardid group by s.nodeport`, [tenant]);
+      expect(Object.fromEntries(rows.map((r) => [r.nodeport, Number(r.n)])), name).toEqual(after[`streak_event/${name}/kept`]);
+    }
+    // Deliveries only for the events kept; the floors raised (the short tenant's rows, every tenant's dropped weeks).
+    const kept = (await coordinator!.query<{ id: string }>("select id::text from streak_event where tenant_id = any($1::uuid[])", [[short, long]])).rows.map((r) => r.id);
+    const delivered = (await coordinator!.query<{ id: string }>("select event_id::text as id from webhook_delivery where tenant_id = any($1::uuid[])", [[short, long]])).rows.map((r) => r.id);
+    const numeric = (ids: string[]) => ids.map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+    expect(numeric(delivered)).toEqual(numeric(kept));
+    expect(await retentionFloor(coordinator!, short)).toBeGreaterThan(0n);
+    const floors = await coordinator!.query<{ tenant_id: string }>("select tenant_id from event_retention_floor where tenant_id = any($1::uuid[])", [[short, ALL_TENANTS]]);
+    expect(floors.rows.map((r) => r.tenant_id).sort()).toEqual([ALL_TENANTS, short].sort());
+    // The partitions from week 3 to 14 exist, each distributed with shards on both workers; the default partition
+    // holds none of the two tenants' rows but the far-ahead ones.
+    const weeks = (await listPartitions(coordinator!)).filter((p) => !p.isDefault).map((p) => p.name);
+    expect(weeks.sort()).toEqual(["activity", "streak_event"].flatMap((t) => Array.from({ length: 12 }, (_, k) => `${t}_p${week(k + 3)}`)).sort());
+    for (const name of weeks) {
+      const { rows } = await coordinator!.query<{ nodeport: number }>("select distinct nodeport from citus_shards where table_name = $1::regclass order by 1", [name]);
+      expect(rows.map((r) => r.nodeport), name).toEqual(workers);
+    }
+    for (const [table, column] of [["activity_default", "recorded_at"], ["streak_event_default", "created_at"]] as const) {
+      const { rows } = await coordinator!.query<{ n: string }>(
+        `select coalesce(sum(result::bigint), 0)::text as n
+           from run_command_on_shards($1, format('select count(*) from %%s where tenant_id in (%L, %L) and ${column} < %L', $2::uuid, $3::uuid, $4::timestamptz))`,
+        [table, short, long, new Date(monday + 15 * WEEK)]);
+      expect(rows[0]!.n, table).toBe("0");
+    }
+    expect(pass.activitiesKept).toBeGreaterThanOrEqual(2);
+    for (const [key, kept] of [["ret-hold-0", 1], ["ret-busy-0", 0], ["ret-busy-3", 1]] as const) {
+      const { rows } = await coordinator!.query<{ n: string }>(
+        `select coalesce(sum(result::bigint), 0)::text as n
+           from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
+        [citusApi!.admin.tenantId, key]);
+      expect(Number(rows[0]!.n), key).toBe(kept);
+      const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
+        [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
+      expect(keys.rows.length, key).toBe(kept);
+    }
+    // "busy" checks in again in week 3, which finalises Thursday's window: the next pass deletes ret-busy-3 row by
+    // row from the default partition (the admin tenant is at the longest retention), with its key; "hold" keeps
+    // its activity. Nothing more of the two tenants goes.
+    await checkIn("ret-busy", monday + 3 * WEEK + 12 * HOUR, "ret-busy-w3");
+    const again = await applyRetention(coordinator!, now, { defaultDays: 49 }, { pageSize: 100 });
+    expect(again.droppedPartitions).toEqual([]);
+    expect(again.activitiesDeleted).toBeGreaterThanOrEqual(1);
+    for (const [key, kept] of [["ret-hold-0", 1], ["ret-busy-3", 0]] as const) {
+      const { rows } = await coordinator!.query<{ n: string }>(
+        `select coalesce(sum(result::bigint), 0)::text as n
+           from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
+        [citusApi!.admin.tenantId, key]);
+      expect(Number(rows[0]!.n), key).toBe(kept);
+      const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
+        [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
+      expect(keys.rows.length, key).toBe(kept);
+    }
+    expect(await split()).toEqual(after);
   }, 240_000);
 });

@@ -159,9 +159,13 @@ export interface RetentionResult {
 
 /**
  * One pass of retention at `now`: drops the week partitions older than every tenant's retention, then deletes the
- * rows of tenants with a shorter one (and rows past retention in the default partition).
+ * rows of tenants with a shorter one (and rows past retention in the default partition). `pageSize` (5,000 unless
+ * given) is the rows a transaction deletes.
  */
-export async function applyRetention(pool: Pool, now: number, policy: RetentionPolicy, options: { onPage?: (done: number) => void } = {}): Promise<RetentionResult> {
+export async function applyRetention(
+  pool: Pool, now: number, policy: RetentionPolicy, options: { onPage?: (done: number) => void; pageSize?: number } = {},
+): Promise<RetentionResult> {
+  const pageSize = options.pageSize ?? ROW_PAGE;
   const tenants = await tenantRetentions(pool, policy);
   const result = { droppedPartitions: [] as string[], activitiesDeleted: 0, eventsDeleted: 0, activitiesKept: 0 };
   // A tenant with no limit (null) keeps every partition; so does a deployment with no tenants yet and no default.
@@ -171,7 +175,7 @@ export async function applyRetention(pool: Pool, now: number, policy: RetentionP
     const dropBefore = now - longest * DAY;
     for (const p of await listPartitions(pool)) {
       if (p.isDefault || p.to === null || p.to > dropBefore) continue;
-      result.activitiesKept += await dropPartition(pool, p);
+      result.activitiesKept += await dropPartition(pool, p, pageSize);
       result.droppedPartitions.push(p.name);
       options.onPage?.(result.droppedPartitions.length);
     }
@@ -183,15 +187,15 @@ export async function applyRetention(pool: Pool, now: number, policy: RetentionP
     // partition; a tenant below it in every partition older than its own limit.
     const onlyDefault = longest !== null && t.days >= longest;
     for (;;) {
-      const n = await deleteActivityPage(pool, t.tenantId, before, onlyDefault);
-      result.activitiesDeleted += n;
-      if (n < ROW_PAGE) break;
+      const page = await deleteActivityPage(pool, t.tenantId, before, onlyDefault, pageSize);
+      result.activitiesDeleted += page.deleted;
+      if (page.read < pageSize) break;
       options.onPage?.(result.activitiesDeleted);
     }
     for (;;) {
-      const n = await deleteEventPage(pool, t.tenantId, before, onlyDefault);
-      result.eventsDeleted += n;
-      if (n < ROW_PAGE) break;
+      const page = await deleteEventPage(pool, t.tenantId, before, onlyDefault, pageSize);
+      result.eventsDeleted += page.deleted;
+      if (page.read < pageSize) break;
       options.onPage?.(result.eventsDeleted);
     }
   }
@@ -199,15 +203,18 @@ export async function applyRetention(pool: Pool, now: number, policy: RetentionP
 }
 
 /**
- * Drops one week partition in two transactions, so recording never waits behind the long part:
+ * Drops one week partition in two steps, so recording never waits behind the long part:
  * 1. without any table lock: the activities a member's state still needs are copied to activity_retention_hold,
- *    and every other key of the week's rows is deleted (and, for events, the keys and webhook deliveries);
+ *    and every other key of the week's rows is deleted (for events, page by page: their keys and webhook
+ *    deliveries);
  * 2. with the parent locked (lock_timeout bounds the wait): the week is dropped, and the held activities go back
  *    into activity under their own keys, into the default partition now that their week is gone.
  * A key removed in step 1 frees its unique_identifier a moment before its row goes: that row is past retention.
- * Returns the activities kept.
+ * Every statement also runs on a Citus coordinator: the joins between member tables match the member
+ * (`member_id`), so each shard joins its own rows, and webhook_delivery (a coordinator table) is deleted by the
+ * event ids read from the partition, never joined with it. Returns the activities kept.
  */
-async function dropPartition(pool: Pool, p: Partition): Promise<number> {
+async function dropPartition(pool: Pool, p: Partition, pageSize: number): Promise<number> {
   const part = quoteIdent(p.name);
   const inWeek = (column: string) => `${column} < $1${p.from === null ? "" : ` and ${column} >= $2`}`;
   const bounds = p.from === null ? [new Date(p.to!)] : [new Date(p.to!), new Date(p.from)];
@@ -217,7 +224,7 @@ async function dropPartition(pool: Pool, p: Partition): Promise<number> {
       await client.query(
         `delete from activity_key k using ${part} a
           where k.tenant_id = a.tenant_id and k.member_id = a.member_id and k.unique_identifier = a.unique_identifier and k.activity_id = a.id
-            and not exists (select 1 from activity_retention_hold h where h.id = a.id and h.recorded_at = a.recorded_at)`,
+            and not exists (select 1 from activity_retention_hold h where h.member_id = a.member_id and h.id = a.id and h.recorded_at = a.recorded_at)`,
       );
     });
     return inTransaction(pool, async (client) => {
@@ -229,10 +236,20 @@ async function dropPartition(pool: Pool, p: Partition): Promise<number> {
       return kept.rowCount ?? 0;
     });
   }
-  await inTransaction(pool, async (client) => {
-    await client.query(`delete from streak_event_key k using ${part} e where k.tenant_id = e.tenant_id and k.dedupe_key = e.dedupe_key and k.event_id = e.id`);
-    await client.query(`delete from webhook_delivery d using ${part} e where d.event_id = e.id`);
-  });
+  // The week's events a page a transaction, in (tenant_id, id) order (the index streak_event_tenant_id_id_index).
+  let after: { tenantId: string; id: string } | null = null;
+  for (;;) {
+    const { rows }: { rows: EventRow[] } = await pool.query<EventRow>(
+      `select e.id::text as id, e.tenant_id, e.member_id, e.dedupe_key from ${part} e
+        ${after === null ? "" : "where (e.tenant_id, e.id) > ($2::uuid, $3::bigint)"}
+        order by e.tenant_id, e.id limit $1`,
+      after === null ? [pageSize] : [pageSize, after.tenantId, after.id],
+    );
+    if (rows.length > 0) await inTransaction(pool, (client) => deleteEventKeysAndDeliveries(client, rows));
+    if (rows.length < pageSize) break;
+    const last: EventRow = rows[rows.length - 1]!;
+    after = { tenantId: last.tenant_id, id: last.id };
+  }
   return inTransaction(pool, async (client) => {
     await client.query(`set local lock_timeout = '${LOCK_TIMEOUT}'`);
     await client.query("lock table streak_event in access exclusive mode");
@@ -243,53 +260,115 @@ async function dropPartition(pool: Pool, p: Partition): Promise<number> {
   });
 }
 
-async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean): Promise<number> {
+interface EventRow {
+  readonly id: string;
+  readonly tenant_id: string;
+  readonly member_id: string | null;
+  readonly dedupe_key: string;
+}
+
+/**
+ * Deletes the dedupe keys and webhook deliveries of `events`. A key is matched by its whole primary key and its
+ * event (an event without a member has its key under the nil UUID, as the key trigger writes it) from the list the
+ * statement carries, not by a join with a partition (which Citus would have to plan across shards); the
+ * deliveries, a coordinator table, by tenant and event id.
+ */
+async function deleteEventKeysAndDeliveries(client: PoolClient, events: readonly EventRow[]): Promise<void> {
+  await client.query(
+    `delete from streak_event_key k
+      where (k.tenant_id, k.member_id, k.dedupe_key, k.event_id) in (select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]))`,
+    [events.map((e) => e.tenant_id), events.map((e) => e.member_id ?? ALL_TENANTS), events.map((e) => e.dedupe_key), events.map((e) => e.id)],
+  );
+  await client.query("delete from webhook_delivery d where d.tenant_id = any($1::uuid[]) and d.event_id = any($2::bigint[])", [
+    [...new Set(events.map((e) => e.tenant_id))], events.map((e) => e.id),
+  ]);
+}
+
+/** A page of a row delete: the rows it read as past retention, and those it deleted. */
+interface PageResult {
+  readonly read: number;
+  readonly deleted: number;
+}
+
+// The row deletes are a few statements in one transaction rather than a chain of data-modifying CTEs (which Citus
+// plans CTE by CTE): the page is read (a LIMIT over every shard), its rows deleted from the list read (activities
+// by their primary key, events by id through the (tenant_id, id) index), and then the keys (and deliveries) of exactly the rows that delete returned, so a row removed
+// meanwhile by someone else (an erasure) costs no key that is not its own. None calls a volatile function, so
+// Citus runs each delete on every shard at once.
+
+/**
+ * The times a page's rows span, widened to whole milliseconds either side: a bound on the time column of the page's
+ * delete, so it reads only the week partitions the page came from (the ids or keys decide which rows go).
+ */
+function timeSpan(page: readonly { ms: number }[]): [Date, Date] {
+  const times = page.map((r) => Number(r.ms));
+  return [new Date(Math.floor(Math.min(...times)) - 1), new Date(Math.ceil(Math.max(...times)) + 1)];
+}
+
+async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
-    const { rowCount } = await client.query(
-      `with victims as (
-         select a.id, a.recorded_at from ${onlyDefault ? "activity_default" : "activity"} a
-          where a.tenant_id = $1 and a.recorded_at < $2 and not ${NEEDED_BY_STATE}
-          limit $3
-       ), gone as (
-         delete from activity a using victims v where a.id = v.id and a.recorded_at = v.recorded_at
-         returning a.id, a.tenant_id, a.member_id, a.unique_identifier
-       )
-       delete from activity_key k using gone g
-        where k.tenant_id = g.tenant_id and k.member_id = g.member_id and k.unique_identifier = g.unique_identifier and k.activity_id = g.id`,
-      [tenantId, before, ROW_PAGE],
+    const table = onlyDefault ? "activity_default" : "activity";
+    // recorded_at as text: a JavaScript Date would drop its microseconds, and the row would not be found.
+    const { rows: page } = await client.query<{ member_id: string; id: string; recorded_at: string; ms: number }>(
+      `select a.member_id, a.id, a.recorded_at::text as recorded_at, extract(epoch from a.recorded_at)::float8 * 1000 as ms from ${table} a
+        where a.tenant_id = $1 and a.recorded_at < $2 and not ${NEEDED_BY_STATE}
+        limit $3`,
+      [tenantId, before, pageSize],
     );
-    return rowCount ?? 0;
+    if (page.length === 0) return { read: 0, deleted: 0 };
+    const { rows: gone } = await client.query<{ member_id: string; id: string; unique_identifier: string }>(
+      `delete from ${table} a
+        where a.tenant_id = $1 and a.recorded_at between $2 and $3
+          and (a.member_id, a.id, a.recorded_at) in (select * from unnest($4::uuid[], $5::uuid[], $6::timestamptz[]))
+        returning a.member_id, a.id, a.unique_identifier`,
+      [tenantId, ...timeSpan(page), page.map((r) => r.member_id), page.map((r) => r.id), page.map((r) => r.recorded_at)],
+    );
+    if (gone.length > 0) {
+      await client.query(
+        `delete from activity_key k
+          where k.tenant_id = $1 and (k.member_id, k.unique_identifier, k.activity_id) in (select * from unnest($2::uuid[], $3::text[], $4::uuid[]))`,
+        [tenantId, gone.map((r) => r.member_id), gone.map((r) => r.unique_identifier), gone.map((r) => r.id)],
+      );
+    }
+    return { read: page.length, deleted: gone.length };
   });
 }
 
-async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean): Promise<number> {
+async function deleteEventPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ n: number; through: string | null }>(
-      `with victims as (
-         select e.id, e.created_at from ${onlyDefault ? "streak_event_default" : "streak_event"} e
-          where e.tenant_id = $1 and e.created_at < $2
-          limit $3
-       ), gone as (
-         delete from streak_event e using victims v where e.id = v.id and e.created_at = v.created_at
-         returning e.id, e.tenant_id, e.dedupe_key
-       ), keys as (
-         delete from streak_event_key k using gone g where k.tenant_id = g.tenant_id and k.dedupe_key = g.dedupe_key and k.event_id = g.id
-       ), deliveries as (
-         delete from webhook_delivery d where d.tenant_id = $1 and d.event_id in (select id from gone)
-       )
-       select count(*)::int as n, max(id)::text as through from gone`,
-      [tenantId, before, ROW_PAGE],
+    const table = onlyDefault ? "streak_event_default" : "streak_event";
+    const { rows: page } = await client.query<{ id: string; ms: number }>(
+      `select e.id::text as id, extract(epoch from e.created_at)::float8 * 1000 as ms from ${table} e
+        where e.tenant_id = $1 and e.created_at < $2
+        limit $3`,
+      [tenantId, before, pageSize],
     );
-    const { n, through } = rows[0]!;
-    if (through !== null) await raiseFloor(client, tenantId, through);
-    return n;
+    if (page.length === 0) return { read: 0, deleted: 0 };
+    const { rows: gone } = await client.query<EventRow>(
+      `delete from ${table} e
+        where e.tenant_id = $1 and e.created_at between $2 and $3 and e.id = any($4::bigint[])
+        returning e.id::text as id, e.tenant_id, e.member_id, e.dedupe_key`,
+      [tenantId, ...timeSpan(page), page.map((r) => r.id)],
+    );
+    if (gone.length > 0) {
+      await deleteEventKeysAndDeliveries(client, gone);
+      const through = gone.reduce((max, e) => (BigInt(e.id) > max ? BigInt(e.id) : max), 0n);
+      await raiseFloor(client, tenantId, through.toString());
+    }
+    return { read: page.length, deleted: gone.length };
   });
 }
 
+/**
+ * Raises the tenant's floor to `through`. The update takes the inserted row's time (`excluded.updated_at`, the
+ * same now()): event_retention_floor is a reference table on Citus, which refuses a function that is not immutable
+ * in an upsert's DO UPDATE.
+ */
 async function raiseFloor(client: PoolClient, tenantId: string, through: string): Promise<void> {
   await client.query(
     `insert into event_retention_floor (tenant_id, deleted_through, updated_at) values ($1, $2::bigint, now())
-     on conflict (tenant_id) do update set deleted_through = greatest(event_retention_floor.deleted_through, excluded.deleted_through), updated_at = now()`,
+     on conflict (tenant_id) do update
+       set deleted_through = greatest(event_retention_floor.deleted_through, excluded.deleted_through), updated_at = excluded.updated_at`,
     [tenantId, through],
   );
 }
