@@ -895,16 +895,20 @@ describe("Kindling on a Citus cluster", () => {
       expect(rows[0]!.n, table).toBe("0");
     }
     expect(pass.activitiesKept).toBeGreaterThanOrEqual(2);
-    for (const [key, kept] of [["ret-hold-0", 1], ["ret-busy-0", 0], ["ret-busy-3", 1]] as const) {
-      const { rows } = await coordinator!.query<{ n: string }>(
-        `select coalesce(sum(result::bigint), 0)::text as n
-           from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
-        [citusApi!.admin.tenantId, key]);
-      expect(Number(rows[0]!.n), key).toBe(kept);
-      const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
-        [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
-      expect(keys.rows.length, key).toBe(kept);
-    }
+    /** Each activity (by unique identifier) is in the default partition, with its key, `kept` times (0 or 1). */
+    const expectKeptInDefault = async (expected: readonly (readonly [string, number])[]) => {
+      for (const [key, kept] of expected) {
+        const { rows } = await coordinator!.query<{ n: string }>(
+          `select coalesce(sum(result::bigint), 0)::text as n
+             from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
+          [citusApi!.admin.tenantId, key]);
+        expect(Number(rows[0]!.n), key).toBe(kept);
+        const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
+          [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
+        expect(keys.rows.length, key).toBe(kept);
+      }
+    };
+    await expectKeptInDefault([["ret-hold-0", 1], ["ret-busy-0", 0], ["ret-busy-3", 1]]);
     // "busy" checks in again in week 3, which finalises Thursday's window: the next pass deletes ret-busy-3 row by
     // row from the default partition (the admin tenant is at the longest retention), with its key; "hold" keeps
     // its activity. Nothing more of the two tenants goes.
@@ -912,16 +916,7 @@ describe("Kindling on a Citus cluster", () => {
     const again = await applyRetention(coordinator!, now, { defaultDays: 49 }, { pageSize: 100 });
     expect(again.droppedPartitions).toEqual([]);
     expect(again.activitiesDeleted).toBeGreaterThanOrEqual(1);
-    for (const [key, kept] of [["ret-hold-0", 1], ["ret-busy-3", 0]] as const) {
-      const { rows } = await coordinator!.query<{ n: string }>(
-        `select coalesce(sum(result::bigint), 0)::text as n
-           from run_command_on_shards('activity_default', format('select count(*) from %%s where tenant_id = %L and unique_identifier = %L', $1::uuid, $2::text))`,
-        [citusApi!.admin.tenantId, key]);
-      expect(Number(rows[0]!.n), key).toBe(kept);
-      const keys = await coordinator!.query("select 1 from activity_key where tenant_id = $1 and member_id = $2 and unique_identifier = $3",
-        [citusApi!.admin.tenantId, memberIdFor(citusApi!.admin.tenantId, key.slice(0, 8)), key]);
-      expect(keys.rows.length, key).toBe(kept);
-    }
+    await expectKeptInDefault([["ret-hold-0", 1], ["ret-busy-3", 0]]);
     expect(await split()).toEqual(after);
   }, 240_000);
 });
