@@ -23,6 +23,7 @@ import {
 import { batchIngestTotals, createBatchIngestor, type BatchIngestStats } from "../../src/engine/ingest/batch-ingestor.ts";
 import { memberIdFor } from "../../src/db/member-id.ts";
 import { createMemberStore } from "../../src/engine/members/member-store.ts";
+import { importActivities } from "../../src/engine/import/activity-import.ts";
 import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts";
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
@@ -505,7 +506,8 @@ describe("batched ingestor against sequential processing", () => {
   it("batch/first_activities_of_one_new_member_at_once_all_succeed_on_every_path", async () => {
     // A new member's id is derived from who it is (memberIdFor), so writers creating it at once collide on the
     // primary key as well as on the (tenant_id, external_id) key their upserts name. Each path must end with the one
-    // member and every activity stored: one-at-a-time and batched, each with and without a profile, and UpsertMember.
+    // member and every activity stored: one-at-a-time and batched, each with and without a profile, UpsertMember and
+    // an import.
     const { batched } = await twin({ condition: { type: ConditionType.COUNT, min: 1 } }, "newrace.event");
     const now = T0;
     const catalog = createDefinitionCatalog(pool, 30_000, () => now);
@@ -535,6 +537,12 @@ describe("batched ingestor against sequential processing", () => {
           calls.push(k % 2 === 0 ? single.record(input) : batchers[k % 3]!.record(input));
         }
         calls.push(members.upsert(batched.tenantId, { externalId: member, lastName: `l${round}` }));
+        // An import of the member's earlier history, with a profile (its own transaction).
+        calls.push(importActivities({ pool, catalog, now: () => now }, {
+          tenantId: batched.tenantId, milestonePolicy: "GRANT", emitEvents: true,
+          activities: [{ tenantId: batched.tenantId, memberExternalId: member, target: { definitionId: batched.definitionId }, occurredAt: now - 3 * DAY, value: 1,
+            uniqueIdentifier: `${member}-import`, metadata: {}, profile: { locale: "fr" } }],
+        }));
         await new Promise((resolve) => setTimeout(resolve, 200));
         await gate.query("select pg_advisory_unlock(4242)");
         settled.push(...(await Promise.allSettled(calls)));
@@ -552,7 +560,7 @@ describe("batched ingestor against sequential processing", () => {
       [batched.tenantId],
     );
     expect(rows).toHaveLength(rounds);
-    for (const r of rows) expect([r.id, r.n]).toEqual([memberIdFor(batched.tenantId, r.external_id), 8]);
+    for (const r of rows) expect([r.id, r.n]).toEqual([memberIdFor(batched.tenantId, r.external_id), 9]);
   });
 
   it("batch/concurrent_duplicate_committed_after_the_pre_check_answers_duplicate", async () => {
