@@ -301,8 +301,13 @@ interface PageResult {
  * delete, so it reads only the week partitions the page came from (the ids or keys decide which rows go).
  */
 function timeSpan(page: readonly { ms: number }[]): [Date, Date] {
-  const times = page.map((r) => Number(r.ms));
-  return [new Date(Math.floor(Math.min(...times)) - 1), new Date(Math.ceil(Math.max(...times)) + 1)];
+  let low = Infinity;
+  let high = -Infinity;
+  for (const r of page) {
+    low = Math.min(low, Number(r.ms));
+    high = Math.max(high, Number(r.ms));
+  }
+  return [new Date(Math.floor(low) - 1), new Date(Math.ceil(high) + 1)];
 }
 
 async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, onlyDefault: boolean, pageSize: number): Promise<PageResult> {
@@ -316,10 +321,13 @@ async function deleteActivityPage(pool: Pool, tenantId: string, before: Date, on
       [tenantId, before, pageSize],
     );
     if (page.length === 0) return { read: 0, deleted: 0 };
+    // The delete tests again that no member's state needs the row: a state committed since the page was read (an
+    // import's recomputation, say) may have come to need it.
     const { rows: gone } = await client.query<{ member_id: string; id: string; unique_identifier: string }>(
       `delete from ${table} a
         where a.tenant_id = $1 and a.recorded_at between $2 and $3
           and (a.member_id, a.id, a.recorded_at) in (select * from unnest($4::uuid[], $5::uuid[], $6::timestamptz[]))
+          and not ${NEEDED_BY_STATE}
         returning a.member_id, a.id, a.unique_identifier`,
       [tenantId, ...timeSpan(page), page.map((r) => r.member_id), page.map((r) => r.id), page.map((r) => r.recorded_at)],
     );
