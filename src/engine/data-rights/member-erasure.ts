@@ -67,25 +67,16 @@ async function erasePass(client: PoolClient, tenantId: string, memberId: string,
        erased_reward_points = member_erasure_tally.erased_reward_points + excluded.erased_reward_points,
        updated_at = now()`;
   const members = externalId === null ? 0 : 1;
-  if (citus) {
-    // Read on the member's shard, written on the coordinator: Citus plans no INSERT into a coordinator table from
-    // a SELECT of distributed ones as one statement on one shard.
-    const { rows } = await client.query<{ definition_id: string; members: string; activities: string; rewards: string; points: number }>(figures, [tenantId, memberId, members]);
-    if (rows.length > 0) {
-      await client.query(
-        `${addToTally}
-         select $1::uuid, f.definition_id, f.members, f.activities, f.rewards, f.points, now()
-           from unnest($2::uuid[], $3::int[], $4::bigint[], $5::int[], $6::double precision[]) as f(definition_id, members, activities, rewards, points)
-         ${onConflict}`,
-        [tenantId, rows.map((r) => r.definition_id), rows.map((r) => r.members), rows.map((r) => r.activities), rows.map((r) => r.rewards), rows.map((r) => r.points)],
-      );
-    }
-  } else {
+  // Read, then written: on Citus the figures come from the member's shard and the tally is a coordinator table, and
+  // Citus plans no INSERT into one from a SELECT of the other as one statement (one more round trip elsewhere).
+  const { rows } = await client.query<{ definition_id: string; members: string; activities: string; rewards: string; points: number }>(figures, [tenantId, memberId, members]);
+  if (rows.length > 0) {
     await client.query(
       `${addToTally}
-       select $1::uuid, f.definition_id, f.members, f.activities, f.rewards, f.points, now() from (${figures}) f
+       select $1::uuid, f.definition_id, f.members, f.activities, f.rewards, f.points, now()
+         from unnest($2::uuid[], $3::int[], $4::bigint[], $5::int[], $6::double precision[]) as f(definition_id, members, activities, rewards, points)
        ${onConflict}`,
-      [tenantId, memberId, members],
+      [tenantId, rows.map((r) => r.definition_id), rows.map((r) => r.members), rows.map((r) => r.activities), rows.map((r) => r.rewards), rows.map((r) => r.points)],
     );
   }
 

@@ -16,7 +16,6 @@
 // created by a transaction that read the member's flag just before a concurrent opt-out committed keeps the old
 // flag; the next SetLeaderboardPreference corrects it.
 import pg, { type CustomTypesConfig, type Pool } from "pg";
-const pgTypes = pg.types;
 import type { CatalogDefinition } from "../definitions/definition-catalog.ts";
 import { notFoundError } from "../engine-error.ts";
 import { inTransaction } from "../transaction.ts";
@@ -169,7 +168,7 @@ type TopRow = [memberId: string, count: string, reachedAt: string | null, extern
 
 /** Columns stay the server's text: a board read again is compared before anything is converted. */
 const TEXT_ROWS = { getTypeParser: () => (text: string) => text } as unknown as CustomTypesConfig;
-const parseTimestamptz = pgTypes.getTypeParser(pgTypes.builtins.TIMESTAMPTZ) as (text: string) => Date;
+const parseTimestamptz = pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ) as (text: string) => Date;
 
 const sameRows = (a: readonly TopRow[], b: readonly TopRow[]) =>
   a.length === b.length && a.every((row, i) => row.every((field, j) => field === b[i]![j]));
