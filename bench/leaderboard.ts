@@ -235,9 +235,8 @@ async function main(): Promise<void> {
     // The API's own top-100 statement (src/engine/history/leaderboard.ts: the same index range and rows),
     // its parameters written in: the statement's share of a call, apart from the API's.
     const { topSql: apiTopSqlOf } = await import("../src/engine/history/leaderboard.ts");
-    const apiTopSql = `${apiTopSqlOf("CURRENT_COUNT")
-      .replaceAll("$1", ":tenant::uuid").replaceAll("$2", ":definition::uuid").replaceAll("$3", "100")
-      .replaceAll("$4", "now()").replaceAll("$5", "'{}'::timestamptz[]").replaceAll("$6", "'{}'::timestamptz[]")};\n`;
+    const apiTopSql = `${apiTopSqlOf("CURRENT_COUNT", 100, false)
+      .replaceAll("$1", ":tenant::uuid").replaceAll("$2", ":definition::uuid").replaceAll("$3", "now()")};\n`;
     // The plain rank: the member's row, then the rows ahead of it (a higher count; the same count reached earlier).
     const rankSql = `\\set m random(1, :members)
 select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid

@@ -34,6 +34,7 @@ import { eventually } from "../support/eventually.ts";
 import { expectFailure } from "../support/fixtures.ts";
 import { Code } from "@connectrpc/connect";
 import { EventService } from "../../src/gen/kindling/v1/event_service_pb.js";
+import { LeaderboardMetric, LeaderboardService } from "../../src/gen/kindling/v1/leaderboard_service_pb.js";
 import { EventType, WebhookDeliveryState } from "../../src/gen/kindling/v1/event_pb.js";
 import { createWebhookDispatcher } from "../../src/engine/delivery/webhook-dispatcher.ts";
 import { expectedSignature, startWebhookReceiver } from "../support/webhook-receiver.ts";
@@ -205,6 +206,26 @@ describe("Kindling on a Citus cluster", () => {
       for (const port of cluster!.workerPorts) expect(perWorker.get(port)!, `${table} on ${port}`).toBeGreaterThan(0);
       expect([...perWorker.values()].reduce((a, b) => a + b, 0), table).toBe(table === "activity" ? (MEMBERS + 20) * DAYS : MEMBERS + 20);
     }
+  });
+
+  it("citus/leaderboard_top_and_rank_equal_a_sort_of_every_shard_s_rows", async () => {
+    // Every member has the same count: the board is ordered by who reached it first, then by row id, across shards.
+    const { rows } = await coordinator!.query<{ external_id: string }>(
+      `select m.external_id from member_streak s join member m on m.id = s.member_id and m.tenant_id = s.tenant_id
+        where s.definition_id = $1 and s.current_count > 0 and not s.leaderboard_opt_out
+        order by s.current_count desc, s.count_reached_at, s.id`,
+      [definitionId],
+    );
+    expect(rows).toHaveLength(MEMBERS + 20);
+    const expected = rows.map((r) => r.external_id);
+    const boards = citusApi!.client(LeaderboardService);
+    const { entries } = await boards.getLeaderboard({ definitionId, metric: LeaderboardMetric.CURRENT_COUNT, limit: 25 });
+    expect(entries.map((e) => [e.rank, e.memberExternalId, e.count])).toEqual(expected.slice(0, 25).map((m, i) => [i + 1, m, DAYS]));
+    const at = 30;
+    const rank = await boards.getLeaderboardRank({ definitionId, metric: LeaderboardMetric.CURRENT_COUNT, memberExternalId: expected[at]!, neighbours: 2 });
+    expect(rank.entry).toMatchObject({ rank: at + 1, memberExternalId: expected[at] });
+    expect([...rank.above, ...rank.below].map((e) => [e.rank, e.memberExternalId])).toEqual(
+      [at - 2, at - 1, at + 1, at + 2].map((i) => [i + 1, expected[i]]));
   });
 
   it("citus/sweeps_remind_and_break_the_due_streaks_once", async () => {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
-import { createLeaderboardStore, liveArgs, rankSql, topSql, TOP_STATEMENTS_PER_BOARD, type LeaderboardMetric } from "../../src/engine/history/leaderboard.ts";
+import { createLeaderboardStore, hasPauses, liveArgs, rankSql, topSql, TOP_STATEMENTS_PER_BOARD, type LeaderboardMetric } from "../../src/engine/history/leaderboard.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { preparedPlans } from "../support/plans.ts";
@@ -65,8 +65,11 @@ afterAll(async () => {
 /** The plans of one prepared statement, generic and custom (test/support/plans.ts). */
 const plans = (text: string, types: readonly string[], args: readonly unknown[]) => preparedPlans(pool, text, types, args);
 
-/** The board computed the long way: every row of the definition, filtered and sorted here. */
-async function fullSort(metric: LeaderboardMetric): Promise<string[]> {
+/**
+ * The board computed the long way: every row of the definition, filtered and sorted here. `neutral`: a pause
+ * neutralises every passed window, so no row is broken by its deadline.
+ */
+async function fullSort(metric: LeaderboardMetric, neutral = false): Promise<string[]> {
   const { rows } = await pool.query<{ id: string; external_id: string; current_count: number; longest_count: number; count_reached_at: Date; longest_reached_at: Date; break_at: Date; break_kind: string; leaderboard_opt_out: boolean }>(
     `select s.id, m.external_id, s.current_count, s.longest_count, s.count_reached_at, s.longest_reached_at, s.break_at, s.break_kind, s.leaderboard_opt_out
        from member_streak s join member m on m.id = s.member_id where s.definition_id = $1`,
@@ -76,28 +79,56 @@ async function fullSort(metric: LeaderboardMetric): Promise<string[]> {
   const count = (r: (typeof rows)[number]) => (current ? r.current_count : r.longest_count);
   const reached = (r: (typeof rows)[number]) => (current ? r.count_reached_at : r.longest_reached_at).getTime();
   return rows
-    .filter((r) => count(r) > 0 && !r.leaderboard_opt_out && (!current || r.break_kind !== "BREAK" || r.break_at.getTime() > NOW))
+    .filter((r) => count(r) > 0 && !r.leaderboard_opt_out && (!current || neutral || r.break_kind !== "BREAK" || r.break_at.getTime() > NOW))
     .sort((a, b) => count(b) - count(a) || reached(a) - reached(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((r) => r.external_id);
 }
 
 describe("leaderboard statement plans", () => {
   it("plans/top_and_rank_use_the_board_index_without_a_sequential_scan", async () => {
+    // A definition with pauses has statements of their own (the pause test): planned alike.
+    const withPause: CatalogDefinition = { ...def, pauses: [{ from: NOW - 3 * 86_400_000, to: NOW - 2 * 86_400_000 }] };
     for (const metric of ["CURRENT_COUNT", "LONGEST_COUNT"] as const) {
-      const live = liveArgs(metric, def, NOW).map((v) => (v instanceof Date ? v.toISOString() : v));
-      const liveTypes = live.length > 0 ? ["timestamptz", "timestamptz[]", "timestamptz[]"] : [];
-      const planned = [
-        ...(await plans(topSql(metric), ["uuid", "uuid", "int", ...liveTypes], [def.tenantId, def.id, 100, ...live])),
-        ...(await plans(rankSql(metric), ["uuid", "uuid", "text", "int", ...liveTypes], [def.tenantId, def.id, "m1234", 5, ...live])),
-      ];
-      for (const plan of planned) {
-        expect(plan, metric).not.toMatch(SCANNED_TABLES);
-        expect(plan, metric).toMatch(metric === "CURRENT_COUNT" ? /member_streak_leaderboard_current/ : /member_streak_leaderboard_longest/);
+      for (const d of [def, withPause]) {
+        const live = liveArgs(metric, d, NOW);
+        const liveTypes = ["timestamptz", "timestamptz[]", "timestamptz[]"].slice(0, live.length);
+        const planned = [
+          ...(await plans(topSql(metric, 100, hasPauses(d)), ["uuid", "uuid", ...liveTypes], [d.tenantId, d.id, ...live])),
+          ...(await plans(rankSql(metric, 5, hasPauses(d)), ["uuid", "uuid", "text", ...liveTypes], [d.tenantId, d.id, "m1234", ...live])),
+        ];
+        for (const plan of planned) {
+          expect(plan, metric).not.toMatch(SCANNED_TABLES);
+          expect(plan, metric).toMatch(metric === "CURRENT_COUNT" ? /member_streak_leaderboard_current/ : /member_streak_leaderboard_longest/);
+        }
       }
     }
     // Large enough that the planner would scan if the statements left it the choice.
     const { rows } = await pool.query<{ n: string }>("select count(*) as n from member_streak");
     expect(Number(rows[0]!.n)).toBe(2 * MEMBERS);
+  });
+
+  it("plans/board_statements_are_planned_once_per_connection_not_at_every_read", async () => {
+    // Planning the top 100 costs about as much as running it (more than running a rank): each board statement is
+    // prepared once per connection and its generic plan kept, which needs its sizes written in (see rowCount).
+    const one = new pg.Pool({ connectionString: api.databaseUrl, max: 1 });
+    try {
+      const store = createLeaderboardStore(one);
+      for (let i = 0; i < 10; i++) {
+        for (const metric of ["CURRENT_COUNT", "LONGEST_COUNT"] as const) {
+          // Another instant each time: every read runs its own statement.
+          expect(await store.top(def, metric, 100, NOW + i)).toHaveLength(100);
+          expect((await store.rank(def, metric, "m1234", 5, NOW + i)).entry).not.toBeNull();
+        }
+      }
+      const { rows } = await one.query<{ name: string; generic_plans: string; custom_plans: string }>(
+        "select name, generic_plans, custom_plans from pg_prepared_statements where name like 'leaderboard_%' order by name",
+      );
+      expect(rows.map((r) => r.name)).toEqual(["leaderboard_rank_CURRENT_COUNT_5", "leaderboard_rank_LONGEST_COUNT_5", "leaderboard_top_CURRENT_COUNT_100", "leaderboard_top_LONGEST_COUNT_100"]);
+      // PostgreSQL plans the first five executions for their values, then keeps the generic plan if it costs no more.
+      for (const r of rows) expect({ name: r.name, generic: Number(r.generic_plans), custom: Number(r.custom_plans) }).toEqual({ name: r.name, generic: 5, custom: 5 });
+    } finally {
+      await one.end();
+    }
   });
 
   it("plans/top_and_ranks_equal_a_full_sort_with_ties_opt_outs_and_unswept_breaks", async () => {
@@ -117,6 +148,27 @@ describe("leaderboard statement plans", () => {
     }
     // Not ranked: opted out (m13), due to break (m10), a count of 0 (m40: 40 × 7919 ≡ 0 mod 40).
     for (const member of ["m13", "m10", "m40"]) expect((await store.rank(def, "CURRENT_COUNT", member, 1, NOW)).entry).toBeNull();
+  });
+
+  it("plans/a_pause_over_a_passed_deadline_keeps_its_rows_on_the_board", async () => {
+    // Every due row's window closed an hour before NOW; a pause begun two hours before NOW, still running, neutralises
+    // them (the sweeps' test), so they keep their counts. A pause that ended before the windows closed does not.
+    const store = createLeaderboardStore(pool);
+    const ongoing: CatalogDefinition = { ...def, pauses: [{ from: NOW - 2 * 3_600_000, to: null }] };
+    const over: CatalogDefinition = { ...def, pauses: [{ from: NOW - 3 * 86_400_000, to: NOW - 2 * 86_400_000 }] };
+    const neutral = await fullSort("CURRENT_COUNT", true);
+    const plain = await fullSort("CURRENT_COUNT");
+    expect(neutral.length).toBeGreaterThan(plain.length);
+    expect((await store.top(ongoing, "CURRENT_COUNT", 100, NOW)).map((e) => e.memberExternalId)).toEqual(neutral.slice(0, 100));
+    expect((await store.top(over, "CURRENT_COUNT", 100, NOW)).map((e) => e.memberExternalId)).toEqual(plain.slice(0, 100));
+    // A member whose window passed (the first such on the board): ranked while the pause neutralises it, else not.
+    const ranked = new Set(plain);
+    const at = neutral.findIndex((m) => !ranked.has(m));
+    const due = neutral[at]!;
+    const found = await store.rank(ongoing, "CURRENT_COUNT", due, 2, NOW);
+    expect(found.entry).toMatchObject({ rank: at + 1, memberExternalId: due });
+    expect([...found.above, ...found.below].map((e) => e.memberExternalId)).toEqual(neutral.slice(at - 2, at + 3).filter((m) => m !== due));
+    expect((await store.rank(over, "CURRENT_COUNT", due, 2, NOW)).entry).toBeNull();
   });
 
   it("cache/top_reuses_an_unchanged_board_and_answers_every_change_at_once", async () => {

@@ -69,52 +69,82 @@ interface Board {
    * A predicate on `s`, true while the row's count stands at the read's instant; parameters `$n` (now), `$n+1`
    * and `$n+2` (the definition's pauses) follow the statement's own. Null: every ranked row stands.
    */
-  readonly live: ((n: number) => string) | null;
+  readonly live: ((n: number, paused: boolean) => string) | null;
 }
 
 const BOARDS: Record<LeaderboardMetric, Board> = {
   CURRENT_COUNT: {
     count: "current_count",
     reached: "count_reached_at",
-    live: (n) => `(s.break_kind is distinct from 'BREAK' or s.break_at > $${n} or ${neutralSql(n + 1, n + 2)})`,
+    // The instant as an init plan's value: the planner estimates the filter alike with or without it, so the generic
+    // plan costs what a custom one does and the prepared statement keeps it (see rowCount). A definition never
+    // paused needs no pause test (the common case); with pauses, the arrays' lengths make custom plans cheaper and
+    // PostgreSQL plans each execution (an init plan over them is refused by Citus inside the correlated EXISTS).
+    live: (n, paused) => `(s.break_kind is distinct from 'BREAK' or s.break_at > (select $${n}::timestamptz)${paused ? ` or ${neutralSql(n + 1, n + 2)}` : ""})`,
   },
   LONGEST_COUNT: { count: "longest_count", reached: "longest_reached_at", live: null },
 };
 
-/** The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only. */
-const ranked = (b: Board, n: number) => `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n)}` : ""}`;
+/**
+ * The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only.
+ * `paused`: the definition has pauses (see `liveArgs`).
+ */
+const ranked = (b: Board, n: number, paused: boolean) =>
+  `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n, paused)}` : ""}`;
 
 /**
- * Top `$3` rows in board order: member_id, count, reached_at, external_id, display_name — the plain
- * `select … order by … limit $3` over the board's index range. The store reads them as text (`TEXT_ROWS`) and
- * compares them with the last rows it read (see `createLeaderboardStore`). See `liveArgs` for the parameters after
- * `$3`.
+ * A statement's row count, written into its text. A `limit $n` parameter leaves the planner a generic plan costed
+ * for a tenth of the board, so it plans every execution anew (a custom plan: planning cost about as much as running
+ * the top 100, and more than running a rank); a literal gives the generic plan the custom plan's cost, and the
+ * prepared statement is planned once per connection. One statement per size: at most 101 top and 26 rank sizes.
  */
-export function topSql(metric: LeaderboardMetric): string {
+function rowCount(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`a leaderboard row count must be a non-negative integer, not ${n}`);
+  return n;
+}
+
+/**
+ * Top `limit` rows in board order: member_id, count, reached_at, external_id, display_name — the plain
+ * `select … order by … limit n` over the board's index range. The store reads them as text (`TEXT_ROWS`) and
+ * compares them with the last rows it read (see `createLeaderboardStore`). See `liveArgs` for the parameters after
+ * `$2`.
+ */
+export function topSql(metric: LeaderboardMetric, limit: number, paused: boolean): string {
   const b = BOARDS[metric];
   return `select s.member_id, s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
        from member_streak s join member m on m.id = s.member_id
-      where ${ranked(b, 4)}
+      where ${ranked(b, 3, paused)}
       order by s.${b.count} desc, s.${b.reached}, s.id
-      limit $3`;
+      limit ${rowCount(limit)}`;
 }
 
+/** Whether the board statements of `def` test pauses (see BOARDS). */
+export const hasPauses = (def: CatalogDefinition): boolean => def.pauses.length > 0;
+
 /**
- * The parameters after a board statement's own: now and the definition's pauses, for the current board only. ISO
- * strings (the statement types them timestamptz), as the driver's own rendering of a Date costs more.
+ * The parameters after a board statement's own: now, and the definition's pauses if it has any (`hasPauses`), for the
+ * current board only. ISO strings (the statement types them timestamptz), as the driver's own rendering of a Date
+ * costs more.
  */
 export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number): unknown[] {
-  return BOARDS[metric].live ? [new Date(now).toISOString(), ...pauseArrays(def)] : [];
+  if (!BOARDS[metric].live) return [];
+  return hasPauses(def) ? [new Date(now).toISOString(), ...pauseArrays(def)] : [new Date(now).toISOString()];
 }
+
+/** A board statement's prepared name: one per kind, metric, size and pause test (each a different text). */
+const statementName = (kind: "top" | "rank", metric: LeaderboardMetric, size: number, def: CatalogDefinition) =>
+  `leaderboard_${kind}_${metric}_${size}${hasPauses(def) ? "_paused" : ""}`;
 
 /**
  * One member's rank and neighbours in one statement: the member's row (`me`, external id `$3`), the number of
- * ranked rows before it (two index ranges: a higher count; the same count reached earlier), and the `$4` rows on
- * either side, each side the first `$4` of two index ranges read in the needed direction.
+ * ranked rows before it (two index ranges: a higher count; the same count reached earlier), and the `neighbours`
+ * rows on either side, each side the first `neighbours` of two index ranges read in the needed direction. See
+ * `liveArgs` for the parameters after `$3`.
  */
-export function rankSql(metric: LeaderboardMetric): string {
+export function rankSql(metric: LeaderboardMetric, neighbours: number, paused: boolean): string {
   const b = BOARDS[metric];
-  const rankedRows = ranked(b, 5);
+  const rankedRows = ranked(b, 4, paused);
+  const n = rowCount(neighbours);
   const c = `s.${b.count}`;
   const r = `s.${b.reached}`;
   const row = `s.id, s.member_id, ${c} as count, ${r} as reached_at`;
@@ -130,20 +160,20 @@ export function rankSql(metric: LeaderboardMetric): string {
        select * from (
          (select ${row} from member_streak s where ${rankedRows} and ${c} = (select count from me)
              and (${r}, s.id) < ((select reached_at from me), (select id from me))
-           order by ${r} desc, s.id desc limit $4)
+           order by ${r} desc, s.id desc limit ${n})
          union all
          (select ${row} from member_streak s where ${rankedRows} and ${c} > (select count from me)
-           order by ${c}, ${r} desc, s.id desc limit $4)
-       ) x order by x.count, x.reached_at desc, x.id desc limit $4
+           order by ${c}, ${r} desc, s.id desc limit ${n})
+       ) x order by x.count, x.reached_at desc, x.id desc limit ${n}
      ), below as (
        select * from (
          (select ${row} from member_streak s where ${rankedRows} and ${c} = (select count from me)
              and (${r}, s.id) > ((select reached_at from me), (select id from me))
-           order by ${r}, s.id limit $4)
+           order by ${r}, s.id limit ${n})
          union all
          (select ${row} from member_streak s where ${rankedRows} and ${c} < (select count from me)
-           order by ${c} desc, ${r}, s.id limit $4)
-       ) x order by x.count desc, x.reached_at, x.id limit $4
+           order by ${c} desc, ${r}, s.id limit ${n})
+       ) x order by x.count desc, x.reached_at, x.id limit ${n}
      ), found as (
        select 0 as side, me.*, (select n from ahead) as ahead from me
        union all select -1, above.*, null from above
@@ -226,7 +256,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
       topTotals.statements++;
       const started = performance.now();
       const { rows } = await pool.query<TopRow>({
-        ...statement(`leaderboard_top_${metric}`, topSql(metric), [latest.def.tenantId, latest.def.id, limit, ...liveArgs(metric, latest.def, latest.now)]),
+        ...statement(statementName("top", metric, limit, latest.def), topSql(metric, limit, hasPauses(latest.def)), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now)]),
         rowMode: "array" as const,
         types: TEXT_ROWS,
       });
@@ -251,7 +281,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
-      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(`leaderboard_rank_${metric}`, rankSql(metric), [def.tenantId, def.id, memberExternalId, neighbours, ...liveArgs(metric, def, now)]));
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(statementName("rank", metric, neighbours, def), rankSql(metric, neighbours, hasPauses(def)), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now)]));
       const me = rows.find((r) => r.side === 0);
       if (!me) return { entry: null, above: [], below: [] };
       const rank = Number(me.ahead) + 1;
