@@ -3,7 +3,8 @@
 // a dozen activities reads every member or every streak row of the definition: correct answers, but time that
 // grows with the table (measured in bench/ at 5,000 members: half of the batch write's time). The statements are
 // checked as the API runs them, as prepared statements, under both a generic and a custom plan, on a table whose
-// statistics are fresh (ANALYZE) and, before that, as a bulk load leaves them.
+// statistics are fresh (ANALYZE) and, before that, as a bulk load leaves them; and each keeps its generic plan on a
+// connection instead of being planned again at every execution.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -11,7 +12,9 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { ActivityService } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { BATCH_STATEMENTS } from "../../src/engine/ingest/batch-sql.ts";
-import { PROGRESS_READ_SQL } from "../../src/engine/reads/batch-progress-reader.ts";
+import { createBatchProgressReader, PROGRESS_READ_SQL } from "../../src/engine/reads/batch-progress-reader.ts";
+import { createBatchIngestor } from "../../src/engine/ingest/batch-ingestor.ts";
+import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
 import { preparedPlans, withoutEmptyPartitionScans } from "../support/plans.ts";
 
@@ -113,5 +116,36 @@ describe("batch statement plans", () => {
       [definitionId],
     );
     expect(rows[0]).toEqual({ streaks: String(MEMBERS), rewards: String(MEMBERS) });
+  });
+
+  it("plans/batch_statements_and_the_progress_read_keep_a_generic_plan_on_their_connection", async () => {
+    // PostgreSQL plans a prepared statement's first five executions for their values and then keeps its generic
+    // plan only if that costs no more. A statement over bare array parameters never qualified (a custom plan knows
+    // the batch has one element), so every batch and every read was planned again, at more server CPU than it
+    // took to run (arrayParameter, src/engine/ingest/batch-message.ts). Each connection's statements are counted.
+    const solo = new pg.Pool({ connectionString: api.databaseUrl, max: 1 });
+    try {
+      const catalog = createDefinitionCatalog(solo);
+      const reader = createBatchProgressReader(solo, catalog, { maxInFlight: 1 });
+      const batcher = createBatchIngestor({ pool: solo, catalog, now: () => Date.now(), options: { maxBatch: 4, maxInFlight: 1 } });
+      for (let i = 0; i < 12; i++) {
+        // A batch of one, then of three: the arrays' lengths vary as the load's do.
+        const size = i % 2 === 0 ? 1 : 3;
+        await Promise.all(Array.from({ length: size }, (_, k) => batcher.record({
+          tenantId, memberExternalId: `p${i * 3 + k}`, target: { definitionId }, occurredAt: Date.now(), value: 1, uniqueIdentifier: `generic-${i}-${k}`, metadata: {},
+        })));
+        const read = await reader.read(tenantId, `p${i}`, definitionId);
+        expect(read.streaks).toHaveLength(1);
+      }
+      const { rows } = await solo.query<{ name: string; generic_plans: string; custom_plans: string }>(
+        "select name, generic_plans, custom_plans from pg_prepared_statements where name like 'kindling_%' order by name",
+      );
+      // createMembers, classify, prelock and write; the progress read.
+      expect(rows.filter((r) => r.name.startsWith("kindling_batch_"))).toHaveLength(4);
+      expect(rows.filter((r) => r.name.startsWith("kindling_read_"))).toHaveLength(1);
+      for (const r of rows) expect({ name: r.name, generic: Number(r.generic_plans), custom: Number(r.custom_plans) }).toEqual({ name: r.name, generic: 7, custom: 5 });
+    } finally {
+      await solo.end();
+    }
   });
 });

@@ -36,6 +36,16 @@ export function hashedStatementName(prefix: string, text: string): string {
   return `${prefix}${createHash("sha256").update(text).digest("hex").slice(0, 20)}`;
 }
 
+/**
+ * An array parameter of a prepared statement, read through an init plan: `(select $n::type[])`. PostgreSQL plans
+ * a prepared statement's first five executions for their values, then keeps one generic plan only if it costs no
+ * more than those did. A custom plan knows an array's length (a batch of one), the generic plan assumes ten
+ * elements, so a statement over bare array parameters costs more generic and was planned again at every execution
+ * (its planning cost more than running it). Behind an init plan no plan knows the length, both cost the same, and
+ * the generic plan is kept (test/db/batch-plans.test.ts checks each statement's counts).
+ */
+export const arrayParameter = (n: number, type: string): string => `(select $${n}::${type}[])`;
+
 function statementName(text: string): string {
   let name = statementNames.get(text);
   if (!name) {

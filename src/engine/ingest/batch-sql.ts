@@ -3,12 +3,13 @@ import { ACTIVITY_COLUMNS } from "./activity-ingestor.ts";
 import { IF_MEMBER_ABSENT } from "../../db/member-id.ts";
 import { insertEventsSql, saveMemberStreaksSql } from "./streak-persistence.ts";
 import { insertStreakWindowsSql } from "../history/streak-history.ts";
+import { arrayParameter } from "./batch-message.ts";
 
 // The batch's statement texts, built once: they are the same for every batch (only their values change), and a
 // prepared statement is looked up by its text.
 const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`).join(", ")},
             k.tenant_id as k_tenant_id, k.external_id as k_external_id, k.uid as k_uid, m.id as m_id, m.time_zone as m_time_zone
-       from unnest($1::uuid[], $2::text[], $3::text[]) as k(tenant_id, external_id, uid)
+       from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "text")}) as k(tenant_id, external_id, uid)
        cross join lateral (select m.id, m.time_zone from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
        left join lateral (
          select a.* from activity_key ak join activity a on a.id = ak.activity_id and a.recorded_at = ak.recorded_at
@@ -19,7 +20,7 @@ const CLASSIFY_SQL = `select ${ACTIVITY_COLUMNS.split(", ").map((c) => `a.${c}`)
 // hash join over a sequential scan of `member` at a few thousand members (bench/).
 const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, points_balance, created_at, updated_at)
            select k.id, k.tenant_id, k.external_id, 0, now(), now()
-             from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, id, n)
+             from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "uuid")}) with ordinality as k(tenant_id, external_id, id, n)
             where not exists (select 1 from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0)
             order by k.n
            ${IF_MEMBER_ABSENT}`;
@@ -27,7 +28,7 @@ const CREATE_MEMBERS_SQL = `insert into member (id, tenant_id, external_id, poin
 // The profile path's member read, fenced like the streak-row locks below: each key is found by a unique-index
 // probe in a LATERAL with `offset 0`, and the rows read or locked are joined by primary key.
 const MEMBERS_SQL = `select m.id, m.tenant_id, m.external_id, m.time_zone
-             from unnest($1::uuid[], $2::text[]) as k(tenant_id, external_id)
+             from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}) as k(tenant_id, external_id)
              cross join lateral (select x.id from member x where x.tenant_id = k.tenant_id and x.external_id = k.external_id offset 0) x
              join member m on m.id = x.id`;
 
@@ -39,7 +40,7 @@ const MEMBERS_SQL = `select m.id, m.tenant_id, m.external_id, m.time_zone
  */
 function lockStreakRowsSql(member: { readonly column: string; readonly type: string; readonly id: string }): string {
   return `select s.id, s.member_id, s.definition_id, st.state
-             from unnest($1::uuid[], $2::${member.type}[], $3::uuid[]) as k(tenant_id, ${member.column}, definition_id)
+             from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, member.type)}, ${arrayParameter(3, "uuid")}) as k(tenant_id, ${member.column}, definition_id)
              cross join lateral (
                select ms.id from member_streak ms
                 where ms.tenant_id = k.tenant_id and ms.definition_id = k.definition_id and ms.member_id = ${member.id}

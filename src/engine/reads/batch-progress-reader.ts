@@ -5,7 +5,7 @@
 // to the plain reader. If a batch query fails, its calls are answered one at a time, so one bad call fails alone.
 import type { Pool } from "pg";
 import type { CatalogDefinition, DefinitionCatalog } from "../definitions/definition-catalog.ts";
-import { hashedStatementName } from "../ingest/batch-message.ts";
+import { arrayParameter, hashedStatementName } from "../ingest/batch-message.ts";
 import { createBatcher, type BatcherOptions, type BatchStats, type Settled } from "../group-batcher.ts";
 import { addRewardFact, createProgressReader, streakRow, type MemberProgressRows, type ProgressReader, type RewardFactRow, type RewardFactsByDefinition, type StreakRow } from "./progress-reader.ts";
 
@@ -59,7 +59,7 @@ export function createBatchProgressReader(
 /** The batched progress read (parameters uuid[], text[], uuid[]): exported so a test can check its plan. */
 export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id, st.state::text as state,
      floor(extract(epoch from s.created_at) * 1000)::float8 as created_ms, floor(extract(epoch from s.updated_at) * 1000)::float8 as updated_ms, rw.rewards
-   from unnest($1::uuid[], $2::text[], $3::uuid[]) with ordinality as k(tenant_id, external_id, definition_id, i)
+   from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "uuid")}) with ordinality as k(tenant_id, external_id, definition_id, i)
    cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
    left join lateral (
      select s.id, s.definition_id, s.created_at, s.updated_at from member_streak s
@@ -88,8 +88,8 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
     i: string; member_id: string; id: string | null; definition_id: string | null; state: string | null; created_ms: number | null; updated_ms: number | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
   }>({
-    // Named: prepared once per connection, and after a few runs PostgreSQL keeps a generic plan instead of
-    // planning this statement for every batch (the keys are arrays, so their values never change the plan).
+    // Named: prepared once per connection, and after five runs PostgreSQL keeps a generic plan instead of
+    // planning this statement for every batch (its arrays are init plans' values: see arrayParameter).
     ...(named ? { name: PROGRESS_READ_NAME } : {}),
     text: PROGRESS_READ_SQL,
     values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
