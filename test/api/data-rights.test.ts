@@ -320,6 +320,37 @@ describe("EraseMember", () => {
     expect((await api.client(MemberService).getMember({ memberExternalId: "era-fay" })).member!.email).toBe("era-fay@example.com");
   });
 
+  it("erase/a_pass_chosen_as_a_deadlock_victim_runs_again_and_erases", async () => {
+    const { memberId } = await memberWithHistory("era-dl");
+    const holder = await db.connect();
+    try {
+      // Another writer holds one of the member's streak rows; only the erasure may detect the deadlock below.
+      await holder.query("begin");
+      await holder.query("set local deadlock_timeout = '60s'");
+      await holder.query("select id from member_streak where member_id = $1 order by id limit 1 for update", [memberId]);
+      const erasing = api.client(MemberService).eraseMember({ memberExternalId: "era-dl" });
+      // The erasure holds the member and waits for the streak row.
+      for (let waited = 0; ; waited += 20) {
+        const { rows } = await db.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'select id from member_streak where tenant_id = $1 and member_id = $2 order by id for update'",
+        );
+        if (rows[0]!.n > 0) break;
+        if (waited > 10_000) throw new Error("the erasure never waited for the held streak row");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Now the writer waits for the member: a cycle. PostgreSQL rolls the erasure's pass back (40P01), the writer
+      // gets the member and commits, and the pass runs again.
+      await holder.query("select id from member where id = $1 for update", [memberId]);
+      await holder.query("commit");
+      const answer = await erasing;
+      expect(answer.erased).toBe(true);
+      expect(await mentions(memberId, "era-dl")).toEqual({});
+    } finally {
+      await holder.query("rollback").catch(() => undefined);
+      holder.release();
+    }
+  }, 60_000);
+
   it("erase/activity_recorded_during_the_erasure_leaves_no_orphan_rows", async () => {
     const activities = api.client(ActivityService);
     for (let round = 0; round < 8; round++) {

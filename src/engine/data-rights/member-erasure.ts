@@ -18,7 +18,7 @@
 import type { Pool, PoolClient } from "pg";
 import { memberIdFor } from "../../db/member-id.ts";
 import { enqueueOutbox } from "../delivery/outbox.ts";
-import { inTransaction } from "../transaction.ts";
+import { inRetriedTransaction } from "../transaction.ts";
 import { citusMemberRowsSql, MEMBER_DATA, memberRowsSql } from "./coverage.ts";
 
 export interface Erasure {
@@ -124,9 +124,15 @@ async function settle(pool: Pool, since: Date): Promise<void> {
   }
 }
 
+/** Runs of each erasure pass at most (see eraseMember). */
+const ERASE_ATTEMPTS = 5;
+
 export async function eraseMember(pool: Pool, tenantId: string, externalId: string, options: ErasureOptions = {}): Promise<Erasure> {
   const citus = options.citus ?? false;
-  const first = await inTransaction(pool, async (client) => {
+  // Each pass runs again if PostgreSQL chose it as a deadlock's victim (another writer, e.g. a retention page, held
+  // rows of the member the pass needed while waiting for one the pass had locked): it rolled back whole, and
+  // erasing is idempotent.
+  const first = await inRetriedTransaction(pool, async (client) => {
     // On Citus a member's id is memberIdFor(tenant, external id) (no member there predates it): naming it routes
     // the lock to the member's shard, the only place Citus takes a row lock.
     const found = citus
@@ -136,7 +142,7 @@ export async function eraseMember(pool: Pool, tenantId: string, externalId: stri
     if (memberId === undefined) return undefined;
     await client.query("select id from member_streak where tenant_id = $1 and member_id = $2 order by id for update", [tenantId, memberId]);
     return { memberId, ...(await erasePass(client, tenantId, memberId, externalId, citus)) };
-  });
+  }, { attempts: ERASE_ATTEMPTS });
   if (first === undefined) return { erased: false, tables: [], cancelledRewards: 0 };
 
   // Recording activity reads the member's id at the start of its transaction and writes under it later. One that
@@ -144,7 +150,7 @@ export async function eraseMember(pool: Pool, tenantId: string, externalId: stri
   // transaction open at the commit has ended, a second pass by member id deletes whatever they wrote.
   const committed = (await pool.query<{ at: Date }>("select clock_timestamp() as at")).rows[0]!.at;
   await settle(pool, committed);
-  const second = await inTransaction(pool, (client) => erasePass(client, tenantId, first.memberId, null, citus));
+  const second = await inRetriedTransaction(pool, (client) => erasePass(client, tenantId, first.memberId, null, citus), { attempts: ERASE_ATTEMPTS });
   const tables = first.tables.map((t, i) => ({ table: t.table, deleted: t.deleted + second.tables[i]!.deleted }));
   return { erased: true, tables, cancelledRewards: first.rewards + second.rewards };
 }

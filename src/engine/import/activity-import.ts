@@ -24,7 +24,7 @@ import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { teamRuleOf } from "../teams/team-streaks.ts";
 import { eventsForEffects } from "../ingest/streak-events.ts";
 import { insertEvents, insertRewardsAndOutbox, lockMemberStreak, saveMemberStreak } from "../ingest/streak-persistence.ts";
-import { inTransaction } from "../transaction.ts";
+import { inRetriedTransaction } from "../transaction.ts";
 import { EngineError } from "../engine-error.ts";
 
 export type MilestonePolicy = "NONE" | "RECORD" | "GRANT";
@@ -54,7 +54,6 @@ export interface ImportResult {
  * Deadlocks with live recording (which locks streak rows in id order), serialization failures and a concurrent
  * creation of one of its new members (isNewMemberRace) run it again.
  */
-const RETRIED_CODES = new Set(["40P01", "40001"]);
 const MAX_ATTEMPTS = 5;
 
 interface MemberRow {
@@ -181,13 +180,5 @@ export async function importActivities(deps: { pool: Pool; catalog: DefinitionCa
   // Everything that can refuse the request is checked before anything is written.
   const targets: CatalogDefinition[][] = [];
   for (const a of req.activities) targets.push(await resolveTargets(deps.catalog, a));
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await inTransaction(deps.pool, (client) => importOnce(client, req, targets, deps.now()));
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      const retried = (typeof code === "string" && RETRIED_CODES.has(code)) || isNewMemberRace(error);
-      if (attempt >= MAX_ATTEMPTS || !retried) throw error;
-    }
-  }
+  return inRetriedTransaction(deps.pool, (client) => importOnce(client, req, targets, deps.now()), { attempts: MAX_ATTEMPTS, alsoRetry: isNewMemberRace });
 }

@@ -51,6 +51,7 @@ import { createBatcher, type BatchStats, type Settled } from "../group-batcher.t
 import { teamRuleOf } from "../teams/team-streaks.ts";
 import { attemptBatch, CommittedBatchError, RetryBatch, type Attempt, type Pending } from "./batch-attempt.ts";
 import { preparedStatementsOf } from "./batch-message.ts";
+import { isRolledBackForAnother } from "../transaction.ts";
 
 
 export interface BatchIngestorOptions {
@@ -123,11 +124,10 @@ export function batchIngestTotals(): BatchIngestStats {
 
 /** SQLSTATE kindling_batch_check raises (migration 0006): an activity of the batch was stored concurrently. */
 const BATCH_CONFLICT = "KB001";
-const RETRYABLE = new Set(["40P01", "40001", BATCH_CONFLICT]);
 const sqlState = (error: unknown) => (typeof error === "object" && error !== null ? String((error as { code?: unknown }).code) : undefined);
 
 const isRetryable = (error: unknown) =>
-  error instanceof RetryBatch || RETRYABLE.has(sqlState(error) ?? "") || isNewMemberRace(error);
+  error instanceof RetryBatch || isRolledBackForAnother(error) || sqlState(error) === BATCH_CONFLICT || isNewMemberRace(error);
 
 export function createBatchIngestor(deps: { pool: Pool; catalog: DefinitionCatalog; now: () => number; single?: ActivityIngestor; options?: BatchIngestorOptions }): BatchIngestor {
   const { pool, catalog } = deps;
