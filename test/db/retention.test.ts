@@ -231,4 +231,31 @@ describe("retention", () => {
     expect(await count()).toEqual(before);
     expect((await imports("idle", "idle-import")).imported).toBe(1);
   });
+
+  it("retention/a_page_s_webhook_deliveries_are_found_by_their_events_not_by_the_tenant_s_history", async () => {
+    // A tenant with a long delivery history (two subscriptions, 20,000 events each delivered): the statements that
+    // delete a page's or a member's deliveries probe the (tenant, event) index (migration 0019) instead of reading
+    // every delivery of the tenant.
+    await pool.query(
+      `insert into webhook_delivery (id, tenant_id, subscription_id, event_id, status, attempts, created_at, updated_at)
+       select gen_random_uuid(), $1, s.id, e, 'SUCCEEDED', 1, now(), now()
+         from generate_series(1, 20000) e cross join (values (gen_random_uuid()), (gen_random_uuid())) s(id)`,
+      [tenantB],
+    );
+    await pool.query("analyze webhook_delivery");
+    const client = await pool.connect();
+    try {
+      const plan = async (sql: string, args: readonly unknown[]) =>
+        (await client.query<{ "QUERY PLAN": string }>(`explain ${sql}`, [...args])).rows.map((r) => r["QUERY PLAN"]).join("\n");
+      const page = await plan("delete from webhook_delivery d where d.tenant_id = any($1::uuid[]) and d.event_id = any($2::bigint[])", [[tenantB], [5, 17, 4242]]);
+      const member = await plan("select * from webhook_delivery t where t.tenant_id = $1 and t.event_id = any($2::bigint[])", [tenantB, [5, 17, 4242]]);
+      for (const p of [page, member]) {
+        expect(p).toMatch(/webhook_delivery_event/);
+        expect(p).not.toMatch(/Seq Scan|webhook_delivery_tenant_id_subscription_id_index/);
+      }
+    } finally {
+      client.release();
+      await pool.query("delete from webhook_delivery where tenant_id = $1", [tenantB]);
+    }
+  });
 });

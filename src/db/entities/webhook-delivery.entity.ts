@@ -1,4 +1,5 @@
 import { defineEntity, p } from "@mikro-orm/core";
+import { WEBHOOK_DELIVERY_EVENT_INDEX } from "../migrations/0019-webhook-delivery-event.migration.ts";
 
 export type DeliveryStatus = "PENDING" | "RETRYING" | "SUCCEEDED" | "FAILED";
 
@@ -9,6 +10,7 @@ const WebhookDeliverySchema = defineEntity({
   indexes: [
     { properties: ["tenantId", "subscriptionId"] },
     { name: "webhook_delivery_due", expression: `create index "webhook_delivery_due" on "webhook_delivery" ("next_attempt_at") where "status" in ('PENDING', 'RETRYING')` },
+    { name: "webhook_delivery_event", expression: WEBHOOK_DELIVERY_EVENT_INDEX },
   ],
   properties: {
     id: p.uuid().primary(),

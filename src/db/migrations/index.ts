@@ -18,6 +18,7 @@ import { Migration0015TeamSweeps } from "./0015-team-sweeps.migration.ts";
 import { Migration0016RetentionPartitions } from "./0016-retention-partitions.migration.ts";
 import { Migration0017AdvancePage } from "./0017-advance-page.migration.ts";
 import { Migration0018CitusDistribution } from "./0018-citus-distribution.migration.ts";
+import { Migration0019WebhookDeliveryEvent } from "./0019-webhook-delivery-event.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -40,4 +41,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0016_retention_partitions", class: Migration0016RetentionPartitions },
   { name: "0017_advance_page", class: Migration0017AdvancePage },
   { name: "0018_citus_distribution", class: Migration0018CitusDistribution },
+  { name: "0019_webhook_delivery_event", class: Migration0019WebhookDeliveryEvent },
 ];
