@@ -227,7 +227,8 @@ async function main(): Promise<void> {
     await settleDatabase(pg.databaseUrl, ["member", "member_streak"]);
 
     const vars = { tenant: tenant.tenantId, definition: definitionId, members: String(members) };
-    const topSql = `select s.member_id, s.current_count, s.count_reached_at, m.external_id, m.display_name
+    // The columns an entry shows (the API's statement reads the same ones).
+    const topSql = `select s.current_count, s.count_reached_at, m.external_id, m.display_name
   from member_streak s join member m on m.id = s.member_id
  where s.tenant_id = :tenant::uuid and s.definition_id = :definition::uuid and s.current_count > 0 and not s.leaderboard_opt_out
  order by s.current_count desc, s.count_reached_at, s.id limit 100;

@@ -26,7 +26,6 @@ export type LeaderboardMetric = "CURRENT_COUNT" | "LONGEST_COUNT";
 
 export interface LeaderboardEntry {
   readonly rank: number;
-  readonly memberId: string;
   readonly memberExternalId: string;
   readonly displayName: string | null;
   readonly count: number;
@@ -67,36 +66,55 @@ interface Board {
   readonly reached: string;
   /**
    * A predicate on `s`, true while the row's count stands at the read's instant; parameters `$n` (now), `$n+1`
-   * and `$n+2` (the definition's pauses) follow the statement's own. Null: every ranked row stands.
+   * and `$n+2` (the definition's pauses) follow the statement's own, the instant written as `instant(n)` gives it.
+   * Null: every ranked row stands.
    */
-  readonly live: ((n: number, paused: boolean) => string) | null;
+  readonly live: ((n: number, paused: boolean, instant: Instant) => string) | null;
 }
 
 const BOARDS: Record<LeaderboardMetric, Board> = {
   CURRENT_COUNT: {
     count: "current_count",
     reached: "count_reached_at",
-    // The instant as an init plan's value: the planner estimates the filter alike with or without it, so the generic
-    // plan costs what a custom one does and the prepared statement keeps it (see rowCount). A definition never
-    // paused needs no pause test (the common case); with pauses, the arrays' lengths make custom plans cheaper and
-    // PostgreSQL plans each execution (an init plan over them is refused by Citus inside the correlated EXISTS).
-    live: (n, paused) => `(s.break_kind is distinct from 'BREAK' or s.break_at > (select $${n}::timestamptz)${paused ? ` or ${neutralSql(n + 1, n + 2)}` : ""})`,
+    // A definition never paused needs no pause test (the common case). With pauses, the arrays' lengths make custom
+    // plans cheaper, so PostgreSQL plans each execution (an init plan over them is refused by Citus inside the
+    // correlated EXISTS).
+    live: (n, paused, instant) => `(s.break_kind is distinct from 'BREAK' or s.break_at > ${instant(n)}${paused ? ` or ${neutralSql(n + 1, n + 2)}` : ""})`,
   },
   LONGEST_COUNT: { count: "longest_count", reached: "longest_reached_at", live: null },
 };
+
+/** How a board statement writes its instant, parameter `$n`. */
+type Instant = (n: number) => string;
+
+/**
+ * The top N reads about N index entries: planning it costs about as much as running it, so its plan is kept
+ * (rowCount) and the instant read through an init plan, which the planner estimates alike with or without its
+ * value, so the generic plan costs what a custom one does.
+ */
+const HIDDEN_INSTANT: Instant = (n) => `(select $${n}::timestamptz)`;
+
+/**
+ * A rank counts every entry ahead of the member (about 500,000 for a random one of 1,000,000), and planning (about
+ * 1.5 ms) is small beside the count: its instant stays a parameter, each execution is planned for its values, and
+ * it always carries the pause test (with no pauses, empty arrays). Measured at 1,000,000 (bench/leaderboard.ts's
+ * data, 40 random members, serial): 95–97 ms a rank with the pause test, 113–118 ms without it or with the instant
+ * behind an init plan, under a generic or a custom plan alike.
+ */
+const PLANNED_INSTANT: Instant = (n) => `$${n}`;
 
 /**
  * The rows of the board: the index's predicate and key prefix ($1 tenant, $2 definition), ranked rows only.
  * `paused`: the definition has pauses (see `liveArgs`).
  */
-const ranked = (b: Board, n: number, paused: boolean) =>
-  `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n, paused)}` : ""}`;
+const ranked = (b: Board, n: number, paused: boolean, instant: Instant) =>
+  `s.tenant_id = $1 and s.definition_id = $2 and s.${b.count} > 0 and not s.leaderboard_opt_out${b.live ? ` and ${b.live(n, paused, instant)}` : ""}`;
 
 /**
  * A statement's row count, written into its text. A `limit $n` parameter leaves the planner a generic plan costed
- * for a tenth of the board, so it plans every execution anew (a custom plan: planning cost about as much as running
- * the top 100, and more than running a rank); a literal gives the generic plan the custom plan's cost, and the
- * prepared statement is planned once per connection. One statement per size: at most 101 top and 26 rank sizes.
+ * for a tenth of the board, so it planned every execution anew (planning the top 100 cost about as much as running
+ * it); with a literal the generic plan costs what a custom one does and the top statement is planned once per
+ * connection. One statement per size: at most 101 top and 26 rank sizes.
  */
 function rowCount(n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`a leaderboard row count must be a non-negative integer, not ${n}`);
@@ -104,36 +122,37 @@ function rowCount(n: number): number {
 }
 
 /**
- * Top `limit` rows in board order: member_id, count, reached_at, external_id, display_name — the plain
+ * Top `limit` rows in board order: count, reached_at, external_id, display_name (what an entry shows; the external
+ * id, unique in the tenant, tells the members apart) — the plain
  * `select … order by … limit n` over the board's index range. The store reads them as text (`TEXT_ROWS`) and
  * compares them with the last rows it read (see `createLeaderboardStore`). See `liveArgs` for the parameters after
  * `$2`.
  */
 export function topSql(metric: LeaderboardMetric, limit: number, paused: boolean): string {
   const b = BOARDS[metric];
-  return `select s.member_id, s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
+  return `select s.${b.count} as count, s.${b.reached} as reached_at, m.external_id, m.display_name
        from member_streak s join member m on m.id = s.member_id
-      where ${ranked(b, 3, paused)}
+      where ${ranked(b, 3, paused, HIDDEN_INSTANT)}
       order by s.${b.count} desc, s.${b.reached}, s.id
       limit ${rowCount(limit)}`;
 }
 
-/** Whether the board statements of `def` test pauses (see BOARDS). */
+/** Whether the top statements of `def` test pauses (see BOARDS; the rank statement always does). */
 export const hasPauses = (def: CatalogDefinition): boolean => def.pauses.length > 0;
 
 /**
- * The parameters after a board statement's own: now, and the definition's pauses if it has any (`hasPauses`), for the
- * current board only. ISO strings (the statement types them timestamptz), as the driver's own rendering of a Date
+ * The parameters after a board statement's own: now, and the definition's pauses if the statement tests them
+ * (`pauseTest`), for the current board only. ISO strings (the statement types them timestamptz), as the driver's own rendering of a Date
  * costs more.
  */
-export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number): unknown[] {
+export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now: number, pauseTest: boolean): unknown[] {
   if (!BOARDS[metric].live) return [];
-  return hasPauses(def) ? [new Date(now).toISOString(), ...pauseArrays(def)] : [new Date(now).toISOString()];
+  return pauseTest ? [new Date(now).toISOString(), ...pauseArrays(def)] : [new Date(now).toISOString()];
 }
 
-/** A board statement's prepared name: one per kind, metric, size and pause test (each a different text). */
-const statementName = (kind: "top" | "rank", metric: LeaderboardMetric, size: number, def: CatalogDefinition) =>
-  `leaderboard_${kind}_${metric}_${size}${hasPauses(def) ? "_paused" : ""}`;
+/** A board statement's prepared name: one per kind, metric, size and, for the top, pause test (each a different text). */
+const statementName = (kind: "top" | "rank", metric: LeaderboardMetric, size: number, pauseTest: boolean) =>
+  `leaderboard_${kind}_${metric}_${size}${pauseTest ? "_paused" : ""}`;
 
 /**
  * One member's rank and neighbours in one statement: the member's row (`me`, external id `$3`), the number of
@@ -141,9 +160,9 @@ const statementName = (kind: "top" | "rank", metric: LeaderboardMetric, size: nu
  * rows on either side, each side the first `neighbours` of two index ranges read in the needed direction. See
  * `liveArgs` for the parameters after `$3`.
  */
-export function rankSql(metric: LeaderboardMetric, neighbours: number, paused: boolean): string {
+export function rankSql(metric: LeaderboardMetric, neighbours: number): string {
   const b = BOARDS[metric];
-  const rankedRows = ranked(b, 4, paused);
+  const rankedRows = ranked(b, 4, true, PLANNED_INSTANT);
   const n = rowCount(neighbours);
   const c = `s.${b.count}`;
   const r = `s.${b.reached}`;
@@ -179,22 +198,22 @@ export function rankSql(metric: LeaderboardMetric, neighbours: number, paused: b
        union all select -1, above.*, null from above
        union all select 1, below.*, null from below
      )
-     select f.side, f.member_id, f.count, f.reached_at, f.ahead, m.external_id, m.display_name
+     select f.side, f.count, f.reached_at, f.ahead, m.external_id, m.display_name
        from found f join member m on m.id = f.member_id
       where exists (select 1 from me)
       order by f.side, f.count desc, f.reached_at, f.id`;
 }
 
 interface EntryRow {
-  member_id: string; count: number; reached_at: Date | null; external_id: string; display_name: string | null;
+  count: number; reached_at: Date | null; external_id: string; display_name: string | null;
 }
 
 const entry = (r: EntryRow, rank: number): LeaderboardEntry => ({
-  rank, memberId: r.member_id, memberExternalId: r.external_id, displayName: r.display_name, count: r.count, reachedAt: r.reached_at?.getTime() ?? null,
+  rank, memberExternalId: r.external_id, displayName: r.display_name, count: r.count, reachedAt: r.reached_at?.getTime() ?? null,
 });
 
 /** A `topSql` row as the server sent it: every column as text (null stays null). */
-type TopRow = [memberId: string, count: string, reachedAt: string | null, externalId: string, displayName: string | null];
+type TopRow = [count: string, reachedAt: string | null, externalId: string, displayName: string | null];
 
 /** Columns stay the server's text: a board read again is compared before anything is converted. */
 const TEXT_ROWS = { getTypeParser: () => (text: string) => text } as unknown as CustomTypesConfig;
@@ -205,9 +224,9 @@ const sameRows = (a: readonly TopRow[], b: readonly TopRow[]) =>
 
 /** The entries of `topSql` rows, frozen: they are shared by every read that got the same rows. */
 export function parseTop(rows: readonly TopRow[]): readonly LeaderboardEntry[] {
-  return Object.freeze(rows.map(([memberId, count, reachedAt, memberExternalId, displayName], i) =>
+  return Object.freeze(rows.map(([count, reachedAt, memberExternalId, displayName], i) =>
     // The driver's own timestamptz parser: the Date (milliseconds) a driver-typed column would give.
-    Object.freeze({ rank: i + 1, memberId, memberExternalId, displayName, count: Number(count), reachedAt: reachedAt === null ? null : parseTimestamptz(reachedAt).getTime() })));
+    Object.freeze({ rank: i + 1, memberExternalId, displayName, count: Number(count), reachedAt: reachedAt === null ? null : parseTimestamptz(reachedAt).getTime() })));
 }
 
 /** Boards whose last answer a store keeps (tenant, definition and its version, metric and size each make a board). */
@@ -256,7 +275,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
       topTotals.statements++;
       const started = performance.now();
       const { rows } = await pool.query<TopRow>({
-        ...statement(statementName("top", metric, limit, latest.def), topSql(metric, limit, hasPauses(latest.def)), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now)]),
+        ...statement(statementName("top", metric, limit, hasPauses(latest.def)), topSql(metric, limit, hasPauses(latest.def)), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now, hasPauses(latest.def))]),
         rowMode: "array" as const,
         types: TEXT_ROWS,
       });
@@ -281,7 +300,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
-      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(statementName("rank", metric, neighbours, def), rankSql(metric, neighbours, hasPauses(def)), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now)]));
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(statementName("rank", metric, neighbours, false), rankSql(metric, neighbours), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now, true)]));
       const me = rows.find((r) => r.side === 0);
       if (!me) return { entry: null, above: [], below: [] };
       const rank = Number(me.ahead) + 1;
