@@ -28,6 +28,7 @@ import { quoteLiteral, sqlLiteral } from "../../src/engine/ingest/sql-literal.ts
 import { createProgressReader, type RewardFactsByDefinition } from "../../src/engine/reads/progress-reader.ts";
 import { recompute, type MemberStreakState } from "../../src/domain/streak-machine.ts";
 import { startTestApi, type Credentials, type TestApi } from "../support/api.ts";
+import { untilWaitingForLock } from "../support/fixtures.ts";
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -420,14 +421,7 @@ describe("batched ingestor against sequential processing", () => {
       );
       const pending = batcher.record(input("kb-raced"));
       // The batch read no such key, applied it, and its insert now waits for our transaction.
-      for (let waited = 0; ; waited += 20) {
-        const { rows } = await pool.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and (query like 'execute kindling_batch_%' or query like 'prepare kindling_batch_%')",
-        );
-        if (rows[0]!.n > 0) break;
-        if (waited > 10_000) throw new Error("the batch's write never waited for the concurrent insert");
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await untilWaitingForLock(pool, ["execute kindling_batch_%", "prepare kindling_batch_%"], "the batch's write");
       await holder.query("commit");
       const result = await pending;
       expect(result.duplicate).toBe(true);

@@ -21,7 +21,7 @@ import { rewardWorkflowId } from "../../src/workflows/messages.ts";
 import { citusMemberRowsSql, MEMBER_DATA, memberRowsSql } from "../../src/engine/data-rights/coverage.ts";
 import { startTestApi, type Protocol, type TestApi } from "../support/api.ts";
 import { connectToSharedTemporal, type SharedTemporal } from "../support/temporal.ts";
-import { DAY, createLiveDefinition, expectFailure, sqlPool, today } from "../support/fixtures.ts";
+import { DAY, createLiveDefinition, expectFailure, sqlPool, today, untilWaitingForLock } from "../support/fixtures.ts";
 
 let api: TestApi;
 let db: pg.Pool;
@@ -330,14 +330,7 @@ describe("EraseMember", () => {
       await holder.query("select id from member_streak where member_id = $1 order by id limit 1 for update", [memberId]);
       const erasing = api.client(MemberService).eraseMember({ memberExternalId: "era-dl" });
       // The erasure holds the member and waits for the streak row.
-      for (let waited = 0; ; waited += 20) {
-        const { rows } = await db.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'select id from member_streak where tenant_id = $1 and member_id = $2 order by id for update'",
-        );
-        if (rows[0]!.n > 0) break;
-        if (waited > 10_000) throw new Error("the erasure never waited for the held streak row");
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await untilWaitingForLock(db, ["select id from member_streak where tenant_id = $1 and member_id = $2 order by id for update"], "the erasure");
       // Now the writer waits for the member: a cycle. PostgreSQL rolls the erasure's pass back (40P01), the writer
       // gets the member and commits, and the pass runs again.
       await holder.query("select id from member where id = $1 for update", [memberId]);

@@ -60,3 +60,19 @@ export function errorMetadata(error: ConnectError): Record<string, string> {
 export function sqlPool(databaseUrl: string): pg.Pool {
   return new pg.Pool({ connectionString: databaseUrl, max: 2 });
 }
+
+/**
+ * Waits until a session of this database waits for a lock in a statement whose text is LIKE one of `queries`
+ * (pg_stat_activity), so a test can build a lock conflict step by step; `what` names it when 10 s pass first.
+ */
+export async function untilWaitingForLock(pool: pg.Pool, queries: readonly string[], what: string): Promise<void> {
+  for (let waited = 0; ; waited += 20) {
+    const { rows } = await pool.query<{ n: number }>(
+      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like any ($1::text[])",
+      [queries],
+    );
+    if (rows[0]!.n > 0) return;
+    if (waited > 10_000) throw new Error(`${what} never waited for a lock`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
