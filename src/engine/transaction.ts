@@ -22,8 +22,13 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
  */
 const ROLLED_BACK_FOR_ANOTHER = new Set(["40P01", "40001"]);
 
-export const isRolledBackForAnother = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && ROLLED_BACK_FOR_ANOTHER.has(String((error as { code?: unknown }).code));
+/** A database error's SQLSTATE (pg's `code`); undefined for anything else. */
+export const sqlState = (error: unknown): string | undefined => {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+};
+
+export const isRolledBackForAnother = (error: unknown): boolean => ROLLED_BACK_FOR_ANOTHER.has(sqlState(error) ?? "");
 
 /**
  * `inTransaction`, run again when PostgreSQL rolled it back for another transaction (isRolledBackForAnother) or

@@ -12,8 +12,9 @@ import { createOrm, migrate } from "../../src/db/orm.ts";
 import { createDefinitionCatalog } from "../../src/engine/definitions/definition-catalog.ts";
 import { createActivityIngestor } from "../../src/engine/ingest/activity-ingestor.ts";
 import { createBatchIngestor } from "../../src/engine/ingest/batch-ingestor.ts";
-import { applyRetention, ensurePartitions, listPartitions, setTenantRetention, weekStart } from "../../src/engine/retention/retention.ts";
+import { applyRetention, ensurePartitions, listPartitions, PAGE_DELIVERIES_DELETE_SQL, setTenantRetention, weekStart } from "../../src/engine/retention/retention.ts";
 import { retentionFloor } from "../../src/engine/delivery/event-stream.ts";
+import { citusMemberRowsSql, MEMBER_DATA, memberRowsSql } from "../../src/engine/data-rights/coverage.ts";
 import { importActivities } from "../../src/engine/import/activity-import.ts";
 import { EngineError } from "../../src/engine/engine-error.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
@@ -247,9 +248,14 @@ describe("retention", () => {
     try {
       const plan = async (sql: string, args: readonly unknown[]) =>
         (await client.query<{ "QUERY PLAN": string }>(`explain ${sql}`, [...args])).rows.map((r) => r["QUERY PLAN"]).join("\n");
-      const page = await plan("delete from webhook_delivery d where d.tenant_id = any($1::uuid[]) and d.event_id = any($2::bigint[])", [[tenantB], [5, 17, 4242]]);
-      const member = await plan("select * from webhook_delivery t where t.tenant_id = $1 and t.event_id = any($2::bigint[])", [tenantB, [5, 17, 4242]]);
-      for (const p of [page, member]) {
+      // The statements as retention and erasure run them (a plain member's condition and the Citus one).
+      const deliveries = MEMBER_DATA.find((t) => t.table === "webhook_delivery")!;
+      const eventIds = ["5", "17", "4242"];
+      const citus = citusMemberRowsSql(deliveries, "delete from", [tenantB, randomUUID(), [], eventIds]);
+      const page = await plan(PAGE_DELIVERIES_DELETE_SQL, [[tenantB], eventIds]);
+      const member = await plan(citus.text, citus.values);
+      const plainMember = await plan(memberRowsSql(deliveries, "delete from"), [tenantB, randomUUID(), "someone"]);
+      for (const p of [page, member, plainMember]) {
         expect(p).toMatch(/webhook_delivery_event/);
         expect(p).not.toMatch(/Seq Scan|webhook_delivery_tenant_id_subscription_id_index/);
       }

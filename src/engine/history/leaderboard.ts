@@ -150,9 +150,26 @@ export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now:
   return pauseTest ? [new Date(now).toISOString(), ...pauseArrays(def)] : [new Date(now).toISOString()];
 }
 
-/** A board statement's prepared name: one per kind, metric, size and, for the top, pause test (each a different text). */
-const statementName = (kind: "top" | "rank", metric: LeaderboardMetric, size: number, pauseTest: boolean) =>
-  `leaderboard_${kind}_${metric}_${size}${pauseTest ? "_paused" : ""}`;
+/** A board statement: its prepared name, and its text, built once per name (a name stands for one text). */
+interface BoardStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/** At most 2 metrics × (101 sizes × 2 pause tests + 26 sizes): the texts need not be built again per read. */
+const BOARD_STATEMENTS = new Map<string, BoardStatement>();
+
+function boardStatement(name: string, build: () => string): BoardStatement {
+  let found = BOARD_STATEMENTS.get(name);
+  if (!found) BOARD_STATEMENTS.set(name, (found = { name, text: build() }));
+  return found;
+}
+
+const topStatement = (metric: LeaderboardMetric, limit: number, paused: boolean) =>
+  boardStatement(`leaderboard_top_${metric}_${limit}${paused ? "_paused" : ""}`, () => topSql(metric, limit, paused));
+
+const rankStatement = (metric: LeaderboardMetric, neighbours: number) =>
+  boardStatement(`leaderboard_rank_${metric}_${neighbours}`, () => rankSql(metric, neighbours));
 
 /**
  * One member's rank and neighbours in one statement: the member's row (`me`, external id `$3`), the number of
@@ -265,17 +282,18 @@ interface TopCall {
  */
 export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
   const prepared = options.preparedStatements ?? true;
-  const statement = (name: string, text: string, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
+  const statement = ({ name, text }: BoardStatement, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
   const boards = new Map<string, Batcher<TopCall, readonly LeaderboardEntry[]>>();
 
   function board(metric: LeaderboardMetric, limit: number): Batcher<TopCall, readonly LeaderboardEntry[]> {
     let last: { readonly rows: readonly TopRow[]; readonly entries: readonly LeaderboardEntry[] } | undefined;
     return createBatcher(async (calls) => {
       const latest = calls.reduce((a, b) => (b.now > a.now ? b : a));
+      const paused = hasPauses(latest.def);
       topTotals.statements++;
       const started = performance.now();
       const { rows } = await pool.query<TopRow>({
-        ...statement(statementName("top", metric, limit, hasPauses(latest.def)), topSql(metric, limit, hasPauses(latest.def)), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now, hasPauses(latest.def))]),
+        ...statement(topStatement(metric, limit, paused), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now, paused)]),
         rowMode: "array" as const,
         types: TEXT_ROWS,
       });
@@ -300,7 +318,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
-      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(statementName("rank", metric, neighbours, false), rankSql(metric, neighbours), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now, true)]));
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(rankStatement(metric, neighbours), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now, true)]));
       const me = rows.find((r) => r.side === 0);
       if (!me) return { entry: null, above: [], below: [] };
       const rank = Number(me.ahead) + 1;

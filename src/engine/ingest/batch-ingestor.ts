@@ -51,7 +51,7 @@ import { createBatcher, type BatchStats, type Settled } from "../group-batcher.t
 import { teamRuleOf } from "../teams/team-streaks.ts";
 import { attemptBatch, CommittedBatchError, RetryBatch, type Attempt, type Pending } from "./batch-attempt.ts";
 import { preparedStatementsOf } from "./batch-message.ts";
-import { isRolledBackForAnother } from "../transaction.ts";
+import { isRolledBackForAnother, sqlState } from "../transaction.ts";
 
 
 export interface BatchIngestorOptions {
@@ -124,7 +124,6 @@ export function batchIngestTotals(): BatchIngestStats {
 
 /** SQLSTATE kindling_batch_check raises (migration 0006): an activity of the batch was stored concurrently. */
 const BATCH_CONFLICT = "KB001";
-const sqlState = (error: unknown) => (typeof error === "object" && error !== null ? String((error as { code?: unknown }).code) : undefined);
 
 const isRetryable = (error: unknown) =>
   error instanceof RetryBatch || isRolledBackForAnother(error) || sqlState(error) === BATCH_CONFLICT || isNewMemberRace(error);

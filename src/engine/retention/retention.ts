@@ -267,6 +267,9 @@ interface EventRow {
   readonly dedupe_key: string;
 }
 
+/** A page's webhook deliveries, by tenants ($1) and event ids ($2): probes of migration 0019's index. */
+export const PAGE_DELIVERIES_DELETE_SQL = "delete from webhook_delivery d where d.tenant_id = any($1::uuid[]) and d.event_id = any($2::bigint[])";
+
 /**
  * Deletes the dedupe keys and webhook deliveries of `events`. A key is matched by its whole primary key and its
  * event (an event without a member has its key under the nil UUID, as the key trigger writes it) from the list the
@@ -279,7 +282,7 @@ async function deleteEventKeysAndDeliveries(client: PoolClient, events: readonly
       where (k.tenant_id, k.member_id, k.dedupe_key, k.event_id) in (select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]))`,
     [events.map((e) => e.tenant_id), events.map((e) => e.member_id ?? ALL_TENANTS), events.map((e) => e.dedupe_key), events.map((e) => e.id)],
   );
-  await client.query("delete from webhook_delivery d where d.tenant_id = any($1::uuid[]) and d.event_id = any($2::bigint[])", [
+  await client.query(PAGE_DELIVERIES_DELETE_SQL, [
     [...new Set(events.map((e) => e.tenant_id))], events.map((e) => e.id),
   ]);
 }
