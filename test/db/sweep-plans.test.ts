@@ -172,6 +172,7 @@ describe("sweep pages", () => {
   });
 
   it("sweeps/small_pages_finalise_the_whole_cohort_once", async () => {
+    const started = Date.now();
     expect(await sweepAtRisk(db.pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE })).toBe(COHORT);
     expect(await sweepAtRisk(db.pool, def, AT_RISK_AT + HOUR, { pageSize: PAGE })).toBe(0);
     expect(await sweepBreaks(db.pool, def, BREAK_AT + HOUR, { pageSize: PAGE })).toBe(COHORT);
@@ -181,6 +182,21 @@ describe("sweep pages", () => {
       [def.id],
     );
     expect(rows.map((r) => [r.definition_id === def.id, r.status, r.n])).toEqual([[true, "BROKEN", COHORT], [false, "IN_PROGRESS", COHORT]]);
+
+    // The events' public ids are time-ordered (migration 0020): UUIDv7 whose 48-bit millisecond prefix is when the
+    // sweep wrote them, so each page's ids land at the right edge of streak_event_public_id_index.
+    const ids = await db.pool.query<{ type: string; n: number; v7: number; first: string; last: string }>(
+      `select type, count(*)::int as n, count(*) filter (where substr(public_id::text, 15, 1) = '7')::int as v7,
+              min(('x' || substr(replace(public_id::text, '-', ''), 1, 12))::bit(48)::bigint)::text as first,
+              max(('x' || substr(replace(public_id::text, '-', ''), 1, 12))::bit(48)::bigint)::text as last
+         from streak_event where definition_id = $1 group by type order by type`,
+      [def.id],
+    );
+    expect(ids.rows.map((r) => [r.type, r.n, r.v7])).toEqual([["streak.at_risk", COHORT, COHORT], ["streak.broken", COHORT, COHORT]]);
+    for (const r of ids.rows) {
+      expect(Number(r.first)).toBeGreaterThanOrEqual(started - 1_000);
+      expect(Number(r.last)).toBeLessThanOrEqual(Date.now() + 1_000);
+    }
   });
 
   // A sweep activity's attempt that Temporal gave up on (timed out, cancelled) throws from its heartbeat

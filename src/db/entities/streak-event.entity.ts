@@ -34,8 +34,11 @@ const StreakEventSchema = defineEntity({
   ],
   properties: {
     id: p.bigint("string").primary().autoincrement(),
-    /** The event's id in the API (Event.id, Kindling-Event-Id); filled by the database for every writer. */
-    publicId: p.uuid().defaultRaw("gen_random_uuid()"),
+    /**
+     * The event's id in the API (Event.id, Kindling-Event-Id); filled by the database for every writer, time-ordered
+     * so its index grows at one edge (migration 0020).
+     */
+    publicId: p.uuid().defaultRaw("kindling_time_ordered_uuid()"),
     tenantId: p.uuid(),
     type: p.string().length(32).$type<StreakEventType>(),
     memberId: p.uuid().nullable(),

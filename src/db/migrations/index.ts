@@ -19,6 +19,7 @@ import { Migration0016RetentionPartitions } from "./0016-retention-partitions.mi
 import { Migration0017AdvancePage } from "./0017-advance-page.migration.ts";
 import { Migration0018CitusDistribution } from "./0018-citus-distribution.migration.ts";
 import { Migration0019WebhookDeliveryEvent } from "./0019-webhook-delivery-event.migration.ts";
+import { Migration0020EventTimeOrderedId } from "./0020-event-time-ordered-id.migration.ts";
 
 type MigrationClass = new (...args: ConstructorParameters<typeof Migration>) => Migration;
 
@@ -42,4 +43,5 @@ export const migrations: { name: string; class: MigrationClass }[] = [
   { name: "0017_advance_page", class: Migration0017AdvancePage },
   { name: "0018_citus_distribution", class: Migration0018CitusDistribution },
   { name: "0019_webhook_delivery_event", class: Migration0019WebhookDeliveryEvent },
+  { name: "0020_event_time_ordered_id", class: Migration0020EventTimeOrderedId },
 ];
