@@ -10,7 +10,8 @@
 //      and closes the day's stats (src/engine/history/definition-stats.ts); we time the sweeps, the stats snapshots and
 //      the whole rollover, check every row is BROKEN with its streak.broken event and its missed window stored as
 //      history (streak_window), and
-//      read the workflow's history size (events, bytes) — for N = 10,000 and N = 1,000,000;
+//      read the workflow's history size (events, bytes) — for N = 10,000 and N = 1,000,000, each from empty member
+//      tables (the first run's rows are truncated before the second seeds);
 //   4. actions per recorded activity: members record a week of activity (3 a day) on a definition with a
 //      points-ledger milestone at day 7 while the relay and the worker run; we count what reached Temporal
 //      (workflows started, activities, timers, signals) from the histories.
@@ -272,6 +273,10 @@ try {
   }
 
   const small = await rollover(smallN);
+  // The big rollover starts from empty member tables, as the small one did: the small run's rows (about 6 GB a
+  // million member streaks once swept, with their events) go first, so a 10M run needs only its own disk.
+  await pool.query("truncate member, member_streak, member_streak_state, streak_window, streak_event, streak_event_key, activity, activity_key");
+  await pool.query("checkpoint");
   const big = await rollover(bigN);
   const actions = await actionsPerActivity();
   const results = {
