@@ -196,10 +196,22 @@ try {
       atRiskEvents: counts.at_risk,
       historyEvents: result.events?.length ?? 0,
       historyBytes,
+      // The history's events by type, so a difference between two sizes says what it is (a workflow task that
+      // timed out on a saturated machine adds three, for one).
+      historyEventTypes: eventTypes(result.events ?? []),
     };
     log(`${n}: ${JSON.stringify(out)}`);
     if (counts.broken !== n + 1 || counts.events !== n + 1 || counts.windows !== n + 1) throw new Error(`rollover incomplete: ${JSON.stringify(counts)}`);
     return out;
+  }
+
+  function eventTypes(events: readonly { eventType?: unknown }[]): Record<string, number> {
+    const byType: Record<string, number> = {};
+    for (const e of events) {
+      const type = typeof e.eventType === "number" ? proto.temporal.api.enums.v1.EventType[e.eventType] ?? String(e.eventType) : String(e.eventType);
+      byType[type.replace(/^EVENT_TYPE_/, "")] = (byType[type.replace(/^EVENT_TYPE_/, "")] ?? 0) + 1;
+    }
+    return byType;
   }
 
   async function actionsPerActivity() {
