@@ -208,8 +208,9 @@ try {
   function eventTypes(events: readonly { eventType?: unknown }[]): Record<string, number> {
     const byType: Record<string, number> = {};
     for (const e of events) {
-      const type = typeof e.eventType === "number" ? proto.temporal.api.enums.v1.EventType[e.eventType] ?? String(e.eventType) : String(e.eventType);
-      byType[type.replace(/^EVENT_TYPE_/, "")] = (byType[type.replace(/^EVENT_TYPE_/, "")] ?? 0) + 1;
+      const name = typeof e.eventType === "number" ? proto.temporal.api.enums.v1.EventType[e.eventType] ?? String(e.eventType) : String(e.eventType);
+      const type = name.replace(/^EVENT_TYPE_/, "");
+      byType[type] = (byType[type] ?? 0) + 1;
     }
     return byType;
   }

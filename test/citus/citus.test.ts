@@ -242,6 +242,16 @@ describe("Kindling on a Citus cluster", () => {
     const events = await coordinator!.query<{ type: string; n: string }>(
       "select type, count(*)::text as n from streak_event where definition_id = $1 and type in ('streak.at_risk', 'streak.broken') group by type order by type", [definitionId]);
     expect(events.rows.map((r) => [r.type, r.n])).toEqual([["streak.at_risk", String(MEMBERS + 20)], ["streak.broken", String(MEMBERS + 20)]]);
+    // Their public ids are time-ordered (migration 0020), and the function behind the default exists on every worker
+    // (the shards' default names it).
+    const v7 = await coordinator!.query<{ n: string }>(
+      "select count(*)::text as n from streak_event where definition_id = $1 and type in ('streak.at_risk', 'streak.broken') and substr(public_id::text, 15, 1) = '7' and substr(public_id::text, 20, 1) in ('8', '9', 'a', 'b')",
+      [definitionId]);
+    expect(v7.rows[0]!.n).toBe(String(2 * (MEMBERS + 20)));
+    const onWorkers = await coordinator!.query<{ success: boolean; result: string }>(
+      "select success, result from run_command_on_workers($$select substr(kindling_time_ordered_uuid()::text, 15, 1)$$)");
+    expect(onWorkers.rows.length).toBeGreaterThan(0);
+    expect(onWorkers.rows.every((r) => r.success && r.result === "7")).toBe(true);
     const windows = await coordinator!.query<{ n: string }>("select count(*)::text as n from streak_window where definition_id = $1 and outcome = 'MISSED'", [definitionId]);
     expect(windows.rows[0]!.n).toBe(String(MEMBERS + 20));
   });
