@@ -172,8 +172,11 @@ describe("retention", () => {
       await record(tenant, who, def, t0 + 3 * DAY, `${who}-3`);
     }
     await setTenantRetention(pool, tenantA, 7);
-    // Day 0 + 12: tenant A keeps 7 days, B the default 30. No partition is older than 30 days: row deletes only.
-    const pass = await applyRetention(pool, t0 + 12 * DAY, { defaultDays: 30 });
+    // Day 0 + 14: tenant A keeps 7 days, B the default 30. No partition is older than 30 days: row deletes only.
+    // Events are kept by created_at, the database's own clock (today, in t0's real week), so A's cutoff (day 0 + 7,
+    // next week's Tuesday noon) must lie after the end of this real week: with day 0 + 12 it was Sunday noon, and the
+    // test failed on Sunday afternoons.
+    const pass = await applyRetention(pool, t0 + 14 * DAY, { defaultDays: 30 });
     expect(pass.droppedPartitions).toEqual([]);
     expect(await partOf("sa-0")).toEqual([]);
     expect(await partOf("sb-0")).not.toEqual([]);
@@ -188,7 +191,7 @@ describe("retention", () => {
     expect(await retentionFloor(pool, tenantA)).toBeGreaterThan(0n);
     expect(await retentionFloor(pool, tenantB)).toBe(0n);
     // A key whose activity retention removed is no longer a duplicate: the promise is "while retained".
-    expect((await record(tenantA, "sa", defA, t0 + 12 * DAY, "sa-0")).duplicate).toBe(false);
+    expect((await record(tenantA, "sa", defA, t0 + 14 * DAY, "sa-0")).duplicate).toBe(false);
   });
 
   it("retention/an_activity_a_members_state_still_needs_survives_its_partition", async () => {
