@@ -289,6 +289,7 @@ try {
   // The big rollover starts from empty member tables, as the small one did: the small run's rows (about 6 GB a
   // million member streaks once swept, with their events) go first, so a 10M run needs only its own disk.
   await pool.query("truncate member, member_streak, member_streak_state, streak_window, streak_event, streak_event_key, activity, activity_key");
+  // And the big run does not start in the checkpoint the small run's WAL would bring on.
   await pool.query("checkpoint");
   const big = await rollover(bigN);
   const actions = await actionsPerActivity();

@@ -66,13 +66,9 @@ export function sqlPool(databaseUrl: string): pg.Pool {
  * (pg_stat_activity), so a test can build a lock conflict step by step; `what` names it when 10 s pass first.
  */
 export async function untilWaitingForLock(pool: pg.Pool, queries: readonly string[], what: string): Promise<void> {
-  for (let waited = 0; ; waited += 20) {
-    const { rows } = await pool.query<{ n: number }>(
-      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like any ($1::text[])",
-      [queries],
-    );
-    if (rows[0]!.n > 0) return;
-    if (waited > 10_000) throw new Error(`${what} never waited for a lock`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const waiting = async () => (await pool.query<{ n: number }>(
+    "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like any ($1::text[])",
+    [queries],
+  )).rows[0]!.n;
+  await expect.poll(waiting, { timeout: 10_000, interval: 20, message: `${what} never waited for a lock` }).toBeGreaterThan(0);
 }

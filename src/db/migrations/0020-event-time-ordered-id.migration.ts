@@ -17,7 +17,7 @@
 // on Citus it is created on every node with the default that uses it (streak_event is distributed, migration 0018).
 import { Migration } from "@mikro-orm/migrations";
 
-export const TIME_ORDERED_UUID_FUNCTION = `create or replace function kindling_time_ordered_uuid() returns uuid
+const TIME_ORDERED_UUID_FUNCTION = `create or replace function kindling_time_ordered_uuid() returns uuid
   language sql volatile parallel safe as $$
     select encode(
       set_bit(set_bit(set_bit(set_bit(

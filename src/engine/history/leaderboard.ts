@@ -150,26 +150,30 @@ export function liveArgs(metric: LeaderboardMetric, def: CatalogDefinition, now:
   return pauseTest ? [new Date(now).toISOString(), ...pauseArrays(def)] : [new Date(now).toISOString()];
 }
 
-/** A board statement: its prepared name, and its text, built once per name (a name stands for one text). */
+/**
+ * A board statement: its prepared name, and its text, built once per name (a name stands for one text), and whether
+ * the text tests pauses, which decides its parameters (`liveArgs`).
+ */
 interface BoardStatement {
   readonly name: string;
   readonly text: string;
+  readonly pauseTest: boolean;
 }
 
 /** At most 2 metrics × (101 sizes × 2 pause tests + 26 sizes): the texts need not be built again per read. */
 const BOARD_STATEMENTS = new Map<string, BoardStatement>();
 
-function boardStatement(name: string, build: () => string): BoardStatement {
+function boardStatement(name: string, pauseTest: boolean, build: () => string): BoardStatement {
   let found = BOARD_STATEMENTS.get(name);
-  if (!found) BOARD_STATEMENTS.set(name, (found = { name, text: build() }));
+  if (!found) BOARD_STATEMENTS.set(name, (found = { name, text: build(), pauseTest }));
   return found;
 }
 
 const topStatement = (metric: LeaderboardMetric, limit: number, paused: boolean) =>
-  boardStatement(`leaderboard_top_${metric}_${limit}${paused ? "_paused" : ""}`, () => topSql(metric, limit, paused));
+  boardStatement(`leaderboard_top_${metric}_${limit}${paused ? "_paused" : ""}`, paused, () => topSql(metric, limit, paused));
 
 const rankStatement = (metric: LeaderboardMetric, neighbours: number) =>
-  boardStatement(`leaderboard_rank_${metric}_${neighbours}`, () => rankSql(metric, neighbours));
+  boardStatement(`leaderboard_rank_${metric}_${neighbours}`, true, () => rankSql(metric, neighbours));
 
 /**
  * One member's rank and neighbours in one statement: the member's row (`me`, external id `$3`), the number of
@@ -282,18 +286,21 @@ interface TopCall {
  */
 export function createLeaderboardStore(pool: Pool, options: { preparedStatements?: boolean } = {}): LeaderboardStore {
   const prepared = options.preparedStatements ?? true;
-  const statement = ({ name, text }: BoardStatement, values: unknown[]) => (prepared ? { name, text, values } : { text, values });
+  // The statement's own parameters, then the live ones its text needs (the instant, and pauses if it tests them).
+  const statement = ({ name, text, pauseTest }: BoardStatement, own: unknown[], metric: LeaderboardMetric, def: CatalogDefinition, now: number) => {
+    const values = [...own, ...liveArgs(metric, def, now, pauseTest)];
+    return prepared ? { name, text, values } : { text, values };
+  };
   const boards = new Map<string, Batcher<TopCall, readonly LeaderboardEntry[]>>();
 
   function board(metric: LeaderboardMetric, limit: number): Batcher<TopCall, readonly LeaderboardEntry[]> {
     let last: { readonly rows: readonly TopRow[]; readonly entries: readonly LeaderboardEntry[] } | undefined;
     return createBatcher(async (calls) => {
       const latest = calls.reduce((a, b) => (b.now > a.now ? b : a));
-      const paused = hasPauses(latest.def);
       topTotals.statements++;
       const started = performance.now();
       const { rows } = await pool.query<TopRow>({
-        ...statement(topStatement(metric, limit, paused), [latest.def.tenantId, latest.def.id, ...liveArgs(metric, latest.def, latest.now, paused)]),
+        ...statement(topStatement(metric, limit, hasPauses(latest.def)), [latest.def.tenantId, latest.def.id], metric, latest.def, latest.now),
         rowMode: "array" as const,
         types: TEXT_ROWS,
       });
@@ -318,7 +325,7 @@ export function createLeaderboardStore(pool: Pool, options: { preparedStatements
     },
 
     async rank(def, metric, memberExternalId, neighbours, now) {
-      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(rankStatement(metric, neighbours), [def.tenantId, def.id, memberExternalId, ...liveArgs(metric, def, now, true)]));
+      const { rows } = await pool.query<EntryRow & { side: number; ahead: string | null }>(statement(rankStatement(metric, neighbours), [def.tenantId, def.id, memberExternalId], metric, def, now));
       const me = rows.find((r) => r.side === 0);
       if (!me) return { entry: null, above: [], below: [] };
       const rank = Number(me.ahead) + 1;

@@ -25,7 +25,7 @@ import type { CatalogDefinition, DefinitionCatalog } from "../definitions/defini
 import type { StreakDefinition as StreakDefinitionMessage } from "../../gen/kindling/v1/definition_pb.js";
 import { EngineError, notFoundError } from "../engine-error.ts";
 import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
-import { inTransaction } from "../transaction.ts";
+import { inTransaction, sqlState } from "../transaction.ts";
 import { REPAIR_REASONS } from "../members/member-store.ts";
 
 const teamRules = new WeakMap<CatalogDefinition, TeamRule | null>();
@@ -157,7 +157,7 @@ async function saveMemberships(client: Query, tenantId: string, definitionId: st
       }))), new Date(now)],
     );
   } catch (error) {
-    if ((error as { code?: string }).code === "23505") {
+    if (sqlState(error) === "23505") {
       throw new EngineError("FAILED_PRECONDITION", "ALREADY_TEAM_MEMBER", "a member is already on another team of this definition");
     }
     throw error;
