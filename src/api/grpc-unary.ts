@@ -21,11 +21,10 @@
 import type http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { encodeMessage } from "./known-encoding.ts";
-import { Code, ConnectError, createContextValues, type ContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 
 /** A unary method with its implementation, as connect's router holds it. */
 export type UnaryMethodSpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -40,14 +39,16 @@ export interface GrpcUnaryOptions {
   readonly compressMinBytes: number;
   readonly readMaxBytes: number;
   readonly shutdownSignal: AbortSignal;
-  readonly contextValues?: (req: http2.Http2ServerRequest) => ContextValues;
   /** A call that could not be answered at all (its stream broke); connect-node's adapter logs these too. */
   readonly onError: (error: unknown, path: string) => void;
 }
 
 export interface GrpcUnary {
-  /** Takes the call and answers it (true), or leaves it untouched for connect-node (false). */
-  handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean;
+  /**
+   * Takes the call and answers it on its HTTP/2 stream (true), or leaves the stream untouched (false) for Node's
+   * compatibility request and response, and so for connect-node.
+   */
+  handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
 }
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
@@ -107,38 +108,37 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     };
   }
 
-  function eligible(req: http2.Http2ServerRequest): UnaryMethodSpec | undefined {
-    if (req.httpVersionMajor !== 2 || req.method !== "POST") return undefined;
-    const headers = req.headers;
+  function eligible(headers: http2.IncomingHttpHeaders): UnaryMethodSpec | undefined {
+    if (headers[":method"] !== "POST") return undefined;
     const type = headers["content-type"];
     if (type === undefined || !CONTENT_TYPES.has(type)) return undefined;
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return undefined;
-    return options.methods.get(req.url);
+    const path = headers[":path"];
+    return path === undefined ? undefined : options.methods.get(path);
   }
 
-  async function answer(spec: UnaryMethodSpec, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, body: Buffer, arrived: number): Promise<void> {
-    const header = webHeaders(req.headers);
+  async function answer(spec: UnaryMethodSpec, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
+    const header = webHeaders(headers);
     // Parsed as the request arrived: the deadline runs from then, as in connect, not from the body's last byte.
     const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
     const length = body.length >= 5 ? body.readUInt32BE(1) : -1;
     const wellFormed = length >= 0 && body[0] === 0 && body.length === 5 + length && length <= options.readMaxBytes && timeout.error === undefined;
-    if (!wellFormed) return replay(req, res, header, [body]);
+    if (!wellFormed) return replay(stream, headers, header, [body]);
     let input;
     try {
       input = fromBinary(spec.method.input, body.subarray(5));
     } catch {
       // connect's handler answers an unparsable message with its own error.
-      return replay(req, res, header, [body]);
+      return replay(stream, headers, header, [body]);
     }
     totals.answered++;
 
     const compression = compressionNegotiate(acceptCompression, null, header.get("grpc-accept-encoding"), "grpc-accept-encoding");
-    const values = options.contextValues?.(req) ?? createContextValues();
     // Nothing between opening the call and the try below can throw, so every opened call is closed.
     const call = openCall(timeout.timeoutMs === undefined ? undefined : timeout.timeoutMs - (Date.now() - arrived));
     let answered = false;
-    req.once("close", () => {
+    stream.once("close", () => {
       if (!answered) call.controller.abort(new ConnectError("the client closed the stream", Code.Canceled));
     });
     const context: HandlerContext = {
@@ -146,13 +146,13 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       service: spec.method.parent,
       requestMethod: "POST",
       protocolName: "grpc",
-      url: `http://${req.authority}${req.url}`,
+      url: `http://${authorityOf(headers)}${headers[":path"]}`,
       signal: call.controller.signal,
       timeoutMs: call.timeoutMs,
       requestHeader: header,
       responseHeader: new Headers({ "content-type": RESPONSE_CONTENT_TYPE }),
       responseTrailer: new Headers({ "grpc-status": "0" }),
-      values,
+      values: createContextValues(),
     };
     if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
     let payload: Uint8Array | undefined;
@@ -167,12 +167,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       setTrailerStatus(context.responseTrailer, connectError);
     }
     answered = true;
-    // Http2ServerResponse has no `destroyed`/`closed` of its own: ask its stream.
-    if (res.stream.destroyed || res.stream.closed) return;
-    res.writeHead(200, nodeHeaders(context.responseHeader));
-    res.addTrailers(nodeHeaders(context.responseTrailer));
-    if (payload) res.end(payload);
-    else res.end();
+    respond(stream, 200, nodeHeaders(context.responseHeader), nodeHeaders(context.responseTrailer), payload);
   }
 
   async function envelope(message: Uint8Array, compression: Compression | null): Promise<Uint8Array> {
@@ -191,33 +186,38 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
 
   /**
    * Hands a call this path does not take to connect's own gRPC handler, as if connect-node had read it: the body is
-   * what was read so far, then (when the request is still arriving) the rest of the request.
+   * what was read so far, then (when the request is still arriving) the rest of the stream. Its answer is a unary
+   * gRPC answer (one envelope at most, or an error in trailers), written once it is complete.
    */
-  async function replay(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
+  async function replay(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
     totals.replayed++;
-    const handler = options.connectHandlers.get(req.url);
-    if (!handler) throw new Error(`no connect handler for ${req.url}`);
+    const path = headers[":path"] ?? "";
+    const handler = options.connectHandlers.get(path);
+    if (!handler) throw new Error(`no connect handler for ${path}`);
     const requestAbort = new AbortController();
-    req.once("close", () => requestAbort.abort(new ConnectError("the client closed the stream", Code.Canceled)));
+    stream.once("close", () => requestAbort.abort(new ConnectError("the client closed the stream", Code.Canceled)));
     const uReq: UniversalServerRequest = {
-      httpVersion: req.httpVersion,
+      httpVersion: "2.0",
       method: "POST",
-      url: `http://${req.authority}${req.url}`,
+      url: `http://${authorityOf(headers)}${path}`,
       header,
       body: (async function* () {
         for (const chunk of read) if (chunk.length > 0) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         if (rest) for await (const chunk of rest) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       })(),
       signal: requestAbort.signal,
-      contextValues: options.contextValues?.(req),
     };
     const uRes = await handler(uReq);
-    await universalResponseToNodeResponse(uRes, res);
+    const body: Uint8Array[] = [];
+    if (uRes.body) for await (const chunk of uRes.body) body.push(chunk);
+    const head = uRes.header === undefined ? {} : nodeHeaders(new Headers(uRes.header));
+    const trailer = uRes.trailer === undefined ? undefined : nodeHeaders(new Headers(uRes.trailer));
+    respond(stream, uRes.status, head, trailer, body.length === 0 ? undefined : Buffer.concat(body));
   }
 
   return {
-    handle(req, res) {
-      const spec = eligible(req);
+    handle(stream, headers) {
+      const spec = eligible(headers);
       if (!spec) return false;
       const arrived = Date.now();
       const chunks: Buffer[] = [];
@@ -225,8 +225,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       const settle = (run: Promise<void>) =>
         run.catch((error: unknown) => {
           // Only a broken stream gets here (the call's own errors are answered in trailers): nothing to answer on.
-          options.onError(error, req.url);
-          if (!res.stream.destroyed) res.stream.destroy();
+          options.onError(error, headers[":path"] ?? "");
+          if (!stream.destroyed) stream.destroy();
         });
       const onData = (chunk: Buffer) => {
         chunks.push(chunk);
@@ -234,19 +234,37 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
         if (size <= options.readMaxBytes + 5) return;
         // More than one envelope within the limit can hold: connect's handler reads the rest and answers (with
         // its size error, or its error for a second message) — nothing of it is run here.
-        req.off("data", onData);
-        req.off("end", onEnd);
-        req.pause();
-        void settle(replay(req, res, webHeaders(req.headers), chunks, req));
+        stream.off("data", onData);
+        stream.off("end", onEnd);
+        stream.pause();
+        void settle(replay(stream, headers, webHeaders(headers), chunks, stream));
       };
       const onEnd = () => {
-        void settle(answer(spec, req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), arrived));
+        void settle(answer(spec, stream, headers, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), arrived));
       };
-      req.on("data", onData);
-      req.once("end", onEnd);
+      stream.on("data", onData);
+      stream.once("end", onEnd);
       return true;
     },
   };
+}
+
+/**
+ * Answers on the stream: status and headers, the payload if any, then the trailers (when given) — the frames
+ * Node's compatibility response writes for writeHead, addTrailers and end. A stream the client has already closed
+ * gets nothing.
+ */
+function respond(stream: http2.ServerHttp2Stream, status: number, headers: Record<string, string | string[]>, trailers: Record<string, string | string[]> | undefined, payload: Uint8Array | undefined): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({ ...headers, ":status": status }, { waitForTrailers: trailers !== undefined });
+  if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  if (payload) stream.end(payload);
+  else stream.end();
+}
+
+/** The request's authority, as the compatibility request gives it (`:authority`, or `host`). */
+function authorityOf(headers: http2.IncomingHttpHeaders): string {
+  return headers[":authority"] ?? headers.host ?? "";
 }
 
 /** Node's incoming header object as web Headers, without HTTP/2 pseudo-headers (as connect-node converts them). */

@@ -166,7 +166,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     compressMinBytes: connectOptions.compressMinBytes,
     readMaxBytes: options.maxRequestBytes,
     shutdownSignal: shutdown.signal,
-    ...(contextValues ? { contextValues } : {}),
     onError: (error, path) => logger.warn({ error: error instanceof Error ? error.message : String(error), path }, "unary gRPC call failed outside its handler"),
   });
 
@@ -211,7 +210,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       );
       return;
     }
-    if (grpcUnary && req.httpVersionMajor === 2 && grpcUnary.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     const origin = req.headers.origin;
     if (origin !== undefined && options.cors && !isSameOrigin(origin, hostOf(req))) {
       const r = res as http.ServerResponse;
@@ -271,6 +269,15 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   }
 
   const h2 = http2.createServer({}, handle);
+  if (grpcUnary) {
+    // Unary gRPC calls are answered on their stream as it opens (src/api/grpc-unary.ts), before Node builds its
+    // compatibility request and response for it (≈10 listeners and two stream objects a call). The server emits
+    // "stream" for each new stream and its compatibility layer listens for it; a stream the unary path takes is
+    // not passed on, every other one is, unchanged.
+    const emit = h2.emit.bind(h2);
+    h2.emit = ((event: string | symbol, ...args: unknown[]): boolean =>
+      event === "stream" && grpcUnary.handle(args[0] as http2.ServerHttp2Stream, args[1] as http2.IncomingHttpHeaders) ? true : emit(event, ...args)) as typeof h2.emit;
+  }
   const h1 = http.createServer({ keepAliveTimeout: IDLE_HTTP1_CONNECTION_MS }, handle);
   // h1 never listens itself (connections are handed to it below), and Node's HTTP server starts tracking its
   // connections on "listening": without it closeIdleConnections() on shutdown finds none (an idle keep-alive

@@ -295,8 +295,11 @@ describe("the unary gRPC path's call signal", () => {
       shutdownSignal: shutdown.signal,
       onError: () => undefined,
     });
-    server = http2.createServer((req, res) => {
-      if (!unary.handle(req, res)) res.writeHead(404).end();
+    server = http2.createServer();
+    server.on("stream", (stream, headers) => {
+      if (unary.handle(stream, headers)) return;
+      stream.respond({ ":status": 404 });
+      stream.end();
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     session = http2.connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
