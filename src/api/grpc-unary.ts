@@ -21,6 +21,7 @@
 import type http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { encodeMessage } from "./known-encoding.ts";
+import { RecordHeaders, type HeaderRecord } from "./record-headers.ts";
 import { Code, ConnectError, createContextValues, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
@@ -52,7 +53,9 @@ export interface GrpcUnary {
 }
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
-const RESPONSE_CONTENT_TYPE = "application/grpc+proto";
+/** A call's response headers and trailers as they start (RecordHeaders: copied only if the call changes them). */
+const RESPONSE_HEADER = Object.freeze({ "content-type": "application/grpc+proto" });
+const OK_TRAILER = Object.freeze({ "grpc-status": "0" });
 /**
  * The reason the handler context is aborted with once a call succeeded (connect aborts it then too, with a
  * DOMException whose creation was ≈5 % of a no-op call's CPU here). A frozen plain object: nothing can change it
@@ -119,7 +122,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
   }
 
   async function answer(spec: UnaryMethodSpec, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
-    const header = webHeaders(headers);
+    const header = new RecordHeaders(headers);
     // Parsed as the request arrived: the deadline runs from then, as in connect, not from the body's last byte.
     const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
     const length = body.length >= 5 ? body.readUInt32BE(1) : -1;
@@ -150,8 +153,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       signal: call.controller.signal,
       timeoutMs: call.timeoutMs,
       requestHeader: header,
-      responseHeader: new Headers({ "content-type": RESPONSE_CONTENT_TYPE }),
-      responseTrailer: new Headers({ "grpc-status": "0" }),
+      responseHeader: new RecordHeaders(RESPONSE_HEADER),
+      responseTrailer: new RecordHeaders(OK_TRAILER),
       values: createContextValues(),
     };
     if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
@@ -237,7 +240,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
         stream.off("data", onData);
         stream.off("end", onEnd);
         stream.pause();
-        void settle(replay(stream, headers, webHeaders(headers), chunks, stream));
+        void settle(replay(stream, headers, new RecordHeaders(headers), chunks, stream));
       };
       const onEnd = () => {
         void settle(answer(spec, stream, headers, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), arrived));
@@ -254,7 +257,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
  * Node's compatibility response writes for writeHead, addTrailers and end. A stream the client has already closed
  * gets nothing.
  */
-function respond(stream: http2.ServerHttp2Stream, status: number, headers: Record<string, string | string[]>, trailers: Record<string, string | string[]> | undefined, payload: Uint8Array | undefined): void {
+function respond(stream: http2.ServerHttp2Stream, status: number, headers: HeaderRecord, trailers: HeaderRecord | undefined, payload: Uint8Array | undefined): void {
   if (stream.destroyed || stream.closed) return;
   stream.respond({ ...headers, ":status": status }, { waitForTrailers: trailers !== undefined });
   if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
@@ -267,20 +270,8 @@ function authorityOf(headers: http2.IncomingHttpHeaders): string {
   return headers[":authority"] ?? headers.host ?? "";
 }
 
-/** Node's incoming header object as web Headers, without HTTP/2 pseudo-headers (as connect-node converts them). */
-function webHeaders(nodeHeaders: http2.IncomingHttpHeaders): Headers {
-  const header = new Headers();
-  for (const key in nodeHeaders) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = nodeHeaders[key];
-    if (value === undefined) continue;
-    if (typeof value === "string") header.append(key, value);
-    else for (const v of value) header.append(key, v);
-  }
-  return header;
-}
-
-function nodeHeaders(headers: Headers): Record<string, string | string[]> {
+function nodeHeaders(headers: Headers): HeaderRecord {
+  if (headers instanceof RecordHeaders && headers.untouched !== undefined) return headers.untouched;
   const out: Record<string, string | string[]> = {};
   headers.forEach((value, key) => {
     // Headers joins repeated fields with ", ", which is right for every field but set-cookie.
