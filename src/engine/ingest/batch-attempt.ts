@@ -551,7 +551,6 @@ async function writeBatch(
     for (const def of p.defs) pairs.set(streakKey(member.id, def.id), { tenant_id: p.input.tenantId, member_id: member.id, definition_id: def.id });
   });
   const byId = new Map(w.fresh.map((i) => [w.activityIds[i]!, i]));
-  const recordedAt = new Date(w.now);
   // Each fresh activity as its row will be stored (stored-values.ts): the answer's activity, since the write
   // returns only the ids of the rows it inserted.
   const stored = new Map<number, ActivityRow>();
@@ -563,11 +562,11 @@ async function writeBatch(
       definition_id: "definitionId" in input.target ? input.target.definitionId : null,
       event_type: "eventType" in input.target ? input.target.eventType : null,
       applied_definition_ids: w.outcomes[i]!.filter((s) => s.applied).map((s) => s.definition.id),
-      occurred_at: occurredAt.toISOString(),
+      occurred_at: input.occurredAt,
       // As text, so NaN and ±Infinity reach float8 as the one-at-a-time path's parameters do.
       value: input.value === undefined ? null : String(input.value),
       distinct_key: input.distinctKey ?? null, unique_identifier: input.uniqueIdentifier, platform: input.platform ?? null,
-      metadata: input.metadata, recorded_at: recordedAt.toISOString(),
+      metadata: input.metadata, recorded_at: w.now,
     };
     stored.set(i, {
       id: row.id, member_id: row.member_id, definition_id: row.definition_id, event_type: storedVarchar(row.event_type, 128),

@@ -1,7 +1,7 @@
 // The batched ingestor's statement texts (batch-ingestor.ts, batch-attempt.ts).
 import { ACTIVITY_COLUMNS } from "./activity-ingestor.ts";
 import { IF_MEMBER_ABSENT } from "../../db/member-id.ts";
-import { insertEventsSql, saveMemberStreaksSql } from "./streak-persistence.ts";
+import { EPOCH_MS, insertEventsSql, saveMemberStreaksSql } from "./streak-persistence.ts";
 import { insertStreakWindowsSql } from "../history/streak-history.ts";
 import { arrayParameter } from "./batch-message.ts";
 
@@ -63,11 +63,11 @@ const PRELOCK_SQL = lockStreakRowsSql({
 const WRITE_SQL = `with ${saveMemberStreaksSql("streaks", 1)},
      new_activities as (
        insert into activity (id, tenant_id, member_id, definition_id, event_type, applied_definition_ids, occurred_at, value, distinct_key, unique_identifier, platform, metadata, recorded_at)
-       select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, x.occurred_at, x.value, x.distinct_key,
-              x.unique_identifier, x.platform, coalesce(x.metadata, '{}'::jsonb), x.recorded_at
+       select x.id, x.tenant_id, x.member_id, x.definition_id, x.event_type, x.applied_definition_ids, ${EPOCH_MS("x.occurred_at")}, x.value, x.distinct_key,
+              x.unique_identifier, x.platform, coalesce(x.metadata, '{}'::jsonb), ${EPOCH_MS("x.recorded_at")}
          from jsonb_to_recordset($2::jsonb) as x(id uuid, tenant_id uuid, member_id uuid, definition_id uuid, event_type varchar,
-           applied_definition_ids text[], occurred_at timestamptz, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
-           metadata jsonb, recorded_at timestamptz, n bigint)
+           applied_definition_ids text[], occurred_at float8, value float8, distinct_key varchar, unique_identifier varchar, platform varchar,
+           metadata jsonb, recorded_at float8, n bigint)
         order by n
        -- Only the ids: the answer's activity is what was sent, as stored (stored-values.ts); a missing id is a
        -- key stored concurrently (kindling_batch_check below).

@@ -78,32 +78,40 @@ export async function lockMemberStreak(client: PoolClient, tenantId: string, mem
  * contract). The one definition of those columns, shared by `saveMemberStreak` and the batched ingestor's
  * multi-row update (batch-sql.ts), so the two writers cannot drift.
  */
-export interface MemberStreakColumns {
+export interface MemberStreakColumns<Instant> {
   readonly state: MemberStreakState;
   readonly status: string;
   readonly current_count: number;
   readonly longest_count: number;
-  readonly window_start_at: Date | null;
-  readonly window_close_at: Date | null;
-  readonly at_risk_at: Date | null;
-  readonly break_at: Date | null;
-  readonly last_activity_at: Date | null;
-  readonly updated_at: Date;
+  readonly window_start_at: Instant | null;
+  readonly window_close_at: Instant | null;
+  readonly at_risk_at: Instant | null;
+  readonly break_at: Instant | null;
+  readonly last_activity_at: Instant | null;
+  readonly updated_at: Instant;
   readonly break_kind: string | null;
   readonly break_window_key: string | null;
   /** The domain's break counter: with the count, it tells a run's count from the same count reached again. */
   readonly breaks: number;
 }
 
-export function memberStreakColumns(def: CatalogDefinition, state: MemberStreakState, now: number): MemberStreakColumns {
+/**
+ * `instant` gives each time column's value from epoch milliseconds: a Date for a statement parameter, or the
+ * milliseconds themselves for the JSON records of `memberStreakRecords` (a Date there is turned into ISO text by
+ * JSON.stringify, which cost as much as the rest of a record's encoding).
+ */
+export function memberStreakColumns<Instant>(def: CatalogDefinition, state: MemberStreakState, now: number, instant: (ms: number) => Instant): MemberStreakColumns<Instant> {
   const d = streakProjection(def.rules, state, { pausedIntervals: def.pauses });
-  const ms = (v: number | null) => (v === null ? null : new Date(v));
+  const at = (v: number | null) => (v === null ? null : instant(v));
   return {
-    state, status: state.status, current_count: state.current, longest_count: state.longest, window_start_at: ms(d.windowStartAt), window_close_at: ms(d.windowCloseAt),
-    at_risk_at: ms(d.atRiskAt), break_at: ms(d.breakAt), last_activity_at: ms(state.lastActivityAt), updated_at: new Date(now),
+    state, status: state.status, current_count: state.current, longest_count: state.longest, window_start_at: at(d.windowStartAt), window_close_at: at(d.windowCloseAt),
+    at_risk_at: at(d.atRiskAt), break_at: at(d.breakAt), last_activity_at: at(state.lastActivityAt), updated_at: instant(now),
     break_kind: d.breakKind, break_window_key: d.breakWindowKey, breaks: state.breaks,
   };
 }
+
+const asDate = (ms: number) => new Date(ms);
+const asMillis = (ms: number) => ms;
 
 /**
  * SET items keeping the leaderboard tie-breaks (migration 0009): a count that changes takes the writer's clock
@@ -118,7 +126,7 @@ const REACHED_AT_SET = (row: string, current: string, longest: string, breaks: s
 
 /** Writes the state and refreshes the columns projected from it (see the domain's persistence contract). */
 export async function saveMemberStreak(client: PoolClient, id: string, memberId: string, def: CatalogDefinition, state: MemberStreakState, now: number): Promise<void> {
-  const c = memberStreakColumns(def, state, now);
+  const c = memberStreakColumns(def, state, now, asDate);
   await client.query(
     `with saved as (update member_streak_state set state = $2 where member_id = $15 and member_streak_id = $1)
      update member_streak set status = $3, current_count = $4, longest_count = $5, window_close_at = $6,
@@ -132,9 +140,15 @@ export async function saveMemberStreak(client: PoolClient, id: string, memberId:
 
 type SavedStreak = { readonly id: string; readonly def: CatalogDefinition; readonly state: MemberStreakState; readonly saves: number };
 
-/** The records `saveMemberStreaksSql` reads from its JSON parameter. */
+/**
+ * The timestamptz of epoch milliseconds (a float8 expression; null stays null). Exact to the millisecond:
+ * to_timestamp rounds to whole microseconds, and ms / 1000 is within a few hundred picoseconds of the true value.
+ */
+export const EPOCH_MS = (expression: string) => `to_timestamp(${expression} / 1000)`;
+
+/** The records `saveMemberStreaksSql` reads from its JSON parameter (times as epoch milliseconds). */
 export function memberStreakRecords(rows: readonly SavedStreak[], now: number): string {
-  return JSON.stringify(rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now) })));
+  return JSON.stringify(rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now, asMillis) })));
 }
 
 /**
@@ -149,9 +163,12 @@ export function memberStreakRecords(rows: readonly SavedStreak[], now: number): 
  */
 export function saveMemberStreaksSql(prefix: string, param: number): string {
   return `${prefix}_x as materialized (
-       select * from jsonb_to_recordset($${param}::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
-         window_start_at timestamptz, window_close_at timestamptz, at_risk_at timestamptz, break_at timestamptz, last_activity_at timestamptz, updated_at timestamptz,
-         break_kind varchar, break_window_key varchar, breaks int)
+       select x.id, x.saves, x.state, x.status, x.current_count, x.longest_count, ${EPOCH_MS("x.window_start_at")} as window_start_at,
+              ${EPOCH_MS("x.window_close_at")} as window_close_at, ${EPOCH_MS("x.at_risk_at")} as at_risk_at, ${EPOCH_MS("x.break_at")} as break_at,
+              ${EPOCH_MS("x.last_activity_at")} as last_activity_at, ${EPOCH_MS("x.updated_at")} as updated_at, x.break_kind, x.break_window_key, x.breaks
+         from jsonb_to_recordset($${param}::jsonb) as x(id uuid, saves int, state jsonb, status varchar, current_count int, longest_count int,
+           window_start_at float8, window_close_at float8, at_risk_at float8, break_at float8, last_activity_at float8, updated_at float8,
+           break_kind varchar, break_window_key varchar, breaks int)
      ), ${prefix}_state as (
        update member_streak_state st set state = x.state from ${prefix}_x x where st.member_streak_id = x.id
      ), ${prefix}_row as (
@@ -191,7 +208,7 @@ export async function insertRewardsAndOutbox(client: PoolClient, rewards: readon
 export function eventRecords(events: readonly PlannedEvent[]): string {
   return JSON.stringify(events.map((e, n) => ({
     tenant_id: e.tenantId, type: e.type, member_id: e.memberId, definition_id: e.definitionId, dedupe_key: e.dedupeKey, payload: e.payload,
-    occurred_at: new Date(e.occurredAt).toISOString(), n,
+    occurred_at: e.occurredAt, n,
   })));
 }
 
@@ -201,9 +218,9 @@ export function eventRecords(events: readonly PlannedEvent[]): string {
  */
 export function insertEventsSql(param: number): string {
   return `insert into streak_event (tenant_id, type, member_id, definition_id, dedupe_key, payload, occurred_at, created_at)
-     select x.tenant_id, x.type, x.member_id, x.definition_id, x.dedupe_key, x.payload, x.occurred_at, now()
+     select x.tenant_id, x.type, x.member_id, x.definition_id, x.dedupe_key, x.payload, ${EPOCH_MS("x.occurred_at")}, now()
        from jsonb_to_recordset($${param}::jsonb) as x(tenant_id uuid, type varchar, member_id uuid, definition_id uuid, dedupe_key varchar,
-         payload jsonb, occurred_at timestamptz, n bigint)
+         payload jsonb, occurred_at float8, n bigint)
       order by n`;
 }
 
