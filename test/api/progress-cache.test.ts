@@ -11,7 +11,9 @@ import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_
 import { MemberStreakService } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { CalendarPeriod, ConditionType, FulfilmentMode, RewardKind } from "../../src/gen/kindling/v1/definition_pb.js";
 import { MemberStreakState } from "../../src/gen/kindling/v1/member_streak_pb.js";
+import pg from "pg";
 import { progressCacheTotals } from "../../src/api/mappers/progress-cache.ts";
+import { knownStateTotals } from "../../src/engine/reads/batch-progress-reader.ts";
 import { startKindling, type Started } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/config.ts";
 import { createLogger } from "../../src/observability/logger.ts";
@@ -165,5 +167,35 @@ describe("progress answers reused per stored state", () => {
     const { streaks } = await api.client(MemberStreakService, api.admin, "grpc").listMemberStreaks({ memberExternalId: "eve" });
     const listed = streaks.find((s) => s.definitionId === definitionId)!;
     expect([reused.createTime, reused.updateTime]).toEqual([listed.createTime, listed.updateTime]);
+  });
+
+  it("progress_cache/a_state_read_before_is_not_sent_again_until_any_write_of_its_row", async () => {
+    const activities = api.client(ActivityService);
+    await record(activities, "fay", 0, 10);
+    await record(activities, "gus", 0, 11);
+    await record(activities, "gus", 1, 9);
+    const pool = new pg.Pool({ connectionString: api.databaseUrl, max: 1 });
+    try {
+      const streakOf = async (member: string) =>
+        (await pool.query<{ id: string }>(
+          "select s.id from member_streak s join member m on m.id = s.member_id where m.external_id = $1 and s.definition_id = $2", [member, definitionId],
+        )).rows[0]!.id;
+      const [fay, gus] = [await streakOf("fay"), await streakOf("gus")];
+      expect(await read("fay")).toMatchObject({ currentCount: 1 });
+      // Read again, unchanged: the database does not send the state this process already holds.
+      const before = knownStateTotals();
+      expect(await read("fay")).toMatchObject({ currentCount: 1 });
+      expect(knownStateTotals()).toEqual({ sent: before.sent, reused: before.reused + 1 });
+      // Any write of the row, outside the API and with the very same text: the state is sent again.
+      await pool.query("update member_streak_state set state = state where member_streak_id = $1", [fay]);
+      expect(await read("fay")).toMatchObject({ currentCount: 1 });
+      expect(knownStateTotals()).toEqual({ sent: before.sent + 1, reused: before.reused + 1 });
+      // A write that changes the state outside the API (gus's state, two days counted): the next read answers it.
+      await pool.query("update member_streak_state set state = (select state from member_streak_state where member_streak_id = $2) where member_streak_id = $1", [fay, gus]);
+      expect(await read("fay")).toMatchObject({ currentCount: 2 });
+      expect(knownStateTotals().sent).toBe(before.sent + 2);
+    } finally {
+      await pool.end();
+    }
   });
 });

@@ -81,7 +81,8 @@ async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
   const tenants = keys.map(() => tenantId);
   const externals = keys.map((k) => k.external_id);
   const definitions = keys.map(() => definitionId);
-  const now = new Date().toISOString();
+  // The batch write's records carry times as epoch milliseconds (memberStreakRecords, writeBatch).
+  const now = Date.now();
   const streaks = JSON.stringify(keys.map((k) => ({ id: k.streak_id, saves: 1, state: {}, status: "ACTIVE", current_count: 1, longest_count: 1, updated_at: now })));
   const activities = JSON.stringify(keys.map((k, n) => ({
     id: crypto.randomUUID(), tenant_id: tenantId, member_id: k.member_id, definition_id: definitionId, event_type: null, applied_definition_ids: [definitionId],
@@ -93,7 +94,7 @@ async function plansOfEveryStatement(): Promise<Record<string, string[]>> {
     classify: await plans(BATCH_STATEMENTS.classify.text, BATCH_STATEMENTS.classify.types, [tenants, externals, keys.map((_, n) => `plan-${n}`)]),
     prelock: await plans(BATCH_STATEMENTS.prelock.text, BATCH_STATEMENTS.prelock.types, [tenants, externals, definitions]),
     write: await plans(BATCH_STATEMENTS.write.text, BATCH_STATEMENTS.write.types, [streaks, activities, "[]", "[]", "[]", pairs, keys.length, "[]"]),
-    progressRead: await plans(PROGRESS_READ_SQL, ["uuid[]", "text[]", "uuid[]"], [tenants, externals, definitions]),
+    progressRead: await plans(PROGRESS_READ_SQL, ["uuid[]", "text[]", "uuid[]", "text[]"], [tenants, externals, definitions, keys.map(() => null)]),
     readMembers: await plans(BATCH_STATEMENTS.readMembers.text, BATCH_STATEMENTS.readMembers.types, [tenants, externals]),
     lockMembers: await plans(BATCH_STATEMENTS.lockMembers.text, BATCH_STATEMENTS.lockMembers.types, [tenants, externals]),
     lockStreaks: await plans(BATCH_STATEMENTS.lockStreaks.text, BATCH_STATEMENTS.lockStreaks.types, [tenants, keys.map((k) => k.member_id), definitions]),

@@ -26,10 +26,11 @@ export function createBatchProgressReader(
 ): BatchProgressReader {
   const named = options.preparedStatements ?? true;
   const plain = createProgressReader(pool, catalog, { citus: options.citus ?? false });
+  const known = createKnownStates();
 
   async function run(keys: readonly ReadKey[]): Promise<Settled<MemberProgressRows>[]> {
     try {
-      return await readMany(pool, catalog, keys, named);
+      return await readMany(pool, catalog, keys, named, known);
     } catch {
       return Promise.all(
         keys.map((k) =>
@@ -57,9 +58,12 @@ export function createBatchProgressReader(
 }
 
 /** The batched progress read (parameters uuid[], text[], uuid[]): exported so a test can check its plan. */
-export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id, st.state::text as state,
+export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id,
+     case when st.member_streak_id::text || '/' || st.xmin::text = k.known then null else st.state::text end as state,
+     st.member_streak_id::text || '/' || st.xmin::text as state_version,
      floor(extract(epoch from s.created_at) * 1000)::float8 as created_ms, floor(extract(epoch from s.updated_at) * 1000)::float8 as updated_ms, rw.rewards
-   from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "uuid")}) with ordinality as k(tenant_id, external_id, definition_id, i)
+   from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "uuid")}, ${arrayParameter(4, "text")})
+        with ordinality as k(tenant_id, external_id, definition_id, known, i)
    cross join lateral (select m.id, m.tenant_id from member m where m.tenant_id = k.tenant_id and m.external_id = k.external_id offset 0) m
    left join lateral (
      select s.id, s.definition_id, s.created_at, s.updated_at from member_streak s
@@ -76,32 +80,94 @@ export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definit
 
 const PROGRESS_READ_NAME = hashedStatementName("kindling_read_", PROGRESS_READ_SQL);
 
-async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean): Promise<Settled<MemberProgressRows>[]> {
+/**
+ * The state text last read for each member streak this process reads, with the version of the stored row it is
+ * the text of: `<member streak id>/<xmin>`, the id of the transaction that wrote that row version. Any write of
+ * the state row — by any process, through any path, even one that stores the same text — makes a row version with
+ * another xmin, so a read that names the version it holds gets the state only when it changed (and the state's
+ * text is neither rendered by PostgreSQL nor sent nor parsed again). The one way a version could be named again is
+ * a transaction id coming round after 2³² transactions (or a database restored under a running API): so that an
+ * entry cannot outlive either, entries are bounded in number and dropped on first use after KNOWN_STATE_MAX_AGE_MS.
+ */
+interface KnownState {
+  readonly version: string;
+  readonly text: string;
+  readonly readAt: number;
+}
+
+export const KNOWN_STATES = 20_000;
+export const KNOWN_STATE_MAX_AGE_MS = 10 * 60_000;
+
+const knownTotals = { sent: 0, reused: 0 };
+
+/** States the batched read received, and states it did not need sent again (tests, benchmark). */
+export function knownStateTotals(): { readonly sent: number; readonly reused: number } {
+  return { ...knownTotals };
+}
+
+function createKnownStates(limit = KNOWN_STATES) {
+  const entries = new Map<string, KnownState>();
+  return {
+    get(key: string, now: number): KnownState | undefined {
+      const entry = entries.get(key);
+      if (entry === undefined || now - entry.readAt < KNOWN_STATE_MAX_AGE_MS) return entry;
+      entries.delete(key);
+      return undefined;
+    },
+    set(key: string, entry: KnownState): void {
+      // Oldest first: the entry moves to the end; the first one goes when full.
+      entries.delete(key);
+      if (entries.size >= limit) entries.delete(entries.keys().next().value!);
+      entries.set(key, entry);
+    },
+  };
+}
+
+type KnownStates = ReturnType<typeof createKnownStates>;
+
+async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean, known: KnownStates): Promise<Settled<MemberProgressRows>[]> {
   const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
   const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
+  // The states this read already holds, taken now: what the answer relies on is this very entry, whatever happens
+  // to the map while the query runs.
+  const now = Date.now();
+  const held = distinct.map((k) => known.get(keyOf(k), now));
   // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
   // order the single read lists them; none when there is no streak, as the single read asks for them only then).
   // Per-key lookups are LATERAL with `offset 0` so each stays a unique-index probe whatever the statistics say
-  // (see classify in batch-attempt.ts).
+  // (see classify in batch-attempt.ts). The state is sent only when it is not the version this read holds.
   const { rows } = await pool.query<{
     // Row times as epoch milliseconds (what Date#getTime gives for the timestamps, without parsing their text).
-    i: string; member_id: string; id: string | null; definition_id: string | null; state: string | null; created_ms: number | null; updated_ms: number | null;
+    i: string; member_id: string; id: string | null; definition_id: string | null; state: string | null; state_version: string | null;
+    created_ms: number | null; updated_ms: number | null;
     rewards: (Omit<RewardFactRow, "claim_deadline_at"> & { claim_deadline_at: string | null })[] | null;
   }>({
     // Named: prepared once per connection, and after five runs PostgreSQL keeps a generic plan instead of
     // planning this statement for every batch (its arrays are init plans' values: see arrayParameter).
     ...(named ? { name: PROGRESS_READ_NAME } : {}),
     text: PROGRESS_READ_SQL,
-    values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId)],
+    values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId), held.map((h) => h?.version ?? null)],
   });
   const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition }>();
   for (const r of rows) {
-    const key = distinct[Number(r.i) - 1]!;
+    const index = Number(r.i) - 1;
+    const key = distinct[index]!;
     let streak: { row: StreakRow; definition: CatalogDefinition } | null = null;
-    if (r.id !== null && r.definition_id !== null && r.state !== null) {
+    let state = r.state;
+    if (state === null && r.state_version !== null) {
+      // Not sent: the version named is the one stored, whose text this read holds.
+      const hold = held[index];
+      if (hold === undefined || hold.version !== r.state_version) throw new Error(`progress read: state ${r.state_version} was not sent and is not held`);
+      state = hold.text;
+      knownTotals.reused++;
+    } else if (state !== null && r.state_version !== null) {
+      known.set(keyOf(key), { version: r.state_version, text: state, readAt: now });
+      knownTotals.sent++;
+    }
+    if (r.id !== null && r.definition_id !== null && state !== null) {
       const definition = await catalog.get(key.tenantId, r.definition_id);
       if (definition) {
-        streak = { row: streakRow(r.id, r.member_id, r.definition_id, r.state, r.created_ms!, r.updated_ms!), definition };
+        streak = { row: streakRow(r.id, r.member_id, r.definition_id, state, r.created_ms!, r.updated_ms!), definition };
       }
     }
     const facts = new Map<string, RewardFactsByDefinition>();
