@@ -19,6 +19,22 @@ interface WriterInternals {
 }
 
 let installed: boolean | undefined;
+let firstBytes = FIRST_WRITER_BYTES;
+
+/**
+ * Runs `encode` (synchronous: every writer it makes is made and finished inside it) with writers starting at
+ * `bytes` instead, for encodings known to be small: the per-read fields of a reused progress answer and the
+ * response around it are a few dozen bytes, and two zeroed 2 KiB buffers a read were garbage for nothing.
+ */
+export function withFirstWriterBytes<T>(bytes: number, encode: () => T): T {
+  const before = firstBytes;
+  firstBytes = bytes;
+  try {
+    return encode();
+  } finally {
+    firstBytes = before;
+  }
+}
 
 /** Makes every BinaryWriter start with FIRST_WRITER_BYTES. Idempotent; true when in effect. */
 export function presizeBinaryWriters(): boolean {
@@ -27,7 +43,7 @@ export function presizeBinaryWriters(): boolean {
   const grow = prototype.ensureCapacity;
   if (typeof grow !== "function") return (installed = false);
   prototype.ensureCapacity = function ensureCapacity(this: WriterInternals, size: number): void {
-    if (this.buffer.length === 0) this.buffer = new Uint8Array(Math.max(FIRST_WRITER_BYTES, size));
+    if (this.buffer.length === 0) this.buffer = new Uint8Array(Math.max(firstBytes, size));
     grow.call(this, size);
   };
   return (installed = true);

@@ -10,9 +10,11 @@
 //     client, shutdown, or the call's end), with one controller per call instead of connect's linked ones,
 //   - the interceptor chain and the implementation (`invokeUnaryImplementation`, exactly as connect's handlers),
 //   - compression negotiation and the status trailers (`compressionNegotiate`, `setTrailerStatus`).
-// What is ours is the framing of one message in one gRPC envelope, the call's signal, and reading/writing the
-// HTTP/2 stream; responses are encoded by src/api/known-encoding.ts (toBinary, the bytes made once for a shared
-// response, or the kept bytes of a reused progress answer plus its per-read fields).
+// What is ours is the framing of one message in one gRPC envelope, the call's signal, the headers as RecordHeaders
+// (src/api/record-headers.ts), and reading/writing the HTTP/2 stream itself: the call is taken as its stream opens,
+// before Node builds its compatibility request and response for it (src/api/server.ts). Responses are encoded by
+// src/api/known-encoding.ts (toBinary, the bytes made once for a shared response, or the kept bytes of a reused
+// progress answer plus its per-read fields).
 //
 // Only plain, well-formed calls take this path: HTTP/2, POST, `application/grpc[+proto]`, an uncompressed request
 // (or `identity`), a valid timeout, and a body that is exactly one uncompressed envelope within the size limit.

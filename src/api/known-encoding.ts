@@ -12,6 +12,7 @@
 import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { binaryOf, isSharedResponse } from "./shared-responses.ts";
+import { withFirstWriterBytes } from "./binary-writer-capacity.ts";
 
 interface Known {
   readonly desc: DescMessage;
@@ -48,11 +49,14 @@ export function withKnownEncoding<T extends Message>(desc: DescMessage, message:
   return message;
 }
 
+/** The first buffer of the writers of small encodings: per-call fields, and a response around a known answer. */
+const SMALL_WRITER_BYTES = 64;
+
 function perCallBytes(k: Known, message: object): Uint8Array {
   const values = message as Record<string, unknown>;
   const only: Record<string, unknown> = { ...emptyOf(k.desc) };
   for (const name of k.perCall) only[name] = values[name];
-  return toBinary(k.desc, only as never);
+  return withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(k.desc, only as never));
 }
 
 /**
@@ -86,7 +90,8 @@ export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
   }
   if (others === undefined) return toBinary(desc, message);
   // The other fields, then each known field (tag, length, kept bytes, per-call bytes), copied once into the answer.
-  const head = toBinary(desc, others as never);
+  const rest = others;
+  const head = withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(desc, rest as never));
   let length = head.length;
   for (const p of parts) length += p.header.length + p.prefix.length + p.tail.length;
   const out = new Uint8Array(length);

@@ -126,12 +126,25 @@ function createKnownStates(limit = KNOWN_STATES) {
 type KnownStates = ReturnType<typeof createKnownStates>;
 
 async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly ReadKey[], named: boolean, known: KnownStates): Promise<Settled<MemberProgressRows>[]> {
-  const keyOf = (k: ReadKey) => `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
-  const distinct = [...new Map(keys.map((k) => [keyOf(k), k])).values()];
+  // Each call's key as one string, made once: calls of the same key share a slot (one row of the query).
+  const slotOf = new Map<string, number>();
+  const distinct: ReadKey[] = [];
+  const names: string[] = [];
+  const slots = keys.map((k) => {
+    const name = `${k.tenantId}\u0000${k.memberExternalId}\u0000${k.definitionId}`;
+    let slot = slotOf.get(name);
+    if (slot === undefined) {
+      slot = distinct.length;
+      slotOf.set(name, slot);
+      distinct.push(k);
+      names.push(name);
+    }
+    return slot;
+  });
   // The states this read already holds, taken now: what the answer relies on is this very entry, whatever happens
   // to the map while the query runs.
   const now = Date.now();
-  const held = distinct.map((k) => known.get(keyOf(k), now));
+  const held = names.map((name) => known.get(name, now));
   // One round trip: each key's member and streak row, with that streak's rewards aggregated beside it (in the
   // order the single read lists them; none when there is no streak, as the single read asks for them only then).
   // Per-key lookups are LATERAL with `offset 0` so each stays a unique-index probe whatever the statistics say
@@ -148,7 +161,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
     text: PROGRESS_READ_SQL,
     values: [distinct.map((k) => k.tenantId), distinct.map((k) => k.memberExternalId), distinct.map((k) => k.definitionId), held.map((h) => h?.version ?? null)],
   });
-  const found = new Map<string, { memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition }>();
+  const found: ({ memberId: string; streak: { row: StreakRow; definition: CatalogDefinition } | null; facts: RewardFactsByDefinition } | undefined)[] = [];
   for (const r of rows) {
     const index = Number(r.i) - 1;
     const key = distinct[index]!;
@@ -161,7 +174,7 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
       state = hold.text;
       knownTotals.reused++;
     } else if (state !== null && r.state_version !== null) {
-      known.set(keyOf(key), { version: r.state_version, text: state, readAt: now });
+      known.set(names[index]!, { version: r.state_version, text: state, readAt: now });
       knownTotals.sent++;
     }
     if (r.id !== null && r.definition_id !== null && state !== null) {
@@ -176,11 +189,11 @@ async function readMany(pool: Pool, catalog: DefinitionCatalog, keys: readonly R
         addRewardFact(facts, key.definitionId, { ...reward, claim_deadline_at: reward.claim_deadline_at === null ? null : new Date(reward.claim_deadline_at) });
       }
     }
-    found.set(keyOf(key), { memberId: r.member_id, streak, facts: facts.get(key.definitionId) ?? { unclaimed: [], total: 0 } });
+    found[index] = { memberId: r.member_id, streak, facts: facts.get(key.definitionId) ?? { unclaimed: [], total: 0 } };
   }
   const none = (): RewardFactsByDefinition => ({ unclaimed: [], total: 0 });
-  return keys.map((k) => {
-    const hit = found.get(keyOf(k));
+  return keys.map((k, i) => {
+    const hit = found[slots[i]!];
     if (!hit) return { ok: true, value: { memberId: null, streaks: [], rewards: none } };
     const byDefinition = (definitionId: string) => (definitionId === k.definitionId ? hit.facts : none());
     return { ok: true, value: { memberId: hit.memberId, streaks: hit.streak ? [hit.streak] : [], rewards: hit.streak ? byDefinition : none } };
