@@ -186,9 +186,16 @@ export function createAuthInterceptor(
     throw unauthenticated("missing credentials: send apikey/secretkey, a bearer token, or x-kindling-tenant for guest access");
   }
 
+  // The matrix's entry per method descriptor, looked up by name once per method rather than once per call.
+  const byMethod = new WeakMap<object, readonly Role[] | null>();
+  const allowedFor = (service: { readonly typeName: string }, method: { readonly name: string }) => {
+    let allowed = byMethod.get(method);
+    if (allowed === undefined) byMethod.set(method, (allowed = permissions.get(`${service.typeName}/${method.name}`) ?? null));
+    return allowed ?? undefined;
+  };
+
   return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
-    const allowed = permissions.get(method);
+    const allowed = allowedFor(req.service, req.method);
     // Infrastructure services (health, reflection) are registered without a matrix entry and stay open.
     if (allowed === undefined) return next(req);
     const principal = req.contextValues.get(vouchedPrincipalKey) ?? (await authenticate(req.header));
