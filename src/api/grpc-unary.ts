@@ -224,6 +224,10 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     handle(stream, headers) {
       const spec = eligible(headers);
       if (!spec) return false;
+      // A client's reset (any code but CANCEL) or a broken connection is emitted as an error on the stream, and an
+      // EventEmitter's unheard error is thrown: here it only ends the call, which its "close" already does (the
+      // call's signal aborts, nothing is written). Node's compatibility request listened for it the same way.
+      stream.on("error", ignoreStreamError);
       const arrived = Date.now();
       const chunks: Buffer[] = [];
       let size = 0;
@@ -266,6 +270,8 @@ function respond(stream: http2.ServerHttp2Stream, status: number, headers: Heade
   if (payload) stream.end(payload);
   else stream.end();
 }
+
+function ignoreStreamError(): void {}
 
 /** The request's authority, as the compatibility request gives it (`:authority`, or `host`). */
 function authorityOf(headers: http2.IncomingHttpHeaders): string {

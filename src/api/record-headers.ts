@@ -54,7 +54,7 @@ export class RecordHeaders extends HeadersBase {
     if (record === undefined) return;
     this.#record = undefined;
     for (const key in record) {
-      if (key.charCodeAt(0) === 58 /* ":" */) continue;
+      if (key.charCodeAt(0) === 58 /* ":" */ || !Object.hasOwn(record, key)) continue;
       const value = record[key];
       if (value === undefined) continue;
       if (typeof value === "string") super.append(key, value);
@@ -68,7 +68,9 @@ export class RecordHeaders extends HeadersBase {
       this.#own();
       return super.get(name);
     }
-    const value = record[name.toLowerCase()];
+    const key = name.toLowerCase();
+    // Own entries only: a record that is a plain object inherits "toString", "constructor"… which are no headers.
+    const value = Object.hasOwn(record, key) ? record[key] : undefined;
     if (value === undefined) return null;
     return typeof value === "string" ? value.replace(EDGE_WHITESPACE, "") : value.map((v) => v.replace(EDGE_WHITESPACE, "")).join(", ");
   }
@@ -79,7 +81,8 @@ export class RecordHeaders extends HeadersBase {
       this.#own();
       return super.has(name);
     }
-    return record[name.toLowerCase()] !== undefined;
+    const key = name.toLowerCase();
+    return Object.hasOwn(record, key) && record[key] !== undefined;
   }
 
   override append(name: string, value: string): void {

@@ -158,7 +158,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   // One router for both: the adapter below and the unary gRPC path, which replays odd bodies into the same handlers.
   const connectHandlers = connectHandlersByPath(connectOptions, routes, guard);
   const connectHandler = nodeAdapter(connectHandlers, contextValues, logger);
-  const grpcUnary = options.grpcUnaryPath === false ? undefined : createGrpcUnary({
+  // The unary path answers on the stream and has no Node request to give `contextValues`: a server given them
+  // serves every call through connect-node, which does.
+  const grpcUnary = options.grpcUnaryPath === false || baseValues !== undefined ? undefined : createGrpcUnary({
     methods: unaryMethods(registrations),
     connectHandlers,
     interceptors: connectOptions.interceptors,

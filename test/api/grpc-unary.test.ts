@@ -4,6 +4,7 @@
 // bytes, and their answers (status, headers, message bytes, trailers with error details) must match, ids and
 // times aside. The path's own counters prove which calls it answered and which it handed to connect's handler.
 import http2 from "node:http2";
+import net from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary, toJson, type DescMessage } from "@bufbuild/protobuf";
@@ -322,6 +323,44 @@ describe("the unary gRPC path's call signal", () => {
   };
   const aborted = (signal: AbortSignal) => (signal.aborted ? Promise.resolve() : new Promise((r) => signal.addEventListener("abort", r, { once: true })));
   const codeOf = (signal: AbortSignal) => (signal.reason instanceof ConnectError ? signal.reason.code : undefined);
+
+  it("grpc_unary/client_resets_and_broken_connections_end_the_call_and_the_server_answers_on", async () => {
+    // A reset with another code than CANCEL, and a connection that breaks, reach the server's stream as errors: they
+    // must end the call (its signal aborts), not the process, whether the body is still arriving or the call runs.
+    seen = [];
+    hold = true;
+    const arriving = open();
+    arriving.write(healthBody().subarray(0, 3));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    arriving.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    const running = open();
+    running.end(healthBody());
+    const runningCall = await started(1);
+    running.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    await aborted(runningCall.signal);
+    expect(codeOf(runningCall.signal)).toBe(Code.Canceled);
+
+    let socket: net.Socket | undefined;
+    const port = (server.address() as { port: number }).port;
+    const doomed = http2.connect(`http://127.0.0.1:${port}`, { createConnection: () => (socket = net.connect(port, "127.0.0.1")) });
+    doomed.on("error", () => undefined);
+    const lost = doomed.request({ ":method": "POST", ":path": HEALTH, "content-type": "application/grpc", te: "trailers" });
+    lost.on("error", () => undefined);
+    lost.end(healthBody());
+    const lostCall = await started(2);
+    socket!.resetAndDestroy();
+    await aborted(lostCall.signal);
+    expect(codeOf(lostCall.signal)).toBe(Code.Canceled);
+
+    // The server answers on.
+    hold = false;
+    const status = await new Promise((resolve) => {
+      const req = open();
+      req.on("trailers", (trailers) => resolve(trailers["grpc-status"]));
+      req.end(healthBody());
+    });
+    expect(status).toBe("0");
+  });
 
   it("grpc_unary/call_signal_ends_with_the_call_and_aborts_on_deadline_cancel_and_shutdown", async () => {
     seen = [];

@@ -23,7 +23,7 @@ import type { ActivityRecord, OutboxPayloads } from "../../db/entities/index.ts"
 import { addRewardFact, type RewardFactRow, type RewardFactsByDefinition } from "../reads/progress-reader.ts";
 import { planRewards, type PlannedReward } from "../rewards/reward-plan.ts";
 import { eventsForEffects, type PlannedEvent } from "./streak-events.ts";
-import { eventRecords, memberStreakRecords } from "./streak-persistence.ts";
+import { eventRecords, memberStreakRecords, wholeMillis } from "./streak-persistence.ts";
 import { streakWindowRecords, type HistoryOwner } from "../history/streak-history.ts";
 import { BATCH_STATEMENTS } from "./batch-sql.ts";
 import { batchMessage, type Statement } from "./batch-message.ts";
@@ -562,11 +562,11 @@ async function writeBatch(
       definition_id: "definitionId" in input.target ? input.target.definitionId : null,
       event_type: "eventType" in input.target ? input.target.eventType : null,
       applied_definition_ids: w.outcomes[i]!.filter((s) => s.applied).map((s) => s.definition.id),
-      occurred_at: input.occurredAt,
+      occurred_at: wholeMillis(input.occurredAt),
       // As text, so NaN and ±Infinity reach float8 as the one-at-a-time path's parameters do.
       value: input.value === undefined ? null : String(input.value),
       distinct_key: input.distinctKey ?? null, unique_identifier: input.uniqueIdentifier, platform: input.platform ?? null,
-      metadata: input.metadata, recorded_at: w.now,
+      metadata: input.metadata, recorded_at: wholeMillis(w.now),
     };
     stored.set(i, {
       id: row.id, member_id: row.member_id, definition_id: row.definition_id, event_type: storedVarchar(row.event_type, 128),

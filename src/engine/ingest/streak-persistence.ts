@@ -111,7 +111,8 @@ export function memberStreakColumns<Instant>(def: CatalogDefinition, state: Memb
 }
 
 const asDate = (ms: number) => new Date(ms);
-const asMillis = (ms: number) => ms;
+/** Epoch milliseconds as a Date holds them (truncated to whole milliseconds), for the JSON records. */
+export const wholeMillis = (ms: number): number => Math.trunc(ms);
 
 /**
  * SET items keeping the leaderboard tie-breaks (migration 0009): a count that changes takes the writer's clock
@@ -141,14 +142,15 @@ export async function saveMemberStreak(client: PoolClient, id: string, memberId:
 type SavedStreak = { readonly id: string; readonly def: CatalogDefinition; readonly state: MemberStreakState; readonly saves: number };
 
 /**
- * The timestamptz of epoch milliseconds (a float8 expression; null stays null). Exact to the millisecond:
- * to_timestamp rounds to whole microseconds, and ms / 1000 is within a few hundred picoseconds of the true value.
+ * The timestamptz of whole epoch milliseconds (a float8 expression; null stays null). Exact to the millisecond for
+ * any instant before 2106: ms / 1000 is within ~0.2 µs of the true value there, and to_timestamp rounds to whole
+ * microseconds. Records give whole milliseconds (`wholeMillis`), as a Date parameter would.
  */
 export const EPOCH_MS = (expression: string) => `to_timestamp(${expression} / 1000)`;
 
 /** The records `saveMemberStreaksSql` reads from its JSON parameter (times as epoch milliseconds). */
 export function memberStreakRecords(rows: readonly SavedStreak[], now: number): string {
-  return JSON.stringify(rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now, asMillis) })));
+  return JSON.stringify(rows.map((r) => ({ id: r.id, saves: r.saves, ...memberStreakColumns(r.def, r.state, now, wholeMillis) })));
 }
 
 /**
@@ -208,7 +210,7 @@ export async function insertRewardsAndOutbox(client: PoolClient, rewards: readon
 export function eventRecords(events: readonly PlannedEvent[]): string {
   return JSON.stringify(events.map((e, n) => ({
     tenant_id: e.tenantId, type: e.type, member_id: e.memberId, definition_id: e.definitionId, dedupe_key: e.dedupeKey, payload: e.payload,
-    occurred_at: e.occurredAt, n,
+    occurred_at: wholeMillis(e.occurredAt), n,
   })));
 }
 
