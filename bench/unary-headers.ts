@@ -5,6 +5,7 @@
 //
 // `node bench/unary-headers.ts` (a few seconds; nothing written).
 import { RecordHeaders } from "../src/api/record-headers.ts";
+import { nodeHeaders, OK_TRAILER, RESPONSE_HEADER } from "../src/api/grpc-unary.ts";
 
 /** A call as the bench's Go client sends it (bench/loadgen). */
 const REQUEST: Record<string, string> = {
@@ -13,28 +14,19 @@ const REQUEST: Record<string, string> = {
   apikey: "0c1d2f4e-aaaa-bbbb-cccc-111122223333", secretkey: "s3cr3t-abcdefghijklmnopqrstuvwxyz012345",
 };
 const READ = ["grpc-timeout", "grpc-accept-encoding", "apikey", "secretkey", "content-type"];
-const RESPONSE_HEADER = Object.freeze({ "content-type": "application/grpc+proto" });
-const OK_TRAILER = Object.freeze({ "grpc-status": "0" });
-
-function toRecord(headers: Headers): Readonly<Record<string, string>> {
-  if (headers instanceof RecordHeaders && headers.untouched !== undefined) return headers.untouched as Readonly<Record<string, string>>;
-  const out: Record<string, string> = {};
-  headers.forEach((value, key) => (out[key] = value));
-  return out;
-}
 
 /** Before: Headers built entry by entry (pseudo-headers left out), as the path did. */
 function before(): unknown {
   const header = new Headers();
   for (const key in REQUEST) if (key.charCodeAt(0) !== 58) header.append(key, REQUEST[key]!);
   for (const name of READ) header.get(name);
-  return [toRecord(new Headers(RESPONSE_HEADER)), toRecord(new Headers(OK_TRAILER))];
+  return [nodeHeaders(new Headers(RESPONSE_HEADER)), nodeHeaders(new Headers(OK_TRAILER))];
 }
 
 function after(): unknown {
   const header = new RecordHeaders(REQUEST);
   for (const name of READ) header.get(name);
-  return [toRecord(new RecordHeaders(RESPONSE_HEADER)), toRecord(new RecordHeaders(OK_TRAILER))];
+  return [nodeHeaders(new RecordHeaders(RESPONSE_HEADER)), nodeHeaders(new RecordHeaders(OK_TRAILER))];
 }
 
 const CALLS = 200_000;

@@ -56,8 +56,8 @@ export interface GrpcUnary {
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
 /** A call's response headers and trailers as they start (RecordHeaders: copied only if the call changes them). */
-const RESPONSE_HEADER = Object.freeze({ "content-type": "application/grpc+proto" });
-const OK_TRAILER = Object.freeze({ "grpc-status": "0" });
+export const RESPONSE_HEADER = Object.freeze({ "content-type": "application/grpc+proto" });
+export const OK_TRAILER = Object.freeze({ "grpc-status": "0" });
 /**
  * The reason the handler context is aborted with once a call succeeded (connect aborts it then too, with a
  * DOMException whose creation was ≈5 % of a no-op call's CPU here). A frozen plain object: nothing can change it
@@ -278,7 +278,8 @@ function authorityOf(headers: http2.IncomingHttpHeaders): string {
   return headers[":authority"] ?? headers.host ?? "";
 }
 
-function nodeHeaders(headers: Headers): HeaderRecord {
+/** Web headers as the record written to the stream: an untouched RecordHeaders' own record, or a copy. */
+export function nodeHeaders(headers: Headers): HeaderRecord {
   if (headers instanceof RecordHeaders && headers.untouched !== undefined) return headers.untouched;
   const out: Record<string, string | string[]> = {};
   headers.forEach((value, key) => {

@@ -12,6 +12,7 @@ import { sweepTeamAtRisk, sweepTeamBreaks } from "../../src/engine/teams/team-sw
 import { teamRuleOf } from "../../src/engine/teams/team-streaks.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { createOrchestrationDb, dailyUtc, DAY, HOUR, type OrchestrationDb } from "../support/orchestration.ts";
+import { isUuidV7Sql } from "../support/fixtures.ts";
 
 const COHORT = 12_000;
 const PAGE = 400;
@@ -186,7 +187,7 @@ describe("sweep pages", () => {
     // The events' public ids are time-ordered (migration 0020): UUIDv7 whose 48-bit millisecond prefix is when the
     // sweep wrote them, so each page's ids land at the right edge of streak_event_public_id_index.
     const ids = await db.pool.query<{ type: string; n: number; v7: number; first: string; last: string }>(
-      `select type, count(*)::int as n, count(*) filter (where substr(public_id::text, 15, 1) = '7' and substr(public_id::text, 20, 1) in ('8', '9', 'a', 'b'))::int as v7,
+      `select type, count(*)::int as n, count(*) filter (where ${isUuidV7Sql("public_id")})::int as v7,
               min(('x' || substr(replace(public_id::text, '-', ''), 1, 12))::bit(48)::bigint)::text as first,
               max(('x' || substr(replace(public_id::text, '-', ''), 1, 12))::bit(48)::bigint)::text as last
          from streak_event where definition_id = $1 group by type order by type`,

@@ -72,3 +72,7 @@ export async function untilWaitingForLock(pool: pg.Pool, queries: readonly strin
   )).rows[0]!.n;
   await expect.poll(waiting, { timeout: 10_000, interval: 20, message: `${what} never waited for a lock` }).toBeGreaterThan(0);
 }
+
+/** SQL true when `column` (a uuid) has the UUIDv7 layout: version 7 and the RFC 4122 variant (migration 0020). */
+export const isUuidV7Sql = (column: string): string =>
+  `(substr(${column}::text, 15, 1) = '7' and substr(${column}::text, 20, 1) in ('8', '9', 'a', 'b'))`;

@@ -57,10 +57,15 @@ export function createBatchProgressReader(
   };
 }
 
-/** The batched progress read (parameters uuid[], text[], uuid[]): exported so a test can check its plan. */
+/** The version of a stored state (KnownState): its member streak and the transaction that wrote the row. */
+const STATE_VERSION = "st.member_streak_id::text || '/' || st.xmin::text";
+
+/**
+ * The batched progress read (parameters uuid[] tenants, text[] external ids, uuid[] definitions, text[] the state
+ * versions held, or nulls): exported so a test can check its plan.
+ */
 export const PROGRESS_READ_SQL = `select k.i, m.id as member_id, s.id, s.definition_id,
-     case when st.member_streak_id::text || '/' || st.xmin::text = k.known then null else st.state::text end as state,
-     st.member_streak_id::text || '/' || st.xmin::text as state_version,
+     case when ${STATE_VERSION} = k.known then null else st.state::text end as state, ${STATE_VERSION} as state_version,
      floor(extract(epoch from s.created_at) * 1000)::float8 as created_ms, floor(extract(epoch from s.updated_at) * 1000)::float8 as updated_ms, rw.rewards
    from unnest(${arrayParameter(1, "uuid")}, ${arrayParameter(2, "text")}, ${arrayParameter(3, "uuid")}, ${arrayParameter(4, "text")})
         with ordinality as k(tenant_id, external_id, definition_id, known, i)

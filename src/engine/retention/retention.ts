@@ -26,6 +26,7 @@
 import type { Pool, PoolClient } from "pg";
 import { inTransaction } from "../transaction.ts";
 import { ALL_TENANTS } from "../delivery/event-stream.ts";
+import { EPOCH_MS } from "../ingest/streak-persistence.ts";
 
 export const PARTITIONED = ["activity", "streak_event"] as const;
 export type PartitionedTable = (typeof PARTITIONED)[number];
@@ -147,7 +148,7 @@ const NEEDED_BY_STATE = `exists (
   select 1 from member_streak s join member_streak_state st on st.member_id = s.member_id and st.member_streak_id = s.id
    where s.tenant_id = a.tenant_id and s.member_id = a.member_id and s.definition_id = any(a.applied_definition_ids::uuid[])
      and (st.state->'base'->>'cursor' is null
-          or a.occurred_at >= to_timestamp((st.state->'base'->>'cursor')::double precision / 1000)))`;
+          or a.occurred_at >= ${EPOCH_MS("(st.state->'base'->>'cursor')::double precision")}))`;
 
 export interface RetentionResult {
   readonly droppedPartitions: string[];
