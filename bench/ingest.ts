@@ -12,7 +12,8 @@
 //      GetMemberStreak the same way, then pgbench with one progress read (member + streak join, rewards); the
 //      no-op health check (the transport's own ceiling);
 //      every phase (ours and pgbench's) starts from a settled database (settle: VACUUM ANALYZE, CHECKPOINT), and
-//      each of ours reports the API process's CPU time per call beside calls/s;
+//      each of ours reports the API process's CPU time per call beside calls/s, and where a call waited instead of
+//      running (bench/phase-stats.ts: the cores' idle share, the API thread's event-loop delay, collector pauses);
 //   4. all of it at each concurrency level (calls in flight = pgbench clients), one after the other;
 //   5. each round's ratios, and their medians per level, printed and written to bench/results/ingest.json. Measuring both
 //      sides back to back in every round keeps a ratio from comparing a fast minute with a slow one (the same
@@ -48,6 +49,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import pgDriver from "pg";
 import { runPgbench, settleDatabase, apiKeyTransport, postgresCpuMicros, INGEST_TABLES } from "./pgbench.ts";
+import { startPhaseStats, type PhaseStats } from "./phase-stats.ts";
 import { median } from "./stats.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
@@ -92,7 +94,12 @@ const historyCompare = process.env.BENCH_HISTORY === "compare";
 const rolling = process.env.BENCH_ROLLING === "true";
 const profileDir = process.env.BENCH_API_PROFILE || undefined;
 
-type MeasuredLoad = LoadResult & { readonly apiCpuMicrosPerCall: number | null; readonly dbCpuMicrosPerCall: number | null };
+type MeasuredLoad = LoadResult & {
+  readonly apiCpuMicrosPerCall: number | null;
+  readonly dbCpuMicrosPerCall: number | null;
+  /** Idle cores, the API thread's event-loop delay and collector pauses (bench/phase-stats.ts); null as apiCpuMicrosPerCall. */
+  readonly phase: PhaseStats | null;
+};
 
 interface Round {
   readonly kindling: { recordActivity: MeasuredLoad; getMemberStreak: MeasuredLoad; healthCheck: MeasuredLoad };
@@ -148,7 +155,9 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   const stopProfile = profileDir === undefined ? undefined : await startCpuProfile(profileDir);
   const before = process.cpuUsage();
   const dbBefore = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
+  const stopStats = startPhaseStats();
   const result = await load(job, loadgen);
+  const phase = stopStats();
   const used = process.cpuUsage(before);
   const dbAfter = postmasterPid === undefined ? null : postgresCpuMicros(postmasterPid);
   if (stopProfile) {
@@ -157,7 +166,7 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   }
   const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
   const dbPerCall = dbBefore !== null && dbAfter !== null && result.requests > 0 ? Math.round((dbAfter - dbBefore) / result.requests) : null;
-  return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall };
+  return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall, phase: perCall === null ? null : phase };
 }
 
 /** Window history rows stored so far (streak_window). */
@@ -434,6 +443,15 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
             getMemberStreak: medianOf((r) => r.kindling.getMemberStreak.clientCpuMicrosPerCall!),
             healthCheck: medianOf((r) => r.kindling.healthCheck.clientCpuMicrosPerCall!),
           },
+          // Where a call waited rather than ran (bench/phase-stats.ts; null as apiCpuMicrosPerCall): the machine's idle
+          // share, the API thread's mean event-loop delay (ms) and collector pauses (ms per second of phase).
+          waiting: results[0]!.kindling.healthCheck.phase === null ? null : Object.fromEntries(
+            (["recordActivity", "getMemberStreak", "healthCheck"] as const).map((kind) => [kind, {
+              idleShare: medianOf((r) => r.kindling[kind].phase!.idleShare ?? NaN),
+              eventLoopDelayMeanMs: medianOf((r) => r.kindling[kind].phase!.eventLoopDelayMs.mean),
+              gcPauseMsPerSecond: medianOf((r) => r.kindling[kind].phase!.gc.pauseMsPerSecond),
+            }]),
+          ),
           pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),
           pgbenchProgressReadTps: medianOf((r) => r.pgbench!.progressReadTps),
         },
@@ -470,6 +488,12 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
       }
       const cpu = level.median.apiCpuMicrosPerCall;
       if (cpu) console.log(`  API CPU per call: RecordActivity ${cpu.recordActivity} µs, GetMemberStreak ${cpu.getMemberStreak} µs, health check ${cpu.healthCheck} µs`);
+      const waiting = level.median.waiting;
+      if (waiting) {
+        const line = (w: { idleShare: number; eventLoopDelayMeanMs: number; gcPauseMsPerSecond: number }) =>
+          `${Math.round(w.idleShare * 100)} % idle, loop delay ${w.eventLoopDelayMeanMs} ms, GC ${w.gcPauseMsPerSecond} ms/s`;
+        console.log(`  cores idle / API event-loop delay (mean) / GC pauses: RecordActivity ${line(waiting.recordActivity!)}; GetMemberStreak ${line(waiting.getMemberStreak!)}; health check ${line(waiting.healthCheck!)}`);
+      }
       const client = level.median.loadgenCpuMicrosPerCall;
       if (client) console.log(`  load generator CPU per call: RecordActivity ${client.recordActivity} µs, GetMemberStreak ${client.getMemberStreak} µs, health check ${client.healthCheck} µs`);
     }
