@@ -11,6 +11,7 @@ import { resolveDatabaseKind } from "./db/database-kind.ts";
 import { startEmbeddedPostgres } from "./infra/embedded-postgres.ts";
 import { listenForChanges } from "./engine/change-notices.ts";
 import { createApiServer } from "./api/server.ts";
+import { applyApiV8Settings } from "./api/v8-settings.ts";
 import { createApi } from "./api/routes.ts";
 import { API_CHILD_ENV, CHILD_READY, startApiProcesses } from "./api/api-processes.ts";
 import { createCorsPolicy } from "./api/cors.ts";
@@ -135,6 +136,7 @@ export async function startKindling(config: KindlingConfig, logger: Logger, role
 
     let apiUrl: string | undefined;
     if (role === "all" || role === "api") {
+      applyApiV8Settings();
       const apiLogger = logger.child({ component: "api" });
       // application_name tells the API processes apart in pg_stat_activity (KINDLING_API_PROCESSES > 1).
       // A lost database connection (restart, failover) must not crash the process, idle or in use (see pool.ts).
