@@ -90,8 +90,7 @@ export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
   }
   if (others === undefined) return toBinary(desc, message);
   // The other fields, then each known field (tag, length, kept bytes, per-call bytes), copied once into the answer.
-  const rest = others;
-  const head = withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(desc, rest as never));
+  const head = withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(desc, others as never));
   let length = head.length;
   for (const p of parts) length += p.header.length + p.prefix.length + p.tail.length;
   const out = new Uint8Array(length);

@@ -10,7 +10,6 @@
 
 export type HeaderRecord = Readonly<Record<string, string | string[] | undefined>>;
 
-
 /** A header name Headers accepts (an HTTP token); anything else is left to Headers, which throws for it. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What Headers strips from both ends of a value: HTTP whitespace (tab, line feed, carriage return, space). */

@@ -556,7 +556,6 @@ async function writeBatch(
   const stored = new Map<number, ActivityRow>();
   const activities = w.fresh.map((i) => {
     const input = w.items[i]!.input;
-    const occurredAt = new Date(input.occurredAt);
     const row = {
       id: w.activityIds[i]!, tenant_id: input.tenantId, member_id: w.memberOf(i).id,
       definition_id: "definitionId" in input.target ? input.target.definitionId : null,
@@ -570,7 +569,7 @@ async function writeBatch(
     };
     stored.set(i, {
       id: row.id, member_id: row.member_id, definition_id: row.definition_id, event_type: storedVarchar(row.event_type, 128),
-      applied_definition_ids: row.applied_definition_ids, occurred_at: new Date(occurredAt.getTime()),
+      applied_definition_ids: row.applied_definition_ids, occurred_at: new Date(input.occurredAt),
       value: input.value === undefined ? null : storedDouble(input.value), distinct_key: storedVarchar(row.distinct_key, 256),
       unique_identifier: storedVarchar(row.unique_identifier, 256), metadata: storedJsonbObject(input.metadata) as Record<string, string>,
       platform: storedVarchar(row.platform, 64), recorded_at: new Date(w.now), imported: false,

@@ -100,8 +100,8 @@ interface KnownState {
   readonly readAt: number;
 }
 
-export const KNOWN_STATES = 20_000;
-export const KNOWN_STATE_MAX_AGE_MS = 10 * 60_000;
+const KNOWN_STATES = 20_000;
+const KNOWN_STATE_MAX_AGE_MS = 10 * 60_000;
 
 const knownTotals = { sent: 0, reused: 0 };
 
