@@ -3,15 +3,26 @@
 // always names the same row: on Citus the member table is distributed by id and its (tenant_id, external_id) key
 // holds only through the id (migration 0018). Members created before this keep their random ids; on plain
 // PostgreSQL the (tenant_id, external_id) key finds them as before.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
+
+// Each tenant id as its 16 bytes, decoded once: every recorded activity names its member's id.
+const namespaces = new Map<string, Buffer>();
+const NAMESPACES = 10_000;
 
 export function memberIdFor(tenantId: string, externalId: string): string {
-  const namespace = Buffer.from(tenantId.replace(/-/g, ""), "hex");
-  if (namespace.length !== 16) throw new Error(`memberIdFor: tenant id ${tenantId} is not a UUID`);
-  const hash = createHash("sha1").update(namespace).update(externalId, "utf8").digest();
-  hash[6] = (hash[6]! & 0x0f) | 0x50;
-  hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const h = hash.subarray(0, 16).toString("hex");
+  let namespace = namespaces.get(tenantId);
+  if (namespace === undefined) {
+    namespace = Buffer.from(tenantId.replace(/-/g, ""), "hex");
+    if (namespace.length !== 16) throw new Error(`memberIdFor: tenant id ${tenantId} is not a UUID`);
+    if (namespaces.size >= NAMESPACES) namespaces.clear();
+    namespaces.set(tenantId, namespace);
+  }
+  const name = Buffer.from(externalId, "utf8");
+  // One-shot: no Hash object per call.
+  const digest = hash("sha1", Buffer.concat([namespace, name], 16 + name.length), "buffer");
+  digest[6] = (digest[6]! & 0x0f) | 0x50;
+  digest[8] = (digest[8]! & 0x3f) | 0x80;
+  const h = digest.toString("hex", 0, 16);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 

@@ -5,6 +5,9 @@ describe("memberIdFor", () => {
   it("member_id/is_the_uuidv5_of_the_external_id_in_the_tenant_namespace", () => {
     // RFC 9562 (as RFC 4122 before it): UUIDv5 of "www.example.com" in the DNS namespace.
     expect(memberIdFor("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "www.example.com")).toBe("2ed6657d-e927-568b-95e1-2665a8aea6a2");
+    // Again, with the tenant's namespace already decoded, and with the tenant id in capitals (the same 16 bytes).
+    expect(memberIdFor("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "www.example.com")).toBe("2ed6657d-e927-568b-95e1-2665a8aea6a2");
+    expect(memberIdFor("6BA7B810-9DAD-11D1-80B4-00C04FD430C8", "www.example.com")).toBe("2ed6657d-e927-568b-95e1-2665a8aea6a2");
   });
 
   it("member_id/same_member_same_id_other_tenant_or_external_id_other_id", () => {
