@@ -20,11 +20,20 @@ export function buildLoadgen(dir: string): string {
 }
 
 /**
+ * Threads the load generator runs Go code on (its `procs` flag, GOMAXPROCS; BENCH_LOADGEN_THREADS, 0 for Go's
+ * default of one per core). One by default: it shares the cores with the server
+ * it measures, and with one per core Go's scheduler keeps idle threads spinning in search of work between calls,
+ * CPU taken from the API and PostgreSQL. Measured in bench/ on two cores, one thread cut the load generator's CPU per
+ * call by about a third and still kept every call in flight (docs/scaling.md).
+ */
+export const LOADGEN_THREADS = Number(process.env.BENCH_LOADGEN_THREADS ?? 1);
+
+/**
  * Runs one load phase in the load generator, a separate process, spawned asynchronously (the API under test may
  * run in the caller's event loop). `flags` are its command-line flags without the dash (see bench/loadgen/main.go).
  */
 export function runLoadgen(binary: string, flags: Readonly<Record<string, string | number>>): Promise<LoadResult> {
-  const args = Object.entries(flags).flatMap(([name, value]) => [`-${name}`, String(value)]);
+  const args = Object.entries({ procs: LOADGEN_THREADS, ...flags }).flatMap(([name, value]) => [`-${name}`, String(value)]);
   return new Promise((resolve, reject) => {
     const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";

@@ -24,7 +24,8 @@
 // process for more: each connection is served by one process, placed by the kernel's hash, and requests that
 // arrive in one socket read share one transaction, so more connections make smaller batches), BENCH_CLIENT (go:
 // bench/loadgen, the default when `go` runs; raw: unary gRPC framed by hand on node:http2 in a worker thread, the
-// default without Go; connect: connect-node's transport in a worker thread),
+// default without Go; connect: connect-node's transport in a worker thread), BENCH_LOADGEN_THREADS (GOMAXPROCS of
+// bench/loadgen, default 1: see bench/go-loadgen.ts; 0: Go's default, one per core),
 // BENCH_GRPC_UNARY_PATH (KINDLING_GRPC_UNARY_PATH for the API: false sends every call through connect-node's
 // generic pipeline; default true), BENCH_SKIP_PGBENCH (Kindling's side only, nothing written), BENCH_PGBOUNCER (true:
 // a second API on the same database through Debian's pgbouncer in transaction mode — its server pool the size of the
@@ -52,7 +53,7 @@ import { runPgbench, settleDatabase, apiKeyTransport, postgresCpuMicros, INGEST_
 import { startPhaseStats, type PhaseStats } from "./phase-stats.ts";
 import { median } from "./stats.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
-import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { buildLoadgen, goVersion, LOADGEN_THREADS, runLoadgen } from "./go-loadgen.ts";
 import { createClient, type Client } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { startEmbeddedPostgres, createTemporaryDataRoot } from "../src/infra/embedded-postgres.ts";
@@ -468,7 +469,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version },
-      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, grpcUnaryPath, pgbouncer: viaPgbouncer, history, rolling },
+      settings: { seconds, rounds, concurrency: levels, members, apiProcesses, connections, client, loadgenThreads: client === "go" ? LOADGEN_THREADS : null, grpcUnaryPath, pgbouncer: viaPgbouncer, history, rolling },
       targets: { ingestVsPgbench: 1.0, readsVsPgbench: 0.5 },
       // Counted in the first API process only (the others keep their own counters).
       unaryPath,

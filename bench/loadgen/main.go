@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,11 @@ func main() {
 	members := flag.Int64("members", 5000, "seeded members m0..m{members-1}")
 	run := flag.String("run", "run", "prefix that makes unique identifiers unique across runs")
 	limit := flag.Int("limit", 100, "entries asked of GetLeaderboard; an answer with fewer counts as an error (leaderboard-top)")
+	procs := flag.Int("procs", 0, "threads running Go code at once (GOMAXPROCS); 0 keeps Go's default, one per core")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 
 	var method string
 	var request func(i int64) []byte
