@@ -15,7 +15,7 @@ import { createClient } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { apiKeyTransport, INGEST_TABLES, postgresCpuMicros, settleDatabase } from "./pgbench.ts";
 import { median } from "./stats.ts";
-import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { buildLoadgen, goVersion, LOADGEN_THREADS, runLoadgen } from "./go-loadgen.ts";
 import type { LoadResult } from "./load-worker.ts";
 import { startCitusCluster } from "../test/support/citus.ts";
 import { loadConfig } from "../src/config/config.ts";
@@ -160,7 +160,7 @@ export async function benchCitus(): Promise<void> {
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, node: process.version, go },
-      settings: { seconds, rounds, concurrency, members, cluster: "coordinator + 2 workers, Citus 13.2.2, PostgreSQL 15, one machine" },
+      settings: { seconds, rounds, concurrency, members, loadgenThreads: LOADGEN_THREADS, cluster: "coordinator + 2 workers, Citus 13.2.2, PostgreSQL 15, one machine" },
       median: summary,
       ratios: {
         ingestCitusVsPostgres15: ratio(summary.citus!.recordActivityPerSecond, summary.postgres15!.recordActivityPerSecond),

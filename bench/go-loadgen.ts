@@ -20,11 +20,11 @@ export function buildLoadgen(dir: string): string {
 }
 
 /**
- * Threads the load generator runs Go code on (its `procs` flag, GOMAXPROCS; BENCH_LOADGEN_THREADS, 0 for Go's
- * default of one per core). One by default: it shares the cores with the server
- * it measures, and with one per core Go's scheduler keeps idle threads spinning in search of work between calls,
- * CPU taken from the API and PostgreSQL. Measured in bench/ on two cores, one thread cut the load generator's CPU per
- * call by about a third and still kept every call in flight (docs/scaling.md).
+ * Threads the load generator runs Go code on (its `procs` flag, GOMAXPROCS; BENCH_LOADGEN_THREADS, 0 for Go's default
+ * of one per core). One by default: it shares the cores with the server it measures, and with one per core Go's
+ * scheduler keeps idle threads spinning in search of work between calls, CPU taken from the API and PostgreSQL.
+ * Measured in bench/ on two cores, one thread cut the load generator's CPU per call by about a third and still kept
+ * every call in flight (docs/scaling.md). Every bench that runs it records the setting beside its results.
  */
 export const LOADGEN_THREADS = Number(process.env.BENCH_LOADGEN_THREADS ?? 1);
 

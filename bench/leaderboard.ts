@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { runPgbench, settleDatabase, apiKeyTransport } from "./pgbench.ts";
 import { median } from "./stats.ts";
-import { buildLoadgen, goVersion, runLoadgen } from "./go-loadgen.ts";
+import { buildLoadgen, goVersion, LOADGEN_THREADS, runLoadgen } from "./go-loadgen.ts";
 import type { LoadResult } from "./load-worker.ts";
 import { startCpuProfile, summarise } from "./cpu-profile.ts";
 import pgDriver from "pg";
@@ -321,7 +321,7 @@ select (select count(*) from member_streak s where s.tenant_id = :tenant::uuid a
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
     writeFileSync(
       new URL("./results/leaderboard.json", import.meta.url),
-      `${JSON.stringify({ when: new Date().toISOString(), machine: { cpus: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30) }, client, members, seconds, rounds, summary, rounds_detail: results }, null, 2)}\n`,
+      `${JSON.stringify({ when: new Date().toISOString(), machine: { cpus: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30) }, client, loadgenThreads: go !== null ? LOADGEN_THREADS : null, members, seconds, rounds, summary, rounds_detail: results }, null, 2)}\n`,
     );
   } finally {
     await pool.end();
