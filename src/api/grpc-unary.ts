@@ -65,6 +65,9 @@ export const OK_TRAILER = Object.freeze({ "grpc-status": "0" });
  */
 const CALL_ENDED = Object.freeze({ name: "CallEnded", message: "the call has ended" });
 
+/** A gRPC envelope's header: one byte of flags (1: compressed), then the message's length, 32 bits big-endian. */
+const ENVELOPE_BYTES = 5;
+
 const totals = { answered: 0, replayed: 0 };
 
 /** Calls this process answered on the unary path, and bodies it handed to connect's handler (tests, benchmark). */
@@ -163,7 +166,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     let payload: Uint8Array | undefined;
     try {
       const output = await invokeUnaryImplementation(spec, context, input, interceptors);
-      payload = await envelope(encodeMessage(spec.method.output, output), compression.response);
+      payload = await envelope(encodeMessage(spec.method.output, output, ENVELOPE_BYTES), compression.response);
       call.close(CALL_ENDED);
     } catch (error) {
       payload = undefined;
@@ -175,18 +178,21 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     respond(stream, 200, nodeHeaders(context.responseHeader), nodeHeaders(context.responseTrailer), payload);
   }
 
-  async function envelope(message: Uint8Array, compression: Compression | null): Promise<Uint8Array> {
-    let flags = 0;
-    let data = message;
-    if (compression && message.byteLength >= options.compressMinBytes) {
-      data = await compression.compress(message);
-      flags = 1;
+  /**
+   * The message in its gRPC envelope: `framed` is the encoding after ENVELOPE_BYTES left free (encodeMessage's
+   * headroom), which become the envelope's flags and length; a compressed message gets a buffer of its own.
+   */
+  async function envelope(framed: Uint8Array, compression: Compression | null): Promise<Uint8Array> {
+    const size = framed.byteLength - ENVELOPE_BYTES;
+    if (compression && size >= options.compressMinBytes) {
+      const data = await compression.compress(framed.subarray(ENVELOPE_BYTES));
+      const out = Buffer.allocUnsafe(ENVELOPE_BYTES + data.byteLength);
+      writeEnvelopeHeader(out, 1, data.byteLength);
+      out.set(data, ENVELOPE_BYTES);
+      return out;
     }
-    const out = Buffer.allocUnsafe(5 + data.byteLength);
-    out[0] = flags;
-    out.writeUInt32BE(data.byteLength, 1);
-    out.set(data, 5);
-    return out;
+    writeEnvelopeHeader(framed, 0, size);
+    return framed;
   }
 
   /**
@@ -272,6 +278,14 @@ function respond(stream: http2.ServerHttp2Stream, status: number, headers: Heade
 }
 
 function ignoreStreamError(): void {}
+
+function writeEnvelopeHeader(out: Uint8Array, flags: number, length: number): void {
+  out[0] = flags;
+  out[1] = length >>> 24;
+  out[2] = (length >>> 16) & 0xff;
+  out[3] = (length >>> 8) & 0xff;
+  out[4] = length & 0xff;
+}
 
 /** The request's authority, as the compatibility request gives it (`:authority`, or `host`). */
 function authorityOf(headers: http2.IncomingHttpHeaders): string {

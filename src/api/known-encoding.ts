@@ -63,15 +63,19 @@ function perCallBytes(k: Known, message: object): Uint8Array {
  * `toBinary(desc, message)`, using the bytes already made for a shared response (./shared-responses.ts), or the known
  * encoding of the message itself or of its singular message fields (a response wrapping a progress answer). The
  * bytes decode to the same message; fields may come out of number order.
+ *
+ * With `headroom`, the encoding starts that many bytes into the array returned, and the bytes before it are left
+ * for the caller to fill (the five of a gRPC envelope): an answer assembled here from kept bytes is assembled in
+ * place, rather than copied once more into a framed buffer. Every byte from `headroom` on is written here.
  */
-export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
-  if (isSharedResponse(message)) return binaryOf(desc, message);
+export function encodeMessage(desc: DescMessage, message: Message, headroom = 0): Uint8Array {
+  if (isSharedResponse(message)) return withHeadroom(binaryOf(desc, message), headroom);
   const own = known.get(message);
   if (own !== undefined && own.desc === desc) {
     const tail = perCallBytes(own, message);
-    const out = new Uint8Array(own.prefix.length + tail.length);
-    out.set(own.prefix, 0);
-    out.set(tail, own.prefix.length);
+    const out = Buffer.allocUnsafe(headroom + own.prefix.length + tail.length);
+    out.set(own.prefix, headroom);
+    out.set(tail, headroom + own.prefix.length);
     return out;
   }
   let others: Record<string, unknown> | undefined;
@@ -88,20 +92,28 @@ export function encodeMessage(desc: DescMessage, message: Message): Uint8Array {
     const tail = perCallBytes(inner, value);
     parts.push({ header: fieldHeader(field.number, inner.prefix.length + tail.length), prefix: inner.prefix, tail });
   }
-  if (others === undefined) return toBinary(desc, message);
+  if (others === undefined) return withHeadroom(toBinary(desc, message), headroom);
   // The other fields, then each known field (tag, length, kept bytes, per-call bytes), copied once into the answer.
   const head = withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(desc, others as never));
   let length = head.length;
   for (const p of parts) length += p.header.length + p.prefix.length + p.tail.length;
-  const out = new Uint8Array(length);
-  out.set(head, 0);
-  let at = head.length;
+  const out = Buffer.allocUnsafe(headroom + length);
+  out.set(head, headroom);
+  let at = headroom + head.length;
   for (const p of parts) {
     out.set(p.header, at);
     out.set(p.prefix, (at += p.header.length));
     out.set(p.tail, (at += p.prefix.length));
     at += p.tail.length;
   }
+  return out;
+}
+
+/** `bytes` after `headroom` bytes left for the caller (the same array when there is no headroom). */
+function withHeadroom(bytes: Uint8Array, headroom: number): Uint8Array {
+  if (headroom === 0) return bytes;
+  const out = Buffer.allocUnsafe(headroom + bytes.length);
+  out.set(bytes, headroom);
   return out;
 }
 

@@ -10,6 +10,7 @@ import type { CatalogDefinition } from "../../src/engine/definitions/definition-
 import { applyActivity, initialState } from "../../src/domain/index.ts";
 import { createProgressCache } from "../../src/api/mappers/progress-cache.ts";
 import { encodeMessage } from "../../src/api/known-encoding.ts";
+import { shareResponse } from "../../src/api/shared-responses.ts";
 
 const HOUR = 3_600_000;
 const DAY0 = Date.UTC(2026, 0, 5);
@@ -49,5 +50,25 @@ describe("known encodings", () => {
     const streak = create(MemberStreakProgressSchema, { id: "x", currentCount: 3, memberExternalId: "m" });
     const response = create(GetMemberStreakResponseSchema, { streak });
     expect(encodeMessage(GetMemberStreakResponseSchema, response)).toEqual(toBinary(GetMemberStreakResponseSchema, response));
+  });
+
+  it("encoding/headroom_leaves_room_before_the_same_bytes_on_every_path", () => {
+    const cache = createProgressCache();
+    cache.message(def, "m1", stored, rewards, DAY0 + 2 * HOUR, undefined);
+    const reused = cache.message(def, "m1", stored, rewards, DAY0 + 3 * HOUR, undefined);
+    const cases: [Parameters<typeof encodeMessage>[0], Parameters<typeof encodeMessage>[1]][] = [
+      // the kept bytes of the answer itself, of an answer inside a response, a plain message, a shared response
+      [MemberStreakProgressSchema, reused],
+      [GetMemberStreakResponseSchema, create(GetMemberStreakResponseSchema, { streak: reused })],
+      [MemberStreakProgressSchema, create(MemberStreakProgressSchema, { id: "x", currentCount: 3 })],
+      [GetMemberStreakResponseSchema, shareResponse(create(GetMemberStreakResponseSchema, { streak: { id: "y", currentCount: 1 } }))],
+    ];
+    for (const [desc, msg] of cases) {
+      const bare = encodeMessage(desc, msg);
+      const framed = encodeMessage(desc, msg, 5);
+      expect(framed.length).toBe(bare.length + 5);
+      expect(Buffer.from(framed.subarray(5)).equals(Buffer.from(bare))).toBe(true);
+      expect(fromBinary(desc, framed.subarray(5))).toEqual(fromBinary(desc, toBinary(desc, msg)));
+    }
   });
 });

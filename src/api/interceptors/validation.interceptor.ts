@@ -70,9 +70,11 @@ const YEAR_2000_SECONDS = 946_684_800n;
 /** The message fields of each type through which an ActivityInput can be reached (none for most requests). */
 const activityPaths = new Map<string, readonly DescField[]>();
 
-function pathsToActivities(desc: DescMessage, visiting = new Set<string>()): readonly DescField[] {
+function pathsToActivities(desc: DescMessage, visiting?: Set<string>): readonly DescField[] {
   const known = activityPaths.get(desc.typeName);
   if (known !== undefined) return known;
+  // Made only when the type is not settled yet: this runs for every request.
+  visiting ??= new Set();
   visiting.add(desc.typeName);
   const paths = desc.fields.filter((f) => {
     const child = f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") ? f.message : undefined;
@@ -119,9 +121,11 @@ const at = (path: string, name: string) => (path === "" ? name : `${path}.${name
  */
 const stringBearing = new Map<string, readonly DescField[]>();
 
-function stringFields(desc: DescMessage, visiting = new Set<string>()): readonly DescField[] {
+function stringFields(desc: DescMessage, visiting?: Set<string>): readonly DescField[] {
   const known = stringBearing.get(desc.typeName);
   if (known !== undefined) return known;
+  // Made only when the type is not settled yet: this runs for every message of every request.
+  visiting ??= new Set();
   visiting.add(desc.typeName);
   const bears = (child: DescMessage | undefined) => child !== undefined && (visiting.has(child.typeName) || stringFields(child, visiting).length > 0);
   const fields = desc.fields.filter((f) => {

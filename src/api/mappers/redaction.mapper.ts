@@ -13,10 +13,12 @@ const PROVIDER = "kindling.v1.ProviderConfig";
 const reachCache = new Map<string, boolean>();
 
 /** Whether a message of this type can contain a ProviderConfig, at any depth. */
-export function canContainProvider(desc: DescMessage, visiting: Set<string> = new Set()): boolean {
+export function canContainProvider(desc: DescMessage, visiting?: Set<string>): boolean {
   const cached = reachCache.get(desc.typeName);
   if (cached !== undefined) return cached;
   if (desc.typeName === PROVIDER) return true;
+  // Made only when the answer is not cached yet: this runs for every response (redaction.interceptor.ts).
+  visiting ??= new Set();
   if (visiting.has(desc.typeName)) return false;
   visiting.add(desc.typeName);
   const reaches = desc.fields.some((f) => {
@@ -67,35 +69,56 @@ function pathsOf(desc: DescMessage): readonly (readonly [DescField, DescMessage]
 }
 
 function redactMessage(desc: DescMessage, message: Plain, role: Role): Plain {
+  // Allocates nothing unless something changes: this walks every response that can hold a provider (a progress
+  // read's milestones), and almost none do.
   let copy: Plain | undefined;
-  const write = (key: string, v: unknown) => {
-    copy ??= { ...message };
-    copy[key] = v;
-  };
   for (const [f, child] of pathsOf(desc)) {
     if (f.oneof) {
       const holder = message[f.oneof.localName] as { case?: string; value?: Plain } | undefined;
       if (holder?.case !== f.localName || !holder.value) continue;
       const next = redactValue(child, holder.value, role);
-      if (next !== holder.value) write(f.oneof.localName, next === undefined ? { case: undefined } : { case: f.localName, value: next });
+      if (next !== holder.value) (copy ??= { ...message })[f.oneof.localName] = next === undefined ? { case: undefined } : { case: f.localName, value: next };
       continue;
     }
     const current = message[f.localName];
     if (current === undefined || current === null) continue;
-    if (f.fieldKind === "list") {
-      const items = current as Plain[];
-      const next = items.map((item) => redactValue(child, item, role));
-      if (next.some((item, i) => item !== items[i])) write(f.localName, next.filter((item): item is Plain => item !== undefined));
-    } else if (f.fieldKind === "map") {
-      const entries = Object.entries(current as Record<string, Plain>);
-      const next = entries.map(([k, v]) => [k, redactValue(child, v, role)] as const);
-      if (next.some(([, v], i) => v !== entries[i]![1])) write(f.localName, Object.fromEntries(next.filter(([, v]) => v !== undefined)));
-    } else {
-      const next = redactValue(child, current as Plain, role);
-      if (next !== current) write(f.localName, next);
-    }
+    let next: unknown = current;
+    if (f.fieldKind === "list") next = redactList(child, current as Plain[], role);
+    else if (f.fieldKind === "map") next = redactMap(child, current as Record<string, Plain>, role);
+    else next = redactValue(child, current as Plain, role);
+    if (next !== current) (copy ??= { ...message })[f.localName] = next;
   }
   return copy ?? message;
+}
+
+/** The list with each item redacted (items redacted away are left out), or the same list when none changed. */
+function redactList(child: DescMessage, items: readonly Plain[], role: Role): readonly Plain[] {
+  let out: Plain[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    const next = redactValue(child, item, role);
+    if (out === undefined && next === item) continue;
+    out ??= items.slice(0, i);
+    if (next !== undefined) out.push(next);
+  }
+  return out ?? items;
+}
+
+/** The map with each value redacted (values redacted away are left out), or the same map when none changed. */
+function redactMap(child: DescMessage, entries: Readonly<Record<string, Plain>>, role: Role): Readonly<Record<string, Plain>> {
+  let out: Record<string, Plain> | undefined;
+  const keys = Object.keys(entries);
+  for (let i = 0; i < keys.length; i++) {
+    const item = entries[keys[i]!]!;
+    const next = redactValue(child, item, role);
+    if (out === undefined && next === item) continue;
+    if (out === undefined) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]!] = entries[keys[j]!]!;
+    }
+    if (next !== undefined) out[keys[i]!] = next;
+  }
+  return out ?? entries;
 }
 
 /**
