@@ -98,8 +98,8 @@ const profileDir = process.env.BENCH_API_PROFILE || undefined;
 type MeasuredLoad = LoadResult & {
   readonly apiCpuMicrosPerCall: number | null;
   readonly dbCpuMicrosPerCall: number | null;
-  /** Idle cores, the API thread's event-loop delay and collector pauses (bench/phase-stats.ts); null as apiCpuMicrosPerCall. */
-  readonly phase: PhaseStats | null;
+  /** Idle cores, the API thread's event-loop delay, collector pauses and heap allocated per call (bench/phase-stats.ts); null as apiCpuMicrosPerCall. */
+  readonly phase: (PhaseStats & { readonly allocatedBytesPerCall: number | null }) | null;
 };
 
 interface Round {
@@ -167,7 +167,8 @@ async function measuredLoad(job: Omit<LoadJob, "seconds" | "connections" | "clie
   }
   const perCall = loadgen && apiProcesses === 1 && result.requests > 0 ? Math.round((used.user + used.system) / result.requests) : null;
   const dbPerCall = dbBefore !== null && dbAfter !== null && result.requests > 0 ? Math.round((dbAfter - dbBefore) / result.requests) : null;
-  return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall, phase: perCall === null ? null : phase };
+  const allocatedBytesPerCall = result.requests > 0 ? Math.round(phase.allocatedBytes / result.requests) : null;
+  return { ...result, apiCpuMicrosPerCall: perCall, dbCpuMicrosPerCall: dbPerCall, phase: perCall === null ? null : { ...phase, allocatedBytesPerCall } };
 }
 
 /** Window history rows stored so far (streak_window). */
@@ -451,6 +452,7 @@ select id, state from reward where tenant_id = :tenant::uuid and definition_id =
               idleShare: medianOf((r) => r.kindling[kind].phase!.idleShare ?? NaN),
               eventLoopDelayMeanMs: medianOf((r) => r.kindling[kind].phase!.eventLoopDelayMs.mean),
               gcPauseMsPerSecond: medianOf((r) => r.kindling[kind].phase!.gc.pauseMsPerSecond),
+              allocatedBytesPerCall: medianOf((r) => r.kindling[kind].phase!.allocatedBytesPerCall ?? NaN),
             }]),
           ),
           pgbenchActivityTransactionTps: medianOf((r) => r.pgbench!.activityTransactionTps),

@@ -2,11 +2,12 @@
 // how late the API thread's event loop ran its callbacks, and the garbage collector's pauses on that thread. At a
 // level where neither the API nor PostgreSQL uses its core fully, these tell where a call's time goes instead:
 // waiting behind other work on the API thread (the event-loop delay), stopped by the collector, or waiting on a
-// round trip while the cores idle.
+// round trip while the cores idle. And what the phase allocated on the API thread's heap: the collector's work.
 //
 // The event loop and the collector are this process's: the figures describe the API only when it runs in the
 // bench's own process (one API process), as the CPU per call does.
 import { readFileSync } from "node:fs";
+import { getHeapStatistics, GCProfiler } from "node:v8";
 import { constants, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 
 export interface PhaseStats {
@@ -16,6 +17,12 @@ export interface PhaseStats {
   readonly eventLoopDelayMs: { readonly mean: number; readonly p99: number };
   /** Collector pauses on this thread: milliseconds per second of phase, the longest one, and how many (minor / major). */
   readonly gc: { readonly pauseMsPerSecond: number; readonly longestPauseMs: number; readonly minor: number; readonly major: number };
+  /**
+   * Bytes this thread allocated on V8's heap during the phase: what the heap grew by, plus what each collection
+   * freed (v8.GCProfiler's heap sizes before and after it). Unlike CPU time it does not move with the machine's
+   * speed, so it compares two versions run on different days; buffers' memory outside the heap is not in it.
+   */
+  readonly allocatedBytes: number;
 }
 
 /** Cores' idle and total jiffies so far, from the first line of /proc/stat; null where it is not there. */
@@ -56,7 +63,12 @@ export function startPhaseStats(): () => PhaseStats {
   };
   const observer = new PerformanceObserver((list) => count(list.getEntries()));
   observer.observe({ entryTypes: ["gc"] });
+  const heapBefore = getHeapStatistics().used_heap_size;
+  const collections = new GCProfiler();
+  collections.start();
   return () => {
+    const freed = (collections.stop()?.statistics ?? []).reduce((sum, gc) => sum + gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize, 0);
+    const allocatedBytes = getHeapStatistics().used_heap_size - heapBefore + freed;
     // Entries not delivered yet are counted before disconnecting.
     count(observer.takeRecords());
     observer.disconnect();
@@ -68,6 +80,7 @@ export function startPhaseStats(): () => PhaseStats {
       idleShare,
       eventLoopDelayMs: { mean: round(Math.max(0, delay.mean / 1e6 - RESOLUTION_MS), 2), p99: round(Math.max(0, delay.percentile(99) / 1e6 - RESOLUTION_MS), 2) },
       gc: { pauseMsPerSecond: round(pauseMs / seconds, 1), longestPauseMs: round(longest, 1), minor, major },
+      allocatedBytes,
     };
   };
 }
