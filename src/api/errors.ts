@@ -143,3 +143,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * A promise rejected with whatever was thrown: what an async function that threw it returns. For interceptors
+ * that are not async functions (src/api/interceptors/rate-limit.interceptor.ts says why) and catch a throw.
+ */
+export async function rejectWith(error: unknown): Promise<never> {
+  throw error;
+}

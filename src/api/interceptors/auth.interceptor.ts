@@ -10,7 +10,7 @@
 // restrict end users to their own member.
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { decodeJwt, importSPKI, jwtVerify, type JWTPayload } from "jose";
-import { ApiError, unauthenticated, permissionDenied } from "../errors.ts";
+import { ApiError, unauthenticated, permissionDenied, rejectWith } from "../errors.ts";
 import { principalKey, vouchedPrincipalKey, type Principal, type Role } from "../context.ts";
 import { parseServiceToken, secretFingerprint, verifySecret } from "../../auth/credentials.ts";
 import { DEFAULT_MAX_TOKEN_LIFETIME_MS } from "../../db/entities/index.ts";
@@ -100,13 +100,18 @@ export function createAuthInterceptor(
     store.touchApiKey(keyId, new Date(minute)).catch(() => recordedUse.delete(keyId));
   }
 
-  async function apiKeyPrincipal(keyId: string, secret: string): Promise<Principal> {
+  /** The key's principal: at once when its secret was verified lately (the common case), else a promise of it. */
+  function apiKeyPrincipal(keyId: string, secret: string): Principal | Promise<Principal> {
     const fingerprint = secretFingerprint(keyId, secret);
     const cached = verified.get(fingerprint);
     if (cached) {
       noteUse(keyId);
       return cached;
     }
+    return verifyApiKey(keyId, secret, fingerprint);
+  }
+
+  async function verifyApiKey(keyId: string, secret: string, fingerprint: string): Promise<Principal> {
     const mark = verified.mark();
     const key = await store.findApiKey(keyId);
     if (!key || key.revoked || !(await verifySecret(secret, key.secretHash))) throw unauthenticated("invalid API key or secret");
@@ -164,7 +169,11 @@ export function createAuthInterceptor(
     return { role: "END_USER", tenantId, memberExternalId, definitionId, credentialId: `session:${tenantId}:${memberExternalId}` };
   }
 
-  async function authenticate(header: Headers): Promise<Principal> {
+  /**
+   * The caller's principal: at once for a key verified lately, else a promise of it. Throws (or rejects) with
+   * UNAUTHENTICATED.
+   */
+  function authenticate(header: Headers): Principal | Promise<Principal> {
     const apiKey = header.get("apikey");
     const secretKey = header.get("secretkey");
     if (apiKey !== null || secretKey !== null) {
@@ -179,11 +188,13 @@ export function createAuthInterceptor(
       return service ? apiKeyPrincipal(service.keyId, service.secret) : endUserPrincipal(match[1]);
     }
     const tenantId = header.get("x-kindling-tenant");
-    if (tenantId !== null) {
-      if (!UUID.test(tenantId) || !(await store.tenantExists(tenantId))) throw unauthenticated("unknown tenant in x-kindling-tenant");
-      return { role: "GUEST", tenantId, credentialId: `guest:${tenantId}` };
-    }
+    if (tenantId !== null) return guestPrincipal(tenantId);
     throw unauthenticated("missing credentials: send apikey/secretkey, a bearer token, or x-kindling-tenant for guest access");
+  }
+
+  async function guestPrincipal(tenantId: string): Promise<Principal> {
+    if (!UUID.test(tenantId) || !(await store.tenantExists(tenantId))) throw unauthenticated("unknown tenant in x-kindling-tenant");
+    return { role: "GUEST", tenantId, credentialId: `guest:${tenantId}` };
   }
 
   // The matrix's entry per method descriptor, looked up by name once per method rather than once per call.
@@ -194,14 +205,25 @@ export function createAuthInterceptor(
     return allowed ?? undefined;
   };
 
-  return (next) => async (req) => {
+  // Not an async function (see rate-limit.interceptor.ts): a call whose key was verified lately goes on at once,
+  // without waiting a turn of the microtask queue; any other waits for its verification. A refusal is a rejection.
+  return (next) => (req) => {
     const allowed = allowedFor(req.service, req.method);
     // Infrastructure services (health, reflection) are registered without a matrix entry and stay open.
     if (allowed === undefined) return next(req);
-    const principal = req.contextValues.get(vouchedPrincipalKey) ?? (await authenticate(req.header));
-    if (!allowed.includes(principal.role)) throw permissionDenied(`${principal.role.toLowerCase().replace("_", " ")} may not call ${req.method.name}`);
-    req.contextValues.set(principalKey, principal);
-    return next(req);
+    const admit = (principal: Principal) => {
+      if (!allowed.includes(principal.role)) throw permissionDenied(`${principal.role.toLowerCase().replace("_", " ")} may not call ${req.method.name}`);
+      req.contextValues.set(principalKey, principal);
+      return next(req);
+    };
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = req.contextValues.get(vouchedPrincipalKey) ?? authenticate(req.header);
+      if (!(principal instanceof Promise)) return admit(principal);
+    } catch (error) {
+      return rejectWith(error);
+    }
+    return principal.then(admit);
   };
 }
 

@@ -23,10 +23,11 @@ function unsupported(service: string, method: string, message: unknown): string 
 }
 
 export function createCitusGuardInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  // Not an async function (see rate-limit.interceptor.ts): a refusal is a rejected promise.
+  return (next) => (req) => {
     const feature = req.stream ? undefined : unsupported(req.service.typeName, req.method.name, req.message);
     if (feature !== undefined) {
-      throw failedPrecondition(CITUS_UNSUPPORTED, `${feature} cannot run on a Citus cluster yet: it needs one PostgreSQL (docs/scaling.md, "Beyond one PostgreSQL: Citus")`, { feature });
+      return Promise.reject(failedPrecondition(CITUS_UNSUPPORTED, `${feature} cannot run on a Citus cluster yet: it needs one PostgreSQL (docs/scaling.md, "Beyond one PostgreSQL: Citus")`, { feature }));
     }
     return next(req);
   };

@@ -6,22 +6,32 @@ import { toConnectError } from "../errors.ts";
  * a server stream, which surface while its messages are read, after `next` has returned.
  */
 export function createErrorInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  // Not an async function (see rate-limit.interceptor.ts): one `then` with handlers made once, rather than an async
+  // layer suspended around every call. A synchronous throw below is mapped too.
+  return (next) => (req) => {
     let res;
     try {
-      res = await next(req);
+      res = next(req);
+    } catch (error) {
+      return Promise.reject(toConnectError(error));
+    }
+    return res.then(mapStreamErrors, rejectMapped);
+  };
+}
+
+function rejectMapped(error: unknown): never {
+  throw toConnectError(error);
+}
+
+function mapStreamErrors<T extends { readonly stream: boolean; readonly message: unknown }>(res: T): T {
+  if (!res.stream) return res;
+  const messages = res.message as AsyncIterable<unknown>;
+  async function* mapped() {
+    try {
+      yield* messages;
     } catch (error) {
       throw toConnectError(error);
     }
-    if (!res.stream) return res;
-    const messages = res.message;
-    async function* mapped() {
-      try {
-        yield* messages;
-      } catch (error) {
-        throw toConnectError(error);
-      }
-    }
-    return { ...res, message: mapped() };
-  };
+  }
+  return { ...res, message: mapped() };
 }

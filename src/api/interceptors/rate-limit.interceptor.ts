@@ -8,7 +8,9 @@ import { principalKey } from "../context.ts";
 export function createRateLimitInterceptor(perSecond: number, now: () => number = Date.now): Interceptor {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const burst = Math.max(1, perSecond);
-  return (next) => async (req) => {
+  // Not an async function: nothing is awaited here, and an async layer costs every call a promise of its own and
+  // extra turns of the microtask queue. A refusal is a rejected promise, as an async function's throw would be.
+  return (next) => (req) => {
     const principal = req.contextValues.get(principalKey);
     if (perSecond <= 0 || principal === undefined) return next(req);
     const t = now();
@@ -17,9 +19,9 @@ export function createRateLimitInterceptor(perSecond: number, now: () => number 
     bucket.at = t;
     if (bucket.tokens < 1) {
       buckets.set(principal.credentialId, bucket);
-      throw new ApiError(Code.ResourceExhausted, "RATE_LIMITED", `rate limit of ${perSecond} requests per second exceeded`, {
+      return Promise.reject(new ApiError(Code.ResourceExhausted, "RATE_LIMITED", `rate limit of ${perSecond} requests per second exceeded`, {
         retryAfterMs: ((1 - bucket.tokens) / perSecond) * 1000,
-      });
+      }));
     }
     bucket.tokens -= 1;
     if (buckets.size > 100_000) buckets.clear();

@@ -7,16 +7,18 @@ import { principalKey } from "../context.ts";
 import { canContainProvider, redactSecrets } from "../mappers/redaction.mapper.ts";
 
 export function createRedactionInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  // Not an async function (see rate-limit.interceptor.ts): responses that cannot hold a provider pass untouched.
+  return (next) => (req) => {
     const output: DescMessage = req.method.output;
     if (!canContainProvider(output)) return next(req);
-    const res = await next(req);
-    const role = req.contextValues.get(principalKey)?.role ?? "GUEST";
-    if (!res.stream) return { ...res, message: redactSecrets(output, res.message as Message, role) };
-    const source = res.message as AsyncIterable<Message>;
-    async function* redacted() {
-      for await (const m of source) yield redactSecrets(output, m, role);
-    }
-    return { ...res, message: redacted() };
+    return next(req).then((res) => {
+      const role = req.contextValues.get(principalKey)?.role ?? "GUEST";
+      if (!res.stream) return { ...res, message: redactSecrets(output, res.message as Message, role) };
+      const source = res.message as AsyncIterable<Message>;
+      async function* redacted() {
+        for await (const m of source) yield redactSecrets(output, m, role);
+      }
+      return { ...res, message: redacted() };
+    });
   };
 }

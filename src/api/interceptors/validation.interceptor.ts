@@ -15,7 +15,7 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
-import { ApiError } from "../errors.ts";
+import { ApiError, rejectWith } from "../errors.ts";
 import { Code } from "@connectrpc/connect";
 import { ActivityInputSchema, type ActivityInput } from "../../gen/kindling/v1/activity_pb.js";
 import { FUTURE_TOLERANCE_MS } from "../../engine/ingest/activity-ingestor.ts";
@@ -46,9 +46,14 @@ export function createValidationInterceptor(now: () => number = Date.now): Inter
       throw new ApiError(Code.InvalidArgument, "INVALID_REQUEST", `${field}: ${violation.description}`, { violations: [violation] });
     }
   };
-  return (next) => async (req) => {
+  // Not an async function (see rate-limit.interceptor.ts): a violation is a rejected promise.
+  return (next) => (req) => {
     if (!req.stream) {
-      checkAll(req.method.input, req.message);
+      try {
+        checkAll(req.method.input, req.message);
+      } catch (error) {
+        return rejectWith(error);
+      }
       return next(req);
     }
     // Streaming requests (WatchEvents' single message, reflection's stream) validate each message as it arrives,
