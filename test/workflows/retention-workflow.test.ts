@@ -63,7 +63,12 @@ describe("retention workflow", () => {
       // Behind: the starting week and the legacy partitions are older than 14 days and gone.
       for (const gone of [weekName("activity", start), weekName("streak_event", start), "activity_legacy", "streak_event_legacy"]) expect(names).not.toContain(gone);
       expect(status.partitionsDropped).toBeGreaterThanOrEqual(4);
-      expect(status.partitionsCreated).toBeGreaterThanOrEqual(2 * 6);
+      // One week ahead per table for every week the passes moved into: six, or five when the test starts on a
+      // Monday and the pass due at exactly six weeks has not run yet (the last one is then Sunday's). It asked for
+      // six and failed on a Monday (2026-12-07, in CI).
+      const weeksMoved = Math.round((weekStart(at) - weekStart(start)) / WEEK);
+      expect(weeksMoved).toBeGreaterThanOrEqual(5);
+      expect(status.partitionsCreated).toBeGreaterThanOrEqual(2 * weeksMoved);
       // The activities still in an open tail of a stored state survive (in the default partition); busy-0 does not.
       const left = await pool.query<{ unique_identifier: string; part: string }>(
         "select unique_identifier, tableoid::regclass::text as part from activity order by unique_identifier",
