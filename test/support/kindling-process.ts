@@ -1,6 +1,7 @@
 // Runs `node src/main.ts …` as a user would, in a process group of its own (as a terminal's foreground job), with
 // free ports and a throwaway data directory, and finds the services it started by that directory.
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { findFreePort } from "../../src/infra/free-port.ts";
@@ -93,15 +94,26 @@ interface ProcessInfo {
   commandLine: string;
 }
 
-async function processTable(): Promise<ProcessInfo[]> {
+// Read synchronously, in one go: a few milliseconds, against up to a second when each of ~600 files was awaited on a
+// loaded CI machine. A kill that follows a scan (test/reliability/support.ts) then lands while the calls in flight
+// at its start still are: the reduced PostgreSQL-kill test once saw its 800 remaining activities all answered before
+// its kill, and no outage at all.
+function processTable(): ProcessInfo[] {
   const table: ProcessInfo[] = [];
-  for (const entry of await readdir("/proc")) {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const stat = read(`/proc/${entry}/stat`);
     if (stat === "") continue;
     // pid (comm) state ppid pgrp session ... starttime(22nd); comm may hold spaces: split after its last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const commandLine = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ").trim();
+    const commandLine = read(`/proc/${entry}/cmdline`).split("\0").join(" ").trim();
     table.push({
       pid: Number(entry),
       ppid: Number(fields[1]),
@@ -117,7 +129,7 @@ async function processTable(): Promise<ProcessInfo[]> {
 // Every process that belongs to these roots right now: in their sessions, or descended from them (PostgreSQL's
 // backends start sessions of their own). Identified by pid and start time.
 export async function familyOf(roots: readonly number[]): Promise<Set<string>> {
-  const table = await processTable();
+  const table = processTable();
   const members = new Set<number>(roots);
   let grew = true;
   while (grew) {
@@ -135,7 +147,7 @@ export async function familyOf(roots: readonly number[]): Promise<Set<string>> {
 
 // The members of a family still alive (zombies excepted), with their command lines.
 export async function stillAlive(family: ReadonlySet<string>): Promise<string[]> {
-  return (await processTable())
+  return processTable()
     .filter((info) => !info.zombie && family.has(`${info.pid}:${info.startTime}`))
     .map((info) => `${info.pid}: ${info.commandLine.slice(0, 120)}`);
 }
