@@ -25,7 +25,8 @@ export interface ServiceProcess {
   readonly pid: number;
   readonly exited: Promise<ProcessExit>;
   hasExited(): boolean;
-  // The last lines the process printed, for error messages when it dies during start-up.
+  // The last lines the process printed, for error messages when it dies during start-up, after the first line that
+  // reported an error when that one is no longer among them (a Go panic's stack trace pushes its message out).
   outputTail(): string;
   // Idempotent; resolves once the process (and anything left in its process group) is gone.
   stop(): Promise<ProcessExit>;
@@ -63,6 +64,8 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
   // Kindling never writes to the watchdog's pipe; it only has to stay open while Kindling lives.
   child.stdin.on("error", () => undefined);
   const tail: string[] = [];
+  // The first line that reported an error (kept for outputTail once the tail has moved past it).
+  let firstError: string | undefined;
   let exit: ProcessExit | undefined;
 
   const exited = new Promise<ProcessExit>((resolve) => {
@@ -115,7 +118,9 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
     const fields = { service: name };
-    if (/\b(FATAL|PANIC|ERROR)\b|"level":"(error|fatal|panic)"/i.test(line)) logger.error(fields, line);
+    const failing = /\b(FATAL|PANIC|ERROR)\b|"level":"(error|fatal|panic)"/i.test(line);
+    if (failing || /^panic:|\bbind: /.test(line)) firstError ??= line;
+    if (failing) logger.error(fields, line);
     else if (/\bWARN(ING)?\b|"level":"warn"/i.test(line)) logger.warn(fields, line);
     else logger.info(fields, line);
   }
@@ -152,7 +157,7 @@ export function spawnServiceProcess(options: ServiceProcessOptions): ServiceProc
     pid: pid ?? -1,
     exited,
     hasExited: () => exit !== undefined,
-    outputTail: () => tail.join("\n"),
+    outputTail: () => (firstError === undefined || tail.includes(firstError) ? tail.join("\n") : `${firstError}\n…\n${tail.join("\n")}`),
     stop,
   };
 }

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { isProcessAlive } from "../../src/infra/service-process.ts";
+import { isProcessAlive, spawnServiceProcess } from "../../src/infra/service-process.ts";
 
 const SERVICE_PROCESS = fileURLToPath(new URL("../../src/infra/service-process.ts", import.meta.url));
 
@@ -51,5 +51,23 @@ describe("spawnServiceProcess", () => {
         // Already gone.
       }
     }
+  });
+
+  it("service-process/output_tail_keeps_the_first_error_line_a_long_stack_trace_pushed_out", async () => {
+    // As the Temporal CLI dies when its port was taken after it was picked: the message, then a long Go stack. The
+    // dev server's start-up recognises a port race by that message (src/infra/temporal-dev-server.ts) and picks
+    // ports again; with only the last 40 lines kept it saw the stack and gave up.
+    const logger = { info() {}, warn() {}, error() {} };
+    const script = 'echo starting; echo "panic: listen tcp 127.0.0.1:7233: bind: address already in use"; i=0; while [ $i -lt 60 ]; do echo "frame $i"; i=$((i+1)); done; exit 2';
+    const service = spawnServiceProcess({ name: "crasher", command: "/bin/sh", args: ["-c", script], logger, stopSignal: "SIGTERM" });
+    await service.exited;
+    const deadline = Date.now() + 5_000;
+    while (!service.outputTail().includes("frame 59") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const tail = service.outputTail().split("\n");
+    expect(tail[0]).toBe("panic: listen tcp 127.0.0.1:7233: bind: address already in use");
+    expect(tail.at(-1)).toBe("frame 59");
+    expect(tail).not.toContain("starting");
+    expect(tail.filter((line) => line.startsWith("frame"))).toHaveLength(40);
+    await service.stop();
   });
 });
