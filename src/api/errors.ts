@@ -151,3 +151,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export async function rejectWith(error: unknown): Promise<never> {
   throw error;
 }
+
+/** `next(req)`, a synchronous throw turned into the rejection an async function would have returned. */
+export function callNext<Req, Res>(next: (req: Req) => Promise<Res>, req: Req): Promise<Res> {
+  try {
+    return next(req);
+  } catch (error) {
+    return rejectWith(error);
+  }
+}

@@ -2,7 +2,6 @@
 // free ports and a throwaway data directory, and finds the services it started by that directory.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { findFreePort } from "../../src/infra/free-port.ts";
 
@@ -75,13 +74,7 @@ export async function waitForLine(started: Run, pattern: RegExp, timeoutMs = 100
 // The services Kindling started for this data directory (PostgreSQL with -D under it, the dev server with its
 // SQLite file under it). Each leads a session of its own.
 export async function servicePids(root: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const commandLine = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (commandLine.includes(root)) pids.push(Number(entry));
-  }
-  return pids;
+  return processTable().filter((info) => info.commandLine.includes(root)).map((info) => info.pid);
 }
 
 interface ProcessInfo {

@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { toConnectError } from "../errors.ts";
+import { callNext, toConnectError } from "../errors.ts";
 
 /**
  * Outermost interceptor: every failure leaves the server through the one error mapper — including failures of
@@ -8,15 +8,7 @@ import { toConnectError } from "../errors.ts";
 export function createErrorInterceptor(): Interceptor {
   // Not an async function (see rate-limit.interceptor.ts): one `then` with handlers made once, rather than an async
   // layer suspended around every call. A synchronous throw below is mapped too.
-  return (next) => (req) => {
-    let res;
-    try {
-      res = next(req);
-    } catch (error) {
-      return Promise.reject(toConnectError(error));
-    }
-    return res.then(mapStreamErrors, rejectMapped);
-  };
+  return (next) => (req) => callNext(next, req).then(mapStreamErrors, rejectMapped);
 }
 
 function rejectMapped(error: unknown): never {

@@ -1,6 +1,6 @@
 // One structured line per request: tenant, method, status code and latency.
 import { Code, type Interceptor } from "@connectrpc/connect";
-import { rejectWith, toConnectError } from "../errors.ts";
+import { callNext, toConnectError } from "../errors.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { principalKey } from "../context.ts";
 
@@ -25,13 +25,7 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
   // Not an async function (see rate-limit.interceptor.ts); a synchronous throw below is logged and rejected too.
   return (next) => (req) => {
     const started = performance.now();
-    let res;
-    try {
-      res = next(req);
-    } catch (error) {
-      res = rejectWith(error);
-    }
-    return res.then(
+    return callNext(next, req).then(
       (value) => {
         log(req, started, "ok");
         return value;
