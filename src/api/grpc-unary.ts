@@ -28,6 +28,7 @@ import { Code, ConnectError, createContextValues, type HandlerContext, type Inte
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionNegotiate, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { FramedStream } from "./h2/connection.ts";
 
 /** A unary method with its implementation, as connect's router holds it. */
 export type UnaryMethodSpec = Extract<MethodImplSpec, { kind: "unary" }>;
@@ -46,12 +47,15 @@ export interface GrpcUnaryOptions {
   readonly onError: (error: unknown, path: string) => void;
 }
 
+/** A call's HTTP/2 stream, framed by src/api/h2/connection.ts. */
+export type UnaryStream = FramedStream;
+
 export interface GrpcUnary {
   /**
    * Takes the call and answers it on its HTTP/2 stream (true), or leaves the stream untouched (false) for Node's
    * compatibility request and response, and so for connect-node.
    */
-  handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
+  handle(stream: UnaryStream, headers: http2.IncomingHttpHeaders): boolean;
 }
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
@@ -126,7 +130,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     return path === undefined ? undefined : options.methods.get(path);
   }
 
-  async function answer(spec: UnaryMethodSpec, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
+  async function answer(spec: UnaryMethodSpec, stream: UnaryStream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
     const header = new RecordHeaders(headers);
     // Parsed as the request arrived: the deadline runs from then, as in connect, not from the body's last byte.
     const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
@@ -200,7 +204,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
    * what was read so far, then (when the request is still arriving) the rest of the stream. Its answer is a unary
    * gRPC answer (one envelope at most, or an error in trailers), written once it is complete.
    */
-  async function replay(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
+  async function replay(stream: UnaryStream, headers: http2.IncomingHttpHeaders, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
     totals.replayed++;
     const path = headers[":path"] ?? "";
     const handler = options.connectHandlers.get(path);
@@ -269,12 +273,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
  * Node's compatibility response writes for writeHead, addTrailers and end. A stream the client has already closed
  * gets nothing.
  */
-function respond(stream: http2.ServerHttp2Stream, status: number, headers: HeaderRecord, trailers: HeaderRecord | undefined, payload: Uint8Array | undefined): void {
-  if (stream.destroyed || stream.closed) return;
-  stream.respond({ ...headers, ":status": status }, { waitForTrailers: trailers !== undefined });
-  if (trailers !== undefined) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-  if (payload) stream.end(payload);
-  else stream.end();
+function respond(stream: UnaryStream, status: number, headers: HeaderRecord, trailers: HeaderRecord | undefined, payload: Uint8Array | undefined): void {
+  stream.answer(status, headers, trailers, payload);
 }
 
 function ignoreStreamError(): void {}

@@ -23,6 +23,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { guardHandler, strictJsonOptions, type RequestGuardOptions } from "./request-guard.ts";
 import { createGrpcUnary, type UnaryMethodSpec } from "./grpc-unary.ts";
+import { Http2Connection } from "./h2/connection.ts";
 import { presizeBinaryWriters } from "./binary-writer-capacity.ts";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_google_rpc_error_details } from "../gen/google/rpc/error_details_pb.js";
@@ -271,15 +272,6 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   }
 
   const h2 = http2.createServer({}, handle);
-  if (grpcUnary) {
-    // Unary gRPC calls are answered on their stream as it opens (src/api/grpc-unary.ts), before Node builds its
-    // compatibility request and response for it (≈10 listeners and two stream objects a call). The server emits
-    // "stream" for each new stream and its compatibility layer listens for it; a stream the unary path takes is
-    // not passed on, every other one is, unchanged.
-    const emit = h2.emit.bind(h2);
-    h2.emit = ((event: string | symbol, ...args: unknown[]): boolean =>
-      event === "stream" && grpcUnary.handle(args[0] as http2.ServerHttp2Stream, args[1] as http2.IncomingHttpHeaders) ? true : emit(event, ...args)) as typeof h2.emit;
-  }
   const h1 = http.createServer({ keepAliveTimeout: IDLE_HTTP1_CONNECTION_MS }, handle);
   // h1 never listens itself (connections are handed to it below), and Node's HTTP server starts tracking its
   // connections on "listening": without it closeIdleConnections() on shutdown finds none (an idle keep-alive
@@ -294,10 +286,27 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
   // noDelay: gRPC answers are small HEADERS, DATA and trailer frames written one after another; with Nagle on, the
   // later ones wait for the client's delayed ACK (tens of milliseconds a call). http.createServer sets it on its
   // own sockets; these are accepted here and handed over.
+  // With the unary gRPC path on, HTTP/2 connections are framed here (src/api/h2/connection.ts): unary gRPC calls are
+  // answered from their frames, every other stream is relayed to `h2`.
+  const framed = new Set<Http2Connection>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    sniff(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
+    sniff(socket, (isHttp2, seen) => {
+      if (!isHttp2) {
+        h1.emit("connection", socket);
+        return true;
+      }
+      if (!grpcUnary) {
+        socket.unshift(seen);
+        h2.emit("connection", socket);
+        return false;
+      }
+      const connection = new Http2Connection(socket, { take: (stream, headers) => grpcUnary.handle(stream, headers), relayTo: h2 }, seen);
+      framed.add(connection);
+      connection.onClose(() => framed.delete(connection));
+      return true;
+    });
   });
 
   return {
@@ -320,6 +329,7 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
       health.set(false);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
+      for (const connection of framed) connection.close();
       h1.closeIdleConnections();
       h1.close();
       const timer = setTimeout(() => {
@@ -373,8 +383,13 @@ function nodeAdapter(handlers: Map<string, UniversalHandler>, contextValues: Api
   };
 }
 
-/** Reads until the bytes seen so far either diverge from the HTTP/2 preface or complete it, then replays them. */
-function sniff(socket: Socket, dispatch: (isHttp2: boolean) => void): void {
+/**
+ * Reads until the bytes seen so far either diverge from the HTTP/2 preface or complete it, then hands the socket on
+ * with them. `dispatch` answers whether the socket is to flow again: Node's HTTP/2 session reads the native handle
+ * itself (and drains what was unshifted), and resuming the JS stream there would race it for bytes; the HTTP/1.1
+ * server and the framed connection read through the stream.
+ */
+function sniff(socket: Socket, dispatch: (isHttp2: boolean, seen: Buffer) => boolean): void {
   let seen = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
@@ -383,11 +398,8 @@ function sniff(socket: Socket, dispatch: (isHttp2: boolean) => void): void {
     if (matches && n < HTTP2_PREFACE.length) return;
     socket.off("data", onData);
     socket.pause();
-    socket.unshift(seen);
-    dispatch(matches);
-    // The HTTP/2 session reads the native handle itself (and drains what was unshifted); resuming the JS stream
-    // there would race it for bytes. The HTTP/1.1 server reads through the stream, which must flow again.
-    if (!matches) socket.resume();
+    if (!matches) socket.unshift(seen);
+    if (dispatch(matches, seen)) socket.resume();
   };
   socket.on("data", onData);
 }

@@ -15,6 +15,7 @@ import { GetMemberStreakRequestSchema, GetMemberStreakResponseSchema, MemberStre
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { createGrpcUnary, grpcUnaryTotals, type UnaryMethodSpec } from "../../src/api/grpc-unary.ts";
+import { Http2Connection } from "../../src/api/h2/connection.ts";
 import { Code, ConnectError, createMethodImplSpec, type HandlerContext } from "@connectrpc/connect";
 import { startTestApi, type TestApi } from "../support/api.ts";
 
@@ -273,7 +274,7 @@ describe("the unary gRPC path's call signal", () => {
     readonly signal: AbortSignal;
     readonly timeoutMs: number | undefined;
   }
-  let server: http2.Http2Server;
+  let server: net.Server;
   let session: http2.ClientHttp2Session;
   let shutdown: AbortController;
   let seen: Seen[] = [];
@@ -296,12 +297,14 @@ describe("the unary gRPC path's call signal", () => {
       shutdownSignal: shutdown.signal,
       onError: () => undefined,
     });
-    server = http2.createServer();
-    server.on("stream", (stream, headers) => {
-      if (unary.handle(stream, headers)) return;
+    // The path answers on connections framed by src/api/h2/connection.ts; what it leaves goes to a Node HTTP/2
+    // server that answers 404.
+    const rest = http2.createServer();
+    rest.on("stream", (stream) => {
       stream.respond({ ":status": 404 });
       stream.end();
     });
+    server = net.createServer((socket) => void new Http2Connection(socket, { take: (stream, headers) => unary.handle(stream, headers), relayTo: rest }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     session = http2.connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
   });
