@@ -5,8 +5,9 @@
 // CORS grants as src/api/cors.ts decides.
 //
 // Node's cleartext HTTP/2 server cannot downgrade to HTTP/1.1 (allowHTTP1 needs TLS and ALPN), so a plain TCP
-// listener reads the first bytes of each connection and hands it to the HTTP/2 or the HTTP/1.1 server: an HTTP/2
-// client always opens with the fixed preface "PRI * HTTP/2.0".
+// listener reads the first bytes of each connection and hands it to HTTP/2 or the HTTP/1.1 server: an HTTP/2
+// client always opens with the fixed preface "PRI * HTTP/2.0". HTTP/2 connections are framed by h2/connection.ts,
+// which answers plain unary gRPC calls itself and relays every other stream to Node's HTTP/2 server.
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import http from "node:http";
@@ -82,7 +83,8 @@ export interface ApiServerOptions {
   readonly shutdownGraceMs: number;
   /**
    * Answer plain unary gRPC calls over HTTP/2 through connect's unary machinery directly (grpc-unary.ts) instead
-   * of connect-node's generic pipeline. Default true; false sends every call through connect-node.
+   * of connect-node's generic pipeline, on HTTP/2 connections framed here (h2/connection.ts). Default true; false
+   * serves HTTP/2 with Node's own and sends every call through connect-node.
    */
   readonly grpcUnaryPath?: boolean;
   /**

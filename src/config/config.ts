@@ -258,7 +258,7 @@ export const configVariables = [
   ["RATE_LIMIT_PER_SECOND", "Requests per second per credential before RESOURCE_EXHAUSTED (default 1000; 0 = off)."],
   ["SHUTDOWN_GRACE_MS", "How long SIGINT/SIGTERM waits for in-flight requests (default 10000)."],
   ["KINDLING_API_PROCESSES", "API processes sharing PORT on this host through SO_REUSEPORT (default 1; one per core scales the API across cores)."],
-  ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path (default true)."],
+  ["KINDLING_GRPC_UNARY_PATH", "false: send unary gRPC calls through connect-node's generic pipeline instead of the lean unary path, and serve HTTP/2 with Node's own HTTP/2 instead of the API's framing (default true)."],
   ["KINDLING_API_REUSE_PORT", "true: listen with SO_REUSEPORT, to share PORT with other Kindling API processes (default false)."],
   ["KINDLING_DB_PREPARED_STATEMENTS", "false: no prepared statements on the recording and progress-read paths, for a PostgreSQL proxy that pools by transaction (PgBouncer's transaction mode); default true."],
   ["KINDLING_RETENTION_DAYS", "Days activities and events are kept (the worker's retention workflow drops older week partitions and deletes rows of tenants with a shorter retention of their own); 0 keeps them forever (default). At least 7; activities a member's open windows still need are kept regardless (docs/scaling.md)."],
