@@ -234,10 +234,6 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     handle(stream, headers) {
       const spec = eligible(headers);
       if (!spec) return false;
-      // A client's reset (any code but CANCEL) or a broken connection is emitted as an error on the stream, and an
-      // EventEmitter's unheard error is thrown: here it only ends the call, which its "close" already does (the
-      // call's signal aborts, nothing is written). Node's compatibility request listened for it the same way.
-      stream.on("error", ignoreStreamError);
       const arrived = Date.now();
       const chunks: Buffer[] = [];
       let size = 0;
@@ -276,8 +272,6 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
 function respond(stream: UnaryStream, status: number, headers: HeaderRecord, trailers: HeaderRecord | undefined, payload: Uint8Array | undefined): void {
   stream.answer(status, headers, trailers, payload);
 }
-
-function ignoreStreamError(): void {}
 
 function writeEnvelopeHeader(out: Uint8Array, flags: number, length: number): void {
   out[0] = flags;

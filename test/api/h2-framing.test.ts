@@ -166,6 +166,82 @@ describe("HTTP/2 framed by the API", () => {
       raw.socket.destroy();
     }
   });
+
+  it("h2_framing/a_client_that_lowers_its_window_below_what_was_sent_gets_the_rest_once_it_raises_it", async () => {
+    // RFC 9113 §6.9.2: lowering SETTINGS_INITIAL_WINDOW_SIZE can make a stream's window negative; nothing is sent
+    // until window updates bring it above zero, and the answer then arrives whole.
+    const raw = await rawConnection(api.url);
+    try {
+      raw.send(frame(4, 0, 0, setting(0x4, 1)));
+      raw.send(frame(1, 0x4 | 0x1, 1, Buffer.concat([Buffer.from([0x82, 0x86]), indexed(4, "/readyz"), indexed(1, "localhost")])));
+      const first = await raw.next((f) => f.type === 0 && f.stream === 1);
+      expect(first.payload.length).toBe(1);
+      raw.send(frame(4, 0, 0, setting(0x4, 0))); // the stream's window is now -1
+      raw.send(frame(6, 0, 0, Buffer.from("stillup!")));
+      expect((await raw.next((f) => f.type === 6 && (f.flags & 1) === 1)).payload.toString()).toBe("stillup!");
+      raw.send(frame(4, 0, 0, setting(0x4, 65_535)));
+      const rest: Buffer[] = [first.payload];
+      for (;;) {
+        const data = await raw.next((f) => f.type === 0 && f.stream === 1);
+        rest.push(data.payload);
+        if (data.flags & 1) break;
+      }
+      expect(JSON.parse(Buffer.concat(rest).toString())).toEqual({ status: "ready" });
+    } finally {
+      raw.socket.destroy();
+    }
+  });
+
+  it("h2_framing/a_client_with_a_smaller_header_table_reads_every_answer", async () => {
+    // A client announcing SETTINGS_HEADER_TABLE_SIZE 0 expects a table size update before the next header block.
+    const session = http2.connect(api.url, { settings: { headerTableSize: 0 } });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const check = await request(session, grpc("/grpc.health.v1.Health/Check"), envelope(new Uint8Array()));
+        expect(check.trailers["grpc-status"]).toBe("0");
+      }
+      const ready = await request(session, { ":method": "GET", ":path": "/readyz" });
+      expect(ready.status).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("h2_framing/floods_of_resets_and_continuations_end_the_connection_and_the_server_goes_on", async () => {
+    // Calls opened and reset in a loop ("rapid reset"): past a burst of 1,000, GOAWAY ENHANCE_YOUR_CALM.
+    const resets = await rawConnection(api.url);
+    try {
+      const opened: Buffer[] = [frame(4, 0, 0)];
+      for (let id = 1; id <= 2 * 1100; id += 2) {
+        opened.push(frame(1, 0x4, id, Buffer.concat([Buffer.from([0x83, 0x86]), indexed(4, "/grpc.health.v1.Health/Check"), indexed(31, "application/grpc")])));
+        opened.push(frame(3, 0, id, Buffer.from([0, 0, 0, 8])));
+      }
+      resets.send(Buffer.concat(opened));
+      const away = await resets.next((f) => f.type === 7);
+      expect(away.payload.readUInt32BE(4)).toBe(11);
+    } finally {
+      resets.socket.destroy();
+    }
+    // A header block in endless CONTINUATION frames: the same.
+    const continued = await rawConnection(api.url);
+    try {
+      const frames = [frame(4, 0, 0), frame(1, 0, 1, Buffer.from([0x83, 0x86]))];
+      for (let i = 0; i < 100; i++) frames.push(frame(9, 0, 1));
+      continued.send(Buffer.concat(frames));
+      const away = await continued.next((f) => f.type === 7);
+      expect(away.payload.readUInt32BE(4)).toBe(11);
+    } finally {
+      continued.socket.destroy();
+    }
+    // The API answers on new connections.
+    const session = http2.connect(api.url);
+    try {
+      const check = await request(session, grpc("/grpc.health.v1.Health/Check"), envelope(new Uint8Array()));
+      expect(check.trailers["grpc-status"]).toBe("0");
+    } finally {
+      session.close();
+    }
+  });
 });
 
 interface RawFrame {
@@ -175,7 +251,7 @@ interface RawFrame {
   readonly payload: Buffer;
 }
 
-function frame(type: number, flags: number, stream: number, payload = Buffer.alloc(0)): Buffer {
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const out = Buffer.alloc(9 + payload.length);
   out.writeUIntBE(payload.length, 0, 3);
   out[3] = type;
@@ -188,6 +264,19 @@ function frame(type: number, flags: number, stream: number, payload = Buffer.all
 /** An HPACK literal field without indexing, with a literal name (no Huffman coding; short strings only). */
 function literal(name: string, value: string): Buffer {
   return Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+}
+
+/** An HPACK literal field without indexing whose name is static-table entry `index` (short values only). */
+function indexed(index: number, value: string): Buffer {
+  const name = index < 15 ? [index] : [0x0f, index - 15];
+  return Buffer.concat([Buffer.from([...name, value.length]), Buffer.from(value)]);
+}
+
+function setting(id: number, value: number): Buffer {
+  const out = Buffer.alloc(6);
+  out.writeUInt16BE(id, 0);
+  out.writeUInt32BE(value, 2);
+  return out;
 }
 
 async function rawConnection(url: string) {

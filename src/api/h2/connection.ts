@@ -60,9 +60,24 @@ const MAX_CONCURRENT_STREAMS = 1000;
 const MAX_HEADER_LIST_BYTES = 65_536;
 /** A header block split over CONTINUATION frames may not grow past this (a flood of them is refused). */
 const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
-/** Output a client leaves unread past this (pings and settings it never reads the answers of) ends the connection. */
+/** Output a client leaves unread past this ends the connection. */
 const MAX_UNREAD_OUTPUT = 64 * 1024 * 1024;
+/** PING and SETTINGS acknowledgements written while the client reads nothing: past this, a flood (ENHANCE_YOUR_CALM). */
+const MAX_UNREAD_ACKS = 1000;
+/** CONTINUATION frames one header block may take. */
+const MAX_CONTINUATIONS = 64;
+/**
+ * Streams reset by the client, or by this side for the client's errors: a burst of this many, then this many a
+ * second (as nghttp2 allows), or the connection ends with ENHANCE_YOUR_CALM — opening and resetting streams in a
+ * loop would otherwise start unbounded work ("rapid reset").
+ */
+const RESET_BURST = 1000;
+const RESETS_PER_SECOND = 33;
+/** A connection ended for an error gets this long to close from the client's side before it is destroyed. */
+const FAILED_CONNECTION_LINGER_MS = 5_000;
 const REQUEST_PSEUDO = new Set([":method", ":path", ":scheme", ":authority", ":protocol"]);
+/** Fields that belong to HTTP/1.1 connections and make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
+const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
 /** A stream whose answer is waiting for window beyond this stops reading its relayed source. */
@@ -97,6 +112,8 @@ interface Queued {
 abstract class StreamBase {
   /** This side's window for sending on the stream. */
   sendWindow: number;
+  /** Bytes the client may still send on the stream (this side's receive window). */
+  recvWindow = STREAM_WINDOW;
   /** Bytes received on the stream not yet given back to the client in WINDOW_UPDATE. */
   unacked = 0;
   remoteClosed = false;
@@ -125,8 +142,9 @@ abstract class StreamBase {
 
 /**
  * A stream answered here (the unary gRPC path): the request's body arrives as "data" events and "end"; "close"
- * when the stream is over either way; `answer` writes status, headers, payload and trailers at once. The events
- * and `pause`/async iteration are the part of Node's ServerHttp2Stream the unary path uses.
+ * when the stream is over either way (a client's reset, a broken connection, or the answer written: never an
+ * "error"); `answer` writes status, headers, payload and trailers at once. The events and `pause`/async iteration
+ * are the part of Node's ServerHttp2Stream the unary path uses.
  */
 export class FramedStream extends StreamBase {
   readonly #events = new EventEmitter();
@@ -135,9 +153,10 @@ export class FramedStream extends StreamBase {
   #paused = false;
   #pending: Buffer[] = [];
   #ended = false;
+  #settled = false;
   #wake: (() => void) | undefined;
 
-  on(event: "data" | "end" | "close" | "error", listener: (chunk: Buffer) => void): this {
+  on(event: "data" | "end" | "close", listener: (chunk: Buffer) => void): this {
     this.#events.on(event, listener);
     return this;
   }
@@ -160,6 +179,8 @@ export class FramedStream extends StreamBase {
     for (;;) {
       const chunk = this.#pending.shift();
       if (chunk !== undefined) {
+        // Read now: the client may send as much again.
+        this.connection.streamConsumed(this, chunk.length);
         yield chunk;
         continue;
       }
@@ -169,11 +190,13 @@ export class FramedStream extends StreamBase {
   }
 
   override onData(payload: Buffer, end: boolean): void {
-    // The body is buffered as it comes: give the window back at once.
-    this.connection.consumed(this, payload.length);
     if (payload.length > 0) {
+      // Iterated: the window comes back as chunks are read. Listened to: the listener takes it at once.
       if (this.#paused) this.#pending.push(payload);
-      else this.#events.emit("data", payload);
+      else {
+        this.connection.streamConsumed(this, payload.length);
+        this.#events.emit("data", payload);
+      }
     }
     if (end) this.onTrailers(true);
     else this.#notify();
@@ -188,6 +211,8 @@ export class FramedStream extends StreamBase {
 
   override onAbort(): void {
     this.destroyed = true;
+    // Reset before its body was whole and before anything read it: the call never started, nothing will answer.
+    if (!this.#ended && !this.#paused) this.#settle();
     this.#notify();
     this.onClosed();
   }
@@ -209,13 +234,15 @@ export class FramedStream extends StreamBase {
    * stream. A stream already over gets nothing. Frozen header records are encoded once.
    */
   answer(status: number, headers: ResponseHeaders, trailers: ResponseHeaders | undefined, payload: Uint8Array | undefined): void {
+    this.#settle();
     if (this.destroyed || this.localClosed) return;
     const c = this.connection;
-    const head = blockFor(status, headers);
+    const raw = blockFor(status, headers);
     const tail = trailers === undefined ? undefined : blockFor(undefined, trailers);
     const size = payload?.byteLength ?? 0;
-    if (this.queue.length === 0 && size <= this.sendWindow && size <= c.sendWindow && size <= c.peerMaxFrameSize && head.length <= c.peerMaxFrameSize && (tail?.length ?? 0) <= c.peerMaxFrameSize) {
-      // The usual case: every frame in one buffer.
+    if (this.queue.length === 0 && size <= this.sendWindow && size <= c.sendWindow && size <= c.peerMaxFrameSize && raw.length < c.peerMaxFrameSize && (tail?.length ?? 0) <= c.peerMaxFrameSize) {
+      // The usual case: every frame in one buffer, written now.
+      const head = c.outgoingBlock(raw);
       const total = HEADER_BYTES + head.length + (payload ? HEADER_BYTES + size : 0) + (tail ? HEADER_BYTES + tail.length : 0);
       const out = Buffer.allocUnsafe(total);
       let o = writeFrameHeader(out, 0, head.length, Frame.Headers, END_HEADERS | (payload || tail ? 0 : END_STREAM), this.id);
@@ -235,15 +262,23 @@ export class FramedStream extends StreamBase {
       c.ended(this);
       return;
     }
-    c.enqueue(this, true, head, !payload && !tail);
+    c.enqueue(this, true, raw, !payload && !tail);
     if (payload) c.enqueue(this, false, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), !tail);
     if (tail) c.enqueue(this, true, tail, true);
   }
 
   /** Ends the stream abnormally (RST_STREAM INTERNAL_ERROR), as Node's stream.destroy() does. */
   destroy(): void {
+    this.#settle();
     if (this.destroyed) return;
     this.connection.reset(this, H2Error.INTERNAL_ERROR);
+  }
+
+  /** The call's work is over (answered or given up): it no longer counts against the connection's concurrency. */
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.connection.settled();
   }
 }
 
@@ -273,40 +308,42 @@ class RelayedStream extends StreamBase {
       return;
     }
     this.#request = request;
+    const c = this.connection;
     request.on("error", () => {});
-    request.on("response", (response) => {
+    request.on("response", c.guard((response: http2.IncomingHttpHeaders, flags: number) => {
       const status = Number(response[":status"]);
       const rest: Record<string, string | string[] | undefined> = {};
       for (const name in response) if (!name.startsWith(":")) rest[name] = response[name];
-      this.connection.enqueue(this, true, encodeHeaderBlock(status, rest), false);
-    });
+      // An answer that is only headers (HEAD, 204, 304, a gRPC trailers-only answer) ends with them.
+      const only = (flags & END_STREAM) !== 0;
+      if (only) this.#done = true;
+      c.enqueue(this, true, encodeHeaderBlock(status, rest), only);
+    }));
     let trailers: http2.IncomingHttpHeaders | undefined;
     request.on("trailers", (t) => (trailers = t));
-    request.on("data", (chunk: Buffer) => {
-      this.connection.enqueue(this, false, chunk, false);
+    request.on("data", c.guard((chunk: Buffer) => {
+      c.enqueue(this, false, chunk, false);
       if (this.queuedBytes > RELAY_HIGH_WATER) request.pause();
-    });
-    request.on("end", () => {
+    }));
+    request.on("end", c.guard(() => {
+      if (this.#done) return;
       this.#done = true;
-      if (trailers !== undefined && Object.keys(trailers).length > 0) this.connection.enqueue(this, true, encodeHeaderBlock(undefined, trailers), true);
-      else this.connection.enqueue(this, false, Buffer.alloc(0), true);
-    });
-    request.on("close", () => {
+      if (trailers !== undefined && Object.keys(trailers).length > 0) c.enqueue(this, true, encodeHeaderBlock(undefined, trailers), true);
+      else c.enqueue(this, false, Buffer.alloc(0), true);
+    }));
+    request.on("close", c.guard(() => {
       if (this.#done || this.localClosed) return;
       // The relayed stream ended without its answer's end: reset the client's stream with the code it had.
-      this.connection.reset(this, request.rstCode === undefined || request.rstCode === H2Error.NO_ERROR ? H2Error.INTERNAL_ERROR : request.rstCode);
-    });
+      c.reset(this, request.rstCode === undefined || request.rstCode === H2Error.NO_ERROR ? H2Error.INTERNAL_ERROR : request.rstCode);
+    }));
   }
 
   override onData(payload: Buffer, end: boolean): void {
     const request = this.#request;
-    if (!request || request.destroyed) {
-      this.connection.consumed(this, payload.length);
-      return;
-    }
-    // The client's window comes back once the relay has taken the bytes.
+    if (!request || request.destroyed) return;
+    // The stream's window comes back once the relay has taken the bytes (the connection's came back on receipt).
     const length = payload.length;
-    request.write(payload, () => this.connection.consumed(this, length));
+    request.write(payload, () => this.connection.streamConsumed(this, length));
     if (end) request.end();
   }
 
@@ -326,6 +363,9 @@ class RelayedStream extends StreamBase {
     if (this.#request?.isPaused()) this.#request.resume();
   }
 }
+
+/** HPACK's dynamic table size update to 0 (this side never uses the table). */
+const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 
 function writeFrameHeader(out: Buffer, offset: number, length: number, type: number, flags: number, stream: number): number {
   out[offset] = length >>> 16;
@@ -352,11 +392,10 @@ function u32(value: number): Buffer {
 
 const OUR_SETTINGS = (() => {
   const entries: [number, number][] = [
-    [0x2, 0], // ENABLE_PUSH: none (a server never receives it; sent for clarity as Node does not)
     [0x3, MAX_CONCURRENT_STREAMS],
     [0x4, STREAM_WINDOW],
     [0x6, MAX_HEADER_LIST_BYTES],
-  ].slice(1) as [number, number][];
+  ];
   const payload = Buffer.allocUnsafe(6 * entries.length);
   entries.forEach(([id, value], i) => {
     payload.writeUInt16BE(id, 6 * i);
@@ -382,14 +421,24 @@ export class Http2Connection {
   #prefaceSeen = false;
   #settingsSeen = false;
   #lastStreamId = 0;
+  /** What the client may still send on the connection, and what it sent that was not yet given back. */
+  #recvWindow = CONNECTION_WINDOW;
   #connectionUnacked = 0;
-  #continuation: { id: number; flags: number; fragments: Buffer[]; size: number } | undefined;
+  /** Calls taken and not yet answered or given up, whether or not their streams are still open. */
+  #running = 0;
+  #resetTokens = RESET_BURST;
+  #resetRefilledAt = Date.now();
+  #unreadAcks = 0;
+  /** The client changed SETTINGS_HEADER_TABLE_SIZE: the next header block starts with a table size update. */
+  #tableSizeUpdate = false;
+  #continuation: { id: number; flags: number; fragments: Buffer[]; size: number; count: number } | undefined;
   #out: Buffer[] = [];
   #outBytes = 0;
   #flushScheduled = false;
   #goingAway = false;
   #closed = false;
   #relay: http2.ClientHttp2Session | undefined;
+  #relayFar: import("node:stream").Duplex | undefined;
   readonly #closeListeners: (() => void)[] = [];
 
   constructor(socket: Socket, options: ConnectionOptions, initial?: Buffer) {
@@ -397,11 +446,37 @@ export class Http2Connection {
     this.#options = options;
     this.write(OUR_SETTINGS);
     socket.on("data", (chunk: Buffer) => this.#receive(chunk));
-    socket.on("drain", () => this.#pumpAll());
+    socket.on("drain", this.guard(() => this.#pumpAll()));
     socket.on("error", () => {});
     socket.on("close", () => this.#teardown());
     socket.on("end", () => this.#teardown());
     if (initial && initial.length > 0) this.#receive(initial);
+  }
+
+  /**
+   * `listener` with anything it throws ending the connection (INTERNAL_ERROR) instead of the process: for the
+   * callbacks of the relay and the socket, which nothing above would catch.
+   */
+  guard<A extends unknown[]>(listener: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try {
+        listener(...args);
+      } catch {
+        this.#fail(H2Error.INTERNAL_ERROR);
+      }
+    };
+  }
+
+  /** A taken call's work is over (FramedStream). */
+  settled(): void {
+    this.#running--;
+  }
+
+  /** A header block as written next: after the client changed its table size, the update (to 0) goes first. */
+  outgoingBlock(block: Buffer): Buffer {
+    if (!this.#tableSizeUpdate) return block;
+    this.#tableSizeUpdate = false;
+    return Buffer.concat([TABLE_SIZE_ZERO, block]);
   }
 
   /** Called once the connection is gone. */
@@ -453,23 +528,24 @@ export class Http2Connection {
     if (this.#goingAway) this.#endIfIdle();
   }
 
-  /** Bytes of a stream's body taken: the client gets the window back (batched). */
-  consumed(stream: StreamBase, length: number): void {
+  /** Bytes of a stream's body taken: the client gets the stream's window back (a quarter of it at a time). */
+  streamConsumed(stream: StreamBase, length: number): void {
     if (length === 0 || this.#closed) return;
-    this.#credit(length);
     if (stream.remoteClosed || !this.#streams.has(stream.id)) return;
     stream.unacked += length;
     if (stream.unacked >= STREAM_WINDOW / 4) {
       this.write(frame(Frame.WindowUpdate, 0, stream.id, u32(stream.unacked)));
+      stream.recvWindow += stream.unacked;
       stream.unacked = 0;
     }
   }
 
-  /** Gives the connection's window back, a quarter of it at a time. */
+  /** Gives the connection's window back as DATA arrives, a quarter of it at a time. */
   #credit(length: number): void {
     this.#connectionUnacked += length;
     if (this.#connectionUnacked >= CONNECTION_WINDOW / 4) {
       this.write(frame(Frame.WindowUpdate, 0, 0, u32(this.#connectionUnacked)));
+      this.#recvWindow += this.#connectionUnacked;
       this.#connectionUnacked = 0;
     }
   }
@@ -484,15 +560,20 @@ export class Http2Connection {
   /** Writes what the stream has queued, as far as the windows allow. */
   #pump(stream: StreamBase): void {
     while (stream.queue.length > 0) {
-      if (this.#socket.writableNeedDrain) return;
+      if (this.#socket.writableNeedDrain) {
+        // The socket's "drain" pumps it again.
+        this.#blocked.add(stream);
+        return;
+      }
       const item = stream.queue[0]!;
       if (item.headers) {
-        this.#writeHeaderBlock(stream.id, item.bytes, item.end);
+        this.#writeHeaderBlock(stream.id, this.outgoingBlock(item.bytes), item.end);
         stream.queue.shift();
         if (item.end) this.ended(stream);
         continue;
       }
-      const length = Math.min(item.bytes.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize);
+      // A window may be below zero (the client lowered SETTINGS_INITIAL_WINDOW_SIZE): nothing goes until it is not.
+      const length = Math.max(0, Math.min(item.bytes.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize));
       if (length === 0 && item.bytes.length > 0) {
         this.#blocked.add(stream);
         return;
@@ -586,7 +667,24 @@ export class Http2Connection {
     }
     this.#flush();
     this.#socket.end();
+    const socket = this.#socket;
+    setTimeout(() => socket.destroy(), FAILED_CONNECTION_LINGER_MS).unref();
     this.#teardown();
+  }
+
+  /** One more reset of the client's making (see RESET_BURST). */
+  #chargeReset(): void {
+    const now = Date.now();
+    this.#resetTokens = Math.min(RESET_BURST, this.#resetTokens + ((now - this.#resetRefilledAt) / 1000) * RESETS_PER_SECOND);
+    this.#resetRefilledAt = now;
+    if (--this.#resetTokens < 0) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, "too many reset streams");
+  }
+
+  /** An acknowledgement (PING, SETTINGS) to write: counted while the client reads nothing (see MAX_UNREAD_ACKS). */
+  #acknowledge(bytes: Buffer): void {
+    if (!this.#socket.writableNeedDrain) this.#unreadAcks = 0;
+    else if (++this.#unreadAcks > MAX_UNREAD_ACKS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, "acknowledgements left unread");
+    this.write(bytes);
   }
 
   #teardown(): void {
@@ -597,6 +695,7 @@ export class Http2Connection {
       stream.onAbort(H2Error.CANCEL);
     }
     this.#relay?.destroy();
+    this.#relayFar?.destroy();
     for (const listener of this.#closeListeners) listener();
   }
 
@@ -632,11 +731,9 @@ export class Http2Connection {
         this.#fail(error.code);
         return;
       }
-      if (error instanceof HpackError) {
-        this.#fail(H2Error.COMPRESSION_ERROR);
-        return;
-      }
-      throw error;
+      // Anything else is this side's fault: the connection ends, the process goes on.
+      this.#fail(error instanceof HpackError ? H2Error.COMPRESSION_ERROR : H2Error.INTERNAL_ERROR);
+      return;
     }
     input = p === input.length ? Buffer.alloc(0) : input.subarray(p);
     this.#input = input;
@@ -658,7 +755,7 @@ export class Http2Connection {
         if (!c || c.id !== id) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "unexpected CONTINUATION");
         c.fragments.push(payload);
         c.size += payload.length;
-        if (c.size > MAX_HEADER_BLOCK_BYTES) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, "header block too large");
+        if (c.size > MAX_HEADER_BLOCK_BYTES || ++c.count > MAX_CONTINUATIONS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, "header block too large");
         if (flags & END_HEADERS) {
           this.#continuation = undefined;
           this.#headerBlock(c.flags, id, Buffer.concat(c.fragments));
@@ -667,7 +764,7 @@ export class Http2Connection {
       }
       case Frame.Priority:
         if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "PRIORITY on stream 0");
-        if (payload.length !== 5) this.#resetId(id, H2Error.FRAME_SIZE_ERROR);
+        if (payload.length !== 5) this.#streamError(id, H2Error.FRAME_SIZE_ERROR);
         return;
       case Frame.RstStream: {
         if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "RST_STREAM on stream 0");
@@ -675,6 +772,7 @@ export class Http2Connection {
         if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
         const stream = this.#streams.get(id);
         if (stream) {
+          this.#chargeReset();
           this.#streams.delete(id);
           this.#blocked.delete(stream);
           stream.remoteClosed = true;
@@ -691,12 +789,12 @@ export class Http2Connection {
       case Frame.Ping:
         if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "PING on a stream");
         if (payload.length !== 8) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, "PING size");
-        if (!(flags & ACK)) this.write(frame(Frame.Ping, ACK, 0, payload));
+        if (!(flags & ACK)) this.#acknowledge(frame(Frame.Ping, ACK, 0, payload));
         return;
       case Frame.GoAway:
+        // The client will accept no streams from this side (there are none): its own requests are still served.
         if (id !== 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "GOAWAY on a stream");
-        this.#goingAway = true;
-        this.#endIfIdle();
+        if (payload.length < 8) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, "GOAWAY size");
         return;
       case Frame.WindowUpdate:
         return this.#windowUpdate(id, payload);
@@ -715,6 +813,7 @@ export class Http2Connection {
     for (let i = 0; i < payload.length; i += 6) {
       const key = payload.readUInt16BE(i);
       const value = payload.readUInt32BE(i + 2);
+      if (key === 0x1) this.#tableSizeUpdate = true;
       if (key === 0x2 && value > 1) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "ENABLE_PUSH must be 0 or 1");
       if (key === 0x4) {
         if (value > MAX_WINDOW) throw new ConnectionError(H2Error.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE too large");
@@ -730,7 +829,7 @@ export class Http2Connection {
         this.peerMaxFrameSize = value;
       }
     }
-    this.write(frame(Frame.Settings, ACK, 0));
+    this.#acknowledge(frame(Frame.Settings, ACK, 0));
     this.#pumpAll();
   }
 
@@ -747,9 +846,9 @@ export class Http2Connection {
     if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
     const stream = this.#streams.get(id);
     if (!stream) return;
-    if (increment === 0) return this.reset(stream, H2Error.PROTOCOL_ERROR);
+    if (increment === 0) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
     stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW) return this.reset(stream, H2Error.FLOW_CONTROL_ERROR);
+    if (stream.sendWindow > MAX_WINDOW) return this.#streamError(id, H2Error.FLOW_CONTROL_ERROR);
     this.#pump(stream);
   }
 
@@ -760,17 +859,20 @@ export class Http2Connection {
       if (payload.length < 1 || payload[0]! >= payload.length) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "bad padding");
       body = payload.subarray(1, payload.length - payload[0]!);
     }
+    if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
+    // Every DATA frame counts against the connection's window, which comes back on receipt.
+    this.#recvWindow -= payload.length;
+    if (this.#recvWindow < 0) throw new ConnectionError(H2Error.FLOW_CONTROL_ERROR, "DATA beyond the connection's window");
+    this.#credit(payload.length);
     const stream = this.#streams.get(id);
-    if (!stream || stream.remoteClosed) {
-      if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
-      // A stream this side has closed or reset: its bytes still count against the connection's window, and are
-      // otherwise ignored (frames in flight when the stream ended). DATA after the client's own END_STREAM is an error.
-      this.#credit(payload.length);
-      if (stream) this.reset(stream, H2Error.STREAM_CLOSED);
-      return;
-    }
+    // A stream this side has closed or reset: frames in flight when it ended are ignored. DATA after the client's
+    // own END_STREAM is an error.
+    if (!stream) return;
+    if (stream.remoteClosed) return this.#streamError(id, H2Error.STREAM_CLOSED);
+    stream.recvWindow -= payload.length;
+    if (stream.recvWindow < 0) return this.#streamError(id, H2Error.FLOW_CONTROL_ERROR);
     // Padding is flow-controlled but never handed on: give it back at once.
-    if (payload.length > body.length) this.consumed(stream, payload.length - body.length);
+    if (payload.length > body.length) this.streamConsumed(stream, payload.length - body.length);
     const end = (flags & END_STREAM) !== 0;
     if (end) stream.remoteClosed = true;
     stream.onData(body, end);
@@ -789,7 +891,7 @@ export class Http2Connection {
       block = block.subarray(5);
     }
     if (!(flags & END_HEADERS)) {
-      this.#continuation = { id, flags, fragments: [block], size: block.length };
+      this.#continuation = { id, flags, fragments: [block], size: block.length, count: 0 };
       return;
     }
     this.#headerBlock(flags, id, block);
@@ -798,7 +900,7 @@ export class Http2Connection {
   #headerBlock(flags: number, id: number, block: Buffer): void {
     const end = (flags & END_STREAM) !== 0;
     // Decoded whatever becomes of the stream, so the table stays in step with the client's.
-    const headers: RequestHeaders = {};
+    const headers: RequestHeaders = Object.create(null) as RequestHeaders;
     let malformed = false;
     let regularSeen = false;
     const complete = this.#decoder.decode(
@@ -810,7 +912,7 @@ export class Http2Connection {
           if (regularSeen || headers[name] !== undefined || !REQUEST_PSEUDO.has(name)) malformed = true;
         } else {
           regularSeen = true;
-          if (!FIELD_NAME.test(name)) malformed = true;
+          if (!FIELD_NAME.test(name) || CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) malformed = true;
         }
         if (FORBIDDEN_IN_VALUE.test(value)) malformed = true;
         const before = headers[name];
@@ -820,26 +922,29 @@ export class Http2Connection {
     );
     const existing = this.#streams.get(id);
     if (existing) {
-      // Trailers: only on an open stream, and they end it.
-      if (existing.remoteClosed || !end) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "HEADERS on a stream whose headers came");
+      // Trailers: only on an open stream, without pseudo-header fields, and they end it.
+      if (existing.remoteClosed || !end || malformed || Object.keys(headers).some((name) => name.startsWith(":"))) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
       existing.remoteClosed = true;
       existing.onTrailers(true);
       if (existing.localClosed) this.#remove(existing);
       return;
     }
     if (id % 2 === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "a client's stream id must be odd");
-    // A stream this side has closed or reset (trailers in flight as it ended): ignored, its block decoded above.
-    if (id <= this.#lastStreamId) return;
+    // A stream already closed (trailers in flight as this side reset it), or a stream id gone back: reset, its block
+    // decoded above.
+    if (id <= this.#lastStreamId) return this.#streamError(id, H2Error.STREAM_CLOSED);
     this.#lastStreamId = id;
     if (this.#goingAway) return; // after GOAWAY, new streams are ignored
-    if (!complete) return this.#resetId(id, H2Error.ENHANCE_YOUR_CALM);
-    if (malformed || headers[":method"] === undefined || headers[":path"] === undefined) return this.#resetId(id, H2Error.PROTOCOL_ERROR);
-    if (this.#streams.size >= MAX_CONCURRENT_STREAMS) return this.#resetId(id, H2Error.REFUSED_STREAM);
+    if (!complete) return this.#streamError(id, H2Error.ENHANCE_YOUR_CALM);
+    const path = headers[":path"];
+    if (malformed || headers[":method"] === undefined || headers[":scheme"] === undefined || path === undefined || path === "") return this.#streamError(id, H2Error.PROTOCOL_ERROR);
+    if (this.#streams.size >= MAX_CONCURRENT_STREAMS || this.#running >= MAX_CONCURRENT_STREAMS) return this.#resetId(id, H2Error.REFUSED_STREAM);
 
     const framed = new FramedStream(this, id);
     this.#streams.set(id, framed);
     if (end) framed.remoteClosed = true;
     if (this.#options.take(framed, headers)) {
+      this.#running++;
       if (end) framed.onTrailers(true);
       return;
     }
@@ -854,10 +959,20 @@ export class Http2Connection {
     this.write(frame(Frame.RstStream, 0, id, u32(code)));
   }
 
+  /** Resets a stream for the client's error (counted as a reset of its making). */
+  #streamError(id: number, code: number): void {
+    this.#chargeReset();
+    const stream = this.#streams.get(id);
+    if (stream) this.reset(stream, code);
+    else this.#resetId(id, code);
+  }
+
   /** The in-process HTTP/2 connection to Node's server, opened with the first stream `take` leaves. */
   #relaySession(): http2.ClientHttp2Session {
     if (this.#relay && !this.#relay.destroyed && !this.#relay.closed) return this.#relay;
     const [near, far] = duplexPair();
+    this.#relayFar?.destroy();
+    this.#relayFar = far;
     this.#options.relayTo.emit("connection", far);
     const session = http2.connect("http://relay.invalid", {
       createConnection: () => near,
@@ -866,7 +981,12 @@ export class Http2Connection {
     });
     session.on("error", () => {});
     session.on("close", () => {
+      far.destroy();
       if (this.#relay === session) this.#relay = undefined;
+    });
+    // Node's server refusing the relayed streams as a flood ends the client's connection the same way.
+    session.on("goaway", (code: number) => {
+      if (code === H2Error.ENHANCE_YOUR_CALM) this.#fail(H2Error.ENHANCE_YOUR_CALM);
     });
     this.#relay = session;
     return session;
