@@ -241,7 +241,8 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
         run.catch((error: unknown) => {
           // Only a broken stream gets here (the call's own errors are answered in trailers): nothing to answer on.
           options.onError(error, headers[":path"] ?? "");
-          if (!stream.destroyed) stream.destroy();
+          // Also when the client already reset it: destroy() is what marks the call's work over.
+          stream.destroy();
         });
       const onData = (chunk: Buffer) => {
         chunks.push(chunk);

@@ -357,7 +357,11 @@ class RelayedStream extends StreamBase {
     if (request && !request.destroyed) request.close(code === H2Error.NO_ERROR ? H2Error.CANCEL : code);
   }
 
-  override onClosed(): void {}
+  override onClosed(): void {
+    // The answer ended before the client's body (the client was told to stop): the relayed request ends too.
+    const request = this.#request;
+    if (request && !request.destroyed && !request.writableEnded) request.close(H2Error.CANCEL);
+  }
 
   override onDrained(): void {
     if (this.#request?.isPaused()) this.#request.resume();
@@ -429,6 +433,8 @@ export class Http2Connection {
   #resetTokens = RESET_BURST;
   #resetRefilledAt = Date.now();
   #unreadAcks = 0;
+  /** The socket's bytesWritten at the last acknowledgement: the client reads while it moves. */
+  #writtenAtLastAck = 0;
   /** The client changed SETTINGS_HEADER_TABLE_SIZE: the next header block starts with a table size update. */
   #tableSizeUpdate = false;
   #continuation: { id: number; flags: number; fragments: Buffer[]; size: number; count: number } | undefined;
@@ -438,7 +444,8 @@ export class Http2Connection {
   #goingAway = false;
   #closed = false;
   #relay: http2.ClientHttp2Session | undefined;
-  #relayFar: import("node:stream").Duplex | undefined;
+  /** The server ends of this connection's relay sessions still open. */
+  readonly #relayFars = new Set<import("node:stream").Duplex>();
   readonly #closeListeners: (() => void)[] = [];
 
   constructor(socket: Socket, options: ConnectionOptions, initial?: Buffer) {
@@ -682,8 +689,10 @@ export class Http2Connection {
 
   /** An acknowledgement (PING, SETTINGS) to write: counted while the client reads nothing (see MAX_UNREAD_ACKS). */
   #acknowledge(bytes: Buffer): void {
-    if (!this.#socket.writableNeedDrain) this.#unreadAcks = 0;
+    const written = this.#socket.bytesWritten;
+    if (!this.#socket.writableNeedDrain || written !== this.#writtenAtLastAck) this.#unreadAcks = 0;
     else if (++this.#unreadAcks > MAX_UNREAD_ACKS) throw new ConnectionError(H2Error.ENHANCE_YOUR_CALM, "acknowledgements left unread");
+    this.#writtenAtLastAck = written;
     this.write(bytes);
   }
 
@@ -695,7 +704,7 @@ export class Http2Connection {
       stream.onAbort(H2Error.CANCEL);
     }
     this.#relay?.destroy();
-    this.#relayFar?.destroy();
+    for (const far of this.#relayFars) far.destroy();
     for (const listener of this.#closeListeners) listener();
   }
 
@@ -923,16 +932,17 @@ export class Http2Connection {
     const existing = this.#streams.get(id);
     if (existing) {
       // Trailers: only on an open stream, without pseudo-header fields, and they end it.
-      if (existing.remoteClosed || !end || malformed || Object.keys(headers).some((name) => name.startsWith(":"))) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
+      if (existing.remoteClosed) return this.#streamError(id, H2Error.STREAM_CLOSED);
+      if (!end || malformed || Object.keys(headers).some((name) => name.startsWith(":"))) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
       existing.remoteClosed = true;
       existing.onTrailers(true);
       if (existing.localClosed) this.#remove(existing);
       return;
     }
     if (id % 2 === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "a client's stream id must be odd");
-    // A stream already closed (trailers in flight as this side reset it), or a stream id gone back: reset, its block
-    // decoded above.
-    if (id <= this.#lastStreamId) return this.#streamError(id, H2Error.STREAM_CLOSED);
+    // A stream already closed (trailers in flight as this side reset it), or a stream id gone back: reset (so a
+    // client reusing an id does not wait), not counted as the client's reset; its block was decoded above.
+    if (id <= this.#lastStreamId) return this.#resetId(id, H2Error.STREAM_CLOSED);
     this.#lastStreamId = id;
     if (this.#goingAway) return; // after GOAWAY, new streams are ignored
     if (!complete) return this.#streamError(id, H2Error.ENHANCE_YOUR_CALM);
@@ -971,8 +981,7 @@ export class Http2Connection {
   #relaySession(): http2.ClientHttp2Session {
     if (this.#relay && !this.#relay.destroyed && !this.#relay.closed) return this.#relay;
     const [near, far] = duplexPair();
-    this.#relayFar?.destroy();
-    this.#relayFar = far;
+    this.#relayFars.add(far);
     this.#options.relayTo.emit("connection", far);
     const session = http2.connect("http://relay.invalid", {
       createConnection: () => near,
@@ -982,6 +991,7 @@ export class Http2Connection {
     session.on("error", () => {});
     session.on("close", () => {
       far.destroy();
+      this.#relayFars.delete(far);
       if (this.#relay === session) this.#relay = undefined;
     });
     // Node's server refusing the relayed streams as a flood ends the client's connection the same way.
