@@ -11,24 +11,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { DefinitionService } from "../../src/gen/kindling/v1/definition_service_pb.js";
 import { RecordActivitiesRequestSchema, RecordActivitiesResponseSchema } from "../../src/gen/kindling/v1/activity_service_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../../src/gen/grpc/health/v1/health_pb.js";
-import { CalendarPeriod, ConditionType } from "../../src/gen/kindling/v1/definition_pb.js";
 import { grpcUnaryTotals } from "../../src/api/grpc-unary.ts";
 import { startTestApi, type TestApi } from "../support/api.ts";
+import { createLiveDefinition } from "../support/fixtures.ts";
 
 let api: TestApi;
 
 beforeAll(async () => {
   api = await startTestApi({ label: "h2-framing" });
-  const defs = api.client(DefinitionService);
-  const { definition } = await defs.createDefinition({
-    definition: {
-      name: "Framing daily",
-      eventTypes: ["framing.event"],
-      window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
-      condition: { type: ConditionType.COUNT, min: 1 },
-    },
-  });
-  await defs.publishDefinition({ definitionId: definition!.id });
+  await createLiveDefinition(api.client(DefinitionService), { name: "Framing daily", eventTypes: ["framing.event"] });
 });
 afterAll(async () => {
   await api?.close();

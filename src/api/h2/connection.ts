@@ -368,6 +368,13 @@ class RelayedStream extends StreamBase {
   }
 }
 
+/** A DATA or HEADERS frame's payload without its padding (PADDED: a length byte first, that many bytes last). */
+function unpadded(payload: Buffer, flags: number): Buffer {
+  if (!(flags & PADDED)) return payload;
+  if (payload.length < 1 || payload[0]! >= payload.length) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "bad padding");
+  return payload.subarray(1, payload.length - payload[0]!);
+}
+
 /** HPACK's dynamic table size update to 0 (this side never uses the table). */
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 
@@ -863,11 +870,7 @@ export class Http2Connection {
 
   #data(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "DATA on stream 0");
-    let body = payload;
-    if (flags & PADDED) {
-      if (payload.length < 1 || payload[0]! >= payload.length) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "bad padding");
-      body = payload.subarray(1, payload.length - payload[0]!);
-    }
+    const body = unpadded(payload, flags);
     if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
     // Every DATA frame counts against the connection's window, which comes back on receipt.
     this.#recvWindow -= payload.length;
@@ -890,11 +893,7 @@ export class Http2Connection {
 
   #headers(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "HEADERS on stream 0");
-    let block = payload;
-    if (flags & PADDED) {
-      if (block.length < 1 || block[0]! >= block.length) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "bad padding");
-      block = block.subarray(1, block.length - block[0]!);
-    }
+    let block = unpadded(payload, flags);
     if (flags & PRIORITY) {
       if (block.length < 5) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, "HEADERS priority size");
       block = block.subarray(5);
