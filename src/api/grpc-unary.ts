@@ -11,15 +11,15 @@
 //   - the interceptor chain and the implementation (`invokeUnaryImplementation`, exactly as connect's handlers),
 //   - compression negotiation and the status trailers (`compressionNegotiate`, `setTrailerStatus`).
 // What is ours is the framing of one message in one gRPC envelope, the call's signal, the headers as RecordHeaders
-// (src/api/record-headers.ts), and reading/writing the HTTP/2 stream itself: the call is taken as its stream opens,
-// before Node builds its compatibility request and response for it (src/api/server.ts). Responses are encoded by
+// (src/api/record-headers.ts), and the call's HTTP/2 stream: taken as its headers arrive on a connection framed by
+// src/api/h2/connection.ts (a FramedStream), its answer written in one piece. Responses are encoded by
 // src/api/known-encoding.ts (toBinary, the bytes made once for a shared response, or the kept bytes of a reused
 // progress answer plus its per-read fields).
 //
 // Only plain, well-formed calls take this path: HTTP/2, POST, `application/grpc[+proto]`, an uncompressed request
 // (or `identity`), a valid timeout, and a body that is exactly one uncompressed envelope within the size limit.
-// Anything else — gRPC-Web, Connect, JSON, streaming methods, compressed or malformed requests — is answered by
-// connect-node (a malformed body is replayed into connect's own gRPC handler, so its error answers stay exact).
+// Anything else — gRPC-Web, Connect, JSON, streaming methods, compressed requests — is relayed to connect-node by the
+// connection; a malformed body is replayed into connect's own gRPC handler, so its error answers stay exact.
 import type http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import { encodeMessage } from "./known-encoding.ts";
@@ -47,15 +47,9 @@ export interface GrpcUnaryOptions {
   readonly onError: (error: unknown, path: string) => void;
 }
 
-/** A call's HTTP/2 stream, framed by src/api/h2/connection.ts. */
-export type UnaryStream = FramedStream;
-
 export interface GrpcUnary {
-  /**
-   * Takes the call and answers it on its HTTP/2 stream (true), or leaves the stream untouched (false) for Node's
-   * compatibility request and response, and so for connect-node.
-   */
-  handle(stream: UnaryStream, headers: http2.IncomingHttpHeaders): boolean;
+  /** Takes the call and answers it on its stream (true), or leaves the stream untouched (false), to be relayed. */
+  handle(stream: FramedStream, headers: http2.IncomingHttpHeaders): boolean;
 }
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
@@ -130,7 +124,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     return path === undefined ? undefined : options.methods.get(path);
   }
 
-  async function answer(spec: UnaryMethodSpec, stream: UnaryStream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
+  async function answer(spec: UnaryMethodSpec, stream: FramedStream, headers: http2.IncomingHttpHeaders, body: Buffer, arrived: number): Promise<void> {
     const header = new RecordHeaders(headers);
     // Parsed as the request arrived: the deadline runs from then, as in connect, not from the body's last byte.
     const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
@@ -179,7 +173,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       setTrailerStatus(context.responseTrailer, connectError);
     }
     answered = true;
-    respond(stream, 200, nodeHeaders(context.responseHeader), nodeHeaders(context.responseTrailer), payload);
+    stream.answer(200, nodeHeaders(context.responseHeader), nodeHeaders(context.responseTrailer), payload);
   }
 
   /**
@@ -204,7 +198,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
    * what was read so far, then (when the request is still arriving) the rest of the stream. Its answer is a unary
    * gRPC answer (one envelope at most, or an error in trailers), written once it is complete.
    */
-  async function replay(stream: UnaryStream, headers: http2.IncomingHttpHeaders, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
+  async function replay(stream: FramedStream, headers: http2.IncomingHttpHeaders, header: Headers, read: readonly Buffer[], rest?: AsyncIterable<Buffer>): Promise<void> {
     totals.replayed++;
     const path = headers[":path"] ?? "";
     const handler = options.connectHandlers.get(path);
@@ -227,7 +221,7 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
     if (uRes.body) for await (const chunk of uRes.body) body.push(chunk);
     const head = uRes.header === undefined ? {} : nodeHeaders(new Headers(uRes.header));
     const trailer = uRes.trailer === undefined ? undefined : nodeHeaders(new Headers(uRes.trailer));
-    respond(stream, uRes.status, head, trailer, body.length === 0 ? undefined : Buffer.concat(body));
+    stream.answer(uRes.status, head, trailer, body.length === 0 ? undefined : Buffer.concat(body));
   }
 
   return {
@@ -263,15 +257,6 @@ export function createGrpcUnary(options: GrpcUnaryOptions): GrpcUnary {
       return true;
     },
   };
-}
-
-/**
- * Answers on the stream: status and headers, the payload if any, then the trailers (when given) — the frames
- * Node's compatibility response writes for writeHead, addTrailers and end. A stream the client has already closed
- * gets nothing.
- */
-function respond(stream: UnaryStream, status: number, headers: HeaderRecord, trailers: HeaderRecord | undefined, payload: Uint8Array | undefined): void {
-  stream.answer(status, headers, trailers, payload);
 }
 
 function writeEnvelopeHeader(out: Uint8Array, flags: number, length: number): void {

@@ -52,8 +52,9 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const HEADER_BYTES = 9;
 const DEFAULT_WINDOW = 65_535;
 const MAX_WINDOW = 2 ** 31 - 1;
-/** What this side accepts: frames of the default size, 1 MiB per stream and 16 MiB per connection in flight. */
-const MAX_FRAME_SIZE = 16_384;
+/** SETTINGS_MAX_FRAME_SIZE's default: the largest frame this side accepts (it announces no other). */
+const DEFAULT_MAX_FRAME_SIZE = 16_384;
+/** What the client may have in flight: 1 MiB per stream, 16 MiB per connection. */
 const STREAM_WINDOW = 1 << 20;
 const CONNECTION_WINDOW = 1 << 24;
 const MAX_CONCURRENT_STREAMS = 1000;
@@ -131,7 +132,8 @@ abstract class StreamBase {
   }
 
   abstract onData(payload: Buffer, end: boolean): void;
-  abstract onTrailers(end: boolean): void;
+  /** The client ended its side of the stream (END_STREAM on DATA, on its headers or on trailers). */
+  abstract onRemoteEnd(): void;
   /** The stream ended abnormally: reset by the client (its code), or the connection went away. */
   abstract onAbort(code: number): void;
   /** Both sides have ended the stream. */
@@ -198,12 +200,11 @@ export class FramedStream extends StreamBase {
         this.#events.emit("data", payload);
       }
     }
-    if (end) this.onTrailers(true);
+    if (end) this.onRemoteEnd();
     else this.#notify();
   }
 
-  override onTrailers(end: boolean): void {
-    if (!end) return;
+  override onRemoteEnd(): void {
     this.#ended = true;
     if (!this.#paused) this.#events.emit("end");
     this.#notify();
@@ -344,12 +345,12 @@ class RelayedStream extends StreamBase {
     // The stream's window comes back once the relay has taken the bytes (the connection's came back on receipt).
     const length = payload.length;
     request.write(payload, () => this.connection.streamConsumed(this, length));
-    if (end) request.end();
+    if (end) this.onRemoteEnd();
   }
 
-  override onTrailers(end: boolean): void {
+  override onRemoteEnd(): void {
     // Request trailers are not relayed (no service reads them); they end the body.
-    if (end) this.#request?.end();
+    this.#request?.end();
   }
 
   override onAbort(code: number): void {
@@ -418,7 +419,7 @@ const OUR_SETTINGS = (() => {
 /** One client connection. */
 export class Http2Connection {
   peerInitialWindow = DEFAULT_WINDOW;
-  peerMaxFrameSize = 16_384;
+  peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   /** This side's connection-level window for sending. */
   sendWindow = DEFAULT_WINDOW;
 
@@ -432,8 +433,7 @@ export class Http2Connection {
   #prefaceSeen = false;
   #settingsSeen = false;
   #lastStreamId = 0;
-  /** What the client may still send on the connection, and what it sent that was not yet given back. */
-  #recvWindow = CONNECTION_WINDOW;
+  /** What the client sent that was not yet given back: its window on the connection is CONNECTION_WINDOW minus this. */
   #connectionUnacked = 0;
   /** Calls taken and not yet answered or given up, whether or not their streams are still open. */
   #running = 0;
@@ -559,7 +559,6 @@ export class Http2Connection {
     this.#connectionUnacked += length;
     if (this.#connectionUnacked >= CONNECTION_WINDOW / 4) {
       this.write(frame(Frame.WindowUpdate, 0, 0, u32(this.#connectionUnacked)));
-      this.#recvWindow += this.#connectionUnacked;
       this.#connectionUnacked = 0;
     }
   }
@@ -651,11 +650,14 @@ export class Http2Connection {
   }
 
   #remove(stream: StreamBase): void {
-    if (this.#streams.delete(stream.id)) {
-      this.#blocked.delete(stream);
-      stream.onClosed();
-    }
+    if (this.#drop(stream)) stream.onClosed();
     if (this.#goingAway) this.#endIfIdle();
+  }
+
+  /** Forgets the stream (false: it was gone already). */
+  #drop(stream: StreamBase): boolean {
+    this.#blocked.delete(stream);
+    return this.#streams.delete(stream.id);
   }
 
   #endIfIdle(): void {
@@ -675,10 +677,6 @@ export class Http2Connection {
     if (this.#closed) return;
     this.#goAway(code);
     this.#goingAway = true;
-    for (const stream of [...this.#streams.values()]) {
-      this.#streams.delete(stream.id);
-      stream.onAbort(H2Error.CANCEL);
-    }
     this.#flush();
     this.#socket.end();
     const socket = this.#socket;
@@ -707,7 +705,7 @@ export class Http2Connection {
     if (this.#closed) return;
     this.#closed = true;
     for (const stream of [...this.#streams.values()]) {
-      this.#streams.delete(stream.id);
+      this.#drop(stream);
       stream.onAbort(H2Error.CANCEL);
     }
     this.#relay?.destroy();
@@ -732,7 +730,7 @@ export class Http2Connection {
       }
       while (input.length - p >= HEADER_BYTES) {
         const length = (input[p]! << 16) | (input[p + 1]! << 8) | input[p + 2]!;
-        if (length > MAX_FRAME_SIZE) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
+        if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(H2Error.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
         if (input.length - p < HEADER_BYTES + length) break;
         const type = input[p + 3]!;
         const flags = input[p + 4]!;
@@ -789,8 +787,7 @@ export class Http2Connection {
         const stream = this.#streams.get(id);
         if (stream) {
           this.#chargeReset();
-          this.#streams.delete(id);
-          this.#blocked.delete(stream);
+          this.#drop(stream);
           stream.remoteClosed = true;
           stream.localClosed = true;
           stream.onAbort(payload.readUInt32BE(0));
@@ -841,7 +838,7 @@ export class Http2Connection {
         }
       }
       if (key === 0x5) {
-        if (value < 16_384 || value > 16_777_215) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range");
+        if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range");
         this.peerMaxFrameSize = value;
       }
     }
@@ -873,8 +870,7 @@ export class Http2Connection {
     const body = unpadded(payload, flags);
     if (id > this.#lastStreamId) throw new ConnectionError(H2Error.PROTOCOL_ERROR, "DATA on an idle stream");
     // Every DATA frame counts against the connection's window, which comes back on receipt.
-    this.#recvWindow -= payload.length;
-    if (this.#recvWindow < 0) throw new ConnectionError(H2Error.FLOW_CONTROL_ERROR, "DATA beyond the connection's window");
+    if (this.#connectionUnacked + payload.length > CONNECTION_WINDOW) throw new ConnectionError(H2Error.FLOW_CONTROL_ERROR, "DATA beyond the connection's window");
     this.#credit(payload.length);
     const stream = this.#streams.get(id);
     // A stream this side has closed or reset: frames in flight when it ended are ignored. DATA after the client's
@@ -934,7 +930,7 @@ export class Http2Connection {
       if (existing.remoteClosed) return this.#streamError(id, H2Error.STREAM_CLOSED);
       if (!end || malformed || Object.keys(headers).some((name) => name.startsWith(":"))) return this.#streamError(id, H2Error.PROTOCOL_ERROR);
       existing.remoteClosed = true;
-      existing.onTrailers(true);
+      existing.onRemoteEnd();
       if (existing.localClosed) this.#remove(existing);
       return;
     }
@@ -954,7 +950,7 @@ export class Http2Connection {
     if (end) framed.remoteClosed = true;
     if (this.#options.take(framed, headers)) {
       this.#running++;
-      if (end) framed.onTrailers(true);
+      if (end) framed.onRemoteEnd();
       return;
     }
     this.#streams.delete(id);

@@ -200,7 +200,7 @@ function writeInteger(out: number[], value: number, prefixBits: number, pattern:
 }
 
 function writeString(out: number[], text: string): void {
-  writeInteger(out, Buffer.byteLength(text, "latin1"), 7, 0);
+  writeInteger(out, text.length, 7, 0);
   for (let i = 0; i < text.length; i++) out.push(text.charCodeAt(i) & 0xff);
 }
 
@@ -223,8 +223,8 @@ export function encodeHeaderBlock(status: number | undefined, headers: Readonly<
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name === ":status") continue;
+    const index = NAME_INDEX.get(name);
     for (const one of Array.isArray(value) ? value : [String(value)]) {
-      const index = NAME_INDEX.get(name);
       if (index !== undefined) writeInteger(out, index, 4, 0);
       else {
         out.push(0);
