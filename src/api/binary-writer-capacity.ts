@@ -1,4 +1,5 @@
-// protobuf-es's BinaryWriter (the one `toBinary` makes for every response) starts at 128 bytes and doubles as it
+// protobuf-es's BinaryWriter (the one `toBinary` makes for every response connect-node encodes: Connect and gRPC-Web
+// answers, and the unary gRPC path's few answers ./binary-encoder.ts leaves to toBinary) starts at 128 bytes and doubles as it
 // writes, so a progress answer of ~1 KiB goes through buffers of 128, 256, 512, 1024 and 2048 bytes, each zeroed
 // and each copy of the last. That was ~5 µs of a ~175 µs GetMemberStreak (bench/ingest.ts, CPU per call), for
 // nothing: `finish()` copies the written bytes out anyway, so a larger first buffer costs one allocation.
@@ -19,22 +20,6 @@ interface WriterInternals {
 }
 
 let installed: boolean | undefined;
-let firstBytes = FIRST_WRITER_BYTES;
-
-/**
- * Runs `encode` (synchronous: every writer it makes is made and finished inside it) with writers starting at
- * `bytes` instead, for encodings known to be small: the per-read fields of a reused progress answer and the
- * response around it are a few dozen bytes, and two zeroed 2 KiB buffers a read were garbage for nothing.
- */
-export function withFirstWriterBytes<T>(bytes: number, encode: () => T): T {
-  const before = firstBytes;
-  firstBytes = bytes;
-  try {
-    return encode();
-  } finally {
-    firstBytes = before;
-  }
-}
 
 /** Makes every BinaryWriter start with FIRST_WRITER_BYTES. Idempotent; true when in effect. */
 export function presizeBinaryWriters(): boolean {
@@ -43,7 +28,7 @@ export function presizeBinaryWriters(): boolean {
   const grow = prototype.ensureCapacity;
   if (typeof grow !== "function") return (installed = false);
   prototype.ensureCapacity = function ensureCapacity(this: WriterInternals, size: number): void {
-    if (this.buffer.length === 0) this.buffer = new Uint8Array(Math.max(firstBytes, size));
+    if (this.buffer.length === 0) this.buffer = new Uint8Array(Math.max(FIRST_WRITER_BYTES, size));
     grow.call(this, size);
   };
   return (installed = true);

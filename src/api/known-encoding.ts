@@ -9,10 +9,10 @@
 // per-read fields decodes to the whole message. A message is registered once it is complete; the per-read fields
 // may still be set after (a team added to a progress answer), the others must not change (nothing changes a
 // registered answer: callers only add to it the fields that are encoded per call).
-import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { binaryOf, isSharedResponse } from "./shared-responses.ts";
-import { withFirstWriterBytes } from "./binary-writer-capacity.ts";
+import { encodeBinary } from "./binary-encoder.ts";
 
 interface Known {
   readonly desc: DescMessage;
@@ -40,7 +40,7 @@ export function encodeWithout<Desc extends DescMessage>(desc: Desc, message: Mes
   const rest: Record<string, unknown> = { ...(message as unknown as Record<string, unknown>) };
   const empty = emptyOf(desc);
   for (const name of perCall) rest[name] = empty[name];
-  return toBinary(desc, rest as never);
+  return encodeBinary(desc, rest as never, 0, true);
 }
 
 /** Registers `message` (of type `desc`) as `prefix` followed by its `perCall` fields, as they are when encoded. */
@@ -49,18 +49,15 @@ export function withKnownEncoding<T extends Message>(desc: DescMessage, message:
   return message;
 }
 
-/** The first buffer of the writers of small encodings: per-call fields, and a response around a known answer. */
-const SMALL_WRITER_BYTES = 64;
-
 function perCallBytes(k: Known, message: object): Uint8Array {
   const values = message as Record<string, unknown>;
   const only: Record<string, unknown> = { ...emptyOf(k.desc) };
   for (const name of k.perCall) only[name] = values[name];
-  return withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(k.desc, only as never));
+  return encodeBinary(k.desc, only as never);
 }
 
 /**
- * `toBinary(desc, message)`, using the bytes already made for a shared response (./shared-responses.ts), or the known
+ * `toBinary(desc, message)`'s bytes (./binary-encoder.ts), using the bytes already made for a shared response (./shared-responses.ts), or the known
  * encoding of the message itself or of its singular message fields (a response wrapping a progress answer). The
  * bytes decode to the same message; fields may come out of number order.
  *
@@ -92,9 +89,9 @@ export function encodeMessage(desc: DescMessage, message: Message, headroom = 0)
     const tail = perCallBytes(inner, value);
     parts.push({ header: fieldHeader(field.number, inner.prefix.length + tail.length), prefix: inner.prefix, tail });
   }
-  if (others === undefined) return withHeadroom(toBinary(desc, message), headroom);
+  if (others === undefined) return encodeBinary(desc, message, headroom);
   // The other fields, then each known field (tag, length, kept bytes, per-call bytes), copied once into the answer.
-  const head = withFirstWriterBytes(SMALL_WRITER_BYTES, () => toBinary(desc, others as never));
+  const head = encodeBinary(desc, others as never);
   let length = head.length;
   for (const p of parts) length += p.header.length + p.prefix.length + p.tail.length;
   const out = Buffer.allocUnsafe(headroom + length);

@@ -3,7 +3,8 @@
 // no call can change what the others send, and the gRPC unary path (grpc-unary.ts) encodes it once and sends the
 // same bytes after that. Bytes fields (Uint8Array) cannot be frozen: a shared response must not carry any that
 // anything mutates.
-import { toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { encodeBinary } from "./binary-encoder.ts";
 
 /** Shared responses, with their binary encoding once it was made. */
 const shared = new WeakMap<object, Uint8Array | null>();
@@ -19,12 +20,12 @@ export function isSharedResponse(message: object): boolean {
   return shared.has(message);
 }
 
-/** `toBinary(schema, message)`, made once for a shared response and reused for it after that. */
+/** `toBinary(schema, message)`'s bytes (./binary-encoder.ts), made once for a shared response and reused for it after that. */
 export function binaryOf(schema: DescMessage, message: Message): Uint8Array {
   const known = shared.get(message);
-  if (known === undefined) return toBinary(schema, message);
+  if (known === undefined) return encodeBinary(schema, message);
   if (known !== null) return known;
-  const bytes = toBinary(schema, message);
+  const bytes = encodeBinary(schema, message, 0, true);
   shared.set(message, bytes);
   return bytes;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { FIRST_WRITER_BYTES, presizeBinaryWriters, withFirstWriterBytes } from "../../src/api/binary-writer-capacity.ts";
+import { FIRST_WRITER_BYTES, presizeBinaryWriters } from "../../src/api/binary-writer-capacity.ts";
 import { MemberStreakProgressSchema } from "../../src/gen/kindling/v1/member_streak_pb.js";
 
 const bufferOf = (w: BinaryWriter) => (w as unknown as { buffer: Uint8Array }).buffer;
@@ -29,24 +29,5 @@ describe("binary writer capacity", () => {
       expect(bytes.length).toBeGreaterThanOrEqual(size);
       expect(fromBinary(MemberStreakProgressSchema, bytes)).toEqual(message);
     }
-  });
-
-  it("presize/small_encodings_start_small_and_grow_when_they_are_not", () => {
-    presizeBinaryWriters();
-    const small = withFirstWriterBytes(64, () => {
-      const w = new BinaryWriter();
-      w.uint32(1);
-      return w;
-    });
-    expect(bufferOf(small).length).toBe(64);
-    // Outside, writers start at the full size again, also after an encoding that threw.
-    expect(() => withFirstWriterBytes(64, () => { throw new Error("boom"); })).toThrow("boom");
-    const after = new BinaryWriter();
-    after.uint32(1);
-    expect(bufferOf(after).length).toBe(FIRST_WRITER_BYTES);
-    // A "small" encoding that is not still encodes whole.
-    const message = create(MemberStreakProgressSchema, { memberExternalId: "y".repeat(500), currentCount: 3 });
-    const bytes = withFirstWriterBytes(64, () => toBinary(MemberStreakProgressSchema, message));
-    expect(fromBinary(MemberStreakProgressSchema, bytes)).toEqual(message);
   });
 });

@@ -49,7 +49,7 @@ describe("known encodings", () => {
   it("encoding/messages_without_a_known_encoding_are_encoded_as_toBinary_does", () => {
     const streak = create(MemberStreakProgressSchema, { id: "x", currentCount: 3, memberExternalId: "m" });
     const response = create(GetMemberStreakResponseSchema, { streak });
-    expect(encodeMessage(GetMemberStreakResponseSchema, response)).toEqual(toBinary(GetMemberStreakResponseSchema, response));
+    expect(Buffer.from(encodeMessage(GetMemberStreakResponseSchema, response))).toEqual(Buffer.from(toBinary(GetMemberStreakResponseSchema, response)));
   });
 
   it("encoding/headroom_leaves_room_before_the_same_bytes_on_every_path", () => {
