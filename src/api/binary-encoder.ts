@@ -43,10 +43,10 @@ export function encodeBinary(desc: DescMessage, message: Message, headroom = 0, 
 }
 
 /** `toBinary`'s bytes after `headroom` bytes left for the caller. */
-function viaToBinary(desc: DescMessage, message: Message, headroom: number): Uint8Array {
+function viaToBinary(desc: DescMessage, message: Message, headroom: number, exact: boolean): Uint8Array {
   const bytes = toBinary(desc, message);
   if (headroom === 0) return bytes;
-  const out = Buffer.allocUnsafe(headroom + bytes.length);
+  const out = exact ? Buffer.allocUnsafeSlow(headroom + bytes.length) : Buffer.allocUnsafe(headroom + bytes.length);
   out.set(bytes, headroom);
   return out;
 }
@@ -271,7 +271,7 @@ const bytesCode = (bytes: readonly number[]) => bytes.map((b) => `B[p++] = ${b};
  * `root`. Compiled once per answer type.
  */
 function compile(root: DescMessage): Encode {
-  if (delegated(root)) return (message, headroom) => viaToBinary(root, message, headroom);
+  if (delegated(root)) return (message, headroom, exact) => viaToBinary(root, message, headroom, exact);
   const order: DescMessage[] = [];
   const index = new Map<DescMessage, number>();
   const visit = (d: DescMessage) => {
@@ -330,7 +330,7 @@ function compile(root: DescMessage): Encode {
       // A value of another form (FALLBACK) or shape (a oneof that is not an object): toBinary encodes it, or raises
       // its own error for it.
       fallbacks++;
-      return viaToBinary(root, message, headroom);
+      return viaToBinary(root, message, headroom, exact);
     }
     const out = exact ? Buffer.allocUnsafeSlow(headroom + size) : Buffer.allocUnsafe(headroom + size);
     const end = passes.write(message, out, headroom);

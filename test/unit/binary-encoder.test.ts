@@ -152,6 +152,8 @@ function expectSameBytes(desc: DescMessage, message: Message): void {
   expect(Buffer.from(encodeBinary(desc, message)), desc.typeName).toEqual(expected);
   const withHeadroom = encodeBinary(desc, message, 5, true);
   expect(Buffer.from(withHeadroom.subarray(5)), `${desc.typeName} after headroom`).toEqual(expected);
+  // Kept bytes (`exact`) hold their own memory, not a slice of Node's shared pool.
+  expect(withHeadroom.buffer.byteLength).toBe(withHeadroom.byteLength);
 }
 
 // A proto2 file and an editions file with what the API's own messages never use: required fields, group
