@@ -7,8 +7,7 @@ import { create, toBinary, type DescMessage, type Message } from "@bufbuild/prot
 import { RecordActivityResponseSchema } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { GetMemberStreakResponseSchema } from "../src/gen/kindling/v1/member_streak_service_pb.js";
 import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../src/gen/kindling/v1/definition_pb.js";
-import { rulesFromMessage } from "../src/engine/definitions/definition-rules.ts";
-import type { CatalogDefinition } from "../src/engine/definitions/definition-catalog.ts";
+import { catalogDefinition } from "../test/support/catalog.ts";
 import { applyActivity, initialState } from "../src/domain/index.ts";
 import { activityMessage, streakResultMessage } from "../src/api/mappers/activity.mapper.ts";
 import { progressMessage } from "../src/api/mappers/progress.mapper.ts";
@@ -27,9 +26,7 @@ const message = create(StreakDefinitionSchema, {
     { threshold: 7, name: "A week", reward: { kind: RewardKind.COUPON, name: "10% off", value: "10% off your next order", fulfilmentMode: FulfilmentMode.CLAIM } },
   ],
 });
-const def: CatalogDefinition = {
-  id: message.id, tenantId: "t", state: "LIVE", version: 1, message, rules: rulesFromMessage(message), eventTypes: ["purchase"], startAt: null, endAt: null, pauses: [],
-};
+const def = catalogDefinition(message, { eventTypes: ["purchase"] });
 const applied = applyActivity(def.rules, initialState(def.rules), { id: "a1", occurredAt: DAY0 + HOUR, value: 60 }, { now: DAY0 + HOUR });
 const now = DAY0 + 2 * HOUR;
 const rewards = { unclaimed: [{ id: "5b0a3f4e-0000-4000-8000-00000000000a", definitionId: def.id, state: "AVAILABLE", threshold: 1, kind: "POINTS", points: 5, value: "", claimDeadlineAt: DAY0 + 30 * HOUR }], total: 1 };
@@ -42,7 +39,7 @@ const result = streakResultMessage(
   {
     definition: def, memberStreakId: "5b0a3f4e-0000-4000-8000-000000000003", applied: true, notAppliedReason: null, outcome: applied.outcome,
     state: applied.state, effects: applied.effects, rewards: [],
-  } as Parameters<typeof streakResultMessage>[0],
+  },
   "member-00042", rewards, now, undefined, false, () => undefined,
 );
 const record = create(RecordActivityResponseSchema, { activity, results: [result] });

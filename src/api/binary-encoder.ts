@@ -20,7 +20,7 @@
 //   fields as JSON objects), group encoding, required fields, or map keys other than strings and 32-bit integers:
 //   such a message is encoded by `toBinary` wherever it occurs (none of Kindling's own messages is).
 import { create, toBinary, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { FeatureSet_FieldPresence, isWrapperDesc } from "@bufbuild/protobuf/wkt";
 
 type Encode = (message: Message, headroom: number, exact: boolean) => Uint8Array;
 
@@ -51,14 +51,11 @@ function viaToBinary(desc: DescMessage, message: Message, headroom: number, exac
   return out;
 }
 
-// Field presence in descriptors (google.protobuf.FeatureSet.FieldPresence).
-const IMPLICIT = 2;
-const LEGACY_REQUIRED = 3;
 
 /** Whether `toBinary` handles the message type itself (see the header): it keeps its own code for those. */
 function delegated(desc: DescMessage): boolean {
   return desc.fields.some((f) => {
-    if (f.presence === LEGACY_REQUIRED) return true;
+    if (f.presence === FeatureSet_FieldPresence.LEGACY_REQUIRED) return true;
     if (f.fieldKind === "message" || f.fieldKind === "list" || f.fieldKind === "map") {
       if ("delimitedEncoding" in f && f.delimitedEncoding) return true;
       const child = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
@@ -187,7 +184,6 @@ const helpers = {
   isFloat32(v: unknown): boolean {
     return typeof v === "number" && (Number.isFinite(Math.fround(v)) || !Number.isFinite(v));
   },
-  hasOwnProperty: Object.prototype.hasOwnProperty,
   toBinary,
   create,
 };
@@ -306,11 +302,15 @@ function compile(root: DescMessage): Encode {
     source.push(`function s${k}(m) { let n = 0, v, l, i; ${size.join("\n")} return n; }`);
     source.push(`function w${k}(m, B, p) { let v, l; ${write.join("\n")} return p; }`);
   }
+  // The generated text is made here from descriptors alone (names quoted by JSON.stringify, numbers): no input of a
+  // call reaches it.
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
   const factory = new Function(
     "h",
     "D",
     `"use strict";
-     const { fb, varintSize, utf8Length, writeVarint, writeNegative, writeString, check64, zigzag64, varint64Size, writeVarint64, isFloat32, hasOwnProperty, toBinary, create } = h;
+     const { fb, varintSize, utf8Length, writeVarint, writeNegative, writeString, check64, zigzag64, varint64Size, writeVarint64, isFloat32, toBinary, create } = h;
+     const hasOwnProperty = Object.prototype.hasOwnProperty;
      // An undefined message where one is written (a oneof's value, a list element, a map value): an empty one, as toBinary writes.
      const E = [];
      const empty = (k) => E[k] ??= create(D[k]);
@@ -354,7 +354,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
         const oneof = JSON.stringify(f.oneof.localName);
         return { size: `v = m[${oneof}]; if (v.case === ${name}) { v = v.value; ${size} }`, write: `v = m[${oneof}]; if (v.case === ${name}) { v = v.value; ${write} }` };
       }
-      const set = f.presence === IMPLICIT ? implicitSet(f) : `v !== undefined && hasOwnProperty.call(m, ${name})`;
+      const set = f.presence === FeatureSet_FieldPresence.IMPLICIT ? implicitSet(f) : `v !== undefined && hasOwnProperty.call(m, ${name})`;
       return { size: `v = m[${name}]; if (${set}) { ${size} }`, write: `v = m[${name}]; if (${set}) { ${write} }` };
     }
     case "message": {

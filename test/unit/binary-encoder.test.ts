@@ -109,7 +109,7 @@ function populated(desc: DescMessage, next: () => number, depth: number): Messag
         value = enumValue(field, next);
         break;
       case "message":
-        if (field.oneof === undefined && wkt.isWrapperDesc(field.message)) value = scalarValue(field.message.fields[0]!.scalar!, next);
+        if (field.oneof === undefined && wkt.isWrapperDesc(field.message)) value = scalarValue(field.message.fields[0].scalar, next);
         else if (field.message.typeName === "google.protobuf.Struct" && desc.typeName !== "google.protobuf.Value") value = { a: 1, b: ["x", true, null] };
         else if (depth === 0 && next() < 0.5) value = undefined;
         else value = child(field.message);

@@ -5,8 +5,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../../src/gen/kindling/v1/definition_pb.js";
 import { GetMemberStreakResponseSchema } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { MemberStreakProgressSchema, TeamProgressSchema } from "../../src/gen/kindling/v1/member_streak_pb.js";
-import { rulesFromMessage } from "../../src/engine/definitions/definition-rules.ts";
-import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
+import { catalogDefinition } from "../support/catalog.ts";
 import { applyActivity, initialState } from "../../src/domain/index.ts";
 import { createProgressCache } from "../../src/api/mappers/progress-cache.ts";
 import { encodeMessage } from "../../src/api/known-encoding.ts";
@@ -22,9 +21,7 @@ const message = create(StreakDefinitionSchema, {
   condition: { type: ConditionType.COUNT, min: 1 },
   milestones: [{ threshold: 1, reward: { kind: RewardKind.POINTS, points: 5, fulfilmentMode: FulfilmentMode.CLAIM } }],
 });
-const def: CatalogDefinition = {
-  id: message.id, tenantId: "t", state: "LIVE", version: 1, message, rules: rulesFromMessage(message), eventTypes: [], startAt: null, endAt: null, pauses: [],
-};
+const def = catalogDefinition(message);
 const state = applyActivity(def.rules, initialState(def.rules), { id: "a", occurredAt: DAY0 + HOUR }, { now: DAY0 + HOUR }).state;
 const stored = { id: "s1", state, stateText: JSON.stringify(state), createdAt: DAY0, updatedAt: DAY0 + HOUR };
 const rewards = { unclaimed: [{ id: "r1", threshold: 1, kind: "POINTS", points: 5, value: "", claimDeadlineAt: DAY0 + 30 * HOUR }], total: 3 };

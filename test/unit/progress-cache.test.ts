@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../../src/gen/kindling/v1/definition_pb.js";
-import { rulesFromMessage } from "../../src/engine/definitions/definition-rules.ts";
+import { catalogDefinition } from "../support/catalog.ts";
 import type { CatalogDefinition } from "../../src/engine/definitions/definition-catalog.ts";
 import { applyActivity, initialState, type MemberStreakState } from "../../src/domain/index.ts";
 import { progressMessage, type RewardFacts } from "../../src/api/mappers/progress.mapper.ts";
@@ -29,10 +29,7 @@ function definition(version: number, extra: Record<string, unknown> = {}): Catal
     ],
     ...extra,
   });
-  return {
-    id: message.id, tenantId: "t", state: "LIVE", version, message, rules: rulesFromMessage(message), eventTypes: ["e"],
-    startAt: null, endAt: null, pauses: [],
-  };
+  return catalogDefinition(message, { eventTypes: ["e"], version });
 }
 
 describe("progress cache", () => {
