@@ -51,7 +51,6 @@ function viaToBinary(desc: DescMessage, message: Message, headroom: number, exac
   return out;
 }
 
-
 /** Whether `toBinary` handles the message type itself (see the header): it keeps its own code for those. */
 function delegated(desc: DescMessage): boolean {
   return desc.fields.some((f) => {
@@ -74,7 +73,7 @@ function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }
 
-/** The varint bytes of a tag, as source text writing them. */
+/** The varint bytes of a tag (written by the generated code as constants). */
 function tagBytes(number: number, wireType: number): number[] {
   const bytes: number[] = [];
   for (let v = ((number << 3) | wireType) >>> 0; ; v >>>= 7) {
