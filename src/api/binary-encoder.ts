@@ -13,9 +13,14 @@
 // fields last), so the bytes are equal; test/unit/binary-encoder.test.ts compares them for every message type of
 // the API with every field set.
 //
+// Each value is read twice (once by each pass), so messages must hold plain data, as `create`, `fromBinary` and `clone`
+// make them: a getter whose value changed between the passes would be written with the other's length (the length
+// check at the end catches only a changed total).
+//
 // Anything this does not cover goes to `toBinary` itself, which then also raises its own errors:
 // - a value not of its field's plain type (a number out of an int32's range, a string where a number belongs, a
-//   message of another type, a missing field): the size pass stops and the whole message is encoded by `toBinary`;
+//   message of another type, a missing field, unknown-field data that is not a Uint8Array): the size pass stops and
+//   the whole message is encoded by `toBinary`;
 // - message types with fields stored in another form than their message (wrapper fields as bare values, Struct
 //   fields as JSON objects), group encoding, required fields, or map keys other than strings and 32-bit integers:
 //   such a message is encoded by `toBinary` wherever it occurs (none of Kindling's own messages is).
@@ -296,7 +301,7 @@ function compile(root: DescMessage): Encode {
       size.push(code.size);
       write.push(code.write);
     }
-    size.push(`const u = m.$unknown; if (u !== undefined) for (let e = 0; e < u.length; e++) { const f = u[e]; n += varintSize(((f.no << 3) | f.wireType) >>> 0) + f.data.byteLength; }`);
+    size.push(`const u = m.$unknown; if (u !== undefined) for (let e = 0; e < u.length; e++) { const f = u[e]; if (!(f.data instanceof Uint8Array)) fb(); n += varintSize(((f.no << 3) | f.wireType) >>> 0) + f.data.byteLength; }`);
     write.push(`const u = m.$unknown; if (u !== undefined) for (let e = 0; e < u.length; e++) { const f = u[e]; p = writeVarint(B, p, ((f.no << 3) | f.wireType) >>> 0); B.set(f.data, p); p += f.data.byteLength; }`);
     source.push(`function s${k}(m) { let n = 0, v, l, i; ${size.join("\n")} return n; }`);
     source.push(`function w${k}(m, B, p) { let v, l; ${write.join("\n")} return p; }`);
@@ -321,20 +326,32 @@ function compile(root: DescMessage): Encode {
      return { size(m) { S.length = 0; X.length = 0; return s0(m); }, write(m, B, p) { c = 0; x = 0; return w0(m, B, p); } };`,
   ) as (h: typeof helpers, d: readonly DescMessage[]) => { size(m: Message): number; write(m: Message, b: Buffer, p: number): number };
   const passes = factory(helpers, descs);
+  // The passes keep their lengths in state of their own: an encoding started while one of this type is under way (a
+  // getter that encodes) goes to toBinary, so neither sees the other's lengths.
+  let busy = false;
   return (message, headroom, exact) => {
-    let size: number;
-    try {
-      size = passes.size(message);
-    } catch {
-      // A value of another form (FALLBACK) or shape (a oneof that is not an object): toBinary encodes it, or raises
-      // its own error for it.
+    if (busy) {
       fallbacks++;
       return viaToBinary(root, message, headroom, exact);
     }
-    const out = exact ? Buffer.allocUnsafeSlow(headroom + size) : Buffer.allocUnsafe(headroom + size);
-    const end = passes.write(message, out, headroom);
-    if (end !== headroom + size) throw new Error(`binary encoder: ${root.typeName} wrote ${end - headroom} bytes of ${size}`);
-    return out;
+    busy = true;
+    try {
+      let size: number;
+      try {
+        size = passes.size(message);
+      } catch {
+        // A value of another form (FALLBACK) or shape (a oneof that is not an object): toBinary encodes it, or raises
+        // its own error for it.
+        fallbacks++;
+        return viaToBinary(root, message, headroom, exact);
+      }
+      const out = exact ? Buffer.allocUnsafeSlow(headroom + size) : Buffer.allocUnsafe(headroom + size);
+      const end = passes.write(message, out, headroom);
+      if (end !== headroom + size) throw new Error(`binary encoder: ${root.typeName} wrote ${end - headroom} bytes of ${size}`);
+      return out;
+    } finally {
+      busy = false;
+    }
   };
 }
 
@@ -373,8 +390,8 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
         const k = index.get(f.message)!;
         const tag = tagBytes(f.number, WIRE_LEN);
         return {
-          size: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let x = v[e]; if (x === undefined) x = empty(${k}); n += ${tag.length}; i = S.length; S.push(0); l = s${k}(x); S[i] = l; n += varintSize(l) + l; }`,
-          write: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let x = v[e]; if (x === undefined) x = empty(${k}); ${bytesCode(tag)} p = writeVarint(B, p, S[c++]); p = w${k}(x, B, p); }`,
+          size: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let item = v[e]; if (item === undefined) item = empty(${k}); n += ${tag.length}; i = S.length; S.push(0); l = s${k}(item); S[i] = l; n += varintSize(l) + l; }`,
+          write: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let item = v[e]; if (item === undefined) item = empty(${k}); ${bytesCode(tag)} p = writeVarint(B, p, S[c++]); p = w${k}(item, B, p); }`,
         };
       }
       const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;

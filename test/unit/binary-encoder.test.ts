@@ -264,6 +264,25 @@ describe("binary encoder", () => {
     result.$unknown = [{ no: 900, wireType: 0, data: Uint8Array.of(0x96, 0x01) }, { no: 3, wireType: 2, data: Uint8Array.of(2, 0x68, 0x69) }];
     expectSameBytes(RecordActivityResponseSchema, create(RecordActivityResponseSchema, { results: [result] }));
     expectSameBytes(StreakResultSchema, result);
+    // Data of another typed array: toBinary writes its elements as bytes; never memory the size pass did not count.
+    result.$unknown = [{ no: 7, wireType: 2, data: new Uint16Array([0x0102, 0x0304]) as unknown as Uint8Array }];
+    expectSameBytes(StreakResultSchema, result);
+  });
+
+  it("binary_encoder/an_encoding_started_inside_another_of_the_same_type_gives_toBinary_bytes", () => {
+    const inner = create(StreakResultSchema, { definitionId: "inner", currentStreak: 2 });
+    const outer = create(RecordActivityResponseSchema, { results: [create(StreakResultSchema, { definitionId: "first" }), inner] });
+    // A getter that encodes a message of the same root type, also while the outer encoding is under way.
+    let nested: Uint8Array | undefined;
+    Object.defineProperty(outer.results[0]!, "message", {
+      enumerable: true,
+      get: () => {
+        nested = encodeBinary(RecordActivityResponseSchema, create(RecordActivityResponseSchema, { results: [inner] }));
+        return "hello";
+      },
+    });
+    expectSameBytes(RecordActivityResponseSchema, outer);
+    expect(Buffer.from(nested!)).toEqual(Buffer.from(toBinary(RecordActivityResponseSchema, create(RecordActivityResponseSchema, { results: [inner] }))));
   });
 
   it("binary_encoder/values_toBinary_refuses_raise_its_errors_and_values_it_converts_give_its_bytes", () => {
