@@ -6,8 +6,8 @@
 import { create, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { RecordActivityResponseSchema } from "../src/gen/kindling/v1/activity_service_pb.js";
 import { GetMemberStreakResponseSchema } from "../src/gen/kindling/v1/member_streak_service_pb.js";
-import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../src/gen/kindling/v1/definition_pb.js";
-import { catalogDefinition } from "../test/support/catalog.ts";
+import { ConditionType, RewardKind, FulfilmentMode } from "../src/gen/kindling/v1/definition_pb.js";
+import { catalogDefinition, dailyDefinitionMessage } from "../test/support/catalog.ts";
 import { applyActivity, initialState } from "../src/domain/index.ts";
 import { activityMessage, streakResultMessage } from "../src/api/mappers/activity.mapper.ts";
 import { progressMessage } from "../src/api/mappers/progress.mapper.ts";
@@ -16,17 +16,14 @@ import { encodeBinary } from "../src/api/binary-encoder.ts";
 const HOUR = 3_600_000;
 const DAY0 = Date.UTC(2026, 0, 5);
 
-const message = create(StreakDefinitionSchema, {
-  id: "00000000-0000-4000-8000-000000000002",
+const def = catalogDefinition(dailyDefinitionMessage({
   name: "Spend $50 a day",
-  window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
   condition: { type: ConditionType.SUM, min: 50 },
   milestones: [
     { threshold: 1, name: "First day", reward: { kind: RewardKind.POINTS, name: "Welcome", points: 5, fulfilmentMode: FulfilmentMode.CLAIM } },
     { threshold: 7, name: "A week", reward: { kind: RewardKind.COUPON, name: "10% off", value: "10% off your next order", fulfilmentMode: FulfilmentMode.CLAIM } },
   ],
-});
-const def = catalogDefinition(message, { eventTypes: ["purchase"] });
+}), { eventTypes: ["purchase"] });
 const applied = applyActivity(def.rules, initialState(def.rules), { id: "a1", occurredAt: DAY0 + HOUR, value: 60 }, { now: DAY0 + HOUR });
 const now = DAY0 + 2 * HOUR;
 const rewards = { unclaimed: [{ id: "5b0a3f4e-0000-4000-8000-00000000000a", definitionId: def.id, state: "AVAILABLE", threshold: 1, kind: "POINTS", points: 5, value: "", claimDeadlineAt: DAY0 + 30 * HOUR }], total: 1 };

@@ -26,6 +26,7 @@
 //   such a message is encoded by `toBinary` wherever it occurs (none of Kindling's own messages is).
 import { create, toBinary, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence, isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { WireType } from "@bufbuild/protobuf/wire";
 
 type Encode = (message: Message, headroom: number, exact: boolean) => Uint8Array;
 
@@ -47,13 +48,20 @@ export function encodeBinary(desc: DescMessage, message: Message, headroom = 0, 
   return encode(message, headroom, exact);
 }
 
-/** `toBinary`'s bytes after `headroom` bytes left for the caller. */
-function viaToBinary(desc: DescMessage, message: Message, headroom: number, exact: boolean): Uint8Array {
-  const bytes = toBinary(desc, message);
+/** Room for `length` bytes: a slice of Node's shared buffer pool unless `exact` (bytes that are kept). */
+const allocate = (length: number, exact: boolean): Buffer => (exact ? Buffer.allocUnsafeSlow(length) : Buffer.allocUnsafe(length));
+
+/** `bytes` after `headroom` bytes left for the caller (the same array when there is no headroom). */
+export function withHeadroom(bytes: Uint8Array, headroom: number, exact = false): Uint8Array {
   if (headroom === 0) return bytes;
-  const out = exact ? Buffer.allocUnsafeSlow(headroom + bytes.length) : Buffer.allocUnsafe(headroom + bytes.length);
+  const out = allocate(headroom + bytes.length, exact);
   out.set(bytes, headroom);
   return out;
+}
+
+/** `toBinary`'s bytes after `headroom` bytes left for the caller (toBinary's own array is exact). */
+function viaToBinary(desc: DescMessage, message: Message, headroom: number, exact: boolean): Uint8Array {
+  return withHeadroom(toBinary(desc, message), headroom, exact);
 }
 
 /** Whether `toBinary` handles the message type itself (see the header): it keeps its own code for those. */
@@ -78,35 +86,33 @@ function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }
 
-/** The varint bytes of a tag (written by the generated code as constants). */
-function tagBytes(number: number, wireType: number): number[] {
+/** `n` (a uint32) as varint bytes. */
+export function varintBytes(n: number): number[] {
   const bytes: number[] = [];
-  for (let v = ((number << 3) | wireType) >>> 0; ; v >>>= 7) {
+  for (let v = n >>> 0; ; v >>>= 7) {
     if (v < 0x80) return [...bytes, v];
     bytes.push((v & 0x7f) | 0x80);
   }
 }
 
-const WIRE_VARINT = 0;
-const WIRE_64 = 1;
-const WIRE_LEN = 2;
-const WIRE_32 = 5;
+/** The varint bytes of a tag (written by the generated code as constants). */
+export const tagBytes = (number: number, wireType: WireType): number[] => varintBytes((number << 3) | wireType);
 
-function wireTypeOf(type: ScalarType): number {
+function wireTypeOf(type: ScalarType): WireType {
   switch (type) {
     case ScalarType.STRING:
     case ScalarType.BYTES:
-      return WIRE_LEN;
+      return WireType.LengthDelimited;
     case ScalarType.DOUBLE:
     case ScalarType.FIXED64:
     case ScalarType.SFIXED64:
-      return WIRE_64;
+      return WireType.Bit64;
     case ScalarType.FLOAT:
     case ScalarType.FIXED32:
     case ScalarType.SFIXED32:
-      return WIRE_32;
+      return WireType.Bit32;
     default:
-      return WIRE_VARINT;
+      return WireType.Varint;
   }
 }
 
@@ -272,22 +278,25 @@ const bytesCode = (bytes: readonly number[]) => bytes.map((b) => `B[p++] = ${b};
  */
 function compile(root: DescMessage): Encode {
   if (delegated(root)) return (message, headroom, exact) => viaToBinary(root, message, headroom, exact);
-  const order: DescMessage[] = [];
+  const descs: DescMessage[] = [];
   const index = new Map<DescMessage, number>();
+  const toBinaryTypes = new Set<DescMessage>();
   const visit = (d: DescMessage) => {
     if (index.has(d)) return;
-    index.set(d, order.length);
-    order.push(d);
-    if (delegated(d)) return;
+    index.set(d, descs.length);
+    descs.push(d);
+    if (delegated(d)) {
+      toBinaryTypes.add(d);
+      return;
+    }
     for (const f of d.fields) {
       if (f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") || (f.fieldKind === "map" && f.mapKind === "message")) visit(f.message);
     }
   };
   visit(root);
-  const descs = order;
   const source: string[] = [];
   for (const [k, desc] of descs.entries()) {
-    if (delegated(desc)) {
+    if (toBinaryTypes.has(desc)) {
       // Encoded by toBinary in the size pass; the write pass copies its bytes.
       source.push(`function s${k}(m) { const bytes = toBinary(D[${k}], m); X.push(bytes); return bytes.length; }`);
       source.push(`function w${k}(m, B, p) { const bytes = X[x++]; B.set(bytes, p); return p + bytes.length; }`);
@@ -345,7 +354,7 @@ function compile(root: DescMessage): Encode {
         fallbacks++;
         return viaToBinary(root, message, headroom, exact);
       }
-      const out = exact ? Buffer.allocUnsafeSlow(headroom + size) : Buffer.allocUnsafe(headroom + size);
+      const out = allocate(headroom + size, exact);
       const end = passes.write(message, out, headroom);
       if (end !== headroom + size) throw new Error(`binary encoder: ${root.typeName} wrote ${end - headroom} bytes of ${size}`);
       return out;
@@ -375,7 +384,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
     }
     case "message": {
       const k = index.get(f.message)!;
-      const tag = tagBytes(f.number, WIRE_LEN);
+      const tag = tagBytes(f.number, WireType.LengthDelimited);
       const size = `n += ${tag.length}; i = S.length; S.push(0); l = s${k}(v); S[i] = l; n += varintSize(l) + l;`;
       const write = `${bytesCode(tag)} p = writeVarint(B, p, S[c++]); p = w${k}(v, B, p);`;
       if (f.oneof !== undefined) {
@@ -388,7 +397,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
     case "list": {
       if (f.listKind === "message") {
         const k = index.get(f.message)!;
-        const tag = tagBytes(f.number, WIRE_LEN);
+        const tag = tagBytes(f.number, WireType.LengthDelimited);
         return {
           size: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let item = v[e]; if (item === undefined) item = empty(${k}); n += ${tag.length}; i = S.length; S.push(0); l = s${k}(item); S[i] = l; n += varintSize(l) + l; }`,
           write: `v = m[${name}]; for (let e = 0; e < v.length; e++) { let item = v[e]; if (item === undefined) item = empty(${k}); ${bytesCode(tag)} p = writeVarint(B, p, S[c++]); p = w${k}(item, B, p); }`,
@@ -397,7 +406,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
       const type = f.listKind === "enum" ? ScalarType.INT32 : f.scalar;
       const value = scalarCode(type);
       if (f.packed) {
-        const tag = tagBytes(f.number, WIRE_LEN);
+        const tag = tagBytes(f.number, WireType.LengthDelimited);
         // The packed length is the elements' sizes; `n` is borrowed for it.
         return {
           size: `v = m[${name}]; if (v.length !== 0) { const outer = n; n = 0; i = S.length; S.push(0); for (let e = 0; e < v.length; e++) { const item = v[e]; { const v = item; ${value.size} } } S[i] = n; n = outer + ${tag.length} + varintSize(S[i]) + S[i]; }`,
@@ -411,7 +420,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
       };
     }
     case "map": {
-      const tag = tagBytes(f.number, WIRE_LEN);
+      const tag = tagBytes(f.number, WireType.LengthDelimited);
       const keyType = f.mapKey;
       const keyTag = tagBytes(1, wireTypeOf(keyType));
       const key = scalarCode(keyType);
@@ -422,7 +431,7 @@ function fieldCode(f: DescField, index: ReadonlyMap<DescMessage, number>): { siz
       let valueWrite: string;
       if (f.mapKind === "message") {
         const k = index.get(f.message)!;
-        const valueTag = tagBytes(2, WIRE_LEN);
+        const valueTag = tagBytes(2, WireType.LengthDelimited);
         valueSize = `let v = value; if (v === undefined) v = empty(${k}); n += ${valueTag.length}; const j = S.length; S.push(0); l = s${k}(v); S[j] = l; n += varintSize(l) + l;`;
         valueWrite = `let v = value; if (v === undefined) v = empty(${k}); ${bytesCode(valueTag)} p = writeVarint(B, p, S[c++]); p = w${k}(v, B, p);`;
       } else {

@@ -12,7 +12,7 @@
 import { create, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { binaryOf, isSharedResponse } from "./shared-responses.ts";
-import { encodeBinary } from "./binary-encoder.ts";
+import { encodeBinary, tagBytes, varintBytes, withHeadroom } from "./binary-encoder.ts";
 
 interface Known {
   readonly desc: DescMessage;
@@ -106,30 +106,7 @@ export function encodeMessage(desc: DescMessage, message: Message, headroom = 0)
   return out;
 }
 
-/** `bytes` after `headroom` bytes left for the caller (the same array when there is no headroom). */
-function withHeadroom(bytes: Uint8Array, headroom: number): Uint8Array {
-  if (headroom === 0) return bytes;
-  const out = Buffer.allocUnsafe(headroom + bytes.length);
-  out.set(bytes, headroom);
-  return out;
-}
-
 /** The tag (wire type LEN) and length of a message field, as varints. */
 function fieldHeader(number: number, length: number): Uint8Array {
-  const bytes: number[] = [];
-  for (let v = ((number << 3) | WireType.LengthDelimited) >>> 0; ; v >>>= 7) {
-    if (v < 0x80) {
-      bytes.push(v);
-      break;
-    }
-    bytes.push((v & 0x7f) | 0x80);
-  }
-  for (let v = length >>> 0; ; v >>>= 7) {
-    if (v < 0x80) {
-      bytes.push(v);
-      break;
-    }
-    bytes.push((v & 0x7f) | 0x80);
-  }
-  return Uint8Array.from(bytes);
+  return Uint8Array.from([...tagBytes(number, WireType.LengthDelimited), ...varintBytes(length)]);
 }

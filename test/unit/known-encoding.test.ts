@@ -2,10 +2,10 @@
 // plus its per-read fields, and decodes to exactly the message the plain encoder's bytes decode to.
 import { describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { StreakDefinitionSchema, CalendarPeriod, ConditionType, RewardKind, FulfilmentMode } from "../../src/gen/kindling/v1/definition_pb.js";
+import { RewardKind, FulfilmentMode } from "../../src/gen/kindling/v1/definition_pb.js";
 import { GetMemberStreakResponseSchema } from "../../src/gen/kindling/v1/member_streak_service_pb.js";
 import { MemberStreakProgressSchema, TeamProgressSchema } from "../../src/gen/kindling/v1/member_streak_pb.js";
-import { catalogDefinition } from "../support/catalog.ts";
+import { catalogDefinition, dailyDefinitionMessage } from "../support/catalog.ts";
 import { applyActivity, initialState } from "../../src/domain/index.ts";
 import { createProgressCache } from "../../src/api/mappers/progress-cache.ts";
 import { encodeMessage } from "../../src/api/known-encoding.ts";
@@ -14,14 +14,9 @@ import { shareResponse } from "../../src/api/shared-responses.ts";
 const HOUR = 3_600_000;
 const DAY0 = Date.UTC(2026, 0, 5);
 
-const message = create(StreakDefinitionSchema, {
-  id: "00000000-0000-4000-8000-000000000002",
-  name: "Daily",
-  window: { kind: { case: "calendar", value: { period: CalendarPeriod.DAILY, timeZone: "UTC", resetTime: "00:00" } } },
-  condition: { type: ConditionType.COUNT, min: 1 },
+const def = catalogDefinition(dailyDefinitionMessage({
   milestones: [{ threshold: 1, reward: { kind: RewardKind.POINTS, points: 5, fulfilmentMode: FulfilmentMode.CLAIM } }],
-});
-const def = catalogDefinition(message);
+}));
 const state = applyActivity(def.rules, initialState(def.rules), { id: "a", occurredAt: DAY0 + HOUR }, { now: DAY0 + HOUR }).state;
 const stored = { id: "s1", state, stateText: JSON.stringify(state), createdAt: DAY0, updatedAt: DAY0 + HOUR };
 const rewards = { unclaimed: [{ id: "r1", threshold: 1, kind: "POINTS", points: 5, value: "", claimDeadlineAt: DAY0 + 30 * HOUR }], total: 3 };
